@@ -1,0 +1,242 @@
+"""The on-disk layout of precomputed artifacts: the only module that knows file names.
+
+Layout under an artifacts root (``--out``, default ``./artifacts``)::
+
+    index.json                                  the one index: what was computed, how, with which versions
+    <dataset>/manifest.parquet                  one row per image: id, path, label, width, height
+    <dataset>/report.json                       run report: skipped files with reasons, models used and why
+    <dataset>/baseline.parquet                  scores of a random ranking (labeled datasets only)
+    <dataset>/thumbs/<id>.jpg                   thumbnails the app serves by id
+    <dataset>/<model>/<layer>/features.npy      float32 (n_images, dim), row i = manifest row i
+    <dataset>/<model>/<layer>/umap.npy          float32 (n_images, 2)
+    <dataset>/<model>/<layer>/neighbors-<metric>.npz   indices int32 (n, top_n), distances float32 (n, top_n)
+    <dataset>/<model>/<layer>/scores-<metric>.parquet  per-query retrieval scores (labeled datasets only)
+    <dataset>/<model>/<layer>/index-<metric>.faiss     approximate index, only above the exact-search threshold
+
+Every write goes to a temporary sibling and is renamed into place, so a crash or Ctrl-C never
+leaves a half-written file under its final name; a rerun sees only finished files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SCHEMA_VERSION = 1
+INDEX_FILE = "index.json"
+
+# Names become path components and URL parts: keep them to a safe alphabet.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+
+
+class ArtifactError(RuntimeError):
+    """An artifact is missing, from another schema version, or inconsistent."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Return ``name`` if it is safe as a single path component, else raise ValueError."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
+        raise ValueError(
+            f"Invalid {what} {name!r}: use letters, digits and . _ + - (no slashes, at most 128 characters)."
+        )
+    return name
+
+
+# ---------------------------------------------------------------------------------------------- paths
+
+
+def index_path(root: Path) -> Path:
+    return Path(root) / INDEX_FILE
+
+
+def dataset_dir(root: Path, dataset: str) -> Path:
+    return Path(root) / check_name(dataset, "dataset name")
+
+
+def manifest_path(root: Path, dataset: str) -> Path:
+    return dataset_dir(root, dataset) / "manifest.parquet"
+
+
+def report_path(root: Path, dataset: str) -> Path:
+    return dataset_dir(root, dataset) / "report.json"
+
+
+def baseline_path(root: Path, dataset: str) -> Path:
+    return dataset_dir(root, dataset) / "baseline.parquet"
+
+
+def thumbs_dir(root: Path, dataset: str) -> Path:
+    return dataset_dir(root, dataset) / "thumbs"
+
+
+def thumb_path(root: Path, dataset: str, image_id: int) -> Path:
+    return thumbs_dir(root, dataset) / f"{int(image_id)}.jpg"
+
+
+def layer_dir(root: Path, dataset: str, model: str, layer: str) -> Path:
+    return dataset_dir(root, dataset) / check_name(model, "model name") / check_name(layer, "layer name")
+
+
+def features_path(root: Path, dataset: str, model: str, layer: str) -> Path:
+    return layer_dir(root, dataset, model, layer) / "features.npy"
+
+
+def umap_path(root: Path, dataset: str, model: str, layer: str) -> Path:
+    return layer_dir(root, dataset, model, layer) / "umap.npy"
+
+
+def neighbors_path(root: Path, dataset: str, model: str, layer: str, metric: str) -> Path:
+    return layer_dir(root, dataset, model, layer) / f"neighbors-{check_name(metric, 'metric')}.npz"
+
+
+def scores_path(root: Path, dataset: str, model: str, layer: str, metric: str) -> Path:
+    return layer_dir(root, dataset, model, layer) / f"scores-{check_name(metric, 'metric')}.parquet"
+
+
+def faiss_index_path(root: Path, dataset: str, model: str, layer: str, metric: str) -> Path:
+    return layer_dir(root, dataset, model, layer) / f"index-{check_name(metric, 'metric')}.faiss"
+
+
+def relative(root: Path, path: Path) -> str:
+    """Path as stored in the index: relative to the root, with forward slashes."""
+    return Path(path).relative_to(root).as_posix()
+
+
+# ---------------------------------------------------------------------------------------- atomic writes
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    The temporary name keeps the final suffix, because some writers (``np.save``) append one otherwise.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_json(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=False, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"Cannot read {path}: {exc}. Delete it and rerun precompute.") from exc
+
+
+def write_array(path: Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp:
+        np.save(tmp, np.ascontiguousarray(array))
+
+
+def read_array(path: Path, mmap: bool = False) -> np.ndarray:
+    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+
+
+@contextlib.contextmanager
+def open_array_writer(path: Path, shape: tuple[int, ...], dtype: Any = np.float32) -> Iterator[np.ndarray]:
+    """A writable memory-mapped ``.npy`` that appears under ``path`` only once the block finishes.
+
+    Lets large feature matrices be filled chunk by chunk without holding them in memory.
+    """
+    with atomic_path(path) as tmp:
+        array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        try:
+            yield array
+            array.flush()
+        finally:
+            del array
+
+
+def write_neighbors(path: Path, indices: np.ndarray, distances: np.ndarray) -> None:
+    if indices.shape != distances.shape:
+        raise ValueError(f"indices {indices.shape} and distances {distances.shape} differ in shape")
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, indices=indices.astype(np.int32), distances=distances.astype(np.float32))
+
+
+def read_neighbors(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return data["indices"], data["distances"]
+
+
+def write_table(path: Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=True)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return value.as_posix()
+    raise TypeError(f"Not JSON serialisable: {type(value).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------- index
+
+
+def empty_index() -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "datasets": {}}
+
+
+def read_index(root: Path) -> dict[str, Any]:
+    """Read ``index.json``; an absent index is an empty one, another schema version is an error."""
+    path = index_path(root)
+    if not path.exists():
+        return empty_index()
+    index = read_json(path)
+    version = index.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{path} has schema version {version!r}, this code reads version {SCHEMA_VERSION}. "
+            "Recompute with `precompute --force` or use the matching release."
+        )
+    return index
+
+
+def write_index(root: Path, index: dict[str, Any]) -> None:
+    index["schema_version"] = SCHEMA_VERSION
+    write_json(index_path(root), index)
+
+
+def update_index(root: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read the index, apply ``change`` in place, write it back atomically; returns the new index."""
+    index = read_index(root)
+    change(index)
+    write_index(root, index)
+    return index
+
+
+def read_manifest(root: Path, dataset: str) -> pd.DataFrame:
+    path = manifest_path(root, dataset)
+    if not path.exists():
+        raise ArtifactError(f"No manifest at {path}. Run `precompute DATASET_DIR --out {root}` first.")
+    return read_table(path)
