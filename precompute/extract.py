@@ -1,0 +1,162 @@
+"""Feature extraction: one forward pass per batch yields every chosen layer, pooled to vectors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+POOLINGS = ("avg", "max")
+
+
+def available_layers(base: Any) -> list[str]:
+    """Names of the layers a feature can be read from (those with a spatial or vector output)."""
+    names = []
+    for layer in base.layers:
+        try:
+            rank = len(layer.output.shape)
+        except (AttributeError, ValueError):
+            continue
+        if rank in (2, 4) and layer.__class__.__name__ != "InputLayer":
+            names.append(layer.name)
+    return names
+
+
+def check_layers(base: Any, layers: Sequence[str], backbone_name: str = "") -> list[str]:
+    """Return ``layers`` if all exist in ``base``; else a ValueError that lists the valid names."""
+    valid = available_layers(base)
+    unknown = [name for name in layers if name not in valid]
+    if unknown:
+        raise ValueError(
+            f"Unknown layer(s) {', '.join(map(repr, unknown))} for {backbone_name or base.name}. "
+            f"Valid layer names ({len(valid)}): {', '.join(valid)}"
+        )
+    if len(set(layers)) != len(layers):
+        raise ValueError(f"Layer names repeat in {list(layers)}.")
+    return list(layers)
+
+
+def build_feature_model(base: Any, layers: Sequence[str], pooling: str = "avg", flatten: bool = False) -> Any:
+    """A model with one output per layer: global-pooled (or flattened) float32 vectors.
+
+    Pooling inside the graph keeps the big feature maps off the Python side.
+    """
+    import keras
+
+    if pooling not in POOLINGS:
+        raise ValueError(f"Unknown pooling {pooling!r}; valid: {', '.join(POOLINGS)}.")
+    outputs = []
+    for name in layers:
+        tensor = base.get_layer(name).output
+        if len(tensor.shape) == 4:
+            if flatten:
+                tensor = keras.layers.Flatten(name=f"{name}__flat")(tensor)
+            elif pooling == "avg":
+                tensor = keras.layers.GlobalAveragePooling2D(name=f"{name}__gap")(tensor)
+            else:
+                tensor = keras.layers.GlobalMaxPooling2D(name=f"{name}__gmp")(tensor)
+        outputs.append(tensor)
+    return keras.Model(base.inputs, outputs, name=f"{base.name}_features")
+
+
+def feature_dims(feature_model: Any) -> list[int]:
+    return [int(out.shape[-1]) for out in feature_model.outputs]
+
+
+@dataclass(frozen=True)
+class ExtractionTiming:
+    n_images: int
+    seconds: float  # forward passes only (decoding runs beside them in threads)
+    wall_seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.n_images / self.seconds if self.seconds else float("nan")
+
+    @property
+    def ms_per_image(self) -> float:
+        return 1000.0 * self.seconds / self.n_images if self.n_images else float("nan")
+
+
+def run_feature_model(feature_model: Any, batch: np.ndarray) -> list[np.ndarray]:
+    """One forward pass of a preprocessed batch; always a list, one array per layer."""
+    outputs = feature_model(batch, training=False)
+    if not isinstance(outputs, list | tuple):
+        outputs = [outputs]
+    return [np.asarray(out, dtype=np.float32) for out in outputs]
+
+
+def extract_to_files(
+    feature_model: Any,
+    batches: Iterable[np.ndarray],
+    preprocess: Any,
+    n_images: int,
+    paths: Sequence[Path],
+    progress: bool = True,
+    desc: str = "extract",
+) -> ExtractionTiming:
+    """Run every batch once and write each layer's vectors to its ``.npy`` file, chunk by chunk.
+
+    Files appear under their names only when every image is done (memory stays bounded: one batch).
+    """
+    from tqdm.auto import tqdm
+
+    from precompute.artifacts import open_array_writer
+
+    dims = feature_dims(feature_model)
+    if len(paths) != len(dims):
+        raise ValueError(f"{len(paths)} output paths for {len(dims)} layers")
+    compute_seconds, start_wall, row = 0.0, time.perf_counter(), 0
+    with ExitStack() as stack, tqdm(total=n_images, desc=desc, unit="img", disable=not progress) as bar:
+        writers = [stack.enter_context(open_array_writer(p, (n_images, d))) for p, d in zip(paths, dims, strict=True)]
+        for batch in batches:
+            t0 = time.perf_counter()
+            outputs = run_feature_model(feature_model, preprocess(batch))
+            compute_seconds += time.perf_counter() - t0
+            for writer, out in zip(writers, outputs, strict=True):
+                writer[row : row + len(batch)] = out
+            row += len(batch)
+            bar.update(len(batch))
+        if row != n_images:
+            raise RuntimeError(f"Extracted {row} images, expected {n_images}")
+    return ExtractionTiming(n_images, compute_seconds, time.perf_counter() - start_wall)
+
+
+def extract_array(feature_model: Any, images: np.ndarray, preprocess: Any, batch_size: int = 32) -> list[np.ndarray]:
+    """Features of in-memory images (n, h, w, 3) in 0..255: one array (n, dim) per layer."""
+    chunks = [run_feature_model(feature_model, preprocess(images[i : i + batch_size]))
+              for i in range(0, len(images), batch_size)]
+    return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+
+def load_extractor(model_config: dict[str, Any], layers: Sequence[str]) -> Any:
+    """Rebuild the exact feature model a precompute run used, from its index ``config`` entry.
+
+    Returns ``extract(images (n, h, w, 3) uint8/float 0..255) -> list of (n, dim)``, resizing nothing:
+    callers pass images already at ``model_config['input_size']``. Used by the app for uploads.
+    """
+    from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
+
+    backbone = get_backbone(model_config["backbone"])
+    source = model_config["weights_source"]
+    if source in ("file", "nsfwjs"):
+        weights = ResolvedWeights(source, model_config["weights_file"], source)
+    elif source == "random":
+        weights = resolve_weights(backbone, "random", seed=model_config.get("seed") or 0)
+    else:
+        weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
+    base = build_base(backbone, weights, model_config["input_size"])
+    check_layers(base, layers, backbone.name)
+    pooling = model_config.get("pooling", "avg")
+    feature_model = build_feature_model(base, layers, "avg" if pooling == "flatten" else pooling,
+                                        flatten=pooling == "flatten")
+
+    def extract(images: np.ndarray) -> list[np.ndarray]:
+        return extract_array(feature_model, np.asarray(images, dtype=np.float32), backbone.preprocess)
+
+    return extract

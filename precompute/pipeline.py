@@ -1,0 +1,338 @@
+"""The precompute run: dataset -> features per (model, layer) -> rankings, scores, UMAP, all resumable.
+
+Each unit of work (a model's features, a layer's UMAP, a metric's rankings and scores) is written
+atomically and recorded in the index right after; a rerun skips what the index and disk agree is
+done with the same parameters, unless ``force``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from precompute import artifacts as art
+from precompute.backbones import (
+    BACKBONES,
+    Backbone,
+    WeightsUnavailableError,
+    build_base,
+    count_flops,
+    get_backbone,
+    model_key,
+    resolve_weights,
+)
+from precompute.datasets import build_manifest, dataset_name, load_batches
+from precompute.extract import POOLINGS, build_feature_model, check_layers, extract_to_files
+from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
+
+log = logging.getLogger(__name__)
+
+# What `--backbones auto` tries, in order; each one that cannot get weights here is skipped with its reason.
+AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "mobilenetv2",
+               "efficientnet-lite0:random", "pixels")
+SCORE_KS = (1, 5, 10, 15)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A backbone with a weight source and optional layers, e.g. from ``vgg16:random``."""
+
+    backbone: str
+    weights: str = "auto"
+    layers: tuple[str, ...] | None = None
+
+
+@dataclass
+class RunConfig:
+    dataset_dir: Path
+    out: Path = Path("artifacts")
+    models: list[ModelSpec] = field(default_factory=lambda: [parse_model_spec(s) for s in AUTO_MODELS])
+    auto_models: bool = False  # skip (rather than fail on) models whose weights are unavailable
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    pooling: str = "avg"
+    top_n: int = 50
+    batch_size: int = 32
+    input_size: int | None = None
+    umap_neighbors: int = 15
+    umap_min_dist: float = 0.1
+    seed: int = 0
+    force: bool = False
+    progress: bool = True
+    name: str | None = None
+
+    def validate(self) -> None:
+        if not Path(self.dataset_dir).is_dir():
+            raise ValueError(f"Dataset folder {self.dataset_dir} does not exist.")
+        for metric in self.metrics:
+            parse_metric(metric)
+        for spec in self.models:
+            get_backbone(spec.backbone)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"Unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}.")
+        if self.top_n < 1 or self.batch_size < 1:
+            raise ValueError("--top-n and --batch-size must be at least 1.")
+
+
+def parse_model_spec(text: str, weights: str = "auto") -> ModelSpec:
+    """``vgg16`` or ``vgg16:random`` (``backbone[:weights]``) -> ModelSpec, checked against the registry."""
+    name, _, source = text.partition(":")
+    get_backbone(name)
+    return ModelSpec(name, source or weights)
+
+
+def _versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "scikit-learn", "umap-learn", "pandas",
+                    "faiss-cpu", "semantic-image-search-playground"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class Run:
+    """One precompute run over one dataset. ``Run(config).execute()`` returns the summary table."""
+
+    def __init__(self, config: RunConfig) -> None:
+        config.validate()
+        self.config = config
+        self.root = Path(config.out)
+        self.dataset = config.name or dataset_name(config.dataset_dir)
+        art.check_name(self.dataset, "dataset name")
+        self.report: dict[str, Any] = {"dataset": self.dataset, "source": str(Path(config.dataset_dir).resolve()),
+                                       "started": _now(), "models": {}, "skipped_files": []}
+
+    # -------------------------------------------------------------------------------------- dataset
+    def prepare_dataset(self) -> pd.DataFrame:
+        root, ds, cfg = self.root, self.dataset, self.config
+        entry = art.read_index(root)["datasets"].get(ds)
+        path = art.manifest_path(root, ds)
+        if entry and path.exists() and not cfg.force:
+            self.report["skipped_files"] = entry.get("skipped_files", [])
+            return art.read_table(path)
+        manifest, skipped, labeled = build_manifest(cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress)
+        art.write_table(path, manifest)
+        self.report["skipped_files"] = skipped
+        labels = manifest["label"]
+        class_counts = labels.value_counts().sort_index().to_dict() if labeled else {}
+
+        def change(index: dict) -> None:
+            old = index["datasets"].get(ds, {})
+            index["datasets"][ds] = {
+                "source": self.report["source"], "n_images": len(manifest), "labeled": labeled,
+                "classes": sorted(class_counts), "class_counts": class_counts,
+                "manifest": art.relative(root, path), "thumbs": art.relative(root, art.thumbs_dir(root, ds)),
+                "report": art.relative(root, art.report_path(root, ds)),
+                "skipped_files": skipped, "created": old.get("created", _now()),
+                # A new manifest invalidates every model computed on the old one.
+                "models": {} if cfg.force or old.get("n_images") != len(manifest) else old.get("models", {}),
+            }
+        art.update_index(root, change)
+        return manifest
+
+    def write_baseline(self, manifest: pd.DataFrame) -> None:
+        from precompute.scores import random_baseline
+
+        path = art.baseline_path(self.root, self.dataset)
+        if path.exists() and not self.config.force:
+            return
+        baseline = random_baseline(manifest["label"].to_numpy(), ks=SCORE_KS, seed=self.config.seed)
+        art.write_table(path, baseline)
+        summary = _summary_row(baseline)
+        art.update_index(self.root, lambda index: index["datasets"][self.dataset].update(
+            baseline={"path": art.relative(self.root, path), "summary": summary}))
+
+    # -------------------------------------------------------------------------------------- models
+    def run_model(self, spec: ModelSpec, manifest: pd.DataFrame, labeled: bool) -> None:
+        cfg, root, ds = self.config, self.root, self.dataset
+        backbone = get_backbone(spec.backbone)
+        weights = resolve_weights(backbone, spec.weights, seed=cfg.seed)
+        key = model_key(backbone.name, weights.source)
+        layers = list(spec.layers or weights.default_layers or backbone.default_layers)
+        input_size = cfg.input_size if cfg.input_size and backbone.name != "pixels" else backbone.input_size
+        model_config = {"backbone": backbone.name, "weights_source": weights.source,
+                        "weights_file": weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
+                        "seed": weights.seed, "input_size": input_size,
+                        "pooling": "flatten" if backbone.flatten else cfg.pooling}
+        entry = art.read_index(root)["datasets"][ds]["models"].get(key)
+        if entry and entry.get("config") != model_config:
+            log.info("%s: parameters changed since the last run, recomputing", key)
+            entry = None
+        stale = cfg.force or entry is None
+        todo = [name for name in layers
+                if stale or name not in entry.get("layers", {}) or not art.features_path(root, ds, key, name).exists()]
+        self.report["models"][key] = {"status": "running", "weights": weights.description,
+                                      "reason": weights.reason, "layers": layers}
+        if todo:
+            self._extract(backbone, weights, key, todo, manifest, input_size, model_config, fresh=stale)
+        for order, name in enumerate(layers):
+            self._layer_products(key, name, order, manifest, labeled)
+        self.report["models"][key]["status"] = "done"
+
+    def _extract(self, backbone: Backbone, weights: Any, key: str, layers: list[str], manifest: pd.DataFrame,
+                 input_size: int, model_config: dict, fresh: bool) -> None:
+        import keras
+
+        cfg, root, ds = self.config, self.root, self.dataset
+        keras.backend.clear_session()
+        base = build_base(backbone, weights, input_size)
+        check_layers(base, layers, backbone.name)
+        feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
+        batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, cfg.batch_size)
+        paths = [art.features_path(root, ds, key, name) for name in layers]
+        timing = extract_to_files(feature_model, batches, backbone.preprocess, len(manifest), paths,
+                                  progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
+        n_params = int(base.count_params())
+        cost = {"n_params": n_params, "weights_mb": round(n_params * 4 / 1e6, 2),
+                "gflops_per_image": round(count_flops(base) / 1e9, 4),
+                "images_per_second": round(timing.images_per_second, 2),
+                "ms_per_image": round(timing.ms_per_image, 3), "batch_size": cfg.batch_size,
+                "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2),
+                "device": platform.processor() or platform.machine(), "measured": _now()}
+        layer_costs = {}
+        for name in layers:
+            sub = keras.Model(base.inputs, base.get_layer(name).output)
+            layer_costs[name] = {"n_params": int(sub.count_params()), "gflops": round(count_flops(sub) / 1e9, 4)}
+
+        def change(index: dict) -> None:
+            models = index["datasets"][ds]["models"]
+            old = {} if fresh else models.get(key, {})
+            entry = {"backbone": backbone.name, "description": backbone.description,
+                     "weights": {"source": weights.source, "description": weights.description,
+                                 "reason": weights.reason},
+                     "config": model_config, "cost": cost, "layers": old.get("layers", {})}
+            for name, path in zip(layers, paths, strict=True):
+                entry["layers"][name] = {"dim": int(np.load(path, mmap_mode="r").shape[1]),
+                                         "features": art.relative(root, path), **layer_costs[name], "metrics": {}}
+            models[key] = entry
+        art.update_index(root, change)
+        del feature_model, base
+        keras.backend.clear_session()
+
+    def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool) -> None:
+        from precompute.embed import compute_umap
+        from precompute.scores import compute_query_scores
+
+        cfg, root, ds = self.config, self.root, self.dataset
+        features = art.read_array(art.features_path(root, ds, key, layer), mmap=True)
+        entry = art.read_index(root)["datasets"][ds]["models"][key]["layers"][layer]
+        updates: dict[str, Any] = {"order": order}
+        umap_params = {"n_neighbors": cfg.umap_neighbors, "min_dist": cfg.umap_min_dist, "metric": "euclidean",
+                       "seed": cfg.seed}
+        upath = art.umap_path(root, ds, key, layer)
+        if cfg.force or entry.get("umap_params") != umap_params or not upath.exists():
+            coords = compute_umap(np.asarray(features), n_neighbors=cfg.umap_neighbors,
+                                  min_dist=cfg.umap_min_dist, seed=cfg.seed)
+            art.write_array(upath, coords)
+            updates.update(umap=art.relative(root, upath), umap_params=umap_params)
+        metrics = dict(entry.get("metrics", {}))
+        for metric in cfg.metrics:
+            done = metrics.get(metric, {})
+            npath = art.neighbors_path(root, ds, key, layer, metric)
+            spath = art.scores_path(root, ds, key, layer, metric)
+            if (not cfg.force and done.get("top_n") == cfg.top_n and npath.exists()
+                    and (not labeled or spath.exists())):
+                continue
+            t0 = time.perf_counter()
+            indices, distances = rank_neighbors(features, metric, cfg.top_n)
+            rank_seconds = time.perf_counter() - t0
+            art.write_neighbors(npath, indices, distances)
+            result = {"neighbors": art.relative(root, npath), "top_n": int(indices.shape[1]), "search": "exact",
+                      "rank_seconds": round(rank_seconds, 3)}
+            if labeled:
+                scores = compute_query_scores(indices, manifest["label"].to_numpy(), ks=SCORE_KS)
+                art.write_table(spath, scores)
+                result.update(scores=art.relative(root, spath), summary=_summary_row(_summarize(scores)))
+            metrics[metric] = result
+        updates["metrics"] = metrics
+        art.update_index(root, lambda index: index["datasets"][ds]["models"][key]["layers"][layer].update(updates))
+
+    # -------------------------------------------------------------------------------------- run
+    def execute(self) -> pd.DataFrame:
+        cfg = self.config
+        start = time.perf_counter()
+        art.update_index(self.root, lambda index: index.setdefault("versions", {}).update(_versions()))
+        manifest = self.prepare_dataset()
+        labeled = bool(manifest["label"].notna().all())
+        if labeled:
+            self.write_baseline(manifest)
+        if len(manifest) < 2:
+            raise ValueError(f"{cfg.dataset_dir} has {len(manifest)} usable image; at least 2 are needed to search.")
+        for spec in cfg.models:
+            try:
+                self.run_model(spec, manifest, labeled)
+            except WeightsUnavailableError as exc:
+                if not cfg.auto_models:
+                    raise
+                self.report["models"][f"{spec.backbone}:{spec.weights}"] = {"status": "skipped", "reason": str(exc)}
+                log.warning("skipped %s: %s", spec.backbone, exc)
+            finally:
+                self._write_report(time.perf_counter() - start)
+        return summarize_run(self.root, self.dataset)
+
+    def _write_report(self, seconds: float) -> None:
+        self.report.update(finished=_now(), seconds=round(seconds, 1), config=_jsonable(asdict(self.config)))
+        art.write_json(art.report_path(self.root, self.dataset), self.report)
+
+
+def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
+    from precompute.scores import summarize_scores
+
+    return summarize_scores(scores)
+
+
+def _summary_row(summary: pd.DataFrame) -> dict[str, float]:
+    row = summary.loc["__all__"]
+    return {k: (None if pd.isna(v) else round(float(v), 5)) for k, v in row.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
+
+
+def summarize_run(root: Path, dataset: str, score: str = "rwp@15") -> pd.DataFrame:
+    """One row per (model, layer): dims, images/s and the best score over metrics, from the index."""
+    index = art.read_index(root)
+    rows = []
+    for key, model in index["datasets"][dataset]["models"].items():
+        for layer, entry in sorted(model["layers"].items(), key=lambda item: item[1].get("order", 0)):
+            best_metric, best = None, None
+            for metric, result in entry.get("metrics", {}).items():
+                value = (result.get("summary") or {}).get(score)
+                if value is not None and (best is None or value > best):
+                    best_metric, best = metric, value
+            rows.append({"model": key, "layer": layer, "dim": entry["dim"],
+                         "images/s": model["cost"]["images_per_second"],
+                         f"best {score}": best, "best metric": best_metric})
+    return pd.DataFrame(rows)
+
+
+def run(dataset_dir: str | Path, out: str | Path = "artifacts", models: Sequence[str] | None = None,
+        **options: Any) -> pd.DataFrame:
+    """Precompute everything for one dataset folder; see ``RunConfig`` for the options."""
+    specs = [parse_model_spec(m) for m in (models or AUTO_MODELS)]
+    config = RunConfig(Path(dataset_dir), Path(out), specs, auto_models=models is None, **options)
+    return Run(config).execute()
+
+
+__all__ = ["AUTO_MODELS", "BACKBONES", "ModelSpec", "Run", "RunConfig", "parse_model_spec", "run", "summarize_run"]
