@@ -1,0 +1,80 @@
+"""Rankings equal a brute-force reference under every metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import cdist
+
+from precompute.similarity import (
+    metric_name,
+    parse_metric,
+    rank_neighbors,
+    search,
+    similarity_from_distance,
+    top_k_from_distances,
+)
+
+SCIPY = {"cosine": ("cosine", {}), "euclidean": ("euclidean", {}), "manhattan": ("cityblock", {}),
+         "chebyshev": ("chebyshev", {}), "minkowski-p3": ("minkowski", {"p": 3}),
+         "minkowski-p1.5": ("minkowski", {"p": 1.5})}
+
+
+def _brute_force(features: np.ndarray, metric: str, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    name, kwargs = SCIPY[metric]
+    distances = cdist(features, features, metric=name, **kwargs)
+    np.fill_diagonal(distances, np.inf)
+    # Python's sort on (distance, index) tuples: the independent definition of a stable ranking.
+    order = np.array([[j for _, j in sorted(zip(row, range(len(row)), strict=True))][:top_n] for row in distances])
+    return order, np.take_along_axis(distances, order, axis=1)
+
+
+@pytest.mark.parametrize("metric", sorted(SCIPY))
+def test_rankings_match_brute_force(metric: str) -> None:
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(60, 9)).astype(np.float32)
+    indices, distances = rank_neighbors(features, metric, top_n=12, chunk_rows=16)
+    expected_idx, expected_dist = _brute_force(features.astype(np.float64), metric, 12)
+    assert indices.shape == (60, 12) and indices.dtype == np.int32
+    np.testing.assert_array_equal(indices, expected_idx)
+    np.testing.assert_allclose(distances, expected_dist, rtol=1e-5, atol=1e-6)
+    assert not (indices == np.arange(60)[:, None]).any()  # a query never ranks itself
+
+
+def test_ties_and_duplicates_are_ordered_by_index() -> None:
+    features = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    indices, distances = rank_neighbors(features, "euclidean", top_n=4)
+    assert indices[0].tolist() == [1, 2, 3, 4]  # all at distance 1: index order
+    assert indices[1].tolist() == [2, 4, 0, 3]  # exact duplicates first, query itself excluded
+    assert distances[1, :2].tolist() == [0.0, 0.0]
+
+
+def test_top_n_is_capped_at_n_minus_one() -> None:
+    indices, _ = rank_neighbors(np.eye(4), "cosine", top_n=50)
+    assert indices.shape == (4, 3)
+
+
+def test_top_k_handles_ties_at_the_cut() -> None:
+    distances = np.array([[3.0, 1.0, 1.0, 1.0, 0.5, 1.0]])
+    indices, _ = top_k_from_distances(distances, 3)
+    assert indices.tolist() == [[4, 1, 2]]
+
+
+def test_search_new_queries() -> None:
+    features = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    indices, distances = search(np.array([1.0, 0.1]), features, "cosine", top_n=2)
+    assert indices.tolist() == [[0, 2]]
+    assert similarity_from_distance("cosine", distances)[0, 0] == pytest.approx(1 / np.sqrt(1.01), rel=1e-6)
+    with pytest.raises(ValueError, match="dim"):
+        search(np.ones(3), features, "cosine")
+
+
+def test_metric_names_and_errors() -> None:
+    assert metric_name("minkowski", 3) == "minkowski-p3"
+    assert parse_metric("minkowski-p1.5") == ("minkowski", {"p": 1.5})
+    with pytest.raises(ValueError, match="p = 2 is euclidean"):
+        metric_name("minkowski", 2)
+    with pytest.raises(ValueError, match="Valid metrics: cosine, euclidean"):
+        parse_metric("sqeuclidean")
+    with pytest.raises(ValueError, match="NaN"):
+        rank_neighbors(np.array([[0.0], [np.nan], [1.0]]), "euclidean")
