@@ -61,7 +61,9 @@ def build_feature_model(base: Any, layers: Sequence[str], pooling: str = "avg", 
             else:
                 tensor = keras.layers.GlobalMaxPooling2D(name=f"{name}__gmp")(tensor)
         outputs.append(tensor)
-    return keras.Model(base.inputs, outputs, name=f"{base.name}_features")
+    # A single input tensor (not a one-element list) so calling the model with an array raises no warning.
+    inputs = base.inputs[0] if len(base.inputs) == 1 else base.inputs
+    return keras.Model(inputs, outputs, name=f"{base.name}_features")
 
 
 def feature_dims(feature_model: Any) -> list[int]:

@@ -87,7 +87,8 @@ def test_interrupted_extraction_leaves_no_file(tmp_path: Path) -> None:
 
 def test_unknown_layer_lists_valid_names() -> None:
     base = build_base(get_backbone("vgg16"), RANDOM, 32)
-    with pytest.raises(ValueError, match=r"Unknown layer\(s\) 'block9_conv1' for vgg16\. Valid layer names .*block5_conv3"):
+    expected = r"Unknown layer\(s\) 'block9_conv1' for vgg16\. Valid layer names .*block5_conv3"
+    with pytest.raises(ValueError, match=expected):
         check_layers(base, ["block1_conv1", "block9_conv1"], "vgg16")
 
 
