@@ -152,7 +152,9 @@ class Run:
         path = art.baseline_path(self.root, self.dataset)
         if path.exists() and not self.config.force:
             return
-        baseline = random_baseline(manifest["label"].to_numpy(), ks=SCORE_KS, seed=self.config.seed)
+        # Exact expectations of a random ranking at the stored depth, so AP compares like for like.
+        depth = min(self.config.top_n, len(manifest) - 1)
+        baseline = random_baseline(manifest["label"].to_numpy(), ks=_score_ks(depth), depth=depth)
         art.write_table(path, baseline)
         summary = _summary_row(baseline)
         art.update_index(self.root, lambda index: index["datasets"][self.dataset].update(
@@ -256,7 +258,7 @@ class Run:
             result = {"neighbors": art.relative(root, npath), "top_n": int(indices.shape[1]), "search": "exact",
                       "rank_seconds": round(rank_seconds, 3)}
             if labeled:
-                scores = compute_query_scores(indices, manifest["label"].to_numpy(), ks=SCORE_KS)
+                scores = compute_query_scores(indices, manifest["label"].to_numpy(), ks=_score_ks(indices.shape[1]))
                 art.write_table(spath, scores)
                 result.update(scores=art.relative(root, spath), summary=_summary_row(_summarize(scores)))
             metrics[metric] = result
@@ -289,6 +291,11 @@ class Run:
     def _write_report(self, seconds: float) -> None:
         self.report.update(finished=_now(), seconds=round(seconds, 1), config=_jsonable(asdict(self.config)))
         art.write_json(art.report_path(self.root, self.dataset), self.report)
+
+
+def _score_ks(depth: int) -> list[int]:
+    """The cut-offs that fit in ``depth`` stored neighbours (all of SCORE_KS unless --top-n is small)."""
+    return [k for k in SCORE_KS if k <= depth] or [depth]
 
 
 def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
