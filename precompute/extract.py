@@ -72,17 +72,30 @@ def feature_dims(feature_model: Any) -> list[int]:
 
 @dataclass(frozen=True)
 class ExtractionTiming:
+    """Forward-pass time of a run. The first batch pays one-off costs (kernel selection, memory pools), so
+    the rates leave it out whenever there is more than one batch: they describe the steady state."""
+
     n_images: int
     seconds: float  # forward passes only (decoding runs beside them in threads)
     wall_seconds: float
+    warmup_images: int = 0  # images of the first batch, left out of the rates
+    warmup_seconds: float = 0.0
+
+    @property
+    def _steady(self) -> tuple[int, float]:
+        if self.n_images > self.warmup_images > 0:
+            return self.n_images - self.warmup_images, self.seconds - self.warmup_seconds
+        return self.n_images, self.seconds
 
     @property
     def images_per_second(self) -> float:
-        return self.n_images / self.seconds if self.seconds else float("nan")
+        n, seconds = self._steady
+        return n / seconds if seconds else float("nan")
 
     @property
     def ms_per_image(self) -> float:
-        return 1000.0 * self.seconds / self.n_images if self.n_images else float("nan")
+        n, seconds = self._steady
+        return 1000.0 * seconds / n if n else float("nan")
 
 
 def run_feature_model(feature_model: Any, batch: np.ndarray) -> list[np.ndarray]:
@@ -113,20 +126,22 @@ def extract_to_files(
     dims = feature_dims(feature_model)
     if len(paths) != len(dims):
         raise ValueError(f"{len(paths)} output paths for {len(dims)} layers")
-    compute_seconds, start_wall, row = 0.0, time.perf_counter(), 0
+    compute_seconds, start_wall, row, warmup = 0.0, time.perf_counter(), 0, (0, 0.0)
     with ExitStack() as stack, tqdm(total=n_images, desc=desc, unit="img", disable=not progress) as bar:
         writers = [stack.enter_context(open_array_writer(p, (n_images, d))) for p, d in zip(paths, dims, strict=True)]
         for batch in batches:
             t0 = time.perf_counter()
             outputs = run_feature_model(feature_model, preprocess(batch))
             compute_seconds += time.perf_counter() - t0
+            if row == 0:
+                warmup = (len(batch), compute_seconds)
             for writer, out in zip(writers, outputs, strict=True):
                 writer[row : row + len(batch)] = out
             row += len(batch)
             bar.update(len(batch))
         if row != n_images:
             raise RuntimeError(f"Extracted {row} images, expected {n_images}")
-    return ExtractionTiming(n_images, compute_seconds, time.perf_counter() - start_wall)
+    return ExtractionTiming(n_images, compute_seconds, time.perf_counter() - start_wall, *warmup)
 
 
 def extract_array(feature_model: Any, images: np.ndarray, preprocess: Any, batch_size: int = 32) -> list[np.ndarray]:
