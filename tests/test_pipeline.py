@@ -52,7 +52,7 @@ def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
     assert "UNTRAINED" in entry["models"]["efficientnet-lite0-random"]["weights"]["description"]
     for key, model in entry["models"].items():
         assert model["cost"]["images_per_second"] > 0
-        for layer, layer_entry in model["layers"].items():
+        for layer_entry in model["layers"].values():
             features = art.read_array(out / layer_entry["features"])
             assert features.shape == (18, layer_entry["dim"]) and features.dtype == np.float32
             assert art.read_array(out / layer_entry["umap"]).shape == (18, 2)
