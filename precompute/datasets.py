@@ -6,6 +6,7 @@ folder is the label, deeper folders are walked too), or a flat folder of images 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -223,6 +224,20 @@ def _write_thumbnail(image: Image.Image, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     thumb.save(tmp, format="JPEG", quality=85)
     os.replace(tmp, path)
+
+
+def folder_fingerprint(dataset_root: str | Path) -> str:
+    """A hash of what a dataset folder holds (relative paths, labels, sizes, modification times).
+
+    Cheap (no decoding): a rerun compares it with the stored one to notice added, removed or replaced files.
+    """
+    root = Path(dataset_root)
+    scan = scan_folder(root)
+    digest = hashlib.sha256()
+    for rel, label in scan.files:
+        stat = (root / rel).stat()
+        digest.update(f"{rel}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:32]
 
 
 def dataset_name(dataset_root: str | Path) -> str:

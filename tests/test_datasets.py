@@ -167,3 +167,17 @@ def test_load_batches_keeps_order(tmp_path: Path) -> None:
 
 def test_dataset_name_is_path_safe(tmp_path: Path) -> None:
     assert dataset_name(tmp_path / "My Photos (2024)") == "My-Photos--2024"
+
+
+def test_folder_fingerprint_changes_with_the_files(tmp_path: Path) -> None:
+    from precompute.datasets import folder_fingerprint
+
+    _save(Image.new("RGB", (8, 8), "red"), tmp_path / "a" / "1.png")
+    _save(Image.new("RGB", (8, 8), "blue"), tmp_path / "b" / "1.png")
+    first = folder_fingerprint(tmp_path)
+    assert folder_fingerprint(tmp_path) == first
+    _save(Image.new("RGB", (8, 8), "green"), tmp_path / "b" / "2.png")
+    second = folder_fingerprint(tmp_path)
+    assert second != first
+    (tmp_path / "b" / "2.png").rename(tmp_path / "a" / "2.png")  # same file, other class
+    assert folder_fingerprint(tmp_path) not in (first, second)
