@@ -1,0 +1,177 @@
+"""Search view: the query grid (paged), the query panel with its scores, and the ranked results."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dash import ALL, Dash, Input, Output, State, ctx, html
+from dash.exceptions import PreventUpdate
+
+from playground import components, ids
+from playground.ranking import query_results, query_scores
+from playground.state import Selection
+from playground.store import MissingArtifact, Store
+
+PAGE_SIZE = 48
+
+
+def render_query_panel(store: Store, sel: Selection) -> Any:
+    """The query thumbnail, its label and its scores against the layer mean and the random baseline."""
+    if sel.dataset is None:
+        return components.message("No dataset to search yet.", "warning")
+    labels = store.labels(sel.dataset)
+    label = None if labels is None else str(labels[sel.query])
+    path = store.manifest(sel.dataset)["path"].iloc[sel.query]
+    parts: list[Any] = [
+        html.Div(
+            [
+                components.thumbnail(sel.dataset, sel.query, label, "large"),
+                html.Div(
+                    [html.Strong(label or "unlabeled"), html.Div(f"image {sel.query}: {path}", className="muted")],
+                    className="query-caption",
+                ),
+            ],
+            className="query-card",
+        )
+    ]
+    if not sel.labeled:
+        parts.append(components.message("This dataset has no labels, so there are no scores to show.", "info"))
+        return parts
+    try:
+        table = query_scores(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query)
+    except MissingArtifact as exc:
+        parts.append(components.message(str(exc), "warning"))
+        return parts
+    if table is not None:
+        parts += [
+            html.H4("Scores of this query"),
+            components.scores_table(table),
+            html.P(
+                "query: this image's ranking; class mean / mean: over the queries of its class / all "
+                "queries; random: a random ranking's expected score. Hover a score for its definition.",
+                className="hint",
+            ),
+        ]
+    return parts
+
+
+def render_results(store: Store, sel: Selection) -> Any:
+    """The top-k results as clickable cards, or a message saying what is missing."""
+    if sel.dataset is None or sel.model is None:
+        return components.message("Nothing to show: no model was computed for this dataset.", "warning")
+    try:
+        results = query_results(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query, sel.k)
+    except MissingArtifact as exc:
+        return components.message(f"Not computed: {exc}", "warning")
+    summary = []
+    if sel.labeled:
+        same = sum(bool(r.same_class) for r in results)
+        summary = [html.P(f"{same} of {len(results)} results share the query's class.", className="hint")]
+    return summary + [components.results_grid(sel.dataset, results, clickable=True)]
+
+
+def grid_page(
+    store: Store, sel: Selection, class_filter: str | None, page_state: dict | None
+) -> tuple[list[int], int, int]:
+    """Image ids on the current grid page, the page number and the number of pages."""
+    labels = store.labels(sel.dataset)
+    ids_all = list(range(store.n_images(sel.dataset)))
+    if class_filter and labels is not None:
+        ids_all = [i for i in ids_all if labels[i] == class_filter]
+    n_pages = max(1, -(-len(ids_all) // PAGE_SIZE))
+    state = page_state or {}
+    if state.get("dataset") == sel.dataset and state.get("class") == class_filter:
+        page = int(state.get("page", 0))
+    else:  # a new dataset or class: open the page that holds the query
+        page = ids_all.index(sel.query) // PAGE_SIZE if sel.query in ids_all else 0
+    page = min(max(page, 0), n_pages - 1)
+    return ids_all[page * PAGE_SIZE : (page + 1) * PAGE_SIZE], page, n_pages
+
+
+def render_grid(store: Store, sel: Selection, class_filter: str | None, page_state: dict | None) -> tuple[Any, str]:
+    if sel.dataset is None:
+        return [], ""
+    page_ids, page, n_pages = grid_page(store, sel, class_filter, page_state)
+    labels = store.labels(sel.dataset)
+    items = [
+        components.pick_button(sel.dataset, i, None if labels is None else str(labels[i]), i == sel.query)
+        for i in page_ids
+    ]
+    return items, f"page {page + 1} / {n_pages}"
+
+
+def register(app: Dash, store: Store) -> None:
+    @app.callback(
+        Output(ids.QUERY_PANEL, "children"),
+        Output(ids.RESULTS, "children"),
+        Input(ids.SELECTION, "data"),
+    )
+    def update_search(selection):
+        sel = Selection.from_dict(selection)
+        if selection is None or sel.view != "search":
+            raise PreventUpdate
+        return render_query_panel(store, sel), render_results(store, sel)
+
+    @app.callback(
+        Output(ids.GRID_CLASS, "options"),
+        Output(ids.GRID_CLASS, "value"),
+        Input(ids.SELECTION, "data"),
+        State(ids.GRID_CLASS, "value"),
+    )
+    def update_class_filter(selection, current):
+        sel = Selection.from_dict(selection)
+        if selection is None or sel.dataset is None:
+            raise PreventUpdate
+        classes = store.dataset(sel.dataset).get("classes", []) if sel.labeled else []
+        return [{"label": c, "value": c} for c in classes], current if current in classes else None
+
+    @app.callback(
+        Output(ids.GRID, "children"),
+        Output(ids.GRID_PAGE_LABEL, "children"),
+        Input(ids.SELECTION, "data"),
+        Input(ids.GRID_CLASS, "value"),
+        Input(ids.GRID_PAGE, "data"),
+    )
+    def update_grid(selection, class_filter, page_state):
+        sel = Selection.from_dict(selection)
+        if selection is None or sel.view != "search":
+            raise PreventUpdate
+        return render_grid(store, sel, class_filter, page_state)
+
+    @app.callback(
+        Output(ids.GRID_PAGE, "data"),
+        Input(ids.GRID_PREV, "n_clicks"),
+        Input(ids.GRID_NEXT, "n_clicks"),
+        State(ids.SELECTION, "data"),
+        State(ids.GRID_CLASS, "value"),
+        State(ids.GRID_PAGE, "data"),
+        prevent_initial_call=True,
+    )
+    def turn_page(_prev, _next, selection, class_filter, page_state):
+        sel = Selection.from_dict(selection)
+        if selection is None or sel.dataset is None:
+            raise PreventUpdate
+        _, page, n_pages = grid_page(store, sel, class_filter, page_state)
+        step = -1 if ctx.triggered_id == ids.GRID_PREV else 1
+        return {"dataset": sel.dataset, "class": class_filter, "page": min(max(page + step, 0), n_pages - 1)}
+
+    @app.callback(
+        Output(ids.QUERY_REQUEST, "data"),
+        Input({"type": ids.PICK, "index": ALL}, "n_clicks"),
+        Input({"type": ids.RESULT_PICK, "index": ALL}, "n_clicks"),
+        Input(ids.UMAP_GRAPH, "clickData"),
+        prevent_initial_call=True,
+    )
+    def pick_query(_grid_clicks, _result_clicks, click_data):
+        trigger = ctx.triggered_id
+        if trigger is None or not ctx.triggered or not ctx.triggered[0].get("value"):
+            raise PreventUpdate
+        if trigger == ids.UMAP_GRAPH:
+            try:
+                image_id = int(click_data["points"][0]["customdata"])
+            except (TypeError, KeyError, IndexError, ValueError):
+                raise PreventUpdate from None
+        else:
+            image_id = int(trigger["index"])
+        return {"id": image_id, "at": time.time()}

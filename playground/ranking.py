@@ -1,0 +1,108 @@
+"""Results of a query: ranked neighbours with similarities and labels, and the query's own scores.
+
+Pure functions over a :class:`~playground.store.Store`; the callbacks only turn their output into
+components, so these are what the tests and the benchmark call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from playground.store import MissingArtifact, Store
+from precompute.similarity import search, similarity_from_distance
+
+# Scores shown beside a query, in this order (those the scores table holds).
+QUERY_SCORES = ("rwp@15", "precision@1", "precision@5", "precision@10", "precision@15", "ap")
+
+
+@dataclass(frozen=True)
+class Result:
+    """One ranked result. ``same_class`` is None when the query has no label (uploads, unlabeled sets)."""
+
+    rank: int  # 1-based
+    image_id: int
+    label: str | None
+    distance: float
+    similarity: float
+    same_class: bool | None
+
+
+def _results(
+    ids: np.ndarray, distances: np.ndarray, metric: str, labels: np.ndarray | None, query_label: str | None
+) -> list[Result]:
+    similarities = similarity_from_distance(metric, distances)
+    rows = []
+    for rank, (image_id, distance, similarity) in enumerate(zip(ids, distances, similarities, strict=True), 1):
+        label = None if labels is None else str(labels[image_id])
+        same = None if query_label is None or label is None else label == query_label
+        rows.append(Result(rank, int(image_id), label, float(distance), float(similarity), same))
+    return rows
+
+
+def query_results(store: Store, dataset: str, model: str, layer: str, metric: str, query: int, k: int) -> list[Result]:
+    """Top ``k`` results of dataset image ``query`` (itself excluded), best first.
+
+    Read from the stored rankings; when ``k`` is deeper than what was stored, ranked exactly from the
+    stored features instead. Raises MissingArtifact for a combination that was not computed.
+    """
+    indices, distances = store.neighbors(dataset, model, layer, metric)
+    if not 0 <= query < len(indices):
+        raise MissingArtifact(f"No image {query} in {dataset!r} (0..{len(indices) - 1}).")
+    labels = store.labels(dataset)
+    query_label = None if labels is None else str(labels[query])
+    if k <= indices.shape[1]:
+        return _results(indices[query, :k], distances[query, :k], metric, labels, query_label)
+    features = store.features(dataset, model, layer)
+    ids, dists = search(features[query], features, metric, top_n=min(k + 1, len(features)))
+    keep = ids[0] != query
+    return _results(ids[0][keep][:k], dists[0][keep][:k], metric, labels, query_label)
+
+
+def feature_results(
+    store: Store, dataset: str, model: str, layer: str, metric: str, query_features: np.ndarray, k: int
+) -> list[Result]:
+    """Top ``k`` dataset images for a new query vector (an upload), best first, nothing excluded."""
+    features = store.features(dataset, model, layer)
+    store.metric(dataset, model, layer, metric)  # same "not computed" message as the stored rankings
+    ids, dists = search(query_features, features, metric, top_n=min(k, len(features)))
+    return _results(ids[0], dists[0], metric, store.labels(dataset), None)
+
+
+def majority_label(results: list[Result]) -> tuple[str, int] | None:
+    """The most frequent label among results and its count (ties: the better ranked first)."""
+    labels = [r.label for r in results if r.label is not None]
+    if not labels:
+        return None
+    counts = pd.Series(labels).value_counts(sort=False)
+    best = max(counts.index, key=lambda label: (counts[label], -labels.index(label)))
+    return best, int(counts[best])
+
+
+def query_scores(store: Store, dataset: str, model: str, layer: str, metric: str, query: int) -> pd.DataFrame | None:
+    """The query's own scores beside the layer's mean and a random ranking's.
+
+    Returns a table indexed by score name with columns ``query``, ``mean`` (over all queries of this
+    model / layer / metric), ``class mean`` (over the query's class), ``random`` (expected score of a
+    random ranking for a query of this class); None for an unlabeled dataset.
+    """
+    scores = store.scores(dataset, model, layer, metric)
+    if scores is None:
+        return None
+    row = scores.loc[query]
+    label = str(row["label"])
+    summary = store.class_summary(dataset, model, layer, metric)
+    baseline = store.baseline(dataset)
+    names = [name for name in QUERY_SCORES if name in scores.columns]
+    table = pd.DataFrame(index=pd.Index(names, name="score"))
+    table["query"] = [float(row[name]) for name in names]
+    table["class mean"] = [float(summary.loc[label, name]) for name in names]
+    table["mean"] = [float(summary.loc["__all__", name]) for name in names]
+    if baseline is not None and label in baseline.index:
+        table["random"] = [float(baseline.loc[label, name]) if name in baseline.columns else np.nan for name in names]
+    else:
+        base = store.baseline_summary(dataset)
+        table["random"] = [base.get(name, np.nan) for name in names]
+    return table

@@ -1,0 +1,249 @@
+"""Read-only, cached access to precomputed artifacts, through ``precompute.artifacts`` readers only.
+
+Every array and table is read once and kept (``functools.lru_cache``) keyed by its path and
+modification time, so switching model, layer or metric in the app costs a dictionary look-up; a
+recomputed file (new mtime) is read again. Arrays come back read-only: callers never change them.
+
+A combination that was not computed (a metric missing for a layer, a model missing for a dataset)
+raises :class:`MissingArtifact`, whose message says what is missing and how to compute it; views
+show that message instead of failing.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from precompute import artifacts as art
+
+# Array and table caches: enough for every (model, layer, metric) of a few datasets.
+_ARRAY_CACHE_SIZE = 256
+_TABLE_CACHE_SIZE = 256
+
+
+class MissingArtifact(LookupError):
+    """A dataset, model, layer, metric or file that the artifacts do not hold."""
+
+    def __str__(self) -> str:  # LookupError quotes its message; show it plainly
+        return str(self.args[0]) if self.args else ""
+
+
+def _mtime_ns(path: Path) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        raise MissingArtifact(f"{path} does not exist. Run precompute again to create it.") from None
+
+
+@lru_cache(maxsize=8)
+def _cached_index(root: str, mtime_ns: int) -> dict[str, Any]:
+    return art.read_index(Path(root))
+
+
+@lru_cache(maxsize=_ARRAY_CACHE_SIZE)
+def _cached_array(path: str, mtime_ns: int) -> np.ndarray:
+    array = art.read_array(Path(path), mmap=True)
+    array.flags.writeable = False
+    return array
+
+
+@lru_cache(maxsize=_ARRAY_CACHE_SIZE)
+def _cached_neighbors(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    indices, distances = art.read_neighbors(Path(path))
+    indices.flags.writeable = False
+    distances.flags.writeable = False
+    return indices, distances
+
+
+@lru_cache(maxsize=_TABLE_CACHE_SIZE)
+def _cached_table(path: str, mtime_ns: int) -> pd.DataFrame:
+    return art.read_table(Path(path))
+
+
+@lru_cache(maxsize=_TABLE_CACHE_SIZE)
+def _cached_summary(path: str, mtime_ns: int) -> pd.DataFrame:
+    from precompute.scores import summarize_scores
+
+    return summarize_scores(_cached_table(path, mtime_ns))
+
+
+def clear_caches() -> None:
+    """Forget every cached file (tests; the mtime keys already catch recomputed files)."""
+    for cached in (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary):
+        cached.cache_clear()
+
+
+class Store:
+    """The artifacts under one root, read-only.
+
+    Parameters
+    ----------
+    root : path of an artifacts root (the folder holding ``index.json``)
+
+    Examples
+    --------
+    >>> store = Store("artifacts")  # doctest: +SKIP
+    >>> store.layers("fashion-mnist-200", "pixels")  # doctest: +SKIP
+    ['pixels_8x8', 'pixels_16x16', 'pixels_32x32']
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # ------------------------------------------------------------------------------------- index
+    def index(self) -> dict[str, Any]:
+        """The artifact index (an empty one when there is none yet); re-read when the file changes."""
+        path = art.index_path(self.root)
+        if not path.exists():
+            return art.empty_index()
+        return _cached_index(str(path.resolve().parent), os.stat(path).st_mtime_ns)
+
+    def datasets(self) -> list[str]:
+        return list(self.index()["datasets"])
+
+    def dataset(self, dataset: str) -> dict[str, Any]:
+        entry = self.index()["datasets"].get(dataset)
+        if entry is None:
+            raise MissingArtifact(
+                f"Dataset {dataset!r} is not in {art.index_path(self.root)}. "
+                f"Available: {', '.join(self.datasets()) or 'none'}. Run `precompute DATASET_DIR --out {self.root}`."
+            )
+        return entry
+
+    def is_labeled(self, dataset: str) -> bool:
+        return bool(self.dataset(dataset).get("labeled"))
+
+    def n_images(self, dataset: str) -> int:
+        return int(self.dataset(dataset)["n_images"])
+
+    def models(self, dataset: str) -> list[str]:
+        return list(self.dataset(dataset).get("models", {}))
+
+    def model(self, dataset: str, model: str) -> dict[str, Any]:
+        entry = self.dataset(dataset).get("models", {}).get(model)
+        if entry is None:
+            raise MissingArtifact(
+                f"Model {model!r} was not computed for {dataset!r}. "
+                f"Computed: {', '.join(self.models(dataset)) or 'none'}."
+            )
+        return entry
+
+    def layers(self, dataset: str, model: str) -> list[str]:
+        """Layer names of a model in network order (the index ``order``)."""
+        layers = self.model(dataset, model).get("layers", {})
+        return sorted(layers, key=lambda name: (layers[name].get("order", 0), name))
+
+    def layer(self, dataset: str, model: str, layer: str) -> dict[str, Any]:
+        entry = self.model(dataset, model).get("layers", {}).get(layer)
+        if entry is None:
+            raise MissingArtifact(
+                f"Layer {layer!r} of {model} was not computed for {dataset!r}. "
+                f"Computed: {', '.join(self.layers(dataset, model)) or 'none'}."
+            )
+        return entry
+
+    def metrics(self, dataset: str, model: str, layer: str) -> list[str]:
+        return list(self.layer(dataset, model, layer).get("metrics", {}))
+
+    def all_metrics(self, dataset: str) -> list[str]:
+        """Every metric computed for any layer of the dataset, in first-seen order."""
+        seen: dict[str, None] = {}
+        for model in self.dataset(dataset).get("models", {}).values():
+            for layer in model.get("layers", {}).values():
+                seen.update(dict.fromkeys(layer.get("metrics", {})))
+        return list(seen)
+
+    def metric(self, dataset: str, model: str, layer: str, metric: str) -> dict[str, Any]:
+        entry = self.layer(dataset, model, layer).get("metrics", {}).get(metric)
+        if entry is None:
+            raise MissingArtifact(
+                f"The {metric} rankings were not computed for {model} / {layer} on {dataset!r}. "
+                f"Computed metrics: {', '.join(self.metrics(dataset, model, layer)) or 'none'} "
+                f"(add it with `precompute ... --metrics {metric}`)."
+            )
+        return entry
+
+    # ------------------------------------------------------------------------------------- files
+    def manifest(self, dataset: str) -> pd.DataFrame:
+        expected = self.n_images(dataset)
+        path = art.manifest_path(self.root, dataset)
+        table = _cached_table(str(path), _mtime_ns(path))
+        if len(table) != expected:
+            raise art.ArtifactError(f"{path} has {len(table)} rows, the index says {expected}. Rerun precompute.")
+        return table
+
+    def labels(self, dataset: str) -> np.ndarray | None:
+        """Class label of each image as strings (n_images,), or None for an unlabeled dataset."""
+        if not self.is_labeled(dataset):
+            return None
+        return self.manifest(dataset)["label"].astype(str).to_numpy()
+
+    def _array(self, path: Path, dataset: str) -> np.ndarray:
+        array = _cached_array(str(path), _mtime_ns(path))
+        if len(array) != self.n_images(dataset):
+            raise art.ArtifactError(
+                f"{path} has {len(array)} rows, the dataset {self.n_images(dataset)}. Rerun precompute."
+            )
+        return array
+
+    def features(self, dataset: str, model: str, layer: str) -> np.ndarray:
+        """float32 (n_images, dim), read-only (memory-mapped)."""
+        self.layer(dataset, model, layer)
+        return self._array(art.features_path(self.root, dataset, model, layer), dataset)
+
+    def umap(self, dataset: str, model: str, layer: str) -> np.ndarray:
+        """float32 (n_images, 2), read-only."""
+        self.layer(dataset, model, layer)
+        return self._array(art.umap_path(self.root, dataset, model, layer), dataset)
+
+    def neighbors(self, dataset: str, model: str, layer: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stored rankings: indices int32 (n_images, top_n) and distances float32, best first, read-only."""
+        self.metric(dataset, model, layer, metric)
+        path = art.neighbors_path(self.root, dataset, model, layer, metric)
+        indices, distances = _cached_neighbors(str(path), _mtime_ns(path))
+        if len(indices) != self.n_images(dataset):
+            raise art.ArtifactError(f"{path} has {len(indices)} rows, the dataset {self.n_images(dataset)}.")
+        return indices, distances
+
+    def scores(self, dataset: str, model: str, layer: str, metric: str) -> pd.DataFrame | None:
+        """Per-query scores (index ``query``), or None for an unlabeled dataset."""
+        entry = self.metric(dataset, model, layer, metric)
+        if not self.is_labeled(dataset) or not entry.get("scores"):
+            return None
+        path = art.scores_path(self.root, dataset, model, layer, metric)
+        return _cached_table(str(path), _mtime_ns(path))
+
+    def class_summary(self, dataset: str, model: str, layer: str, metric: str) -> pd.DataFrame | None:
+        """``summarize_scores`` of the per-query scores: one row per class and ``__all__``."""
+        entry = self.metric(dataset, model, layer, metric)
+        if not self.is_labeled(dataset) or not entry.get("scores"):
+            return None
+        path = art.scores_path(self.root, dataset, model, layer, metric)
+        return _cached_summary(str(path), _mtime_ns(path))
+
+    def baseline(self, dataset: str) -> pd.DataFrame | None:
+        """Random-ranking scores per class and ``__all__``, or None (unlabeled, or not computed)."""
+        if not self.is_labeled(dataset):
+            return None
+        path = art.baseline_path(self.root, dataset)
+        if not path.exists():
+            return None
+        return _cached_table(str(path), _mtime_ns(path))
+
+    def baseline_summary(self, dataset: str) -> dict[str, float]:
+        return dict((self.dataset(dataset).get("baseline") or {}).get("summary") or {})
+
+    def thumb_file(self, dataset: str, image_id: int) -> Path:
+        """Path of a thumbnail, checked: a known dataset, an id in range, an existing file."""
+        art.check_name(dataset, "dataset name")
+        if not 0 <= int(image_id) < self.n_images(dataset):
+            raise MissingArtifact(f"No image {image_id} in {dataset!r}.")
+        path = art.thumb_path(self.root, dataset, int(image_id))
+        if not path.is_file():
+            raise MissingArtifact(f"{path} does not exist.")
+        return path
