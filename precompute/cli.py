@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from precompute.ann import ANN_KINDS, parse_params
 from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
 from precompute.datasets import DatasetError
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
@@ -59,6 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     parser.add_argument("--input-size", type=int, default=None,
                         help="input side in pixels (default: each backbone's own, e.g. 224)")
+    parser.add_argument("--exact-max", type=int, default=20_000, metavar="N",
+                        help="exact all-pairs rankings up to N images (default 20000); above, a FAISS index "
+                        "per (model, layer, metric) is stored and the rankings come from it")
+    parser.add_argument("--ann", choices=list(ANN_KINDS), default="hnsw",
+                        help="FAISS index kind above --exact-max (default hnsw; flat is exact brute force)")
+    parser.add_argument("--ann-params", type=parse_params, default={}, metavar="K=V,...",
+                        help="index parameters, e.g. M=32,ef_construction=80,ef_search=128 (hnsw) or "
+                        "nlist=1024,nprobe=16 (ivf-flat); defaults: "
+                        + "; ".join(f"{k}: {v}" for k, v in ANN_KINDS.items() if v))
     parser.add_argument("--umap-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
     parser.add_argument("--umap-min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for random weights, UMAP and baselines")
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         config = RunConfig(
             args.dataset_dir, args.out, specs, auto_models=auto, metrics=metrics, pooling=args.pooling,
             top_n=args.top_n, batch_size=args.batch_size, input_size=args.input_size,
+            exact_search_max=args.exact_max, ann_kind=args.ann, ann_params=args.ann_params,
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, progress=not args.no_progress, name=args.name,
         )

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from precompute import ann
 from precompute import artifacts as art
 from precompute.backbones import (
     BACKBONES,
@@ -62,6 +63,9 @@ class RunConfig:
     top_n: int = 50
     batch_size: int = 32
     input_size: int | None = None
+    exact_search_max: int = 20_000  # above this many images, rankings come from a FAISS index (precompute.ann)
+    ann_kind: str = "hnsw"
+    ann_params: dict[str, int] = field(default_factory=dict)
     umap_neighbors: int = 15
     umap_min_dist: float = 0.1
     seed: int = 0
@@ -80,6 +84,9 @@ class RunConfig:
             raise ValueError(f"Unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}.")
         if self.top_n < 1 or self.batch_size < 1:
             raise ValueError("--top-n and --batch-size must be at least 1.")
+        if self.exact_search_max < 0:
+            raise ValueError(f"--exact-max must be >= 0, got {self.exact_search_max}.")
+        ann.check_params(self.ann_kind, self.ann_params)
 
 
 def parse_model_spec(text: str, weights: str = "auto") -> ModelSpec:
@@ -244,19 +251,36 @@ class Run:
             art.write_array(upath, coords)
             updates.update(umap=art.relative(root, upath), umap_params=umap_params)
         metrics = dict(entry.get("metrics", {}))
+        approximate = len(features) > cfg.exact_search_max
+        if approximate:
+            search = {"search": f"faiss-{cfg.ann_kind}", "ann_params": ann.check_params(cfg.ann_kind, cfg.ann_params)}
+        else:
+            search = {"search": "exact"}
         for metric in cfg.metrics:
             done = metrics.get(metric, {})
             npath = art.neighbors_path(root, ds, key, layer, metric)
             spath = art.scores_path(root, ds, key, layer, metric)
+            ipath = art.faiss_index_path(root, ds, key, layer, metric)
             if (not cfg.force and done.get("top_n") == cfg.top_n and npath.exists()
+                    and done.get("search", "exact") == search["search"]
+                    and (not approximate or (done.get("ann_params") == search["ann_params"] and ipath.exists()))
                     and (not labeled or spath.exists())):
                 continue
             t0 = time.perf_counter()
-            indices, distances = rank_neighbors(features, metric, cfg.top_n)
+            result: dict[str, Any] = {}
+            if approximate:
+                index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
+                ann.write_index(ipath, index)
+                indices, distances = ann.rank_neighbors(features, metric, cfg.top_n, index)
+                result.update(index=art.relative(root, ipath), ann_params=search["ann_params"],
+                              index_params=index.params, build_seconds=round(index.build_seconds, 3))
+            else:
+                indices, distances = rank_neighbors(features, metric, cfg.top_n)
+                ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
             rank_seconds = time.perf_counter() - t0
             art.write_neighbors(npath, indices, distances)
-            result = {"neighbors": art.relative(root, npath), "top_n": int(indices.shape[1]), "search": "exact",
-                      "rank_seconds": round(rank_seconds, 3)}
+            result = {"neighbors": art.relative(root, npath), "top_n": int(indices.shape[1]),
+                      "search": search["search"], **result, "rank_seconds": round(rank_seconds, 3)}
             if labeled:
                 scores = compute_query_scores(indices, manifest["label"].to_numpy(), ks=_score_ks(indices.shape[1]))
                 art.write_table(spath, scores)
