@@ -287,6 +287,11 @@ def build_base(backbone: Backbone, weights: ResolvedWeights, input_size: int | N
         raise ValueError(f"{backbone.name} with ImageNet weights needs --input-size {backbone.input_size}, got {size}.")
     if weights.seed is not None:
         keras.utils.set_random_seed(weights.seed)
+    if weights.source == "nsfwjs":
+        from precompute.ports import nsfwjs
+
+        # nsfwjs' weights expect x/255: its base rescales the registry's preprocessing in a first layer.
+        return nsfwjs.build_base(backbone.name, (size, size, 3), weights.keras_arg)
     try:
         return backbone.build((size, size, 3), weights.keras_arg)
     except Exception as exc:  # Keras raises a bare Exception for a failed download
