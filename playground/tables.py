@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from playground.store import MissingArtifact, Store
@@ -109,11 +108,3 @@ def cost_table(store: Store, dataset: str, metric: str, score: str) -> pd.DataFr
             row[f"best {score}"] = best.loc[model, score]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def round_table(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
-    out = table.copy()
-    for column in out.columns:
-        if pd.api.types.is_float_dtype(out[column]):
-            out[column] = out[column].round(digits)
-    return out.replace({np.nan: None})

@@ -12,16 +12,12 @@ from playground.state import Selection
 from playground.store import Store
 
 
-def _columns(table) -> list[dict[str, Any]]:
-    return [{"name": str(c), "id": str(c)} for c in table.columns]
-
-
 def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str, Any]:
     """Everything the compare view shows, keyed by what it fills."""
     out: dict[str, Any] = {"message": None, "score_options": [], "score": score}
     if sel.dataset is None:
         empty = figures.empty_figure("No dataset.")
-        return out | {"layers": empty, "table": ([], []), "heatmap": empty, "cost": ([], []), "cost_figure": empty}
+        return out | {"layers": empty, "table": None, "heatmap": empty, "cost": None, "cost_figure": empty}
     summary = tables.summary_table(store, sel.dataset)
     names = tables.score_names(summary)
     out["score_options"] = [{"label": n, "value": n} for n in names]
@@ -44,14 +40,14 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
         pivot = pivot.reset_index().rename(columns={"metric": f"metric \\ model ({score}, best layer)"})
         if baseline is not None:
             pivot["random"] = baseline
-        out["table"] = (tables.round_table(pivot).to_dict("records"), _columns(pivot))
+        out["table"] = components.frame_table(pivot)
         out["heatmap"] = figures.class_heatmap(tables.class_breakdown(store, sel.dataset, metric, score), score)
     else:
         out["layers"] = figures.empty_figure("No scores (unlabeled dataset).")
-        out["table"] = ([], [])
+        out["table"] = None
         out["heatmap"] = figures.empty_figure("No per-class scores (unlabeled dataset).")
     cost = tables.cost_table(store, sel.dataset, metric, score or "")
-    out["cost"] = (tables.round_table(cost).to_dict("records"), _columns(cost))
+    out["cost"] = components.frame_table(cost)
     out["cost_figure"] = (
         figures.cost_quality_figure(cost, f"best {score}")
         if score
@@ -67,11 +63,9 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.COMPARE_SCORE, "value"),
         Output(ids.COMPARE_MESSAGE, "children"),
         Output(ids.COMPARE_LAYERS, "figure"),
-        Output(ids.COMPARE_TABLE, "data"),
-        Output(ids.COMPARE_TABLE, "columns"),
+        Output(ids.COMPARE_TABLE, "children"),
         Output(ids.COMPARE_HEATMAP, "figure"),
-        Output(ids.COMPARE_COST, "data"),
-        Output(ids.COMPARE_COST, "columns"),
+        Output(ids.COMPARE_COST, "children"),
         Output(ids.COMPARE_COST_GRAPH, "figure"),
         Input(ids.SELECTION, "data"),
         Input(ids.COMPARE_SCORE, "value"),
@@ -86,9 +80,9 @@ def register(app: Dash, store: Store) -> None:
             out["score"],
             out["message"],
             out["layers"],
-            *out["table"],
+            out["table"],
             out["heatmap"],
-            *out["cost"],
+            out["cost"],
             out["cost_figure"],
         )
 

@@ -1,6 +1,6 @@
 """Compare: models, layers and metrics on the dataset, quality beside cost."""
 
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
 from playground import ids
 
@@ -16,36 +16,30 @@ def layout() -> html.Div:
                     ),
                     html.Button("Download CSV", id=ids.COMPARE_DOWNLOAD_BUTTON, n_clicks=0, className="button"),
                     dcc.Download(id=ids.COMPARE_DOWNLOAD),
+                    html.Span(
+                        "The metric comes from the bar above; the CSV holds every model, layer and metric.",
+                        className="hint",
+                    ),
                 ],
                 className="compare-controls",
             ),
             html.Div(id=ids.COMPARE_MESSAGE),
             dcc.Graph(id=ids.COMPARE_LAYERS, config={"displaylogo": False}),
             html.H3("Best layer score per metric and model"),
-            dash_table.DataTable(
-                id=ids.COMPARE_TABLE,
-                style_cell={"fontFamily": "inherit", "padding": "4px 8px"},
-                style_header={"fontWeight": "600"},
-                sort_action="native",
-            ),
+            html.Div(id=ids.COMPARE_TABLE, className="table-wrap"),
             html.Div(
                 [
                     html.Div(dcc.Graph(id=ids.COMPARE_HEATMAP, config={"displaylogo": False}), className="half"),
-                    html.Div(
-                        [
-                            html.H3("Cost beside quality"),
-                            dash_table.DataTable(
-                                id=ids.COMPARE_COST,
-                                sort_action="native",
-                                style_cell={"fontFamily": "inherit", "padding": "4px 8px"},
-                                style_header={"fontWeight": "600"},
-                            ),
-                            dcc.Graph(id=ids.COMPARE_COST_GRAPH, config={"displaylogo": False}),
-                        ],
-                        className="half",
-                    ),
+                    html.Div(dcc.Graph(id=ids.COMPARE_COST_GRAPH, config={"displaylogo": False}), className="half"),
                 ],
                 className="two-halves",
             ),
+            html.H3("Cost beside quality"),
+            html.P(
+                "Parameters and GFLOPs of the whole feature model; extraction time as measured by the precompute run "
+                "on its machine.",
+                className="hint",
+            ),
+            html.Div(id=ids.COMPARE_COST, className="table-wrap"),
         ]
     )

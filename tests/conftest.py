@@ -1,0 +1,27 @@
+"""Shared pytest configuration."""
+
+# ---------------------------------------------------------------------------- playground (app tests)
+# Fixtures of tests/test_playground_*.py, and the headless Chromium that dash[testing]'s dash_duo drives.
+import shutil
+
+from tests.playground_fixtures import artifacts_copy, playground_artifacts, screenshot_dir  # noqa: F401
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def pytest_setup_options():
+    """Chrome options for dash_duo: headless Chromium as root on a small machine."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--window-size=1400,1100",
+    ):
+        options.add_argument(argument)
+    return options

@@ -1,0 +1,99 @@
+"""Fixtures of the playground tests: small real artifacts made by the real precompute pipeline.
+
+``playground_artifacts`` (session scope) holds two datasets under one root:
+
+- ``shapes``: 3 labeled classes x 8 coloured shapes, models ``pixels`` and ``efficientnet-lite0-random``
+  (input 64 px), every default metric, rankings stored to depth 20;
+- ``shapes-flat``: 6 unlabeled images (a flat folder), model ``pixels`` only.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+REPO = Path(__file__).resolve().parent.parent
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CLASSES = {"circle": (220, 40, 40), "square": (40, 160, 40), "triangle": (40, 60, 220)}
+N_PER_CLASS = 8
+MODELS = ["pixels", "efficientnet-lite0:random"]
+
+
+def draw_shape(kind: str, colour: tuple[int, int, int], rng: np.random.Generator, size: int = 48) -> Image.Image:
+    background = tuple(int(v) for v in rng.integers(200, 256, 3))
+    image = Image.new("RGB", (size, size), background)
+    draw = ImageDraw.Draw(image)
+    s = int(rng.integers(size // 6, size // 3))
+    cx, cy = (int(v) for v in rng.integers(size // 3, 2 * size // 3, 2))
+    fill = tuple(int(np.clip(v + rng.integers(-30, 30), 0, 255)) for v in colour)
+    if kind == "circle":
+        draw.ellipse([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    elif kind == "square":
+        draw.rectangle([cx - s, cy - s, cx + s, cy + s], fill=fill)
+    else:
+        draw.polygon([(cx, cy - s), (cx - s, cy + s), (cx + s, cy + s)], fill=fill)
+    return image
+
+
+def make_shapes_dataset(root: Path, labeled: bool = True, n_per_class: int = N_PER_CLASS, seed: int = 0) -> Path:
+    """Write a tiny image folder: one sub-folder per class, or a flat folder when unlabeled."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for kind, colour in CLASSES.items():
+        folder = root / kind if labeled else root
+        folder.mkdir(exist_ok=True)
+        for i in range(n_per_class):
+            draw_shape(kind, colour, rng).save(folder / f"{kind if not labeled else ''}{i}.png")
+    return root
+
+
+def build_artifacts(base: Path) -> Path:
+    from precompute.pipeline import run
+
+    out = base / "artifacts"
+    labeled = make_shapes_dataset(base / "shapes")
+    run(labeled, out, models=MODELS, input_size=64, progress=False, top_n=20)
+    flat = make_shapes_dataset(base / "shapes-flat", labeled=False, n_per_class=2, seed=1)
+    run(flat, out, models=["pixels"], progress=False, top_n=5)
+    return out
+
+
+@pytest.fixture(scope="session")
+def playground_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An artifacts root made by the real pipeline (about 30-40 s on 2 cores, once per session)."""
+    return build_artifacts(tmp_path_factory.mktemp("playground"))
+
+
+@pytest.fixture
+def artifacts_copy(playground_artifacts: Path, tmp_path: Path) -> Path:
+    """A private copy of the artifacts that a test may damage."""
+    from playground.store import clear_caches
+
+    copy = tmp_path / "artifacts"
+    shutil.copytree(playground_artifacts, copy)
+    clear_caches()
+    return copy
+
+
+def png_bytes(image: Image.Image, **save_args) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", **save_args)
+    return buffer.getvalue()
+
+
+def photo_png() -> bytes:
+    """A real photograph (scikit-image's chelsea the cat) encoded as PNG in memory."""
+    from skimage import data
+
+    return png_bytes(Image.fromarray(data.chelsea()))
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    return SCREENSHOTS

@@ -1,0 +1,413 @@
+"""Unit tests of the playground's logic: the store, selections, rankings, uploads, tables, the thumbnail route."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from playground import uploads
+from playground.callbacks.compare import render_compare
+from playground.callbacks.embeddings import render_embeddings, tooltip
+from playground.callbacks.search import grid_page, render_query_panel, render_results
+from playground.callbacks.state import control_options, update_selection
+from playground.callbacks.upload import render_upload
+from playground.ranking import feature_results, majority_label, query_results, query_scores
+from playground.state import Selection, parse_url, resolve_selection, to_url
+from playground.store import MissingArtifact, Store
+from playground.tables import class_breakdown, cost_table, summary_table
+from tests.playground_fixtures import draw_shape, photo_png, png_bytes
+
+PIXELS, LITE = "pixels", "efficientnet-lite0-random"
+
+
+def data_url(data: bytes, mime: str = "image/png") -> str:
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def text_of(component) -> str:
+    """All the text of a Dash component tree, for assertions."""
+    if component is None:
+        return ""
+    if isinstance(component, str | int | float):
+        return str(component)
+    if isinstance(component, list | tuple):
+        return " ".join(text_of(c) for c in component)
+    return text_of(getattr(component, "children", None))
+
+
+def find_class(component, class_name: str) -> list:
+    found = []
+    if isinstance(component, list | tuple):
+        for child in component:
+            found += find_class(child, class_name)
+    elif hasattr(component, "to_plotly_json"):
+        if class_name in (getattr(component, "className", None) or "").split():
+            found.append(component)
+        found += find_class(getattr(component, "children", None), class_name)
+    return found
+
+
+@pytest.fixture
+def store(playground_artifacts) -> Store:
+    return Store(playground_artifacts)
+
+
+# ------------------------------------------------------------------------------------------------ store
+def test_store_reads_the_index_in_order(store):
+    assert set(store.datasets()) == {"shapes", "shapes-flat"}
+    assert store.models("shapes") == [PIXELS, LITE]
+    assert store.layers("shapes", PIXELS) == ["pixels_8x8", "pixels_16x16", "pixels_32x32"]
+    assert store.all_metrics("shapes") == ["cosine", "euclidean", "manhattan", "chebyshev"]
+    assert store.is_labeled("shapes") and not store.is_labeled("shapes-flat")
+
+
+def test_store_arrays_are_cached_and_read_only(store):
+    first = store.features("shapes", PIXELS, "pixels_8x8")
+    assert store.features("shapes", PIXELS, "pixels_8x8") is first
+    assert first.shape == (24, 192)
+    with pytest.raises(ValueError):
+        first[0, 0] = 1.0
+    indices, _ = store.neighbors("shapes", PIXELS, "pixels_8x8", "cosine")
+    assert not indices.flags.writeable
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda s: s.dataset("nope"),
+        lambda s: s.model("shapes", "vgg16"),
+        lambda s: s.layer("shapes", PIXELS, "block5_conv3"),
+        lambda s: s.neighbors("shapes", PIXELS, "pixels_8x8", "minkowski-p3"),
+        lambda s: s.features("shapes", None, None),
+    ],
+)
+def test_store_missing_combinations_raise_missing_artifact(store, call):
+    with pytest.raises(MissingArtifact):
+        call(store)
+
+
+def test_store_missing_file_is_missing_artifact(artifacts_copy):
+    (artifacts_copy / "shapes" / PIXELS / "pixels_8x8" / "umap.npy").unlink()
+    with pytest.raises(MissingArtifact, match="umap.npy"):
+        Store(artifacts_copy).umap("shapes", PIXELS, "pixels_8x8")
+
+
+def test_store_of_an_empty_root(tmp_path):
+    store = Store(tmp_path / "nothing")
+    assert store.datasets() == []
+    sel = resolve_selection(store, {})
+    assert sel.dataset is None and sel.notices
+
+
+# -------------------------------------------------------------------------------------------- selection
+def test_resolve_selection_defaults_to_the_best_layer(store):
+    sel = resolve_selection(store, {"dataset": "shapes", "model": LITE})
+    best = max(
+        store.layers("shapes", LITE),
+        key=lambda layer: store.metric("shapes", LITE, layer, "cosine")["summary"]["rwp@15"],
+    )
+    assert (sel.metric, sel.layer, sel.query, sel.k, sel.notices) == ("cosine", best, 0, 15, [])
+
+
+def test_resolve_selection_replaces_unknown_names_with_a_notice(store):
+    sel = resolve_selection(
+        store, {"dataset": "shapes", "model": "vgg16", "layer": "x", "metric": "cosine", "query": "999", "k": "500"}
+    )
+    assert sel.model in store.models("shapes")
+    assert sel.query == 0 and sel.k == 50
+    assert any("vgg16" in n for n in sel.notices) and any("999" in n for n in sel.notices)
+
+
+def test_url_round_trip(store):
+    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "model": LITE, "query": 7, "k": 9})
+    pathname, search = to_url(sel)
+    assert pathname == "/compare"
+    again = resolve_selection(store, parse_url(pathname, search))
+    assert again.to_dict() == sel.to_dict()
+
+
+def test_switching_model_keeps_dataset_and_query_and_picks_a_layer(store):
+    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "query": 5})
+    controls = {"model": LITE}
+    switched = update_selection(store, "model-select", "/search", "", controls, None, sel.to_dict())
+    assert (switched.dataset, switched.model, switched.query) == ("shapes", LITE, 5)
+    assert switched.layer in store.layers("shapes", LITE)
+    options = control_options(store, switched)
+    assert [o["value"] for o in options["layer"]] == store.layers("shapes", LITE)
+
+
+def test_switching_dataset_resets_the_query(store):
+    sel = resolve_selection(store, {"dataset": "shapes", "query": 20})
+    switched = update_selection(store, "dataset-select", "/", "", {"dataset": "shapes-flat"}, None, sel.to_dict())
+    assert (switched.dataset, switched.query, switched.labeled) == ("shapes-flat", 0, False)
+
+
+def test_grid_paging_opens_the_page_of_the_query(store, monkeypatch):
+    monkeypatch.setattr("playground.callbacks.search.PAGE_SIZE", 10)
+    sel = resolve_selection(store, {"dataset": "shapes", "query": 23})
+    ids, page, n_pages = grid_page(store, sel, None, None)
+    assert (page, n_pages, ids) == (2, 3, [20, 21, 22, 23])
+    ids, page, _ = grid_page(store, sel, "square", None)
+    assert ids == list(range(8, 16)) and page == 0
+
+
+# --------------------------------------------------------------------------------------------- rankings
+def test_query_results_follow_the_stored_ranking(store):
+    indices, distances = store.neighbors("shapes", PIXELS, "pixels_16x16", "euclidean")
+    results = query_results(store, "shapes", PIXELS, "pixels_16x16", "euclidean", 4, 15)
+    assert [r.image_id for r in results] == indices[4, :15].tolist()
+    assert [r.rank for r in results] == list(range(1, 16))
+    assert np.allclose([r.similarity for r in results], 1 / (1 + distances[4, :15]))
+    labels = store.labels("shapes")
+    assert all(r.same_class == (labels[r.image_id] == labels[4]) for r in results)
+    assert [r.similarity for r in results] == sorted((r.similarity for r in results), reverse=True)
+
+
+def test_query_results_deeper_than_stored_rank_on_the_fly(store):
+    results = query_results(store, "shapes", PIXELS, "pixels_8x8", "cosine", 3, 23)
+    assert len(results) == 23 and 3 not in [r.image_id for r in results]
+    stored, _ = store.neighbors("shapes", PIXELS, "pixels_8x8", "cosine")
+    assert [r.image_id for r in results[:20]] == stored[3].tolist()
+
+
+def test_switching_the_model_changes_the_results(store):
+    a = query_results(store, "shapes", PIXELS, "pixels_8x8", "cosine", 0, 15)
+    b = query_results(store, "shapes", LITE, store.layers("shapes", LITE)[-1], "cosine", 0, 15)
+    assert [r.image_id for r in a] != [r.image_id for r in b]
+
+
+def test_query_scores_read_the_scores_file_and_the_baseline(store, playground_artifacts):
+    table = query_scores(store, "shapes", PIXELS, "pixels_8x8", "cosine", 2)
+    scores = pd.read_parquet(playground_artifacts / "shapes" / PIXELS / "pixels_8x8" / "scores-cosine.parquet")
+    assert table.loc["rwp@15", "query"] == pytest.approx(scores.loc[2, "rwp@15"])
+    assert table.loc["ap", "query"] == pytest.approx(scores.loc[2, "ap"])
+    assert table.loc["precision@5", "random"] == pytest.approx(7 / 23)  # 7 relevant among 23 candidates
+    assert table.loc["rwp@15", "mean"] == pytest.approx(scores["rwp@15"].mean())
+
+
+def test_unlabeled_dataset_hides_scores_and_still_searches(store):
+    sel = resolve_selection(store, {"dataset": "shapes-flat"})
+    results = query_results(store, sel.dataset, sel.model, sel.layer, sel.metric, 1, 3)
+    assert len(results) == 3 and all(r.same_class is None and r.label is None for r in results)
+    assert query_scores(store, sel.dataset, sel.model, sel.layer, sel.metric, 1) is None
+    assert "no labels" in text_of(render_query_panel(store, sel))
+    assert len(find_class(render_results(store, sel), "result-card")) == 5  # k capped by what exists: 5 others
+
+
+def test_views_show_missing_combinations_as_messages(artifacts_copy):
+    index_path = artifacts_copy / "index.json"
+    index = json.loads(index_path.read_text())
+    del index["datasets"]["shapes"]["models"][PIXELS]["layers"]["pixels_8x8"]["metrics"]["chebyshev"]
+    index_path.write_text(json.dumps(index))
+    (artifacts_copy / "shapes" / PIXELS / "pixels_8x8" / "umap.npy").unlink()
+    store = Store(artifacts_copy)
+    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "metric": "chebyshev"})
+    assert sel.metric == "chebyshev"  # computed elsewhere in the dataset, so selectable
+    assert "not computed" in text_of(render_results(store, sel)).lower()
+    assert "chebyshev (not computed)" in [o["label"] for o in control_options(store, sel)["metric"]]
+    figure, info = render_embeddings(store, sel)
+    assert "umap.npy" in text_of(info)
+    out = render_compare(store, sel, "rwp@15")
+    assert out["table"] is not None  # the rest of the dataset still compares
+
+
+def test_majority_label():
+    from playground.ranking import Result
+
+    results = [Result(i + 1, i, label, 0.0, 1.0, None) for i, label in enumerate(["a", "b", "b", "a", "c"])]
+    assert majority_label(results) == ("a", 2)
+
+
+# ---------------------------------------------------------------------------------------------- uploads
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"this is not an image at all", "not an image"),
+        (b"", "empty"),
+    ],
+)
+def test_upload_errors_are_messages(data, reason):
+    with pytest.raises(uploads.UploadError, match=reason):
+        uploads.prepare_image(data, 32)
+
+
+def test_truncated_upload_is_a_message():
+    data = photo_png()
+    with pytest.raises(uploads.UploadError, match="truncated|corrupt"):
+        uploads.prepare_image(data[: len(data) // 2], 32)
+
+
+def test_too_big_upload_is_refused_before_decoding():
+    with pytest.raises(uploads.UploadError, match="limit"):
+        uploads.decode_contents(data_url(b"\0" * (uploads.MAX_UPLOAD_BYTES + 10)))
+    with pytest.raises(uploads.UploadError, match="base64"):
+        uploads.decode_contents("data:image/png;base64,@@@@")
+
+
+def test_huge_pixel_count_is_refused(monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_UPLOAD_PIXELS", 100)
+    with pytest.raises(uploads.UploadError, match="pixels"):
+        uploads.prepare_image(png_bytes(Image.new("RGB", (20, 20))), 32)
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "I;16", "RGBA", "L", "P"])
+def test_odd_image_modes_work(mode):
+    rgb = draw_shape("circle", (200, 30, 30), np.random.default_rng(0), size=40)
+    if mode == "I;16":
+        image = Image.fromarray(np.asarray(rgb.convert("L"), dtype=np.uint16) * 257)
+        data = png_bytes(image)
+    elif mode == "CMYK":
+        buffer = io.BytesIO()
+        rgb.convert("CMYK").save(buffer, format="JPEG")
+        data = buffer.getvalue()
+    else:
+        image = rgb.convert(mode)
+        if mode == "RGBA":
+            image.putalpha(128)
+        data = png_bytes(image)
+    array = uploads.prepare_image(data, 32)
+    assert array.shape == (32, 32, 3) and array.dtype == np.float32
+
+
+def test_render_upload_of_non_image_shows_an_error(store):
+    sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": PIXELS})
+    status, results = render_upload(store, sel, data_url(b"GIF89a but not really"), "fake.gif")
+    assert results is None
+    assert find_class(status, "message-error")
+    assert "fake.gif" in text_of(status) and "Traceback" not in text_of(status)
+
+
+def test_upload_of_a_dataset_image_finds_itself(store, playground_artifacts):
+    manifest = store.manifest("shapes")
+    source = json.loads((playground_artifacts / "index.json").read_text())["datasets"]["shapes"]["source"]
+    data = (io.FileIO(f"{source}/{manifest['path'][5]}")).readall()
+    features = uploads.upload_features(store, "shapes", PIXELS, "pixels_16x16", data)
+    results = feature_results(store, "shapes", PIXELS, "pixels_16x16", "euclidean", features, 5)
+    assert results[0].image_id == 5 and results[0].distance == pytest.approx(0.0, abs=1e-4)
+
+
+def test_upload_of_a_real_photo_returns_results_and_caches_the_model(store, monkeypatch):
+    import precompute.extract
+
+    calls = []
+    real = precompute.extract.load_extractor
+    monkeypatch.setattr(precompute.extract, "load_extractor", lambda *a: calls.append(a) or real(*a))
+    uploads._extractor.cache_clear()
+    layers = store.layers("shapes", LITE)
+    sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": LITE, "layer": layers[-1], "k": 6})
+    status, results = render_upload(store, sel, data_url(photo_png()), "chelsea.png")
+    assert len(find_class(results, "result-card")) == 6, text_of(status)
+    assert "chelsea.png" in text_of(status)
+    # Another layer and another photo reuse the one extractor built for every layer of the model.
+    sel.layer = layers[0]
+    rotated = png_bytes(Image.open(io.BytesIO(photo_png())).rotate(90))
+    status, results = render_upload(store, sel, data_url(rotated), "rotated.png")
+    assert len(find_class(results, "result-card")) == 6
+    assert len(calls) == 1 and list(calls[0][1]) == layers
+
+
+# ----------------------------------------------------------------------------------------------- tables
+def test_summary_table_has_every_combination_and_costs(store):
+    table = summary_table(store, "shapes")
+    assert len(table) == (3 + len(store.layers("shapes", LITE))) * 4
+    assert {"rwp@15", "ap", "parameters", "GFLOPs/image", "ms/image", "images/s"} <= set(table.columns)
+
+
+def test_class_breakdown_and_costs(store):
+    breakdown = class_breakdown(store, "shapes", "cosine", "rwp@15")
+    assert list(breakdown.index) == ["circle", "square", "triangle"]
+    assert "random" in breakdown.columns and len(breakdown.columns) == 3
+    costs = cost_table(store, "shapes", "cosine", "rwp@15")
+    assert list(costs["model"]) == [PIXELS, LITE]
+    assert costs.loc[1, "parameters"] > 0
+
+
+def test_compare_of_an_unlabeled_dataset_shows_costs_only(store):
+    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes-flat"})
+    out = render_compare(store, sel, "rwp@15")
+    assert out["score"] is None and out["cost"] is not None
+    assert "no labels" in text_of(out["message"])
+
+
+def test_embeddings_figure_and_tooltip(store):
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2, "k": 5})
+    figure, info = render_embeddings(store, sel)
+    names = [trace.name for trace in figure.data]
+    assert names == ["circle", "square", "triangle", "top results", "query"]
+    assert list(figure.data[-1].customdata) == [2] and len(figure.data[-2].customdata) == 5
+    show, bbox, children = tooltip(store, sel, {"points": [{"customdata": 9, "bbox": {"x0": 1}}]})
+    assert show and "square" in text_of(children)
+    assert tooltip(store, sel, None)[0] is False
+
+
+# ------------------------------------------------------------------------------------------------ app
+@pytest.fixture
+def client(playground_artifacts):
+    from playground.app import create_app
+
+    return create_app(playground_artifacts).server.test_client()
+
+
+def test_thumbnail_route_serves_thumbnails(client):
+    response = client.get("/thumbs/shapes/3.jpg")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    assert Image.open(io.BytesIO(response.data)).size[0] <= 160
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/thumbs/shapes/../index.json",
+        "/thumbs/../index.json",
+        "/thumbs/..%2F..%2Fetc/1.jpg",
+        "/thumbs/shapes/..%2F..%2Findex.json",
+        "/thumbs/shapes/abc.jpg",
+        "/thumbs/shapes/-1.jpg",
+        "/thumbs/shapes/1.5.jpg",
+        "/thumbs/shapes/999.jpg",
+        "/thumbs/shapes/1.jpg/extra",
+        "/thumbs/nope/1.jpg",
+        "/thumbs/.hidden/1.jpg",
+        "/thumbs/shapes/pixels/pixels_8x8/features.npy",
+    ],
+)
+def test_thumbnail_route_rejects_traversal_and_bad_ids(client, path):
+    assert client.get(path).status_code == 404
+
+
+def test_app_layout_and_defaults(playground_artifacts):
+    from playground.__main__ import parse_args
+    from playground.app import create_app
+
+    app = create_app(playground_artifacts)
+    assert app.server.config["MAX_CONTENT_LENGTH"] >= uploads.MAX_UPLOAD_BYTES * 4 // 3
+    layout = app.layout()
+    assert "Semantic Image Search Playground" in text_of(layout)
+    args = parse_args([])
+    assert (args.host, args.port, args.no_precompute) == ("127.0.0.1", 8050, False)
+
+
+def test_main_precomputes_only_a_missing_dataset(tmp_path, monkeypatch, playground_artifacts):
+    import precompute.pipeline
+    from playground.__main__ import ensure_dataset
+
+    calls = []
+    monkeypatch.setattr(precompute.pipeline, "run", lambda *args, **kw: calls.append(args))
+    ensure_dataset(playground_artifacts, tmp_path / "shapes")  # already there: nothing to do
+    assert calls == []
+    (tmp_path / "fresh").mkdir()
+    ensure_dataset(tmp_path / "out", tmp_path / "fresh")
+    assert calls == [(tmp_path / "fresh", tmp_path / "out")]
+    ensure_dataset(tmp_path / "out", tmp_path / "missing-folder")  # absent data: warn, serve
+    assert len(calls) == 1
+
+
+def test_selection_dict_round_trip():
+    sel = Selection(dataset="d", model="m", layer="l", metric="cosine", query=3, k=7, notices=["x"])
+    assert Selection.from_dict(sel.to_dict()) == sel
