@@ -408,7 +408,10 @@ def assign_weights(model: Any, source: TfjsLayersModel, *, allow_unused: bool = 
     target_graph = _keras_layers(model)
     target_outputs = [t._keras_history.operation.name for t in model.outputs]
     if source_graph:
-        roots = target_outputs if all(n in source_graph for n in target_outputs) else _source_outputs(source.topology)
+        # Walk the source from the layers the Keras model ends with (a base inside a model with a head), when their
+        # names are stable; counter names may point anywhere, so then from the source's own outputs.
+        stable = all(n in source_graph and not _is_counter_name(n, target_graph[n][0]) for n in target_outputs)
+        roots = target_outputs if stable else _source_outputs(source.topology)
         listed = _graph_order(source_graph, roots) if roots else list(source_graph)  # no outputs: listing order
         source_order = [n for n in listed if n in source_weights]
     else:
