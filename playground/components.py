@@ -111,17 +111,15 @@ def dropdown(component_id: str, clearable: bool = False, **kwargs: Any) -> dcc.D
     return dcc.Dropdown(id=component_id, clearable=clearable, options=[], **kwargs)
 
 
-def frame_table(table: pd.DataFrame, class_name: str = "data-table", digits: int = 4) -> html.Table:
+def frame_table(table: pd.DataFrame, class_name: str = "data-table", digits: int = 3) -> html.Table:
     """A DataFrame as a plain HTML table: numbers right-aligned and rounded, missing values as a dash."""
 
     def cell(value: Any) -> html.Td:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return html.Td("—", className="num missing", title="not computed")
         if isinstance(value, float):
-            return html.Td(
-                f"{value:.{digits}f}".rstrip("0").rstrip(".") if value != int(value) else f"{value:.0f}",
-                className="num",
-            )
+            text = f"{value:,.0f}" if value.is_integer() and abs(value) >= 1000 else f"{value:.{digits}f}"
+            return html.Td(text, className="num")
         if isinstance(value, int):
             return html.Td(f"{value:,}", className="num")
         return html.Td(str(value))

@@ -189,7 +189,16 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
     fig.update_layout(
         **_LAYOUT,
         title="Quality against cost",
-        xaxis={"title": "extraction ms/image", "type": "log"},
+        xaxis={"title": "extraction ms/image (log)", "type": "log", "range": _log_range(part["ms/image"])},
         yaxis={"title": score_column},
     )
     return fig
+
+
+def _log_range(values: pd.Series) -> list[float] | None:
+    """A log-axis range with room for marker labels on both sides."""
+    positive = values[values > 0].astype(float)
+    if positive.empty:
+        return None
+    low, high = np.log10(positive.min()), np.log10(positive.max())
+    return [low - 0.4, high + 0.4]

@@ -1,0 +1,125 @@
+"""End-to-end tests of the playground in headless Chromium (dash[testing]'s ``dash_duo``).
+
+Each test saves screenshots of what it checked under test-artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from tests.playground_fixtures import photo_png
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        shutil.which("chromedriver") is None or shutil.which("chromium") is None,
+        reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
+    ),
+]
+
+PIXELS, LITE = "pixels", "efficientnet-lite0-random"
+TIMEOUT = 30
+
+
+def result_ids(dash_duo) -> list[str]:
+    return [card.get_attribute("data-image-id") for card in dash_duo.find_elements(".result-card")]
+
+
+def wait_for_results(dash_duo, count: int, different_from: list[str] | None = None) -> list[str]:
+    def ready() -> bool:
+        ids = result_ids(dash_duo)
+        return len(ids) == count and (different_from is None or ids != different_from)
+
+    dash_duo.wait_for(ready, timeout=TIMEOUT) if hasattr(dash_duo, "wait_for") else _poll(ready)
+    return result_ids(dash_duo)
+
+
+def _poll(condition, timeout: float = TIMEOUT) -> None:
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def start(dash_duo, artifacts, path: str) -> None:
+    from playground.app import create_app
+
+    dash_duo.start_server(create_app(artifacts))
+    dash_duo.driver.set_window_size(1400, 1100)
+    dash_duo.driver.get(dash_duo.server_url + path)
+    dash_duo.wait_for_element("#query-panel", timeout=TIMEOUT)
+
+
+def test_search_shows_ranked_results_and_model_switch_changes_them(dash_duo, playground_artifacts, screenshot_dir):
+    start(
+        dash_duo,
+        playground_artifacts,
+        "/search?dataset=shapes&model=pixels&layer=pixels_8x8&metric=cosine&query=3&k=10",
+    )
+    first = wait_for_results(dash_duo, 10)
+    assert "3" not in first
+    marks = [card.get_attribute("data-same") for card in dash_duo.find_elements(".result-card")]
+    assert set(marks) <= {"true", "false"} and "true" in marks
+    dash_duo.wait_for_text_to_equal(".query-caption strong", "circle", timeout=TIMEOUT)
+    assert dash_duo.find_element(".scores-table")  # the query's scores beside the baseline
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "search.png"))
+
+    dash_duo.select_dcc_dropdown("#model-select", value=LITE)
+    switched = wait_for_results(dash_duo, 10, different_from=first)
+    assert switched != first
+    _poll(lambda: "model=efficientnet-lite0-random" in dash_duo.driver.current_url)
+    assert "query=3" in dash_duo.driver.current_url
+
+    # Clicking a grid thumbnail makes it the query (and the URL follows).
+    dash_duo.find_element("#image-grid button:nth-child(12)").click()
+    _poll(lambda: "query=11" in dash_duo.driver.current_url)
+    dash_duo.wait_for_text_to_equal(".query-caption strong", "square", timeout=TIMEOUT)
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "search-after-switch.png"))
+
+
+def test_upload_real_photo_and_non_image(dash_duo, playground_artifacts, screenshot_dir, tmp_path):
+    start(dash_duo, playground_artifacts, f"/upload?dataset=shapes&model={LITE}&metric=cosine&k=8")
+    dash_duo.wait_for_contains_text("#upload-status", "No image yet", timeout=TIMEOUT)
+    photo = tmp_path / "chelsea.png"
+    photo.write_bytes(photo_png())
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(photo))
+    wait_for_results(dash_duo, 8)
+    dash_duo.wait_for_contains_text("#upload-status", "chelsea.png", timeout=TIMEOUT)
+    assert "never written to disk" in dash_duo.find_element("#view-upload").text
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "upload.png"))
+
+    fake = tmp_path / "not-an-image.png"
+    fake.write_bytes(b"definitely not a PNG file\n" * 10)
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(fake))
+    dash_duo.wait_for_element(".message-error", timeout=TIMEOUT)
+    text = dash_duo.find_element(".message-error").text
+    assert "not-an-image.png" in text and "cannot be used as an image" in text
+    assert "Traceback" not in dash_duo.find_element("body").text
+    assert not dash_duo.find_elements("#upload-results .result-card")
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "upload-error.png"))
+
+
+def test_embeddings_and_compare_views(dash_duo, playground_artifacts, screenshot_dir):
+    start(dash_duo, playground_artifacts, f"/embeddings?dataset=shapes&model={LITE}&metric=cosine&query=2&k=5")
+    dash_duo.wait_for_element("#umap-graph .main-svg", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text("#umap-graph", "triangle", timeout=TIMEOUT)  # the legend: coloured by class
+    dash_duo.wait_for_contains_text("#umap-graph", "query", timeout=TIMEOUT)
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "embeddings.png"))
+
+    dash_duo.find_element("#view-tabs .tab:nth-child(4)").click()
+    _poll(lambda: "/compare" in dash_duo.driver.current_url)
+    dash_duo.wait_for_contains_text("#compare-table", "cosine", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text("#compare-cost", LITE, timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text("#compare-layers-graph", "random", timeout=TIMEOUT)
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "compare.png"))
+
+    # A deep link to an unlabeled dataset: search works, scores are hidden.
+    dash_duo.driver.get(dash_duo.server_url + "/search?dataset=shapes-flat&query=1&k=3")
+    wait_for_results(dash_duo, 3)
+    dash_duo.wait_for_contains_text("#query-panel", "no labels", timeout=TIMEOUT)
