@@ -337,42 +337,41 @@ def _rerank(queries: np.ndarray, features: np.ndarray, candidates: np.ndarray, m
 
 def _exact_search(queries: np.ndarray, features: np.ndarray, metric: str, k: int, exclude: np.ndarray | None,
                   chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Brute force: distances to every row, ``chunk_rows`` feature rows at a time, merged into a running top-k.
+    """Brute force over every row, ``max(chunk_rows, 8192)`` feature rows at a time, keeping a running pool.
 
-    Cosine and euclidean use one BLAS matrix product per chunk; the other metrics go through scikit-learn.
+    Cosine and euclidean scan with one float32 BLAS product per chunk (the ``2 k`` best survive), the other
+    metrics with scikit-learn's float64 distances; the pool is then re-scored exactly in float64 like FAISS'
+    candidates. Only a near-tie at float32 rounding (~1e-7 relative) at the k-th place could differ from
+    ``similarity.rank_neighbors``.
     """
-    from precompute.similarity import pairwise_distances, top_k_from_distances
+    from precompute.similarity import pairwise_distances
 
     family, _ = parse_metric(metric)
     n = len(features)
-    best_idx = np.zeros((len(queries), 0), dtype=np.int64)
-    best_dist = np.zeros((len(queries), 0), dtype=np.float64)
-    q = queries.astype(np.float64)
-    if family == "cosine":
-        q = q / np.where((norm := np.linalg.norm(q, axis=1, keepdims=True)) > 0, norm, 1.0)
-    q_sq = (q * q).sum(axis=1, keepdims=True)
+    pool = min(n, 2 * (k + 1))
+    q = _prepare(queries, family)
+    best_ids = np.zeros((len(q), 0), dtype=np.int64)
+    best_scores = np.zeros((len(q), 0), dtype=np.float64)
     step = max(chunk_rows, 8192)
     for lo in range(0, n, step):
-        block = np.asarray(features[lo : lo + step], dtype=np.float64)
+        block = _prepare(features[lo : lo + step], family)
         if family == "cosine":
-            bn = np.linalg.norm(block, axis=1)
-            dist = 1.0 - (q @ block.T) / np.where(bn > 0, bn, 1.0)
-            dist[:, bn == 0] = 1.0
-            dist[(q_sq[:, 0] == 0), :] = 1.0
+            scores = -(q @ block.T)
         elif family == "euclidean":
-            dist = np.sqrt(np.maximum(q_sq - 2.0 * (q @ block.T) + (block * block).sum(axis=1), 0.0))
+            scores = (block * block).sum(axis=1) - 2.0 * (q @ block.T)
         else:
-            dist = pairwise_distances(queries, block, metric)
+            scores = pairwise_distances(q, block, metric)
+        scores = scores.astype(np.float64, copy=False)
         if exclude is not None:
             rows = np.flatnonzero((exclude >= lo) & (exclude < lo + len(block)))
-            dist[rows, exclude[rows] - lo] = np.inf
-        ids = np.broadcast_to(np.arange(lo, lo + len(block)), dist.shape)
-        merged_dist = np.concatenate([best_dist, dist], axis=1)
-        merged_idx = np.concatenate([best_idx, ids], axis=1)
-        part, _ = top_k_from_distances(merged_dist, min(k, merged_dist.shape[1]))
-        best_idx = np.take_along_axis(merged_idx, part.astype(np.int64), axis=1)
-        best_dist = np.take_along_axis(merged_dist, part.astype(np.int64), axis=1)
-    return best_idx.astype(np.int32), best_dist.astype(np.float32)
+            scores[rows, exclude[rows] - lo] = np.inf
+        merged_scores = np.concatenate([best_scores, scores], axis=1)
+        merged_ids = np.concatenate([best_ids, np.broadcast_to(np.arange(lo, lo + len(block)), scores.shape)], axis=1)
+        keep = min(pool, merged_scores.shape[1])
+        part = np.argpartition(merged_scores, keep - 1, axis=1)[:, :keep]
+        best_ids = np.take_along_axis(merged_ids, part, axis=1)
+        best_scores = np.take_along_axis(merged_scores, part, axis=1)
+    return _rerank(queries, features, best_ids, metric, k, exclude)
 
 
 __all__ = ["ANN_KINDS", "AnnIndex", "METRIC_PLANS", "build_index", "check_params", "load_layer_index",

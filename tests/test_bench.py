@@ -1,0 +1,51 @@
+"""The benchmark script: a --quick run writes the JSON the docs are built from (no timing is asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from precompute import bench
+
+
+def test_quick_bench_writes_valid_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) >= {"meta", "extraction", "search", "umap", "app"}
+    meta = results["meta"]
+    assert {"cpu_model", "n_cpus", "load_before", "load_after", "command", "versions", "notes"} <= set(meta)
+    assert "--quick" in meta["command"]
+    (row,) = results["extraction"]
+    assert row["backbone"] == "efficientnet-lite0" and len(row["layers"]) == 2
+    for key in ("one_pass_images_per_second", "naive_images_per_second", "speedup", "one_pass_gflops_per_second",
+                "gflops_per_image", "naive_gflops_per_image"):
+        assert row[key] > 0, key
+    # Both ways compute the same features: only the number of passes differs.
+    assert row["max_relative_difference"] < 1e-3
+    methods = {(r["n"], r["method"]) for r in results["search"]}
+    assert methods == {(n, m) for n in (500, 2000)
+                       for m in ("exact (numpy BLAS, chunked)", "faiss-hnsw", "faiss-ivf-flat")}
+    for r in results["search"]:
+        assert 0.0 <= r["recall@10"] <= 1.0 and r["query_ms"] > 0
+        assert r["dim"] == (32 if r["n"] >= 2000 else 64)
+    assert results["umap"][0]["n"] == 300 and results["umap"][0]["seconds"] > 0
+    printed = capsys.readouterr().out
+    assert "naive" in printed and "recall@10" in printed and "UMAP" in printed
+
+
+def test_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert bench.main(["--quick", "--backbones", "vgg17", "--out", str(tmp_path / "x.json")]) == 2
+    assert "Unknown backbone 'vgg17'" in capsys.readouterr().err
+    assert bench.main(["--quick", "--sections", "search,speed", "--out", str(tmp_path / "x.json")]) == 2
+    assert "Unknown section(s) ['speed']" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_pick_layers_spreads_from_shallow_to_deep() -> None:
+    layers = ("a", "b", "c", "d", "e", "f", "g", "h")
+    assert bench.pick_layers(layers, 4) == ["a", "c", "f", "h"]
+    assert bench.pick_layers(layers, 1) == ["h"]
+    assert bench.pick_layers(layers, 20) == list(layers)
