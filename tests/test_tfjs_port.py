@@ -375,3 +375,67 @@ def test_nsfwjs_registry_backbone_is_cached_and_rescales_its_input(nsfwjs_env: P
 def _max_cosine(features: np.ndarray) -> float:
     unit = features / np.linalg.norm(features, axis=1, keepdims=True)
     return float((unit @ unit.T)[np.triu_indices(len(unit), 1)].max())
+
+
+# ------------------------------------------------------------------------------------------- finding nsfwjs offline
+
+
+def _fake_nsfwjs_tarball(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
+    """An npm tarball laid out like nsfwjs@4.4.0, with a random full-size MobileNetV2 in its bundle format."""
+    import tarfile
+
+    original = _randomized(keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3),
+                                                          include_top=False), seed=6)
+    package = folder / "build" / "package"
+    _, expected, _ = write_tfjs(original, package / "dist" / "models" / "mobilenet_v2", "uint8",
+                                shard_bytes=4 << 20, bundle=True)
+    (package / "dist" / "models" / "inception_v3").mkdir()
+    (package / "dist" / "models" / "inception_v3" / "model.json").write_text("{}")  # present, never read here
+    (package / "package.json").write_text('{"name": "nsfwjs", "version": "4.4.0"}')
+    tgz = folder / "nsfwjs-4.4.0.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        tar.add(package, arcname="package")
+    return tgz, expected
+
+
+def test_nsfwjs_tarball_in_the_env_folder_is_unpacked_and_converted_once(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from precompute.ports import nsfwjs
+
+    tgz, expected = _fake_nsfwjs_tarball(tmp_path / "npm")
+    monkeypatch.setenv(nsfwjs.DIR_ENV, str(tgz.parent))
+    monkeypatch.setenv(nsfwjs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(nsfwjs.shutil, "which", lambda name: None)  # no npm: it must not be needed
+    path = nsfwjs.nsfwjs_weights_path("mobilenetv2")
+    assert path.parent == tmp_path / "cache" and path.name.endswith("-v1.weights.h5")
+    assert (tmp_path / "cache" / "nsfwjs-4.4.0" / "package" / "dist" / "models" / "mobilenet_v2").is_dir()
+    loaded = keras.applications.MobileNetV2(include_top=False, weights=str(path), input_shape=(64, 64, 3))
+    for layer in loaded.layers:
+        for var in layer.weights:
+            np.testing.assert_array_equal(np.asarray(var), expected[f"{layer.name}/{var.name.split('/')[-1]}"])
+    mtime = path.stat().st_mtime_ns
+    monkeypatch.setattr(nsfwjs.tfjs, "convert_layers_model", lambda *a: pytest.fail("converted twice"))
+    assert nsfwjs.nsfwjs_weights_path("mobilenetv2") == path and path.stat().st_mtime_ns == mtime
+    monkeypatch.delenv(nsfwjs.DIR_ENV)  # the unpacked copy in the cache is found on its own
+    assert nsfwjs.nsfwjs_weights_path("mobilenetv2", fetch=False) == path
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == sorted([path.name, "nsfwjs-4.4.0"])
+
+
+def test_missing_nsfwjs_names_the_package_and_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from precompute.backbones import WeightsUnavailableError
+    from precompute.ports import nsfwjs
+
+    monkeypatch.setenv(nsfwjs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(nsfwjs.DIR_ENV, str(tmp_path))
+    with pytest.raises(WeightsUnavailableError, match=r"SISP_NSFWJS_DIR=.* holds neither .*nsfwjs@4\.4\.0"):
+        nsfwjs.nsfwjs_weights_path("mobilenetv2")
+    monkeypatch.delenv(nsfwjs.DIR_ENV)
+    monkeypatch.setattr(nsfwjs.shutil, "which", lambda name: None)
+    with pytest.raises(WeightsUnavailableError, match=r"npm package nsfwjs@4\.4\.0 .*npm is not installed.*"
+                                                      r"npm pack nsfwjs@4\.4\.0.*SISP_NSFWJS_DIR"):
+        nsfwjs.nsfwjs_weights_path("inceptionv3")
+    with pytest.raises(WeightsUnavailableError, match="SISP_NSFWJS_DIR is not set"):
+        nsfwjs.nsfwjs_weights_path("inceptionv3", fetch=False)
+    with pytest.raises(ValueError, match=r"nsfwjs weights exist for mobilenetv2, inceptionv3; got 'vgg16'"):
+        nsfwjs.nsfwjs_weights_path("vgg16")
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
