@@ -66,6 +66,8 @@ def write_tfjs(model: keras.Model, folder: Path, quant: str | None = "uint8", *,
                keras2_names: bool = True) -> tuple[Path, dict[str, np.ndarray], dict[str, float]]:
     """Write ``model`` as a TF.js layers model; return the model file, expected arrays and quantisation steps.
 
+    ``keras2_names=False`` writes what a Keras 3 export would: ``get_config()`` as topology, Keras 3 variable names.
+
     Keys of the returned dicts are ``"<keras layer name>/<variable>"``. Weights are sorted by name in the manifest
     (as tensorflowjs writes them) and split into shards of ``shard_bytes``, so tensors straddle shard borders.
     """
@@ -89,7 +91,10 @@ def write_tfjs(model: keras.Model, folder: Path, quant: str | None = "uint8", *,
     blob = b"".join(raw for *_, raw in entries)
     chunks = [blob[i : i + shard_bytes] for i in range(0, len(blob), shard_bytes)] or [b""]
     paths = [f"group1-shard{i + 1}of{len(chunks)}" + ("" if bundle else ".bin") for i in range(len(chunks))]
-    content = {"format": "layers-model", "modelTopology": _topology(model, rename, shuffle),
+    topology = (_topology(model, rename, shuffle) if keras2_names else
+                {"keras_version": keras.__version__, "model_config": {"class_name": "Functional",
+                                                                      "config": model.get_config()}})
+    content = {"format": "layers-model", "modelTopology": json.loads(json.dumps(topology)),
                "weightsManifest": [{"paths": paths, "weights": [e for _, e, _ in entries]}]}
     if not bundle:
         for path, chunk in zip(paths, chunks, strict=True):
@@ -214,6 +219,16 @@ def test_counter_names_map_by_graph_order_not_by_name_or_listing(tmp_path: Path)
     mapping = tfjs.assign_weights(target, tfjs.read_layers_model(model_file), allow_unused=False)
     assert {how for *_, how in mapping.pairs} == {"order"} and len(mapping.pairs) == 8
     x = np.random.default_rng(2).normal(size=(2, 8, 8, 4)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(target(x)), np.asarray(original(x)))
+
+
+def test_keras3_topology_maps_by_graph_order_too(tmp_path: Path) -> None:
+    original = _randomized(_branchy_model(), seed=8)
+    model_file, _, _ = write_tfjs(original, tmp_path, None, keras2_names=False)
+    target = _branchy_model()
+    mapping = tfjs.assign_weights(target, tfjs.read_layers_model(model_file), allow_unused=False)
+    assert {how for *_, how in mapping.pairs} == {"order"}
+    x = np.random.default_rng(9).normal(size=(2, 8, 8, 4)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(target(x)), np.asarray(original(x)))
 
 

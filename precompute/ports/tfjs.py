@@ -301,9 +301,8 @@ def _history_names(node: Any) -> list[str]:
     if isinstance(node, dict):
         if "keras_history" in node:
             return [node["keras_history"][0]]
-        for key in ("args", "kwargs"):
-            if key in node:
-                names += _history_names(node[key])
+        for value in node.values():  # Keras 3: {"args": [{"class_name": ..., "config": {"keras_history": ...}}]}
+            names += _history_names(value)
     elif isinstance(node, list | tuple):
         if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
             return [node[0]]
