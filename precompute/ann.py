@@ -41,7 +41,7 @@ from precompute.similarity import parse_metric
 # kind -> default parameters; `params` passed by callers may only use these keys.
 ANN_KINDS: dict[str, dict[str, int]] = {
     "hnsw": {"M": 32, "ef_construction": 80, "ef_search": 128},
-    "ivf-flat": {"nlist": 0, "nprobe": 16},  # nlist 0 = about 4 sqrt(n), between 1 and n / 39
+    "ivf-flat": {"nlist": 0, "nprobe": 16},  # nlist 0 = about 4 sqrt(n), at most 1024 and n / 39
     "flat": {},
 }
 DEFAULT_KIND = "hnsw"
@@ -127,11 +127,11 @@ def build_index(features: np.ndarray, metric: str, kind: str = DEFAULT_KIND, par
     elif kind == "flat":
         index = faiss.IndexFlat(dim, faiss_metric)
     else:
-        nlist = params["nlist"] or int(np.clip(round(4 * math.sqrt(n)), 1, max(1, n // 39)))
+        nlist = params["nlist"] or int(np.clip(round(4 * math.sqrt(n)), 1, max(1, min(n // 39, 1024))))
         params["nlist"] = nlist
         index = faiss.IndexIVFFlat(faiss.IndexFlat(dim, faiss_metric), dim, nlist, faiss_metric)
         index.cp.seed = seed
-        sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, 256 * nlist), replace=False))
+        sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, 64 * nlist), replace=False))
         index.train(_prepare(features[sample], family))
         index.nprobe = min(params["nprobe"] or 1, nlist)
     for lo in range(0, n, chunk_rows):
