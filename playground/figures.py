@@ -169,7 +169,8 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
     """Best score against extraction time per image, one point per model (marker size: parameters)."""
     if table.empty or score_column not in table.columns or table[score_column].isna().all():
         return empty_figure("No scores to set against cost.")
-    part = table.dropna(subset=[score_column])
+    colours = [PALETTE[i % len(PALETTE)] for i in range(len(table))]  # same colour per model as the line chart
+    part = table.assign(_colour=colours).dropna(subset=[score_column])
     params = part["parameters"].fillna(0).astype(float)
     sizes = 10 + 30 * np.sqrt(params / max(params.max(), 1.0))
     fig = go.Figure(
@@ -179,7 +180,7 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
             mode="markers+text",
             text=part["model"],
             textposition="top center",
-            marker={"size": sizes, "color": PALETTE[: len(part)]},
+            marker={"size": sizes, "color": list(part["_colour"])},
             customdata=np.stack([params, part["GFLOPs/image"].fillna(0)], axis=1),
             hovertemplate="%{text}<br>%{x:.2f} ms/image<br>"
             + score_column

@@ -52,7 +52,9 @@ def layer_scores(table: pd.DataFrame, metric: str, score: str) -> pd.DataFrame:
     if table.empty or score not in table.columns:
         return pd.DataFrame(columns=["model", "layer", "order", score])
     part = table[table["metric"] == metric][["model", "layer", "order", score]]
-    return part.sort_values(["model", "order"], kind="stable").reset_index(drop=True)
+    model_rank = {model: i for i, model in enumerate(dict.fromkeys(table["model"]))}  # the index's model order
+    part = part.assign(_rank=part["model"].map(model_rank)).sort_values(["_rank", "order"], kind="stable")
+    return part.drop(columns="_rank").reset_index(drop=True)
 
 
 def best_layers(table: pd.DataFrame, metric: str, score: str) -> pd.DataFrame:
