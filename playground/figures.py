@@ -37,7 +37,7 @@ def umap_figure(
                 y=coords[mask, 1],
                 mode="markers",
                 name=str(group),
-                customdata=ids[mask],
+                customdata=ids[mask].tolist(),  # plain JSON: Dash reads click/hover ids from it
                 marker={"size": 7, "color": PALETTE[i % len(PALETTE)], "opacity": 0.75},
                 hovertemplate=f"{group}<br>image %{{customdata}}<extra></extra>"
                 if labels is not None
@@ -52,7 +52,7 @@ def umap_figure(
                 y=coords[sel, 1],
                 mode="markers",
                 name="top results",
-                customdata=sel,
+                customdata=sel.tolist(),
                 marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#111"}},
                 hovertemplate="result: image %{customdata}<extra></extra>",
             )
@@ -64,7 +64,7 @@ def umap_figure(
                 y=[coords[query, 1]],
                 mode="markers",
                 name="query",
-                customdata=[query],
+                customdata=[int(query)],
                 marker={"size": 20, "symbol": "star", "color": "#ffd400", "line": {"width": 1.5, "color": "#111"}},
                 hovertemplate="query: image %{customdata}<extra></extra>",
             )

@@ -112,6 +112,20 @@ def test_embeddings_and_compare_views(dash_duo, playground_artifacts, screenshot
     dash_duo.wait_for_contains_text("#umap-graph", "query", timeout=TIMEOUT)
     dash_duo.driver.save_screenshot(str(screenshot_dir / "embeddings.png"))
 
+    # Clicking a point makes it the query: plotly's click event on the first "square" point (image 8).
+    dash_duo.driver.execute_script(
+        "document.querySelector('#umap-graph .js-plotly-plot')"
+        ".emit('plotly_click', {points: [{curveNumber: 1, pointNumber: 0}]});"
+    )
+    _poll(lambda: "query=8" in dash_duo.driver.current_url)
+    # Hovering a point shows its thumbnail and label in a tooltip.
+    dash_duo.driver.execute_script(
+        "document.querySelector('#umap-graph .js-plotly-plot').emit('plotly_hover', {points: [{curveNumber: 2, "
+        "pointNumber: 0, bbox: {x0: 300, x1: 310, y0: 300, y1: 310}}]});"
+    )
+    dash_duo.wait_for_contains_text("#umap-tooltip", "triangle · 16", timeout=TIMEOUT)
+    assert dash_duo.find_element("#umap-tooltip img").get_attribute("src").endswith("/thumbs/shapes/16.jpg")
+
     dash_duo.find_element("#view-tabs .tab:nth-child(4)").click()
     _poll(lambda: "/compare" in dash_duo.driver.current_url)
     dash_duo.wait_for_contains_text("#compare-table", "cosine", timeout=TIMEOUT)
