@@ -24,6 +24,9 @@ from playground.store import Store
 from precompute.datasets import ImageDecodeError, decode_image, load_for_model
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+# The browser refuses bigger files without a word (dcc.Upload has no rejection event), so its limit is set
+# above ours: a file a little over MAX_UPLOAD_BYTES still reaches the server and gets a message saying why.
+BROWSER_MAX_BYTES = 16 * 1024 * 1024
 # Refuse images with more pixels than this before decoding them (a small file can hold a huge image).
 MAX_UPLOAD_PIXELS = 60_000_000
 PREVIEW_SIZE = 192
@@ -56,7 +59,8 @@ def decode_contents(contents: str | None) -> bytes:
 
 
 def _too_big(n_bytes: int) -> str:
-    return f"The file is {n_bytes / 1e6:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 1e6:.0f} MB. Downscale it first."
+    mib = 1024 * 1024
+    return f"The file is {n_bytes / mib:.1f} MB; the limit is {MAX_UPLOAD_BYTES / mib:.0f} MB. Downscale it first."
 
 
 def check_size(data: bytes) -> None:

@@ -386,7 +386,7 @@ def test_app_layout_and_defaults(playground_artifacts):
     from playground.app import create_app
 
     app = create_app(playground_artifacts)
-    assert app.server.config["MAX_CONTENT_LENGTH"] >= uploads.MAX_UPLOAD_BYTES * 4 // 3
+    assert app.server.config["MAX_CONTENT_LENGTH"] > uploads.BROWSER_MAX_BYTES * 4 // 3 > uploads.MAX_UPLOAD_BYTES
     layout = app.layout()
     assert "Semantic Image Search Playground" in text_of(layout)
     args = parse_args([])

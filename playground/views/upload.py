@@ -3,7 +3,7 @@
 from dash import dcc, html
 
 from playground import ids
-from playground.uploads import MAX_UPLOAD_BYTES
+from playground.uploads import BROWSER_MAX_BYTES, MAX_UPLOAD_BYTES
 
 
 def layout() -> html.Div:
@@ -17,7 +17,7 @@ def layout() -> html.Div:
                         children=html.Div(["Drag and drop an image here, or ", html.A("browse", className="link")]),
                         className="upload-zone",
                         multiple=False,
-                        max_size=MAX_UPLOAD_BYTES,
+                        max_size=BROWSER_MAX_BYTES,
                     ),
                     html.P(
                         [
