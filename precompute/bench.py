@@ -135,11 +135,15 @@ def bench_extraction(backbone_name: str, cfg: BenchConfig) -> dict[str, Any]:
 # -------------------------------------------------------------------------------------------------- search
 
 
-def clustered_vectors(n: int, dim: int, seed: int, n_clusters: int = 100) -> tuple[np.ndarray, np.ndarray]:
+def clustered_vectors(n: int, dim: int, seed: int, n_clusters: int = 100, spread: float = 2.0
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """``n`` float32 vectors from a mixture of ``n_clusters`` gaussians (features cluster; uniform noise has no
-    neighbours worth finding), and the cluster centres so queries can be drawn from the same mixture."""
+    neighbours worth finding), and the cluster centres so queries can be drawn from the same mixture.
+
+    ``spread`` scales the centres against the unit noise: 2 gives well separated clusters (easy for IVF), 0.3
+    overlapping ones (a connected neighbour graph, which UMAP's spectral initialisation needs)."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((n_clusters, dim), dtype=np.float32) * 2.0
+    centres = rng.standard_normal((n_clusters, dim), dtype=np.float32) * spread
     vectors = np.empty((n, dim), dtype=np.float32)
     for lo in range(0, n, 65536):
         hi = min(lo + 65536, n)
@@ -201,7 +205,7 @@ def _index_mb(index: Any) -> float:
 def bench_umap(n: int, cfg: BenchConfig) -> dict[str, Any]:
     from precompute.embed import compute_umap
 
-    features, _ = clustered_vectors(n, cfg.umap_dim, cfg.seed, n_clusters=10)
+    features, _ = clustered_vectors(n, cfg.umap_dim, cfg.seed, n_clusters=10, spread=0.3)
     t0 = time.perf_counter()
     compute_umap(features, n_neighbors=15, min_dist=0.1, seed=cfg.seed)
     return {"n": n, "dim": cfg.umap_dim, "seconds": round(time.perf_counter() - t0, 2), "n_neighbors": 15}
