@@ -23,8 +23,14 @@ PIXELS, LITE = "pixels", "efficientnet-lite0-random"
 TIMEOUT = 30
 
 
+def result_attribute(dash_duo, attribute: str, scope: str = "") -> list[str]:
+    """One data attribute of every result card, read in one script call (no stale elements mid-render)."""
+    script = f"return Array.from(document.querySelectorAll('{scope} .result-card')).map(e => e.dataset.{attribute});"
+    return dash_duo.driver.execute_script(script)
+
+
 def result_ids(dash_duo) -> list[str]:
-    return [card.get_attribute("data-image-id") for card in dash_duo.find_elements(".result-card")]
+    return result_attribute(dash_duo, "imageId")
 
 
 def wait_for_results(dash_duo, count: int, different_from: list[str] | None = None) -> list[str]:
@@ -32,7 +38,7 @@ def wait_for_results(dash_duo, count: int, different_from: list[str] | None = No
         ids = result_ids(dash_duo)
         return len(ids) == count and (different_from is None or ids != different_from)
 
-    dash_duo.wait_for(ready, timeout=TIMEOUT) if hasattr(dash_duo, "wait_for") else _poll(ready)
+    _poll(ready)
     return result_ids(dash_duo)
 
 
@@ -64,7 +70,7 @@ def test_search_shows_ranked_results_and_model_switch_changes_them(dash_duo, pla
     )
     first = wait_for_results(dash_duo, 10)
     assert "3" not in first
-    marks = [card.get_attribute("data-same") for card in dash_duo.find_elements(".result-card")]
+    marks = result_attribute(dash_duo, "same")
     assert set(marks) <= {"true", "false"} and "true" in marks
     dash_duo.wait_for_text_to_equal(".query-caption strong", "circle", timeout=TIMEOUT)
     assert dash_duo.find_element(".scores-table")  # the query's scores beside the baseline
