@@ -13,6 +13,8 @@ from tests.playground_fixtures import photo_png
 
 pytestmark = [
     pytest.mark.browser,
+    # selenium 4.2 (the newest dash[testing] allows) calls urllib3 APIs that warn on every request.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:selenium.*"),
     pytest.mark.skipif(
         shutil.which("chromedriver") is None or shutil.which("chromium") is None,
         reason="needs chromium and chromedriver (apt-get install chromium chromium-driver)",
