@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from dash import Dash, dcc, html
-from flask import abort, send_file
+from flask import Response, abort, send_file
 
 from playground import components, ids
 from playground.callbacks import register_callbacks
@@ -114,7 +114,7 @@ def serve_layout() -> html.Div:
 
 def _add_thumbnail_route(app: Dash, store: Store) -> None:
     @app.server.route(f"{components.THUMB_ROUTE}/<path:rest>")
-    def thumbnail(rest: str):  # noqa: ANN202 - a Flask view
+    def thumbnail(rest: str) -> Response:
         match = _THUMB_PATH.match(rest)
         if match is None:
             abort(404)

@@ -74,7 +74,7 @@ def _check_pixels(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             width, height = image.size
-    except Exception:  # noqa: BLE001 - load_for_model gives the precise reason below
+    except Exception:  # load_for_model below gives the precise reason
         return
     if width * height > MAX_UPLOAD_PIXELS:
         raise UploadError(

@@ -411,3 +411,15 @@ def test_main_precomputes_only_a_missing_dataset(tmp_path, monkeypatch, playgrou
 def test_selection_dict_round_trip():
     sel = Selection(dataset="d", model="m", layer="l", metric="cosine", query=3, k=7, notices=["x"])
     assert Selection.from_dict(sel.to_dict()) == sel
+
+
+def test_every_view_renders_a_message_on_empty_artifacts(tmp_path):
+    store = Store(tmp_path)
+    sel = resolve_selection(store, {})
+    assert "precompute" in sel.notices[0]
+    assert "No dataset" in text_of(render_query_panel(store, sel))
+    assert find_class(render_results(store, sel), "message-warning")
+    assert render_embeddings(store, sel)[0].layout.annotations
+    assert render_compare(store, sel, None)["table"] is None
+    status, results = render_upload(store, sel, data_url(photo_png()), "cat.png")
+    assert find_class(status, "message-warning") and results is None

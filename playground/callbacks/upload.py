@@ -35,7 +35,7 @@ def render_upload(store: Store, sel: Selection, contents: str | None, filename: 
         return components.message([html.Strong(f"{name}: "), str(exc)], "error"), None
     except MissingArtifact as exc:
         return components.message(f"Not computed: {exc}", "warning"), None
-    except Exception as exc:  # noqa: BLE001 - the page gets a message, the log gets the traceback
+    except Exception as exc:  # the page gets a message, the log gets the traceback
         log.exception("feature extraction failed for an upload")
         return components.message(f"{name}: feature extraction failed ({type(exc).__name__}: {exc}).", "error"), None
     status: list[Any] = [
