@@ -68,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--ann-params", type=parse_params, default={}, metavar="K=V,...",
                         help="index parameters, e.g. M=32,ef_construction=80,ef_search=128 (hnsw) or "
                         "nlist=1024,nprobe=16 (ivf-flat); defaults: "
-                        + "; ".join(f"{k}: {v}" for k, v in ANN_KINDS.items() if v))
+                        + "; ".join(f"{kind}: " + ",".join(f"{k}={v}" for k, v in params.items())
+                                    for kind, params in ANN_KINDS.items() if params) + " (nlist=0: about 4 sqrt(N))")
     parser.add_argument("--umap-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
     parser.add_argument("--umap-min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for random weights, UMAP and baselines")
