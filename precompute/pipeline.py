@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import platform
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -31,7 +32,7 @@ from precompute.backbones import (
     model_key,
     resolve_weights,
 )
-from precompute.datasets import build_manifest, dataset_name, load_batches
+from precompute.datasets import build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.extract import POOLINGS, build_feature_model, check_layers, extract_to_files
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
 
@@ -130,9 +131,14 @@ class Run:
         root, ds, cfg = self.root, self.dataset, self.config
         entry = art.read_index(root)["datasets"].get(ds)
         path = art.manifest_path(root, ds)
-        if entry and path.exists() and not cfg.force:
+        fingerprint = folder_fingerprint(cfg.dataset_dir)
+        if entry and path.exists() and not cfg.force and entry.get("fingerprint") == fingerprint:
             self.report["skipped_files"] = entry.get("skipped_files", [])
             return art.read_table(path)
+        if entry:
+            log.info("%s: the folder changed since the last run (or --force): rescanning, models recomputed", ds)
+        # Thumbnails are named by row id: those of an older manifest must not outlive it.
+        shutil.rmtree(art.thumbs_dir(root, ds), ignore_errors=True)
         manifest, skipped, labeled = build_manifest(cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress)
         art.write_table(path, manifest)
         self.report["skipped_files"] = skipped
@@ -146,9 +152,9 @@ class Run:
                 "classes": sorted(class_counts), "class_counts": class_counts,
                 "manifest": art.relative(root, path), "thumbs": art.relative(root, art.thumbs_dir(root, ds)),
                 "report": art.relative(root, art.report_path(root, ds)),
-                "skipped_files": skipped, "created": old.get("created", _now()),
-                # A new manifest invalidates every model computed on the old one.
-                "models": {} if cfg.force or old.get("n_images") != len(manifest) else old.get("models", {}),
+                "skipped_files": skipped, "created": old.get("created", _now()), "fingerprint": fingerprint,
+                # A new manifest invalidates every model (and the baseline) computed on the old one.
+                "models": {},
             }
         art.update_index(root, change)
         return manifest
@@ -157,7 +163,8 @@ class Run:
         from precompute.scores import random_baseline
 
         path = art.baseline_path(self.root, self.dataset)
-        if path.exists() and not self.config.force:
+        entry = art.read_index(self.root)["datasets"][self.dataset]
+        if path.exists() and "baseline" in entry and not self.config.force:
             return
         # Exact expectations of a random ranking at the stored depth, so AP compares like for like.
         depth = min(self.config.top_n, len(manifest) - 1)

@@ -176,3 +176,17 @@ def test_cli_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     code = cli_main([str(tmp_path / "empty"), "--out", str(tmp_path / "a"), "--backbones", "pixels", "--no-progress"])
     assert code == 2
     assert "No image files in" in capsys.readouterr().err
+
+
+def test_changed_folder_is_rescanned_and_recomputed(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "colours", per_class=4)
+    out = tmp_path / "artifacts"
+    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Image.new("RGB", (40, 48), (200, 40, 40)).save(dataset / "red" / "extra.png")
+    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    entry = art.read_index(out)["datasets"]["colours"]
+    assert entry["n_images"] == 13 and len(art.read_manifest(out, "colours")) == 13
+    layer = entry["models"]["pixels"]["layers"]["pixels_8x8"]
+    assert art.read_array(out / layer["features"]).shape[0] == 13
+    assert entry["baseline"]["summary"]["n_queries"] == 13
+    assert len(list(art.thumbs_dir(out, "colours").glob("*.jpg"))) == 13
