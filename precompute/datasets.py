@@ -11,10 +11,11 @@ import io
 import os
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -27,6 +28,8 @@ IMAGE_EXTENSIONS = frozenset(
 MAX_PIXELS = 180_000_000
 THUMB_SIZE = 160
 MANIFEST_COLUMNS = ["id", "path", "label", "width", "height"]
+T = TypeVar("T")
+R = TypeVar("R")
 
 # Never decode a truncated file silently: PIL would fill the rest with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -196,18 +199,17 @@ def build_manifest(
             return str(exc).replace(str(root / rel), rel)
 
     rows, skipped = [], list(scan.skipped)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(inspect, scan.files)
-        bar = tqdm(results, total=len(scan.files), desc="scan images", unit="img", disable=not progress)
-        for (rel, label), result in zip(scan.files, bar, strict=True):
-            if isinstance(result, str):
-                skipped.append({"path": rel, "reason": result})
-                continue
-            image_id = len(rows)
-            if thumbs_dir is not None:
-                _write_thumbnail(result, thumbs_dir / f"{image_id}.jpg")
-            width, height = result.size
-            rows.append({"id": image_id, "path": rel, "label": label, "width": width, "height": height})
+    results = _ordered_map(inspect, scan.files, workers)
+    bar = tqdm(results, total=len(scan.files), desc="scan images", unit="img", disable=not progress)
+    for (rel, label), result in zip(scan.files, bar, strict=True):
+        if isinstance(result, str):
+            skipped.append({"path": rel, "reason": result})
+            continue
+        image_id = len(rows)
+        if thumbs_dir is not None:
+            _write_thumbnail(result, thumbs_dir / f"{image_id}.jpg")
+        width, height = result.size
+        rows.append({"id": image_id, "path": rel, "label": label, "width": width, "height": height})
     if not rows:
         raise DatasetError(
             f"None of the {len(scan.files)} image files in {root} could be decoded; see the reasons: "
@@ -255,10 +257,20 @@ def load_batches(
     def load_chunk(chunk: list[str]) -> np.ndarray:
         return np.stack([load_for_model(root / rel, size) for rel in chunk])
 
+    chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
+    yield from _ordered_map(load_chunk, chunks, workers)
+
+
+def _ordered_map(fn: Callable[[T], R], items: Sequence[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` on a thread pool, in order, with at most ``workers + 1`` results waiting.
+
+    Unlike ``ThreadPoolExecutor.map``, which submits everything at once, decoded images cannot pile up in
+    memory when the consumer is slower than the decoders.
+    """
     pending: deque = deque()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for start in range(0, len(paths), batch_size):
-            pending.append(pool.submit(load_chunk, paths[start : start + batch_size]))
+        for item in items:
+            pending.append(pool.submit(fn, item))
             if len(pending) > workers:
                 yield pending.popleft().result()
         while pending:
