@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from playground.store import MissingArtifact, Store
-from precompute.similarity import search, similarity_from_distance
+from precompute.ann import search
+from precompute.similarity import similarity_from_distance
 
 # Scores shown beside a query, in this order (those the scores table holds).
 QUERY_SCORES = ("rwp@15", "precision@1", "precision@5", "precision@10", "precision@15", "ap")
@@ -56,9 +57,10 @@ def query_results(store: Store, dataset: str, model: str, layer: str, metric: st
     if k <= indices.shape[1]:
         return _results(indices[query, :k], distances[query, :k], metric, labels, query_label)
     features = store.features(dataset, model, layer)
-    ids, dists = search(features[query], features, metric, top_n=min(k + 1, len(features)))
-    keep = ids[0] != query
-    return _results(ids[0][keep][:k], dists[0][keep][:k], metric, labels, query_label)
+    ids, dists = search(features[query], features, metric, top_n=min(k, len(features) - 1),
+                        index=store.ann_index(dataset, model, layer, metric), exclude=np.array([query]))
+    found = ids[0] >= 0  # an approximate index can return fewer than k
+    return _results(ids[0][found], dists[0][found], metric, labels, query_label)
 
 
 def feature_results(
@@ -66,9 +68,10 @@ def feature_results(
 ) -> list[Result]:
     """Top ``k`` dataset images for a new query vector (an upload), best first, nothing excluded."""
     features = store.features(dataset, model, layer)
-    store.metric(dataset, model, layer, metric)  # same "not computed" message as the stored rankings
-    ids, dists = search(query_features, features, metric, top_n=min(k, len(features)))
-    return _results(ids[0], dists[0], metric, store.labels(dataset), None)
+    index = store.ann_index(dataset, model, layer, metric)  # also: same "not computed" message as the rankings
+    ids, dists = search(query_features, features, metric, top_n=min(k, len(features)), index=index)
+    found = ids[0] >= 0
+    return _results(ids[0][found], dists[0][found], metric, store.labels(dataset), None)
 
 
 def majority_label(results: list[Result]) -> tuple[str, int] | None:

@@ -72,9 +72,16 @@ def _cached_summary(path: str, mtime_ns: int) -> pd.DataFrame:
     return summarize_scores(_cached_table(path, mtime_ns))
 
 
+@lru_cache(maxsize=16)  # an index holds about its features' size in memory: keep only a few
+def _cached_ann_index(path: str, mtime_ns: int, metric: str, params: tuple) -> Any:
+    from precompute import ann
+
+    return ann.read_index(Path(path), metric, dict(params) or None)
+
+
 def clear_caches() -> None:
     """Forget every cached file (tests; the mtime keys already catch recomputed files)."""
-    for cached in (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary):
+    for cached in (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary, _cached_ann_index):
         cached.cache_clear()
 
 
@@ -195,6 +202,16 @@ class Store:
         """float32 (n_images, dim), read-only (memory-mapped)."""
         self.layer(dataset, model, layer)
         return self._array(art.features_path(self.root, dataset, model, layer), dataset)
+
+    def ann_index(self, dataset: str, model: str, layer: str, metric: str) -> Any:
+        """The FAISS index precompute stored for a big dataset (``precompute.ann.AnnIndex``), or None where
+        its rankings were exact; searches for new queries then go through it too."""
+        entry = self.metric(dataset, model, layer, metric)
+        if not str(entry.get("search", "exact")).startswith("faiss"):
+            return None
+        path = self.root / entry["index"]
+        params = entry.get("index_params") or entry.get("ann_params") or {}
+        return _cached_ann_index(str(path), _mtime_ns(path), metric, tuple(sorted(params.items())))
 
     def umap(self, dataset: str, model: str, layer: str) -> np.ndarray:
         """float32 (n_images, 2), read-only."""
