@@ -11,6 +11,7 @@ from pathlib import Path
 from precompute.ann import ANN_KINDS, parse_params
 from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
 from precompute.datasets import DatasetError
+from precompute.distributed import ENGINES
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
 
 
@@ -73,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--umap-neighbors", type=int, default=15, help="UMAP n_neighbors (default 15)")
     parser.add_argument("--umap-min-dist", type=float, default=0.1, help="UMAP min_dist (default 0.1)")
     parser.add_argument("--seed", type=int, default=0, help="seed for random weights, UMAP and baselines")
+    parser.add_argument("--engine", choices=list(ENGINES), default="local",
+                        help="where feature extraction runs: local (this process) or dask (a Dask cluster, same "
+                        "artifacts; needs the 'distributed' extra, see docs/distributed.md)")
+    parser.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
+                        help="Dask scheduler for --engine dask, e.g. tcp://host:8786; workers must see the dataset "
+                        "folder at the same path (default: a local cluster started for the run)")
     parser.add_argument("--force", action="store_true", help="recompute everything instead of resuming")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--list-backbones", action="store_true", help="list the backbones and exit")
@@ -120,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             exact_search_max=args.exact_max, ann_kind=args.ann, ann_params=args.ann_params,
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, progress=not args.no_progress, name=args.name,
+            engine=args.engine, dask_address=args.dask_scheduler,
         )
         run = Run(config)
         summary = run.execute()

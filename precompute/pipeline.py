@@ -13,6 +13,7 @@ import platform
 import shutil
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from precompute.backbones import (
     resolve_weights,
 )
 from precompute.datasets import build_manifest, dataset_name, folder_fingerprint, load_batches
+from precompute.distributed import check_engine
 from precompute.extract import POOLINGS, build_feature_model, check_layers, extract_to_files
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
 
@@ -73,6 +75,8 @@ class RunConfig:
     force: bool = False
     progress: bool = True
     name: str | None = None
+    engine: str = "local"  # "dask": extraction on a Dask cluster (precompute.distributed), same artifacts
+    dask_address: str | None = None  # scheduler tcp://host:8786; None starts a LocalCluster for the run
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -88,6 +92,7 @@ class RunConfig:
         if self.exact_search_max < 0:
             raise ValueError(f"--exact-max must be >= 0, got {self.exact_search_max}.")
         ann.check_params(self.ann_kind, self.ann_params)
+        check_engine(self.engine, self.dask_address)
 
 
 def parse_model_spec(text: str, weights: str = "auto") -> ModelSpec:
@@ -125,6 +130,8 @@ class Run:
         art.check_name(self.dataset, "dataset name")
         self.report: dict[str, Any] = {"dataset": self.dataset, "source": str(Path(config.dataset_dir).resolve()),
                                        "started": _now(), "models": {}, "skipped_files": []}
+        self._resources = ExitStack()  # the Dask client (and LocalCluster) of --engine dask, closed by execute()
+        self._client: Any = None
 
     # -------------------------------------------------------------------------------------- dataset
     def prepare_dataset(self) -> pd.DataFrame:
@@ -210,16 +217,19 @@ class Run:
         base = build_base(backbone, weights, input_size)
         check_layers(base, layers, backbone.name)
         feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
-        batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, cfg.batch_size)
         paths = [art.features_path(root, ds, key, name) for name in layers]
-        timing = extract_to_files(feature_model, batches, backbone.preprocess, len(manifest), paths,
-                                  progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
+        if cfg.engine == "dask":
+            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key)
+        else:
+            batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, cfg.batch_size)
+            timing = extract_to_files(feature_model, batches, backbone.preprocess, len(manifest), paths,
+                                      progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
         n_params = int(base.count_params())
         cost = {"n_params": n_params, "weights_mb": round(n_params * 4 / 1e6, 2),
                 "gflops_per_image": round(count_flops(base) / 1e9, 4),
                 "images_per_second": round(timing.images_per_second, 2),
                 "ms_per_image": round(timing.ms_per_image, 3), "batch_size": cfg.batch_size,
-                "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2),
+                "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2), "engine": cfg.engine,
                 "device": platform.processor() or platform.machine(), "measured": _now()}
         layer_costs = {}
         for name in layers:
@@ -240,6 +250,18 @@ class Run:
         art.update_index(root, change)
         del feature_model, base
         keras.backend.clear_session()
+
+    def _extract_on_dask(self, backbone: Backbone, weights: Any, layers: list[str], manifest: pd.DataFrame,
+                         input_size: int, paths: list[Path], key: str) -> Any:
+        from precompute.distributed import ModelRecipe, dask_client, extract_on_dask
+
+        cfg = self.config
+        if self._client is None:
+            self._client = self._resources.enter_context(dask_client(cfg.dask_address))
+        recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten)
+        return extract_on_dask(self._client, recipe, cfg.dataset_dir, manifest["path"].tolist(), paths,
+                               batch_size=cfg.batch_size, progress=cfg.progress,
+                               desc=f"{key} ({len(layers)} layers, dask)")
 
     def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool) -> None:
         from precompute.embed import compute_umap
@@ -298,6 +320,13 @@ class Run:
 
     # -------------------------------------------------------------------------------------- run
     def execute(self) -> pd.DataFrame:
+        try:
+            return self._execute()
+        finally:
+            self._resources.close()
+            self._client = None
+
+    def _execute(self) -> pd.DataFrame:
         cfg = self.config
         start = time.perf_counter()
         art.update_index(self.root, lambda index: index.setdefault("versions", {}).update(_versions()))
