@@ -100,7 +100,8 @@ class Store:
     """
 
     def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
+        # Absolute: Flask resolves a relative file path against the package folder, not the working directory.
+        self.root = Path(root).resolve()
 
     # ------------------------------------------------------------------------------------- index
     def index(self) -> dict[str, Any]:

@@ -360,6 +360,14 @@ def test_thumbnail_route_serves_thumbnails(client):
     assert Image.open(io.BytesIO(response.data)).size[0] <= 160
 
 
+def test_thumbnail_route_with_a_relative_artifacts_root(playground_artifacts, monkeypatch):
+    from playground.app import create_app
+
+    monkeypatch.chdir(playground_artifacts.parent)  # as `playground` run from the repo serves ./artifacts
+    client = create_app(playground_artifacts.name).server.test_client()
+    assert client.get("/thumbs/shapes/3.jpg").status_code == 200
+
+
 @pytest.mark.parametrize(
     "path",
     [
