@@ -67,8 +67,8 @@ def test_dask_engine_writes_the_local_artifacts(colours: Path, dask_address: str
     assert not list(remote.rglob("*.tmp*"))
 
 
-def test_chunks_in_flight_are_bounded_and_a_failed_task_leaves_no_file(colours: Path, dask_address: str,
-                                                                       tmp_path: Path) -> None:
+def test_one_chunk_in_flight_writes_rows_at_offsets_and_a_failed_task_leaves_no_file(
+        colours: Path, dask_address: str, tmp_path: Path) -> None:
     from distributed import Client
 
     from precompute.backbones import get_backbone, resolve_weights
