@@ -118,11 +118,14 @@ def relative(root: Path, path: Path) -> str:
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    The temporary name keeps the final suffix, because some writers (``np.save``) append one otherwise.
+    The temporary name keeps the final suffixes, because some writers append one otherwise (``np.save``) or
+    insist on theirs (Keras' ``.weights.h5``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    suffixes = "".join(path.suffixes[-2:])
+    prefix = f".{path.name.removesuffix(suffixes)}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=f".tmp{suffixes}")
     os.close(fd)
     tmp_path = Path(tmp)
     try:

@@ -27,7 +27,6 @@ import os
 import pickle
 import re
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
@@ -38,6 +37,8 @@ from typing import Any, NamedTuple
 import keras
 import numpy as np
 from keras import layers
+
+from precompute.artifacts import atomic_path
 
 
 @dataclass(frozen=True)
@@ -637,19 +638,6 @@ def _assign_state_dict(model: keras.Model, state: dict[str, np.ndarray], variant
         raise ValueError(f"State dict does not match EfficientNet-Lite {variant!r}:\n  {shown}")
 
 
-def _save_weights_atomic(model: keras.Model, out_path: Path) -> None:
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory, so os.replace is an atomic rename; Keras insists on the .weights.h5 suffix.
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.weights.h5", dir=out_path.parent)
-    os.close(fd)
-    try:
-        model.save_weights(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def convert_weights(
     pth_path: str | os.PathLike[str], out_path: str | os.PathLike[str], variant: str = "lite0"
 ) -> Path:
@@ -686,7 +674,8 @@ def convert_weights(
     res = LITE_VARIANTS[variant].resolution
     model = _build(variant, (res, res, 3), include_top=True, classifier_activation="softmax")
     _assign_state_dict(model, state, variant)
-    _save_weights_atomic(model, out_path)
+    with atomic_path(out_path) as tmp:
+        model.save_weights(tmp)
     return out_path
 
 

@@ -33,13 +33,14 @@ import math
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from precompute.artifacts import atomic_path
 
 # --arch choices: the keras.applications constructor and its default input size.
 ARCHITECTURES: dict[str, tuple[str, int]] = {
@@ -485,15 +486,8 @@ def save_weights_atomic(model: Any, out_path: str | os.PathLike[str]) -> Path:
     out_path = Path(out_path)
     if not out_path.name.endswith(".weights.h5"):
         raise ValueError(f"The output must end with '.weights.h5' (the Keras weights format); got {str(out_path)!r}.")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_path.name}.", suffix=".tmp.weights.h5", dir=out_path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out_path) as tmp:
         model.save_weights(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out_path
 
 
