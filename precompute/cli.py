@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         "  precompute data/fashion-mnist-200\n"
         "  precompute photos/ --backbones vgg16,efficientnet-lite0:random --metrics cosine,minkowski\n"
         "  precompute photos/ --backbones vgg16 --layers block3_conv3,block5_conv3 --weights ~/vgg16_notop.h5\n"
+        "  precompute /shared/photos --engine dask --dask-scheduler tcp://host:8786   (see docs/distributed.md)\n"
         "A dataset is a folder with one sub-folder per class (or a flat folder: unlabeled, no scores).",
     )
     parser.add_argument("dataset_dir", nargs="?", type=Path, help="image folder to process")
