@@ -26,6 +26,12 @@ from typing import Any
 import numpy as np
 
 WEIGHT_SOURCES = ("auto", "imagenet", "nsfwjs", "random")
+# (layer class, weight name) whose initializer attribute is not ``<weight name>_initializer``.
+_INITIALIZER_ATTRIBUTE = {
+    ("DepthwiseConv2D", "kernel"): "depthwise_initializer",
+    ("SeparableConv2D", "depthwise_kernel"): "depthwise_initializer",
+    ("SeparableConv2D", "pointwise_kernel"): "pointwise_initializer",
+}
 KERAS_WEIGHTS_HOST = "storage.googleapis.com"
 
 
@@ -293,12 +299,41 @@ def build_base(backbone: Backbone, weights: ResolvedWeights, input_size: int | N
         # nsfwjs' weights expect x/255: its base rescales the registry's preprocessing in a first layer.
         return nsfwjs.build_base(backbone.name, (size, size, 3), weights.keras_arg)
     try:
-        return backbone.build((size, size, 3), weights.keras_arg)
+        model = backbone.build((size, size, 3), weights.keras_arg)
     except Exception as exc:  # Keras raises a bare Exception for a failed download
         if weights.keras_arg == "imagenet" and re.search(r"URL fetch failure|urlopen|Name or service|resolution",
                                                          str(exc)):
             raise WeightsUnavailableError(_offline_message(backbone, type(exc).__name__)) from exc
         raise
+    if weights.source == "random":
+        _seeded_initialization(model, weights.seed or 0)
+    return model
+
+
+def _seeded_initialization(model: Any, seed: int) -> None:
+    """Redraw every weight from its layer's own initializer with a seed derived from ``seed`` and the weight's path.
+
+    Keras seeds unseeded initializers from Python's global ``random``, which any other thread (a decoder pool, a
+    Dask client) may draw from while a model is built; per-weight seeds make ``random`` weights depend on the
+    seed alone, so an upload or a Dask worker rebuilds exactly the features that were stored.
+    """
+    import zlib
+
+    import keras
+
+    for layer in model.layers:
+        # Trainable weights only: the others are set from constants (BatchNorm statistics, input normalisation).
+        for variable in layer.trainable_weights:
+            default = f"{variable.name}_initializer"
+            attribute = _INITIALIZER_ATTRIBUTE.get((type(layer).__name__, variable.name), default)
+            initializer = getattr(layer, attribute, None)
+            if initializer is None:  # a new layer type: fail loudly rather than leave a weight unseeded
+                raise RuntimeError(f"No initializer {attribute!r} on layer {layer.name} for weight {variable.path}.")
+            config = keras.initializers.serialize(initializer)
+            if "seed" in config.get("config", {}):
+                config["config"]["seed"] = zlib.crc32(f"{seed}/{variable.path}".encode())
+                initializer = keras.initializers.deserialize(config)
+            variable.assign(initializer(variable.shape, variable.dtype))
 
 
 def count_flops(model: Any) -> int:

@@ -139,3 +139,28 @@ def test_flops_of_a_known_layer() -> None:
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(4, 3, padding="same")(inputs))
     assert count_flops(model) == 2 * 8 * 8 * 3 * 3 * 3 * 4
+
+
+@pytest.mark.parametrize("name", ["efficientnet-lite0", "mobilenetv2", "nasnetmobile"])
+def test_random_weights_depend_on_the_seed_only(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another thread drawing from Python's ``random`` during a build (a Dask client, a decoder pool) must not
+    change seeded weights: uploads and Dask workers rebuild the stored model from its seed."""
+    import random
+
+    import keras
+
+    backbone = get_backbone(name)
+    first = build_base(backbone, RANDOM, 32).get_weights()
+    seed_then_disturb = keras.utils.set_random_seed
+
+    def disturbed(seed: int) -> None:
+        seed_then_disturb(seed)
+        random.random()  # what a concurrent thread does between the seeding and the initializers
+
+    monkeypatch.setattr(keras.utils, "set_random_seed", disturbed)
+    again = build_base(backbone, RANDOM, 32).get_weights()
+    assert len(first) == len(again)
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    other_seed = build_base(backbone, ResolvedWeights("random", None, "random", seed=1), 32).get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(first, other_seed, strict=True))

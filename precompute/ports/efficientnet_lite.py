@@ -132,8 +132,12 @@ _BN_MOMENTUM = 0.99
 _MIN_SIZE = 32
 
 # Keras EfficientNet's initialisers, so a randomly initialised model trains like Keras' own.
-_CONV_INIT = keras.initializers.VarianceScaling(scale=2.0, mode="fan_out", distribution="truncated_normal")
-_DENSE_INIT = keras.initializers.VarianceScaling(scale=1.0 / 3.0, mode="fan_out", distribution="uniform")
+# Configs, not instances (as in Keras' EfficientNet): an initializer instance draws its seed when it is created,
+# so a module-level one would fix the "random" weights at import time, whatever keras.utils.set_random_seed says.
+_CONV_INIT = {"class_name": "VarianceScaling",
+              "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
+_DENSE_INIT = {"class_name": "VarianceScaling",
+               "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"}}
 
 
 class _Block(NamedTuple):
