@@ -8,6 +8,7 @@ from dash import Dash, Input, Output, State, dcc
 from dash.exceptions import PreventUpdate
 
 from playground import components, figures, ids, tables
+from playground.callbacks.guards import selection_in_view
 from playground.state import Selection
 from playground.store import Store
 
@@ -71,9 +72,7 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.COMPARE_SCORE, "value"),
     )
     def update_compare(selection, score):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.view != "compare":
-            raise PreventUpdate
+        sel = selection_in_view(selection, "compare")
         out = render_compare(store, sel, score)
         return (
             out["score_options"],

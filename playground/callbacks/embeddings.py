@@ -8,6 +8,7 @@ from dash import Dash, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
 from playground import components, figures, ids
+from playground.callbacks.guards import selection_in_view
 from playground.ranking import query_results
 from playground.state import Selection
 from playground.store import MissingArtifact, Store
@@ -59,9 +60,7 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.SELECTION, "data"),
     )
     def update_embeddings(selection):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.view != "embeddings":
-            raise PreventUpdate
+        sel = selection_in_view(selection, "embeddings")
         return render_embeddings(store, sel)
 
     @app.callback(

@@ -9,6 +9,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, html
 from dash.exceptions import PreventUpdate
 
 from playground import components, ids
+from playground.callbacks.guards import selection_in_view
 from playground.ranking import query_results, query_scores
 from playground.state import Selection
 from playground.store import MissingArtifact, Store
@@ -108,9 +109,7 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.SELECTION, "data"),
     )
     def update_search(selection):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.view != "search":
-            raise PreventUpdate
+        sel = selection_in_view(selection, "search")
         return render_query_panel(store, sel), render_results(store, sel)
 
     @app.callback(
@@ -134,9 +133,7 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.GRID_PAGE, "data"),
     )
     def update_grid(selection, class_filter, page_state):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.view != "search":
-            raise PreventUpdate
+        sel = selection_in_view(selection, "search")
         return render_grid(store, sel, class_filter, page_state)
 
     @app.callback(

@@ -6,9 +6,9 @@ import logging
 from typing import Any
 
 from dash import Dash, Input, Output, State, html
-from dash.exceptions import PreventUpdate
 
 from playground import components, ids
+from playground.callbacks.guards import selection_in_view
 from playground.ranking import feature_results, majority_label
 from playground.state import Selection
 from playground.store import MissingArtifact, Store
@@ -76,7 +76,5 @@ def register(app: Dash, store: Store) -> None:
         State(ids.UPLOAD, "filename"),
     )
     def update_upload(contents, selection, filename):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.view != "upload":
-            raise PreventUpdate
+        sel = selection_in_view(selection, "upload")
         return render_upload(store, sel, contents, filename)
