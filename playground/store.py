@@ -207,11 +207,12 @@ class Store:
     def ann_index(self, dataset: str, model: str, layer: str, metric: str) -> Any:
         """The FAISS index precompute stored for a big dataset (``precompute.ann.AnnIndex``), or None where
         its rankings were exact; searches for new queries then go through it too."""
-        entry = self.metric(dataset, model, layer, metric)
-        if not str(entry.get("search", "exact")).startswith("faiss"):
+        from precompute.ann import stored_index
+
+        stored = stored_index(self.metric(dataset, model, layer, metric))
+        if stored is None:
             return None
-        path = self.root / entry["index"]
-        params = entry.get("index_params") or entry.get("ann_params") or {}
+        path, params = self.root / stored[0], stored[1]
         return _cached_ann_index(str(path), _mtime_ns(path), metric, tuple(sorted(params.items())))
 
     def umap(self, dataset: str, model: str, layer: str) -> np.ndarray:
