@@ -1,4 +1,4 @@
-"""``playground`` / ``python -m playground``: precompute the default dataset if needed, then serve the app."""
+"""``playground`` / ``python -m playground``: precompute the embedded datasets if needed, then serve the app."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import os
 import sys
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "fashion-mnist-200"
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# The embedded datasets, the default (shown first) first: drawings where ImageNet features matter, then
+# Fashion-MNIST, where raw pixels are nearly as good.
+DEFAULT_DATA = (DATA_DIR / "openclipart-200", DATA_DIR / "fashion-mnist-200")
 DEFAULT_ARTIFACTS = "artifacts"
 
 
@@ -16,7 +19,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="playground",
         description="Serve the Semantic Image Search Playground over precomputed artifacts. With no arguments, "
-        "precomputes the default dataset first if the artifacts lack it.",
+        "precomputes the embedded datasets first if the artifacts lack them.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
@@ -26,12 +29,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="artifacts root (default: $SISP_ARTIFACTS or ./artifacts)",
     )
     parser.add_argument(
-        "--data", default=str(DEFAULT_DATA), help=f"dataset folder to precompute when missing (default: {DEFAULT_DATA})"
+        "--data", action="append", type=Path,
+        help="dataset folder to precompute when missing; repeat for several "
+        f"(default: {', '.join(str(path) for path in DEFAULT_DATA)})",
     )
     parser.add_argument(
         "--no-precompute", action="store_true", help="serve what the artifacts hold; never run the precompute pipeline"
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.data = args.data or list(DEFAULT_DATA)
+    return args
 
 
 def ensure_dataset(artifacts: Path, data: Path) -> None:
@@ -60,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     artifacts = Path(args.artifacts)
     if not args.no_precompute:
-        ensure_dataset(artifacts, Path(args.data))
+        for data in args.data:
+            ensure_dataset(artifacts, data)
     from playground.app import create_app
 
     app = create_app(artifacts)

@@ -1,7 +1,7 @@
 """The selection the whole app shares (view, dataset, model, layer, metric, query, k) and its URL form.
 
 The URL query string is the shareable form of a selection, e.g.
-``/search?dataset=fashion-mnist-200&model=vgg16&layer=block5_conv3&metric=cosine&query=12&k=15``.
+``/search?dataset=openclipart-200&model=vgg16&layer=block5_conv3&metric=cosine&query=12&k=15``.
 :func:`resolve_selection` turns whatever a URL or the controls ask for into a valid selection: unknown
 names fall back to defaults with a notice, never an error.
 """
@@ -16,7 +16,7 @@ from playground.store import MissingArtifact, Store
 
 VIEWS = ("search", "upload", "embeddings", "compare")
 DEFAULT_VIEW = "search"
-DEFAULT_DATASET = "fashion-mnist-200"
+DEFAULT_DATASET = "openclipart-200"
 DEFAULT_METRIC = "cosine"
 DEFAULT_K = 15
 MAX_K = 50

@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,6 +135,26 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path`` to fill; rename it onto ``path`` only if the block succeeds.
+
+    For whole-folder exports (the embedded datasets): an interrupted export leaves nothing under ``path``.
+    Raises FileExistsError if ``path`` exists, since a folder cannot be replaced atomically.
+    """
+    path = Path(path)
+    if path.exists():
+        raise FileExistsError(f"{path} exists; remove it first to rebuild.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_json(path: Path, data: Any) -> None:

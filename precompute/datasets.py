@@ -106,7 +106,18 @@ def decode_image(
     ``draft_size`` lets JPEG decode at a reduced scale when only a small image is needed.
     Raises ImageDecodeError with the reason for anything that is not a complete, decodable image.
     """
-    name = "upload" if isinstance(source, bytes) else str(source)
+    image = open_image(source, max_pixels, draft_size)
+    try:
+        return _to_rgb(image)
+    except (OSError, ValueError) as exc:
+        raise ImageDecodeError(f"{_source_name(source)}: unsupported image mode {image.mode} ({exc})") from exc
+
+
+def open_image(
+    source: str | Path | bytes, max_pixels: int = MAX_PIXELS, draft_size: int | None = None
+) -> Image.Image:
+    """Load a file (path or bytes) fully, upright, in its own mode; the checks of :func:`decode_image`."""
+    name = _source_name(source)
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         with warnings.catch_warnings():
@@ -129,9 +140,13 @@ def decode_image(
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"{name}: corrupt or truncated image ({exc})") from exc
     try:
-        return _to_rgb(ImageOps.exif_transpose(image))
+        return ImageOps.exif_transpose(image)
     except (OSError, ValueError) as exc:
         raise ImageDecodeError(f"{name}: unsupported image mode {image.mode} ({exc})") from exc
+
+
+def _source_name(source: str | Path | bytes) -> str:
+    return "upload" if isinstance(source, bytes) else str(source)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +82,16 @@ def export_image_folder(out: str | Path, per_class: int = 20, split: str = "test
     from PIL import Image
     from tqdm.auto import tqdm
 
-    out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"{out} exists; remove it first to rebuild.")
+    from precompute.artifacts import atomic_dir
+
     images, labels = load_fashion_mnist(split, source)
     chosen = sample_indices(labels, per_class, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(Path(out)) as tmp:
         for name in CLASS_NAMES:
             (tmp / name).mkdir()
         for index in tqdm(chosen, desc="export", unit="img"):
             Image.fromarray(images[index], mode="L").save(
                 tmp / CLASS_NAMES[labels[index]] / f"{split}-{index:05d}.png", optimize=True)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return len(chosen)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,7 @@ from playground.callbacks.search import grid_page, render_query_panel, render_re
 from playground.callbacks.state import control_options, update_selection
 from playground.callbacks.upload import render_upload
 from playground.ranking import feature_results, majority_label, query_results, query_scores
-from playground.state import Selection, parse_url, resolve_selection, to_url
+from playground.state import DEFAULT_DATASET, Selection, parse_url, resolve_selection, to_url
 from playground.store import MissingArtifact, Store
 from playground.tables import class_breakdown, cost_table, summary_table
 from tests.playground_fixtures import draw_shape, photo_png, png_bytes
@@ -399,6 +400,11 @@ def test_app_layout_and_defaults(playground_artifacts):
     assert "Semantic Image Search Playground" in text_of(layout)
     args = parse_args([])
     assert (args.host, args.port, args.no_precompute) == ("127.0.0.1", 8050, False)
+    # Both embedded datasets, the default first; each one exists in the checkout.
+    assert [path.name for path in args.data] == ["openclipart-200", "fashion-mnist-200"]
+    assert all(path.is_dir() for path in args.data)
+    assert args.data[0].name == DEFAULT_DATASET  # the app opens on the dataset the main command computes first
+    assert parse_args(["--data", "a", "--data", "b"]).data == [Path("a"), Path("b")]
 
 
 def test_main_precomputes_only_a_missing_dataset(tmp_path, monkeypatch, playground_artifacts):
