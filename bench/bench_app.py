@@ -5,7 +5,7 @@ their output to JSON as Dash does, and prints median and p95 milliseconds per st
 over every combination (cold: files read from disk) is reported apart from the repeated ones (warm:
 served from the store's caches).
 
-    .venv/bin/python bench/bench_app.py [--artifacts artifacts] [--dataset fashion-mnist-200] [--repeat 20]
+    .venv/bin/python bench/bench_app.py [--artifacts artifacts] [--dataset openclipart-200, the default] [--repeat 20]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from playground.callbacks.compare import render_compare  # noqa: E402
 from playground.callbacks.embeddings import render_embeddings  # noqa: E402
 from playground.callbacks.search import render_grid, render_query_panel, render_results  # noqa: E402
 from playground.callbacks.state import control_options, update_selection  # noqa: E402
-from playground.state import resolve_selection  # noqa: E402
+from playground.state import DEFAULT_DATASET, resolve_selection  # noqa: E402
 from playground.store import Store, clear_caches  # noqa: E402
 
 
@@ -62,7 +62,7 @@ def report(title: str, timings: dict[str, list[float]]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--artifacts", default=os.environ.get("SISP_ARTIFACTS", "artifacts"))
-    parser.add_argument("--dataset", default="fashion-mnist-200")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET)
     parser.add_argument("--repeat", type=int, default=20, help="warm passes over every switch")
     args = parser.parse_args(argv)
 

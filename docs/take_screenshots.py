@@ -18,7 +18,7 @@ MODEL, LAYER, METRIC = "efficientnet-lite0", "top_conv", "cosine"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8050")
-    parser.add_argument("--dataset", default="fashion-mnist-200")
+    parser.add_argument("--dataset", default="openclipart-200")
     parser.add_argument("--query", type=int, default=37)
     args = parser.parse_args()
 

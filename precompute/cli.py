@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         "neighbour rankings, retrieval scores and UMAP embeddings for the playground app.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Examples:\n"
-        "  precompute data/fashion-mnist-200\n"
+        "  precompute data/openclipart-200\n"
         "  precompute photos/ --backbones vgg16,efficientnet-lite0:random --metrics cosine,minkowski\n"
         "  precompute photos/ --backbones vgg16 --layers block3_conv3,block5_conv3 --weights ~/vgg16_notop.h5\n"
         "  precompute /shared/photos --engine dask --dask-scheduler tcp://host:8786   (see docs/distributed.md)\n"
