@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -73,36 +75,37 @@ def export_image_folder(out: str | Path, per_class: int = 20, seed: int = 0,
     from tqdm.auto import tqdm
 
     from precompute.artifacts import atomic_dir
-    from precompute.datasets import ImageDecodeError, open_image
 
     source, classes = Path(source), classes or CLASSES
     if not source.is_dir():
         raise FileNotFoundError(f"{source} not found. Install the Open Clip Art Library "
                                 "(Debian: `apt-get install openclipart-png`) or pass --source with its png folder.")
     rng = np.random.default_rng(seed)
-    written = 0
     with atomic_dir(Path(out)) as tmp, tqdm(total=per_class * len(classes), desc="export", unit="img") as bar:
         for name, topic in classes.items():
             files = candidates(source / topic)
-            kept = 0
-            for index in rng.permutation(len(files)):
-                try:
-                    drawing = crop_to_drawing(open_image(files[index]))
-                except ImageDecodeError:
-                    drawing = None
-                if drawing is None:
-                    continue
-                (tmp / name).mkdir(exist_ok=True)
-                drawing.save(tmp / name / files[index].name, optimize=True)
-                kept += 1
-                bar.update()
-                if kept == per_class:
-                    break
-            if kept < per_class:
-                raise ValueError(f"{source / topic} has only {kept} usable drawings; need {per_class} "
+            picked = list(islice(usable_drawings(files, rng.permutation(len(files))), per_class))
+            if len(picked) < per_class:
+                raise ValueError(f"{source / topic} has only {len(picked)} usable drawings; need {per_class} "
                                  "(lower --per-class or choose another topic).")
-            written += kept
-    return written
+            (tmp / name).mkdir()
+            for path, drawing in picked:
+                drawing.save(tmp / name / path.name, optimize=True)
+                bar.update()
+    return per_class * len(classes)
+
+
+def usable_drawings(files: list[Path], order: Iterable[int]) -> Iterator[tuple[Path, Image.Image]]:
+    """``(file, cropped drawing)`` for the files in ``order`` that decode and have something drawn."""
+    from precompute.datasets import ImageDecodeError, open_image
+
+    for index in order:
+        try:
+            drawing = crop_to_drawing(open_image(files[index]))
+        except ImageDecodeError:
+            continue
+        if drawing is not None:
+            yield files[index], drawing
 
 
 def main(argv: list[str] | None = None) -> int:
