@@ -6,12 +6,14 @@ Layout under an artifacts root (``--out``, default ``./artifacts``)::
     <dataset>/manifest.parquet                  one row per image: id, path, label, width, height
     <dataset>/report.json                       run report: skipped files with reasons, models used and why
     <dataset>/baseline.parquet                  scores of a random ranking (labeled datasets only)
+    <dataset>/duplicates.parquet                exact and perceptual-hash duplicate pairs (a, b, kind, ...)
     <dataset>/thumbs/<id>.jpg                   thumbnails the app serves by id
     <dataset>/<model>/<layer>/features.npy      float32 (n_images, dim), row i = manifest row i
     <dataset>/<model>/<layer>/umap.npy          float32 (n_images, 2)
     <dataset>/<model>/<layer>/neighbors-<metric>.npz   indices int32 (n, top_n), distances float32 (n, top_n)
     <dataset>/<model>/<layer>/scores-<metric>.parquet  per-query retrieval scores (labeled datasets only)
     <dataset>/<model>/<layer>/index-<metric>.faiss     approximate index, only above the exact-search threshold
+    <dataset>/<model>/<layer>/duplicates.parquet       pairs far closer than the layer's typical nearest neighbour
 
 Every write goes to a temporary sibling and is renamed into place, so a crash or Ctrl-C never
 leaves a half-written file under its final name; a rerun sees only finished files.
@@ -75,6 +77,10 @@ def baseline_path(root: Path, dataset: str) -> Path:
     return dataset_dir(root, dataset) / "baseline.parquet"
 
 
+def duplicates_path(root: Path, dataset: str) -> Path:
+    return dataset_dir(root, dataset) / "duplicates.parquet"
+
+
 def thumbs_dir(root: Path, dataset: str) -> Path:
     return dataset_dir(root, dataset) / "thumbs"
 
@@ -105,6 +111,10 @@ def scores_path(root: Path, dataset: str, model: str, layer: str, metric: str) -
 
 def faiss_index_path(root: Path, dataset: str, model: str, layer: str, metric: str) -> Path:
     return layer_dir(root, dataset, model, layer) / f"index-{check_name(metric, 'metric')}.faiss"
+
+
+def layer_duplicates_path(root: Path, dataset: str, model: str, layer: str) -> Path:
+    return layer_dir(root, dataset, model, layer) / "duplicates.parquet"
 
 
 def relative(root: Path, path: Path) -> str:
