@@ -9,9 +9,10 @@ How each metric is searched (``METRIC_PLANS``):
   candidates come from an L2 index with a wider candidate pool (``4 x``): Lp balls lie between L1 and
   L-infinity balls, so L2 neighbours are good Lp candidates; the recall is measured (tests, bench), not proven.
 
-Whatever the metric, FAISS only proposes candidates: their distances are then recomputed exactly (float64,
-the same formulas as :mod:`precompute.similarity`) and sorted with ties broken by the lower index. So every
-distance written is the true one, and the only approximation is a true neighbour FAISS did not propose.
+Whatever the metric, FAISS only proposes candidates: they are then ranked by the one exact engine
+(:func:`precompute.similarity.rerank_candidates`: the same formulas, float32 ordering and index tie-break as
+the stored exact rankings). So every distance written is the true one, and the only approximation is a true
+neighbour FAISS did not propose. Without an index, :func:`search` *is* the exact engine.
 
 Index kinds (``ANN_KINDS``, with their default parameters):
 
@@ -36,7 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from precompute.similarity import parse_metric
+from precompute.similarity import Ranking, concat_rankings, parse_metric, rerank_candidates
+from precompute.similarity import rank as exact_rank
 
 # kind -> default parameters; `params` passed by callers may only use these keys.
 ANN_KINDS: dict[str, dict[str, int]] = {
@@ -53,7 +55,6 @@ METRIC_PLANS: dict[str, tuple[str, int]] = {
     "chebyshev": ("METRIC_Linf", 2),
     "minkowski": ("METRIC_L2", 4),
 }
-_RERANK_ROWS = 128  # queries whose candidate vectors are compared at once: 128 x pool x dim float64
 
 
 @dataclass
@@ -200,8 +201,8 @@ def load_layer_index(root: str | Path, dataset: str, model: str, layer: str, met
 
 
 def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15,
-           index: AnnIndex | None = None, exclude: np.ndarray | None = None, chunk_rows: int = 1024
-           ) -> tuple[np.ndarray, np.ndarray]:
+           index: AnnIndex | None = None, exclude: np.ndarray | None = None, chunk_rows: int = 1024,
+           groups: np.ndarray | None = None, query_groups: np.ndarray | None = None) -> Ranking:
     """Top-N of each query among ``features``: exact without ``index``, FAISS candidates re-ranked with it.
 
     Parameters
@@ -210,14 +211,16 @@ def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n:
     features : array (n, dim), row i = image i (a memory map is fine: only candidate rows are read)
     metric : a name from ``similarity.METRICS`` or ``minkowski-p<P>``
     top_n : results per query (at most n, or n - 1 with ``exclude``)
-    index : an :class:`AnnIndex` built on ``features`` for ``metric``; None searches exactly (chunked BLAS)
+    index : an :class:`AnnIndex` built on ``features`` for ``metric``; None searches exactly
     exclude : int array (n_queries,), a row to leave out of each query's results (the query itself), or -1
+    groups, query_groups : class codes of the rows and of the queries, to count same-class ties at the cut
 
     Returns
     -------
-    indices : int32 (n_queries, k), best first; distances : float32, same shape, exact under ``metric``.
-    With an index, a query can get fewer than k FAISS candidates (tiny or badly tuned IVF): missing
-    slots hold index -1 and distance inf.
+    Ranking
+        indices int32 (n_queries, k), best first; distances float32, exact under ``metric``; ties at the cut.
+        With an index, a query can get fewer than k FAISS candidates (tiny or badly tuned IVF): missing
+        slots hold index -1 and distance inf.
     """
     features = np.asarray(features) if not isinstance(features, np.memmap) else features
     queries = np.atleast_2d(np.asarray(query_features, dtype=np.float32))
@@ -231,44 +234,45 @@ def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n:
     k = min(int(top_n), len(features) - (0 if exclude is None else 1))
     if k < 1:
         raise ValueError(f"top_n must be >= 1 and the features must hold more rows, got top_n={top_n}.")
-    if index is None:
-        return _exact_search(queries, features, metric, k, exclude, chunk_rows)
-    if index.metric != metric or index.dim != features.shape[1] or index.n != len(features):
-        raise ValueError(f"The {index.metric} index ({index.n} x {index.dim}) was not built on these "
-                         f"{metric} features ({features.shape[0]} x {features.shape[1]}).")
-    pool = min(len(features), METRIC_PLANS[family][1] * (k + 1))
-    if index.kind == "hnsw":
-        index.index.hnsw.efSearch = max(index.params["ef_search"], pool)
-    indices = np.empty((len(queries), k), dtype=np.int32)
-    distances = np.empty((len(queries), k), dtype=np.float32)
+    parts = []
     for lo in range(0, len(queries), chunk_rows):
         block = queries[lo : lo + chunk_rows]
-        _, candidates = index.index.search(_prepare(block, family), pool)
         skip = None if exclude is None else exclude[lo : lo + len(block)]
-        indices[lo : lo + len(block)], distances[lo : lo + len(block)] = _rerank(block, features, candidates,
-                                                                                   metric, k, skip)
-    return indices, distances
+        block_groups = None if query_groups is None else np.asarray(query_groups)[lo : lo + len(block)]
+        if index is None:
+            parts.append(exact_rank(block, features, metric, k, skip, groups, block_groups))
+            continue
+        if index.metric != metric or index.dim != features.shape[1] or index.n != len(features):
+            raise ValueError(f"The {index.metric} index ({index.n} x {index.dim}) was not built on these "
+                             f"{metric} features ({features.shape[0]} x {features.shape[1]}).")
+        pool = min(len(features), METRIC_PLANS[family][1] * (k + 1))
+        if index.kind == "hnsw":
+            index.index.hnsw.efSearch = max(index.params["ef_search"], pool)
+        _, candidates = index.index.search(_prepare(block, family), pool)
+        parts.append(rerank_candidates(block, features, candidates, metric, k, skip, groups, block_groups))
+    return concat_rankings(parts)
 
 
 def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, index: AnnIndex | None = None,
-                   chunk_rows: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+                   chunk_rows: int = 1024, groups: np.ndarray | None = None) -> Ranking:
     """Top-N neighbours of every row among the others (itself excluded), as ``similarity.rank_neighbors``
     returns them, but through ``index`` when one is given. Reads ``features`` ``chunk_rows`` rows at a time."""
     n = len(features)
     if n < 2:
         raise ValueError(f"Need at least 2 images to rank neighbours, got {n}.")
     k = min(int(top_n), n - 1)
-    indices = np.empty((n, k), dtype=np.int32)
-    distances = np.empty((n, k), dtype=np.float32)
+    parts = []
     for lo in range(0, n, chunk_rows):
         hi = min(lo + chunk_rows, n)
-        indices[lo:hi], distances[lo:hi] = search(np.asarray(features[lo:hi]), features, metric, k, index,
-                                                  exclude=np.arange(lo, hi), chunk_rows=chunk_rows)
-    short = int((indices < 0).any(axis=1).sum())
+        parts.append(search(np.asarray(features[lo:hi]), features, metric, k, index, exclude=np.arange(lo, hi),
+                            chunk_rows=chunk_rows, groups=groups,
+                            query_groups=None if groups is None else np.asarray(groups)[lo:hi]))
+    ranking = concat_rankings(parts)
+    short = int((ranking.indices < 0).any(axis=1).sum())
     if short:
         raise ValueError(f"The {index.kind} index proposed fewer than {k} neighbours for {short} of {n} images; "
                          "search more of it (--ann-params nprobe=... or ef_search=...) or lower --top-n.")
-    return indices, distances
+    return ranking
 
 
 def recall_at_k(approx: np.ndarray, exact: np.ndarray, k: int = 10) -> float:
@@ -295,93 +299,6 @@ def _prepare(block: np.ndarray, family: str) -> np.ndarray:
         norms = np.linalg.norm(block, axis=1, keepdims=True)
         block = block / np.where(norms > 0, norms, 1.0)
     return block
-
-
-def _pair_distances(queries: np.ndarray, vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Exact float64 distances (b, m) between queries (b, dim) and their own candidates (b, m, dim)."""
-    family, kwargs = parse_metric(metric)
-    q = queries.astype(np.float64)[:, None, :]
-    v = vectors.astype(np.float64)
-    if family == "cosine":
-        qn = np.linalg.norm(q, axis=2)
-        vn = np.linalg.norm(v, axis=2)
-        dots = np.einsum("bkd,bkd->bk", np.broadcast_to(q, v.shape), v)
-        denom = qn * vn
-        # sklearn's convention: a zero vector has cosine similarity 0 with everything.
-        sims = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
-        return np.clip(1.0 - sims, 0.0, 2.0)
-    diff = np.abs(v - q)
-    if family == "euclidean":
-        return np.sqrt(np.einsum("bkd,bkd->bk", diff, diff))
-    if family == "manhattan":
-        return diff.sum(axis=2)
-    if family == "chebyshev":
-        return diff.max(axis=2)
-    p = kwargs["p"]
-    return (diff**p).sum(axis=2) ** (1.0 / p)
-
-
-def _rerank(queries: np.ndarray, features: np.ndarray, candidates: np.ndarray, metric: str, k: int,
-            exclude: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Sort each query's FAISS candidates by their exact distance (ties: lower index first); keep k."""
-    indices = np.full((len(queries), k), -1, dtype=np.int32)
-    distances = np.full((len(queries), k), np.inf, dtype=np.float32)
-    for lo in range(0, len(queries), _RERANK_ROWS):
-        cand = candidates[lo : lo + _RERANK_ROWS]
-        valid = cand >= 0
-        if exclude is not None:
-            valid &= cand != exclude[lo : lo + len(cand), None]
-        safe = np.where(valid, cand, 0)
-        flat = np.unique(safe)
-        rows = np.asarray(features[flat])  # one sorted gather (memory maps read each row once)
-        vectors = rows[np.searchsorted(flat, safe)]
-        dist = np.where(valid, _pair_distances(queries[lo : lo + len(cand)], vectors, metric), np.inf)
-        order = np.lexsort((np.where(valid, cand, np.iinfo(np.int64).max), dist), axis=1)[:, :k]
-        top = np.take_along_axis(cand, order, axis=1)
-        top_dist = np.take_along_axis(dist, order, axis=1)
-        found = np.isfinite(top_dist)
-        indices[lo : lo + len(cand), : top.shape[1]] = np.where(found, top, -1)
-        distances[lo : lo + len(cand), : top.shape[1]] = top_dist
-    return indices, distances
-
-
-def _exact_search(queries: np.ndarray, features: np.ndarray, metric: str, k: int, exclude: np.ndarray | None,
-                  chunk_rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Brute force over every row, ``max(chunk_rows, 8192)`` feature rows at a time, keeping a running pool.
-
-    Cosine and euclidean scan with one float32 BLAS product per chunk (the ``2 k`` best survive), the other
-    metrics with scikit-learn's float64 distances; the pool is then re-scored exactly in float64 like FAISS'
-    candidates. Only a near-tie at float32 rounding (~1e-7 relative) at the k-th place could differ from
-    ``similarity.rank_neighbors``.
-    """
-    from precompute.similarity import pairwise_distances
-
-    family, _ = parse_metric(metric)
-    n = len(features)
-    pool = min(n, 2 * (k + 1))
-    q = _prepare(queries, family)
-    best_ids = np.zeros((len(q), 0), dtype=np.int64)
-    best_scores = np.zeros((len(q), 0), dtype=np.float64)
-    step = max(chunk_rows, 8192)
-    for lo in range(0, n, step):
-        block = _prepare(features[lo : lo + step], family)
-        if family == "cosine":
-            scores = -(q @ block.T)
-        elif family == "euclidean":
-            scores = (block * block).sum(axis=1) - 2.0 * (q @ block.T)
-        else:
-            scores = pairwise_distances(q, block, metric)
-        scores = scores.astype(np.float64, copy=False)
-        if exclude is not None:
-            rows = np.flatnonzero((exclude >= lo) & (exclude < lo + len(block)))
-            scores[rows, exclude[rows] - lo] = np.inf
-        merged_scores = np.concatenate([best_scores, scores], axis=1)
-        merged_ids = np.concatenate([best_ids, np.broadcast_to(np.arange(lo, lo + len(block)), scores.shape)], axis=1)
-        keep = min(pool, merged_scores.shape[1])
-        part = np.argpartition(merged_scores, keep - 1, axis=1)[:, :keep]
-        best_ids = np.take_along_axis(merged_ids, part, axis=1)
-        best_scores = np.take_along_axis(merged_scores, part, axis=1)
-    return _rerank(queries, features, best_ids, metric, k, exclude)
 
 
 __all__ = ["ANN_KINDS", "AnnIndex", "METRIC_PLANS", "build_index", "check_params", "load_layer_index",

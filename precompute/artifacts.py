@@ -3,14 +3,15 @@
 Layout under an artifacts root (``--out``, default ``./artifacts``)::
 
     index.json                                  the one index: what was computed, how, with which versions
-    <dataset>/manifest.parquet                  one row per image: id, path, label, width, height
+    <dataset>/manifest.parquet                  one row per image: id, path, label, width, height, hashes
     <dataset>/report.json                       run report: skipped files with reasons, models used and why
     <dataset>/baseline.parquet                  scores of a random ranking (labeled datasets only)
     <dataset>/duplicates.parquet                exact and perceptual-hash duplicate pairs (a, b, kind, ...)
     <dataset>/thumbs/<id>.jpg                   thumbnails the app serves by id
     <dataset>/<model>/<layer>/features.npy      float32 (n_images, dim), row i = manifest row i
     <dataset>/<model>/<layer>/umap.npy          float32 (n_images, 2)
-    <dataset>/<model>/<layer>/neighbors-<metric>.npz   indices int32 (n, top_n), distances float32 (n, top_n)
+    <dataset>/<model>/<layer>/neighbors-<metric>.npz   indices int32 (n, top_n), distances float32 (n, top_n),
+                                                       tied_beyond(_same) int32 (n,): ties past the cut
     <dataset>/<model>/<layer>/scores-<metric>.parquet  per-query retrieval scores (labeled datasets only)
     <dataset>/<model>/<layer>/index-<metric>.faiss     approximate index, only above the exact-search threshold
     <dataset>/<model>/<layer>/duplicates.parquet       pairs far closer than the layer's typical nearest neighbour
@@ -205,16 +206,27 @@ def open_array_writer(path: Path, shape: tuple[int, ...], dtype: Any = np.float3
             del array
 
 
-def write_neighbors(path: Path, indices: np.ndarray, distances: np.ndarray) -> None:
+def write_neighbors(path: Path, indices: np.ndarray, distances: np.ndarray, tied_beyond: np.ndarray | None = None,
+                    tied_beyond_same: np.ndarray | None = None) -> None:
+    """Rankings, and optionally the ties at their cut (``precompute.similarity.Ranking``), in one ``.npz``."""
     if indices.shape != distances.shape:
         raise ValueError(f"indices {indices.shape} and distances {distances.shape} differ in shape")
+    extra = {name: np.asarray(value, dtype=np.int32)
+             for name, value in (("tied_beyond", tied_beyond), ("tied_beyond_same", tied_beyond_same))
+             if value is not None}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, indices=indices.astype(np.int32), distances=distances.astype(np.float32))
+        np.savez(fh, indices=indices.astype(np.int32), distances=distances.astype(np.float32), **extra)
 
 
 def read_neighbors(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path, allow_pickle=False) as data:
         return data["indices"], data["distances"]
+
+
+def read_ties(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The ties at the cut stored beside a ranking: ``(tied_beyond, tied_beyond_same)``, None where absent."""
+    with np.load(path, allow_pickle=False) as data:
+        return tuple(data[name] if name in data.files else None for name in ("tied_beyond", "tied_beyond_same"))
 
 
 def write_table(path: Path, table: pd.DataFrame) -> None:

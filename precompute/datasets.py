@@ -27,7 +27,8 @@ IMAGE_EXTENSIONS = frozenset(
 # Above this many pixels an image is refused rather than risk exhausting memory (a decompression bomb).
 MAX_PIXELS = 180_000_000
 THUMB_SIZE = 160
-MANIFEST_COLUMNS = ["id", "path", "label", "width", "height"]
+# content_hash / phash: the decoded image's hashes (precompute.duplicates), for duplicate pairs.
+MANIFEST_COLUMNS = ["id", "path", "label", "width", "height", "content_hash", "phash"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -191,7 +192,8 @@ def build_manifest(
     """Decode every candidate image once: keep the good ones, report the bad, write thumbnails.
 
     Returns ``(manifest, skipped, labeled)``. The manifest has one row per usable image with columns
-    id (0..n-1, the row of every feature matrix), path (relative), label (None if unlabeled), width, height.
+    id (0..n-1, the row of every feature matrix), path (relative), label (None if unlabeled), width, height,
+    and the decoded image's ``content_hash`` and ``phash`` (:mod:`precompute.duplicates`).
     Raises DatasetError when no usable image is found.
     """
     from tqdm.auto import tqdm
@@ -206,12 +208,15 @@ def build_manifest(
     if thumbs_dir is not None:
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
-    def inspect(item: tuple[str, str | None]) -> Image.Image | str:
+    def inspect(item: tuple[str, str | None]) -> tuple[Image.Image, str, str] | str:
+        from precompute.duplicates import content_hash, perceptual_hash
+
         rel, _ = item
         try:
-            return decode_image(root / rel)
+            image = decode_image(root / rel)
         except ImageDecodeError as exc:
             return str(exc).replace(str(root / rel), rel)
+        return image, content_hash(image), perceptual_hash(image)
 
     rows, skipped = [], list(scan.skipped)
     results = _ordered_map(inspect, scan.files, workers)
@@ -220,11 +225,13 @@ def build_manifest(
         if isinstance(result, str):
             skipped.append({"path": rel, "reason": result})
             continue
+        image, pixels_hash, phash = result
         image_id = len(rows)
         if thumbs_dir is not None:
-            _write_thumbnail(result, thumbs_dir / f"{image_id}.jpg")
-        width, height = result.size
-        rows.append({"id": image_id, "path": rel, "label": label, "width": width, "height": height})
+            _write_thumbnail(image, thumbs_dir / f"{image_id}.jpg")
+        width, height = image.size
+        rows.append({"id": image_id, "path": rel, "label": label, "width": width, "height": height,
+                     "content_hash": pixels_hash, "phash": phash})
     if not rows:
         raise DatasetError(
             f"None of the {len(scan.files)} image files in {root} could be decoded; see the reasons: "

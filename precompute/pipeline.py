@@ -37,6 +37,7 @@ from precompute.datasets import build_manifest, dataset_name, folder_fingerprint
 from precompute.distributed import check_engine
 from precompute.extract import POOLINGS, build_feature_model, check_layers, extract_to_files
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
+from precompute.stats import bootstrap_ci, bootstrap_params
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,10 @@ log = logging.getLogger(__name__)
 AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "mobilenetv2",
                "efficientnet-lite0:random", "pixels")
 SCORE_KS = (1, 5, 10, 15)
+# How the stored scores treat tied distances; entries without it (older runs) are rescored.
+TIE_SCORING = "expected over the orders of tied results (McSherry & Najork 2008)"
+# Feature near-duplicates of a layer: pairs closer than this share of the median nearest-neighbour distance.
+FEATURE_DUPLICATE_RATIO = 0.1
 
 
 @dataclass(frozen=True)
@@ -140,8 +145,13 @@ class Run:
         path = art.manifest_path(root, ds)
         fingerprint = folder_fingerprint(cfg.dataset_dir)
         if entry and path.exists() and not cfg.force and entry.get("fingerprint") == fingerprint:
-            self.report["skipped_files"] = entry.get("skipped_files", [])
-            return art.read_table(path)
+            manifest = art.read_table(path)
+            # Manifests of older runs lack the image hashes that duplicate detection needs: rescan those.
+            if {"content_hash", "phash"} <= set(manifest.columns):
+                self.report["skipped_files"] = entry.get("skipped_files", [])
+                if "duplicates" not in entry or not art.duplicates_path(root, ds).exists():
+                    self.write_duplicates(manifest, bool(entry.get("labeled")))
+                return manifest
         if entry:
             log.info("%s: the folder changed since the last run (or --force): rescanning, models recomputed", ds)
         # Thumbnails are named by row id: those of an older manifest must not outlive it.
@@ -164,22 +174,44 @@ class Run:
                 "models": {},
             }
         art.update_index(root, change)
+        self.write_duplicates(manifest, labeled)
         return manifest
+
+    def write_duplicates(self, manifest: pd.DataFrame, labeled: bool) -> None:
+        """Exact and perceptual-hash duplicate pairs of the dataset: a table, counts in the index, the report."""
+        from precompute.duplicates import PHASH_MAX_DISTANCE, hash_pairs
+
+        root, ds = self.root, self.dataset
+        pairs = hash_pairs(manifest["content_hash"].tolist(), manifest["phash"].tolist(),
+                           manifest["label"].astype(str).tolist() if labeled else None)
+        path = art.duplicates_path(root, ds)
+        art.write_table(path, pairs)
+        summary = {"path": art.relative(root, path), "phash_max_distance": PHASH_MAX_DISTANCE,
+                   "n_pairs": len(pairs), "n_exact": int((pairs["kind"] == "exact").sum()),
+                   "n_near": int((pairs["kind"] == "near").sum()), "n_cross_class": int(pairs["cross_class"].sum())}
+        art.update_index(root, lambda index: index["datasets"][ds].update(duplicates=summary))
+        self.report["duplicates"] = {**summary, "pairs": _pair_records(pairs, manifest, labeled)}
+        if len(pairs):
+            log.warning("%s: %d duplicate pairs (%d exact, %d near, %d across classes: likely label mistakes); "
+                        "scores count them as given, see %s", ds, summary["n_pairs"], summary["n_exact"],
+                        summary["n_near"], summary["n_cross_class"], art.report_path(root, ds))
 
     def write_baseline(self, manifest: pd.DataFrame) -> None:
         from precompute.scores import random_baseline
 
         path = art.baseline_path(self.root, self.dataset)
         entry = art.read_index(self.root)["datasets"][self.dataset]
-        if path.exists() and "baseline" in entry and not self.config.force:
-            return
-        # Exact expectations of a random ranking at the stored depth, so AP compares like for like.
+        # Exact expectations of a random ranking at the stored depth, so AP compares like for like; another
+        # --top-n changes that depth, and the baseline with it.
         depth = min(self.config.top_n, len(manifest) - 1)
-        baseline = random_baseline(manifest["label"].to_numpy(), ks=_score_ks(depth), depth=depth)
+        params = {"depth": depth, "ks": _score_ks(depth), "n_images": len(manifest)}
+        if path.exists() and (entry.get("baseline") or {}).get("params") == params and not self.config.force:
+            return
+        baseline = random_baseline(manifest["label"].to_numpy(), ks=params["ks"], depth=depth)
         art.write_table(path, baseline)
         summary = _summary_row(baseline)
         art.update_index(self.root, lambda index: index["datasets"][self.dataset].update(
-            baseline={"path": art.relative(self.root, path), "summary": summary}))
+            baseline={"path": art.relative(self.root, path), "params": params, "summary": summary}))
 
     # -------------------------------------------------------------------------------------- models
     def run_model(self, spec: ModelSpec, manifest: pd.DataFrame, labeled: bool) -> None:
@@ -280,6 +312,9 @@ class Run:
             art.write_array(upath, coords)
             updates.update(umap=art.relative(root, upath), umap_params=umap_params)
         metrics = dict(entry.get("metrics", {}))
+        labels = manifest["label"].to_numpy() if labeled else None
+        groups = pd.factorize(labels, sort=True)[0] if labeled else None
+        reranked: set[str] = set()
         approximate = len(features) > cfg.exact_search_max
         if approximate:
             search = {"search": f"faiss-{cfg.ann_kind}", "ann_params": ann.check_params(cfg.ann_kind, cfg.ann_params)}
@@ -291,7 +326,7 @@ class Run:
             spath = art.scores_path(root, ds, key, layer, metric)
             ipath = art.faiss_index_path(root, ds, key, layer, metric)
             if (not cfg.force and done.get("top_n") == cfg.top_n and npath.exists()
-                    and done.get("search", "exact") == search["search"]
+                    and done.get("search", "exact") == search["search"] and done.get("ties") == TIE_SCORING
                     and (not approximate or (done.get("ann_params") == search["ann_params"] and ipath.exists()))
                     and (not labeled or spath.exists())):
                 continue
@@ -300,23 +335,67 @@ class Run:
             if approximate:
                 index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
                 ann.write_index(ipath, index)
-                indices, distances = ann.rank_neighbors(features, metric, cfg.top_n, index)
+                ranking = ann.rank_neighbors(features, metric, cfg.top_n, index, groups=groups)
                 result.update(index=art.relative(root, ipath), ann_params=search["ann_params"],
                               index_params=index.params, build_seconds=round(index.build_seconds, 3))
             else:
-                indices, distances = rank_neighbors(features, metric, cfg.top_n)
+                ranking = rank_neighbors(features, metric, cfg.top_n, groups=groups)
                 ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
             rank_seconds = time.perf_counter() - t0
-            art.write_neighbors(npath, indices, distances)
-            result = {"neighbors": art.relative(root, npath), "top_n": int(indices.shape[1]),
-                      "search": search["search"], **result, "rank_seconds": round(rank_seconds, 3)}
+            art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond,
+                                ranking.tied_beyond_same)
+            result = {"neighbors": art.relative(root, npath), "top_n": int(ranking.indices.shape[1]),
+                      "search": search["search"], **result, "rank_seconds": round(rank_seconds, 3),
+                      "ties": TIE_SCORING, "n_tied_at_cut": int((ranking.tied_beyond > 0).sum())}
             if labeled:
-                scores = compute_query_scores(indices, manifest["label"].to_numpy(), ks=_score_ks(indices.shape[1]))
+                scores = compute_query_scores(ranking.indices, labels, ks=_score_ks(ranking.indices.shape[1]),
+                                              distances=ranking.distances, tied_beyond=ranking.tied_beyond,
+                                              tied_beyond_same=ranking.tied_beyond_same)
                 art.write_table(spath, scores)
-                result.update(scores=art.relative(root, spath), summary=_summary_row(_summarize(scores)))
+                columns = [c for c in scores.columns if c != "label"]
+                intervals = bootstrap_ci(scores[columns].to_numpy(dtype=np.float64), seed=cfg.seed)
+                result.update(scores=art.relative(root, spath), summary=_summary_row(_summarize(scores)),
+                              summary_ci={c: _rounded_pair(intervals[:, i]) for i, c in enumerate(columns)},
+                              bootstrap=bootstrap_params(seed=cfg.seed))
             metrics[metric] = result
+            reranked.add(metric)
         updates["metrics"] = metrics
+        duplicates = self._feature_duplicates(key, layer, manifest, labeled, metrics, reranked,
+                                              entry.get("duplicates"))
+        if duplicates is not None:
+            updates["duplicates"] = duplicates
         art.update_index(root, lambda index: index["datasets"][ds]["models"][key]["layers"][layer].update(updates))
+
+    def _feature_duplicates(self, key: str, layer: str, manifest: pd.DataFrame, labeled: bool,
+                            metrics: dict[str, Any], reranked: set[str], done: dict[str, Any] | None
+                            ) -> dict[str, Any] | None:
+        """Pairs of images whose features are far closer than the layer's typical nearest neighbour.
+
+        Under the layer's cosine rankings (else its first metric): every stored pair whose distance is at most
+        ``FEATURE_DUPLICATE_RATIO`` x the median over images of the distance to the nearest neighbour. Such a
+        pair is the same picture for this layer, whatever its files say; across classes, a likely label mistake.
+        """
+        root, ds = self.root, self.dataset
+        metric = "cosine" if "cosine" in metrics else next(iter(metrics), None)
+        if metric is None:
+            return None
+        path = art.layer_duplicates_path(root, ds, key, layer)
+        params = {"metric": metric, "ratio": FEATURE_DUPLICATE_RATIO}
+        fresh = done and path.exists() and {k: done.get(k) for k in params} == params
+        if fresh and metric not in reranked and not self.config.force:
+            return None
+        indices, distances = art.read_neighbors(art.neighbors_path(root, ds, key, layer, metric))
+        typical = float(np.median(distances[:, 0]))
+        threshold = FEATURE_DUPLICATE_RATIO * typical
+        rows, cols = np.nonzero(distances <= threshold)
+        a, b = rows, indices[rows, cols].astype(np.int64)
+        pairs = pd.DataFrame({"a": np.minimum(a, b), "b": np.maximum(a, b), "distance": distances[rows, cols]})
+        pairs = pairs.drop_duplicates(["a", "b"]).sort_values(["a", "b"], kind="stable").reset_index(drop=True)
+        labels = manifest["label"].astype(str).to_numpy()
+        pairs["cross_class"] = (labels[pairs["a"]] != labels[pairs["b"]]) if labeled else False
+        art.write_table(path, pairs)
+        return {**params, "path": art.relative(root, path), "threshold": threshold, "typical_distance": typical,
+                "n_pairs": len(pairs), "n_cross_class": int(pairs["cross_class"].sum())}
 
     # -------------------------------------------------------------------------------------- run
     def execute(self) -> pd.DataFrame:
@@ -362,6 +441,20 @@ def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
     from precompute.scores import summarize_scores
 
     return summarize_scores(scores)
+
+
+def _rounded_pair(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), 5) for v in values]
+
+
+def _pair_records(pairs: pd.DataFrame, manifest: pd.DataFrame, labeled: bool) -> list[dict[str, Any]]:
+    """Duplicate pairs as the report lists them: files, labels, and whether a label is likely wrong."""
+    paths = manifest["path"].tolist()
+    labels = manifest["label"].astype(str).tolist() if labeled else [None] * len(paths)
+    return [{"a": paths[a], "b": paths[b], "label_a": labels[a], "label_b": labels[b], "kind": kind,
+             "phash_distance": int(distance), "likely_label_mistake": bool(cross)}
+            for a, b, kind, distance, cross in pairs[["a", "b", "kind", "phash_distance", "cross_class"]]
+            .itertuples(index=False)]
 
 
 def _summary_row(summary: pd.DataFrame) -> dict[str, float]:

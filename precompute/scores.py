@@ -11,8 +11,26 @@ The scores (``SCORE_NAMES`` holds a one-line description of each):
 - ``ndcg@k``: normalised discounted cumulative gain with binary relevance.
 - ``ap``: average precision over the stored depth ``N``, normalised by ``min(R, N)``.
 
-All of them are computed for all queries at once from one boolean ``(n_queries, N)`` relevance matrix;
-there is no loop over queries, so 70,000 queries x 50 neighbours take well under a second.
+All of them are computed for all queries at once from one ``(n_queries, N)`` relevance matrix; there is no
+loop over queries, so 70,000 queries x 50 neighbours take well under a second.
+
+Ties
+----
+Results at the same distance are tied: the engine lists them in index order, which is an arbitrary choice,
+and scoring that order would favour whatever comes first in the manifest (classes early in the alphabet).
+Given the stored distances, every score is instead the *expected* score over all orders of each tie group
+(McSherry and Najork, "Computing information retrieval performance measures efficiently in the presence of
+tied scores", ECIR 2008). For a group of ``g`` items holding ``r`` relevant ones, at positions ``a..b``
+(1-based), with ``H`` relevant items ranked before it:
+
+- each position is relevant with probability ``r / g``, so precision, recall, rwp@15 and nDCG (linear in
+  the relevance of each position) use ``r / g`` in place of 0 or 1;
+- AP is not linear: ``E[rel_i * hits_i] = (r / g) (H + 1) + (i - a) r (r - 1) / (g (g - 1))``, because two
+  positions of the group are both relevant with probability ``r (r - 1) / (g (g - 1))``.
+
+The group at the cut-off can reach beyond the ``N`` stored neighbours; the ranking engine counts the tied
+items outside (``tied_beyond``) and how many share the query's class (``tied_beyond_same``), so that group's
+``g`` and ``r`` are exact too. A ranking in which every distance ties scores exactly the random baseline.
 
 Queries whose label has no other image (``R == 0``) have nothing to retrieve: ``recall@k``, ``ndcg@k``
 and ``ap`` are undefined (NaN) for them, while ``precision@k`` and ``rwp@15`` are 0 (every result is
@@ -79,6 +97,10 @@ def compute_query_scores(
     neighbors: np.ndarray,
     labels: Sequence | np.ndarray | pd.Series,
     ks: Sequence[int] = DEFAULT_KS,
+    *,
+    distances: np.ndarray | None = None,
+    tied_beyond: np.ndarray | None = None,
+    tied_beyond_same: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Score every query's stored ranking against the dataset labels.
 
@@ -91,6 +113,14 @@ def compute_query_scores(
         Class label of each dataset row (strings or ints); ``n_images == n_queries``. No missing values.
     ks : sequence of int, default (1, 5, 10, 15)
         Cut-offs for ``precision@k``, ``recall@k`` and ``ndcg@k``; each ``1 <= k <= N``.
+    distances : float array, shape (n_queries, N), optional
+        The distance of each listed neighbour, non-decreasing along each row. With it, equal distances form
+        tie groups and every score is its expectation over all orders of each group (see the module notes);
+        without it, the listed order is taken as strict.
+    tied_beyond, tied_beyond_same : int arrays, shape (n_queries,), optional
+        Candidates beyond the N listed that tie with the N-th distance, and how many of them share the
+        query's label (:class:`precompute.similarity.Ranking` gives both); only with ``distances``.
+        Default: none.
 
     Returns
     -------
@@ -107,8 +137,8 @@ def compute_query_scores(
     ------
     ValueError
         If the shapes disagree, an index is out of range, a query lists itself or an index twice, a
-        label is missing or equals ``"__all__"``, labels mix strings and numbers, or a ``k`` is outside
-        ``1..N``.
+        label is missing or equals ``"__all__"``, labels mix strings and numbers, a ``k`` is outside
+        ``1..N``, distances decrease along a row, or the tie counts are negative or impossible.
 
     Examples
     --------
@@ -116,6 +146,13 @@ def compute_query_scores(
     >>> scores = compute_query_scores(neighbors, ["a", "a", "b", "b"], ks=(1, 3))
     >>> scores[["precision@1", "recall@3", "ap"]].to_numpy().tolist()
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
+
+    Query 0's first two results tie, one of them relevant: its precision@1 is the expected 0.5.
+
+    >>> ties = compute_query_scores(np.array([[2, 1], [0, 2], [0, 1]]), ["a", "a", "b"], ks=(1,),
+    ...                             distances=np.array([[1.0, 1.0], [0.5, 0.7], [0.2, 0.3]]))
+    >>> ties["precision@1"].tolist()
+    [0.5, 1.0, 0.0]
     """
     labels_array, codes, _, class_counts = _check_labels(labels)
     neighbors = _check_neighbors(neighbors, n_images=len(codes))
@@ -123,7 +160,16 @@ def compute_query_scores(
 
     relevant = codes[neighbors] == codes[:, None]
     n_relevant = class_counts[codes] - 1
-    scores = _score_relevance(relevant, n_relevant, ks)
+    if distances is None:
+        if tied_beyond is not None or tied_beyond_same is not None:
+            raise ValueError("tied_beyond and tied_beyond_same need the distances of the listed neighbours.")
+        expected = relevant.astype(np.float64), None
+    else:
+        tied_beyond, tied_beyond_same = _check_ties(distances, neighbors.shape, tied_beyond, tied_beyond_same)
+        expected = _tie_expectations(relevant, np.asarray(distances), tied_beyond, tied_beyond_same)
+        if np.any(expected[0].sum(axis=1) > n_relevant + 1e-9):
+            raise ValueError("tied_beyond_same counts more same-label items than the labels hold.")
+    scores = _score_relevance(*expected, n_relevant, ks)
 
     table = pd.DataFrame({"label": labels_array, **scores})
     table.index.name = "query"
@@ -324,6 +370,31 @@ def _check_neighbors(neighbors: np.ndarray, n_images: int) -> np.ndarray:
     return neighbors
 
 
+def _check_ties(
+    distances: np.ndarray, shape: tuple[int, int], tied_beyond: np.ndarray | None, tied_beyond_same: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate distances and tie counts against the ranking's shape; return the counts (zeros by default)."""
+    distances = np.asarray(distances)
+    if distances.shape != shape:
+        raise ValueError(f"distances has shape {distances.shape}, the neighbours {shape}; they must match.")
+    if not np.isfinite(distances).all():
+        raise ValueError("distances hold NaN or inf; score a complete ranking.")
+    falling = np.flatnonzero((np.diff(distances, axis=1) < 0).any(axis=1))
+    if falling.size:
+        raise ValueError(f"{falling.size} rows of distances decrease (first: query {falling[0]}); "
+                         "neighbours must be listed best first.")
+    counts = []
+    for name, value in (("tied_beyond", tied_beyond), ("tied_beyond_same", tied_beyond_same)):
+        value = np.zeros(shape[0], dtype=np.int64) if value is None else np.asarray(value)
+        if value.shape != (shape[0],) or not np.issubdtype(value.dtype, np.integer) or (value < 0).any():
+            raise ValueError(f"{name} must hold one integer >= 0 per query ({shape[0]}), got {value.dtype} "
+                             f"with shape {value.shape}.")
+        counts.append(value.astype(np.int64))
+    if (counts[1] > counts[0]).any():
+        raise ValueError("tied_beyond_same exceeds tied_beyond: the same-label ties are a part of all ties.")
+    return counts[0], counts[1]
+
+
 def _is_score_column(column: object) -> bool:
     if not isinstance(column, str):
         return False
@@ -350,14 +421,20 @@ def _rwp_weights(depth: int) -> np.ndarray:
     return (RWP_DEPTH - np.arange(min(RWP_DEPTH, depth))) / RWP_DEPTH
 
 
-def _score_relevance(relevant: np.ndarray, n_relevant: np.ndarray, ks: tuple[int, ...]) -> dict[str, np.ndarray]:
-    """All scores from a relevance matrix.
+def _score_relevance(
+    relevant: np.ndarray, relevant_hits: np.ndarray | None, n_relevant: np.ndarray, ks: tuple[int, ...]
+) -> dict[str, np.ndarray]:
+    """All scores from a (possibly expected) relevance matrix.
 
-    ``relevant`` is bool (n, N), ``n_relevant`` int (n,) holds R per query; returns float64 (n,) arrays
-    keyed by column name, in :func:`score_columns` order.
+    ``relevant`` is float (n, N): 0/1, or the probability that each position is relevant (tie groups);
+    ``relevant_hits`` float (n, N) holds ``E[rel_i * hits_i]`` for AP (None: ``relevant * hits``, exact
+    for 0/1 relevance); ``n_relevant`` int (n,) holds R per query. Returns float64 (n,) arrays keyed by
+    column name, in :func:`score_columns` order.
     """
     depth = relevant.shape[1]
-    hits = np.cumsum(relevant, axis=1, dtype=np.int64)  # hits[:, i] = relevant results in the top i + 1
+    hits = np.cumsum(relevant, axis=1)  # hits[:, i] = (expected) relevant results in the top i + 1
+    if relevant_hits is None:
+        relevant_hits = relevant * hits
     # Dividing by R = 0 gives the documented NaN (0 / 0) for recall, ndcg and ap; silence it here only.
     with np.errstate(invalid="ignore", divide="ignore"):
         denominator = np.where(n_relevant > 0, n_relevant, np.nan)
@@ -367,9 +444,33 @@ def _score_relevance(relevant: np.ndarray, n_relevant: np.ndarray, ks: tuple[int
         scores |= {f"recall@{k}": hits[:, k - 1] / denominator for k in ks}
         discounts = _discounts(max(ks))
         scores |= {f"ndcg@{k}": relevant[:, :k] @ discounts[:k] / _ideal_dcg(n_relevant, k) for k in ks}
-        precision_at_hits = np.where(relevant, hits / np.arange(1, depth + 1), 0.0)
-        scores["ap"] = precision_at_hits.sum(axis=1) / np.minimum(denominator, depth)
+        scores["ap"] = (relevant_hits / np.arange(1, depth + 1)).sum(axis=1) / np.minimum(denominator, depth)
     return scores
+
+
+def _tie_expectations(
+    relevant: np.ndarray, distances: np.ndarray, tied_beyond: np.ndarray, tied_beyond_same: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``E[rel_i]`` and ``E[rel_i * hits_i]`` (n, N) over all orders of each tie group (see the module notes)."""
+    n, depth = relevant.shape
+    rel = relevant.astype(np.float64)
+    starts = np.ones((n, depth), dtype=bool)
+    starts[:, 1:] = distances[:, 1:] != distances[:, :-1]
+    # One id per (query, group) over the whole matrix, so bincount sums each group at once.
+    group = np.cumsum(starts, axis=1) - 1 + (np.arange(n) * depth)[:, None]
+    size = np.bincount(group.ravel(), minlength=n * depth).astype(np.float64)
+    n_rel = np.bincount(group.ravel(), weights=rel.ravel(), minlength=n * depth)
+    last = group[:, -1]  # only the group at the cut can reach beyond the listed neighbours
+    size[last] += tied_beyond
+    n_rel[last] += tied_beyond_same
+    g, r = size[group], n_rel[group]
+    expected = r / g
+    position = np.arange(depth)
+    start = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    before = np.take_along_axis(np.cumsum(rel, axis=1) - rel, start, axis=1)  # relevant in earlier groups
+    with np.errstate(invalid="ignore", divide="ignore"):
+        both = np.where(g > 1, r * (r - 1) / (g * (g - 1)), 0.0)
+    return expected, expected * (before + 1.0) + (position - start) * both
 
 
 def _expected_scores(

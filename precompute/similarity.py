@@ -1,12 +1,30 @@
-"""Distance metrics and exact top-N neighbour rankings.
+"""Distance metrics and the one exact search engine behind every ranking the tool shows.
 
 Squared euclidean ranks exactly like euclidean, so it is not a separate metric; minkowski with
 p = 2 *is* euclidean, so it is refused. A minkowski metric is named with its p: ``minkowski-p3``.
+
+One engine, one set of formulas
+-------------------------------
+Every distance comes from :func:`pairwise_distances` (scikit-learn, float64) and is then rounded to float32,
+the precision the artifacts store and the app shows. Results are ordered by that float32 distance, ties by
+the lower row index. The pipeline's stored rankings (:func:`rank_neighbors`), the app's uploads and deep
+queries (:func:`search`) and the re-ranking of FAISS candidates (:func:`rerank_candidates`) all go through
+:func:`_select`, so a stored feature vector searched through the app returns the stored ranking exactly.
+(Rounding to float32 also absorbs the last-bit differences that BLAS can make between a batch of queries and
+a single one.)
+
+Ties are reported, not hidden: two results at the same stored distance are tied, and which comes first is an
+arbitrary (index) choice. :class:`Ranking` counts, per query, the candidates *outside* the top k that are tied
+with the k-th result (and, given class groups, how many of them share the query's class), so that
+:mod:`precompute.scores` can score every tie group by its expected value over all orders (McSherry and
+Najork, ECIR 2008) instead of by the index order.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -67,34 +85,52 @@ def pairwise_distances(queries: np.ndarray, features: np.ndarray, metric: str) -
                        metric=sk_metric, **kwargs)
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """Ranked results of a batch of queries, with the ties at the cut-off counted.
+
+    Attributes
+    ----------
+    indices : int32 array (n_queries, k)
+        Row ids, best first; ties in index order. -1 marks a missing slot (an approximate index that
+        proposed fewer than k candidates).
+    distances : float32 array (n_queries, k)
+        The distance of each result (inf in missing slots).
+    tied_beyond : int32 array (n_queries,)
+        Candidates outside the top k whose distance equals the k-th result's.
+    tied_beyond_same : int32 array (n_queries,) or None
+        Of those, how many share the query's group (class); None when no groups were given.
+
+    ``indices, distances = ranking`` unpacks the two arrays, as the older tuple results did.
+    """
+
+    indices: np.ndarray
+    distances: np.ndarray
+    tied_beyond: np.ndarray
+    tied_beyond_same: np.ndarray | None = None
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return iter((self.indices, self.distances))
+
+
 def top_k_from_distances(distances: np.ndarray, k: int, exclude: np.ndarray | None = None
                          ) -> tuple[np.ndarray, np.ndarray]:
-    """Ranked top-k per row: ties broken by lower index, so results are deterministic.
+    """Ranked top-k per row of a distance matrix, by float32 distance, ties broken by lower index.
 
     ``exclude[i]`` (a column index, or -1) is removed from row i's ranking (the query itself).
     """
-    distances = np.array(distances, dtype=np.float64, copy=True)
-    n_rows, n_cols = distances.shape
+    block = np.array(distances, dtype=np.float32, copy=True)
     if exclude is not None:
+        exclude = np.asarray(exclude)
         rows = np.flatnonzero(exclude >= 0)
-        distances[rows, exclude[rows]] = np.inf
-    k = min(k, n_cols - (1 if exclude is not None else 0))
-    if k < n_cols:
-        candidates = np.argpartition(distances, k - 1, axis=1)[:, :k]
-        # argpartition may cut between equal distances: widen to every column tied with the k-th.
-        kth = np.take_along_axis(distances, candidates, axis=1).max(axis=1, keepdims=True)
-        if np.any((distances <= kth).sum(axis=1) > k):
-            candidates = np.argsort(distances, axis=1, kind="stable")[:, :k]
-    else:
-        candidates = np.tile(np.arange(n_cols), (n_rows, 1))
-    cand_dist = np.take_along_axis(distances, candidates, axis=1)
-    order = np.lexsort((candidates, cand_dist), axis=1)[:, :k]
-    indices = np.take_along_axis(candidates, order, axis=1)
-    return indices.astype(np.int32), np.take_along_axis(distances, indices, axis=1).astype(np.float32)
+        block[rows, exclude[rows]] = np.inf
+    k = min(k, block.shape[1] - (1 if exclude is not None else 0))
+    ranking = _select(block, k)
+    return ranking.indices, ranking.distances
 
 
-def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024,
+                   groups: np.ndarray | None = None) -> Ranking:
     """Exact top-N neighbours of every row among the other rows (the row itself excluded).
 
     Parameters
@@ -102,15 +138,17 @@ def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, chunk_row
     features : array (n, dim)
     metric : a name from ``METRICS`` or ``minkowski-p<P>``
     top_n : neighbours kept per row (at most n - 1)
+    chunk_rows : queries ranked at once; memory is bounded by ``chunk_rows x n`` distances
+    groups : int array (n,), optional
+        Class code of each row; with it, :attr:`Ranking.tied_beyond_same` counts the tied candidates
+        beyond the cut that share the query's class (what tie-aware scores need).
 
     Returns
     -------
-    indices : int32 (n, min(top_n, n - 1)), best first
-    distances : float32, same shape
-
-    Memory is bounded by ``chunk_rows x n`` distances at a time.
+    Ranking
+        indices int32 (n, min(top_n, n - 1)) best first, distances float32, and the ties at the cut.
     """
-    features = np.asarray(features)
+    features = np.asarray(features) if not isinstance(features, np.memmap) else features
     if features.ndim != 2:
         raise ValueError(f"features must be 2-D (n, dim), got shape {features.shape}")
     n = len(features)
@@ -118,25 +156,152 @@ def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, chunk_row
         raise ValueError(f"Need at least 2 images to rank neighbours, got {n}.")
     if top_n < 1:
         raise ValueError(f"top_n must be >= 1, got {top_n}")
-    parse_metric(metric)
-    if not np.isfinite(features).all():
-        bad = int((~np.isfinite(features)).any(axis=1).sum())
-        raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
-    k = min(top_n, n - 1)
-    indices = np.empty((n, k), dtype=np.int32)
-    distances = np.empty((n, k), dtype=np.float32)
+    parts = []
     for start in range(0, n, chunk_rows):
         stop = min(start + chunk_rows, n)
-        block = pairwise_distances(features[start:stop], features, metric)
-        idx, dist = top_k_from_distances(block, k, exclude=np.arange(start, stop))
-        indices[start:stop], distances[start:stop] = idx, dist
-    return indices, distances
+        query_groups = None if groups is None else np.asarray(groups)[start:stop]
+        parts.append(rank(np.asarray(features[start:stop]), features, metric, top_n,
+                          exclude=np.arange(start, stop), groups=groups, query_groups=query_groups))
+    return concat_rankings(parts)
 
 
-def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-N of new queries (n_queries, dim) against a dataset's features (nothing excluded)."""
+def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15,
+           exclude: np.ndarray | None = None) -> Ranking:
+    """Exact top-N of new queries (n_queries, dim) or (dim,) against a dataset's features.
+
+    ``exclude`` (int (n_queries,), -1 for none) leaves one row out of each query's results (the query itself
+    when it is a dataset image). The same engine as :func:`rank_neighbors`: a dataset image's features,
+    searched with ``exclude`` set to its row, return its stored ranking exactly.
+    """
     query_features = np.atleast_2d(np.asarray(query_features))
-    if query_features.shape[1] != np.asarray(features).shape[1]:
-        raise ValueError(f"Query dim {query_features.shape[1]} != dataset dim {np.asarray(features).shape[1]}.")
-    return top_k_from_distances(pairwise_distances(query_features, features, metric), top_n)
+    if query_features.shape[1] != features.shape[1]:
+        raise ValueError(f"Query dim {query_features.shape[1]} != dataset dim {features.shape[1]}.")
+    return rank(query_features, features, metric, top_n, exclude=exclude)
+
+
+def rank(queries: np.ndarray, features: np.ndarray, metric: str, top_n: int, exclude: np.ndarray | None = None,
+         groups: np.ndarray | None = None, query_groups: np.ndarray | None = None,
+         feature_chunk: int = 8192) -> Ranking:
+    """The exact engine: every feature row is a candidate; distances float64, rounded to float32, ranked.
+
+    ``features`` may be a memory map: ``feature_chunk`` rows are converted at a time, while the
+    (n_queries, n) float32 distances are kept whole (callers chunk the queries).
+    """
+    parse_metric(metric)
+    queries = np.atleast_2d(np.asarray(queries))
+    if queries.ndim != 2 or len(getattr(features, "shape", ())) != 2 or queries.shape[1] != features.shape[1]:
+        raise ValueError(f"Query shape {queries.shape} does not match the features' shape "
+                         f"{getattr(features, 'shape', None)}.")
+    if not np.isfinite(queries).all():
+        bad = int((~np.isfinite(queries)).any(axis=1).sum())
+        raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
+    n = len(features)
+    exclude = _check_exclude(exclude, len(queries))
+    k = min(int(top_n), n - (0 if exclude is None else 1))
+    if k < 1:
+        raise ValueError(f"top_n must be >= 1 and the features must hold more rows, got top_n={top_n}.")
+    block = np.empty((len(queries), n), dtype=np.float32)
+    for lo in range(0, n, feature_chunk):
+        chunk = np.asarray(features[lo : lo + feature_chunk])
+        if not np.isfinite(chunk).all():
+            bad = int((~np.isfinite(chunk)).any(axis=1).sum())
+            raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
+        block[:, lo : lo + len(chunk)] = pairwise_distances(queries, chunk, metric)
+    if exclude is not None:
+        rows = np.flatnonzero(exclude >= 0)
+        block[rows, exclude[rows]] = np.inf
+    return _select(block, k, groups=groups, query_groups=query_groups)
+
+
+def rerank_candidates(queries: np.ndarray, features: np.ndarray, candidates: np.ndarray, metric: str, k: int,
+                      exclude: np.ndarray | None = None, groups: np.ndarray | None = None,
+                      query_groups: np.ndarray | None = None) -> Ranking:
+    """Rank each query's own candidate rows (an approximate index's proposals) exactly, as :func:`rank` would.
+
+    ``candidates`` int (n_queries, m), -1 for none. The distances come from the same formulas and the same
+    float32 ordering as the exact engine, so a candidate list holding a query's true top k gives its exact
+    top k. Ties at the cut are counted among the candidates only (an index does not see the others).
+    """
+    queries = np.atleast_2d(np.asarray(queries))
+    candidates = np.asarray(candidates, dtype=np.int64)
+    exclude = _check_exclude(exclude, len(queries))
+    valid = candidates >= 0
+    if exclude is not None:
+        valid &= candidates != exclude[:, None]
+    distances = np.full(candidates.shape, np.inf, dtype=np.float32)
+    for row in range(len(queries)):
+        ids = candidates[row, valid[row]]
+        if ids.size:
+            order = np.argsort(ids)  # read rows in file order (memory maps), write back in place
+            vectors = np.asarray(features[ids[order]])
+            row_dist = np.empty(ids.size, dtype=np.float32)
+            row_dist[order] = pairwise_distances(queries[row : row + 1], vectors, metric)[0]
+            distances[row, valid[row]] = row_dist
+    ids = np.where(valid, candidates, np.iinfo(np.int64).max)
+    return _select(distances, k, ids=ids, groups=groups, query_groups=query_groups)
+
+
+def _check_exclude(exclude: np.ndarray | None, n_queries: int) -> np.ndarray | None:
+    if exclude is None:
+        return None
+    exclude = np.atleast_1d(np.asarray(exclude, dtype=np.int64))
+    if exclude.shape != (n_queries,):
+        raise ValueError(f"exclude must have one entry per query ({n_queries}), got shape {exclude.shape}.")
+    return exclude
+
+
+def _select(block: np.ndarray, k: int, ids: np.ndarray | None = None, groups: np.ndarray | None = None,
+            query_groups: np.ndarray | None = None) -> Ranking:
+    """Top k of each row of a float32 distance block, by (distance, id); the ties at the cut counted.
+
+    ``ids`` (b, m) gives each column's row id per query (candidate lists); None means column j is row j.
+    ``groups`` (n,) and ``query_groups`` (b,) are class codes for :attr:`Ranking.tied_beyond_same`.
+    Excluded or missing columns hold inf.
+    """
+    n_rows, n_cols = block.shape
+    k = min(k, n_cols)
+    if ids is None:
+        if k < n_cols:
+            part = np.argpartition(block, k - 1, axis=1)[:, :k]
+            kth = np.take_along_axis(block, part, axis=1).max(axis=1)
+            # argpartition may cut inside a tie group: there, the lowest indices of the group must be kept.
+            crossing = np.flatnonzero((block <= kth[:, None]).sum(axis=1) > k)
+            if crossing.size:
+                part[crossing] = np.argsort(block[crossing], axis=1, kind="stable")[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(n_cols), (n_rows, n_cols))
+        columns = part
+        top_ids = part
+    else:
+        columns = np.lexsort((ids, block), axis=1)[:, :k]
+        top_ids = np.take_along_axis(ids, columns, axis=1)
+    top_dist = np.take_along_axis(block, columns, axis=1)
+    order = np.lexsort((top_ids, top_dist), axis=1)
+    top_ids = np.take_along_axis(top_ids, order, axis=1)
+    top_dist = np.take_along_axis(top_dist, order, axis=1)
+    found = np.isfinite(top_dist)
+    kth = top_dist[:, -1:]
+    at_cut = block == kth
+    inside = top_dist == kth
+    tied = np.where(found[:, -1], at_cut.sum(axis=1) - inside.sum(axis=1), 0)
+    tied_same = None
+    if groups is not None:
+        groups = np.asarray(groups)
+        query_groups = np.asarray(query_groups)[:, None]
+        if ids is None:
+            same = groups[None, :] == query_groups
+        else:
+            known = ids < len(groups)  # missing candidates hold a huge id
+            same = known & (groups[np.where(known, ids, 0)] == query_groups)
+        top_same = groups[np.where(found, top_ids, 0)] == query_groups
+        tied_same = np.where(found[:, -1], (at_cut & same).sum(axis=1) - (inside & top_same).sum(axis=1), 0)
+        tied_same = tied_same.astype(np.int32)
+    return Ranking(np.where(found, top_ids, -1).astype(np.int32), top_dist.astype(np.float32),
+                   tied.astype(np.int32), tied_same)
+
+
+def concat_rankings(parts: list[Ranking]) -> Ranking:
+    """The rankings of consecutive query blocks as one."""
+    same = None if parts[0].tied_beyond_same is None else np.concatenate([p.tied_beyond_same for p in parts])
+    return Ranking(np.concatenate([p.indices for p in parts]), np.concatenate([p.distances for p in parts]),
+                   np.concatenate([p.tied_beyond for p in parts]), same)
