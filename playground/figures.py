@@ -82,18 +82,46 @@ def umap_figure(
     return fig
 
 
+def _error_bars(part: pd.DataFrame, value: str, low: str, high: str, colour: str | None = None) -> dict | None:
+    """Asymmetric plotly error bars from interval columns, or None when the rows hold no interval."""
+    if low not in part.columns or high not in part.columns or part[[low, high]].isna().all().all():
+        return None
+    y = part[value].to_numpy(dtype=float)
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": np.nan_to_num(part[high].to_numpy(dtype=float) - y).tolist(),
+        "arrayminus": np.nan_to_num(y - part[low].to_numpy(dtype=float)).tolist(),
+        "thickness": 1.2,
+        "width": 3,
+        **({"color": colour} if colour else {}),
+    }
+
+
+def _interval_hover(part: pd.DataFrame, low: str, high: str) -> tuple[list[str], str]:
+    """Per-point interval text for ``customdata`` and the hover line that shows it ("" without intervals)."""
+    if low not in part.columns or high not in part.columns:
+        return [""] * len(part), ""
+    bounds = zip(part[low], part[high], strict=True)
+    return ["" if pd.isna(lo) or pd.isna(hi) else f" [{lo:.3f}, {hi:.3f}]" for lo, hi in bounds], "%{customdata}"
+
+
 def layer_scores_figure(rows: pd.DataFrame, score: str, baseline: float | None = None, title: str = "") -> go.Figure:
     """Score per layer, one line per model, layers in network order; each model's best layer starred.
 
-    ``rows`` has columns model, layer, order and ``score`` (see ``tables.layer_scores``).
+    ``rows`` has columns model, layer, order and ``score`` (see ``tables.layer_scores``); with
+    ``<score> low`` and ``<score> high`` columns too, each point carries its 95 % bootstrap interval as an
+    error bar (and in its hover text).
     """
     if rows.empty:
         return empty_figure("No scores: the dataset has no labels, or nothing was computed.")
+    low, high = f"{score} low", f"{score} high"
     fig = go.Figure()
     for i, (model, part) in enumerate(rows.groupby("model", sort=False)):
         part = part.sort_values("order")
         colour = PALETTE[i % len(PALETTE)]
         x = np.arange(1, len(part) + 1)
+        interval, hover = _interval_hover(part, low, high)
         fig.add_trace(
             go.Scatter(
                 x=x,
@@ -102,7 +130,9 @@ def layer_scores_figure(rows: pd.DataFrame, score: str, baseline: float | None =
                 name=model,
                 line={"color": colour},
                 text=part["layer"],
-                hovertemplate=f"{model}<br>%{{text}}<br>{score} %{{y:.3f}}<extra></extra>",
+                customdata=interval,
+                error_y=_error_bars(part, score, low, high, colour),
+                hovertemplate=f"{model}<br>%{{text}}<br>{score} %{{y:.3f}}{hover}<extra></extra>",
             )
         )
         if part[score].notna().any():
@@ -166,7 +196,10 @@ def class_heatmap(table: pd.DataFrame, score: str) -> go.Figure:
 
 
 def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
-    """Best score against extraction time per image, one point per model (marker size: parameters)."""
+    """Best score against extraction time per image, one point per model (marker size: parameters).
+
+    ``<score_column> low`` / ``high`` columns, when present, draw the score's interval as error bars.
+    """
     if table.empty or score_column not in table.columns or table[score_column].isna().all():
         return empty_figure("No scores to set against cost.")
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(table))]  # same colour per model as the line chart
@@ -181,6 +214,7 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
             text=part["model"],
             textposition="top center",
             marker={"size": sizes, "color": list(part["_colour"])},
+            error_y=_error_bars(part, score_column, f"{score_column} low", f"{score_column} high"),
             customdata=np.stack([params, part["GFLOPs/image"].fillna(0)], axis=1),
             hovertemplate="%{text}<br>%{x:.2f} ms/image<br>"
             + score_column

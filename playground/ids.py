@@ -26,6 +26,8 @@ GRID_CLASS = "grid-class-filter"
 PICK = "pick-image"  # pattern-matching type: {"type": PICK, "index": image id}
 QUERY_PANEL = "query-panel"
 RESULTS = "search-results"
+DUPLICATES = "duplicates-panel"  # html.Details: the dataset's duplicate pairs
+DUPLICATE_PICK = "pick-duplicate"  # pattern-matching type: {"type": ..., "pair": n, "index": image id}
 
 # Upload
 UPLOAD = "upload"
@@ -39,6 +41,8 @@ UMAP_INFO = "umap-info"
 
 # Compare
 COMPARE_SCORE = "compare-score"
+COMPARE_HEADLINE = "compare-headline"
+COMPARE_VERDICTS = "compare-verdicts"
 COMPARE_LAYERS = "compare-layers-graph"
 COMPARE_TABLE = "compare-table"
 COMPARE_HEATMAP = "compare-heatmap"

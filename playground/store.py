@@ -72,6 +72,18 @@ def _cached_summary(path: str, mtime_ns: int) -> pd.DataFrame:
     return summarize_scores(_cached_table(path, mtime_ns))
 
 
+@lru_cache(maxsize=_TABLE_CACHE_SIZE)
+def _cached_paired(path_a: str, mtime_a: int, path_b: str, mtime_b: int, score: str) -> dict[str, Any] | None:
+    from precompute.stats import paired_comparison
+
+    a, b = _cached_table(path_a, mtime_a), _cached_table(path_b, mtime_b)
+    if score not in a.columns or score not in b.columns:
+        return None
+    # Paired means the same queries: align b on a's query ids (NaN where b lacks one, dropped by the test).
+    values_b = b[score].reindex(a.index)
+    return paired_comparison(a[score].to_numpy(dtype=float), values_b.to_numpy(dtype=float))
+
+
 @lru_cache(maxsize=16)  # an index holds about its features' size in memory: keep only a few
 def _cached_ann_index(path: str, mtime_ns: int, metric: str, params: tuple) -> Any:
     from precompute import ann
@@ -81,7 +93,8 @@ def _cached_ann_index(path: str, mtime_ns: int, metric: str, params: tuple) -> A
 
 def clear_caches() -> None:
     """Forget every cached file (tests; the mtime keys already catch recomputed files)."""
-    for cached in (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary, _cached_ann_index):
+    caches = (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary, _cached_paired)
+    for cached in (*caches, _cached_ann_index):
         cached.cache_clear()
 
 
@@ -253,6 +266,53 @@ class Store:
         if not path.exists():
             return None
         return _cached_table(str(path), _mtime_ns(path))
+
+    def duplicates(self, dataset: str) -> pd.DataFrame | None:
+        """Duplicate pairs found by hashing the images (``duplicates.parquet``), or None when not computed.
+
+        Columns ``a``, ``b`` (row ids, a < b), ``kind`` ("exact" or "near"), ``phash_distance`` and
+        ``cross_class``; the index entry (``dataset(ds)["duplicates"]``) holds the threshold and the counts.
+        Artifacts written before duplicates were looked for have no entry: None, not an error.
+        """
+        if not self.dataset(dataset).get("duplicates"):
+            return None
+        return self._pairs(art.duplicates_path(self.root, dataset), dataset)
+
+    def layer_duplicates(self, dataset: str, model: str, layer: str) -> pd.DataFrame | None:
+        """Pairs far closer in this layer's features than its typical nearest neighbour, or None when not computed.
+
+        Columns ``a``, ``b`` (row ids, a < b), ``distance`` and ``cross_class``; the layer's index entry
+        (``layer(...)["duplicates"]``) holds the metric, the threshold and the counts.
+        """
+        if not self.layer(dataset, model, layer).get("duplicates"):
+            return None
+        return self._pairs(art.layer_duplicates_path(self.root, dataset, model, layer), dataset)
+
+    def _pairs(self, path: Path, dataset: str) -> pd.DataFrame:
+        table = _cached_table(str(path), _mtime_ns(path))
+        n_images = self.n_images(dataset)
+        # Row ids index the manifest and name thumbnails: an out-of-range id is a stale file, not a pair to show.
+        ids = table[["a", "b"]].to_numpy()
+        if ids.size and not (ids.min() >= 0 and ids.max() < n_images):
+            raise art.ArtifactError(f"{path} names images outside 0..{n_images - 1}. Rerun precompute.")
+        return table
+
+    def paired_comparison(
+        self, dataset: str, a: tuple[str, str, str], b: tuple[str, str, str], score: str
+    ) -> dict[str, Any] | None:
+        """``precompute.stats.paired_comparison`` of one score between two (model, layer, metric) configurations.
+
+        The per-query scores of both are aligned on their query index; the result is cached by the two score
+        files and their modification times (a bootstrap over 70,000 queries takes seconds). None for an
+        unlabeled dataset or a score that one file lacks; ValueError when no query has a finite score in both.
+        """
+        paths = []
+        for model, layer, metric in (a, b):
+            if self.scores(dataset, model, layer, metric) is None:
+                return None
+            path = art.scores_path(self.root, dataset, model, layer, metric)
+            paths.append((str(path), _mtime_ns(path)))
+        return _cached_paired(*paths[0], *paths[1], score)
 
     def baseline_summary(self, dataset: str) -> dict[str, float]:
         return dict((self.dataset(dataset).get("baseline") or {}).get("summary") or {})

@@ -1,7 +1,16 @@
-"""The comparison tables of a dataset, built from the artifact index and the score files."""
+"""The tables of a dataset, built from the artifact index and the score and duplicate files.
+
+Comparison tables carry each mean score's 95 % bootstrap interval over queries (``<score> low`` and
+``<score> high`` columns) where the artifacts hold one; artifacts written before intervals were stored
+simply lack those columns. :func:`compare_to_best` tests each model's best layer against the best
+configuration query by query; :func:`duplicate_pairs` gathers the duplicate pairs of a dataset and a layer.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import pandas as pd
 
 from playground.store import MissingArtifact, Store
@@ -14,11 +23,27 @@ COST_COLUMNS = {
 }
 
 
+# Kinds of duplicate evidence, strongest first, as the app names them.
+DUPLICATE_KINDS = {"exact": "exact duplicate", "near": "near-duplicate", "feature": "feature near-duplicate"}
+LABEL_MISTAKE = "likely label mistake"
+PAIR_COLUMNS = ["a", "b", "kind", "cross_class", "phash_distance", "distance", "label_a", "label_b"]
+
+# What compare_to_best says of a model.
+BEST, NOT_DISTINGUISHABLE, BELOW, NOT_COMPARABLE = "best", "not distinguishable", "below", "not comparable"
+
+
+def interval_columns(score: str) -> tuple[str, str]:
+    """Names of the columns holding the bounds of ``score``'s bootstrap interval."""
+    return f"{score} low", f"{score} high"
+
+
 def summary_table(store: Store, dataset: str) -> pd.DataFrame:
     """One row per computed (model, layer, metric) with every summary score and the model's costs.
 
     Columns: model, layer, order, dim, metric, the summary scores (rwp@15, precision@k, ..., ap; none
-    for an unlabeled dataset), then parameters, GFLOPs/image, ms/image, images/s of the whole model.
+    for an unlabeled dataset), each followed by ``<score> low`` and ``<score> high``, the bounds of its
+    95 % bootstrap interval over queries (only where the artifacts hold intervals; NaN for a row without
+    one), then parameters, GFLOPs/image, ms/image, images/s of the whole model.
     """
     rows = []
     for model in store.models(dataset):
@@ -28,6 +53,9 @@ def summary_table(store: Store, dataset: str) -> pd.DataFrame:
             layer_entry = store.layer(dataset, model, layer)
             for metric, result in layer_entry.get("metrics", {}).items():
                 summary = {k: v for k, v in (result.get("summary") or {}).items() if k != "n_queries"}
+                for name, bounds in (result.get("summary_ci") or {}).items():
+                    if name in summary and bounds is not None and len(bounds) == 2:
+                        summary.update(zip(interval_columns(name), (_as_float(v) for v in bounds), strict=True))
                 row = {
                     "model": model,
                     "layer": layer,
@@ -38,40 +66,81 @@ def summary_table(store: Store, dataset: str) -> pd.DataFrame:
                 }
                 row.update({label: cost.get(key) for key, label in COST_COLUMNS.items()})
                 rows.append(row)
-    return pd.DataFrame(rows)
+    return _order_columns(pd.DataFrame(rows))
+
+
+def _order_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """Each score followed by its interval bounds, costs last (rows without intervals would put them last)."""
+    fixed = ["model", "layer", "order", "dim", "metric"]
+    columns = [c for c in fixed if c in table.columns]
+    for name in score_names(table):
+        columns += [name] + [c for c in interval_columns(name) if c in table.columns]
+    columns += [c for c in COST_COLUMNS.values() if c in table.columns]
+    return table[columns]
+
+
+def _as_float(value: Any) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def score_names(table: pd.DataFrame) -> list[str]:
-    """Score columns of a summary table, in their stored order."""
+    """Score columns of a summary table, in their stored order (interval bounds excluded)."""
     fixed = {"model", "layer", "order", "dim", "metric", *COST_COLUMNS.values()}
-    return [c for c in table.columns if c not in fixed]
+    scores = [c for c in table.columns if c not in fixed]
+    bounds = {column for name in scores for column in interval_columns(name)}
+    return [c for c in scores if c not in bounds]
+
+
+def _with_bounds(table: pd.DataFrame, score: str) -> list[str]:
+    """``score`` and, when the table holds them, its interval columns."""
+    return [score] + [c for c in interval_columns(score) if c in table.columns]
 
 
 def layer_scores(table: pd.DataFrame, metric: str, score: str) -> pd.DataFrame:
-    """Rows of one metric: model, layer, order, score value, sorted by model then network order."""
+    """Rows of one metric: model, layer, order, score value (and its interval bounds when stored), sorted by
+    model then network order."""
     if table.empty or score not in table.columns:
         return pd.DataFrame(columns=["model", "layer", "order", score])
-    part = table[table["metric"] == metric][["model", "layer", "order", score]]
+    part = table[table["metric"] == metric][["model", "layer", "order", *_with_bounds(table, score)]]
     model_rank = {model: i for i, model in enumerate(dict.fromkeys(table["model"]))}  # the index's model order
     part = part.assign(_rank=part["model"].map(model_rank)).sort_values(["_rank", "order"], kind="stable")
     return part.drop(columns="_rank").reset_index(drop=True)
 
 
 def best_layers(table: pd.DataFrame, metric: str, score: str) -> pd.DataFrame:
-    """Each model's best layer under ``metric`` by ``score``: index model, columns layer and score."""
+    """Each model's best layer under ``metric`` by ``score``: index model, columns layer and score (and the
+    score's interval bounds when stored)."""
     part = layer_scores(table, metric, score).dropna(subset=[score])
     if part.empty:
         return pd.DataFrame(columns=["layer", score])
     best = part.loc[part.groupby("model", sort=False)[score].idxmax()]
-    return best.set_index("model")[["layer", score]]
+    return best.set_index("model")[["layer", *_with_bounds(part, score)]]
 
 
-def metric_model_table(table: pd.DataFrame, score: str) -> pd.DataFrame:
-    """Best ``score`` over layers for each metric (rows) and model (columns); NaN where not computed."""
+def metric_model_table(table: pd.DataFrame, score: str, intervals: bool = False) -> pd.DataFrame:
+    """Best ``score`` over layers for each metric (rows) and model (columns); NaN where not computed.
+
+    With ``intervals``, each model column is followed by ``<model> low`` and ``<model> high``: the interval
+    of the layer that scored best (only when the table holds intervals).
+    """
     if table.empty or score not in table.columns:
         return pd.DataFrame()
-    pivot = table.pivot_table(index="metric", columns="model", values=score, aggfunc="max", sort=False)
-    return pivot.reindex(columns=list(dict.fromkeys(table["model"])))
+    models = list(dict.fromkeys(table["model"]))
+    scored = table.dropna(subset=[score])
+    best = scored.loc[scored.groupby(["metric", "model"], sort=False)[score].idxmax()]
+    pivot = best.pivot(index="metric", columns="model", values=score)
+    pivot = pivot.reindex(index=list(dict.fromkeys(table["metric"])), columns=models)
+    pivot.columns.name = "model"
+    low, high = interval_columns(score)
+    if not intervals or low not in table.columns:
+        return pivot
+    bounds = {bound: best.pivot(index="metric", columns="model", values=bound).reindex_like(pivot)
+              for bound in (low, high)}
+    columns = {}
+    for model in models:
+        columns[model] = pivot[model]
+        columns.update(zip(interval_columns(model), (bounds[low][model], bounds[high][model]), strict=True))
+    return pd.DataFrame(columns, index=pivot.index)
 
 
 def class_breakdown(store: Store, dataset: str, metric: str, score: str) -> pd.DataFrame:
@@ -96,7 +165,8 @@ def class_breakdown(store: Store, dataset: str, metric: str, score: str) -> pd.D
 
 
 def cost_table(store: Store, dataset: str, metric: str, score: str) -> pd.DataFrame:
-    """Per model: its costs beside its best layer and score under ``metric``."""
+    """Per model: its costs beside its best layer and score under ``metric`` (with ``best <score> low`` and
+    ``best <score> high`` where intervals are stored)."""
     table = summary_table(store, dataset)
     best = best_layers(table, metric, score) if score in table.columns else pd.DataFrame()
     rows = []
@@ -108,5 +178,121 @@ def cost_table(store: Store, dataset: str, metric: str, score: str) -> pd.DataFr
         if model in best.index:
             row["best layer"] = best.loc[model, "layer"]
             row[f"best {score}"] = best.loc[model, score]
+            for bound, name in zip(interval_columns(score), interval_columns(f"best {score}"), strict=True):
+                if bound in best.columns:
+                    row[name] = best.loc[model, bound]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def best_configuration(table: pd.DataFrame, score: str) -> pd.Series | None:
+    """The summary-table row with the highest ``score`` over every model, layer and metric (None if unscored)."""
+    if table.empty or score not in table.columns or table[score].isna().all():
+        return None
+    return table.loc[table[score].idxmax()]
+
+
+def compare_to_best(store: Store, dataset: str, metric: str, score: str) -> tuple[pd.Series | None, pd.DataFrame]:
+    """Each model's best layer under ``metric`` against the best configuration, tested query by query.
+
+    The best configuration is the (model, layer, metric) with the highest mean ``score`` over the whole
+    summary table. Each model's best layer is compared with it by
+    :func:`precompute.stats.paired_comparison` on their per-query scores (best minus model, the same
+    queries): the 95 % paired bootstrap interval of the mean difference and Wilcoxon's p-value. No
+    correction for making several comparisons is applied.
+
+    Returns
+    -------
+    best : pd.Series or None
+        The best configuration's summary-table row (None when nothing is scored).
+    verdicts : pd.DataFrame
+        One row per model that has a scored layer under ``metric``, in the index's model order. Columns:
+        model, layer, metric, ``score``, its interval bounds (when stored), ``verdict`` (``BEST``,
+        ``NOT_DISTINGUISHABLE``, ``BELOW`` or ``NOT_COMPARABLE``), ``difference``, ``difference low``,
+        ``difference high``, ``p_value``, ``n_queries`` (NaN for the best itself and where not comparable).
+    """
+    table = summary_table(store, dataset)
+    best = best_configuration(table, score)
+    if best is None:
+        return None, pd.DataFrame(columns=["model", "layer", "metric", score, "verdict"])
+    reference = (best["model"], best["layer"], best["metric"])
+    rows = []
+    for model, row in best_layers(table, metric, score).iterrows():
+        out = {"model": model, "layer": row["layer"], "metric": metric, **row.drop("layer").to_dict()}
+        out.update(dict.fromkeys(["difference", "difference low", "difference high", "p_value", "n_queries"], np.nan))
+        if (model, row["layer"], metric) == reference:
+            out["verdict"] = BEST
+        else:
+            out.update(_paired(store, dataset, reference, (model, row["layer"], metric), score))
+        rows.append(out)
+    return best, pd.DataFrame(rows)
+
+
+def _paired(store: Store, dataset: str, best: tuple[str, str, str], other: tuple[str, str, str], score: str
+            ) -> dict[str, Any]:
+    try:
+        result = store.paired_comparison(dataset, best, other, score)
+    except (MissingArtifact, ValueError):  # a missing scores file; no query with a finite score in both
+        result = None
+    if result is None:
+        return {"verdict": NOT_COMPARABLE}
+    low, high = result["ci"]
+    return {
+        "verdict": BELOW if result["distinguishable"] else NOT_DISTINGUISHABLE,
+        "difference": result["mean_difference"],
+        "difference low": low,
+        "difference high": high,
+        "p_value": result["p_value"],
+        "n_queries": result["n_queries"],
+    }
+
+
+def duplicate_pairs(store: Store, dataset: str, model: str | None = None, layer: str | None = None) -> pd.DataFrame:
+    """The duplicate pairs of a dataset and of one layer's features, one row per pair and kind of evidence.
+
+    Kinds: ``exact`` (same pixels) and ``near`` (perceptual hashes within the dataset's threshold) from
+    ``store.duplicates``; ``feature`` (far closer in this layer's features than its typical nearest
+    neighbour) from ``store.layer_duplicates``. A pair found both ways has a row for each.
+
+    Returns
+    -------
+    pd.DataFrame
+        Columns :data:`PAIR_COLUMNS`: a, b (row ids, a < b), kind, cross_class (the two images carry
+        different labels), phash_distance (hash pairs), distance (feature pairs), label_a, label_b (None
+        unlabeled). Cross-class pairs first (the likely label mistakes), then exact, near, feature, then
+        closest first. Empty when the artifacts hold no duplicate tables (older runs). MissingArtifact when
+        the index names a duplicate table whose file is gone.
+    """
+    parts = []
+    hashed = store.duplicates(dataset)
+    if hashed is not None:
+        parts.append(hashed.assign(distance=np.nan))
+    if model is not None and layer is not None:
+        features = store.layer_duplicates(dataset, model, layer)
+        if features is not None:
+            parts.append(features.assign(kind="feature", phash_distance=np.nan))
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return pd.DataFrame(columns=PAIR_COLUMNS)
+    pairs = pd.concat([part.reindex(columns=PAIR_COLUMNS[:6]) for part in parts], ignore_index=True)
+    pairs["a"], pairs["b"] = pairs["a"].astype(int), pairs["b"].astype(int)
+    pairs["cross_class"] = pairs["cross_class"].eq(True)  # absent (NaN) is not a cross-class pair
+    labels = store.labels(dataset)
+    pairs["label_a"] = None if labels is None else labels[pairs["a"].to_numpy()]
+    pairs["label_b"] = None if labels is None else labels[pairs["b"].to_numpy()]
+    strength = pairs["kind"].map({kind: i for i, kind in enumerate(DUPLICATE_KINDS)})
+    pairs = pairs.assign(_cross=~pairs["cross_class"], _strength=strength)
+    pairs = pairs.sort_values(["_cross", "_strength", "phash_distance", "distance", "a", "b"], kind="stable")
+    return pairs.drop(columns=["_cross", "_strength"]).reset_index(drop=True)
+
+
+def duplicates_of(pairs: pd.DataFrame, image_id: int) -> dict[int, list[dict[str, Any]]]:
+    """The images that form a duplicate pair with ``image_id``: partner id -> that pair's rows (strongest first)."""
+    partners: dict[int, list[dict[str, Any]]] = {}
+    if pairs.empty:
+        return partners
+    mine = pairs[(pairs["a"] == image_id) | (pairs["b"] == image_id)]
+    for row in sorted(mine.to_dict("records"), key=lambda r: list(DUPLICATE_KINDS).index(r["kind"])):
+        partner = int(row["b"] if row["a"] == image_id else row["a"])
+        partners.setdefault(partner, []).append(row)
+    return partners

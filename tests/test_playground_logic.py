@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -437,3 +438,294 @@ def test_every_view_renders_a_message_on_empty_artifacts(tmp_path):
     assert render_compare(store, sel, None)["table"] is None
     status, results = render_upload(store, sel, data_url(photo_png()), "cat.png")
     assert find_class(status, "message-warning") and results is None
+
+
+# ------------------------------------------------------------------ duplicates and intervals ("trust")
+def add_trust_entries(root: Path) -> dict[str, int]:
+    """Write duplicate tables and bootstrap intervals into an artifacts copy, as precompute writes them.
+
+    The pairs are made up but placed among query 0's real results (pixels / pixels_8x8 / cosine), so that
+    the search view badges them: its first result an exact duplicate (also a feature pair), its second a
+    feature near-duplicate, its first result of another class a near-duplicate across classes. Returns
+    those ids. The intervals are real (``bootstrap_ci`` of each stored scores file). Whatever the pipeline
+    wrote of these is dropped first, so the tests see only these pairs.
+    """
+    from precompute import artifacts as art
+    from precompute.stats import bootstrap_ci, bootstrap_params
+
+    strip_trust_entries(root)
+    index = json.loads((root / "index.json").read_text())
+    entry = index["datasets"]["shapes"]
+    indices, _ = art.read_neighbors(art.neighbors_path(root, "shapes", PIXELS, "pixels_8x8", "cosine"))
+    labels = art.read_table(art.manifest_path(root, "shapes"))["label"].to_numpy()
+    first, second = int(indices[0, 0]), int(indices[0, 1])
+    other = int(next(i for i in indices[0] if labels[i] != labels[0]))
+    pairs = pd.DataFrame(
+        {"a": [0, 0], "b": [first, other], "kind": ["exact", "near"], "phash_distance": [0, 3],
+         "cross_class": [False, True]}
+    )
+    art.write_table(art.duplicates_path(root, "shapes"), pairs)
+    entry["duplicates"] = {"path": "shapes/duplicates.parquet", "phash_max_distance": 4, "n_pairs": 2, "n_exact": 1,
+                           "n_near": 1, "n_cross_class": 1}
+    features = pd.DataFrame({"a": [0, 0], "b": [first, second], "distance": [0.001, 0.01], "cross_class": False})
+    art.write_table(art.layer_duplicates_path(root, "shapes", PIXELS, "pixels_8x8"), features)
+    entry["models"][PIXELS]["layers"]["pixels_8x8"]["duplicates"] = {
+        "path": "shapes/pixels/pixels_8x8/duplicates.parquet", "metric": "cosine", "ratio": 0.25, "threshold": 0.02,
+        "typical_distance": 0.08, "n_pairs": 2, "n_cross_class": 0,
+    }
+    for model, model_entry in entry["models"].items():
+        for layer, layer_entry in model_entry["layers"].items():
+            for metric, result in layer_entry["metrics"].items():
+                scores = art.read_table(art.scores_path(root, "shapes", model, layer, metric))
+                names = [name for name in result["summary"] if name in scores.columns]
+                bounds = bootstrap_ci(scores[names].to_numpy(dtype=float))
+                result["summary_ci"] = {name: bounds[:, i].tolist() for i, name in enumerate(names)}
+                result["bootstrap"] = bootstrap_params()
+    (root / "index.json").write_text(json.dumps(index))
+    return {"first": first, "second": second, "other": other}
+
+
+def strip_trust_entries(root: Path) -> None:
+    """Make an artifacts copy look written before duplicates and intervals existed."""
+    index = json.loads((root / "index.json").read_text())
+    for entry in index["datasets"].values():
+        entry.pop("duplicates", None)
+        for model in entry.get("models", {}).values():
+            for layer in model.get("layers", {}).values():
+                layer.pop("duplicates", None)
+                for result in layer.get("metrics", {}).values():
+                    result.pop("summary_ci", None)
+                    result.pop("bootstrap", None)
+    (root / "index.json").write_text(json.dumps(index))
+
+
+@pytest.fixture
+def trust(artifacts_copy) -> tuple[Store, dict[str, int]]:
+    return Store(artifacts_copy), add_trust_entries(artifacts_copy)
+
+
+@pytest.fixture
+def old_store(artifacts_copy) -> Store:
+    strip_trust_entries(artifacts_copy)
+    return Store(artifacts_copy)
+
+
+def test_store_reads_duplicate_tables(trust):
+    store, pair = trust
+    hashed = store.duplicates("shapes")
+    assert list(hashed.columns) == ["a", "b", "kind", "phash_distance", "cross_class"]
+    assert store.duplicates("shapes") is hashed  # cached
+    features = store.layer_duplicates("shapes", PIXELS, "pixels_8x8")
+    assert features["b"].tolist() == [pair["first"], pair["second"]]
+    assert store.layer_duplicates("shapes", PIXELS, "pixels_16x16") is None  # no entry for that layer
+
+
+def test_store_without_duplicate_entries_returns_none(old_store):
+    assert old_store.duplicates("shapes") is None
+    assert old_store.layer_duplicates("shapes", PIXELS, "pixels_8x8") is None
+
+
+def test_store_checks_duplicate_files(trust, artifacts_copy):
+    from precompute import artifacts as art
+
+    store, _ = trust
+    art.write_table(art.duplicates_path(artifacts_copy, "shapes"), pd.DataFrame({"a": [0], "b": [24]}))
+    with pytest.raises(art.ArtifactError, match="outside 0..23"):
+        store.duplicates("shapes")
+    art.layer_duplicates_path(artifacts_copy, "shapes", PIXELS, "pixels_8x8").unlink()
+    with pytest.raises(MissingArtifact, match="duplicates.parquet"):
+        store.layer_duplicates("shapes", PIXELS, "pixels_8x8")
+
+
+def test_duplicate_pairs_put_likely_label_mistakes_first(trust):
+    from playground.tables import duplicate_pairs, duplicates_of
+
+    store, pair = trust
+    pairs = duplicate_pairs(store, "shapes", PIXELS, "pixels_8x8")
+    assert list(zip(pairs["b"], pairs["kind"], strict=True)) == [
+        (pair["other"], "near"), (pair["first"], "exact"), (pair["first"], "feature"), (pair["second"], "feature")
+    ]
+    assert pairs["cross_class"].tolist() == [True, False, False, False]
+    labels = store.labels("shapes")
+    assert pairs.loc[0, "label_b"] == labels[pair["other"]] != pairs.loc[0, "label_a"]
+    assert len(duplicate_pairs(store, "shapes")) == 2  # the dataset's hash pairs only
+    partners = duplicates_of(pairs, pair["first"])
+    assert list(partners) == [0] and [row["kind"] for row in partners[0]] == ["exact", "feature"]
+    assert [row["kind"] for row in duplicates_of(pairs, 0)[pair["first"]]] == ["exact", "feature"]
+
+
+def test_results_badge_duplicates_of_the_query(trust):
+    store, pair = trust
+    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 0})
+    cards = {card.to_plotly_json()["props"]["data-image-id"]: card
+             for card in find_class(render_results(store, sel), "result-card")}
+    assert text_of(find_class(cards[str(pair["first"])], "badges")) == "exact duplicate"
+    assert text_of(find_class(cards[str(pair["second"])], "badges")) == "feature near-duplicate"
+    assert text_of(find_class(cards[str(pair["other"])], "badges")) == "near-duplicate likely label mistake"
+    badged = {key for key, card in cards.items() if find_class(card, "badge")}
+    assert badged == {str(pair[name]) for name in ("first", "second", "other")}
+    assert "3 of them form a duplicate pair" in text_of(render_results(store, sel))
+    # Another layer holds no feature pairs: only the dataset's hash pairs are badged.
+    sel.layer = "pixels_16x16"
+    cards = find_class(render_results(store, sel), "result-card")
+    assert all("feature" not in text_of(find_class(card, "badges")) for card in cards)
+
+
+def test_duplicates_panel_lists_pairs_with_counts(trust, monkeypatch):
+    from playground import ids
+    from playground.callbacks.search import render_duplicates
+
+    store, pair = trust
+    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 5})
+    children = render_duplicates(store, sel)
+    summary = text_of(children[0])
+    assert summary == "Duplicates: 3 pairs (1 exact, 1 near, 2 feature); 1 likely label mistake"
+    text = text_of(children)
+    assert "free top-1 hit" in text and "guaranteed miss" in text and "as given" in text
+    assert "at most 4 of 64 bits" in text and "0.25 × the layer's median nearest-neighbour distance" in text
+    rows = find_class(children, "duplicate-pair")
+    assert len(rows) == 3 and "cross" in rows[0].className.split()
+    assert "likely label mistake" in text_of(rows[0]) and "likely label mistake" not in text_of(rows[1:])
+    buttons = [b for row in rows for b in row.children if getattr(b, "id", None)]
+    assert [b.id["type"] for b in buttons] == [ids.DUPLICATE_PICK] * 6
+    assert len({json.dumps(b.id, sort_keys=True) for b in buttons}) == 6  # unique although image 0 recurs
+    assert [b.id["index"] for b in buttons[:2]] == [0, pair["other"]]
+    monkeypatch.setattr("playground.callbacks.search.MAX_PAIRS_SHOWN", 1)
+    assert "2 more pairs" in text_of(render_duplicates(store, sel))
+
+
+def test_older_artifacts_show_no_badges_and_say_duplicates_were_not_looked_for(old_store):
+    from playground.callbacks.search import render_duplicates
+
+    sel = resolve_selection(old_store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 0})
+    assert not find_class(render_results(old_store, sel), "badge")
+    assert "not looked for" in text_of(render_duplicates(old_store, sel))
+    flat = resolve_selection(old_store, {"dataset": "shapes-flat"})
+    assert "not looked for" in text_of(render_duplicates(old_store, flat))
+
+
+def test_a_missing_duplicates_file_is_a_message_not_a_crash(trust, artifacts_copy):
+    from playground.callbacks.search import render_duplicates
+    from precompute import artifacts as art
+
+    store, _ = trust
+    art.duplicates_path(artifacts_copy, "shapes").unlink()
+    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 0})
+    assert not find_class(render_results(store, sel), "badge")
+    children = render_duplicates(store, sel)
+    assert "unreadable" in text_of(children[0]) and "duplicates.parquet" in text_of(children)
+
+
+def test_summary_table_carries_the_intervals(trust):
+    from playground.tables import score_names
+
+    store, _ = trust
+    table = summary_table(store, "shapes")
+    columns = list(table.columns)
+    assert columns[columns.index("rwp@15") : columns.index("rwp@15") + 3] == ["rwp@15", "rwp@15 low", "rwp@15 high"]
+    assert columns[-4:] == ["parameters", "GFLOPs/image", "ms/image", "images/s"]
+    assert "rwp@15 low" not in score_names(table) and "ap" in score_names(table)
+    assert (table["rwp@15 low"] <= table["rwp@15"]).all() and (table["rwp@15"] <= table["rwp@15 high"]).all()
+    entry = store.metric("shapes", PIXELS, "pixels_16x16", "euclidean")["summary_ci"]["ap"]
+    row = table[(table["layer"] == "pixels_16x16") & (table["metric"] == "euclidean")].iloc[0]
+    assert [row["ap low"], row["ap high"]] == pytest.approx(entry)
+    assert "rwp@15 low,rwp@15 high" in table.to_csv(index=False).splitlines()[0]  # the CSV download
+
+
+def test_older_artifacts_have_no_interval_columns(old_store):
+    from playground.tables import metric_model_table
+
+    table = summary_table(old_store, "shapes")
+    assert not [c for c in table.columns if c.endswith((" low", " high"))]
+    assert list(metric_model_table(table, "rwp@15", intervals=True).columns) == [PIXELS, LITE]
+    sel = resolve_selection(old_store, {"view": "compare", "dataset": "shapes"})
+    out = render_compare(old_store, sel, "rwp@15")
+    assert "no interval stored" in text_of(out["headline"])
+    assert all(trace.error_y.array is None for trace in out["layers"].data)
+
+
+def test_compare_to_best_runs_the_paired_test_on_per_query_scores(trust):
+    from playground.tables import BELOW, BEST, NOT_DISTINGUISHABLE, compare_to_best
+    from precompute.stats import paired_comparison
+
+    store, _ = trust
+    best, verdicts = compare_to_best(store, "shapes", "cosine", "rwp@15")
+    table = summary_table(store, "shapes")
+    assert best["rwp@15"] == table["rwp@15"].max()
+    assert list(verdicts["model"]) == [PIXELS, LITE]
+    reference = store.scores("shapes", best["model"], best["layer"], best["metric"])["rwp@15"]
+    assert (verdicts["verdict"] == BEST).sum() <= 1
+    for _, row in verdicts.iterrows():
+        if (row["model"], row["layer"], "cosine") == (best["model"], best["layer"], best["metric"]):
+            assert row["verdict"] == BEST
+            continue
+        other = store.scores("shapes", row["model"], row["layer"], "cosine")["rwp@15"]
+        expected = paired_comparison(reference.to_numpy(), other.reindex(reference.index).to_numpy())
+        assert row["difference"] == pytest.approx(expected["mean_difference"])
+        assert [row["difference low"], row["difference high"]] == pytest.approx(expected["ci"])
+        assert row["p_value"] == pytest.approx(expected["p_value"])
+        assert row["verdict"] == (BELOW if expected["distinguishable"] else NOT_DISTINGUISHABLE)
+
+
+def test_verdicts_in_words():
+    from playground.callbacks.compare import render_verdicts, verdict_text
+    from playground.tables import BELOW, BEST, NOT_COMPARABLE, NOT_DISTINGUISHABLE
+
+    def row(model, verdict, difference=np.nan, low=np.nan, high=np.nan, p=np.nan):
+        return {"model": model, "layer": "l", "metric": "cosine", "rwp@15": 0.4, "rwp@15 low": 0.35,
+                "rwp@15 high": 0.45, "verdict": verdict, "difference": difference, "difference low": low,
+                "difference high": high, "p_value": p, "n_queries": 200}
+
+    verdicts = pd.DataFrame(
+        [row("a", BEST), row("b", NOT_DISTINGUISHABLE, 0.012, -0.01, 0.034, 0.27),
+         row("c", BELOW, 0.052, 0.031, 0.074, 0.00031), row("d", NOT_COMPARABLE)]
+    )
+    texts = [verdict_text(r) for _, r in verdicts.iterrows()]
+    assert texts[0] == "best"
+    assert texts[1] == "not distinguishable from the best (difference 0.012 [-0.010, 0.034], p = 0.27)"
+    assert texts[2] == "below the best (difference 0.052 [0.031, 0.074], p = 0.00031)"
+    assert texts[3].startswith("not comparable")
+    best = pd.Series({"model": "a", "layer": "l", "metric": "cosine", "rwp@15": 0.388, "rwp@15 low": 0.351,
+                      "rwp@15 high": 0.425})
+    headline, table = render_verdicts(best, verdicts, "cosine", "rwp@15")
+    assert text_of(headline) == (
+        "Best by rwp@15: a / l / cosine, 0.388 [0.351, 0.425] (95 % bootstrap interval over queries). "
+        "Not distinguishable from it: b (l). Below it: c."
+    )
+    assert "0.400 [0.350, 0.450]" in text_of(table)
+    only = render_verdicts(best, verdicts.iloc[:1], "cosine", "rwp@15")[0]
+    assert text_of(only).endswith("It is the only model.")
+
+
+def test_compare_view_shows_intervals_and_the_paired_test(trust):
+    store, _ = trust
+    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "metric": "cosine"})
+    out = render_compare(store, sel, "rwp@15")
+    headline = text_of(out["headline"])
+    best = summary_table(store, "shapes").sort_values("rwp@15").iloc[-1]
+    assert headline.startswith(f"Best by rwp@15: {best['model']} / {best['layer']} / {best['metric']}, ")
+    assert f"{best['rwp@15']:.3f} [{best['rwp@15 low']:.3f}, {best['rwp@15 high']:.3f}]" in headline
+    verdicts = text_of(out["verdicts"])
+    assert "best" in verdicts and ("below the best (difference" in verdicts or "not distinguishable" in verdicts)
+    assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", text_of(out["table"]))  # metric x model table
+    assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", text_of(out["cost"]))
+    lines = [trace for trace in out["layers"].data if trace.mode == "lines+markers"]
+    rows = summary_table(store, "shapes").query("model == 'pixels' and metric == 'cosine'").sort_values("order")
+    assert list(lines[0].error_y.array) == pytest.approx((rows["rwp@15 high"] - rows["rwp@15"]).tolist())
+    assert list(lines[0].error_y.arrayminus) == pytest.approx((rows["rwp@15"] - rows["rwp@15 low"]).tolist())
+    assert out["cost_figure"].data[0].error_y.array is not None
+
+
+def test_compare_of_a_single_configuration_names_it(trust, artifacts_copy):
+    index = json.loads((artifacts_copy / "index.json").read_text())
+    models = index["datasets"]["shapes"]["models"]
+    del models[LITE]
+    layers = models[PIXELS]["layers"]
+    for name in ("pixels_16x16", "pixels_32x32"):
+        del layers[name]
+    layers["pixels_8x8"]["metrics"] = {"cosine": layers["pixels_8x8"]["metrics"]["cosine"]}
+    (artifacts_copy / "index.json").write_text(json.dumps(index))
+    store, _ = trust
+    out = render_compare(store, resolve_selection(store, {"view": "compare", "dataset": "shapes"}), "rwp@15")
+    assert "pixels / pixels_8x8 / cosine" in text_of(out["headline"])
+    assert text_of(out["headline"]).endswith("It is the only model.")

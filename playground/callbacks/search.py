@@ -1,20 +1,25 @@
-"""Search view: the query grid (paged), the query panel with its scores, and the ranked results."""
+"""Search view: the query grid (paged), the query panel with its scores, the ranked results with duplicate
+badges, and the dataset's duplicate pairs."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, ctx, html
 from dash.exceptions import PreventUpdate
 
-from playground import components, ids
+from playground import components, ids, tables
 from playground.callbacks.guards import selection_in_view
 from playground.ranking import query_results, query_scores
 from playground.state import Selection
 from playground.store import MissingArtifact, Store
+from precompute import artifacts as art
 
 PAGE_SIZE = 48
+# Pairs listed in the duplicates panel; the counts above the list cover them all.
+MAX_PAIRS_SHOWN = 60
 
 
 def render_query_panel(store: Store, sel: Selection) -> Any:
@@ -69,7 +74,100 @@ def render_results(store: Store, sel: Selection) -> Any:
     if sel.labeled:
         same = sum(bool(r.same_class) for r in results)
         summary = [html.P(f"{same} of {len(results)} results share the query's class.", className="hint")]
-    return summary + [components.results_grid(sel.dataset, results, clickable=True)]
+    duplicates = _query_duplicates(store, sel)
+    n_badged = sum(r.image_id in duplicates for r in results)
+    if n_badged:
+        summary.append(
+            html.P(
+                f"{n_badged} of them form a duplicate pair with the query (badged): free hits, or guaranteed "
+                "misses across classes. See Duplicates below.",
+                className="hint",
+            )
+        )
+    return summary + [components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates)]
+
+
+def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, Any]]]:
+    """The query's duplicate partners, for badges; none when duplicates were not computed or their file is gone
+    (the duplicates panel says which)."""
+    try:
+        pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer)
+    except (MissingArtifact, art.ArtifactError):
+        return {}
+    return tables.duplicates_of(pairs, sel.query)
+
+
+def render_duplicates(store: Store, sel: Selection) -> list[Any]:
+    """Children of the duplicates panel (an html.Details): a summary line with the counts, why duplicates
+    matter, the thresholds, and the pairs with thumbnails, cross-class pairs (likely label mistakes) first."""
+    if sel.dataset is None:
+        return [html.Summary("Duplicates")]
+    dataset_entry = store.dataset(sel.dataset).get("duplicates")
+    layer_entry = None
+    if sel.model and sel.layer:
+        with contextlib.suppress(MissingArtifact):  # a layer not computed: no feature pairs to describe
+            layer_entry = store.layer(sel.dataset, sel.model, sel.layer).get("duplicates")
+    if not dataset_entry and not layer_entry:
+        return [
+            html.Summary("Duplicates: not looked for in these artifacts"),
+            components.message("Run precompute again to find exact, near- and feature duplicates.", "info"),
+        ]
+    try:
+        pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer)
+    except (MissingArtifact, art.ArtifactError) as exc:
+        return [html.Summary("Duplicates: unreadable"), components.message(str(exc), "warning")]
+    groups = list(pairs.groupby(["a", "b"], sort=False)) if len(pairs) else []
+    n_cross = sum(bool(group["cross_class"].any()) for _, group in groups)
+    counts = ", ".join(f"{(pairs['kind'] == kind).sum()} {kind}" for kind in tables.DUPLICATE_KINDS)
+    summary = f"Duplicates: {len(groups)} pair{'s' if len(groups) != 1 else ''} ({counts})"
+    if sel.labeled:
+        summary += f"; {n_cross} {tables.LABEL_MISTAKE}{'s' if n_cross != 1 else ''}"
+    body: list[Any] = [
+        html.P(
+            "Why they matter: a duplicate is its twin's free top-1 hit when both share a class, and a guaranteed "
+            "miss when they do not, so duplicates inflate (or deflate) the scores; the scores are still computed "
+            "over the dataset as given.",
+            className="hint",
+        ),
+        html.Ul(_thresholds(dataset_entry, layer_entry, sel), className="hint"),
+    ]
+    if not groups:
+        body.append(html.P("No duplicate pair found.", className="muted"))
+    else:
+        rows = [
+            components.duplicate_pair(sel.dataset, number, group.to_dict("records"), sel.query)
+            for number, (_, group) in enumerate(groups[:MAX_PAIRS_SHOWN])
+        ]
+        body.append(html.Div(rows, className="duplicate-list"))
+        if len(groups) > MAX_PAIRS_SHOWN:
+            body.append(html.P(f"… and {len(groups) - MAX_PAIRS_SHOWN} more pairs, not shown.", className="muted"))
+    return [html.Summary(summary), *body]
+
+
+def _thresholds(dataset_entry: dict | None, layer_entry: dict | None, sel: Selection) -> list[html.Li]:
+    """How each kind of pair was found, with the thresholds the artifacts record."""
+    items = []
+    if dataset_entry:
+        items.append(
+            html.Li(
+                "exact: the same pixels; near-duplicate: perceptual hashes at most "
+                f"{dataset_entry.get('phash_max_distance', '?')} of 64 bits apart (whole dataset)."
+            )
+        )
+    else:
+        items.append(html.Li("exact and near-duplicates (image hashes) were not looked for in these artifacts."))
+    if layer_entry:
+        items.append(
+            html.Li(
+                f"feature near-duplicate: {layer_entry.get('metric', '?')} distance in {sel.model} / {sel.layer} "
+                f"below {layer_entry.get('ratio', float('nan')):g} × the layer's median nearest-neighbour "
+                f"distance ({layer_entry.get('typical_distance', float('nan')):.3g}), i.e. under "
+                f"{layer_entry.get('threshold', float('nan')):.3g}."
+            )
+        )
+    else:
+        items.append(html.Li(f"feature near-duplicates were not looked for in {sel.model} / {sel.layer}."))
+    return items
 
 
 def grid_page(
@@ -111,6 +209,13 @@ def register(app: Dash, store: Store) -> None:
     def update_search(selection):
         sel = selection_in_view(selection, "search")
         return render_query_panel(store, sel), render_results(store, sel)
+
+    @app.callback(
+        Output(ids.DUPLICATES, "children"),
+        Input(ids.SELECTION, "data"),
+    )
+    def update_duplicates(selection):
+        return render_duplicates(store, selection_in_view(selection, "search"))
 
     @app.callback(
         Output(ids.GRID_CLASS, "options"),
@@ -157,10 +262,11 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.QUERY_REQUEST, "data"),
         Input({"type": ids.PICK, "index": ALL}, "n_clicks"),
         Input({"type": ids.RESULT_PICK, "index": ALL}, "n_clicks"),
+        Input({"type": ids.DUPLICATE_PICK, "pair": ALL, "index": ALL}, "n_clicks"),
         Input(ids.UMAP_GRAPH, "clickData"),
         prevent_initial_call=True,
     )
-    def pick_query(_grid_clicks, _result_clicks, click_data):
+    def pick_query(_grid_clicks, _result_clicks, _duplicate_clicks, click_data):
         trigger = ctx.triggered_id
         if trigger is None or not ctx.triggered or not ctx.triggered[0].get("value"):
             raise PreventUpdate

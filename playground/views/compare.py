@@ -24,7 +24,16 @@ def layout() -> html.Div:
                 className="compare-controls",
             ),
             html.Div(id=ids.COMPARE_MESSAGE),
+            html.Div(id=ids.COMPARE_HEADLINE),
             dcc.Graph(id=ids.COMPARE_LAYERS, config={"displaylogo": False}),
+            html.H3("Each model's best layer against the best configuration"),
+            html.P(
+                "A paired test over the same queries: the best configuration's per-query score minus the model's, "
+                "with the 95 % paired bootstrap interval of the mean difference and Wilcoxon's p-value. Not "
+                "distinguishable: that interval contains 0. No correction for the several comparisons is made.",
+                className="hint",
+            ),
+            html.Div(id=ids.COMPARE_VERDICTS, className="table-wrap"),
             html.H3("Best layer score per metric and model"),
             html.Div(id=ids.COMPARE_TABLE, className="table-wrap"),
             html.Div(

@@ -31,7 +31,11 @@ def layout() -> html.Div:
                 className="side-panel",
             ),
             html.Div(
-                [html.H3("Top results"), dcc.Loading(html.Div(id=ids.RESULTS), type="dot")],
+                [
+                    html.H3("Top results"),
+                    dcc.Loading(html.Div(id=ids.RESULTS), type="dot"),
+                    html.Details([html.Summary("Duplicates")], id=ids.DUPLICATES, className="duplicates-panel"),
+                ],
                 className="main-panel",
             ),
         ],
