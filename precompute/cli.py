@@ -158,6 +158,14 @@ def _print_summary(run: object, summary: object) -> None:
         print(f"  {len(report['skipped_files'])} file(s) skipped, see report.json:")
         for item in report["skipped_files"][:10]:
             print(f"    {item['path']}: {item['reason']}")
+    duplicates = report.get("duplicates") or {}
+    if duplicates.get("n_pairs"):
+        print(f"  {duplicates['n_pairs']} duplicate pair(s): {duplicates['n_exact']} identical, {duplicates['n_near']} "
+              f"near-identical (perceptual hash within {duplicates['phash_max_distance']} bits); scores count them "
+              "as given, see report.json:")
+        for pair in sorted(duplicates["pairs"], key=lambda p: not p["likely_label_mistake"])[:10]:
+            flag = " LIKELY LABEL MISTAKE" if pair["likely_label_mistake"] else ""
+            print(f"    {pair['a']} = {pair['b']} ({pair['kind']}){flag}")
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(summary.to_string(index=False) if len(summary) else "(nothing computed)")
 

@@ -149,8 +149,13 @@ class Run:
             # Manifests of older runs lack the image hashes that duplicate detection needs: rescan those.
             if {"content_hash", "phash"} <= set(manifest.columns):
                 self.report["skipped_files"] = entry.get("skipped_files", [])
+                labeled = bool(entry.get("labeled"))
                 if "duplicates" not in entry or not art.duplicates_path(root, ds).exists():
-                    self.write_duplicates(manifest, bool(entry.get("labeled")))
+                    self.write_duplicates(manifest, labeled)
+                else:
+                    pairs = art.read_table(art.duplicates_path(root, ds))
+                    self.report["duplicates"] = {**entry["duplicates"],
+                                                 "pairs": _pair_records(pairs, manifest, labeled)}
                 return manifest
         if entry:
             log.info("%s: the folder changed since the last run (or --force): rescanning, models recomputed", ds)
@@ -443,6 +448,12 @@ def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
     return summarize_scores(scores)
 
 
+def _format_interval(interval: list[float | None] | None) -> str:
+    if not interval or None in interval:
+        return ""
+    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
 def _rounded_pair(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else round(float(v), 5) for v in values]
 
@@ -471,19 +482,20 @@ def _jsonable(value: Any) -> Any:
 
 
 def summarize_run(root: Path, dataset: str, score: str = "rwp@15") -> pd.DataFrame:
-    """One row per (model, layer): dims, images/s and the best score over metrics, from the index."""
+    """One row per (model, layer): dims, images/s, the best score over metrics and its 95 % interval."""
     index = art.read_index(root)
     rows = []
     for key, model in index["datasets"][dataset]["models"].items():
         for layer, entry in sorted(model["layers"].items(), key=lambda item: item[1].get("order", 0)):
-            best_metric, best = None, None
+            best_metric, best, interval = None, None, None
             for metric, result in entry.get("metrics", {}).items():
                 value = (result.get("summary") or {}).get(score)
                 if value is not None and (best is None or value > best):
                     best_metric, best = metric, value
+                    interval = (result.get("summary_ci") or {}).get(score)
             rows.append({"model": key, "layer": layer, "dim": entry["dim"],
                          "images/s": model["cost"]["images_per_second"],
-                         f"best {score}": best, "best metric": best_metric})
+                         f"best {score}": best, "95% CI": _format_interval(interval), "best metric": best_metric})
     return pd.DataFrame(rows)
 
 
