@@ -78,3 +78,26 @@ def test_metric_names_and_errors() -> None:
         parse_metric("sqeuclidean")
     with pytest.raises(ValueError, match="NaN"):
         rank_neighbors(np.array([[0.0], [np.nan], [1.0]]), "euclidean")
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_blas_scan_of_large_sets_gives_the_float64_results_exactly(metric: str, monkeypatch) -> None:
+    """Above FLOAT64_SCAN_MAX the engine pre-selects candidates in float32: same ids, distances and ties."""
+    import precompute.similarity as sim
+
+    rng = np.random.default_rng(5)
+    features = rng.integers(0, 4, size=(300, 16)).astype(np.float32)  # integer values: many exact ties
+    features[10] = features[3]  # exact duplicates
+    features[:50] += rng.normal(scale=1e-3, size=(50, 16)).astype(np.float32)  # near-ties
+    groups = np.arange(300) % 7
+    monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 10**12)
+    full = sim.rank_neighbors(features, metric, top_n=12, groups=groups, chunk_rows=64)
+    monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 0)
+    scanned = sim.rank_neighbors(features, metric, top_n=12, groups=groups, chunk_rows=64)
+    np.testing.assert_array_equal(scanned.indices, full.indices)
+    np.testing.assert_allclose(scanned.distances, full.distances, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(scanned.tied_beyond, full.tied_beyond)
+    np.testing.assert_array_equal(scanned.tied_beyond_same, full.tied_beyond_same)
+    assert (full.tied_beyond > 0).any()
+    single = sim.search(features[3], features, metric, top_n=12, exclude=np.array([3]))
+    np.testing.assert_array_equal(single.indices[0], full.indices[3])
