@@ -286,6 +286,14 @@ def duplicate_pairs(store: Store, dataset: str, model: str | None = None, layer:
     return pairs.drop(columns=["_cross", "_strength"]).reset_index(drop=True)
 
 
+def group_pairs(pairs: pd.DataFrame) -> list[list[dict[str, Any]]]:
+    """The rows of ``duplicate_pairs`` grouped by pair (a, b), in the table's order: one list per pair."""
+    groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for row in pairs.to_dict("records"):
+        groups.setdefault((int(row["a"]), int(row["b"])), []).append(row)
+    return list(groups.values())
+
+
 def duplicates_of(pairs: pd.DataFrame, image_id: int) -> dict[int, list[dict[str, Any]]]:
     """The images that form a duplicate pair with ``image_id``: partner id -> that pair's rows (strongest first)."""
     partners: dict[int, list[dict[str, Any]]] = {}

@@ -145,3 +145,34 @@ def test_embeddings_and_compare_views(dash_duo, playground_artifacts, screenshot
     dash_duo.driver.get(dash_duo.server_url + "/search?dataset=shapes-flat&query=1&k=3")
     wait_for_results(dash_duo, 3)
     dash_duo.wait_for_contains_text("#query-panel", "no labels", timeout=TIMEOUT)
+
+
+def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, screenshot_dir):
+    from tests.test_playground_logic import add_trust_entries
+
+    pair = add_trust_entries(artifacts_copy)  # duplicates among query 0's results, and real intervals
+    start(dash_duo, artifacts_copy, "/search?dataset=shapes&model=pixels&layer=pixels_8x8&metric=cosine&query=0&k=10")
+    wait_for_results(dash_duo, 10)
+    _poll(lambda: "exact" in result_attribute(dash_duo, "duplicate"))
+    kinds = dict(zip(result_ids(dash_duo), result_attribute(dash_duo, "duplicate"), strict=True))
+    assert kinds[str(pair["first"])] == "exact" and kinds[str(pair["other"])] == "near"
+    card = dash_duo.find_element(f".result-card[data-image-id='{pair['other']}']")
+    assert "likely label mistake" in card.text
+
+    # The duplicates panel opens on a click; its first pair crosses classes; a thumbnail there becomes the query.
+    dash_duo.wait_for_contains_text("#duplicates-panel summary", "1 likely label mistake", timeout=TIMEOUT)
+    dash_duo.find_element("#duplicates-panel summary").click()
+    first_pair = dash_duo.find_element("#duplicates-panel .duplicate-pair")
+    assert "cross" in first_pair.get_attribute("class") and "likely label mistake" in first_pair.text
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "search-duplicates.png"))
+    first_pair.find_elements("css selector", "button")[1].click()
+    _poll(lambda: f"query={pair['other']}" in dash_duo.driver.current_url)
+    assert dash_duo.find_element("#duplicates-panel").get_attribute("open")  # still open after the re-render
+
+    dash_duo.find_element("#view-tabs .tab:nth-child(4)").click()
+    dash_duo.wait_for_contains_text("#compare-headline", "Best by rwp@15:", timeout=TIMEOUT)
+    assert "95 % bootstrap interval" in dash_duo.find_element("#compare-headline").text
+    dash_duo.wait_for_contains_text("#compare-verdicts", "best", timeout=TIMEOUT)
+    verdicts = dash_duo.find_element("#compare-verdicts").text
+    assert "below the best (difference" in verdicts or "not distinguishable from the best" in verdicts
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "compare-intervals.png"))

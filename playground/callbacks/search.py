@@ -79,8 +79,8 @@ def render_results(store: Store, sel: Selection) -> Any:
     if n_badged:
         summary.append(
             html.P(
-                f"{n_badged} of them form a duplicate pair with the query (badged): free hits, or guaranteed "
-                "misses across classes. See Duplicates below.",
+                f"{n_badged} of them {'forms' if n_badged == 1 else 'form'} a duplicate pair with the query "
+                "(badged): free hits, or guaranteed misses across classes. See Duplicates below.",
                 className="hint",
             )
         )
@@ -116,8 +116,8 @@ def render_duplicates(store: Store, sel: Selection) -> list[Any]:
         pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer)
     except (MissingArtifact, art.ArtifactError) as exc:
         return [html.Summary("Duplicates: unreadable"), components.message(str(exc), "warning")]
-    groups = list(pairs.groupby(["a", "b"], sort=False)) if len(pairs) else []
-    n_cross = sum(bool(group["cross_class"].any()) for _, group in groups)
+    groups = tables.group_pairs(pairs)
+    n_cross = sum(group[0]["cross_class"] for group in groups)
     counts = ", ".join(f"{(pairs['kind'] == kind).sum()} {kind}" for kind in tables.DUPLICATE_KINDS)
     summary = f"Duplicates: {len(groups)} pair{'s' if len(groups) != 1 else ''} ({counts})"
     if sel.labeled:
@@ -135,8 +135,8 @@ def render_duplicates(store: Store, sel: Selection) -> list[Any]:
         body.append(html.P("No duplicate pair found.", className="muted"))
     else:
         rows = [
-            components.duplicate_pair(sel.dataset, number, group.to_dict("records"), sel.query)
-            for number, (_, group) in enumerate(groups[:MAX_PAIRS_SHOWN])
+            components.duplicate_pair(sel.dataset, number, group, sel.query)
+            for number, group in enumerate(groups[:MAX_PAIRS_SHOWN])
         ]
         body.append(html.Div(rows, className="duplicate-list"))
         if len(groups) > MAX_PAIRS_SHOWN:
