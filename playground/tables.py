@@ -247,12 +247,15 @@ def _paired(store: Store, dataset: str, best: tuple[str, str, str], other: tuple
     }
 
 
-def duplicate_pairs(store: Store, dataset: str, model: str | None = None, layer: str | None = None) -> pd.DataFrame:
+def duplicate_pairs(
+    store: Store, dataset: str, model: str | None = None, layer: str | None = None, involving: int | None = None
+) -> pd.DataFrame:
     """The duplicate pairs of a dataset and of one layer's features, one row per pair and kind of evidence.
 
     Kinds: ``exact`` (same pixels) and ``near`` (perceptual hashes within the dataset's threshold) from
     ``store.duplicates``; ``feature`` (far closer in this layer's features than its typical nearest
-    neighbour) from ``store.layer_duplicates``. A pair found both ways has a row for each.
+    neighbour) from ``store.layer_duplicates``. A pair found both ways has a row for each. ``involving``
+    keeps only the pairs of one image (selected before anything else: the search view's badges need no more).
 
     Returns
     -------
@@ -271,6 +274,8 @@ def duplicate_pairs(store: Store, dataset: str, model: str | None = None, layer:
         features = store.layer_duplicates(dataset, model, layer)
         if features is not None:
             parts.append(features.assign(kind="feature", phash_distance=np.nan))
+    if involving is not None:
+        parts = [part[(part["a"] == involving) | (part["b"] == involving)] for part in parts]
     parts = [part for part in parts if len(part)]
     if not parts:
         return pd.DataFrame(columns=PAIR_COLUMNS)

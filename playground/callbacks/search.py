@@ -91,7 +91,7 @@ def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, 
     """The query's duplicate partners, for badges; none when duplicates were not computed or their file is gone
     (the duplicates panel says which)."""
     try:
-        pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer)
+        pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer, involving=sel.query)
     except (MissingArtifact, art.ArtifactError):
         return {}
     return tables.duplicates_of(pairs, sel.query)
