@@ -29,7 +29,8 @@ LABEL_MISTAKE = "likely label mistake"
 PAIR_COLUMNS = ["a", "b", "kind", "cross_class", "phash_distance", "distance", "label_a", "label_b"]
 
 # What compare_to_best says of a model.
-BEST, NOT_DISTINGUISHABLE, BELOW, NOT_COMPARABLE = "best", "not distinguishable", "below", "not comparable"
+BEST, NOT_DISTINGUISHABLE, BELOW, ABOVE = "best", "not distinguishable", "below", "above"
+NOT_COMPARABLE = "not comparable"
 
 
 def interval_columns(score: str) -> tuple[str, str]:
@@ -208,7 +209,8 @@ def compare_to_best(store: Store, dataset: str, metric: str, score: str) -> tupl
     verdicts : pd.DataFrame
         One row per model that has a scored layer under ``metric``, in the index's model order. Columns:
         model, layer, metric, ``score``, its interval bounds (when stored), ``verdict`` (``BEST``,
-        ``NOT_DISTINGUISHABLE``, ``BELOW`` or ``NOT_COMPARABLE``), ``difference``, ``difference low``,
+        ``NOT_DISTINGUISHABLE``, ``BELOW``, ``NOT_COMPARABLE``, or ``ABOVE``: better than the best query by
+        query, possible only when NaN scores leave the two on different queries), ``difference``, ``difference low``,
         ``difference high``, ``p_value``, ``n_queries`` (NaN for the best itself and where not comparable).
     """
     table = summary_table(store, dataset)
@@ -238,7 +240,7 @@ def _paired(store: Store, dataset: str, best: tuple[str, str, str], other: tuple
         return {"verdict": NOT_COMPARABLE}
     low, high = result["ci"]
     return {
-        "verdict": BELOW if result["distinguishable"] else NOT_DISTINGUISHABLE,
+        "verdict": NOT_DISTINGUISHABLE if not result["distinguishable"] else BELOW if low > 0 else ABOVE,
         "difference": result["mean_difference"],
         "difference low": low,
         "difference high": high,

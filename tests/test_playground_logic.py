@@ -665,11 +665,12 @@ def test_compare_to_best_runs_the_paired_test_on_per_query_scores(trust):
         assert [row["difference low"], row["difference high"]] == pytest.approx(expected["ci"])
         assert row["p_value"] == pytest.approx(expected["p_value"])
         assert row["verdict"] == (BELOW if expected["distinguishable"] else NOT_DISTINGUISHABLE)
+        assert not expected["distinguishable"] or expected["ci"][0] > 0  # the best is not beaten
 
 
 def test_verdicts_in_words():
     from playground.callbacks.compare import render_verdicts, verdict_text
-    from playground.tables import BELOW, BEST, NOT_COMPARABLE, NOT_DISTINGUISHABLE
+    from playground.tables import ABOVE, BELOW, BEST, NOT_COMPARABLE, NOT_DISTINGUISHABLE
 
     def row(model, verdict, difference=np.nan, low=np.nan, high=np.nan, p=np.nan):
         return {"model": model, "layer": "l", "metric": "cosine", "rwp@15": 0.4, "rwp@15 low": 0.35,
@@ -678,13 +679,15 @@ def test_verdicts_in_words():
 
     verdicts = pd.DataFrame(
         [row("a", BEST), row("b", NOT_DISTINGUISHABLE, 0.012, -0.01, 0.034, 0.27),
-         row("c", BELOW, 0.052, 0.031, 0.074, 0.00031), row("d", NOT_COMPARABLE)]
+         row("c", BELOW, 0.052, 0.031, 0.074, 0.00031), row("d", NOT_COMPARABLE),
+         row("e", ABOVE, -0.05, -0.07, -0.03, 0.001)]
     )
     texts = [verdict_text(r) for _, r in verdicts.iterrows()]
     assert texts[0] == "best"
     assert texts[1] == "not distinguishable from the best (difference 0.012 [-0.010, 0.034], p = 0.27)"
     assert texts[2] == "below the best (difference 0.052 [0.031, 0.074], p = 0.00031)"
     assert texts[3].startswith("not comparable")
+    assert texts[4] == "above the best on the queries both scored (difference -0.050 [-0.070, -0.030], p = 0.001)"
     best = pd.Series({"model": "a", "layer": "l", "metric": "cosine", "rwp@15": 0.388, "rwp@15 low": 0.351,
                       "rwp@15 high": 0.425})
     headline, table = render_verdicts(best, verdicts, "cosine", "rwp@15")

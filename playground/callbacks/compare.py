@@ -32,6 +32,8 @@ def verdict_text(row: pd.Series) -> str:
     )
     if row["verdict"] == tables.BELOW:
         return f"below the best ({detail})"
+    if row["verdict"] == tables.ABOVE:
+        return f"above the best on the queries both scored ({detail})"
     return f"not distinguishable from the best ({detail})"
 
 
