@@ -5,13 +5,20 @@ any folder holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` works (
 
     python -m precompute.fashion_mnist data/fashion-mnist-200 --per-class 20          # the embedded sample
     python -m precompute.fashion_mnist /tmp/fashion-mnist-70k --per-class 0 --split all  # everything
+
+A sample (``--per-class`` above 0) holds no two copies of one picture: an image whose pixels equal those of an
+image already chosen, or whose perceptual hash is within ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of
+one, in any class, is passed over for the next candidate. ``--per-class 0`` exports every image as it is.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import sys
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -63,19 +70,66 @@ def load_fashion_mnist(split: str = "all", source: str | Path = DEFAULT_SOURCE) 
     return np.concatenate(images), np.concatenate(labels)
 
 
-def sample_indices(labels: np.ndarray, per_class: int, seed: int = 0) -> np.ndarray:
-    """``per_class`` random indices of each class (all of them if 0), sorted; seeded so a rebuild is identical."""
+def sample_indices(labels: np.ndarray, per_class: int, seed: int = 0, images: np.ndarray | None = None
+                   ) -> np.ndarray:
+    """``per_class`` random indices of each class (all of them if 0), sorted; seeded so a rebuild is identical.
+
+    Per class, in label order, ``numpy.random.default_rng(seed)`` draws ``per_class`` members without
+    replacement. With ``images`` (n, rows, cols), those are taken in the order drawn, passing over any image that
+    duplicates one chosen before it (:func:`distinct_indices`, across classes too), and the class's further
+    candidates follow in an order of their own, drawn by ``numpy.random.default_rng([seed, label])``: the first
+    generator, and so every later class's first draw, is the same whether or not a duplicate was replaced.
+    """
     rng = np.random.default_rng(seed)
+    kept: list[tuple[str, str]] = []  # hashes of every image chosen so far, in all classes
     chosen = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
-        chosen.append(members if per_class == 0 else rng.choice(members, size=per_class, replace=False))
+        if per_class == 0:
+            chosen.append(members)
+            continue
+        first = rng.choice(members, size=per_class, replace=False)
+        if images is None:
+            chosen.append(first)
+            continue
+        spares = np.random.default_rng([seed, int(label)]).permutation(np.setdiff1d(members, first))
+        picked = list(islice(distinct_indices(np.concatenate([first, spares]), images, kept), per_class))
+        if len(picked) < per_class:
+            raise ValueError(f"Class {label} has only {len(picked)} images that duplicate no other; need {per_class} "
+                             "(lower --per-class).")
+        chosen.append(np.array(picked, dtype=np.int64))
     return np.sort(np.concatenate(chosen))
+
+
+def distinct_indices(order: Iterable[int], images: np.ndarray, kept: list[tuple[str, str]]) -> Iterator[int]:
+    """The indices in ``order`` whose image duplicates none kept before it; each one yielded adds to ``kept``.
+
+    A duplicate has the same pixels as a kept image or a perceptual hash within
+    ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of its hash (:func:`precompute.duplicates.hash_pairs`),
+    both taken on the image the pipeline will decode from the written PNG. ``kept`` holds
+    ``(content_hash, perceptual_hash)`` pairs; share one list between classes to drop duplicates across them.
+    """
+    from PIL import Image
+
+    from precompute.datasets import decode_image
+    from precompute.duplicates import content_hash, hash_pairs, perceptual_hash
+
+    for index in order:
+        buffer = io.BytesIO()
+        Image.fromarray(images[index], mode="L").save(buffer, "PNG", compress_level=1)
+        decoded = decode_image(buffer.getvalue())  # grey to RGB, as the pipeline reads the file
+        hashed = [*kept, (content_hash(decoded), perceptual_hash(decoded))]
+        pairs = hash_pairs([content for content, _ in hashed], [perceptual for _, perceptual in hashed])
+        if not (pairs["b"] == len(kept)).any():  # no pair with the candidate, the last row
+            kept.append(hashed[-1])
+            yield int(index)
 
 
 def export_image_folder(out: str | Path, per_class: int = 20, split: str = "test", seed: int = 0,
                         source: str | Path = DEFAULT_SOURCE) -> int:
     """Write a class-per-folder PNG dataset (``<Class>/<split>-<index>.png``); returns the image count.
+
+    The sample is :func:`sample_indices`'s, duplicates passed over.
 
     Written into a temporary sibling folder and renamed into place, so an interrupted export leaves nothing.
     """
@@ -85,7 +139,7 @@ def export_image_folder(out: str | Path, per_class: int = 20, split: str = "test
     from precompute.artifacts import atomic_dir
 
     images, labels = load_fashion_mnist(split, source)
-    chosen = sample_indices(labels, per_class, seed)
+    chosen = sample_indices(labels, per_class, seed, images)
     with atomic_dir(Path(out)) as tmp:
         for name in CLASS_NAMES:
             (tmp / name).mkdir()

@@ -8,11 +8,17 @@ folder per topic under ``/usr/share/openclipart/png``; any folder with that layo
 Each class is one topic folder that holds one kind of object (birds, fruit, hats, ...). Every drawing is
 cropped to its drawn content (the bounding box of its non-transparent pixels: the library renders many of
 them small in the middle of a wide transparent canvas) and downscaled to at most 256 px, transparency kept.
+
+The library holds the same drawing more than once (copied into two topics, or twice in one topic under two
+names) and recoloured variants of one drawing. A sample keeps one of each: a drawing whose pixels, as the
+pipeline decodes them, equal those of a drawing already kept, or whose perceptual hash is within
+``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of one, in any class, is passed over for the next candidate.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -69,7 +75,8 @@ def export_image_folder(out: str | Path, per_class: int = 20, seed: int = 0,
 
     Per class, the topic's drawings are shuffled with ``numpy.random.default_rng(seed)`` (one generator, classes
     in the order of ``classes``) and taken in that order, passing over files that do not decode (the pipeline's
-    own decoder and pixel limit) and drawings with almost nothing drawn, until ``per_class`` are kept.
+    own decoder and pixel limit), drawings with almost nothing drawn, and duplicates of a drawing kept before
+    (:func:`distinct_drawings`, across classes too), until ``per_class`` are kept.
     Written into a temporary sibling folder and renamed into place, so an interrupted export leaves nothing.
     """
     from tqdm.auto import tqdm
@@ -81,13 +88,15 @@ def export_image_folder(out: str | Path, per_class: int = 20, seed: int = 0,
         raise FileNotFoundError(f"{source} not found. Install the Open Clip Art Library "
                                 "(Debian: `apt-get install openclipart-png`) or pass --source with its png folder.")
     rng = np.random.default_rng(seed)
+    kept: list[tuple[str, str]] = []  # hashes of every drawing kept so far, in all classes
     with atomic_dir(Path(out)) as tmp, tqdm(total=per_class * len(classes), desc="export", unit="img") as bar:
         for name, topic in classes.items():
             files = candidates(source / topic)
-            picked = list(islice(usable_drawings(files, rng.permutation(len(files))), per_class))
+            drawings = usable_drawings(files, rng.permutation(len(files)))
+            picked = list(islice(distinct_drawings(drawings, kept), per_class))
             if len(picked) < per_class:
-                raise ValueError(f"{source / topic} has only {len(picked)} usable drawings; need {per_class} "
-                                 "(lower --per-class or choose another topic).")
+                raise ValueError(f"{source / topic} has only {len(picked)} usable drawings that duplicate no other; "
+                                 f"need {per_class} (lower --per-class or choose another topic).")
             (tmp / name).mkdir()
             for path, drawing in picked:
                 drawing.save(tmp / name / path.name, optimize=True)
@@ -106,6 +115,37 @@ def usable_drawings(files: list[Path], order: Iterable[int]) -> Iterator[tuple[P
             continue
         if drawing is not None:
             yield files[index], drawing
+
+
+def distinct_drawings(drawings: Iterable[tuple[Path, Image.Image]], kept: list[tuple[str, str]]
+                      ) -> Iterator[tuple[Path, Image.Image]]:
+    """The drawings that duplicate none kept before them; each one yielded adds its hashes to ``kept``.
+
+    A duplicate has the same pixels as a kept drawing or a perceptual hash within
+    ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of its hash (:func:`precompute.duplicates.hash_pairs`),
+    both taken on the image the pipeline will decode from the written file. ``kept`` holds
+    ``(content_hash, perceptual_hash)`` pairs; share one list between classes to drop duplicates across them.
+    """
+    from precompute.duplicates import hash_pairs
+
+    for path, drawing in drawings:
+        hashes = _decoded_hashes(drawing)
+        hashed = [*kept, hashes]
+        pairs = hash_pairs([content for content, _ in hashed], [perceptual for _, perceptual in hashed])
+        if not (pairs["b"] == len(kept)).any():  # no pair with the candidate, the last row
+            kept.append(hashes)
+            yield path, drawing
+
+
+def _decoded_hashes(drawing: Image.Image) -> tuple[str, str]:
+    """Content and perceptual hash of a drawing as the pipeline decodes it from a PNG file (on white, RGB)."""
+    from precompute.datasets import decode_image
+    from precompute.duplicates import content_hash, perceptual_hash
+
+    buffer = io.BytesIO()
+    drawing.save(buffer, "PNG", compress_level=1)  # lossless: the pixels of the file export writes
+    decoded = decode_image(buffer.getvalue())
+    return content_hash(decoded), perceptual_hash(decoded)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from precompute.datasets import scan_folder
+from precompute.duplicates import PHASH_MAX_DISTANCE, content_hash, hash_pairs, perceptual_hash
 from precompute.fashion_mnist import (
     CLASS_NAMES,
     DEFAULT_SOURCE,
@@ -66,6 +67,38 @@ def test_export_samples_per_class_reproducibly(tmp_path: Path) -> None:
         export_image_folder(tmp_path / "out", per_class=2, source=source)
     with pytest.raises(FileNotFoundError, match="dataset-fashion-mnist"):
         load_fashion_mnist("test", tmp_path / "nowhere")
+
+
+def test_sample_passes_over_duplicates_and_keeps_the_rest_of_the_sample(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    labels = np.repeat(np.arange(3, dtype=np.uint8), 12)
+    images = rng.integers(0, 256, size=(36, 28, 28), dtype=np.uint8)  # noise: no two alike
+    plain = sample_indices(labels, 5, seed=2)
+    assert np.array_equal(sample_indices(labels, 5, seed=2, images=images), plain)  # nothing to pass over
+    first, second, third = (plain[labels[plain] == c] for c in range(3))
+    images[second[0]] = images[first[0]]  # a copy in another class
+    images[second[1]] = images[second[2]]  # a copy in the same class
+    images[third[0]] = images[first[1]] ^ (np.arange(28 * 28).reshape(28, 28) == 400)  # one grey level off
+    assert bin(int(perceptual_hash(_rgb(images[third[0]])), 16) ^ int(perceptual_hash(_rgb(images[first[1]])), 16)
+               ).count("1") <= PHASH_MAX_DISTANCE
+    chosen = sample_indices(labels, 5, seed=2, images=images)
+    assert np.array_equal(sample_indices(labels, 5, seed=2, images=images), chosen)  # reproducible
+    assert [int((labels[chosen] == c).sum()) for c in range(3)] == [5, 5, 5]  # full classes still
+    assert set(first) <= set(chosen)  # the first class has nothing to pass over
+    assert len(set(plain) - set(chosen)) == 3  # only the three duplicates are replaced...
+    assert third[0] not in chosen and len({second[1], second[2]} & set(chosen)) == 1  # ...whichever came second
+    decoded = [_rgb(images[i]) for i in chosen]
+    assert hash_pairs([content_hash(i) for i in decoded], [perceptual_hash(i) for i in decoded]).empty
+    images[labels == 2] = 7  # class 2 is one image twelve times: it cannot give five
+    with pytest.raises(ValueError, match="Class 2 has only 1 images that duplicate no other; need 5"):
+        sample_indices(labels, 5, seed=2, images=images)
+    assert len(sample_indices(labels, 0, images=images)) == 36  # everything: exported as it is
+
+
+def _rgb(image: np.ndarray):
+    from PIL import Image
+
+    return Image.fromarray(image, mode="L").convert("RGB")
 
 
 def test_embedded_default_dataset_matches_its_readme() -> None:

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from precompute import artifacts as art
-from precompute.datasets import scan_folder
+from precompute.datasets import decode_image, scan_folder
+from precompute.duplicates import content_hash, hash_pairs, perceptual_hash
 from precompute.openclipart import CLASSES, DEFAULT_SOURCE, MAX_SIDE, crop_to_drawing, export_image_folder, main
 from precompute.pipeline import ModelSpec, Run, RunConfig
 
@@ -17,20 +18,32 @@ REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "data" / "openclipart-200"
 
 
-def drawing(canvas: tuple[int, int], box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> Image.Image:
-    """A transparent canvas with an opaque rectangle at ``box``: a clip-art drawing with margins."""
+def drawing(canvas: tuple[int, int], box: tuple[int, int, int, int], colour: tuple[int, int, int],
+            pattern: int | None = None) -> Image.Image:
+    """A transparent canvas with an opaque rectangle at ``box``: a clip-art drawing with margins.
+
+    The rectangle is of one colour, or with ``pattern`` a 4 x 4 grid of random colours seeded by it: a picture
+    of its own (single-colour rectangles all have the same perceptual hash).
+    """
     image = Image.new("RGBA", canvas, (0, 0, 0, 0))
-    image.paste(Image.new("RGBA", (box[2] - box[0], box[3] - box[1]), (*colour, 255)), box[:2])
+    size = (box[2] - box[0], box[3] - box[1])
+    if pattern is None:
+        block = Image.new("RGBA", size, (*colour, 255))
+    else:
+        grid = np.random.default_rng(pattern).integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        block = Image.fromarray(grid, "RGB").resize(size, Image.Resampling.NEAREST).convert("RGBA")
+    image.paste(block, box[:2])
     return image
 
 
 def fake_library(root: Path) -> Path:
-    """Two topics of four usable drawings each, plus files the sampler must pass over."""
+    """Two topics of four usable, distinct drawings each, plus files the sampler must pass over."""
     for t, topic in enumerate(("animals/cats", "food")):
         folder = root / topic
         folder.mkdir(parents=True)
         for i in range(4):
-            drawing((300, 200), (10 * i, 20, 10 * i + 60, 120), (40 * t, 50 * i, 90)).save(folder / f"d{i}.png")
+            box = (10 * i, 20, 10 * i + 60, 120)
+            drawing((300, 200), box, (0, 0, 0), pattern=10 * t + i).save(folder / f"d{i}.png")
         drawing((300, 200), (0, 20, 60, 120), (0, 0, 0)).save(folder / "d0_bw.png")  # grey copy of d0
         drawing((300, 200), (5, 5, 9, 9), (255, 0, 0)).save(folder / "dot.png")  # a failed render: 4 px drawn
         (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
@@ -65,9 +78,32 @@ def test_export_samples_usable_drawings_reproducibly(tmp_path: Path) -> None:
     assert all(Image.open(tmp_path / "a" / path).size == (60, 100) for path, _ in scan.files)
 
 
+def test_export_passes_over_duplicates_within_and_across_classes(tmp_path: Path) -> None:
+    """Copies (same pixels, another file) and near copies are passed over; each class still gets its count."""
+    source = fake_library(tmp_path / "png")
+    food = source / "food"
+    (food / "d0_again.png").write_bytes((food / "d0.png").read_bytes())  # the same file twice in one topic
+    cat = Image.open(source / "animals/cats/d1.png")
+    cat.save(food / "cat_copy.png", optimize=True, compress_level=1)  # a cat's pixels in another topic
+    retouched = drawing((400, 300), (100, 50, 160, 150), (0, 0, 0), pattern=1)  # the cat elsewhere on a canvas
+    red, *rest = retouched.getpixel((130, 100))
+    retouched.putpixel((130, 100), ((red + 1) % 256, *rest))  # and one pixel retouched: near, not exact
+    retouched.save(food / "cat_retouched.png")
+    assert export_image_folder(tmp_path / "out", per_class=4, seed=1, source=source, classes=TOPICS) == 8
+    scan = scan_folder(tmp_path / "out")
+    by_class = {name: {Path(p).name for p, label in scan.files if label == name} for name in TOPICS}
+    assert by_class["cats"] == {f"d{i}.png" for i in range(4)}  # the first class keeps its drawings
+    assert by_class["food"] <= {"d0.png", "d0_again.png", "d1.png", "d2.png", "d3.png"}
+    assert len(by_class["food"] & {"d0.png", "d0_again.png"}) == 1
+    images = [decode_image(tmp_path / "out" / p) for p, _ in scan.files]
+    assert hash_pairs([content_hash(i) for i in images], [perceptual_hash(i) for i in images]).empty
+    with pytest.raises(ValueError, match="only 4 usable drawings that duplicate no other; need 5"):
+        export_image_folder(tmp_path / "out5", per_class=5, seed=1, source=source, classes=TOPICS)
+
+
 def test_export_refuses_what_it_cannot_do_and_leaves_nothing(tmp_path: Path, capsys) -> None:
     source = fake_library(tmp_path / "png")
-    with pytest.raises(ValueError, match="only 4 usable drawings; need 5"):
+    with pytest.raises(ValueError, match="only 4 usable drawings that duplicate no other; need 5"):
         export_image_folder(tmp_path / "out", per_class=5, source=source, classes=TOPICS)
     assert not (tmp_path / "out").exists() and [p.name for p in tmp_path.iterdir()] == ["png"]
     with pytest.raises(FileNotFoundError, match="apt-get install openclipart-png"):
