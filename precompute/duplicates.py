@@ -207,8 +207,8 @@ def hash_pairs(content_hashes: Sequence[str], perceptual_hashes: Sequence[str], 
 
     Notes
     -----
-    Brute force over the ``n (n - 1) / 2`` pairs, vectorised in row blocks: exact, and about 40 MB of memory
-    whatever ``n``. 70,000 images take on the order of ten seconds (see the module docstring).
+    Brute force over the ``n (n - 1) / 2`` pairs, vectorised in row blocks: exact, and 10 MB of buffers
+    whatever ``n``. 70,000 images took 6 s on a 2-core machine (see the module docstring).
 
     Examples
     --------
@@ -288,14 +288,16 @@ def _parse_phashes(hashes: list[str], n: int) -> np.ndarray:
 
 def _exact_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every ``(a, b)``, ``a < b``, with ``codes[a] == codes[b]``."""
-    counts = np.bincount(codes, minlength=1) if len(codes) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(codes, kind="stable")  # each group's rows together, ascending
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0]) if len(codes) else np.zeros(0, np.int64)
+    sizes = np.diff(np.r_[starts, len(codes)])
     pairs_a, pairs_b = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
-    for code in np.flatnonzero(counts > 1):
-        members = np.flatnonzero(codes == code)
-        i, j = np.triu_indices(len(members), k=1)
+    for start, size in zip(starts[sizes > 1], sizes[sizes > 1], strict=True):
+        members = order[start:start + size]
+        i, j = np.triu_indices(size, k=1)
         pairs_a.append(members[i])
         pairs_b.append(members[j])
-    return np.concatenate(pairs_a), np.concatenate(pairs_b)
+    return np.concatenate(pairs_a).astype(np.int64), np.concatenate(pairs_b).astype(np.int64)
 
 
 def _near_pairs(bits: np.ndarray, max_distance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
