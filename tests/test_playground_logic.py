@@ -520,6 +520,18 @@ def test_store_reads_duplicate_tables(trust):
     assert store.layer_duplicates("shapes", PIXELS, "pixels_16x16") is None  # no entry for that layer
 
 
+def test_the_pipeline_entries_are_read(store):
+    """What precompute itself writes (no hand-made entries): tables with the documented columns, intervals."""
+    from playground.callbacks.search import render_duplicates
+
+    assert {"a", "b", "kind", "phash_distance", "cross_class"} <= set(store.duplicates("shapes").columns)
+    assert {"a", "b", "distance", "cross_class"} <= set(store.layer_duplicates("shapes", LITE, "top_conv").columns)
+    table = summary_table(store, "shapes")
+    assert table["rwp@15 low"].notna().all() and (table["rwp@15 low"] <= table["rwp@15 high"]).all()
+    sel = resolve_selection(store, {"dataset": "shapes-flat"})
+    assert text_of(render_duplicates(store, sel)[0]).startswith("Duplicates: ")
+
+
 def test_store_without_duplicate_entries_returns_none(old_store):
     assert old_store.duplicates("shapes") is None
     assert old_store.layer_duplicates("shapes", PIXELS, "pixels_8x8") is None

@@ -120,7 +120,9 @@ def render_duplicates(store: Store, sel: Selection) -> list[Any]:
     n_cross = sum(group[0]["cross_class"] for group in groups)
     counts = ", ".join(f"{(pairs['kind'] == kind).sum()} {kind}" for kind in tables.DUPLICATE_KINDS)
     summary = f"Duplicates: {len(groups)} pair{'s' if len(groups) != 1 else ''} ({counts})"
-    if sel.labeled:
+    if not groups:
+        summary = "Duplicates: none found"
+    elif sel.labeled:
         summary += f"; {n_cross} {tables.LABEL_MISTAKE}{'s' if n_cross != 1 else ''}"
     body: list[Any] = [
         html.P(
