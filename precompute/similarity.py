@@ -293,9 +293,11 @@ def _blas_candidates(queries: np.ndarray, features: np.ndarray, family: str, k: 
             bad = int((~np.isfinite(chunk)).any(axis=1).sum())
             raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
         squares = np.einsum("ij,ij->i", chunk, chunk)
-        if family == "cosine":
-            chunk = chunk / np.where(squares > 0, np.sqrt(squares), 1.0)[:, None]
-            approx[:, lo : lo + len(chunk)] = 1.0 - q @ chunk.T
+        if family == "cosine":  # divide the products, not the chunk: one pass over the features less
+            norms = np.sqrt(squares)
+            approx[:, lo : lo + len(chunk)] = 1.0 - np.divide(q @ chunk.T, norms, out=np.zeros((len(q), len(chunk)),
+                                                                                               np.float32),
+                                                              where=norms > 0)
         else:  # squared euclidean less the query's own |q|^2, which does not change the order
             approx[:, lo : lo + len(chunk)] = squares - 2.0 * (q @ chunk.T)
             largest = max(largest, float(squares.max(initial=0.0)))
