@@ -336,6 +336,7 @@ class Run:
             ipath = art.faiss_index_path(root, ds, key, layer, metric)
             if (not cfg.force and done.get("top_n") == cfg.top_n and npath.exists()
                     and done.get("search", "exact") == search["search"] and done.get("ties") == TIE_SCORING
+                    and (not labeled or done.get("bootstrap") == bootstrap_params(seed=cfg.seed))
                     and (not approximate or (done.get("ann_params") == search["ann_params"] and ipath.exists()))
                     and (not labeled or spath.exists())):
                 continue
