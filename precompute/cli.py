@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from pathlib import Path
 
 from precompute.ann import ANN_KINDS, parse_params
+from precompute.artifacts import ArtifactError
 from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
 from precompute.datasets import DatasetError
 from precompute.distributed import ENGINES
@@ -81,7 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                         help="Dask scheduler for --engine dask, e.g. tcp://host:8786; workers must see the dataset "
                         "folder at the same path (default: a local cluster started for the run)")
-    parser.add_argument("--force", action="store_true", help="recompute everything instead of resuming")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute everything instead of resuming; also replaces a stored dataset of the same "
+                        "name from another folder, and starts a new index over an unreadable one")
+    parser.add_argument("--hash-files", action="store_true",
+                        help="also hash every file's bytes to notice changed images (slower; size, times and inode "
+                        "are always compared)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--list-backbones", action="store_true", help="list the backbones and exit")
     parser.add_argument("--list-layers", metavar="BACKBONE", help="list every valid layer name of BACKBONE and exit")
@@ -127,19 +134,32 @@ def main(argv: list[str] | None = None) -> int:
             top_n=args.top_n, batch_size=args.batch_size, input_size=args.input_size,
             exact_search_max=args.exact_max, ann_kind=args.ann, ann_params=args.ann_params,
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
-            force=args.force, progress=not args.no_progress, name=args.name,
+            force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,
             engine=args.engine, dask_address=args.dask_scheduler,
         )
         run = Run(config)
         summary = run.execute()
-    except (ValueError, DatasetError, WeightsUnavailableError, FileNotFoundError) as exc:
+    except (ValueError, DatasetError, WeightsUnavailableError, ArtifactError) as exc:
         print(f"precompute: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, a vanished file: say which, never a traceback
+        print(f"precompute: error: {_os_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("precompute: interrupted; finished files are kept, rerun the same command to resume.", file=sys.stderr)
         return 130
     _print_summary(run, summary)
     return 0
+
+
+def _os_message(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (f"no space left on device{where}. Free some space and rerun the same command: finished files are "
+                "kept and the interrupted one is recomputed.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write or read{where}: {exc.strerror}. Check the folder's permissions, or choose --out."
+    return f"{exc.strerror or exc}{where}."
 
 
 def _print_summary(run: object, summary: object) -> None:
