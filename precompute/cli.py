@@ -14,6 +14,7 @@ from precompute.artifacts import ArtifactError
 from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
 from precompute.datasets import DatasetError
 from precompute.distributed import ENGINES
+from precompute.extract import ACTIVATION_BUDGET_MB
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
 
 
@@ -61,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pooling", choices=["avg", "max"], default="avg",
                         help="how a layer's feature map becomes a vector (default: global average)")
     parser.add_argument("--top-n", type=int, default=50, help="neighbours stored per image (default 50)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass at most (default 32; lowered per model to fit --memory-mb)")
+    parser.add_argument("--memory-mb", type=int, default=ACTIVATION_BUDGET_MB,
+                        help=f"activation memory of one forward pass, in MB (default {ACTIVATION_BUDGET_MB}): bounds "
+                        "extraction memory whatever --batch-size and the backbone")
     parser.add_argument("--input-size", type=int, default=None,
                         help="input side in pixels (default: each backbone's own, e.g. 224)")
     parser.add_argument("--exact-max", type=int, default=20_000, metavar="N",
@@ -131,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = tuple(metric_name(m, args.minkowski_p) for m in args.metrics)
         config = RunConfig(
             args.dataset_dir, args.out, specs, auto_models=auto, metrics=metrics, pooling=args.pooling,
-            top_n=args.top_n, batch_size=args.batch_size, input_size=args.input_size,
+            top_n=args.top_n, batch_size=args.batch_size, activation_budget_mb=args.memory_mb,
+            input_size=args.input_size,
             exact_search_max=args.exact_max, ann_kind=args.ann, ann_params=args.ann_params,
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,

@@ -10,10 +10,12 @@ import errno
 import hashlib
 import io
 import os
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -32,6 +34,12 @@ THUMB_SIZE = 160
 MANIFEST_COLUMNS = ["id", "path", "label", "width", "height", "content_hash", "phash"]
 T = TypeVar("T")
 R = TypeVar("R")
+
+# A very large image is decoded whole (PNG and most formats cannot decode at a reduced scale): at most one such
+# decode, with its reduction to what the caller keeps, runs at a time across all threads (scanning, batch loading,
+# uploads), so memory stays bounded by about one big image whatever the folder holds.
+BIG_IMAGE_PIXELS = 16_000_000
+_BIG_DECODES = threading.BoundedSemaphore(1)
 
 # Never decode a truncated file silently: PIL would fill the rest with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -293,9 +301,20 @@ def load_for_model(path: str | Path | bytes, size: int) -> np.ndarray:
 
     The whole image is resized (no crop), as ``keras.utils.load_img(target_size=...)`` does.
     """
-    image = decode_image(path, draft_size=size * 2)
-    image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    with decode_slot(path):
+        image = decode_image(path, draft_size=size * 2)
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(image, dtype=np.float32)
+
+
+def decode_slot(source: str | Path | bytes) -> threading.BoundedSemaphore | nullcontext:
+    """A context to hold while decoding ``source`` and reducing it: exclusive for images above BIG_IMAGE_PIXELS."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:  # header only
+            width, height = image.size
+    except Exception:  # the decode itself reports the precise reason
+        return nullcontext()
+    return _BIG_DECODES if width * height > BIG_IMAGE_PIXELS else nullcontext()
 
 
 # ------------------------------------------------------------------------------------------- manifest
@@ -327,15 +346,17 @@ def build_manifest(
     if thumbs_dir is not None:
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
-    def inspect(item: tuple[str, str | None]) -> tuple[Image.Image, str, str] | str:
+    def inspect(item: tuple[str, str | None]) -> tuple[Image.Image, tuple[int, int], str, str] | str:
         from precompute.duplicates import content_hash, perceptual_hash
 
         rel, _ = item
         try:
-            image = decode_image(root / rel)
+            with decode_slot(root / rel):
+                image = decode_image(root / rel)
+                # Only the thumbnail and the hashes leave the worker: decoded images never pile up in the queue.
+                return _thumbnail(image), image.size, content_hash(image), perceptual_hash(image)
         except ImageDecodeError as exc:
             return str(exc).replace(str(root / rel), rel)
-        return image, content_hash(image), perceptual_hash(image)
 
     rows, skipped = [], list(scan.skipped)
     results = _ordered_map(inspect, scan.files, workers)
@@ -344,11 +365,10 @@ def build_manifest(
         if isinstance(result, str):
             skipped.append({"path": rel, "reason": result})
             continue
-        image, pixels_hash, phash = result
+        thumb, (width, height), pixels_hash, phash = result
         image_id = len(rows)
         if thumbs_dir is not None:
-            _write_thumbnail(image, thumbs_dir / f"{image_id}.jpg")
-        width, height = image.size
+            _save_thumbnail(thumb, thumbs_dir / f"{image_id}.jpg")
         rows.append({"id": image_id, "path": rel, "label": label, "width": width, "height": height,
                      "content_hash": pixels_hash, "phash": phash})
     if not rows:
@@ -373,17 +393,22 @@ def write_thumbnails(dataset_root: str | Path, manifest: pd.DataFrame, thumbs_di
 
     def load(image_id: int) -> tuple[int, Image.Image]:
         try:
-            return image_id, decode_image(root / paths[image_id])
+            with decode_slot(root / paths[image_id]):
+                return image_id, _thumbnail(decode_image(root / paths[image_id]))
         except ImageDecodeError:
             return image_id, Image.new("RGB", (THUMB_SIZE, THUMB_SIZE), (200, 200, 200))
 
-    for image_id, image in _ordered_map(load, list(ids), workers):
-        _write_thumbnail(image, thumbs_dir / f"{image_id}.jpg")
+    for image_id, thumb in _ordered_map(load, list(ids), workers):
+        _save_thumbnail(thumb, thumbs_dir / f"{image_id}.jpg")
 
 
-def _write_thumbnail(image: Image.Image, path: Path) -> None:
+def _thumbnail(image: Image.Image) -> Image.Image:
     thumb = image.copy()
     thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    return thumb
+
+
+def _save_thumbnail(thumb: Image.Image, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     thumb.save(tmp, format="JPEG", quality=85)
     os.replace(tmp, path)

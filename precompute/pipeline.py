@@ -35,7 +35,14 @@ from precompute.backbones import (
 )
 from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
-from precompute.extract import POOLINGS, build_feature_model, check_layers, extract_to_files
+from precompute.extract import (
+    ACTIVATION_BUDGET_MB,
+    POOLINGS,
+    bounded_batch_size,
+    build_feature_model,
+    check_layers,
+    extract_to_files,
+)
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
 from precompute.stats import bootstrap_ci, bootstrap_params
 
@@ -73,7 +80,8 @@ class RunConfig:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     pooling: str = "avg"
     top_n: int = 50
-    batch_size: int = 32
+    batch_size: int = 32  # an upper bound: lowered per model to fit activation_budget_mb (extract.bounded_batch_size)
+    activation_budget_mb: int = ACTIVATION_BUDGET_MB
     input_size: int | None = None
     exact_search_max: int = 20_000  # above this many images, rankings come from a FAISS index (precompute.ann)
     ann_kind: str = "hnsw"
@@ -97,8 +105,8 @@ class RunConfig:
             get_backbone(spec.backbone)
         if self.pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}.")
-        if self.top_n < 1 or self.batch_size < 1:
-            raise ValueError("--top-n and --batch-size must be at least 1.")
+        if self.top_n < 1 or self.batch_size < 1 or self.activation_budget_mb < 1:
+            raise ValueError("--top-n, --batch-size and --memory-mb must be at least 1.")
         if self.exact_search_max < 0:
             raise ValueError(f"--exact-max must be >= 0, got {self.exact_search_max}.")
         ann.check_params(self.ann_kind, self.ann_params)
@@ -321,17 +329,21 @@ class Run:
         check_layers(base, layers, backbone.name)
         feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
         paths = [art.features_path(root, ds, key, name) for name in layers]
+        batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)
+        if batch_size < cfg.batch_size:
+            log.info("%s: batches of %d images (not %d) keep its activations within %d MB", key, batch_size,
+                     cfg.batch_size, cfg.activation_budget_mb)
         if cfg.engine == "dask":
-            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key)
+            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key, batch_size)
         else:
-            batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, cfg.batch_size)
+            batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
             timing = extract_to_files(feature_model, batches, backbone.preprocess, len(manifest), paths,
                                       progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
         n_params = int(base.count_params())
         cost = {"n_params": n_params, "weights_mb": round(n_params * 4 / 1e6, 2),
                 "gflops_per_image": round(count_flops(base) / 1e9, 4),
                 "images_per_second": round(timing.images_per_second, 2),
-                "ms_per_image": round(timing.ms_per_image, 3), "batch_size": cfg.batch_size,
+                "ms_per_image": round(timing.ms_per_image, 3), "batch_size": batch_size,
                 "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2), "engine": cfg.engine,
                 "device": platform.processor() or platform.machine(), "measured": _now()}
         layer_costs = {}
@@ -355,7 +367,7 @@ class Run:
         keras.backend.clear_session()
 
     def _extract_on_dask(self, backbone: Backbone, weights: Any, layers: list[str], manifest: pd.DataFrame,
-                         input_size: int, paths: list[Path], key: str) -> Any:
+                         input_size: int, paths: list[Path], key: str, batch_size: int) -> Any:
         from precompute.distributed import ModelRecipe, dask_client, extract_on_dask
 
         cfg = self.config
@@ -363,7 +375,7 @@ class Run:
             self._client = self._resources.enter_context(dask_client(cfg.dask_address))
         recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten)
         return extract_on_dask(self._client, recipe, cfg.dataset_dir, manifest["path"].tolist(), paths,
-                               batch_size=cfg.batch_size, progress=cfg.progress,
+                               batch_size=batch_size, progress=cfg.progress,
                                desc=f"{key} ({len(layers)} layers, dask)")
 
     def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool,
