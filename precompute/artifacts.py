@@ -282,7 +282,7 @@ def check_matrix(path: Path, n_rows: int, n_cols: int | None = None) -> str | No
     except FileNotFoundError:
         return "is missing"
     except (OSError, ValueError, EOFError) as exc:
-        return f"cannot be read ({exc})"
+        return f"is not a readable .npy array ({type(exc).__name__})"
     if array.ndim != 2 or array.shape[0] != n_rows or (n_cols is not None and array.shape[1] != n_cols):
         return f"has shape {array.shape}, expected ({n_rows}, {n_cols if n_cols is not None else 'dim'})"
     if array.dtype != np.float32:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 import weakref
 from collections.abc import Iterable, Sequence
@@ -153,12 +154,28 @@ def _graph_call(feature_model: Any) -> Any:
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
-            call = tf.function(lambda batch: feature_model(batch, training=False), reduce_retracing=True)
+            # One trace per model, whatever the batch size (the last batch is usually smaller).
+            spec = tf.TensorSpec([None, *feature_model.inputs[0].shape[1:]], tf.float32)
+            call = tf.function(lambda batch: feature_model(batch, training=False), input_signature=[spec])
+            _quiet_retracing_warning()
         else:
             def call(batch: Any) -> Any:
                 return feature_model(batch, training=False)
         _GRAPH_CALLS[feature_model] = call
     return call
+
+
+class _RetracingFilter(logging.Filter):
+    """Drop TensorFlow's "frequent retracing" warning: one graph per feature model is the plan, not a leak."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _quiet_retracing_warning() -> None:
+    tf_logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _RetracingFilter) for f in tf_logger.filters):
+        tf_logger.addFilter(_RetracingFilter())
 
 
 def run_feature_model(feature_model: Any, batch: np.ndarray) -> list[np.ndarray]:
