@@ -199,7 +199,7 @@ class Store:
             return art.empty_index()
         try:
             return _cached_index(str(self.root), mtime)
-        except READ_ERRORS as exc:
+        except (*READ_ERRORS, AttributeError, TypeError) as exc:  # the last two: JSON that is not an object
             if isinstance(exc, art.ArtifactError):  # the reader's own words (schema version, JSON error)
                 reason = self.public_text(str(exc))
             else:
@@ -294,7 +294,7 @@ class Store:
         if array.ndim != 2 or len(array) != n_images:
             raise self._broken(path, dataset, f"has shape {array.shape}, the dataset {n_images} images")
         if columns and array.shape[1] != columns:
-            raise self._broken(path, dataset, f"has {array.shape[1]} columns, the index says {columns}")
+            raise self._broken(path, dataset, f"has {array.shape[1]} columns, not {columns}")
         return array
 
     def features(self, dataset: str, model: str, layer: str) -> np.ndarray:
