@@ -16,6 +16,7 @@ memory after each phase when it knows the server's process id (``--serve`` start
 ``--pid``). Every loop is bounded by ``--requests`` and ``--max-seconds``; only 127.0.0.1 is contacted.
 
     .venv/bin/python bench/load_app.py --serve artifacts                     # starts and stops `playground`
+    .venv/bin/python bench/load_app.py --serve artifacts --server-args=--dev # Dash's development server
     .venv/bin/python bench/load_app.py --url http://127.0.0.1:8050 --pid 1234 --upload photo.jpg
 """
 
@@ -250,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--url", help="a running server, e.g. http://127.0.0.1:8050 (loopback only)")
     where.add_argument("--serve", metavar="ARTIFACTS", help="start `playground --no-precompute` over ARTIFACTS")
     parser.add_argument("--port", type=int, default=8071, help="port for --serve (default 8071)")
-    parser.add_argument("--server-args", default="", help="more `playground` options for --serve, e.g. '--dev'")
+    parser.add_argument("--server-args", default="",
+                        help="more `playground` options for --serve, e.g. --server-args=--dev")
     parser.add_argument("--pid", type=int, help="the server's process id, for its memory (--url)")
     parser.add_argument("--requests", type=int, default=2000, help="requests in the load phase (default 2000)")
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent workers (default 8)")
