@@ -200,11 +200,12 @@ class Store:
         try:
             return _cached_index(str(self.root), mtime)
         except (*READ_ERRORS, AttributeError, TypeError) as exc:  # the last two: JSON that is not an object
-            if isinstance(exc, art.ArtifactError):  # the reader's own words (schema version, JSON error)
+            if isinstance(exc, art.ArtifactError):  # the reader's own words and fix (schema version, JSON error)
                 reason = self.public_text(str(exc))
             else:
-                reason = f"{self.name_of(path)} is not an artifact index: {self.public_text(str(exc))}."
-            raise BrokenArtifact(f"{reason} The app cannot show anything until it is fixed: {self._fix(None)}") from exc
+                problem = self.public_text(str(exc))
+                reason = f"{self.name_of(path)} is not an artifact index ({problem}). {self._fix(None)}"
+            raise BrokenArtifact(f"{reason} The app shows no dataset until it is fixed.") from exc
 
     def datasets(self) -> list[str]:
         return list(self.index()["datasets"])

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -652,3 +653,57 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflo
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.slow
+def test_the_first_run_precomputes_in_a_child_and_serves_without_tensorflow(tmp_path):
+    """`playground` on an empty root: the child precomputes (TensorFlow), the server never maps TensorFlow."""
+    from tests.playground_fixtures import make_shapes_dataset
+
+    data = make_shapes_dataset(tmp_path / "tiny", n_per_class=2)
+    artifacts, port, log = tmp_path / "artifacts", free_port(), tmp_path / "server.log"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "playground", "--artifacts", str(artifacts), "--data", str(data), "--port",
+             str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while "Serving on" not in log.read_text() and time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()[-3000:]
+            time.sleep(1)
+        assert "Serving on" in log.read_text(), log.read_text()[-3000:]
+        assert "tiny" in json.loads((artifacts / "index.json").read_text())["datasets"]
+        assert http_get(port, "/thumbs/tiny/1.jpg")[0] == 200
+        maps = Path(f"/proc/{process.pid}/maps").read_text()
+        assert "tensorflow" not in maps and "keras" not in maps
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+# ------------------------------------------------------------------------------------- in the browser
+@pytest.mark.browser
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:selenium.*")
+@pytest.mark.skipif(
+    not (shutil.which("chromedriver") and shutil.which("chromium")), reason="needs chromium and chromedriver"
+)
+def test_broken_artifacts_show_messages_in_the_browser(dash_duo, artifacts_copy, screenshot_dir):
+    from playground.app import create_app
+
+    NEIGHBOR_DAMAGE["truncated npz"](artifacts_copy)
+    dash_duo.start_server(create_app(artifacts_copy))
+    dash_duo.driver.get(dash_duo.server_url + f"/search?dataset=shapes&model={PIXELS}&layer={LAYER}&metric=cosine")
+    dash_duo.wait_for_contains_text("#search-results", "neighbors-cosine.npz cannot be read", timeout=30)
+    assert "Rerun precompute for shapes" in dash_duo.find_element("#search-results").text
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "broken-neighbors.png"))
+
+    (artifacts_copy / "index.json").write_text('{"schema_version": 1, "datasets": {"sha')  # half-written
+    dash_duo.driver.get(dash_duo.server_url + "/search")
+    dash_duo.wait_for_contains_text("#notice", "index.json", timeout=30)
+    notice = dash_duo.find_element("#notice").text
+    assert "Cannot read index.json" in notice and "precompute" in notice and str(artifacts_copy) not in notice
+    assert "Semantic Image Search Playground" in dash_duo.find_element("h1").text  # the page, not a blank one
+    dash_duo.wait_for_contains_text("#query-panel", "No dataset", timeout=30)
+    dash_duo.driver.save_screenshot(str(screenshot_dir / "broken-index.png"))
