@@ -301,13 +301,13 @@ def load_for_model(path: str | Path | bytes, size: int) -> np.ndarray:
 
     The whole image is resized (no crop), as ``keras.utils.load_img(target_size=...)`` does.
     """
-    with decode_slot(path):
+    with large_decode_slot(path):
         image = decode_image(path, draft_size=size * 2)
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(image, dtype=np.float32)
 
 
-def decode_slot(source: str | Path | bytes) -> threading.BoundedSemaphore | nullcontext:
+def large_decode_slot(source: str | Path | bytes) -> threading.BoundedSemaphore | nullcontext:
     """A context to hold while decoding ``source`` and reducing it: exclusive for images above BIG_IMAGE_PIXELS."""
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:  # header only
@@ -351,7 +351,7 @@ def build_manifest(
 
         rel, _ = item
         try:
-            with decode_slot(root / rel):
+            with large_decode_slot(root / rel):
                 image = decode_image(root / rel)
                 # Only the thumbnail and the hashes leave the worker: decoded images never pile up in the queue.
                 return _thumbnail(image), image.size, content_hash(image), perceptual_hash(image)
@@ -393,7 +393,7 @@ def write_thumbnails(dataset_root: str | Path, manifest: pd.DataFrame, thumbs_di
 
     def load(image_id: int) -> tuple[int, Image.Image]:
         try:
-            with decode_slot(root / paths[image_id]):
+            with large_decode_slot(root / paths[image_id]):
                 return image_id, _thumbnail(decode_image(root / paths[image_id]))
         except ImageDecodeError:
             return image_id, Image.new("RGB", (THUMB_SIZE, THUMB_SIZE), (200, 200, 200))
