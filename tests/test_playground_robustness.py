@@ -549,11 +549,12 @@ def test_main_command_precomputes_in_a_child_process(tmp_path, monkeypatch, play
     assert main_module.precompute_in_child(playground_artifacts, [tmp_path / "shapes"]) == 0
     assert calls == []  # nothing missing: no child
     assert main_module.precompute_in_child(tmp_path / "out", [tmp_path / "shapes", fresh]) == 0
-    (command, kwargs), = calls
-    assert command[:4] == [sys.executable, "-m", "playground", "--precompute-only"]
-    assert command[4:] == ["--artifacts", str(tmp_path / "out"), "--data", str(tmp_path / "shapes"), "--data",
-                           str(fresh)]
-    assert kwargs["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
+    # One child per dataset: each process's peak memory is that of one dataset.
+    assert len(calls) == 2
+    for (command, kwargs), data in zip(calls, [tmp_path / "shapes", fresh], strict=True):
+        assert command[:4] == [sys.executable, "-m", "playground", "--precompute-only"]
+        assert command[4:] == ["--artifacts", str(tmp_path / "out"), "--data", str(data)]
+        assert kwargs["env"]["PYTHONPATH"].split(os.pathsep)[0] == str(REPO)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "index.json").write_text("{")
     assert main_module.needs_precompute(tmp_path / "broken", fresh)  # the pipeline says what is wrong
