@@ -196,7 +196,8 @@ def class_heatmap(table: pd.DataFrame, score: str) -> go.Figure:
 
 
 def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
-    """Best score against extraction time per image, one point per model (marker size: parameters).
+    """Best score against extraction time per image, one point per model (marker size: the model's size in MB,
+    ``model MB``: a quantised variant's point is smaller than its float32 model's).
 
     ``<score_column> low`` / ``high`` columns, when present, draw the score's interval as error bars.
     """
@@ -205,7 +206,8 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(table))]  # same colour per model as the line chart
     part = table.assign(_colour=colours).dropna(subset=[score_column])
     params = part["parameters"].fillna(0).astype(float)
-    sizes = 10 + 30 * np.sqrt(params / max(params.max(), 1.0))
+    megabytes = part["model MB"].fillna(0).astype(float) if "model MB" in part else params * 4 / 1e6
+    sizes = 10 + 30 * np.sqrt(megabytes / max(megabytes.max(), 1e-9))
     fig = go.Figure(
         go.Scatter(
             x=part["ms/image"],
@@ -215,10 +217,11 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
             textposition="top center",
             marker={"size": sizes, "color": list(part["_colour"])},
             error_y=_error_bars(part, score_column, f"{score_column} low", f"{score_column} high"),
-            customdata=np.stack([params, part["GFLOPs/image"].fillna(0)], axis=1),
+            customdata=np.stack([params, part["GFLOPs/image"].fillna(0), megabytes], axis=1),
             hovertemplate="%{text}<br>%{x:.2f} ms/image<br>"
             + score_column
-            + " %{y:.3f}<br>%{customdata[0]:,.0f} parameters<br>%{customdata[1]:.3f} GFLOPs<extra></extra>",
+            + " %{y:.3f}<br>%{customdata[0]:,.0f} parameters<br>%{customdata[1]:.3f} GFLOPs"
+            + "<br>%{customdata[2]:.2f} MB model file<extra></extra>",
         )
     )
     fig.update_layout(
