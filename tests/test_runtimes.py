@@ -156,7 +156,8 @@ def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -
         assert relative_difference(features, lite_features[name]) < TOLERANCE
         for metric in ("cosine", "euclidean"):
             a, da = art.read_neighbors(outs["keras"] / entries["keras"]["layers"][name]["metrics"][metric]["neighbors"])
-            b, _ = art.read_neighbors(outs["litert"] / entries["litert"]["layers"][name]["metrics"][metric]["neighbors"])
+            b, _ = art.read_neighbors(outs["litert"] / entries["litert"]["layers"][name]["metrics"][metric]
+                                      ["neighbors"])
             differ = a != b
             # A swapped pair must be a near-tie: its two distances differ by less than the features' tolerance.
             gaps = np.abs(np.diff(da, axis=1))
