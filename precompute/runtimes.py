@@ -235,19 +235,30 @@ class LiteRTModel:
         self.path = Path(path)
         self.num_threads = num_threads or os.cpu_count() or 1
         self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
-        self._runner = self._interpreter.get_signature_runner()
-        details = self._runner.get_output_details()
-        self.output_names = sorted(details)
-        self.dims = [int(details[name]["shape"][-1]) for name in self.output_names]
-        self.input_name = next(iter(self._runner.get_input_details()))
+        # The signature names the outputs (f000, f001, ...); the calls go through the plain interpreter, because a
+        # SignatureRunner reallocates every tensor on each call, and XNNPACK then re-plans the whole graph: that
+        # halved the rate (efficientnet-lite0, batch 16: 50 against 105 img/s, back to back).
+        runner = self._interpreter.get_signature_runner()
+        outputs = runner.get_output_details()
+        self.output_names = sorted(outputs)
+        self._output_indices = [int(outputs[name]["index"]) for name in self.output_names]
+        self.dims = [int(outputs[name]["shape"][-1]) for name in self.output_names]
+        self._input_index = int(next(iter(runner.get_input_details().values()))["index"])
+        self._batch_shape: tuple[int, ...] | None = None
 
     @property
     def size_mb(self) -> float:
         return self.path.stat().st_size / 1e6
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
-        outputs = self._runner(**{self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})
-        return [np.array(outputs[name], dtype=np.float32) for name in self.output_names]
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.shape != self._batch_shape:  # reallocate only when the batch shape changes (the last batch)
+            self._interpreter.resize_tensor_input(self._input_index, list(batch.shape))
+            self._interpreter.allocate_tensors()
+            self._batch_shape = batch.shape
+        self._interpreter.set_tensor(self._input_index, batch)
+        self._interpreter.invoke()
+        return [np.array(self._interpreter.get_tensor(index), dtype=np.float32) for index in self._output_indices]
 
 
 def load_litert_model(feature_model_factory: Any, path: Path, quantize: str | None = None,
