@@ -256,16 +256,16 @@ def load_extractor(model_config: dict[str, Any], layers: Sequence[str], runtime:
     from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
 
     backbone = get_backbone(model_config["backbone"])
-    source = model_config["weights_source"]
-    if source in ("file", "nsfwjs"):
-        weights = ResolvedWeights(source, model_config["weights_file"], source)
-    elif source == "random":
-        weights = resolve_weights(backbone, "random", seed=model_config.get("seed") or 0)
-    else:
-        weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
     pooling = model_config.get("pooling", "avg")
 
     def build() -> Any:
+        source = model_config["weights_source"]
+        if source in ("file", "nsfwjs"):
+            weights = ResolvedWeights(source, model_config["weights_file"], source)
+        elif source == "random":
+            weights = resolve_weights(backbone, "random", seed=model_config.get("seed") or 0)
+        else:
+            weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
         base = build_base(backbone, weights, model_config["input_size"])
         check_layers(base, layers, backbone.name)
         return build_feature_model(base, layers, "avg" if pooling == "flatten" else pooling,
@@ -273,8 +273,7 @@ def load_extractor(model_config: dict[str, Any], layers: Sequence[str], runtime:
 
     quantize = model_config.get("quantize")
     if resolve_runtime(runtime, backbone.name, quantize) == "litert":
-        path = tflite_path(model_config, layers, quantize, weights.keras_arg)
-        feature_model, _ = load_litert_model(build, path, quantize)
+        feature_model, _ = load_litert_model(build, tflite_path(model_config, layers, quantize), quantize)
     else:
         feature_model = build()
 

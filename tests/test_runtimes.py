@@ -203,3 +203,25 @@ def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: 
     n_files = len(list((cache / "litert").iterdir()))
     Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
     assert len(list((cache / "litert").iterdir())) == n_files
+
+
+@pytest.mark.slow
+def test_an_upload_extractor_from_the_cache_imports_no_tensorflow(cache: Path) -> None:
+    """The app's upload path: once precompute converted the model, the extractor loads without TensorFlow."""
+    from precompute.extract import load_extractor
+
+    config = {"backbone": "mobilenetv2", "weights_source": "random", "weights_file": None, "seed": 0,
+              "input_size": 32, "pooling": "avg"}
+    layers = ["Conv1", "block_2_expand"]
+    keras_features = load_extractor(config, layers, runtime="keras")(np.full((1, 32, 32, 3), 99, np.uint8))
+    load_extractor(config, layers, runtime="litert")  # converts into the cache, as a precompute run would
+    code = ("import sys, json, numpy as np; from precompute.extract import load_extractor; "
+            f"out = load_extractor({config!r}, {layers!r}, runtime='litert')(np.full((1, 32, 32, 3), 99, np.uint8)); "
+            "print(json.dumps(['tensorflow' in sys.modules, 'keras' in sys.modules, [o.tolist() for o in out]]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, check=True)
+    tensorflow, keras, features = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not tensorflow and not keras
+    for expected, got in zip(keras_features, features, strict=True):
+        assert relative_difference(expected, np.asarray(got, dtype=np.float32)) < TOLERANCE
