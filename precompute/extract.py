@@ -250,7 +250,8 @@ def load_extractor(model_config: dict[str, Any], layers: Sequence[str], runtime:
 
     ``runtime`` (``precompute.runtimes.RUNTIMES``) picks Keras or LiteRT as the pipeline does; a quantised model
     (``model_config['quantize']``) always runs on LiteRT. A LiteRT model already converted (by the precompute run,
-    in ``$SISP_CACHE_DIR/litert``) is loaded without building the Keras model, nor importing TensorFlow.
+    in ``$SISP_CACHE_DIR/litert``) is loaded without building the Keras model or importing TensorFlow (the backbone's
+    preprocessing, from ``keras.applications`` or a port, still imports it at the first call).
     """
     from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
     from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
