@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -54,19 +56,27 @@ def umap_figure(
     thumb_urls: list[str] | None = None,
     revision: str | None = None,
     selection_revision: str | None = None,
+    selected: Collection[int] | None = None,
 ) -> go.Figure:
     """UMAP scatter (Scattergl), one trace per class; the query and its results highlighted.
 
     ``customdata`` of every point is its image id, so clicks, hovers and lasso or box selections map back to
     images. Dragging draws a lasso (the modebar switches to box select, zoom or pan); unselected points fade.
     ``thumb_urls`` (one per point, at most :data:`MAX_THUMBNAIL_POINTS`) draws each image's thumbnail under
-    its dot. Zoom is kept while ``revision`` stays the same (default: the title), the selection while
-    ``selection_revision`` does (default: ``revision``); a new value resets them.
+    its dot. ``selected`` (image ids of a lasso or box selection) are drawn selected and the other points faded,
+    so that a selection survives a redraw (a new query). Zoom is kept while ``revision`` stays the same
+    (default: the title), plotly's own selection while ``selection_revision`` does (default: ``revision``).
     """
     coords = np.asarray(coords)
     ids = np.arange(len(coords))
     groups = np.asarray(labels).astype(str) if labels is not None else np.full(len(coords), "images")
     thumbs = thumb_urls is not None and 0 < len(thumb_urls) == len(coords) <= MAX_THUMBNAIL_POINTS
+    chosen = None if selected is None else np.isin(ids, np.asarray(list(selected), dtype=int))
+
+    def selection_of(members: np.ndarray) -> dict:
+        """``selectedpoints`` of a trace over the images ``members`` (nothing when no selection is held)."""
+        return {} if chosen is None else {"selectedpoints": np.flatnonzero(chosen[members]).tolist()}
+
     fig = go.Figure()
     for i, group in enumerate(pd.unique(groups)):
         mask = groups == group
@@ -87,6 +97,7 @@ def umap_figure(
                 },
                 selected={"marker": {"opacity": 1.0}},
                 unselected={"marker": {"opacity": 0.15}},
+                **selection_of(ids[mask]),
                 hovertemplate=f"{group}<br>image %{{customdata}}<extra></extra>"
                 if labels is not None
                 else "image %{customdata}<extra></extra>",
@@ -103,6 +114,7 @@ def umap_figure(
                 customdata=sel.tolist(),
                 marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#111"}},
                 hovertemplate="result: image %{customdata}<extra></extra>",
+                **selection_of(sel),
             )
         )
     if query is not None and 0 <= query < len(coords):
@@ -115,6 +127,7 @@ def umap_figure(
                 customdata=[int(query)],
                 marker={"size": 20, "symbol": "star", "color": QUERY_COLOUR, "line": {"width": 1.5, "color": "#111"}},
                 hovertemplate="query: image %{customdata}<extra></extra>",
+                **selection_of(np.array([query])),
             )
         )
     layout: dict = {}

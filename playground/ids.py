@@ -57,7 +57,7 @@ UMAP_INFO = "umap-info"
 UMAP_THUMBS = "umap-thumbnails"  # dcc.Checklist: draw thumbnails instead of dots
 UMAP_NEIGHBOURS = "umap-neighbours"
 UMAP_SELECTION = "umap-selection"
-UMAP_STATE = "umap-state"  # dcc.Store {"key": dataset/model/layer drawn, "cleared": n}: when to clear a selection
+UMAP_STATE = "umap-state"  # dcc.Store {"key": dataset/model/layer, "ids": selected image ids, "cleared": n}
 
 # Compare
 COMPARE_SCORE = "compare-score"

@@ -1123,12 +1123,34 @@ def test_selection_strip_counts_classes_and_offers_each_image(store):
     points = {"points": [{"customdata": i} for i in (0, 1, 9, 17, 1, 2)] + [{"customdata": 2}]}
     assert selected_ids(points) == [0, 1, 9, 17, 2]  # the query and result markers repeat images
     assert class_mix(["b", "a", "a", "c", "b", "a"]) == [("a", 3), ("b", 2), ("c", 1)]
-    strip = render_selection(store, sel, points)
+    strip = render_selection(store, sel, selected_ids(points))
     assert text_of(strip).startswith("5 selected:  3 circle (60%), 1 square (20%), 1 triangle (20%)")
     buttons = [b for b in find_class(strip, "result-pick")]
     assert [b.id["index"] for b in buttons] == [0, 1, 9, 17, 2] and buttons[0].id["type"] == ids.IMAGE_PICK
-    assert "No image inside" in text_of(render_selection(store, sel, {"points": []}))
+    assert "No image inside" in text_of(render_selection(store, sel, []))
     assert "Lasso" in text_of(render_selection(store, sel, None))
+
+
+def test_the_map_keeps_a_selection_across_queries_and_clears_it_on_another_map(store):
+    from playground import ids
+    from playground.callbacks.embeddings import next_selection
+
+    lasso = {"points": [{"customdata": 3}, {"customdata": 5}], "lassoPoints": {"x": [0], "y": [0]}}
+    state = next_selection(None, "shapes/pixels/a", "selection", None)
+    assert state == {"key": "shapes/pixels/a", "ids": None, "cleared": 0}
+    state = next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, lasso)
+    assert state["ids"] == [3, 5]
+    assert next_selection(state, "shapes/pixels/a", "selection", None)["ids"] == [3, 5]  # a new query keeps it
+    echo = {"points": [], "selections": []}  # plotly's own report after a redraw
+    assert next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, echo) == state
+    empty = next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, {"points": [], "range": {"x": [0, 1]}})
+    assert empty["ids"] == [] and empty["cleared"] == 1  # a box over nothing: redraw with nothing faded
+    assert next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, None)["ids"] is None  # double-click
+    assert next_selection(state, "shapes/pixels/b", "selection", None)["ids"] is None  # another layer
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2, "k": 3})
+    figure, _ = render_embeddings(store, sel, selected=[0, 1, 9])
+    chosen = [[int(trace.customdata[i]) for i in trace.selectedpoints] for trace in figure.data[:3]]
+    assert chosen == [[0, 1], [9], []]
 
 
 def test_neighbours_beside_the_map_are_the_query_results(store):

@@ -31,13 +31,14 @@ def umap_key(sel: Selection) -> str:
 
 def render_embeddings(
     store: Store, sel: Selection, thumbnails: bool = False, revision: str | None = None,
-    selection_revision: str | None = None,
+    selection_revision: str | None = None, selected: list[int] | None = None,
 ) -> tuple[Any, Any]:
     """(figure, info) for the selection: a UMAP scatter or an empty figure saying what is missing.
 
     ``thumbnails`` draws each image's thumbnail under its dot (datasets of at most
     ``figures.MAX_THUMBNAIL_POINTS`` images; a note says so beyond); ``revision`` and ``selection_revision``
-    keep zoom and selection while they stay the same (see ``figures.umap_figure``).
+    keep zoom and selection while they stay the same, and ``selected`` image ids are drawn selected (see
+    ``figures.umap_figure``).
     """
     if sel.dataset is None or sel.model is None:
         return figures.empty_figure("No model computed for this dataset."), None
@@ -64,7 +65,7 @@ def render_embeddings(
             )
     title = f"{sel.model} / {sel.layer}"
     figure = figures.umap_figure(
-        coords, store.labels(sel.dataset), sel.query, results, title, urls, revision, selection_revision
+        coords, store.labels(sel.dataset), sel.query, results, title, urls, revision, selection_revision, selected
     )
     return figure, info
 
@@ -118,6 +119,32 @@ def selected_ids(selected_data: dict | None) -> list[int]:
     return list(seen)
 
 
+def by_the_user(selected_data: dict | None) -> bool:
+    """Whether a ``selectedData`` comes from a lasso or a box drawn by the user (it then holds ``lassoPoints``
+    or ``range``); plotly also reports an empty selection of its own when a new figure replaces the old."""
+    return bool(selected_data) and ("lassoPoints" in selected_data or "range" in selected_data)
+
+
+def next_selection(state: dict[str, Any], key: str, trigger: Any, selected_data: dict | None) -> dict[str, Any]:
+    """The selection the map holds after an event: ``{"key", "ids", "cleared"}``.
+
+    ``ids`` is None without a selection, [] after a lasso or box over empty space (which plotly would show
+    with every point faded: the map is then redrawn with nothing selected, ``cleared`` counting those), else
+    the selected image ids. A double-click (plotly's deselect) clears it, and so does another map (dataset,
+    model or layer); a new query or number of results keeps it. Plotly's own empty report after a redraw
+    changes nothing.
+    """
+    state = {"key": None, "ids": None, "cleared": 0, **(state or {})}
+    if trigger != ids.UMAP_GRAPH:
+        return state if state["key"] == key else {**state, "key": key, "ids": None}
+    if selected_data is None:
+        return {**state, "ids": None}
+    if not by_the_user(selected_data):
+        return state
+    chosen = selected_ids(selected_data)
+    return {**state, "ids": chosen, "cleared": state["cleared"] + (0 if chosen else 1)}
+
+
 def class_mix(labels: list[str]) -> list[tuple[str, int]]:
     """(label, count) of a selection, most frequent first, ties in first-seen order."""
     counts = Counter(labels)
@@ -125,13 +152,14 @@ def class_mix(labels: list[str]) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda item: (-item[1], first[item[0]]))
 
 
-def render_selection(store: Store, sel: Selection, selected_data: dict | None) -> Any:
+def render_selection(store: Store, sel: Selection, image_ids: list[int] | None) -> Any:
     """The strip above the map: how many images are selected, their class mix (a bar in the map's class
-    colours and in words) and their thumbnails (clicks make an image the query)."""
-    if sel.dataset is None or selected_data is None:
+    colours and in words) and their thumbnails (clicks make an image the query). ``image_ids`` None: no
+    selection; []: a selection that caught no point."""
+    if sel.dataset is None or image_ids is None:
         return html.P("Lasso or box-select points on the map to see their images and class mix here.",
                       className="hint")
-    image_ids = [i for i in selected_ids(selected_data) if 0 <= i < store.n_images(sel.dataset)]
+    image_ids = [i for i in image_ids if 0 <= i < store.n_images(sel.dataset)]
     if not image_ids:
         return html.P("No image inside that selection. Lasso or box-select some points.", className="hint")
     labels = store.labels(sel.dataset)
@@ -196,7 +224,6 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.UMAP_GRAPH, "figure"),
         Output(ids.UMAP_INFO, "children"),
         Output(ids.UMAP_STATE, "data"),
-        Output(ids.UMAP_GRAPH, "selectedData"),
         Input(ids.SELECTION, "data"),
         Input(ids.UMAP_THUMBS, "n_clicks"),
         Input(ids.UMAP_GRAPH, "selectedData"),
@@ -204,18 +231,14 @@ def register(app: Dash, store: Store) -> None:
     )
     def update_embeddings(selection, thumbs, selected_data, state):
         sel = selection_in_view(selection, "embeddings")
-        state = dict(state or {"key": None, "cleared": 0})
-        key, cleared = umap_key(sel), int(state.get("cleared", 0))
-        clear = no_update
-        if ctx.triggered_id == ids.UMAP_GRAPH:
-            if selected_data is None or selected_ids(selected_data):
-                raise PreventUpdate  # a real selection (or its end): plotly already shows it
-            cleared += 1  # a lasso over empty space: plotly fades every point; start over with nothing selected
-            clear = None
-        elif key != state.get("key"):
-            clear = None  # another map: the old selection means nothing there
-        figure, info = render_embeddings(store, sel, thumbnails_on(thumbs), key, f"{key}#{cleared}")
-        return figure, info, {"key": key, "cleared": cleared}, clear
+        key = umap_key(sel)
+        new = next_selection(state, key, ctx.triggered_id, selected_data)
+        if ctx.triggered_id == ids.UMAP_GRAPH and new["cleared"] == (state or {}).get("cleared", 0):
+            return no_update, no_update, new  # plotly shows the selection (or its end) already
+        figure, info = render_embeddings(
+            store, sel, thumbnails_on(thumbs), key, f"{key}#{new['cleared']}", new["ids"] or None
+        )
+        return figure, info, new
 
     app.clientside_callback(
         ClientsideFunction(namespace="playground", function_name="togglePressed"),
@@ -232,13 +255,13 @@ def register(app: Dash, store: Store) -> None:
 
     @app.callback(
         Output(ids.UMAP_SELECTION, "children"),
-        Input(ids.UMAP_GRAPH, "selectedData"),
+        Input(ids.UMAP_STATE, "data"),
         State(ids.SELECTION, "data"),
     )
-    def update_selection_strip(selected_data, selection):
+    def update_selection_strip(state, selection):
         if selection is None:
             raise PreventUpdate
-        return render_selection(store, Selection.from_dict(selection), selected_data)
+        return render_selection(store, Selection.from_dict(selection), (state or {}).get("ids"))
 
     @app.callback(
         Output(ids.UMAP_TOOLTIP, "show"),

@@ -31,7 +31,7 @@ def layout() -> html.Div:
                 className="umap-toolbar",
             ),
             html.Div(id=ids.UMAP_INFO),
-            dcc.Store(id=ids.UMAP_STATE, data={"key": None, "cleared": 0}),
+            dcc.Store(id=ids.UMAP_STATE, data={"key": None, "ids": None, "cleared": 0}),
             html.Div(
                 [
                     html.Div(
