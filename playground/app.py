@@ -111,10 +111,10 @@ def _viewer() -> html.Div:
 def _controls() -> html.Section:
     return html.Section(
         [
-            components.control("Dataset", components.dropdown(ids.DATASET), component_id=ids.DATASET),
-            components.control("Backbone", components.dropdown(ids.MODEL), "wide", ids.MODEL),
-            components.control("Layer", components.dropdown(ids.LAYER), "wide", ids.LAYER),
-            components.control("Metric", components.dropdown(ids.METRIC), component_id=ids.METRIC),
+            components.control("Dataset", components.dropdown(ids.DATASET), "dataset", ids.DATASET),
+            components.control("Backbone", components.dropdown(ids.MODEL), component_id=ids.MODEL),
+            components.control("Layer", components.dropdown(ids.LAYER), component_id=ids.LAYER),
+            components.control("Metric", components.dropdown(ids.METRIC), "short", ids.METRIC),
             components.control(
                 f"Results (1–{MAX_K})",
                 # No min, max or step: the browser would drop an out-of-range or fractional number silently; the
