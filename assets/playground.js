@@ -42,7 +42,9 @@
 
   // ------------------------------------------------------------------------------------ the upload check
   // dcc.Upload refuses a file over its max_size without any event; report every file's size first, so that the
-  // page can say why (callbacks/upload.py). A refused file also clears the previous upload.
+  // page can say why (callbacks/upload.py). The previous upload is cleared either way: a refused file leaves
+  // none, and an accepted one always arrives as a change (even with the same contents as the last one), so that
+  // its results replace the "Reading..." line.
   function checkFiles(target, files) {
     var guard = target && target.closest ? target.closest(".upload-guard") : null;
     var setProps = window.dash_clientside && window.dash_clientside.set_props;
@@ -53,9 +55,7 @@
     var limit = Number(guard.dataset.maxBytes);
     var check = { name: file.name, size: file.size, verdict: file.size > limit ? "too_big" : "ok", at: Date.now() };
     setProps(guard.dataset.checkId, { data: check });
-    if (check.verdict === "too_big") {
-      setProps(guard.dataset.uploadId, { contents: null, filename: null });
-    }
+    setProps(guard.dataset.uploadId, { contents: null, filename: null });
   }
   document.addEventListener("change", function (event) {
     if (event.target && event.target.type === "file") {

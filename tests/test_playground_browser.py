@@ -372,6 +372,12 @@ def test_upload_size_check_busy_line_and_results_that_open_in_search(
     assert result_ids_in(dash_duo, "#upload-results")[0] == "9"  # the dataset image finds itself first
     assert_accessible(dash_duo, axe_script, "upload")
     driver.save_screenshot(str(screenshot_dir / "upload-results.png"))
+    # The same contents under another name: a change all the same, so its results replace "Reading...".
+    again = tmp_path / "again.png"
+    again.write_bytes(image.read_bytes())
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(again))
+    dash_duo.wait_for_contains_text("#upload-status", "again.png", timeout=TIMEOUT)
+    _poll(lambda: len(result_ids_in(dash_duo, "#upload-results")) == 6)
     second = result_ids_in(dash_duo, "#upload-results")[1]
     dash_duo.find_element(f"#upload-results .result-card[data-image-id='{second}'] .result-pick").click()
     _poll(lambda: "/search?" in driver.current_url and f"query={second}&" in driver.current_url)

@@ -2,8 +2,8 @@
 
 A file over the limit is refused by the browser before it is read; assets/playground.js reports its size in
 ``UPLOAD_CHECK`` and clears the previous upload, and this view says why. A file within the limit clears the
-previous messages and results at once (a clientside callback) and shows a busy line while the server
-computes its features.
+previous upload too, then the previous messages and results at once (a clientside callback); a busy line
+shows while the server computes its features.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def register(app: Dash, store: Store) -> None:
     def update_upload(contents, check, selection, filename):
         sel = selection_in_view(selection, "upload")
         refused = bool(check) and check.get("verdict") == TOO_BIG
-        if ctx.triggered_id == ids.UPLOAD_CHECK and not refused:
+        if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (ctx.triggered_id == ids.UPLOAD and not contents)):
             raise PreventUpdate  # a file within the limit: the clientside callback cleared the page, contents follow
         if refused and (ctx.triggered_id == ids.UPLOAD_CHECK or not contents):
             return render_rejected(check), None
