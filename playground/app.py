@@ -26,8 +26,7 @@ ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 MAX_REQUEST_BYTES = 24 * 1024 * 1024
 _THUMB_PATH = re.compile(r"^(?P<dataset>[^/]+)/(?P<image_id>[0-9]{1,9})\.jpg$")
 FIRST_VISIT_HINT = (
-    "New here? Click any image to find the ones most like it, then change the backbone, layer or metric above "
-    "and watch the ranking change."
+    "New here? Click any image to see the ones most like it, then try another backbone, layer or metric above."
 )
 # Dash's page with a language for screen readers, and its scripts outside a second <footer> landmark.
 INDEX_STRING = """<!DOCTYPE html>
