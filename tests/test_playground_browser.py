@@ -55,10 +55,19 @@ def _poll(condition, timeout: float = TIMEOUT) -> None:
     raise AssertionError("condition not met in time")
 
 
+def _free_port() -> int:
+    """A port nobody listens on: dash_duo's fixed default (58050) is shared with any other test run here."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def start(dash_duo, artifacts, path: str) -> None:
     from playground.app import create_app
 
-    dash_duo.start_server(create_app(artifacts))
+    dash_duo.start_server(create_app(artifacts), port=_free_port())
     dash_duo.driver.set_window_size(1400, 1100)
     dash_duo.driver.get(dash_duo.server_url + path)
     dash_duo.wait_for_element("#query-panel", timeout=TIMEOUT)
@@ -388,10 +397,29 @@ def result_ids_in(dash_duo, scope: str) -> list[str]:
     return result_attribute(dash_duo, "imageId", scope)
 
 
+def _settled(driver, element) -> None:
+    """Wait until an element stops moving and lies inside the window (the map resizes itself to fit it)."""
+    import time
+
+    previous = None
+
+    def still() -> bool:
+        nonlocal previous
+        rect = element.rect
+        inside = rect["y"] + rect["height"] <= driver.execute_script("return window.innerHeight")
+        steady, previous = rect == previous, rect
+        if not steady:
+            time.sleep(0.3)
+        return steady and inside
+
+    _poll(still)
+
+
 def _lasso(driver, element, points: list[tuple[float, float]]) -> None:
     """Drag a lasso through ``points`` (fractions of the element's width and height) and release."""
     from selenium.webdriver.common.action_chains import ActionChains
 
+    _settled(driver, element)
     width, height = element.size["width"], element.size["height"]
     pixels = [(int(x * width), int(y * height)) for x, y in points]
     actions = ActionChains(driver).move_to_element(element)
@@ -420,7 +448,7 @@ def test_embeddings_selection_strip_neighbours_palette_thumbnails_and_fit(
 
     # A lasso around every point fills the strip with their thumbnails and class mix.
     area = dash_duo.find_element("#umap-graph .nsewdrag")
-    _lasso(driver, area, [(0.01, 0.01), (0.99, 0.01), (0.99, 0.99), (0.01, 0.99)])
+    _lasso(driver, area, [(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98)])
     dash_duo.wait_for_contains_text("#umap-selection", "24 selected", timeout=TIMEOUT)
     assert "8 circle (33%)" in dash_duo.find_element("#umap-selection").text
     assert len(dash_duo.find_elements("#umap-selection .strip button")) == 24
