@@ -56,7 +56,7 @@ def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | No
 
 
 @pytest.mark.parametrize("name, size", [
-    ("efficientnet-lite0", 64),
+    pytest.param("efficientnet-lite0", 64, marks=pytest.mark.slow),
     ("mobilenetv2", 64),
     ("pixels", 32),
     pytest.param("efficientnetb0", 64, marks=pytest.mark.slow),
@@ -71,6 +71,7 @@ def test_litert_features_equal_keras_within_1e_4(cache: Path, name: str, size: i
         assert relative_difference(e, g) < TOLERANCE
 
 
+@pytest.mark.slow
 def test_conversions_are_cached_by_config_layers_and_quantisation(cache: Path) -> None:
     _, _, lite, seconds = keras_and_litert("mobilenetv2", 32, n_layers=2)
     assert seconds > 0
@@ -93,6 +94,7 @@ def test_conversions_are_cached_by_config_layers_and_quantisation(cache: Path) -
     keras.backend.clear_session()
 
 
+@pytest.mark.slow
 def test_quantised_models_are_smaller_and_close(cache: Path) -> None:
     expected, float32, lite, _ = keras_and_litert("mobilenetv2", 64, n_layers=2)
     sizes = {None: lite.size_mb}
