@@ -783,7 +783,9 @@ def test_answer_is_the_cheapest_configuration_the_paired_test_cannot_tell_from_t
     best_key = (result.best["model"], result.best["layer"], result.best["metric"])
     cheapest_key = (result.cheapest["model"], result.cheapest["layer"], result.cheapest["metric"])
     order = [key for key, _ in _cost_order(store, "shapes", "rwp@15")]
-    assert result.n_tested == order.index(cheapest_key) + (cheapest_key != best_key) <= order.index(best_key)
+    n_cheaper = order.index(cheapest_key)
+    assert result.n_tested + result.n_ruled_out == n_cheaper + (cheapest_key != best_key)
+    assert n_cheaper <= order.index(best_key)
     for key in order[: order.index(cheapest_key)]:  # everything cheaper is below the best, query by query
         other = store.scores("shapes", *key)["rwp@15"]
         test = paired_comparison(reference.to_numpy(), other.reindex(reference.index).to_numpy())
@@ -876,10 +878,23 @@ def test_answer_in_words():
     assert ("efficientnet-lite0 / top_conv / cosine reaches 97 % of the best (0.388) at half the FLOPs (0.77 vs 1.54 "
             "GFLOPs) and 70 % of the parameters (3.4M vs 4.9M); the paired test cannot tell it from the best "
             "(difference 0.012 [-0.004, 0.028], p = 0.21)") in text
-    alone = Answer("rwp@15", best, None, {}, pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30)
+    alone = Answer("rwp@15", best, None, {}, pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30, 5)
     text = text_of(render_answer(alone))
-    assert "random ranking" not in text and "falls below the best" in text and "30 tested" in text
+    assert "random ranking" not in text and "falls below the best" in text
+    assert "30 tested, 5 more clearly below by their intervals" in text
     assert render_answer(None) is None
+
+
+def test_clearly_below_needs_a_gap_wider_than_both_intervals():
+    from playground.tables import _clearly_below
+
+    best = pd.Series({"rwp@15": 0.40, "rwp@15 low": 0.37, "rwp@15 high": 0.43})  # width 0.06
+    other = {"rwp@15 low": 0.0, "rwp@15 high": 0.0}
+    for mean, width, expected in ((0.30, 0.04, False), (0.29, 0.04, True), (0.20, 0.2, False)):
+        row = pd.Series({"rwp@15": mean, "rwp@15 low": mean - width / 2, "rwp@15 high": mean + width / 2})
+        assert _clearly_below(row, best, "rwp@15") is expected, (mean, width)
+    assert not _clearly_below(pd.Series({"rwp@15": 0.0}), best, "rwp@15")  # no interval stored: test it
+    assert not _clearly_below(pd.Series({"rwp@15": 0.0, **other, "rwp@15 high": np.nan}), best, "rwp@15")
 
 
 def test_family_table_and_figure(store):

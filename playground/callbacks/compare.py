@@ -106,8 +106,9 @@ def render_answer(result: tables.Answer | None) -> Any:
         lines.append(html.P([html.Strong("Its cost: "), "; ".join(parts) + "."]))
     cheapest = result.cheapest
     if cheapest["verdict"] == tables.BEST:
-        text = (f"every configuration that costs less falls below the best (paired test over the same queries, "
-                f"{result.n_tested} tested): the best is also the cheapest way to its score.")
+        ruled_out = f", {result.n_ruled_out} more clearly below by their intervals" if result.n_ruled_out else ""
+        text = (f"every configuration that costs less falls below the best (paired test over the same queries: "
+                f"{result.n_tested} tested{ruled_out}): the best is also the cheapest way to its score.")
     else:
         test = components.format_interval(cheapest["difference"], cheapest["difference low"],
                                           cheapest["difference high"])
@@ -129,8 +130,9 @@ def render_answer(result: tables.Answer | None) -> Any:
         ]))
     lines.append(html.P(
         "Over every model, layer and metric. Cost: FLOPs per image of the network up to the layer, then its "
-        "parameters; cheaper configurations are tested against the best one by one, cheapest first (95 % paired "
-        "bootstrap over the same queries; no correction for the several tests).",
+        "parameters. Cheaper configurations are tested against the best one by one, cheapest first (95 % paired "
+        "bootstrap over the same queries; no correction for the several tests), except those whose mean lies "
+        "further below the best's than both intervals are wide together.",
         className="hint",
     ))
     return html.Div(lines, className="answer")
