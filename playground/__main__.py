@@ -1,14 +1,21 @@
-"""``playground`` / ``python -m playground``: precompute the embedded datasets if needed, then serve the app."""
+"""``playground`` / ``python -m playground``: precompute the embedded datasets if needed, then serve the app.
+
+The precompute runs in a child process (``playground --precompute-only``), so the serving process never
+imports TensorFlow for it: the server holds the app and its cached artifacts only, until an upload needs a
+backbone. The app is served by waitress (``playground.server``), or by Dash's development server with ``--dev``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
 # The embedded datasets, the default (shown first) first: drawings where ImageNet features matter, then
 # Fashion-MNIST, where raw pixels are nearly as good.
 DEFAULT_DATA = (DATA_DIR / "openclipart-200", DATA_DIR / "fashion-mnist-200")
@@ -24,6 +31,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8050, help="port (default 8050)")
     parser.add_argument(
+        "--allow-host", action="append", default=[], metavar="NAME",
+        help="a host name browsers may use to reach the app, besides localhost, 127.0.0.1, ::1 and the --host "
+        "address; repeat for several; '.example.org' allows its subdomains. Other names get a 400",
+    )
+    parser.add_argument(
         "--artifacts",
         default=os.environ.get("SISP_ARTIFACTS", DEFAULT_ARTIFACTS),
         help="artifacts root (default: $SISP_ARTIFACTS or ./artifacts)",
@@ -36,20 +48,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--no-precompute", action="store_true", help="serve what the artifacts hold; never run the precompute pipeline"
     )
+    parser.add_argument(
+        "--precompute-only", action="store_true",
+        help="precompute the --data datasets the artifacts lack, then exit without serving (what the main command "
+        "runs in a child process)",
+    )
+    parser.add_argument(
+        "--dev", action="store_true",
+        help="serve with Dash's development server (Werkzeug, a thread per connection) instead of waitress; "
+        "for debugging only",
+    )
     args = parser.parse_args(argv)
     args.data = args.data or list(DEFAULT_DATA)
     return args
 
 
-def ensure_dataset(artifacts: Path, data: Path) -> None:
-    """Run the precompute pipeline (default models, progress bars) when the index lacks ``data``'s dataset."""
-    from precompute.artifacts import read_index
+def needs_precompute(artifacts: Path, data: Path) -> bool:
+    """Whether the index lacks ``data``'s dataset or any model of it; an unreadable index counts as lacking it
+    (the pipeline then says what is wrong with it)."""
+    from precompute.artifacts import ArtifactError, read_index
     from precompute.datasets import dataset_name
 
-    name = dataset_name(data)
-    entry = read_index(artifacts)["datasets"].get(name)
-    if entry and entry.get("models"):
+    try:
+        entry = read_index(artifacts)["datasets"].get(dataset_name(data))
+    except (ArtifactError, OSError, AttributeError, TypeError):
+        return True
+    return not (isinstance(entry, dict) and entry.get("models"))
+
+
+def ensure_dataset(artifacts: Path, data: Path) -> None:
+    """Run the precompute pipeline (default models, progress bars) when the index lacks ``data``'s dataset."""
+    from precompute.datasets import dataset_name
+
+    if not needs_precompute(artifacts, data):
         return
+    name = dataset_name(data)
     if not data.is_dir():
         print(
             f"playground: {name} is not in {artifacts} and {data} does not exist; serving what is there.",
@@ -62,18 +95,49 @@ def ensure_dataset(artifacts: Path, data: Path) -> None:
     run(data, artifacts)
 
 
+def precompute_in_child(artifacts: Path, data_dirs: list[Path]) -> int:
+    """Run ``ensure_dataset`` for each dataset the artifacts lack, each in a child process of its own; the first
+    non-zero exit code (0: all done, or nothing to do). A child imports TensorFlow and exits, so this process never
+    loads it; one child per dataset keeps the peak memory that of one dataset (TensorFlow and the allocator do not
+    give memory back between datasets: 2.14 GB for both embedded datasets in one process, 1.96 GB for one)."""
+    # The child imports this very checkout, whatever its working directory and sys.path would pick.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    first_failure = 0
+    for data in data_dirs:
+        if not needs_precompute(artifacts, data):
+            continue
+        command = [sys.executable, "-m", "playground", "--precompute-only", "--artifacts", str(artifacts),
+                   "--data", str(data)]
+        code = subprocess.run(command, env=env, check=False).returncode
+        first_failure = first_failure or code
+    return first_failure
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     artifacts = Path(args.artifacts)
-    if not args.no_precompute:
+    if args.precompute_only:
         for data in args.data:
             ensure_dataset(artifacts, data)
+        return 0
+    if not args.no_precompute:
+        code = precompute_in_child(artifacts, args.data)
+        if code:
+            print(f"playground: precompute stopped (exit code {code}); serving what the artifacts hold.",
+                  file=sys.stderr)
     from playground.app import create_app
+    from playground.server import THREADS, allowed_hosts, serve
 
-    app = create_app(artifacts)
-    print(f"playground: serving {artifacts.resolve()} at http://{args.host}:{args.port}/", file=sys.stderr)
-    app.run(host=args.host, port=args.port, debug=False)
+    hosts = allowed_hosts(args.host, args.allow_host)
+    app = create_app(artifacts, hosts)
+    server = "Dash's development server" if args.dev else f"waitress, {THREADS} threads"
+    print(f"playground: serving {artifacts.resolve()} at http://{args.host}:{args.port}/ ({server}; host names "
+          f"allowed: {', '.join(hosts)})", file=sys.stderr)
+    if args.dev:
+        app.run(host=args.host, port=args.port, debug=False)
+    else:
+        serve(app, args.host, args.port)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from dash import Dash, dcc, html
@@ -11,6 +12,8 @@ from flask import Response, abort, send_file
 
 from playground import components, ids
 from playground.callbacks import register_callbacks
+from playground.callbacks.guards import callback_error_handler
+from playground.server import LOOPBACK_HOSTS, install_guards
 from playground.state import DEFAULT_K, MAX_K, VIEWS
 from playground.store import MissingArtifact, Store
 from playground.views import VIEW_LAYOUTS, VIEW_TITLES
@@ -126,10 +129,12 @@ def _add_thumbnail_route(app: Dash, store: Store) -> None:
         return send_file(path, mimetype="image/jpeg", max_age=3600)
 
 
-def create_app(artifacts_root: str | Path = "artifacts") -> Dash:
+def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> Dash:
     """Build the app over the artifacts under ``artifacts_root`` (read-only).
 
-    The root may be empty or missing: the page then says how to compute artifacts.
+    The root may be empty or missing: the page then says how to compute artifacts; a broken artifact is a
+    message in the page too. Requests must name one of ``allowed_hosts`` in their ``Host`` header
+    (``playground.server.HostAllowList``); malformed callback bodies get a 400.
     """
     store = Store(artifacts_root)
     assets = ASSETS_DIR if ASSETS_DIR.is_dir() else None
@@ -140,10 +145,12 @@ def create_app(artifacts_root: str | Path = "artifacts") -> Dash:
         assets_folder=str(assets) if assets else str(Path(__file__).parent / "_no_assets"),
         include_assets_files=assets is not None,
         suppress_callback_exceptions=False,
+        on_error=callback_error_handler(store),
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.layout = serve_layout
     _add_thumbnail_route(app, store)
     register_callbacks(app, store)
+    install_guards(app, allowed_hosts)
     app.playground_store = store  # for tests and the benchmark
     return app

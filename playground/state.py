@@ -100,9 +100,16 @@ def resolve_selection(store: Store, request: dict[str, Any], previous: Selection
     sel = Selection(view=request.get("view", prev.view))
     if sel.view not in VIEWS:
         sel.view = DEFAULT_VIEW
-    datasets = store.datasets()
+    try:
+        datasets = store.datasets()
+    except MissingArtifact as exc:  # index.json unreadable (BrokenArtifact): every view says there is no dataset
+        sel.notices.append(str(exc))
+        return sel
     if not datasets:
-        sel.notices.append(f"No precomputed dataset in {store.root}. Run `precompute DATASET_DIR --out {store.root}`.")
+        # The page names no server path; the server's log says which folder it serves.
+        sel.notices.append(
+            "No precomputed dataset in the artifacts folder. Run `precompute DATASET_DIR --out ARTIFACTS`."
+        )
         return sel
     wanted = request.get("dataset", prev.dataset)
     if wanted in datasets:

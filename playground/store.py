@@ -6,12 +6,17 @@ recomputed file (new mtime) is read again. Arrays come back read-only: callers n
 
 A combination that was not computed (a metric missing for a layer, a model missing for a dataset)
 raises :class:`MissingArtifact`, whose message says what is missing and how to compute it; views
-show that message instead of failing.
+show that message instead of failing. A file that exists but cannot be used (truncated, corrupt, from
+another schema version, or disagreeing with the index: wrong row count, neighbour ids out of range)
+raises :class:`BrokenArtifact`, a MissingArtifact too, so the same views show it the same way. Every
+message names files relative to the artifacts root: the page never shows a server path.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -33,16 +38,37 @@ class MissingArtifact(LookupError):
         return str(self.args[0]) if self.args else ""
 
 
-def _mtime_ns(path: Path) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        raise MissingArtifact(f"{path} does not exist. Run precompute again to create it.") from None
+class BrokenArtifact(MissingArtifact, art.ArtifactError):
+    """A file the artifacts hold but that cannot be used: unreadable, truncated, or disagreeing with the index."""
+
+
+# What the readers raise on a truncated, corrupt or foreign file: numpy (ValueError, EOFError, BadZipFile for an
+# .npz, KeyError for an .npz without the expected array), pyarrow (ArrowInvalid is a ValueError), the index's JSON
+# and schema checks (ArtifactError), FAISS (RuntimeError) and the file system (OSError).
+READ_ERRORS = (art.ArtifactError, RuntimeError, ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+# An absolute POSIX path of two or more components, e.g. in an exception's message: /srv/x/y.npz -> y.npz.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:/[\w.+@-]+)*/(?P<name>[\w.+@-]+)")
 
 
 @lru_cache(maxsize=8)
 def _cached_index(root: str, mtime_ns: int) -> dict[str, Any]:
-    return art.read_index(Path(root))
+    index = art.read_index(Path(root))
+    _check_index(index)
+    return index
+
+
+def _check_index(index: Any) -> None:
+    """The shape every Store method relies on: ``datasets`` a mapping of entries, each with ``n_images``."""
+    datasets = index.get("datasets") if isinstance(index, dict) else None
+    if not isinstance(datasets, dict):
+        raise ValueError("it holds no 'datasets' mapping")
+    for name, entry in datasets.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("n_images"), int) or entry["n_images"] < 0:
+            raise ValueError(f"the entry of dataset {name!r} has no image count")
+        if not isinstance(entry.get("models", {}), dict):
+            raise ValueError(f"the models of dataset {name!r} are not a mapping")
 
 
 @lru_cache(maxsize=_ARRAY_CACHE_SIZE)
@@ -53,11 +79,15 @@ def _cached_array(path: str, mtime_ns: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=_ARRAY_CACHE_SIZE)
-def _cached_neighbors(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray]:
+def _cached_neighbors(path: str, mtime_ns: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """Indices, distances, and the smallest and largest id (checked against the dataset on every use)."""
     indices, distances = art.read_neighbors(Path(path))
+    if indices.ndim != 2 or indices.shape != distances.shape:
+        raise ValueError(f"indices {indices.shape} and distances {distances.shape} are not one (n, top_n) table")
     indices.flags.writeable = False
     distances.flags.writeable = False
-    return indices, distances
+    low, high = (int(indices.min()), int(indices.max())) if indices.size else (0, -1)
+    return indices, distances, low, high
 
 
 @lru_cache(maxsize=_TABLE_CACHE_SIZE)
@@ -116,13 +146,66 @@ class Store:
         # Absolute: Flask resolves a relative file path against the package folder, not the working directory.
         self.root = Path(root).resolve()
 
+    # ------------------------------------------------------------------------------------ messages
+    def name_of(self, path: Path) -> str:
+        """A file as the page may name it: relative to the artifacts root (never a server path)."""
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).name
+
+    def public_text(self, text: str) -> str:
+        """``text`` fit for the page: paths under the artifacts root made relative, any other absolute path cut
+        to its file name (a reader's or a library's message can name a file anywhere on the server)."""
+        root = str(self.root)
+        text = text.replace(root + os.sep, "").replace(root, "the artifacts folder")
+        return _ABSOLUTE_PATH.sub(lambda match: match["name"], text)
+
+    def _fix(self, dataset: str | None) -> str:
+        if dataset is None:
+            return "Rerun precompute to rewrite it."
+        return f"Rerun precompute for {dataset} (`precompute DATASET_DIR --out ARTIFACTS`) to rebuild it."
+
+    def _mtime_ns(self, path: Path, dataset: str | None) -> int:
+        try:
+            return os.stat(path).st_mtime_ns
+        except FileNotFoundError:
+            raise MissingArtifact(f"{self.name_of(path)} does not exist. {self._fix(dataset)}") from None
+
+    def _read(self, cached: Any, path: Path, dataset: str | None, *extra: Any) -> Any:
+        """``cached(str(path), mtime, *extra)``, with any reader failure turned into a BrokenArtifact."""
+        mtime = self._mtime_ns(path, dataset)
+        try:
+            return cached(str(path), mtime, *extra)
+        except READ_ERRORS as exc:
+            reason = self.public_text(str(exc)) or type(exc).__name__
+            raise BrokenArtifact(
+                f"{self.name_of(path)} cannot be read (truncated or corrupt: {reason}). {self._fix(dataset)}"
+            ) from exc
+
+    def _broken(self, path: Path, dataset: str | None, problem: str) -> BrokenArtifact:
+        return BrokenArtifact(f"{self.name_of(path)} {problem}. {self._fix(dataset)}")
+
     # ------------------------------------------------------------------------------------- index
     def index(self) -> dict[str, Any]:
-        """The artifact index (an empty one when there is none yet); re-read when the file changes."""
+        """The artifact index (an empty one when there is none yet); re-read when the file changes.
+
+        Raises BrokenArtifact when ``index.json`` is unreadable, from another schema version or malformed.
+        """
         path = art.index_path(self.root)
-        if not path.exists():
+        try:
+            mtime = os.stat(path).st_mtime_ns
+        except FileNotFoundError:
             return art.empty_index()
-        return _cached_index(str(path.resolve().parent), os.stat(path).st_mtime_ns)
+        try:
+            return _cached_index(str(self.root), mtime)
+        except (*READ_ERRORS, AttributeError, TypeError) as exc:  # the last two: JSON that is not an object
+            if isinstance(exc, art.ArtifactError):  # the reader's own words and fix (schema version, JSON error)
+                reason = self.public_text(str(exc))
+            else:
+                problem = self.public_text(str(exc))
+                reason = f"{self.name_of(path)} is not an artifact index ({problem}). {self._fix(None)}"
+            raise BrokenArtifact(f"{reason} The app shows no dataset until it is fixed.") from exc
 
     def datasets(self) -> list[str]:
         return list(self.index()["datasets"])
@@ -131,8 +214,8 @@ class Store:
         entry = self.index()["datasets"].get(dataset)
         if entry is None:
             raise MissingArtifact(
-                f"Dataset {dataset!r} is not in {art.index_path(self.root)}. "
-                f"Available: {', '.join(self.datasets()) or 'none'}. Run `precompute DATASET_DIR --out {self.root}`."
+                f"Dataset {dataset!r} is not in the artifacts' index.json. "
+                f"Available: {', '.join(self.datasets()) or 'none'}. Run `precompute DATASET_DIR --out ARTIFACTS`."
             )
         return entry
 
@@ -193,9 +276,11 @@ class Store:
     def manifest(self, dataset: str) -> pd.DataFrame:
         expected = self.n_images(dataset)
         path = art.manifest_path(self.root, dataset)
-        table = _cached_table(str(path), _mtime_ns(path))
+        table = self._read(_cached_table, path, dataset)
         if len(table) != expected:
-            raise art.ArtifactError(f"{path} has {len(table)} rows, the index says {expected}. Rerun precompute.")
+            raise self._broken(path, dataset, f"has {len(table)} rows, the index says {expected}")
+        if "path" not in table.columns or (self.is_labeled(dataset) and "label" not in table.columns):
+            raise self._broken(path, dataset, "lacks the path or label column")
         return table
 
     def labels(self, dataset: str) -> np.ndarray | None:
@@ -204,18 +289,20 @@ class Store:
             return None
         return self.manifest(dataset)["label"].astype(str).to_numpy()
 
-    def _array(self, path: Path, dataset: str) -> np.ndarray:
-        array = _cached_array(str(path), _mtime_ns(path))
-        if len(array) != self.n_images(dataset):
-            raise art.ArtifactError(
-                f"{path} has {len(array)} rows, the dataset {self.n_images(dataset)}. Rerun precompute."
-            )
+    def _array(self, path: Path, dataset: str, columns: int | None = None) -> np.ndarray:
+        array = self._read(_cached_array, path, dataset)
+        n_images = self.n_images(dataset)
+        if array.ndim != 2 or len(array) != n_images:
+            raise self._broken(path, dataset, f"has shape {array.shape}, the dataset {n_images} images")
+        if columns and array.shape[1] != columns:
+            raise self._broken(path, dataset, f"has {array.shape[1]} columns, not {columns}")
         return array
 
     def features(self, dataset: str, model: str, layer: str) -> np.ndarray:
         """float32 (n_images, dim), read-only (memory-mapped)."""
-        self.layer(dataset, model, layer)
-        return self._array(art.features_path(self.root, dataset, model, layer), dataset)
+        dim = self.layer(dataset, model, layer).get("dim")
+        path = art.features_path(self.root, dataset, model, layer)
+        return self._array(path, dataset, dim if isinstance(dim, int) else None)
 
     def ann_index(self, dataset: str, model: str, layer: str, metric: str) -> Any:
         """The FAISS index precompute stored for a big dataset (``precompute.ann.AnnIndex``), or None where
@@ -226,20 +313,27 @@ class Store:
         if stored is None:
             return None
         path, params = self.root / stored[0], stored[1]
-        return _cached_ann_index(str(path), _mtime_ns(path), metric, tuple(sorted(params.items())))
+        return self._read(_cached_ann_index, path, dataset, metric, tuple(sorted(params.items())))
 
     def umap(self, dataset: str, model: str, layer: str) -> np.ndarray:
         """float32 (n_images, 2), read-only."""
         self.layer(dataset, model, layer)
-        return self._array(art.umap_path(self.root, dataset, model, layer), dataset)
+        return self._array(art.umap_path(self.root, dataset, model, layer), dataset, 2)
 
     def neighbors(self, dataset: str, model: str, layer: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-        """Stored rankings: indices int32 (n_images, top_n) and distances float32, best first, read-only."""
+        """Stored rankings: indices int32 (n_images, top_n) and distances float32, best first, read-only.
+
+        Raises BrokenArtifact for a table whose rows or ids do not fit the dataset (a negative id included:
+        an approximate index's "no result" must never be shown as an image).
+        """
         self.metric(dataset, model, layer, metric)
         path = art.neighbors_path(self.root, dataset, model, layer, metric)
-        indices, distances = _cached_neighbors(str(path), _mtime_ns(path))
-        if len(indices) != self.n_images(dataset):
-            raise art.ArtifactError(f"{path} has {len(indices)} rows, the dataset {self.n_images(dataset)}.")
+        indices, distances, low, high = self._read(_cached_neighbors, path, dataset)
+        n_images = self.n_images(dataset)
+        if len(indices) != n_images:
+            raise self._broken(path, dataset, f"has {len(indices)} rows, the dataset {n_images} images")
+        if low < 0 or high >= n_images:
+            raise self._broken(path, dataset, f"holds image ids from {low} to {high}, outside 0..{n_images - 1}")
         return indices, distances
 
     def scores(self, dataset: str, model: str, layer: str, metric: str) -> pd.DataFrame | None:
@@ -247,16 +341,14 @@ class Store:
         entry = self.metric(dataset, model, layer, metric)
         if not self.is_labeled(dataset) or not entry.get("scores"):
             return None
-        path = art.scores_path(self.root, dataset, model, layer, metric)
-        return _cached_table(str(path), _mtime_ns(path))
+        return self._read(_cached_table, art.scores_path(self.root, dataset, model, layer, metric), dataset)
 
     def class_summary(self, dataset: str, model: str, layer: str, metric: str) -> pd.DataFrame | None:
         """``summarize_scores`` of the per-query scores: one row per class and ``__all__``."""
         entry = self.metric(dataset, model, layer, metric)
         if not self.is_labeled(dataset) or not entry.get("scores"):
             return None
-        path = art.scores_path(self.root, dataset, model, layer, metric)
-        return _cached_summary(str(path), _mtime_ns(path))
+        return self._read(_cached_summary, art.scores_path(self.root, dataset, model, layer, metric), dataset)
 
     def baseline(self, dataset: str) -> pd.DataFrame | None:
         """Random-ranking scores per class and ``__all__``, or None (unlabeled, or not computed)."""
@@ -265,7 +357,7 @@ class Store:
         path = art.baseline_path(self.root, dataset)
         if not path.exists():
             return None
-        return _cached_table(str(path), _mtime_ns(path))
+        return self._read(_cached_table, path, dataset)
 
     def duplicates(self, dataset: str) -> pd.DataFrame | None:
         """Duplicate pairs found by hashing the images (``duplicates.parquet``), or None when not computed.
@@ -289,12 +381,14 @@ class Store:
         return self._pairs(art.layer_duplicates_path(self.root, dataset, model, layer), dataset)
 
     def _pairs(self, path: Path, dataset: str) -> pd.DataFrame:
-        table = _cached_table(str(path), _mtime_ns(path))
+        table = self._read(_cached_table, path, dataset)
         n_images = self.n_images(dataset)
+        if not {"a", "b"} <= set(table.columns):
+            raise self._broken(path, dataset, "lacks the a and b columns")
         # Row ids index the manifest and name thumbnails: an out-of-range id is a stale file, not a pair to show.
         ids = table[["a", "b"]].to_numpy()
         if ids.size and not (ids.min() >= 0 and ids.max() < n_images):
-            raise art.ArtifactError(f"{path} names images outside 0..{n_images - 1}. Rerun precompute.")
+            raise self._broken(path, dataset, f"names images outside 0..{n_images - 1}")
         return table
 
     def paired_comparison(
@@ -311,7 +405,7 @@ class Store:
             if self.scores(dataset, model, layer, metric) is None:
                 return None
             path = art.scores_path(self.root, dataset, model, layer, metric)
-            paths.append((str(path), _mtime_ns(path)))
+            paths.append((str(path), self._mtime_ns(path, dataset)))
         return _cached_paired(*paths[0], *paths[1], score)
 
     def baseline_summary(self, dataset: str) -> dict[str, float]:
@@ -324,5 +418,5 @@ class Store:
             raise MissingArtifact(f"No image {image_id} in {dataset!r}.")
         path = art.thumb_path(self.root, dataset, int(image_id))
         if not path.is_file():
-            raise MissingArtifact(f"{path} does not exist.")
+            raise MissingArtifact(f"{self.name_of(path)} does not exist. {self._fix(dataset)}")
         return path

@@ -3,34 +3,61 @@
 Nothing here writes to disk: the upload arrives as a base64 data URL in the callback, is decoded to
 bytes, turned into the model's input and features, and dropped. Feature models are built once per
 (model config, layers) and kept; every layer of a model comes from one extractor and one forward pass.
+
+Memory is bounded: at most :data:`DECODE_CONCURRENCY` uploads decode (and go through the model) at once, the
+others wait for a slot (:data:`DECODE_SLOTS`), and an image is refused before decoding when decoding it would
+take more than :data:`DECODE_BUDGET_BYTES`. Two decodes at once thus stay within 2 x 256 MiB = 512 MiB
+above the idle server, however many uploads arrive together.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import ctypes
+import functools
 import hashlib
 import io
 import json
 import threading
 from collections import OrderedDict
-from functools import lru_cache
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from playground.store import Store
-from precompute.datasets import ImageDecodeError, decode_image, load_for_model
+from precompute.datasets import MAX_PIXELS, ImageDecodeError, decode_image, load_for_model
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # The browser refuses bigger files without a word (dcc.Upload has no rejection event), so its limit is set
 # above ours: a file a little over MAX_UPLOAD_BYTES still reaches the server and gets a message saying why.
 BROWSER_MAX_BYTES = 16 * 1024 * 1024
-# Refuse images with more pixels than this before decoding them (a small file can hold a huge image).
-MAX_UPLOAD_PIXELS = 60_000_000
+
+# Uploads decoded and featurised at once; the others wait up to DECODE_WAIT_S for a slot, then get a message.
+DECODE_CONCURRENCY = 2
+DECODE_SLOTS = threading.BoundedSemaphore(DECODE_CONCURRENCY)
+DECODE_WAIT_S = 60.0
+# The memory one decode may take. Decoding holds the whole image, however small the file (a 190 KB PNG can
+# declare 7700 x 7700 pixels), so the limit is on pixels, checked from the header before decoding, and scaled by
+# what a pixel costs. Peak bytes per decoded pixel, measured with load_for_model on 25-megapixel images (8.4 for
+# the 16-bit ones): 5.0 to 8.9 for 8-bit PNG, TIFF, BMP and GIF in every mode (RGBA PNG the most), 16.5 for WebP
+# (libwebp decodes into a buffer of its own first), 31 to 34 for 16-bit and float images (converted through
+# float64 arrays). A JPEG decodes at a reduced scale (1/2 to 1/8) when the model needs far fewer pixels: its
+# reduced size counts, so a 50-megapixel photo passes.
+DECODE_BUDGET_BYTES = 256 * 1024 * 1024
+DECODE_BYTES_PER_PIXEL = 9
+FORMAT_BYTES_PER_PIXEL = {"WEBP": 17}
+MODE_BYTES_PER_PIXEL = dict.fromkeys(("I;16", "I;16B", "I;16L", "I;16N", "I", "F"), 34)
+# 29.8 million pixels of an 8-bit image (a 6,300 x 4,700 photo); 15.8 million of a WebP, 7.9 of a 16-bit image.
+MAX_UPLOAD_PIXELS = DECODE_BUDGET_BYTES // DECODE_BYTES_PER_PIXEL
 PREVIEW_SIZE = 192
 _FEATURE_CACHE_SIZE = 16
+# mallopt's M_MMAP_THRESHOLD: blocks from this size up are mmap'ed, and unmapped when freed.
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 _model_lock = threading.Lock()
 _feature_cache: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
@@ -70,22 +97,72 @@ def check_size(data: bytes) -> None:
         raise UploadError(_too_big(len(data)))
 
 
-def _check_pixels(data: bytes) -> None:
+def pixel_limit(image_format: str | None, mode: str) -> int:
+    """The most pixels an image of this format and PIL mode may decode to: MAX_UPLOAD_PIXELS for an 8-bit
+    image, fewer where a pixel costs more (DECODE_BUDGET_BYTES over the measured bytes per pixel)."""
+    cost = max(DECODE_BYTES_PER_PIXEL, FORMAT_BYTES_PER_PIXEL.get(image_format or "", 0),
+               MODE_BYTES_PER_PIXEL.get(mode, 0))
+    return MAX_UPLOAD_PIXELS * DECODE_BYTES_PER_PIXEL // cost
+
+
+def check_pixels(data: bytes, draft_size: int | None = None) -> None:
+    """Refuse, from the header alone, an image whose decoding would take more than DECODE_BUDGET_BYTES.
+
+    ``draft_size`` is the size the decoder is asked for (as in ``precompute.datasets.open_image``): a JPEG then
+    decodes at a reduced scale, and that reduced size is what counts.
+    """
     try:
         with Image.open(io.BytesIO(data)) as image:  # reads the header only
             width, height = image.size
-    except Exception:  # load_for_model below gives the precise reason
+            if draft_size and image.format == "JPEG":
+                image.draft("RGB", (draft_size, draft_size))  # sets the decoder's scale; decodes nothing
+            decoded, image_format, mode = image.size, image.format, image.mode
+    except Exception:  # decoding gives the precise reason
         return
-    if width * height > MAX_UPLOAD_PIXELS:
+    limit = pixel_limit(image_format, mode)
+    if decoded[0] * decoded[1] > limit:
+        kind = f"{image_format or ''} image in mode {mode}".strip()
         raise UploadError(
-            f"The image is {width}x{height} pixels, above the upload limit of {MAX_UPLOAD_PIXELS:,}; downscale it."
+            f"The image is {width}x{height} pixels, above the upload limit of {limit:,} pixels for a {kind} "
+            f"({limit / 1e6:.1f} megapixels); downscale it."
         )
 
 
+@functools.cache
+def _return_freed_memory_to_the_os() -> None:
+    """Make glibc's malloc give big freed blocks back to the OS at once (Linux; elsewhere nothing).
+
+    By default glibc raises its mmap threshold after a big block is freed (up to 32 MiB), so the next decoded
+    images land in per-thread heaps that keep their pages: 8 uploads in turn on 8 server threads then leave
+    8 images' worth of memory resident although only 2 were ever decoded at once (measured: +1.16 GiB peak and
+    +0.84 GiB after, against +0.46 GiB and +0 with the threshold fixed at 1 MiB).
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):
+        pass
+
+
+@contextlib.contextmanager
+def decode_slot() -> Iterator[None]:
+    """Hold one of the DECODE_CONCURRENCY decoding slots; an UploadError if none frees up in DECODE_WAIT_S."""
+    _return_freed_memory_to_the_os()
+    if not DECODE_SLOTS.acquire(timeout=DECODE_WAIT_S):
+        raise UploadError("The server is busy with other uploads; try again in a minute.")
+    try:
+        yield
+    finally:
+        DECODE_SLOTS.release()
+
+
 def prepare_image(data: bytes, size: int) -> np.ndarray:
-    """The model input of an uploaded image: float32 (size, size, 3) in 0..255, or an UploadError."""
+    """The model input of an uploaded image: float32 (size, size, 3) in 0..255, or an UploadError.
+
+    Decodes the whole image: callers hold a :func:`decode_slot` (``upload_features`` does).
+    """
     check_size(data)
-    _check_pixels(data)
+    check_pixels(data, draft_size=size * 2)  # load_for_model's draft size
     try:
         return load_for_model(data, size)
     except ImageDecodeError as exc:
@@ -97,14 +174,16 @@ def prepare_image(data: bytes, size: int) -> np.ndarray:
 
 def preview_data_url(data: bytes, size: int = PREVIEW_SIZE) -> str:
     """A small JPEG of the upload as a data URL, for the page (never the full-size image)."""
-    image = decode_image(data, max_pixels=MAX_UPLOAD_PIXELS, draft_size=size)
-    image.thumbnail((size, size), Image.Resampling.LANCZOS)
+    check_pixels(data, draft_size=size)
+    with decode_slot():
+        image = decode_image(data, max_pixels=MAX_PIXELS, draft_size=size)
+        image.thumbnail((size, size), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=85)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-@lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=4)
 def _extractor(config_json: str, layers: tuple[str, ...]) -> Any:
     from precompute.extract import load_extractor
 
@@ -129,11 +208,13 @@ def upload_features(store: Store, dataset: str, model: str, layer: str, data: by
         if cached is not None:
             _feature_cache.move_to_end(key)
     if cached is None:
-        image = prepare_image(data, int(config["input_size"]))
-        extract = get_extractor(config, layers)
-        with _model_lock:  # Keras models are not safe to call from several threads at once
-            cached = [np.asarray(out, dtype=np.float32) for out in extract(image[None])]
-            _feature_cache[key] = cached
-            while len(_feature_cache) > _FEATURE_CACHE_SIZE:
-                _feature_cache.popitem(last=False)
+        check_pixels(data, draft_size=int(config["input_size"]) * 2)  # refused at once, not after waiting for a slot
+        with decode_slot():
+            image = prepare_image(data, int(config["input_size"]))
+            extract = get_extractor(config, layers)
+            with _model_lock:  # Keras models are not safe to call from several threads at once
+                cached = [np.asarray(out, dtype=np.float32) for out in extract(image[None])]
+                _feature_cache[key] = cached
+                while len(_feature_cache) > _FEATURE_CACHE_SIZE:
+                    _feature_cache.popitem(last=False)
     return cached[layers.index(layer)]

@@ -168,6 +168,42 @@ def atomic_dir(path: Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def remove_stale_temporaries(folder: Path, older_than_seconds: float = 0.0, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files that an interrupted run (kill -9, power loss) left under ``folder``.
+
+    They are the hidden ``.<name>.<random>.tmp<suffix>`` siblings that :func:`atomic_path` writes and renames;
+    a finished file never has that name. Only files older than ``older_than_seconds`` go (another process may be
+    writing a young one); ``recursive=False`` looks in ``folder`` itself only. Returns the paths removed.
+    """
+    import time
+
+    removed = []
+    if not Path(folder).is_dir():
+        return removed
+    now = time.time()
+    for path in (Path(folder).rglob if recursive else Path(folder).glob)(".*.tmp*"):
+        try:
+            if path.is_file() and now - path.stat().st_mtime >= older_than_seconds:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def set_aside_index(root: Path) -> Path | None:
+    """Rename an unreadable ``index.json`` to ``index.json.broken-<UTC time>`` (``--force`` over a broken index)."""
+    import datetime as dt
+
+    path = index_path(root)
+    if not path.exists():
+        return None
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    target = path.with_name(f"{INDEX_FILE}.broken-{stamp}")
+    os.replace(path, target)
+    return target
+
+
 def write_json(path: Path, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=1, sort_keys=False, default=_json_default) + "\n")
@@ -199,6 +235,11 @@ def open_array_writer(path: Path, shape: tuple[int, ...], dtype: Any = np.float3
     """
     with atomic_path(path) as tmp:
         array = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=shape)
+        # A memory map over a sparse file dies of SIGBUS when the disk fills while pages are written; reserving
+        # the blocks first turns that into an OSError (ENOSPC) here, before any work, with nothing lost.
+        if hasattr(os, "posix_fallocate"):
+            with open(tmp, "r+b") as fh:
+                os.posix_fallocate(fh.fileno(), 0, os.path.getsize(tmp))
         try:
             yield array
             array.flush()
@@ -227,6 +268,65 @@ def read_ties(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The ties at the cut stored beside a ranking: ``(tied_beyond, tied_beyond_same)``, None where absent."""
     with np.load(path, allow_pickle=False) as data:
         return tuple(data[name] if name in data.files else None for name in ("tied_beyond", "tied_beyond_same"))
+
+
+# ----------------------------------------------------------------------------------------------- checks
+# What a rerun asks of a file before it trusts it and skips the work that made it: None means sound, a string
+# says what is wrong (for the log line that names the file and says it is recomputed).
+
+
+def check_matrix(path: Path, n_rows: int, n_cols: int | None = None) -> str | None:
+    """A float32 ``.npy`` of shape (n_rows, n_cols) with finite values (features, UMAP layouts)."""
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        return "is missing"
+    except (OSError, ValueError, EOFError) as exc:
+        return f"is not a readable .npy array ({type(exc).__name__})"
+    if array.ndim != 2 or array.shape[0] != n_rows or (n_cols is not None and array.shape[1] != n_cols):
+        return f"has shape {array.shape}, expected ({n_rows}, {n_cols if n_cols is not None else 'dim'})"
+    if array.dtype != np.float32:
+        return f"holds {array.dtype}, expected float32"
+    for lo in range(0, n_rows, 65536):  # chunked: a memory map is read, not loaded whole
+        if not np.isfinite(array[lo : lo + 65536]).all():
+            return "holds NaN or inf"
+    return None
+
+
+def check_neighbors(path: Path, n_rows: int, depth: int) -> str | None:
+    """A ranking file: indices within the dataset (never the query itself), sorted finite distances, tie counts."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            indices, distances = data["indices"], data["distances"]
+            ties = [data[name] for name in ("tied_beyond", "tied_beyond_same") if name in data.files]
+    except FileNotFoundError:
+        return "is missing"
+    except Exception as exc:  # zipfile.BadZipFile, KeyError, ValueError, EOFError...: a damaged file
+        return f"cannot be read ({type(exc).__name__}: {exc})"
+    if indices.shape != (n_rows, depth) or distances.shape != (n_rows, depth):
+        return f"has shape {indices.shape}, expected ({n_rows}, {depth})"
+    if indices.size and (indices.min() < 0 or indices.max() >= n_rows):
+        return f"holds image ids outside 0..{n_rows - 1}"
+    if (indices == np.arange(n_rows)[:, None]).any():
+        return "lists a query among its own neighbours"
+    if not np.isfinite(distances).all() or (np.diff(distances, axis=1) < 0).any():
+        return "holds distances that are not finite and sorted"
+    if len(ties) != 2 or any(t.shape != (n_rows,) or (t < 0).any() for t in ties):
+        return "lacks valid tie counts"
+    return None
+
+
+def check_table(path: Path, n_rows: int | None = None) -> str | None:
+    """A readable parquet table, with ``n_rows`` rows when given."""
+    try:
+        table = read_table(path)
+    except FileNotFoundError:
+        return "is missing"
+    except Exception as exc:  # pyarrow raises several types for damaged files
+        return f"cannot be read ({type(exc).__name__})"
+    if n_rows is not None and len(table) != n_rows:
+        return f"has {len(table)} rows, expected {n_rows}"
+    return None
 
 
 def write_table(path: Path, table: pd.DataFrame) -> None:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
 from pathlib import Path
 
 from precompute.ann import ANN_KINDS, parse_params
+from precompute.artifacts import ArtifactError
 from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
 from precompute.datasets import DatasetError
 from precompute.distributed import ENGINES
+from precompute.extract import ACTIVATION_BUDGET_MB
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
 
 
@@ -59,7 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pooling", choices=["avg", "max"], default="avg",
                         help="how a layer's feature map becomes a vector (default: global average)")
     parser.add_argument("--top-n", type=int, default=50, help="neighbours stored per image (default 50)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="images per forward pass at most (default 32; lowered per model to fit --memory-mb)")
+    parser.add_argument("--memory-mb", type=int, default=ACTIVATION_BUDGET_MB,
+                        help=f"activation memory of one forward pass, in MB (default {ACTIVATION_BUDGET_MB}): bounds "
+                        "extraction memory whatever --batch-size and the backbone")
     parser.add_argument("--input-size", type=int, default=None,
                         help="input side in pixels (default: each backbone's own, e.g. 224)")
     parser.add_argument("--exact-max", type=int, default=20_000, metavar="N",
@@ -81,7 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dask-scheduler", metavar="ADDRESS", default=None,
                         help="Dask scheduler for --engine dask, e.g. tcp://host:8786; workers must see the dataset "
                         "folder at the same path (default: a local cluster started for the run)")
-    parser.add_argument("--force", action="store_true", help="recompute everything instead of resuming")
+    parser.add_argument("--force", action="store_true",
+                        help="recompute everything instead of resuming; also replaces a stored dataset of the same "
+                        "name from another folder, and starts a new index over an unreadable one")
+    parser.add_argument("--hash-files", action="store_true",
+                        help="also hash every file's bytes to notice changed images (slower; size, times and inode "
+                        "are always compared)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--list-backbones", action="store_true", help="list the backbones and exit")
     parser.add_argument("--list-layers", metavar="BACKBONE", help="list every valid layer name of BACKBONE and exit")
@@ -124,22 +136,36 @@ def main(argv: list[str] | None = None) -> int:
         metrics = tuple(metric_name(m, args.minkowski_p) for m in args.metrics)
         config = RunConfig(
             args.dataset_dir, args.out, specs, auto_models=auto, metrics=metrics, pooling=args.pooling,
-            top_n=args.top_n, batch_size=args.batch_size, input_size=args.input_size,
+            top_n=args.top_n, batch_size=args.batch_size, activation_budget_mb=args.memory_mb,
+            input_size=args.input_size,
             exact_search_max=args.exact_max, ann_kind=args.ann, ann_params=args.ann_params,
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
-            force=args.force, progress=not args.no_progress, name=args.name,
+            force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,
             engine=args.engine, dask_address=args.dask_scheduler,
         )
         run = Run(config)
         summary = run.execute()
-    except (ValueError, DatasetError, WeightsUnavailableError, FileNotFoundError) as exc:
+    except (ValueError, DatasetError, WeightsUnavailableError, ArtifactError) as exc:
         print(f"precompute: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk, a read-only folder, a vanished file: say which, never a traceback
+        print(f"precompute: error: {_os_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("precompute: interrupted; finished files are kept, rerun the same command to resume.", file=sys.stderr)
         return 130
     _print_summary(run, summary)
     return 0
+
+
+def _os_message(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (f"no space left on device{where}. Free some space and rerun the same command: finished files are "
+                "kept and the interrupted one is recomputed.")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write or read{where}: {exc.strerror}. Check the folder's permissions, or choose --out."
+    return f"{exc.strerror or exc}{where}."
 
 
 def _print_summary(run: object, summary: object) -> None:

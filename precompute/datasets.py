@@ -6,13 +6,16 @@ folder is the label, deeper folders are walked too), or a flat folder of images 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -31,6 +34,12 @@ THUMB_SIZE = 160
 MANIFEST_COLUMNS = ["id", "path", "label", "width", "height", "content_hash", "phash"]
 T = TypeVar("T")
 R = TypeVar("R")
+
+# A very large image is decoded whole (PNG and most formats cannot decode at a reduced scale): at most one such
+# decode, with its reduction to what the caller keeps, runs at a time across all threads (scanning, batch loading,
+# uploads), so memory stays bounded by about one big image whatever the folder holds.
+BIG_IMAGE_PIXELS = 16_000_000
+_BIG_DECODES = threading.BoundedSemaphore(1)
 
 # Never decode a truncated file silently: PIL would fill the rest with grey.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -53,46 +62,157 @@ class ScanResult:
     labeled: bool
 
 
-def scan_folder(root: str | Path) -> ScanResult:
+def scan_folder(root: str | Path, exclude: Sequence[str | Path] = ()) -> ScanResult:
     """List candidate image files of a dataset folder, sorted, with their labels.
 
-    Hidden files and folders are ignored; files with other extensions are reported as skipped.
+    The layout is decided by where the images are: if any first-level sub-folder holds an image file (at any
+    depth), each such sub-folder is a class and files beside them are skipped; otherwise the folder is flat
+    (unlabeled) and its images are taken whatever empty or image-less sub-folders it also has.
+
+    What is never taken as an image, and reported in ``skipped`` with the true reason instead:
+
+    - folders that hold an artifact index (``index.json`` of a precompute run: an ``--out`` inside the dataset),
+      and the folders in ``exclude``;
+    - a file reached twice (through a symbolic link, or a link to a folder already scanned): counted once;
+    - dangling symbolic links, symbolic link loops, and entries that cannot be listed;
+    - files with other extensions; hidden files and folders are ignored silently.
+
+    One bad entry never aborts the scan.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"Dataset folder {root} does not exist or is not a folder.")
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    class_dirs = [p for p in entries if p.is_dir()]
-    labeled = bool(class_dirs)
+    scanner = _Scanner(root, exclude)
+    first_level = scanner.entries(root, "")
+    class_dirs = []
+    top_files = []
+    for rel, real in first_level:
+        if real.is_dir():
+            class_dirs.append((rel, real))
+        else:
+            top_files.append(rel)
+    per_class = {rel: list(scanner.walk(real, rel)) for rel, real in class_dirs}
+    labeled = any(any(_is_image_name(f) for f in found) for found in per_class.values())
     files: list[tuple[str, str | None]] = []
-    skipped: list[dict[str, str]] = []
+    skipped = list(scanner.skipped)
     if labeled:
-        for path in entries:
-            if path.is_file():
-                skipped.append({"path": path.name, "reason": "outside the class sub-folders"})
-        for class_dir in class_dirs:
-            for path in _walk_files(class_dir):
-                _add_candidate(root, path, class_dir.name, files, skipped)
+        for rel in top_files:
+            skipped.append({"path": rel, "reason": "outside the class sub-folders"})
+        for rel, _ in class_dirs:
+            for path in per_class[rel]:
+                _add_candidate(path, rel, files, skipped)
     else:
-        for path in entries:
-            _add_candidate(root, path, None, files, skipped)
+        for rel in top_files:
+            _add_candidate(rel, None, files, skipped)
+        skipped += [{"path": path, "reason": "inside a sub-folder of a flat folder (no sub-folder holds images)"}
+                    for found in per_class.values() for path in found]
     return ScanResult(files=files, skipped=skipped, labeled=labeled)
 
 
-def _walk_files(folder: Path) -> Iterable[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                yield Path(dirpath) / name
+def is_artifacts_folder(folder: Path) -> bool:
+    """True when ``folder`` holds a precompute artifact index (an ``index.json`` with datasets)."""
+    index = folder / "index.json"
+    try:
+        if not index.is_file():
+            return False
+        import json
+
+        data = json.loads(index.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "datasets" in data and "schema_version" in data
 
 
-def _add_candidate(root: Path, path: Path, label: str | None, files: list, skipped: list) -> None:
-    rel = path.relative_to(root).as_posix()
-    if path.suffix.lower() in IMAGE_EXTENSIONS:
+class _Scanner:
+    """Walks a dataset folder once: real paths resolved, each file and folder visited at most once."""
+
+    def __init__(self, root: Path, exclude: Sequence[str | Path]) -> None:
+        self.root = root
+        self.excluded = {Path(p).resolve() for p in exclude}
+        self.seen_files: dict[Path, str] = {}
+        self.seen_dirs: dict[Path, str] = {root.resolve(): "."}
+        self.skipped: list[dict[str, str]] = []
+
+    def entries(self, folder: Path, rel_folder: str) -> list[tuple[str, Path]]:
+        """The usable entries of one folder: (relative path, resolved real path), sorted by name."""
+        try:
+            names = sorted(os.listdir(folder))
+        except OSError as exc:
+            self.skipped.append({"path": rel_folder or ".", "reason": f"cannot list the folder ({_os_reason(exc)})"})
+            return []
+        out = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            rel = f"{rel_folder}/{name}" if rel_folder else name
+            real = self._resolve(folder / name, rel)
+            if real is None:
+                continue
+            if real.is_dir():
+                if not self._take_dir(real, rel):
+                    continue
+            elif real in self.seen_files:
+                self.skipped.append({"path": rel, "reason": f"the same file as {self.seen_files[real]}"})
+                continue
+            else:
+                self.seen_files[real] = rel
+            out.append((rel, real))
+        return out
+
+    def walk(self, folder: Path, rel_folder: str) -> Iterator[str]:
+        """Relative paths of every file under ``folder`` (depth first, sorted), each real file once."""
+        for rel, real in self.entries(folder, rel_folder):
+            if real.is_dir():
+                yield from self.walk(real, rel)
+            else:
+                yield rel
+
+    def _resolve(self, path: Path, rel: str) -> Path | None:
+        try:
+            real = path.resolve(strict=True)
+        except FileNotFoundError:
+            self.skipped.append({"path": rel, "reason": "a dangling symbolic link (its target does not exist)"})
+            return None
+        except RuntimeError:  # Python's "Symlink loop"
+            self.skipped.append({"path": rel, "reason": "a symbolic link loop"})
+            return None
+        except OSError as exc:  # ELOOP on some systems, permission errors on the way
+            reason = "a symbolic link loop" if exc.errno == errno.ELOOP else f"cannot be resolved ({_os_reason(exc)})"
+            self.skipped.append({"path": rel, "reason": reason})
+            return None
+        if not (real.is_dir() or real.is_file()):
+            self.skipped.append({"path": rel, "reason": "not a regular file or folder"})
+            return None
+        return real
+
+    def _take_dir(self, real: Path, rel: str) -> bool:
+        if real in self.excluded or any(real.is_relative_to(e) for e in self.excluded):
+            self.skipped.append({"path": rel, "reason": "the artifacts output folder (--out), not images"})
+            return False
+        if real in self.seen_dirs:
+            self.skipped.append({"path": rel, "reason": f"a link to a folder already scanned ({self.seen_dirs[real]})"})
+            return False
+        if is_artifacts_folder(real):
+            self.skipped.append({"path": rel, "reason": "an artifacts folder (it holds a precompute index.json)"})
+            return False
+        self.seen_dirs[real] = rel
+        return True
+
+
+def _os_reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _is_image_name(rel: str) -> bool:
+    return Path(rel).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _add_candidate(rel: str, label: str | None, files: list, skipped: list) -> None:
+    if _is_image_name(rel):
         files.append((rel, label))
     else:
-        skipped.append({"path": rel, "reason": f"not an image file extension ({path.suffix or 'none'})"})
+        suffix = Path(rel).suffix
+        skipped.append({"path": rel, "reason": f"not an image file extension ({suffix or 'none'})"})
 
 
 # ------------------------------------------------------------------------------------------- decoding
@@ -138,7 +258,13 @@ def open_image(
         raise ImageDecodeError(f"{name}: not an image PIL can read") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"{name}: too many pixels ({exc})") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except PermissionError as exc:
+        raise ImageDecodeError(f"{name}: cannot be read (permission denied)") from exc
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError) or exc.errno in (errno.EACCES, errno.EISDIR, errno.EIO):
+            raise ImageDecodeError(f"{name}: cannot be read ({_os_reason(exc)})") from exc
+        raise ImageDecodeError(f"{name}: corrupt or truncated image ({exc})") from exc
+    except (SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"{name}: corrupt or truncated image ({exc})") from exc
     try:
         return ImageOps.exif_transpose(image)
@@ -175,9 +301,20 @@ def load_for_model(path: str | Path | bytes, size: int) -> np.ndarray:
 
     The whole image is resized (no crop), as ``keras.utils.load_img(target_size=...)`` does.
     """
-    image = decode_image(path, draft_size=size * 2)
-    image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    with large_decode_slot(path):
+        image = decode_image(path, draft_size=size * 2)
+        image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(image, dtype=np.float32)
+
+
+def large_decode_slot(source: str | Path | bytes) -> threading.BoundedSemaphore | nullcontext:
+    """A context to hold while decoding ``source`` and reducing it: exclusive for images above BIG_IMAGE_PIXELS."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:  # header only
+            width, height = image.size
+    except Exception:  # the decode itself reports the precise reason
+        return nullcontext()
+    return _BIG_DECODES if width * height > BIG_IMAGE_PIXELS else nullcontext()
 
 
 # ------------------------------------------------------------------------------------------- manifest
@@ -188,6 +325,7 @@ def build_manifest(
     thumbs_dir: Path | None = None,
     workers: int = 4,
     progress: bool = True,
+    exclude: Sequence[str | Path] = (),
 ) -> tuple[pd.DataFrame, list[dict[str, str]], bool]:
     """Decode every candidate image once: keep the good ones, report the bad, write thumbnails.
 
@@ -199,7 +337,7 @@ def build_manifest(
     from tqdm.auto import tqdm
 
     root = Path(dataset_root)
-    scan = scan_folder(root)
+    scan = scan_folder(root, exclude)
     if not scan.files:
         raise DatasetError(
             f"No image files in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, any case). "
@@ -208,15 +346,17 @@ def build_manifest(
     if thumbs_dir is not None:
         thumbs_dir.mkdir(parents=True, exist_ok=True)
 
-    def inspect(item: tuple[str, str | None]) -> tuple[Image.Image, str, str] | str:
+    def inspect(item: tuple[str, str | None]) -> tuple[Image.Image, tuple[int, int], str, str] | str:
         from precompute.duplicates import content_hash, perceptual_hash
 
         rel, _ = item
         try:
-            image = decode_image(root / rel)
+            with large_decode_slot(root / rel):
+                image = decode_image(root / rel)
+                # Only the thumbnail and the hashes leave the worker: decoded images never pile up in the queue.
+                return _thumbnail(image), image.size, content_hash(image), perceptual_hash(image)
         except ImageDecodeError as exc:
             return str(exc).replace(str(root / rel), rel)
-        return image, content_hash(image), perceptual_hash(image)
 
     rows, skipped = [], list(scan.skipped)
     results = _ordered_map(inspect, scan.files, workers)
@@ -225,11 +365,10 @@ def build_manifest(
         if isinstance(result, str):
             skipped.append({"path": rel, "reason": result})
             continue
-        image, pixels_hash, phash = result
+        thumb, (width, height), pixels_hash, phash = result
         image_id = len(rows)
         if thumbs_dir is not None:
-            _write_thumbnail(image, thumbs_dir / f"{image_id}.jpg")
-        width, height = image.size
+            _save_thumbnail(thumb, thumbs_dir / f"{image_id}.jpg")
         rows.append({"id": image_id, "path": rel, "label": label, "width": width, "height": height,
                      "content_hash": pixels_hash, "phash": phash})
     if not rows:
@@ -242,25 +381,63 @@ def build_manifest(
     return manifest, skipped, scan.labeled
 
 
-def _write_thumbnail(image: Image.Image, path: Path) -> None:
+def write_thumbnails(dataset_root: str | Path, manifest: pd.DataFrame, thumbs_dir: Path, ids: Sequence[int],
+                     workers: int = 2) -> None:
+    """(Re)write the thumbnails of manifest rows ``ids`` from the dataset's files (a repair after damage).
+
+    A file that can no longer be decoded gets a grey placeholder, so the app still shows its row.
+    """
+    root = Path(dataset_root)
+    thumbs_dir.mkdir(parents=True, exist_ok=True)
+    paths = manifest.set_index("id")["path"]
+
+    def load(image_id: int) -> tuple[int, Image.Image]:
+        try:
+            with large_decode_slot(root / paths[image_id]):
+                return image_id, _thumbnail(decode_image(root / paths[image_id]))
+        except ImageDecodeError:
+            return image_id, Image.new("RGB", (THUMB_SIZE, THUMB_SIZE), (200, 200, 200))
+
+    for image_id, thumb in _ordered_map(load, list(ids), workers):
+        _save_thumbnail(thumb, thumbs_dir / f"{image_id}.jpg")
+
+
+def _thumbnail(image: Image.Image) -> Image.Image:
     thumb = image.copy()
     thumb.thumbnail((THUMB_SIZE, THUMB_SIZE), Image.Resampling.LANCZOS)
+    return thumb
+
+
+def _save_thumbnail(thumb: Image.Image, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     thumb.save(tmp, format="JPEG", quality=85)
     os.replace(tmp, path)
 
 
-def folder_fingerprint(dataset_root: str | Path) -> str:
-    """A hash of what a dataset folder holds (relative paths, labels, sizes, modification times).
+def folder_fingerprint(dataset_root: str | Path, exclude: Sequence[str | Path] = (), content: bool = False) -> str:
+    """A hash of what a dataset folder holds: relative paths, labels, sizes, modification and change times, inodes.
 
-    Cheap (no decoding): a rerun compares it with the stored one to notice added, removed or replaced files.
+    Cheap (no decoding): a rerun compares it with the stored one to notice added, removed or replaced files. The
+    inode and change time catch a same-size replacement whose modification time was kept (``cp -p``, ``touch
+    -r``); ``content=True`` also hashes every file's bytes, for file systems where those are not reliable.
+    A file that vanishes or cannot be read between the scan and here changes the fingerprint, never aborts it.
     """
     root = Path(dataset_root)
-    scan = scan_folder(root)
+    scan = scan_folder(root, exclude)
     digest = hashlib.sha256()
     for rel, label in scan.files:
-        stat = (root / rel).stat()
-        digest.update(f"{rel}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        try:
+            stat = (root / rel).stat()
+            line = f"{rel}\0{label}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_ino}"
+            if content:
+                file_hash = hashlib.sha256()
+                with open(root / rel, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        file_hash.update(block)
+                line += "\0" + file_hash.hexdigest()
+        except OSError as exc:
+            line = f"{rel}\0unreadable: {_os_reason(exc)}"
+        digest.update(f"{line}\n".encode())
     return digest.hexdigest()[:32]
 
 

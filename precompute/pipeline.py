@@ -33,9 +33,16 @@ from precompute.backbones import (
     model_key,
     resolve_weights,
 )
-from precompute.datasets import build_manifest, dataset_name, folder_fingerprint, load_batches
+from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
-from precompute.extract import POOLINGS, build_feature_model, check_layers, extract_to_files
+from precompute.extract import (
+    ACTIVATION_BUDGET_MB,
+    POOLINGS,
+    bounded_batch_size,
+    build_feature_model,
+    check_layers,
+    extract_to_files,
+)
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
 from precompute.stats import bootstrap_ci, bootstrap_params
 
@@ -75,7 +82,8 @@ class RunConfig:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     pooling: str = "avg"
     top_n: int = 50
-    batch_size: int = 32
+    batch_size: int = 32  # an upper bound: lowered per model to fit activation_budget_mb (extract.bounded_batch_size)
+    activation_budget_mb: int = ACTIVATION_BUDGET_MB
     input_size: int | None = None
     exact_search_max: int = 20_000  # above this many images, rankings come from a FAISS index (precompute.ann)
     ann_kind: str = "hnsw"
@@ -84,6 +92,7 @@ class RunConfig:
     umap_min_dist: float = 0.1
     seed: int = 0
     force: bool = False
+    hash_files: bool = False  # also hash file contents to notice changed files (slower; see folder_fingerprint)
     progress: bool = True
     name: str | None = None
     engine: str = "local"  # "dask": extraction on a Dask cluster (precompute.distributed), same artifacts
@@ -98,8 +107,8 @@ class RunConfig:
             get_backbone(spec.backbone)
         if self.pooling not in POOLINGS:
             raise ValueError(f"Unknown pooling {self.pooling!r}; valid: {', '.join(POOLINGS)}.")
-        if self.top_n < 1 or self.batch_size < 1:
-            raise ValueError("--top-n and --batch-size must be at least 1.")
+        if self.top_n < 1 or self.batch_size < 1 or self.activation_budget_mb < 1:
+            raise ValueError("--top-n, --batch-size and --memory-mb must be at least 1.")
         if self.exact_search_max < 0:
             raise ValueError(f"--exact-max must be >= 0, got {self.exact_search_max}.")
         ann.check_params(self.ann_kind, self.ann_params)
@@ -148,26 +157,31 @@ class Run:
     def prepare_dataset(self) -> pd.DataFrame:
         root, ds, cfg = self.root, self.dataset, self.config
         entry = art.read_index(root)["datasets"].get(ds)
+        self._check_identity(entry)
         path = art.manifest_path(root, ds)
-        fingerprint = folder_fingerprint(cfg.dataset_dir)
-        if entry and path.exists() and not cfg.force and entry.get("fingerprint") == fingerprint:
-            manifest = art.read_table(path)
-            # Manifests of older runs lack the image hashes that duplicate detection needs: rescan those.
-            if {"content_hash", "phash"} <= set(manifest.columns):
+        fingerprint = folder_fingerprint(cfg.dataset_dir, exclude=[root], content=cfg.hash_files)
+        if entry and not cfg.force and entry.get("fingerprint") == fingerprint:
+            manifest = self._valid_manifest(entry)
+            if manifest is not None:
                 self.report["skipped_files"] = entry.get("skipped_files", [])
                 labeled = bool(entry.get("labeled"))
-                if "duplicates" not in entry or not art.duplicates_path(root, ds).exists():
+                self._repair_thumbnails(manifest)
+                pairs = _readable_table(art.duplicates_path(root, ds)) if "duplicates" in entry else None
+                if pairs is None:
                     self.write_duplicates(manifest, labeled)
                 else:
-                    pairs = art.read_table(art.duplicates_path(root, ds))
                     self.report["duplicates"] = {**entry["duplicates"],
                                                  "pairs": _pair_records(pairs, manifest, labeled)}
                 return manifest
         if entry:
-            log.info("%s: the folder changed since the last run (or --force): rescanning, models recomputed", ds)
-        # Thumbnails are named by row id: those of an older manifest must not outlive it.
+            log.info("%s: the folder changed since the last run (or --force, or a broken manifest): rescanning, "
+                     "models recomputed", ds)
+        # Thumbnails are named by row id: those of an older manifest must not outlive it; nor may model folders.
         shutil.rmtree(art.thumbs_dir(root, ds), ignore_errors=True)
-        manifest, skipped, labeled = build_manifest(cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress)
+        for key in (entry or {}).get("models", {}):
+            shutil.rmtree(art.dataset_dir(root, ds) / art.check_name(key, "model name"), ignore_errors=True)
+        manifest, skipped, labeled = build_manifest(cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress,
+                                                    exclude=[root])
         art.write_table(path, manifest)
         self.report["skipped_files"] = skipped
         labels = manifest["label"]
@@ -187,6 +201,43 @@ class Run:
         art.update_index(root, change)
         self.write_duplicates(manifest, labeled)
         return manifest
+
+    def _check_identity(self, entry: dict[str, Any] | None) -> None:
+        """Refuse to replace a stored dataset of the same name that came from another folder (unless --force)."""
+        if not entry or entry.get("source") in (None, self.report["source"]) or self.config.force:
+            return
+        raise DatasetError(
+            f"The artifacts in {self.root} already hold a dataset named {self.dataset!r}, computed from "
+            f"{entry['source']}; this run is for {self.report['source']}. Give this one another name with "
+            f"--name NAME, or replace the stored one with --force."
+        )
+
+    def _valid_manifest(self, entry: dict[str, Any]) -> pd.DataFrame | None:
+        """The stored manifest if it is readable and agrees with the index, else None (and why, in the log)."""
+        path = art.manifest_path(self.root, self.dataset)
+        manifest = _readable_table(path)
+        problem = None
+        if manifest is None:
+            problem = "is missing or unreadable"
+        elif len(manifest) != entry.get("n_images") or list(manifest["id"]) != list(range(len(manifest))):
+            problem = f"has {len(manifest)} rows, the index says {entry.get('n_images')}"
+        elif not {"content_hash", "phash"} <= set(manifest.columns):
+            problem = "lacks the image hashes of this version"  # an older run: rescan once
+        if problem:
+            log.warning("%s %s: rescanning the dataset", art.relative(self.root, path), problem)
+            return None
+        return manifest
+
+    def _repair_thumbnails(self, manifest: pd.DataFrame) -> None:
+        """Write the thumbnails that are missing or empty (a deleted ``thumbs/``, a truncated file)."""
+        from precompute.datasets import write_thumbnails
+
+        folder = art.thumbs_dir(self.root, self.dataset)
+        paths = {int(i): art.thumb_path(self.root, self.dataset, int(i)) for i in manifest["id"]}
+        missing = [i for i, path in paths.items() if not path.is_file() or path.stat().st_size == 0]
+        if missing:
+            log.warning("%s: %d thumbnails missing, writing them again", art.relative(self.root, folder), len(missing))
+            write_thumbnails(self.config.dataset_dir, manifest, folder, missing)
 
     def write_duplicates(self, manifest: pd.DataFrame, labeled: bool) -> None:
         """Exact and perceptual-hash duplicate pairs of the dataset: a table, counts in the index, the report."""
@@ -216,7 +267,8 @@ class Run:
         # --top-n changes that depth, and the baseline with it.
         depth = min(self.config.top_n, len(manifest) - 1)
         params = {"depth": depth, "ks": _score_ks(depth), "n_images": len(manifest)}
-        if path.exists() and (entry.get("baseline") or {}).get("params") == params and not self.config.force:
+        if ((entry.get("baseline") or {}).get("params") == params and not self.config.force
+                and not self._broken(path, art.check_table(path))):
             return
         baseline = random_baseline(manifest["label"].to_numpy(), ks=params["ks"], depth=depth)
         art.write_table(path, baseline)
@@ -241,15 +293,33 @@ class Run:
             log.info("%s: parameters changed since the last run, recomputing", key)
             entry = None
         stale = cfg.force or entry is None
-        todo = [name for name in layers
-                if stale or name not in entry.get("layers", {}) or not art.features_path(root, ds, key, name).exists()]
+        todo = [name for name in layers if stale or not self._features_sound(key, name, entry)]
         self.report["models"][key] = {"status": "running", "weights": weights.description,
                                       "reason": weights.reason, "layers": layers}
         if todo:
             self._extract(backbone, weights, key, todo, manifest, input_size, model_config, fresh=stale)
         for order, name in enumerate(layers):
-            self._layer_products(key, name, order, manifest, labeled)
+            # New features make everything derived from them stale, whatever the disk holds.
+            self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
         self.report["models"][key]["status"] = "done"
+
+    def _broken(self, path: Path, problem: str | None) -> bool:
+        """Log a damaged or missing artifact that is about to be recomputed; True when there is a problem."""
+        if problem and problem != "is missing":
+            log.warning("%s %s: recomputing it", art.relative(self.root, path), problem)
+        return problem is not None
+
+    def _features_sound(self, key: str, layer: str, entry: dict[str, Any]) -> bool:
+        """Whether a layer's stored features can be reused: indexed, readable, the manifest's rows, finite."""
+        layer_entry = entry.get("layers", {}).get(layer)
+        if layer_entry is None:
+            return False
+        path = art.features_path(self.root, self.dataset, key, layer)
+        n_images = art.read_index(self.root)["datasets"][self.dataset]["n_images"]
+        problem = art.check_matrix(path, n_images, layer_entry.get("dim"))
+        if problem:
+            log.warning("%s %s: extracting it again", art.relative(self.root, path), problem)
+        return problem is None
 
     def _extract(self, backbone: Backbone, weights: Any, key: str, layers: list[str], manifest: pd.DataFrame,
                  input_size: int, model_config: dict, fresh: bool) -> None:
@@ -261,17 +331,21 @@ class Run:
         check_layers(base, layers, backbone.name)
         feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
         paths = [art.features_path(root, ds, key, name) for name in layers]
+        batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)
+        if batch_size < cfg.batch_size:
+            log.info("%s: batches of %d images (not %d) keep its activations within %d MB", key, batch_size,
+                     cfg.batch_size, cfg.activation_budget_mb)
         if cfg.engine == "dask":
-            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key)
+            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key, batch_size)
         else:
-            batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, cfg.batch_size)
+            batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
             timing = extract_to_files(feature_model, batches, backbone.preprocess, len(manifest), paths,
                                       progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
         n_params = int(base.count_params())
         cost = {"n_params": n_params, "weights_mb": round(n_params * 4 / 1e6, 2),
                 "gflops_per_image": round(count_flops(base) / 1e9, 4),
                 "images_per_second": round(timing.images_per_second, 2),
-                "ms_per_image": round(timing.ms_per_image, 3), "batch_size": cfg.batch_size,
+                "ms_per_image": round(timing.ms_per_image, 3), "batch_size": batch_size,
                 "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2), "engine": cfg.engine,
                 "device": platform.processor() or platform.machine(), "measured": _now()}
         layer_costs = {}
@@ -295,7 +369,7 @@ class Run:
         keras.backend.clear_session()
 
     def _extract_on_dask(self, backbone: Backbone, weights: Any, layers: list[str], manifest: pd.DataFrame,
-                         input_size: int, paths: list[Path], key: str) -> Any:
+                         input_size: int, paths: list[Path], key: str, batch_size: int) -> Any:
         from precompute.distributed import ModelRecipe, dask_client, extract_on_dask
 
         cfg = self.config
@@ -303,21 +377,26 @@ class Run:
             self._client = self._resources.enter_context(dask_client(cfg.dask_address))
         recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten)
         return extract_on_dask(self._client, recipe, cfg.dataset_dir, manifest["path"].tolist(), paths,
-                               batch_size=cfg.batch_size, progress=cfg.progress,
+                               batch_size=batch_size, progress=cfg.progress,
                                desc=f"{key} ({len(layers)} layers, dask)")
 
-    def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool) -> None:
+    def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool,
+                        refresh: bool = False) -> None:
+        """UMAP, rankings, scores and feature duplicates of one layer: each redone when its parameters changed,
+        its file is missing or damaged (checked, and named in the log), or ``refresh`` (new features)."""
         from precompute.embed import compute_umap
         from precompute.scores import compute_query_scores
 
         cfg, root, ds = self.config, self.root, self.dataset
+        redo = cfg.force or refresh
         features = art.read_array(art.features_path(root, ds, key, layer), mmap=True)
+        n_images = len(features)
         entry = art.read_index(root)["datasets"][ds]["models"][key]["layers"][layer]
         updates: dict[str, Any] = {"order": order}
         umap_params = {"n_neighbors": cfg.umap_neighbors, "min_dist": cfg.umap_min_dist, "metric": "euclidean",
                        "seed": cfg.seed}
         upath = art.umap_path(root, ds, key, layer)
-        if cfg.force or entry.get("umap_params") != umap_params or not upath.exists():
+        if redo or entry.get("umap_params") != umap_params or self._broken(upath, art.check_matrix(upath, n_images, 2)):
             coords = compute_umap(np.asarray(features), n_neighbors=cfg.umap_neighbors,
                                   min_dist=cfg.umap_min_dist, seed=cfg.seed)
             art.write_array(upath, coords)
@@ -331,16 +410,18 @@ class Run:
             search = {"search": f"faiss-{cfg.ann_kind}", "ann_params": ann.check_params(cfg.ann_kind, cfg.ann_params)}
         else:
             search = {"search": "exact"}
+        depth = min(cfg.top_n, n_images - 1)
         for metric in cfg.metrics:
             done = metrics.get(metric, {})
             npath = art.neighbors_path(root, ds, key, layer, metric)
             spath = art.scores_path(root, ds, key, layer, metric)
             ipath = art.faiss_index_path(root, ds, key, layer, metric)
-            if (not cfg.force and done.get("top_n") == cfg.top_n and npath.exists()
+            if (not redo and done.get("top_n") == depth
                     and done.get("search", "exact") == search["search"] and done.get("ties") == TIE_SCORING
                     and (not labeled or done.get("bootstrap") == bootstrap_params(seed=cfg.seed))
                     and (not approximate or (done.get("ann_params") == search["ann_params"] and ipath.exists()))
-                    and (not labeled or spath.exists())):
+                    and not self._broken(npath, art.check_neighbors(npath, n_images, depth))
+                    and not (labeled and self._broken(spath, art.check_table(spath, n_images)))):
                 continue
             t0 = time.perf_counter()
             result: dict[str, Any] = {}
@@ -395,7 +476,7 @@ class Run:
             return None
         path = art.layer_duplicates_path(root, ds, key, layer)
         params = {"metric": metric, "ratio": FEATURE_DUPLICATE_RATIO, "sigmas": FEATURE_DUPLICATE_SIGMAS}
-        fresh = done and path.exists() and {k: done.get(k) for k in params} == params
+        fresh = done and {k: done.get(k) for k in params} == params and not self._broken(path, art.check_table(path))
         if fresh and metric not in reranked and not self.config.force:
             return None
         indices, distances = art.read_neighbors(art.neighbors_path(root, ds, key, layer, metric))
@@ -429,6 +510,7 @@ class Run:
     def _execute(self) -> pd.DataFrame:
         cfg = self.config
         start = time.perf_counter()
+        self._open_index()
         art.update_index(self.root, lambda index: index.setdefault("versions", {}).update(_versions()))
         manifest = self.prepare_dataset()
         labeled = bool(manifest["label"].notna().all())
@@ -448,6 +530,23 @@ class Run:
                 self._write_report(time.perf_counter() - start)
         return summarize_run(self.root, self.dataset)
 
+    def _open_index(self) -> None:
+        """Check the index before any work; with --force, set a broken one aside; clear stale temporary files."""
+        try:
+            art.read_index(self.root)
+        except art.ArtifactError as exc:
+            if not self.config.force:
+                raise art.ArtifactError(f"{exc} To start a new index, rerun with --force: the unreadable one is "
+                                        "kept beside it as index.json.broken-<time>.") from None
+            kept = art.set_aside_index(self.root)
+            log.warning("%s; --force: it is kept as %s and a new index is started (other datasets in this "
+                        "folder must be recomputed)", exc, kept.name if kept else "-")
+        removed = art.remove_stale_temporaries(art.dataset_dir(self.root, self.dataset))
+        # Index temporaries of other runs sharing the root may be in flight: only old ones go.
+        removed += art.remove_stale_temporaries(self.root, older_than_seconds=600, recursive=False)
+        if removed:
+            log.info("removed %d temporary files left by an interrupted run", len(removed))
+
     def _write_report(self, seconds: float) -> None:
         self.report.update(finished=_now(), seconds=round(seconds, 1), config=_jsonable(asdict(self.config)))
         art.write_json(art.report_path(self.root, self.dataset), self.report)
@@ -462,6 +561,14 @@ def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
     from precompute.scores import summarize_scores
 
     return summarize_scores(scores)
+
+
+def _readable_table(path: Path) -> pd.DataFrame | None:
+    """A parquet table, or None when it is missing or cannot be read (a truncated or foreign file)."""
+    try:
+        return art.read_table(path)
+    except Exception:  # pyarrow raises several types for damaged files; any of them means "recompute"
+        return None
 
 
 def _format_interval(interval: list[float | None] | None) -> str:

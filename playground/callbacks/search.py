@@ -14,7 +14,7 @@ from playground import components, ids, tables
 from playground.callbacks.guards import selection_in_view
 from playground.ranking import query_results, query_scores
 from playground.state import Selection
-from playground.store import MissingArtifact, Store
+from playground.store import BrokenArtifact, MissingArtifact, Store
 from precompute import artifacts as art
 
 PAGE_SIZE = 48
@@ -68,8 +68,8 @@ def render_results(store: Store, sel: Selection) -> Any:
         return components.message("Nothing to show: no model was computed for this dataset.", "warning")
     try:
         results = query_results(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query, sel.k)
-    except MissingArtifact as exc:
-        return components.message(f"Not computed: {exc}", "warning")
+    except MissingArtifact as exc:  # BrokenArtifact included: its message says what is wrong with the file
+        return components.message(str(exc) if isinstance(exc, BrokenArtifact) else f"Not computed: {exc}", "warning")
     summary = []
     if sel.labeled:
         same = sum(bool(r.same_class) for r in results)

@@ -11,7 +11,7 @@ from playground import components, ids
 from playground.callbacks.guards import selection_in_view
 from playground.ranking import feature_results, majority_label
 from playground.state import Selection
-from playground.store import MissingArtifact, Store
+from playground.store import BrokenArtifact, MissingArtifact, Store
 from playground.uploads import UploadError, decode_contents, preview_data_url, upload_features
 
 log = logging.getLogger(__name__)
@@ -33,11 +33,13 @@ def render_upload(store: Store, sel: Selection, contents: str | None, filename: 
         preview = preview_data_url(data)
     except UploadError as exc:
         return components.message([html.Strong(f"{name}: "), str(exc)], "error"), None
-    except MissingArtifact as exc:
-        return components.message(f"Not computed: {exc}", "warning"), None
-    except Exception as exc:  # the page gets a message, the log gets the traceback
+    except MissingArtifact as exc:  # BrokenArtifact included: its message says what is wrong with the file
+        text = str(exc) if isinstance(exc, BrokenArtifact) else f"Not computed: {exc}"
+        return components.message(text, "warning"), None
+    except Exception as exc:  # the page gets a message (no server path), the log gets the traceback
         log.exception("feature extraction failed for an upload")
-        return components.message(f"{name}: feature extraction failed ({type(exc).__name__}: {exc}).", "error"), None
+        reason = f"{type(exc).__name__}: {store.public_text(str(exc))}"
+        return components.message(f"{name}: feature extraction failed ({reason}).", "error"), None
     status: list[Any] = [
         html.Div(
             [
