@@ -440,8 +440,11 @@ def model_family(store: Store, dataset: str, model: str) -> str:
 def family_table(store: Store, dataset: str, score: str) -> pd.DataFrame:
     """Each model's best configuration over every layer and metric, beside its size, for the family figure.
 
-    Columns: model, family (:func:`model_family`), parameters (the whole model's), layer, metric, ``score`` and
-    its interval bounds (when stored), in the index's model order. Empty when nothing is scored.
+    Columns: model, family (:func:`model_family`), parameters, layer, metric, ``score`` and its interval bounds
+    (when stored), in the index's model order. ``parameters`` counts the network the model runs: up to its
+    deepest computed layer (the most parameters of any of its layers' sub-models; the whole model's count where
+    an older index lacks them). That is the whole network for ImageNet models read up to ``top_conv``, and only
+    the ImageNet-frozen part of an nsfwjs model. Empty when nothing is scored.
     """
     table = summary_table(store, dataset)
     columns = ["model", "family", "parameters", "layer", "metric", score]
@@ -449,9 +452,16 @@ def family_table(store: Store, dataset: str, score: str) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     scored = table.dropna(subset=[score])
     best = scored.loc[scored.groupby("model", sort=False)[score].idxmax()]
-    best = best[["model", "parameters", "layer", "metric", *_with_bounds(table, score)]].reset_index(drop=True)
+    best = best[["model", "layer", "metric", *_with_bounds(table, score)]].reset_index(drop=True)
     best.insert(1, "family", [model_family(store, dataset, model) for model in best["model"]])
+    best.insert(2, "parameters", [_network_parameters(store, dataset, model) for model in best["model"]])
     return best
+
+
+def _network_parameters(store: Store, dataset: str, model: str) -> float:
+    counts = [store.layer(dataset, model, layer).get("n_params") for layer in store.layers(dataset, model)]
+    counts = [c for c in counts if c is not None]
+    return float(max(counts)) if counts else _as_float(store.model(dataset, model).get("cost", {}).get("n_params"))
 
 
 def duplicate_pairs(

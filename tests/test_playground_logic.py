@@ -906,6 +906,8 @@ def test_family_table_and_figure(store):
     assert list(table["model"]) == [PIXELS, LITE]
     for _, row in table.iterrows():  # the best over every layer and metric of the model
         assert row["rwp@15"] == summary.loc[summary["model"] == row["model"], "rwp@15"].max()
+        deepest = store.layers("shapes", row["model"])[-1]  # the network the model runs, up to its deepest layer
+        assert row["parameters"] == store.layer("shapes", row["model"], deepest)["n_params"]
     assert model_family(store, "shapes", LITE) == "EfficientNet-Lite (random)"  # untrained: not the ImageNet curve
     assert model_family(store, "shapes", PIXELS) == PIXELS
 
