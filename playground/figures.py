@@ -315,3 +315,67 @@ def _log_range(values: pd.Series) -> list[float] | None:
         return None
     low, high = np.log10(positive.min()), np.log10(positive.max())
     return [low - 0.4, high + 0.4]
+
+
+def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None, title: str = "") -> go.Figure:
+    """Parameters (log x) against each model's best score: one line per family of scaled variants.
+
+    ``table`` has columns model, family, parameters, layer, metric and ``score`` (see ``tables.family_table``),
+    optionally ``<score> low`` / ``<score> high`` for error bars. Models of one family (EfficientNet-Lite0/1/2)
+    are joined smallest first; a model alone in its family is a single point. Models without parameters (raw
+    pixels) have no place on a log axis: each is drawn as a dotted horizontal line at its score, and the random
+    ranking's score (``baseline``) as a dashed one.
+    """
+    if table.empty or score not in table.columns or table[score].isna().all():
+        return empty_figure("No scores to set against model size.")
+    low, high = f"{score} low", f"{score} high"
+    part = table.dropna(subset=[score])
+    sized = part[part["parameters"].fillna(0) > 0]
+    fig = go.Figure()
+    for i, (family, members) in enumerate(sized.groupby("family", sort=False)):
+        members = members.sort_values("parameters", kind="stable")
+        colour = PALETTE[i % len(PALETTE)]
+        interval, hover = _interval_hover(members, low, high)
+        fig.add_trace(
+            go.Scatter(
+                x=members["parameters"],
+                y=members[score],
+                mode="lines+markers+text" if len(members) > 1 else "markers+text",
+                name=family,
+                text=members["model"],
+                textposition="top center",
+                textfont={"size": 10},
+                line={"color": colour},
+                marker={"size": 10, "color": colour},
+                error_y=_error_bars(members, score, low, high, colour),
+                customdata=np.stack([members["layer"], members["metric"], interval], axis=1),
+                hovertemplate="%{text}<br>%{x:,.0f} parameters<br>best: %{customdata[0]} / %{customdata[1]}<br>"
+                + score
+                + " %{y:.3f}"
+                + hover.replace("%{customdata}", "%{customdata[2]}")
+                + "<extra></extra>",
+            )
+        )
+    for _, row in part[part["parameters"].fillna(0) <= 0].iterrows():
+        fig.add_hline(
+            y=row[score],
+            line_dash="dot",
+            line_color="#555",
+            annotation_text=f"{row['model']} (no parameters) {row[score]:.3f}",
+            annotation_position="top left",
+        )
+    if baseline is not None and np.isfinite(baseline):
+        fig.add_hline(
+            y=baseline,
+            line_dash="dash",
+            line_color="#888",
+            annotation_text=f"random {baseline:.3f}",
+            annotation_position="bottom right",
+        )
+    fig.update_layout(
+        **_LAYOUT,
+        title=title or f"Model size against best {score} (each model's best layer and metric)",
+        xaxis={"title": "parameters (log)", "type": "log", "range": _log_range(sized["parameters"])},
+        yaxis={"title": score},
+    )
+    return fig

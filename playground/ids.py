@@ -62,6 +62,8 @@ UMAP_STATE = "umap-state"  # dcc.Store {"key": dataset/model/layer, "ids": selec
 # Compare
 COMPARE_SCORE = "compare-score"
 COMPARE_HEADLINE = "compare-headline"
+COMPARE_ANSWER = "compare-answer"
+COMPARE_FAMILY_GRAPH = "compare-family-graph"
 COMPARE_VERDICTS = "compare-verdicts"
 COMPARE_LAYERS = "compare-layers-graph"
 COMPARE_TABLE = "compare-table"

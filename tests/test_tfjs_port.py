@@ -457,3 +457,52 @@ def test_missing_nsfwjs_names_the_package_and_the_variable(tmp_path: Path, monke
     with pytest.raises(ValueError, match=r"nsfwjs weights exist for mobilenetv2, inceptionv3; got 'vgg16'"):
         nsfwjs.nsfwjs_weights_path("vgg16")
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+
+
+# ------------------------------------------------------------------------------------------- default layers
+
+
+def _ancestors(graph: dict[str, tuple[str, list[str]]], name: str) -> set[str]:
+    """Every layer ``name`` depends on, itself included."""
+    seen, todo = set(), [name]
+    while todo:
+        layer = todo.pop()
+        if layer not in seen:
+            seen.add(layer)
+            todo += graph[layer][1]
+    return seen
+
+
+@pytest.mark.parametrize(("arch", "folder"), [("mobilenetv2", "mobilenet_v2"), ("inceptionv3", "inception_v3")])
+def test_nsfwjs_default_layers_lie_in_the_imagenet_frozen_part(nsfwjs_env: Path, arch: str, folder: str) -> None:
+    # Every layer that a default layer depends on was frozen (trainable: false) during nsfwjs' fine-tuning, so it
+    # kept its ImageNet weights; the next block already depends on a fine-tuned layer. InceptionV3's last frozen
+    # layer is batch_normalization_55 (nsfwjs counts from 1), inside mixed6: mixed5 is its last whole frozen block.
+    from precompute.ports import nsfwjs
+
+    topology = tfjs.read_model_json(nsfwjs_env / folder / "model.min.js")["modelTopology"]
+    graph = tfjs._source_layers(topology)
+    trainable = {layer["name"]: layer["config"].get("trainable", True)
+                 for layer in tfjs._model_config(topology)["layers"]}
+    defaults = nsfwjs.DEFAULT_LAYERS[arch]
+    assert 6 <= len(defaults) <= 8
+    for name in defaults:
+        tuned = sorted(n for n in _ancestors(graph, name) if trainable[n] and graph[n][0] != "InputLayer")
+        assert not tuned, (name, tuned[:5])
+    next_block = {"mobilenetv2": "block_11_expand", "inceptionv3": "mixed6"}[arch]
+    assert any(trainable[n] for n in _ancestors(graph, next_block))
+    if arch == "inceptionv3":
+        assert trainable["batch_normalization_55"] is False and trainable["conv2d_56"] is True
+
+
+def test_offline_default_run_includes_the_nsfwjs_inceptionv3() -> None:
+    from precompute.backbones import get_backbone
+    from precompute.pipeline import AUTO_MODELS
+    from precompute.ports import nsfwjs
+
+    assert {"inceptionv3", "mobilenetv2", "efficientnet-lite1", "efficientnet-lite2"} <= set(AUTO_MODELS)
+    assert get_backbone("inceptionv3").offline_source == "nsfwjs"
+    # The stable block names exist in Keras' InceptionV3 (its conv names are counters that change by session).
+    names = {layer.name for layer in keras.applications.InceptionV3(include_top=False, weights=None,
+                                                                    input_shape=(75, 75, 3)).layers}
+    assert set(nsfwjs.DEFAULT_LAYERS["inceptionv3"]) <= names

@@ -1,10 +1,12 @@
-"""Compare view: the best configuration and what is distinguishable from it, scores per layer with their
+"""Compare view: the answer first (the best configuration, its cost, and the cheapest configuration as good as
+it; model size against score per family), then what is distinguishable from the best, scores per layer with their
 intervals, the metric x model table, per-class heatmap, cost beside quality."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from dash import Dash, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
@@ -35,6 +37,105 @@ def verdict_text(row: pd.Series) -> str:
     if row["verdict"] == tables.ABOVE:
         return f"above the best on the queries both scored ({detail})"
     return f"not distinguishable from the best ({detail})"
+
+
+def _count(value: float) -> str:
+    """Parameters in words: 4.9M, 860k, 0."""
+    if not np.isfinite(value):
+        return "?"
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    return f"{value / 1e3:.0f}k" if value >= 1e3 else f"{value:.0f}"
+
+
+def share_words(ratio: float) -> str:
+    """A cost ratio as words: "half the", "a third of the", "42 % of the" (before "FLOPs" / "parameters")."""
+    for value, words in ((1 / 2, "half the"), (1 / 3, "a third of the"), (1 / 4, "a quarter of the"),
+                         (2 / 3, "two thirds of the"), (3 / 4, "three quarters of the")):
+        if abs(ratio - value) <= 0.02:
+            return words
+    return f"{100 * ratio:.0f} % of the"
+
+
+def _cost_phrase(row: pd.Series, best: pd.Series) -> str:
+    """How ``row``'s cost compares with the best's: "at half the FLOPs (0.38 vs 0.77 GFLOPs) and ..."."""
+    flops, best_flops = row["layer GFLOPs"], best["layer GFLOPs"]
+    params, best_params = row["layer parameters"], best["layer parameters"]
+    if pd.isna(flops) or pd.isna(best_flops) or best_flops <= 0:
+        return "(its cost is not stored)"
+    if flops == 0:
+        return f"with no network at all (0 GFLOPs against {best_flops:.2f})"
+    text = f"at {share_words(flops / best_flops)} FLOPs ({flops:.2f} vs {best_flops:.2f} GFLOPs)"
+    if pd.notna(params) and pd.notna(best_params) and best_params > 0:
+        text += f" and {share_words(params / best_params)} parameters ({_count(params)} vs {_count(best_params)})"
+    return text
+
+
+def percent_of(value: float, best: float) -> str:
+    """``value`` as a share of ``best``: "97 %"; one decimal just below 100 % ("99.6 %"), never a rounded 100."""
+    share = 100 * value / best
+    return f"{share:.1f} %" if 99.5 <= share < 100 else f"{share:.0f} %"
+
+
+def _name(row: pd.Series) -> str:
+    return f"{row['model']} / {row['layer']} / {row['metric']}"
+
+
+def render_answer(result: tables.Answer | None) -> Any:
+    """The answer block at the top of Compare: best configuration, its cost, the cheapest one as good as it."""
+    if result is None:
+        return None
+    score, best = result.score, result.best
+    multiple = result.multiple_of_random
+    random = f", {multiple:.1f}x a random ranking ({result.baseline:.3f})" if multiple is not None else ""
+    lines = [
+        html.P(
+            [html.Strong("Best: "), f"{_name(best)}, {score} {_interval_of(best, score)}{random}."],
+            className="answer-best",
+        )
+    ]
+    cost = result.model_cost
+    parts = []
+    if pd.notna(best["layer GFLOPs"]):
+        parts.append(f"{best['layer GFLOPs']:.2f} GFLOPs per image and {_count(best['layer parameters'])} "
+                     f"parameters up to {best['layer']}")
+    if cost.get("ms_per_image") is not None:
+        parts.append(f"{cost['ms_per_image']:.1f} ms/image for {best['model']}'s pass "
+                     f"({cost.get('layers_in_pass', '?')} layers at once, as precompute measured it)")
+    if parts:
+        lines.append(html.P([html.Strong("Its cost: "), "; ".join(parts) + "."]))
+    cheapest = result.cheapest
+    if cheapest["verdict"] == tables.BEST:
+        ruled_out = f", {result.n_ruled_out} more clearly below by their intervals" if result.n_ruled_out else ""
+        text = (f"every configuration that costs less falls below the best (paired test over the same queries: "
+                f"{result.n_tested} tested{ruled_out}): the best is also the cheapest way to its score.")
+    else:
+        test = components.format_interval(cheapest["difference"], cheapest["difference low"],
+                                          cheapest["difference high"])
+        text = (f"{_name(cheapest)} reaches {percent_of(cheapest[score], best[score])} of the best "
+                f"({cheapest[score]:.3f}) "
+                f"{_cost_phrase(cheapest, best)}; the paired test cannot tell it from the best "
+                f"(difference {test}, p = {cheapest['p_value']:.2g}).")
+    lines.append(html.P([html.Strong("As good, cheaper: "), text], className="answer-cheapest"))
+    near = result.near
+    if near is not None:
+        test = components.format_interval(near["difference"], near["difference low"], near["difference high"])
+        lines.append(html.P([
+            html.Strong(f"Within {100 * (1 - result.share):.0f} % of the best: "),
+            f"{_name(near)} reaches {percent_of(near[score], best[score])} ({near[score]:.3f}) "
+            f"{_cost_phrase(near, best)}, though the paired test puts it below the best (difference {test})."
+            if near["verdict"] == tables.BELOW else
+            f"{_name(near)} reaches {percent_of(near[score], best[score])} ({near[score]:.3f}) "
+            f"{_cost_phrase(near, best)}.",
+        ]))
+    lines.append(html.P(
+        "Over every model, layer and metric. Cost: FLOPs per image of the network up to the layer, then its "
+        "parameters. Cheaper configurations are tested against the best one by one, cheapest first (95 % paired "
+        "bootstrap over the same queries; no correction for the several tests), except those whose mean lies "
+        "further below the best's than both intervals are wide together.",
+        className="hint",
+    ))
+    return html.Div(lines, className="answer")
 
 
 def render_verdicts(best: pd.Series | None, verdicts: pd.DataFrame, metric: str, score: str) -> tuple[Any, Any]:
@@ -70,10 +171,12 @@ def render_verdicts(best: pd.Series | None, verdicts: pd.DataFrame, metric: str,
 
 def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str, Any]:
     """Everything the compare view shows, keyed by what it fills."""
-    out: dict[str, Any] = {"message": None, "score_options": [], "score": score, "headline": None, "verdicts": None}
+    out: dict[str, Any] = {"message": None, "score_options": [], "score": score, "headline": None, "verdicts": None,
+                           "answer": None}
     if sel.dataset is None:
         empty = figures.empty_figure("No dataset.")
-        return out | {"layers": empty, "table": None, "heatmap": empty, "cost": None, "cost_figure": empty}
+        return out | {"layers": empty, "table": None, "heatmap": empty, "cost": None, "cost_figure": empty,
+                      "family": empty}
     summary = tables.summary_table(store, sel.dataset)
     names = tables.score_names(summary)
     out["score_options"] = [{"label": n, "value": n} for n in names]
@@ -103,10 +206,13 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
             pivot["random"] = baseline
         out["table"] = components.frame_table(pivot, numeric=merged)
         out["heatmap"] = figures.class_heatmap(tables.class_breakdown(store, sel.dataset, metric, score), score)
+        out["answer"] = render_answer(tables.answer(store, sel.dataset, score))
+        out["family"] = figures.family_figure(tables.family_table(store, sel.dataset, score), score, baseline)
     else:
         out["layers"] = figures.empty_figure("No scores (unlabeled dataset).")
         out["table"] = None
         out["heatmap"] = figures.empty_figure("No per-class scores (unlabeled dataset).")
+        out["family"] = figures.empty_figure("No scores to set against model size (unlabeled dataset).")
     cost = tables.cost_table(store, sel.dataset, metric, score or "")
     shown, merged = components.with_intervals(cost, [f"best {score}"])
     out["cost"] = components.frame_table(shown, numeric=merged)
@@ -124,6 +230,8 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.COMPARE_SCORE, "options"),
         Output(ids.COMPARE_SCORE, "value"),
         Output(ids.COMPARE_MESSAGE, "children"),
+        Output(ids.COMPARE_ANSWER, "children"),
+        Output(ids.COMPARE_FAMILY_GRAPH, "figure"),
         Output(ids.COMPARE_HEADLINE, "children"),
         Output(ids.COMPARE_LAYERS, "figure"),
         Output(ids.COMPARE_VERDICTS, "children"),
@@ -141,6 +249,8 @@ def register(app: Dash, store: Store) -> None:
             out["score_options"],
             out["score"],
             out["message"],
+            out["answer"],
+            out["family"],
             out["headline"],
             out["layers"],
             out["verdicts"],

@@ -24,6 +24,13 @@ def layout() -> html.Div:
                 className="compare-controls",
             ),
             html.Div(id=ids.COMPARE_MESSAGE),
+            html.Div(
+                [
+                    html.Div(id=ids.COMPARE_ANSWER, className="answer-text"),
+                    dcc.Graph(id=ids.COMPARE_FAMILY_GRAPH, config={"displaylogo": False}, className="answer-figure"),
+                ],
+                className="answer-block",
+            ),
             html.Div(id=ids.COMPARE_HEADLINE),
             dcc.Graph(id=ids.COMPARE_LAYERS, config={"displaylogo": False}),
             html.H3("Each model's best layer against the best configuration"),
