@@ -63,10 +63,13 @@ def main() -> int:
     parser.add_argument("--artifacts", type=Path, default=Path("/tmp/first-run-artifacts"))
     parser.add_argument("--port", type=int, default=8079)
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
+    parser.add_argument("--playground", type=Path, default=REPO / ".venv" / "bin" / "playground",
+                        help="the playground command to run (default: this checkout's .venv); set PYTHONPATH to "
+                        "measure another checkout with a shared virtual environment")
     args = parser.parse_args()
     shutil.rmtree(args.artifacts, ignore_errors=True)
     load_before = os.getloadavg()
-    command = [str(REPO / ".venv" / "bin" / "playground"), "--artifacts", str(args.artifacts), "--port", str(args.port)]
+    command = [str(args.playground), "--artifacts", str(args.artifacts), "--port", str(args.port)]
     start = time.perf_counter()
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     peaks: dict[int, tuple[int, str]] = {}

@@ -13,6 +13,7 @@ from flask import Response, abort, send_file
 from playground import components, ids
 from playground.callbacks import register_callbacks
 from playground.callbacks.guards import callback_error_handler
+from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
 from playground.server import LOOPBACK_HOSTS, install_guards
 from playground.state import DEFAULT_K, MAX_K, VIEWS
 from playground.store import MissingArtifact, Store
@@ -23,13 +24,37 @@ log = logging.getLogger(__name__)
 
 # Styles live in the repository's top-level assets/ folder, found relative to this package.
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-# Requests above this size are refused before a callback sees them: the browser's upload limit (16 MB)
-# is about 21.3 MB as base64, plus the rest of the callback's JSON.
+# Requests above this size are refused before a callback sees them: far above an upload at the limit (10 MB
+# is about 13.3 MB as base64) plus the rest of the callback's JSON.
 MAX_REQUEST_BYTES = 24 * 1024 * 1024
 _THUMB_PATH = re.compile(r"^(?P<dataset>[^/]+)/(?P<image_id>[0-9]{1,9})\.jpg$")
+FIRST_VISIT_HINT = (
+    "New here? Click any image to see the ones most like it, then try another backbone, layer or metric above."
+)
+# Dash's page with a language for screen readers, and its scripts outside a second <footer> landmark.
+INDEX_STRING = """<!DOCTYPE html>
+<html lang="en">
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        {%config%}
+        {%scripts%}
+        {%renderer%}
+    </body>
+</html>"""
 
 
 def _header() -> html.Header:
+    # Views are links (reachable with Tab, opened with Enter, each its own URL); the controller sets their hrefs.
+    tabs = [
+        dcc.Link(VIEW_TITLES[view], id=ids.VIEW_TAB.format(view), href=f"/{view}", className="tab")
+        for view in VIEWS
+    ]
     return html.Header(
         [
             html.Div(
@@ -45,44 +70,71 @@ def _header() -> html.Header:
                 ],
                 className="title-row",
             ),
-            dcc.Tabs(
-                id=ids.VIEW_TABS,
-                value="search",
-                children=[
-                    dcc.Tab(label=VIEW_TITLES[view], value=view, className="tab", selected_className="tab-selected")
-                    for view in VIEWS
-                ],
-                className="tabs",
-            ),
+            html.Nav(tabs, id=ids.VIEW_TABS, className="tabs", **{"aria-label": "Views"}),
         ],
         className="header",
     )
 
 
-def _controls() -> html.Div:
+def _hint() -> html.Div:
+    """The first-visit hint: one line until dismissed (remembered in the browser's local storage)."""
     return html.Div(
         [
-            components.control("Dataset", components.dropdown(ids.DATASET)),
-            components.control("Backbone", components.dropdown(ids.MODEL), "wide"),
-            components.control("Layer", components.dropdown(ids.LAYER), "wide"),
-            components.control("Metric", components.dropdown(ids.METRIC)),
+            html.Span(FIRST_VISIT_HINT),
+            html.Button("Got it", id=ids.HINT_CLOSE, n_clicks=0, className="button small", title="Hide this hint"),
+        ],
+        id=ids.HINT,
+        className="first-visit-hint",
+        role="note",
+        style={"display": "none"},
+    )
+
+
+def _viewer() -> html.Div:
+    """The full-size image viewer: a modal dialog filled by the viewer callback."""
+    return html.Div(
+        html.Div(
+            [
+                html.Button("×", id=ids.VIEWER_CLOSE, n_clicks=0, className="viewer-close",
+                            title="Close (Esc)", **{"aria-label": "Close the image viewer"}),
+                html.Div(id=ids.VIEWER_BODY, className="viewer-body"),
+                html.Button("Search with this image", id=ids.VIEWER_SEARCH, n_clicks=0, className="button"),
+            ],
+            className="viewer-dialog",
+            role="dialog",
+            **{"aria-modal": "true", "aria-label": "Full-size image"},
+        ),
+        id=ids.VIEWER,
+        className="viewer",
+        style={"display": "none"},
+    )
+
+
+def _controls() -> html.Section:
+    return html.Section(
+        [
+            components.control("Dataset", components.dropdown(ids.DATASET), "dataset", ids.DATASET),
+            components.control("Backbone", components.dropdown(ids.MODEL), component_id=ids.MODEL),
+            components.control("Layer", components.dropdown(ids.LAYER), component_id=ids.LAYER),
+            components.control("Metric", components.dropdown(ids.METRIC), "short", ids.METRIC),
             components.control(
-                "Results",
+                f"Results (1–{MAX_K})",
+                # No min, max or step: the browser would drop an out-of-range or fractional number silently; the
+                # controller replaces it and says so.
                 dcc.Input(
                     id=ids.TOP_K,
                     type="number",
-                    min=1,
-                    max=MAX_K,
-                    step=1,
                     value=DEFAULT_K,
                     debounce=True,
                     className="number-input",
                 ),
                 "narrow",
+                ids.TOP_K,
             ),
             html.Div(id=ids.MODEL_INFO, className="model-info"),
         ],
         className="controls",
+        **{"aria-label": "Dataset, model and metric"},
     )
 
 
@@ -93,22 +145,32 @@ def serve_layout() -> html.Div:
             dcc.Store(id=ids.SELECTION),
             dcc.Store(id=ids.QUERY_REQUEST),
             dcc.Store(id=ids.GRID_PAGE, data={"dataset": None, "class": None, "page": 0}),
+            dcc.Store(id=ids.HINT_SEEN, storage_type="local"),
+            dcc.Store(id=ids.VIEWER_IMAGE),
             _header(),
             _controls(),
-            html.Div(id=ids.NOTICE),
             html.Main(
                 [
-                    html.Div(
-                        VIEW_LAYOUTS[view](),
-                        id=ids.VIEW_DIV.format(view),
-                        className="view",
-                        style={"display": "block" if view == "search" else "none"},
-                    )
-                    for view in VIEWS
+                    html.Div(id=ids.NOTICE, **{"aria-live": "polite"}),
+                    _hint(),
+                    *[
+                        html.Div(
+                            # Each view opens with its title as a heading (read out, not shown): the page's h1
+                            # is followed by an h2 before any view's h3.
+                            [html.H2(VIEW_TITLES[view], className="visually-hidden"), VIEW_LAYOUTS[view]()],
+                            id=ids.VIEW_DIV.format(view),
+                            className="view",
+                            style={"display": "block" if view == "search" else "none"},
+                        )
+                        for view in VIEWS
+                    ],
                 ]
             ),
+            _viewer(),
             html.Footer(
-                "Images are served as small thumbnails; uploads are processed in memory only.", className="footer"
+                f"Images are served as thumbnails, and at most {MAX_SIDE} px wide in the viewer; uploads are "
+                "processed in memory only.",
+                className="footer",
             ),
         ],
         className="page",
@@ -127,6 +189,24 @@ def _add_thumbnail_route(app: Dash, store: Store) -> None:
         except (ValueError, MissingArtifact):
             abort(404)
         return send_file(path, mimetype="image/jpeg", max_age=3600)
+
+
+def _add_image_route(app: Dash, store: Store) -> None:
+    """Full-size images by id: the thumbnail route's checks, then a source file kept inside its folder."""
+
+    @app.server.route(f"{components.IMAGE_ROUTE}/<path:rest>")
+    def full_image(rest: str) -> Response:
+        match = _THUMB_PATH.match(rest)
+        if match is None:
+            abort(404)
+        try:
+            dataset = check_name(match["dataset"], "dataset name")
+            data = full_size_jpeg(store.source_file(dataset, int(match["image_id"])))
+        except (ValueError, OSError, MissingArtifact, ImageUnavailable):
+            abort(404)
+        response = Response(data, mimetype="image/jpeg")
+        response.headers["Cache-Control"] = "private, max-age=3600"
+        return response
 
 
 def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable[str] = LOOPBACK_HOSTS) -> Dash:
@@ -148,8 +228,10 @@ def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable
         on_error=callback_error_handler(store),
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
+    app.index_string = INDEX_STRING
     app.layout = serve_layout
     _add_thumbnail_route(app, store)
+    _add_image_route(app, store)
     register_callbacks(app, store)
     install_guards(app, allowed_hosts)
     app.playground_store = store  # for tests and the benchmark

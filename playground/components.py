@@ -1,9 +1,10 @@
-"""Small shared pieces of layout: controls, thumbnails, result cards, duplicate badges, messages, score tables."""
+"""Small shared pieces of layout: controls, graphs, thumbnails, result cards, duplicate badges, messages, score
+tables, the image viewer and the neighbour list."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -11,18 +12,92 @@ import pandas as pd
 from dash import dcc, html
 
 from playground import ids
-from playground.ranking import Result
+from playground.ranking import Result, closeness
 from playground.tables import DUPLICATE_KINDS, LABEL_MISTAKE, interval_columns
 
 THUMB_ROUTE = "/thumbs"
+IMAGE_ROUTE = "/images"  # full-size images (downscaled to at most playground.images.MAX_SIDE px)
+
+# Every graph's modebar, offline: no "Share chart..." button (it uploads the chart to Plotly Cloud), no Plotly
+# logo, and no cloud address for anything to be sent to. Use ``graph_config()`` or ``graph()``.
+GRAPH_CONFIG: dict[str, Any] = {
+    "displaylogo": False,
+    "showSendToCloud": False,
+    "plotlyServerURL": "",
+    "modeBarButtonsToRemove": ["sendChartToCloud", "sendDataToCloud"],
+    "toImageButtonOptions": {"format": "png", "scale": 2},
+}
+
+
+def graph_config(**overrides: Any) -> dict[str, Any]:
+    """:data:`GRAPH_CONFIG` with a graph's own additions (``scrollZoom=True``, ...); the cloud stays off."""
+    config = {**GRAPH_CONFIG, **overrides}
+    extra = overrides.get("modeBarButtonsToRemove", [])
+    removed = list(dict.fromkeys([*GRAPH_CONFIG["modeBarButtonsToRemove"], *extra]))
+    config.update(displaylogo=False, showSendToCloud=False, plotlyServerURL="", modeBarButtonsToRemove=removed)
+    return config
+
+
+def graph(component_id: str, config: dict[str, Any] | None = None, **kwargs: Any) -> dcc.Graph:
+    """A ``dcc.Graph`` with :func:`graph_config` (``config`` holds the graph's own additions)."""
+    return dcc.Graph(id=component_id, config=graph_config(**(config or {})), **kwargs)
 
 
 def thumb_url(dataset: str, image_id: int) -> str:
     return f"{THUMB_ROUTE}/{quote(dataset)}/{int(image_id)}.jpg"
 
 
-def control(label: str, component: Any, class_name: str = "") -> html.Div:
-    return html.Div([html.Label(label, className="control-label"), component], className=f"control {class_name}")
+def image_url(dataset: str, image_id: int) -> str:
+    """The full-size image (at most ``images.MAX_SIDE`` px, JPEG) of a dataset image."""
+    return f"{IMAGE_ROUTE}/{quote(dataset)}/{int(image_id)}.jpg"
+
+
+def control(label: str, component: Any, class_name: str = "", component_id: str | None = None) -> html.Div:
+    """A labelled control; ``component_id`` ties the label to it (``for``), for screen readers and clicks."""
+    return html.Div(
+        [html.Label(label, className="control-label", htmlFor=component_id, id=f"{component_id}-label"
+                    if component_id else None), component],
+        className=f"control {class_name}",
+    )
+
+
+def label_text(label: str | None) -> list[Any]:
+    """A class label with line breaks allowed only after its underscores (``computer_<wbr>hardware``)."""
+    if not label:
+        return []
+    parts = str(label).split("_")
+    out: list[Any] = []
+    for i, part in enumerate(parts):
+        if i < len(parts) - 1:
+            out += [part + "_", html.Wbr()]
+        else:
+            out.append(part)
+    return out
+
+
+def format_distance(distance: float | None) -> str:
+    """A distance with four significant digits, without exponent from 0.0001 up ("0.3512", "12.31", "1,234")."""
+    if distance is None or not math.isfinite(distance):
+        return "—"
+    magnitude = abs(distance)
+    if magnitude >= 1000:
+        return f"{distance:,.0f}"
+    if magnitude >= 1:
+        return f"{distance:.{3 - int(math.floor(math.log10(magnitude)))}f}"
+    return f"{distance:#.4g}"
+
+
+def zoom_button(image_id: int, where: str, label: str | None = None) -> html.Button:
+    """A small button that opens the image viewer on a dataset image (``where``: keeps ids unique per view)."""
+    name = f"image {image_id}" + (f" ({label})" if label else "")
+    return html.Button(
+        "⤢",
+        id={"type": ids.VIEW_IMAGE, "where": where, "index": int(image_id)},
+        className="zoom-button",
+        title=f"Show {name} full size",
+        n_clicks=0,
+        **{"aria-label": f"Show {name} full size"},
+    )
 
 
 def message(text: Any, kind: str = "info") -> html.Div:
@@ -79,12 +154,36 @@ def duplicate_badges(evidence: list[dict[str, Any]] | None, partner: str = "the 
     return badges
 
 
+def _bar_title(result: Result, metric: str | None, fraction: float, near: float, far: float) -> str:
+    name = f"{metric} distance" if metric else "distance"
+    text = f"{name} {format_distance(result.distance)}"
+    if metric == "cosine":
+        text += f" (cosine similarity {result.similarity:.4f})"
+    if far > near:
+        text += (f". Bar: {fraction:.0%} of the way from the farthest result shown ({format_distance(far)}) "
+                 f"to the closest ({format_distance(near)}).")
+    return text
+
+
 def result_card(
-    dataset: str, result: Result, clickable: bool = True, duplicate: list[dict[str, Any]] | None = None
+    dataset: str,
+    result: Result,
+    clickable: bool = True,
+    duplicate: list[dict[str, Any]] | None = None,
+    metric: str | None = None,
+    fraction: float = 1.0,
+    span: tuple[float, float] = (0.0, 0.0),
+    pick_type: str = ids.RESULT_PICK,
+    where: str = "results",
 ) -> html.Div:
-    """One ranked result: thumbnail, rank, similarity bar and number, label, same/other class mark, and
-    duplicate badges when the result and the query form a duplicate pair (``duplicate``: that pair's rows)."""
-    width = max(0.0, min(1.0, result.similarity)) * 100
+    """One ranked result: thumbnail, rank, its distance with the metric named, a bar placing it between the
+    farthest (empty) and the closest (full) result shown, label, same/other class mark, a full-size button,
+    and duplicate badges when the result and the query form a duplicate pair (``duplicate``: that pair's rows).
+
+    ``fraction`` is the result's :func:`~playground.ranking.closeness` and ``span`` the (closest, farthest)
+    distances of its result set; ``pick_type`` is the id type of the thumbnail button (clicks make the image
+    the query) and ``where`` keeps the full-size buttons' ids unique per view.
+    """
     if result.same_class is None:
         mark, mark_class = "", ""
     elif result.same_class:
@@ -95,22 +194,30 @@ def result_card(
     if clickable:
         image = html.Button(
             image,
-            id={"type": ids.RESULT_PICK, "index": result.image_id},
+            id={"type": pick_type, "index": result.image_id},
             className="result-pick",
             title="Search with this image",
             n_clicks=0,
         )
+    title = _bar_title(result, metric, fraction, *span)
     return html.Div(
         [
             html.Div(f"#{result.rank}", className="rank"),
+            zoom_button(result.image_id, where, result.label),
             image,
             html.Div(
-                [html.Div(className="bar-fill", style={"width": f"{width:.1f}%"})],
+                [html.Div(className="bar-fill", style={"width": f"{100 * fraction:.1f}%"})],
                 className="bar",
-                title=f"similarity {result.similarity:.4f} (distance {result.distance:.4g})",
+                title=title,
+                role="img",
+                **{"aria-label": f"{fraction:.0%} of the way from the farthest result shown to the closest"},
             ),
-            html.Div(f"{result.similarity:.3f}", className="similarity"),
-            html.Div(result.label or "", className="label"),
+            html.Div(
+                [html.Span(metric or "distance", className="metric-name"), " ", format_distance(result.distance)],
+                className="distance",
+                title=title,
+            ),
+            html.Div(label_text(result.label), className="label"),
             html.Div(mark, className=f"mark {mark_class}") if mark else None,
             html.Div(duplicate_badges(duplicate), className="badges") if duplicate else None,
         ],
@@ -119,6 +226,8 @@ def result_card(
             "data-image-id": str(result.image_id),
             "data-same": "" if result.same_class is None else str(result.same_class).lower(),
             "data-duplicate": duplicate[0]["kind"] if duplicate else "",
+            "data-distance": repr(float(result.distance)),
+            "data-bar": f"{fraction:.4f}",
         },
     )
 
@@ -128,12 +237,78 @@ def results_grid(
     results: list[Result],
     clickable: bool = True,
     duplicates: dict[int, list[dict[str, Any]]] | None = None,
+    metric: str | None = None,
+    pick_type: str = ids.RESULT_PICK,
+    where: str = "results",
 ) -> html.Div:
-    """Result cards in rank order; ``duplicates`` maps a result id to its duplicate pair with the query."""
+    """Result cards in rank order; ``duplicates`` maps a result id to its duplicate pair with the query.
+
+    Each card's bar is its :func:`~playground.ranking.closeness` within these results.
+    """
     duplicates = duplicates or {}
+    distances = [r.distance for r in results]
+    fractions = closeness(distances)
+    finite = [d for d in distances if math.isfinite(d)]
+    span = (min(finite), max(finite)) if finite else (0.0, 0.0)
     return html.Div(
-        [result_card(dataset, r, clickable, duplicates.get(r.image_id)) for r in results], className="results-grid"
+        [
+            result_card(dataset, r, clickable, duplicates.get(r.image_id), metric, float(f), span, pick_type, where)
+            for r, f in zip(results, fractions, strict=True)
+        ],
+        className="results-grid",
     )
+
+
+def scale_note(metric: str | None) -> html.P:
+    """What the number and the bar of a result card mean (under the results)."""
+    return html.P(
+        f"Each card shows the {metric or ''} distance to the query (smaller is closer); its bar places it "
+        "between the farthest result shown (empty) and the closest (full).",
+        className="hint",
+    )
+
+
+def neighbour_list(
+    dataset: str, results: Sequence[Result], metric: str | None, where: str = "neighbours"
+) -> html.Ol:
+    """A compact ranked list (thumbnail, label, distance, bar, same/other class) whose thumbnails make their
+    image the query; for the side of the embeddings map."""
+    fractions = closeness([r.distance for r in results])
+    items = []
+    for r, fraction in zip(results, fractions, strict=True):
+        mark = "" if r.same_class is None else ("same" if r.same_class else "other")
+        items.append(
+            html.Li(
+                [
+                    html.Button(
+                        thumbnail(dataset, r.image_id, r.label, "small"),
+                        id={"type": ids.IMAGE_PICK, "where": where, "index": r.image_id},
+                        className="result-pick",
+                        title=f"Make image {r.image_id} the query",
+                        n_clicks=0,
+                    ),
+                    html.Div(
+                        [
+                            html.Div([html.Span(f"#{r.rank} ", className="muted"), *label_text(r.label)],
+                                     className="label"),
+                            html.Div(
+                                [html.Span(metric or "distance", className="metric-name"), " ",
+                                 format_distance(r.distance)],
+                                className="distance",
+                            ),
+                            html.Div(html.Div(className="bar-fill", style={"width": f"{100 * fraction:.1f}%"}),
+                                     className="bar"),
+                        ],
+                        className="neighbour-text",
+                    ),
+                    html.Span("✓" if mark == "same" else "✗" if mark == "other" else "", className=f"mark {mark}",
+                              title={"same": "same class as the query", "other": "another class"}.get(mark)),
+                ],
+                className=f"neighbour {mark}",
+                **{"data-image-id": str(r.image_id)},
+            )
+        )
+    return html.Ol(items, className="neighbour-list")
 
 
 def duplicate_pair(dataset: str, number: int, evidence: list[dict[str, Any]], query: int | None = None) -> html.Div:

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
+# Classes on the embeddings map. Ten colours from the colour-blind-safe schemes of Paul Tol and of Okabe & Ito,
+# chosen to keep the smallest CIEDE2000 difference between any two of them, the white background and the
+# query's yellow star as large as possible (11.7) under normal, protan, deutan and tritan vision (Machado et al.
+# 2009 simulation; tests/test_playground_logic.py checks it), ordered so that the first few are the most
+# distinct. Classes 11 to 20 reuse the colours with another marker shape, so 20 classes stay distinct.
+CLASS_COLOURS = (
+    "#332288",  # indigo
+    "#77AADD",  # light blue
+    "#117733",  # green
+    "#EE3377",  # magenta
+    "#BBBBBB",  # grey
+    "#999933",  # olive
+    "#AA4499",  # purple
+    "#99DDFF",  # pale cyan
+    "#882255",  # wine
+    "#CC79A7",  # pink
+)
+CLASS_SYMBOLS = ("circle", "diamond", "square", "triangle-up")
+QUERY_COLOUR = "#FFD400"
+# Draw thumbnails instead of dots up to this many points (beyond, hundreds of images clutter and load slowly).
+MAX_THUMBNAIL_POINTS = 500
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 10, "t": 40, "b": 40}}
+
+
+def class_style(index: int) -> tuple[str, str]:
+    """(colour, marker symbol) of the ``index``-th class: distinct for the first 20, then repeating."""
+    n = len(CLASS_COLOURS)
+    return CLASS_COLOURS[index % n], CLASS_SYMBOLS[(index // n) % len(CLASS_SYMBOLS)]
 
 
 def empty_figure(text: str) -> go.Figure:
@@ -19,18 +48,39 @@ def empty_figure(text: str) -> go.Figure:
 
 
 def umap_figure(
-    coords: np.ndarray, labels: np.ndarray | None, query: int | None, results: list[int], title: str = ""
+    coords: np.ndarray,
+    labels: np.ndarray | None,
+    query: int | None,
+    results: list[int],
+    title: str = "",
+    thumb_urls: list[str] | None = None,
+    revision: str | None = None,
+    selection_revision: str | None = None,
+    selected: Collection[int] | None = None,
 ) -> go.Figure:
     """UMAP scatter (Scattergl), one trace per class; the query and its results highlighted.
 
-    ``customdata`` of every point is its image id, so clicks and hovers map back to images.
+    ``customdata`` of every point is its image id, so clicks, hovers and lasso or box selections map back to
+    images. Dragging draws a lasso (the modebar switches to box select, zoom or pan); unselected points fade.
+    ``thumb_urls`` (one per point, at most :data:`MAX_THUMBNAIL_POINTS`) draws each image's thumbnail under
+    its dot. ``selected`` (image ids of a lasso or box selection) are drawn selected and the other points faded,
+    so that a selection survives a redraw (a new query). Zoom is kept while ``revision`` stays the same
+    (default: the title), plotly's own selection while ``selection_revision`` does (default: ``revision``).
     """
     coords = np.asarray(coords)
     ids = np.arange(len(coords))
     groups = np.asarray(labels).astype(str) if labels is not None else np.full(len(coords), "images")
+    thumbs = thumb_urls is not None and 0 < len(thumb_urls) == len(coords) <= MAX_THUMBNAIL_POINTS
+    chosen = None if selected is None else np.isin(ids, np.asarray(list(selected), dtype=int))
+
+    def selection_of(members: np.ndarray) -> dict:
+        """``selectedpoints`` of a trace over the images ``members`` (nothing when no selection is held)."""
+        return {} if chosen is None else {"selectedpoints": np.flatnonzero(chosen[members]).tolist()}
+
     fig = go.Figure()
     for i, group in enumerate(pd.unique(groups)):
         mask = groups == group
+        colour, symbol = class_style(i)
         fig.add_trace(
             go.Scattergl(
                 x=coords[mask, 0],
@@ -38,7 +88,16 @@ def umap_figure(
                 mode="markers",
                 name=str(group),
                 customdata=ids[mask].tolist(),  # plain JSON: Dash reads click/hover ids from it
-                marker={"size": 7, "color": PALETTE[i % len(PALETTE)], "opacity": 0.75},
+                marker={
+                    "size": 6 if thumbs else 8,
+                    "color": colour,
+                    "symbol": symbol,
+                    "opacity": 0.9,
+                    "line": {"width": 0.6, "color": "#ffffff" if thumbs else "rgba(0,0,0,0.55)"},
+                },
+                selected={"marker": {"opacity": 1.0}},
+                unselected={"marker": {"opacity": 0.15}},
+                **selection_of(ids[mask]),
                 hovertemplate=f"{group}<br>image %{{customdata}}<extra></extra>"
                 if labels is not None
                 else "image %{customdata}<extra></extra>",
@@ -53,8 +112,9 @@ def umap_figure(
                 mode="markers",
                 name="top results",
                 customdata=sel.tolist(),
-                marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#111"}},
+                marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#111"}},
                 hovertemplate="result: image %{customdata}<extra></extra>",
+                **selection_of(sel),
             )
         )
     if query is not None and 0 <= query < len(coords):
@@ -65,19 +125,34 @@ def umap_figure(
                 mode="markers",
                 name="query",
                 customdata=[int(query)],
-                marker={"size": 20, "symbol": "star", "color": "#ffd400", "line": {"width": 1.5, "color": "#111"}},
+                marker={"size": 20, "symbol": "star", "color": QUERY_COLOUR, "line": {"width": 1.5, "color": "#111"}},
                 hovertemplate="query: image %{customdata}<extra></extra>",
+                **selection_of(np.array([query])),
             )
         )
+    layout: dict = {}
+    if thumbs:
+        span = float(np.ptp(coords, axis=0).max()) if len(coords) > 1 else 1.0
+        size = max(span, 1e-9) * min(0.06, 1.2 / np.sqrt(len(coords)))
+        layout["images"] = [
+            {"source": url, "x": float(x), "y": float(y), "xref": "x", "yref": "y", "sizex": size, "sizey": size,
+             "xanchor": "center", "yanchor": "middle", "layer": "below", "sizing": "contain"}
+            for url, (x, y) in zip(thumb_urls, coords, strict=True)
+        ]
+    revision = revision or title
+    selection_revision = selection_revision or revision
     fig.update_layout(
         **_LAYOUT,
+        **layout,
         title=title,
         clickmode="event",
+        dragmode="lasso",
         hovermode="closest",
-        legend={"itemsizing": "constant"},
-        uirevision=title,
-        xaxis={"showticklabels": False, "title": "UMAP 1"},
-        yaxis={"showticklabels": False, "title": "UMAP 2"},
+        legend={"itemsizing": "constant", "title": {"text": "class" if labels is not None else ""}},
+        uirevision=revision,
+        selectionrevision=selection_revision,
+        xaxis={"showticklabels": False, "title": "UMAP 1", "zeroline": False},
+        yaxis={"showticklabels": False, "title": "UMAP 2", "zeroline": False},
     )
     return fig
 
@@ -196,7 +271,8 @@ def class_heatmap(table: pd.DataFrame, score: str) -> go.Figure:
 
 
 def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
-    """Best score against extraction time per image, one point per model (marker size: parameters).
+    """Best score against extraction time per image, one point per model (marker size: the model's size in MB,
+    ``model MB``: a quantised variant's point is smaller than its float32 model's).
 
     ``<score_column> low`` / ``high`` columns, when present, draw the score's interval as error bars.
     """
@@ -205,7 +281,8 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(table))]  # same colour per model as the line chart
     part = table.assign(_colour=colours).dropna(subset=[score_column])
     params = part["parameters"].fillna(0).astype(float)
-    sizes = 10 + 30 * np.sqrt(params / max(params.max(), 1.0))
+    megabytes = part["model MB"].fillna(0).astype(float) if "model MB" in part else params * 4 / 1e6
+    sizes = 10 + 30 * np.sqrt(megabytes / max(megabytes.max(), 1e-9))
     fig = go.Figure(
         go.Scatter(
             x=part["ms/image"],
@@ -215,10 +292,11 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
             textposition="top center",
             marker={"size": sizes, "color": list(part["_colour"])},
             error_y=_error_bars(part, score_column, f"{score_column} low", f"{score_column} high"),
-            customdata=np.stack([params, part["GFLOPs/image"].fillna(0)], axis=1),
+            customdata=np.stack([params, part["GFLOPs/image"].fillna(0), megabytes], axis=1),
             hovertemplate="%{text}<br>%{x:.2f} ms/image<br>"
             + score_column
-            + " %{y:.3f}<br>%{customdata[0]:,.0f} parameters<br>%{customdata[1]:.3f} GFLOPs<extra></extra>",
+            + " %{y:.3f}<br>%{customdata[0]:,.0f} parameters<br>%{customdata[1]:.3f} GFLOPs"
+            + "<br>%{customdata[2]:.2f} MB model file<extra></extra>",
         )
     )
     fig.update_layout(

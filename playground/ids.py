@@ -5,9 +5,22 @@ SELECTION = "selection"  # dcc.Store: the resolved Selection as a dict; every vi
 QUERY_REQUEST = "query-request"  # dcc.Store: an image id picked in the grid, the results or the map
 NOTICE = "notice"
 SHARE_LINK = "share-link"
+HINT = "first-visit-hint"
+HINT_CLOSE = "first-visit-hint-close"
+HINT_SEEN = "first-visit-hint-seen"  # dcc.Store in the browser's local storage: True once dismissed
 
-VIEW_TABS = "view-tabs"
+VIEW_TABS = "view-tabs"  # the nav of view links (keyboard-reachable links, one per view)
+VIEW_TAB = "view-tab-{}"  # .format(view name): a dcc.Link
 VIEW_DIV = "view-{}"  # .format(view name)
+
+# The full-size image viewer (a modal dialog over any view)
+VIEW_IMAGE = "view-image"  # pattern-matching type: {"type": ..., "where": view part, "index": image id}
+IMAGE_PICK = "pick-image-in"  # pattern-matching type: {"type": ..., "where": view part, "index": image id}
+VIEWER = "image-viewer"
+VIEWER_IMAGE = "image-viewer-id"  # dcc.Store: the image id shown, or None when closed
+VIEWER_BODY = "image-viewer-body"
+VIEWER_CLOSE = "image-viewer-close"
+VIEWER_SEARCH = "image-viewer-search"
 
 DATASET = "dataset-select"
 MODEL = "model-select"
@@ -33,11 +46,18 @@ DUPLICATE_PICK = "pick-duplicate"  # pattern-matching type: {"type": ..., "pair"
 UPLOAD = "upload"
 UPLOAD_STATUS = "upload-status"
 UPLOAD_RESULTS = "upload-results"
+UPLOAD_CHECK = "upload-check"  # dcc.Store written by assets/playground.js when a file is chosen: name, size, verdict
+UPLOAD_PICK = "pick-upload-result"  # pattern-matching type of an upload result thumbnail
+UPLOAD_BUSY = "upload-busy"  # shown while the upload callback runs
 
 # Embeddings
 UMAP_GRAPH = "umap-graph"
 UMAP_TOOLTIP = "umap-tooltip"
 UMAP_INFO = "umap-info"
+UMAP_THUMBS = "umap-thumbnails"  # dcc.Checklist: draw thumbnails instead of dots
+UMAP_NEIGHBOURS = "umap-neighbours"
+UMAP_SELECTION = "umap-selection"
+UMAP_STATE = "umap-state"  # dcc.Store {"key": dataset/model/layer, "ids": selected image ids, "cleared": n}
 
 # Compare
 COMPARE_SCORE = "compare-score"

@@ -6,6 +6,7 @@ components, so these are what the tests and the benchmark call.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,29 @@ def feature_results(
     ids, dists = search(query_features, features, metric, top_n=min(k, len(features)), index=index)
     found = ids[0] >= 0
     return _results(ids[0][found], dists[0][found], metric, store.labels(dataset), None)
+
+
+def closeness(distances: Sequence[float]) -> np.ndarray:
+    """Where each distance lies within its result set: 1 at the closest result shown, 0 at the farthest.
+
+    The bar of a result card. Raw similarities say little outside cosine (``1 / (1 + d)`` of a manhattan
+    distance of 900 is 0.001), and even cosine ones crowd near 1 for raw pixels or untrained weights; the
+    position within the results shows the gaps between them whatever the metric's scale. All 1 when the
+    distances are all equal (one result, or ties); NaN distances get 0.
+
+    Examples
+    --------
+    >>> closeness([2.0, 3.0, 6.0]).tolist()
+    [1.0, 0.75, 0.0]
+    """
+    d = np.asarray(distances, dtype=np.float64)
+    finite = d[np.isfinite(d)]
+    if finite.size == 0:
+        return np.zeros(d.shape)
+    near, far = finite.min(), finite.max()
+    if far - near <= 0:
+        return np.where(np.isfinite(d), 1.0, 0.0)
+    return np.where(np.isfinite(d), np.clip((far - d) / (far - near), 0.0, 1.0), 0.0)
 
 
 def majority_label(results: list[Result]) -> tuple[str, int] | None:

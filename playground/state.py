@@ -3,11 +3,13 @@
 The URL query string is the shareable form of a selection, e.g.
 ``/search?dataset=openclipart-200&model=vgg16&layer=block5_conv3&metric=cosine&query=12&k=15``.
 :func:`resolve_selection` turns whatever a URL or the controls ask for into a valid selection: unknown
-names fall back to defaults with a notice, never an error.
+names, malformed numbers and out-of-range values fall back to defaults (or the nearest valid value) with a
+notice, never an error. :func:`default_query` is the image a dataset opens on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
@@ -50,10 +52,13 @@ class Selection:
 
 
 def parse_url(pathname: str | None, search: str | None) -> dict[str, Any]:
-    """The request a URL makes: ``{'view': ..., 'dataset': ..., ...}`` with only the keys it holds."""
+    """The request a URL makes: ``{'view': ..., 'dataset': ..., ...}`` with only the keys it holds.
+
+    The root path asks for no view; any other path names one, known or not (resolve_selection says so).
+    """
     request: dict[str, Any] = {}
-    view = (pathname or "/").strip("/").split("/")[-1]
-    if view in VIEWS:
+    view = (pathname or "/").strip("/")
+    if view:
         request["view"] = view
     params = parse_qs((search or "").lstrip("?"), keep_blank_values=False)
     for key in URL_KEYS:
@@ -68,11 +73,18 @@ def to_url(selection: Selection) -> tuple[str, str]:
     return f"/{selection.view}", ("?" + urlencode(params)) if params else ""
 
 
-def _as_int(value: Any, default: int) -> int:
+def _as_int(value: Any) -> int | None:
+    """An integer from a URL value or a number box ("12", 12, 12.0); None for anything else ("abc", 1.5)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
     try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
+        return int(str(value).strip())
+    except ValueError:
+        return None
 
 
 def best_layer(store: Store, dataset: str, model: str, metric: str | None, score: str = RANKING_SCORE) -> str | None:
@@ -89,16 +101,54 @@ def best_layer(store: Store, dataset: str, model: str, metric: str | None, score
     return best
 
 
-def resolve_selection(store: Store, request: dict[str, Any], previous: Selection | None = None) -> Selection:
+def default_query(store: Store, dataset: str) -> int:
+    """The image a dataset opens on: a typical query, neither a showcase nor a failure.
+
+    The rule: under the default model (the first in the index), its best layer under the default metric
+    (cosine, else the first computed) and that metric, the query whose ``rwp@15`` is nearest the mean
+    ``rwp@15`` over all queries; ties go to the lower image id. Image 0 for an unlabeled dataset or when
+    those scores were not computed.
+    """
+    models = store.models(dataset)
+    metrics = store.all_metrics(dataset)
+    if not models or not metrics or not store.is_labeled(dataset):
+        return 0
+    metric = DEFAULT_METRIC if DEFAULT_METRIC in metrics else metrics[0]
+    layer = best_layer(store, dataset, models[0], metric)
+    try:
+        scores = store.scores(dataset, models[0], layer, metric)
+    except MissingArtifact:
+        return 0
+    if scores is None or RANKING_SCORE not in scores.columns:
+        return 0
+    values = scores[RANKING_SCORE].dropna()
+    if values.empty:
+        return 0
+    gap = (values - values.mean()).abs()
+    nearest = gap[gap == gap.min()].index  # every query at the smallest gap: the lowest id wins
+    return int(min(nearest))
+
+
+def resolve_selection(
+    store: Store,
+    request: dict[str, Any],
+    previous: Selection | None = None,
+    first_query: Callable[[Store, str], int] | None = None,
+) -> Selection:
     """Fill and check a requested selection against the artifact index.
 
     ``request`` holds what the URL or a control asked for (names as strings, query and k as anything
     int-like); missing keys come from ``previous``, then from defaults. A model change without a layer
-    picks that model's best layer. Names the artifacts do not hold are replaced, with a notice.
+    picks that model's best layer. Names the artifacts do not hold, malformed numbers and out-of-range
+    values are replaced, each with a notice: an unknown view by Search, a bad query by the default query,
+    a bad number of results by the nearest valid one (or the previous one when it is not a number).
+    ``first_query(store, dataset)`` gives the query of a dataset opened without one, and the replacement of
+    a bad one (image 0 when None; the app passes :func:`default_query`).
     """
     prev = previous or Selection()
     sel = Selection(view=request.get("view", prev.view))
     if sel.view not in VIEWS:
+        sel.notices.append(f"There is no view {'/' + str(sel.view).strip('/')!r}; showing the {DEFAULT_VIEW} view.")
         sel.view = DEFAULT_VIEW
     try:
         datasets = store.datasets()
@@ -153,13 +203,34 @@ def resolve_selection(store: Store, request: dict[str, Any], previous: Selection
             sel.layer = best_layer(store, sel.dataset, sel.model, sel.metric)
 
     n_images = store.n_images(sel.dataset)
-    query = _as_int(request.get("query", prev.query if same_dataset else 0), 0)
-    if not 0 <= query < n_images:
-        sel.notices.append(f"Image {query} is not in {sel.dataset} (0..{n_images - 1}); showing image 0.")
-        query = 0
+    wanted_query = request.get("query", prev.query if same_dataset else None)
+    query = _as_int(wanted_query)
+    if wanted_query is None or query is None or not 0 <= query < n_images:
+        fallback = first_query(store, sel.dataset) if first_query is not None else 0
+        if wanted_query is not None and query is None:
+            sel.notices.append(f"Query {wanted_query!r} is not an image id (a whole number); showing image {fallback}.")
+        elif wanted_query is not None:
+            sel.notices.append(f"Image {query} is not in {sel.dataset} (0..{n_images - 1}); showing image {fallback}.")
+        query = fallback
     sel.query = query
-    sel.k = min(max(_as_int(request.get("k", prev.k), DEFAULT_K), 1), MAX_K)
+    sel.k = _resolve_k(request.get("k", prev.k), prev.k, sel.notices)
     return sel
+
+
+def _resolve_k(wanted: Any, previous: int, notices: list[str]) -> int:
+    """The number of results: ``wanted`` when it is a whole number in 1..MAX_K, else the nearest valid value
+    (or ``previous`` when it is no number at all), with a notice."""
+    k = _as_int(wanted)
+    if k is None:
+        fallback = previous if 1 <= previous <= MAX_K else DEFAULT_K
+        what = "The Results box is empty" if wanted in ("", None) else f"Results {wanted!r} is not a whole number"
+        notices.append(f"{what}; showing {fallback}.")
+        return fallback
+    if not 1 <= k <= MAX_K:
+        nearest = min(max(k, 1), MAX_K)
+        notices.append(f"Results must be 1 to {MAX_K}; {k} became {nearest}.")
+        return nearest
+    return k
 
 
 def stored_depth(store: Store, sel: Selection) -> int | None:

@@ -411,6 +411,32 @@ class Store:
     def baseline_summary(self, dataset: str) -> dict[str, float]:
         return dict((self.dataset(dataset).get("baseline") or {}).get("summary") or {})
 
+    def source_file(self, dataset: str, image_id: int) -> Path:
+        """Path of a dataset image's original file, checked: a known dataset, an id in range, a manifest path
+        that stays inside the dataset's ``source`` folder once symlinks are resolved, an existing file.
+
+        The source folder is the one precompute read (``source`` in the index); the app only reads it.
+        Raises MissingArtifact for anything else (a moved dataset, a manifest path with ``..``, a link out).
+        """
+        art.check_name(dataset, "dataset name")
+        if not 0 <= int(image_id) < self.n_images(dataset):
+            raise MissingArtifact(f"No image {image_id} in {dataset!r}.")
+        source = self.dataset(dataset).get("source")
+        if not source:
+            raise MissingArtifact(f"The index names no source folder for {dataset!r}.")
+        folder = Path(source)
+        if not folder.is_absolute():
+            folder = self.root / folder
+        try:
+            folder = folder.resolve(strict=True)
+            relative = str(self.manifest(dataset)["path"].iloc[int(image_id)])
+            path = (folder / relative).resolve(strict=True)
+        except (OSError, RuntimeError):  # missing, or a symlink loop
+            raise MissingArtifact(f"The source file of image {image_id} of {dataset!r} is not available.") from None
+        if not path.is_relative_to(folder) or not path.is_file():
+            raise MissingArtifact(f"Image {image_id} of {dataset!r} is not a file inside its source folder.")
+        return path
+
     def thumb_file(self, dataset: str, image_id: int) -> Path:
         """Path of a thumbnail, checked: a known dataset, an id in range, an existing file."""
         art.check_name(dataset, "dataset name")

@@ -24,6 +24,9 @@ COST_COLUMNS = {
     "ms_per_image": "ms/image",
     "images_per_second": "images/s",
 }
+# Per model only (cost_table): the size of what runs (the .tflite file on LiteRT, so a float16/int8 variant
+# shows its 2x/4x smaller file) and the runtime that measured the speed.
+MODEL_COST_COLUMNS = {"model_mb": "model MB", "runtime": "runtime"}
 
 
 # Cost of the network up to a layer (the sub-model that computes it), from the layer's index entry.
@@ -187,6 +190,8 @@ def cost_table(store: Store, dataset: str, metric: str, score: str) -> pd.DataFr
         cost = entry.get("cost", {})
         row = {"model": model, "weights": (entry.get("weights") or {}).get("source", "")}
         row.update({label: cost.get(key) for key, label in COST_COLUMNS.items()})
+        row.update({label: cost.get(key, cost.get("weights_mb") if key == "model_mb" else "keras")
+                    for key, label in MODEL_COST_COLUMNS.items()})
         if model in best.index:
             row["best layer"] = best.loc[model, "layer"]
             row[f"best {score}"] = best.loc[model, score]

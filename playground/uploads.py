@@ -32,9 +32,10 @@ from playground.store import Store
 from precompute.datasets import MAX_PIXELS, ImageDecodeError, decode_image, load_for_model
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-# The browser refuses bigger files without a word (dcc.Upload has no rejection event), so its limit is set
-# above ours: a file a little over MAX_UPLOAD_BYTES still reaches the server and gets a message saying why.
-BROWSER_MAX_BYTES = 16 * 1024 * 1024
+# The browser refuses bigger files before reading them (dcc.Upload's max_size), and assets/playground.js, which
+# sees every file chosen or dropped, reports the size so that the page says why (dcc.Upload has no rejection
+# event). The server checks again: a request can come from elsewhere.
+BROWSER_MAX_BYTES = MAX_UPLOAD_BYTES
 
 # Uploads decoded and featurised at once; the others wait up to DECODE_WAIT_S for a slot, then get a message.
 DECODE_CONCURRENCY = 2
@@ -88,6 +89,11 @@ def decode_contents(contents: str | None) -> bytes:
 def _too_big(n_bytes: int) -> str:
     mib = 1024 * 1024
     return f"The file is {n_bytes / mib:.1f} MB; the limit is {MAX_UPLOAD_BYTES / mib:.0f} MB. Downscale it first."
+
+
+def too_big_message(n_bytes: int) -> str:
+    """The page's message for a file of ``n_bytes`` over the limit (the browser refused to send it)."""
+    return _too_big(n_bytes) + " It was not sent."
 
 
 def check_size(data: bytes) -> None:

@@ -6,6 +6,11 @@
   model's FLOPs per image (``count_flops``). Weights are seeded random (``ResolvedWeights("random", ...)``):
   offline, ImageNet weights may be unavailable, and speed does not depend on weight values. Images are
   synthetic arrays already at the input size: decoding and resizing are left out of both sides.
+- Runtimes: the same one-pass feature model on LiteRT (``precompute.runtimes``: converted once, XNNPACK, every
+  core), timed in alternating rounds with Keras in the same process so that load from other processes hits both
+  alike; the faster one per backbone is what ``--runtime auto`` picks (``--write-runtime-table`` stores it for this
+  machine). Also one image at a time after warm-up (an upload's forward pass), the conversion's seconds, the
+  device, and GFLOP/s as a share of this CPU's float32 peak (``cpu_peak_gflops``).
 - Search: build time and single-query top-10 latency against N synthetic clustered float32 vectors, exact
   (chunked BLAS, :func:`precompute.ann.search` without an index) vs FAISS HNSW and IVF-Flat, with recall@10
   of each approximate index against the exact results.
@@ -60,11 +65,13 @@ class BenchConfig:
     umap_dim: int = 1280
     sections: tuple[str, ...] = SECTIONS
     seed: int = 0
+    runtimes: bool = True  # also time LiteRT (and batch-1 uploads) beside Keras
+    rounds: int = 3  # alternating Keras / LiteRT rounds; each rate is the best round (least disturbed by load)
 
 
 QUICK = BenchConfig(backbones=("efficientnet-lite0",), input_size=64, n_images=4, batch_size=2, n_layers=2,
                     search_sizes=(500, 2_000), dim=64, big_dim=32, big_n=2_000, n_queries=20,
-                    umap_sizes=(300,), umap_dim=32)
+                    umap_sizes=(300,), umap_dim=32, rounds=1)
 
 
 # ---------------------------------------------------------------------------------------------- extraction
@@ -115,8 +122,12 @@ def bench_extraction(backbone_name: str, cfg: BenchConfig) -> dict[str, Any]:
     max_diff = max(float(np.max(np.abs(a - b) / (np.abs(a).max() + 1e-12))) for a, b in zip(fast, slow, strict=True))
     one_pass_ips = cfg.n_images / one_pass_seconds
     naive_ips = cfg.n_images / naive_seconds
+    runtime_rows = bench_runtimes(one_pass, batch, fast, flops, cfg) if cfg.runtimes else {}
+    if runtime_rows:  # the best of the alternating rounds replaces the single timing above: one measure for both
+        one_pass_ips = runtime_rows.pop("keras_images_per_second")
     del one_pass, per_layer, base
     keras.backend.clear_session()
+    peak = cpu_peak_gflops()
     return {
         "backbone": backbone_name, "weights": "random (seed 0)", "input_size": cfg.input_size,
         "layers": layers, "n_images": cfg.n_images, "batch_size": cfg.batch_size,
@@ -129,6 +140,78 @@ def bench_extraction(backbone_name: str, cfg: BenchConfig) -> dict[str, Any]:
         "naive_gflops_per_image": round(naive_flops / 1e9, 4),
         "naive_gflops_per_second": round(naive_flops * naive_ips / 1e9, 2),
         "max_relative_difference": max_diff,
+        "one_pass_peak_share": round(flops * one_pass_ips / 1e9 / peak, 4) if peak else None,
+        **runtime_rows,
+    }
+
+
+def cpu_peak_gflops() -> float | None:
+    """This CPU's float32 peak: cores x base clock x FLOPs per cycle (AVX-512: 2 FMA units x 16 lanes x 2 = 64;
+    AVX2: 32; else 8). An upper bound: turbo is left out, and a VM may expose fewer FMA units."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    mhz = [float(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu MHz")]
+    flags = next((line.split(":")[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    per_cycle = 64 if "avx512f" in flags else 32 if "avx2" in flags and "fma" in flags else 8
+    return round((os.cpu_count() or 1) * max(mhz, default=0) / 1e3 * per_cycle, 1) or None
+
+
+def bench_runtimes(keras_model: Any, batch: np.ndarray, expected: list[np.ndarray], flops: int, cfg: BenchConfig
+                   ) -> dict[str, Any]:
+    """Keras vs LiteRT on the same feature model and batch: best of ``cfg.rounds`` alternating rounds each, and
+    one image at a time (median ms after warm-up); LiteRT's conversion seconds and its largest relative difference.
+    """
+    import tempfile
+
+    from precompute.extract import run_feature_model
+    from precompute.runtimes import convert_to_tflite, device_name, load_litert_model
+
+    with tempfile.TemporaryDirectory() as folder:  # the bench times the conversion: never a cached file
+        path = Path(folder) / "bench.tflite"
+        conversion = convert_to_tflite(keras_model, path)
+        lite, _ = load_litert_model(lambda: keras_model, path)
+        size_mb = lite.size_mb
+
+        def timed(model: Any) -> float:
+            t0 = time.perf_counter()
+            for i in range(0, len(batch), cfg.batch_size):
+                run_feature_model(model, batch[i : i + cfg.batch_size])
+            return cfg.n_images / (time.perf_counter() - t0)
+
+        lite_out = [np.concatenate(parts) for parts in zip(
+            *[lite(batch[i : i + cfg.batch_size]) for i in range(0, len(batch), cfg.batch_size)], strict=True)]
+        rates: dict[str, list[float]] = {"keras": [], "litert": []}
+        for _ in range(cfg.rounds):
+            rates["keras"].append(timed(keras_model))
+            rates["litert"].append(timed(lite))
+
+        def single_ms(model: Any) -> float:
+            run_feature_model(model, batch[:1])  # warm-up: the batch-1 shape
+            return _median_ms(lambda one: run_feature_model(model, one), batch[: min(len(batch), 16)])
+
+        keras_single, lite_single = single_ms(keras_model), single_ms(lite)
+        del lite
+    keras_ips, lite_ips = max(rates["keras"]), max(rates["litert"])
+    peak = cpu_peak_gflops()
+    diff = max(float(np.max(np.abs(a - b)) / (np.abs(a).max() + 1e-12))
+               for a, b in zip(expected, lite_out, strict=True))
+    return {
+        "keras_images_per_second": round(keras_ips, 2),
+        "keras_rounds": [round(r, 2) for r in rates["keras"]],
+        "litert_images_per_second": round(lite_ips, 2),
+        "litert_rounds": [round(r, 2) for r in rates["litert"]],
+        "litert_speedup": round(lite_ips / keras_ips, 2),
+        "litert_gflops_per_second": round(flops * lite_ips / 1e9, 2),
+        "litert_peak_share": round(flops * lite_ips / 1e9 / peak, 4) if peak else None,
+        "litert_conversion_seconds": round(conversion, 2),
+        "litert_model_mb": round(size_mb, 2),
+        "litert_max_relative_difference": diff,
+        "keras_single_image_ms": keras_single,
+        "litert_single_image_ms": lite_single,
+        "faster_runtime": "litert" if lite_ips > keras_ips else "keras",
+        "device": device_name(),
     }
 
 
@@ -241,7 +324,8 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, argv: Sequen
     results: dict[str, Any] = {
         "meta": {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "command": " ".join(["python -m precompute.bench", *map(shlex.quote, argv)]),
-                 **machine_info(), "load_before": _load(), "versions": _versions(),
+                 **machine_info(), "cpu_peak_gflops": cpu_peak_gflops(), "load_before": _load(),
+                 "versions": _versions(),
                  "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.__dict__.items()},
                  "notes": ["Extraction uses seeded random weights: speed does not depend on weight values.",
                            "Extraction timings leave out decoding/resizing (synthetic images at the input size) "
@@ -257,7 +341,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, argv: Sequen
     if "extraction" in cfg.sections:
         for name in cfg.backbones:
             log(f"extraction: {name} at {cfg.input_size}px, {cfg.n_images} images ...")
-            results["extraction"].append(bench_extraction(name, cfg))
+            results["extraction"].append({**bench_extraction(name, cfg), "load": _load()})
     if "search" in cfg.sections:
         for n in cfg.search_sizes:
             log(f"search: N = {n:,} ...")
@@ -290,6 +374,14 @@ def format_tables(results: dict[str, Any]) -> str:
                  "naive_images_per_second", "speedup", "one_pass_gflops_per_second", "naive_gflops_per_image"]]
             lines += ["", "Extraction (one pass, all layers, batches) vs naive (predict per layer, batch 1):",
                       table.to_string(index=False)]
+            if "litert_images_per_second" in table_columns(results["extraction"]):
+                runtimes = pd.DataFrame(results["extraction"])[
+                    ["backbone", "naive_images_per_second", "one_pass_images_per_second", "litert_images_per_second",
+                     "litert_speedup", "one_pass_peak_share", "litert_peak_share", "keras_single_image_ms",
+                     "litert_single_image_ms", "litert_conversion_seconds", "faster_runtime", "load"]]
+                lines += ["", f"Runtimes on {results['extraction'][0].get('device')} (peak "
+                          f"{meta.get('cpu_peak_gflops')} GFLOP/s; img/s = best of alternating rounds):",
+                          runtimes.to_string(index=False)]
         if results["search"]:
             table = pd.DataFrame(results["search"])[
                 ["n", "dim", "method", "build_seconds", "query_ms", "faiss_ms", "recall@10", "index_mb"]]
@@ -300,6 +392,10 @@ def format_tables(results: dict[str, Any]) -> str:
     app = results["app"]
     lines += ["", f"App callback latency: {'see ' + app['script'] if app['exists'] else 'not measured here'}"]
     return "\n".join(lines)
+
+
+def table_columns(rows: list[dict[str, Any]]) -> set[str]:
+    return set().union(*(row.keys() for row in rows)) if rows else set()
 
 
 def _ints(text: str) -> tuple[int, ...]:
@@ -327,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", help="search metric (default cosine)")
     parser.add_argument("--hnsw-max", type=int, help="largest N to build HNSW for (default 200000)")
     parser.add_argument("--umap-sizes", type=_ints, help="default 1000,5000,20000")
+    parser.add_argument("--no-runtimes", action="store_true", help="time Keras only (no LiteRT comparison)")
+    parser.add_argument("--rounds", type=int, help="alternating Keras/LiteRT rounds (default 3)")
+    parser.add_argument("--write-runtime-table", action="store_true",
+                        help="store the faster runtime per benchmarked backbone for `--runtime auto` on this "
+                        "machine ($SISP_CACHE_DIR/runtime-table.json)")
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     from precompute.backbones import get_backbone
@@ -336,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {"sections": args.sections, "backbones": args.backbones, "n_images": args.images,
                  "input_size": args.input_size, "n_layers": args.layers, "search_sizes": args.search_sizes,
                  "dim": args.dim, "big_dim": args.big_dim, "hnsw_max_n": args.hnsw_max, "metric": args.metric,
-                 "umap_sizes": args.umap_sizes}
+                 "umap_sizes": args.umap_sizes, "rounds": args.rounds,
+                 "runtimes": False if args.no_runtimes else None}
     cfg = BenchConfig(**{**cfg.__dict__, **{k: v for k, v in overrides.items() if v is not None}})
     try:
         for name in cfg.backbones:
@@ -352,6 +454,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
     print(format_tables(results))
+    choice = {row["backbone"]: row["faster_runtime"] for row in results["extraction"] if "faster_runtime" in row}
+    if args.write_runtime_table and choice:
+        from precompute.runtimes import write_runtime_table
+
+        measured = {row["backbone"]: {k: row[k] for k in ("one_pass_images_per_second", "litert_images_per_second",
+                                                          "load")} for row in results["extraction"]}
+        print(f"wrote the runtime table for --runtime auto: {write_runtime_table(choice, measured)}")
     print(f"\nwrote {args.out}")
     return 0
 

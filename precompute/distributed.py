@@ -65,6 +65,9 @@ class ModelRecipe:
     layers: tuple[str, ...]
     pooling: str
     flatten: bool
+    runtime: str = "keras"  # keras | litert: what the driver resolved (precompute.runtimes.resolve_runtime)
+    quantize: str | None = None
+    tflite: str | None = None  # the driver's converted file; a worker without it converts its own copy
 
 
 @contextlib.contextmanager
@@ -191,6 +194,12 @@ def _worker_model(recipe: ModelRecipe) -> dict[str, Any]:
         base = build_base(backbone, weights, recipe.input_size)
         check_layers(base, recipe.layers, backbone.name)
         feature_model = build_feature_model(base, recipe.layers, recipe.pooling, flatten=recipe.flatten)
+        if recipe.runtime == "litert":
+            from precompute.runtimes import load_litert_model
+
+            # Every core per interpreter, as TensorFlow does for a Keras forward pass.
+            keras_model = feature_model
+            feature_model, _ = load_litert_model(lambda: keras_model, Path(recipe.tflite), recipe.quantize)
         entry = {"model": feature_model, "preprocess": backbone.preprocess, "warm": False}
         _WORKER_MODELS[_recipe_key(recipe)] = entry
         return entry
@@ -199,7 +208,7 @@ def _worker_model(recipe: ModelRecipe) -> dict[str, Any]:
 def _recipe_key(recipe: ModelRecipe) -> tuple:
     weights = recipe.weights
     return (recipe.backbone, weights.source, str(weights.keras_arg), weights.seed, recipe.input_size,
-            recipe.layers, recipe.pooling, recipe.flatten)
+            recipe.layers, recipe.pooling, recipe.flatten, recipe.runtime, recipe.quantize, recipe.tflite)
 
 
 def _extract_chunk(recipe: ModelRecipe, root: str, rel_paths: list[str], start: int,

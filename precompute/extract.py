@@ -103,6 +103,10 @@ def build_feature_model(base: Any, layers: Sequence[str], pooling: str = "avg", 
 
 
 def feature_dims(feature_model: Any) -> list[int]:
+    """Output width of each layer of a Keras feature model or a ``precompute.runtimes.LiteRTModel``."""
+    dims = getattr(feature_model, "dims", None)
+    if dims is not None:
+        return list(dims)
     return [int(out.shape[-1]) for out in feature_model.outputs]
 
 
@@ -179,7 +183,14 @@ def _quiet_retracing_warning() -> None:
 
 
 def run_feature_model(feature_model: Any, batch: np.ndarray) -> list[np.ndarray]:
-    """One forward pass of a preprocessed batch; always a list, one array per layer."""
+    """One forward pass of a preprocessed batch; always a list, one array per layer.
+
+    ``feature_model`` is a Keras feature model (run as a graph) or a ``precompute.runtimes.LiteRTModel``.
+    """
+    from precompute.runtimes import LiteRTModel
+
+    if isinstance(feature_model, LiteRTModel):
+        return feature_model(batch)
     outputs = _graph_call(feature_model)(np.asarray(batch, dtype=np.float32))
     if not isinstance(outputs, list | tuple):
         outputs = [outputs]
@@ -231,27 +242,41 @@ def extract_array(feature_model: Any, images: np.ndarray, preprocess: Any, batch
     return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
 
 
-def load_extractor(model_config: dict[str, Any], layers: Sequence[str]) -> Any:
+def load_extractor(model_config: dict[str, Any], layers: Sequence[str], runtime: str = "auto") -> Any:
     """Rebuild the exact feature model a precompute run used, from its index ``config`` entry.
 
     Returns ``extract(images (n, h, w, 3) uint8/float 0..255) -> list of (n, dim)``, resizing nothing:
     callers pass images already at ``model_config['input_size']``. Used by the app for uploads.
+
+    ``runtime`` (``precompute.runtimes.RUNTIMES``) picks Keras or LiteRT as the pipeline does; a quantised model
+    (``model_config['quantize']``) always runs on LiteRT. A LiteRT model already converted (by the precompute run,
+    in ``$SISP_CACHE_DIR/litert``) is loaded without building the Keras model or importing TensorFlow (the backbone's
+    preprocessing, from ``keras.applications`` or a port, still imports it at the first call).
     """
     from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
+    from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
 
     backbone = get_backbone(model_config["backbone"])
-    source = model_config["weights_source"]
-    if source in ("file", "nsfwjs"):
-        weights = ResolvedWeights(source, model_config["weights_file"], source)
-    elif source == "random":
-        weights = resolve_weights(backbone, "random", seed=model_config.get("seed") or 0)
-    else:
-        weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
-    base = build_base(backbone, weights, model_config["input_size"])
-    check_layers(base, layers, backbone.name)
     pooling = model_config.get("pooling", "avg")
-    feature_model = build_feature_model(base, layers, "avg" if pooling == "flatten" else pooling,
-                                        flatten=pooling == "flatten")
+
+    def build() -> Any:
+        source = model_config["weights_source"]
+        if source in ("file", "nsfwjs"):
+            weights = ResolvedWeights(source, model_config["weights_file"], source)
+        elif source == "random":
+            weights = resolve_weights(backbone, "random", seed=model_config.get("seed") or 0)
+        else:
+            weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
+        base = build_base(backbone, weights, model_config["input_size"])
+        check_layers(base, layers, backbone.name)
+        return build_feature_model(base, layers, "avg" if pooling == "flatten" else pooling,
+                                   flatten=pooling == "flatten")
+
+    quantize = model_config.get("quantize")
+    if resolve_runtime(runtime, backbone.name, quantize) == "litert":
+        feature_model, _ = load_litert_model(build, tflite_path(model_config, layers, quantize), quantize)
+    else:
+        feature_model = build()
 
     def extract(images: np.ndarray) -> list[np.ndarray]:
         return extract_array(feature_model, np.asarray(images, dtype=np.float32), backbone.preprocess)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import platform
 import shutil
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,14 @@ from precompute.extract import (
     build_feature_model,
     check_layers,
     extract_to_files,
+)
+from precompute.runtimes import (
+    check_runtime,
+    device_name,
+    load_litert_model,
+    parse_quantizations,
+    resolve_runtime,
+    tflite_path,
 )
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
 from precompute.stats import bootstrap_ci, bootstrap_params
@@ -71,6 +80,7 @@ class ModelSpec:
     backbone: str
     weights: str = "auto"
     layers: tuple[str, ...] | None = None
+    quantize: str | None = None  # a LiteRT variant (precompute.runtimes.QUANTIZATIONS), stored as <model>-<quantize>
 
 
 @dataclass
@@ -97,6 +107,8 @@ class RunConfig:
     name: str | None = None
     engine: str = "local"  # "dask": extraction on a Dask cluster (precompute.distributed), same artifacts
     dask_address: str | None = None  # scheduler tcp://host:8786; None starts a LocalCluster for the run
+    runtime: str = "auto"  # keras | litert | auto (precompute.runtimes): features equal within 1e-4 relative
+    quantize: tuple[str, ...] = ()  # also store float16 / int8 LiteRT variants of every model, as models of their own
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -113,6 +125,8 @@ class RunConfig:
             raise ValueError(f"--exact-max must be >= 0, got {self.exact_search_max}.")
         ann.check_params(self.ann_kind, self.ann_params)
         check_engine(self.engine, self.dask_address)
+        check_runtime(self.runtime)
+        parse_quantizations(self.quantize)
 
 
 def parse_model_spec(text: str, weights: str = "auto") -> ModelSpec:
@@ -127,7 +141,7 @@ def _versions() -> dict[str, str]:
 
     versions = {"python": platform.python_version()}
     for package in ("tensorflow-cpu", "tensorflow", "keras", "numpy", "scikit-learn", "umap-learn", "pandas",
-                    "faiss-cpu", "semantic-image-search-playground"):
+                    "faiss-cpu", "ai-edge-litert", "semantic-image-search-playground"):
         try:
             versions[package] = md.version(package)
         except md.PackageNotFoundError:
@@ -281,13 +295,15 @@ class Run:
         cfg, root, ds = self.config, self.root, self.dataset
         backbone = get_backbone(spec.backbone)
         weights = resolve_weights(backbone, spec.weights, seed=cfg.seed)
-        key = model_key(backbone.name, weights.source)
+        key = model_key(backbone.name, weights.source) + (f"-{spec.quantize}" if spec.quantize else "")
         layers = list(spec.layers or weights.default_layers or backbone.default_layers)
         input_size = cfg.input_size if cfg.input_size and backbone.name != "pixels" else backbone.input_size
         model_config = {"backbone": backbone.name, "weights_source": weights.source,
                         "weights_file": weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
                         "seed": weights.seed, "input_size": input_size,
                         "pooling": "flatten" if backbone.flatten else cfg.pooling}
+        if spec.quantize:  # only then: float32 models keep the config (and the artifacts) of earlier versions
+            model_config["quantize"] = spec.quantize
         entry = art.read_index(root)["datasets"][ds]["models"].get(key)
         if entry and entry.get("config") != model_config:
             log.info("%s: parameters changed since the last run, recomputing", key)
@@ -297,7 +313,8 @@ class Run:
         self.report["models"][key] = {"status": "running", "weights": weights.description,
                                       "reason": weights.reason, "layers": layers}
         if todo:
-            self._extract(backbone, weights, key, todo, manifest, input_size, model_config, fresh=stale)
+            self._extract(backbone, weights, key, todo, manifest, input_size, model_config, fresh=stale,
+                          quantize=spec.quantize)
         for order, name in enumerate(layers):
             # New features make everything derived from them stale, whatever the disk holds.
             self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
@@ -322,32 +339,44 @@ class Run:
         return problem is None
 
     def _extract(self, backbone: Backbone, weights: Any, key: str, layers: list[str], manifest: pd.DataFrame,
-                 input_size: int, model_config: dict, fresh: bool) -> None:
+                 input_size: int, model_config: dict, fresh: bool, quantize: str | None = None) -> None:
         import keras
 
         cfg, root, ds = self.config, self.root, self.dataset
+        runtime = resolve_runtime(cfg.runtime, backbone.name, quantize)
         keras.backend.clear_session()
         base = build_base(backbone, weights, input_size)
         check_layers(base, layers, backbone.name)
         feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
+        runner, conversion_seconds, tflite = feature_model, 0.0, None
+        if runtime == "litert":
+            # Converted once per (config, layers, quantisation) into the cache; reruns and uploads reuse the file.
+            tflite = tflite_path(model_config, layers, quantize)
+            runner, conversion_seconds = load_litert_model(lambda model=feature_model: model, tflite, quantize)
         paths = [art.features_path(root, ds, key, name) for name in layers]
         batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)
         if batch_size < cfg.batch_size:
             log.info("%s: batches of %d images (not %d) keep its activations within %d MB", key, batch_size,
                      cfg.batch_size, cfg.activation_budget_mb)
         if cfg.engine == "dask":
-            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key, batch_size)
+            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key, batch_size,
+                                           runtime, quantize, tflite)
         else:
             batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
-            timing = extract_to_files(feature_model, batches, backbone.preprocess, len(manifest), paths,
+            timing = extract_to_files(runner, batches, backbone.preprocess, len(manifest), paths,
                                       progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
         n_params = int(base.count_params())
-        cost = {"n_params": n_params, "weights_mb": round(n_params * 4 / 1e6, 2),
+        weights_mb = round(n_params * 4 / 1e6, 2)
+        cost = {"n_params": n_params, "weights_mb": weights_mb,
+                # The size of what runs: the .tflite file on LiteRT (float16/int8 variants: 2x/4x smaller).
+                "model_mb": round(runner.size_mb, 2) if tflite else weights_mb,
+                "runtime": runtime, "quantize": quantize, "conversion_seconds": round(conversion_seconds, 2),
                 "gflops_per_image": round(count_flops(base) / 1e9, 4),
                 "images_per_second": round(timing.images_per_second, 2),
                 "ms_per_image": round(timing.ms_per_image, 3), "batch_size": batch_size,
                 "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2), "engine": cfg.engine,
-                "device": platform.processor() or platform.machine(), "measured": _now()}
+                "device": device_name() if runtime == "keras" else f"CPU ({os.cpu_count()} cores), LiteRT XNNPACK",
+                "measured": _now()}
         layer_costs = {}
         for name in layers:
             sub = keras.Model(base.inputs, base.get_layer(name).output)
@@ -365,17 +394,19 @@ class Run:
                                          "features": art.relative(root, path), **layer_costs[name], "metrics": {}}
             models[key] = entry
         art.update_index(root, change)
-        del feature_model, base
+        del feature_model, base, runner
         keras.backend.clear_session()
 
     def _extract_on_dask(self, backbone: Backbone, weights: Any, layers: list[str], manifest: pd.DataFrame,
-                         input_size: int, paths: list[Path], key: str, batch_size: int) -> Any:
+                         input_size: int, paths: list[Path], key: str, batch_size: int, runtime: str = "keras",
+                         quantize: str | None = None, tflite: Path | None = None) -> Any:
         from precompute.distributed import ModelRecipe, dask_client, extract_on_dask
 
         cfg = self.config
         if self._client is None:
             self._client = self._resources.enter_context(dask_client(cfg.dask_address))
-        recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten)
+        recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten,
+                             runtime=runtime, quantize=quantize, tflite=str(tflite) if tflite else None)
         return extract_on_dask(self._client, recipe, cfg.dataset_dir, manifest["path"].tolist(), paths,
                                batch_size=batch_size, progress=cfg.progress,
                                desc=f"{key} ({len(layers)} layers, dask)")
@@ -518,7 +549,9 @@ class Run:
             self.write_baseline(manifest)
         if len(manifest) < 2:
             raise ValueError(f"{cfg.dataset_dir} has {len(manifest)} usable image; at least 2 are needed to search.")
-        for spec in cfg.models:
+        variants = [replace(spec, quantize=q) for spec in cfg.models for q in (None, *cfg.quantize)
+                    if q is None or spec.backbone != "pixels"]
+        for spec in variants:
             try:
                 self.run_model(spec, manifest, labeled)
             except WeightsUnavailableError as exc:

@@ -25,6 +25,12 @@ def test_quick_bench_writes_valid_json(tmp_path: Path, capsys: pytest.CaptureFix
         assert row[key] > 0, key
     # Both ways compute the same features: only the number of passes differs.
     assert row["max_relative_difference"] < 1e-3
+    # LiteRT beside Keras on the same feature model: same features, its speed, conversion and the device.
+    for key in ("litert_images_per_second", "litert_speedup", "litert_conversion_seconds", "litert_model_mb",
+                "keras_single_image_ms", "litert_single_image_ms", "one_pass_peak_share"):
+        assert row[key] > 0, key
+    assert row["litert_max_relative_difference"] < 1e-4
+    assert row["faster_runtime"] in ("keras", "litert") and row["device"].startswith(("CPU", "GPU"))
     methods = {(r["n"], r["method"]) for r in results["search"]}
     assert methods == {(n, m) for n in (500, 2000)
                        for m in ("exact (numpy BLAS, chunked)", "faiss-hnsw", "faiss-ivf-flat")}
@@ -33,7 +39,7 @@ def test_quick_bench_writes_valid_json(tmp_path: Path, capsys: pytest.CaptureFix
         assert r["dim"] == (32 if r["n"] >= 2000 else 64)
     assert results["umap"][0]["n"] == 300 and results["umap"][0]["seconds"] > 0
     printed = capsys.readouterr().out
-    assert "naive" in printed and "recall@10" in printed and "UMAP" in printed
+    assert "naive" in printed and "recall@10" in printed and "UMAP" in printed and "litert" in printed
 
 
 def test_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

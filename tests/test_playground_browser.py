@@ -55,10 +55,19 @@ def _poll(condition, timeout: float = TIMEOUT) -> None:
     raise AssertionError("condition not met in time")
 
 
+def _free_port() -> int:
+    """A port nobody listens on: dash_duo's fixed default (58050) is shared with any other test run here."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def start(dash_duo, artifacts, path: str) -> None:
     from playground.app import create_app
 
-    dash_duo.start_server(create_app(artifacts))
+    dash_duo.start_server(create_app(artifacts), port=_free_port())
     dash_duo.driver.set_window_size(1400, 1100)
     dash_duo.driver.get(dash_duo.server_url + path)
     dash_duo.wait_for_element("#query-panel", timeout=TIMEOUT)
@@ -180,3 +189,318 @@ def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, s
     verdicts = dash_duo.find_element("#compare-verdicts").text
     assert "below the best (difference" in verdicts or "not distinguishable from the best" in verdicts
     dash_duo.driver.save_screenshot(str(screenshot_dir / "compare-intervals.png"))
+
+
+# ------------------------------------------------------------------------------- UX round 2 (issue #13)
+@pytest.fixture(scope="module")
+def axe_script() -> str | None:
+    """axe-core's script (tests/axe_core.py: npm pack, cached), or None where it cannot be had."""
+    from tests.axe_core import AxeUnavailable, find_axe_script
+
+    try:
+        return find_axe_script().read_text()
+    except AxeUnavailable:
+        return None
+
+
+def test_axe_core_is_available(axe_script):
+    if axe_script is None:
+        pytest.skip("axe-core could not be fetched (npm missing or offline): accessibility checks did not run")
+    assert "axe.run" in axe_script or "axe" in axe_script[:2000]
+
+
+def assert_accessible(dash_duo, axe_script: str | None, where: str) -> None:
+    """axe-core over the whole page: no serious or critical violation (the others are printed)."""
+    if axe_script is None:
+        return  # test_axe_core_is_available reports the skip
+    driver = dash_duo.driver
+    if not driver.execute_script("return typeof window.axe !== 'undefined'"):
+        driver.execute_script(axe_script)
+    driver.set_script_timeout(60)
+    violations = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']}).then(r => done(r.violations.map(v => ({id: v.id, "
+        "impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))));"
+    )
+    for violation in violations:
+        print(f"axe ({where}): {violation['impact']} {violation['id']} {violation['nodes']}")
+    bad = [v for v in violations if v["impact"] in ("serious", "critical")]
+    assert not bad, f"{where}: {bad}"
+
+
+def notice_text(dash_duo) -> str:
+    return dash_duo.driver.execute_script("const n = document.querySelector('#notice'); return n ? n.innerText : '';")
+
+
+@pytest.mark.slow
+def test_first_visit_hint_default_query_keyboard_views_and_notices(
+    dash_duo, playground_artifacts, screenshot_dir, axe_script
+):
+    from selenium.webdriver.common.keys import Keys
+
+    from playground.state import default_query
+    from playground.store import Store
+
+    expected = default_query(Store(playground_artifacts), "shapes")
+    start(dash_duo, playground_artifacts, "/")
+    _poll(lambda: f"query={expected}&" in dash_duo.driver.current_url)  # the query nearest the mean score
+    driver = dash_duo.driver
+    dash_duo.wait_for_contains_text("#first-visit-hint", "New here?", timeout=TIMEOUT)
+    hint = dash_duo.find_element("#first-visit-hint")
+    assert hint.is_displayed() and hint.size["height"] < 60  # one line
+    wait_for_results(dash_duo, 15)
+    # The query grid comes first, high on the page, and fills the window's height.
+    grid = dash_duo.find_element("#image-grid")
+    assert grid.location["y"] < 400
+    assert driver.execute_script("return parseFloat(getComputedStyle(arguments[0]).maxHeight)", grid) > 500
+    info = dash_duo.find_element(".model-info-text")
+    line = driver.execute_script("return parseFloat(getComputedStyle(arguments[0]).lineHeight)", info)
+    assert info.size["height"] <= 2 * line + 1  # a long description stays two lines
+    driver.save_screenshot(str(screenshot_dir / "first-visit.png"))
+    assert_accessible(dash_duo, axe_script, "search")
+
+    # The views are links reached with Tab and opened with Enter.
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
+    for _ in range(6):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        if driver.execute_script("return document.activeElement.id") == "view-tab-upload":
+            break
+    assert driver.execute_script("return document.activeElement.id") == "view-tab-upload"
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
+    _poll(lambda: "/embeddings?" in driver.current_url and f"query={expected}" in driver.current_url)
+    assert "tab-selected" in dash_duo.find_element("#view-tab-embeddings").get_attribute("class")
+    dash_duo.find_element("#view-tab-compare").click()
+    dash_duo.wait_for_contains_text("#compare-table", "cosine", timeout=TIMEOUT)
+    assert_accessible(dash_duo, axe_script, "compare")
+
+    # Dismissed once, the hint stays away.
+    dash_duo.find_element("#first-visit-hint-close").click()
+    _poll(lambda: not dash_duo.find_element("#first-visit-hint").is_displayed())
+    # Malformed and out-of-range values in a link get a notice and are replaced.
+    driver.get(dash_duo.server_url + "/nowhere?dataset=shapes&model=vgg16&query=abc&k=0")
+    _poll(lambda: "Query 'abc'" in notice_text(dash_duo))
+    text = notice_text(dash_duo)
+    assert "There is no view '/nowhere'" in text and "0 became 1" in text and "'vgg16'" in text
+    _poll(lambda: driver.current_url.endswith(f"query={expected}&k=1") and "/search?" in driver.current_url)
+    assert not dash_duo.find_element("#first-visit-hint").is_displayed()
+    box = dash_duo.find_element("#top-k")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("100", Keys.ENTER)
+    _poll(lambda: "100 became 50" in notice_text(dash_duo))
+    _poll(lambda: "k=50" in driver.current_url and box.get_attribute("value") == "50")
+    wait_for_results(dash_duo, 23)  # 50 asked, the 23 other images exist
+    driver.save_screenshot(str(screenshot_dir / "notices.png"))
+
+
+@pytest.mark.slow
+def test_distances_named_bars_within_results_and_the_image_viewer(
+    dash_duo, playground_artifacts, screenshot_dir, axe_script
+):
+    from selenium.webdriver.common.keys import Keys
+
+    start(dash_duo, playground_artifacts,
+          "/search?dataset=shapes&model=pixels&layer=pixels_32x32&metric=manhattan&query=4&k=10")
+    ids = wait_for_results(dash_duo, 10)
+    driver = dash_duo.driver
+    distances = [float(d) for d in result_attribute(dash_duo, "distance")]
+    assert distances == sorted(distances) and distances[-1] > distances[0] > 1  # raw manhattan distances
+    texts = driver.execute_script("return [...document.querySelectorAll('#search-results .distance')].map(e => "
+                                  "e.innerText)")
+    assert all(text.startswith("manhattan ") for text in texts)
+    widths = driver.execute_script("return [...document.querySelectorAll('#search-results .bar-fill')].map(e => "
+                                   "e.getBoundingClientRect().width / e.parentElement.getBoundingClientRect().width)")
+    assert widths[0] == pytest.approx(1.0) and widths[-1] == pytest.approx(0.0, abs=0.01)
+    assert widths == sorted(widths, reverse=True)
+    style = driver.execute_script("const s = getComputedStyle(document.querySelector('.result-card .label'));"
+                                  "return [s.wordBreak, s.overflowWrap];")
+    assert style == ["normal", "normal"]  # labels break at the <wbr> after an underscore, not mid-word
+
+    # The viewer: full size from the source file, Esc closes it and gives focus back.
+    zoom = dash_duo.find_element(f".result-card[data-image-id='{ids[1]}'] .zoom-button")
+    zoom.click()
+    dash_duo.wait_for_element(".viewer-image", timeout=TIMEOUT)
+    _poll(lambda: driver.execute_script("return document.querySelector('.viewer-image').naturalWidth") > 0)
+    assert dash_duo.find_element(".viewer-image").get_attribute("src").endswith(f"/images/shapes/{ids[1]}.jpg")
+    _poll(lambda: driver.execute_script("return document.activeElement.classList.contains('viewer-close')"))
+    driver.save_screenshot(str(screenshot_dir / "viewer.png"))
+    assert_accessible(dash_duo, axe_script, "viewer")
+    driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+    _poll(lambda: not dash_duo.find_element("#image-viewer").is_displayed())
+    _poll(lambda: driver.execute_script("return document.activeElement.classList.contains('zoom-button')"))
+    zoom.click()
+    dash_duo.wait_for_element("#image-viewer-search", timeout=TIMEOUT).click()
+    _poll(lambda: f"query={ids[1]}&" in driver.current_url)
+    assert not dash_duo.find_element("#image-viewer").is_displayed()
+
+    # The graph's toolbar is offline: no "Share chart..." (Plotly Cloud) button, no Plotly logo. (The Compare
+    # view's graphs take the same config in the Compare part of issue #13.)
+    dash_duo.find_element("#view-tab-embeddings").click()
+    dash_duo.wait_for_element("#umap-graph .modebar", timeout=TIMEOUT)
+    assert dash_duo.find_elements("#umap-graph .modebar-btn[data-title*='Lasso']")
+    assert not dash_duo.find_elements("#umap-graph .modebar-btn[data-title*='Share']")
+    assert not dash_duo.find_elements("#umap-graph .modebar-btn--logo")
+    context = driver.execute_script("const c = document.querySelector('#umap-graph .js-plotly-plot')._context;"
+                                    "return [c.showSendToCloud, c.displaylogo, c.plotlyServerURL];")
+    assert context == [False, False, ""]
+
+
+@pytest.mark.slow
+def test_upload_size_check_busy_line_and_results_that_open_in_search(
+    dash_duo, playground_artifacts, screenshot_dir, axe_script, tmp_path, monkeypatch
+):
+    import time
+
+    from playground import uploads
+    from playground.store import Store
+
+    real = uploads.upload_features
+
+    def slow(*args):  # the server runs in this process: make the busy line observable
+        time.sleep(2.0)
+        return real(*args)
+
+    monkeypatch.setattr("playground.callbacks.upload.upload_features", slow)
+    start(dash_duo, playground_artifacts, "/upload?dataset=shapes&model=pixels&layer=pixels_16x16&metric=cosine&k=6")
+    dash_duo.wait_for_contains_text("#upload-status", "No image yet", timeout=TIMEOUT)
+    driver = dash_duo.driver
+    big = tmp_path / "huge.png"
+    big.write_bytes(b"\x89PNG" + b"\0" * uploads.MAX_UPLOAD_BYTES)  # 4 bytes over the limit
+    file_input = dash_duo.find_element("#upload input[type=file]")
+    file_input.send_keys(str(big))
+    dash_duo.wait_for_contains_text("#upload-status .message-error", "huge.png", timeout=TIMEOUT)
+    assert "the limit is 10 MB" in dash_duo.find_element("#upload-status").text
+    assert "It was not sent" in dash_duo.find_element("#upload-status").text
+    driver.save_screenshot(str(screenshot_dir / "upload-too-big.png"))
+
+    store = Store(playground_artifacts)
+    image = tmp_path / "square.png"
+    image.write_bytes(store.source_file("shapes", 9).read_bytes())
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(image))
+    _poll(lambda: "active" in dash_duo.find_element("#upload-busy").get_attribute("class"), timeout=5)
+    assert dash_duo.find_element("#upload-busy").is_displayed()
+    assert not dash_duo.find_elements("#upload-status .message-error")  # the old message went at once
+    _poll(lambda: len(result_ids_in(dash_duo, "#upload-results")) == 6)
+    _poll(lambda: "active" not in dash_duo.find_element("#upload-busy").get_attribute("class"))
+    assert result_ids_in(dash_duo, "#upload-results")[0] == "9"  # the dataset image finds itself first
+    assert_accessible(dash_duo, axe_script, "upload")
+    driver.save_screenshot(str(screenshot_dir / "upload-results.png"))
+    # The same contents under another name: a change all the same, so its results replace "Reading...".
+    again = tmp_path / "again.png"
+    again.write_bytes(image.read_bytes())
+    dash_duo.find_element("#upload input[type=file]").send_keys(str(again))
+    dash_duo.wait_for_contains_text("#upload-status", "again.png", timeout=TIMEOUT)
+    _poll(lambda: len(result_ids_in(dash_duo, "#upload-results")) == 6)
+    second = result_ids_in(dash_duo, "#upload-results")[1]
+    dash_duo.find_element(f"#upload-results .result-card[data-image-id='{second}'] .result-pick").click()
+    _poll(lambda: "/search?" in driver.current_url and f"query={second}&" in driver.current_url)
+    _poll(lambda: dash_duo.find_element("#view-search").is_displayed())
+
+
+def result_ids_in(dash_duo, scope: str) -> list[str]:
+    return result_attribute(dash_duo, "imageId", scope)
+
+
+def _settled(driver, element) -> None:
+    """Wait until an element stops moving and lies inside the window (the map resizes itself to fit it)."""
+    import time
+
+    previous = None
+
+    def still() -> bool:
+        nonlocal previous
+        rect = element.rect
+        inside = rect["y"] + rect["height"] <= driver.execute_script("return window.innerHeight")
+        steady, previous = rect == previous, rect
+        if not steady:
+            time.sleep(0.3)
+        return steady and inside
+
+    _poll(still)
+
+
+def _lasso(driver, element, points: list[tuple[float, float]]) -> None:
+    """Drag a lasso through ``points`` (fractions of the element's width and height) and release."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    _settled(driver, element)
+    width, height = element.size["width"], element.size["height"]
+    pixels = [(int(x * width), int(y * height)) for x, y in points]
+    actions = ActionChains(driver).move_to_element(element)
+    actions.move_by_offset(pixels[0][0] - width // 2, pixels[0][1] - height // 2).click_and_hold()
+    for (x0, y0), (x1, y1) in zip(pixels, pixels[1:] + pixels[:1], strict=True):
+        actions.move_by_offset(x1 - x0, y1 - y0)
+    actions.release().perform()
+
+
+@pytest.mark.slow
+def test_embeddings_selection_strip_neighbours_palette_thumbnails_and_fit(
+    dash_duo, playground_artifacts, screenshot_dir, axe_script
+):
+    from playground.figures import CLASS_COLOURS
+
+    start(dash_duo, playground_artifacts,
+          "/embeddings?dataset=shapes&model=pixels&layer=pixels_8x8&metric=cosine&query=2&k=5")
+    driver = dash_duo.driver
+    dash_duo.wait_for_element("#umap-graph .nsewdrag", timeout=TIMEOUT)
+    _poll(lambda: len(dash_duo.find_elements("#umap-neighbours .neighbour")) == 5)
+    graph = dash_duo.find_element("#umap-graph")
+    _poll(lambda: graph.rect["y"] + graph.rect["height"] <= driver.execute_script("return window.innerHeight") + 1)
+    colours = driver.execute_script("return document.querySelector('#umap-graph .js-plotly-plot').data"
+                                    ".slice(0, 3).map(t => t.marker.color)")
+    assert colours == list(CLASS_COLOURS[:3])
+
+    # A lasso around every point fills the strip with their thumbnails and class mix.
+    area = dash_duo.find_element("#umap-graph .nsewdrag")
+    _lasso(driver, area, [(0.02, 0.02), (0.98, 0.02), (0.98, 0.98), (0.02, 0.98)])
+    dash_duo.wait_for_contains_text("#umap-selection", "24 selected", timeout=TIMEOUT)
+    assert "8 circle (33%)" in dash_duo.find_element("#umap-selection").text
+    assert len(dash_duo.find_elements("#umap-selection .strip button")) == 24
+    assert len(dash_duo.find_elements("#umap-selection .mix-segment")) == 3
+    driver.save_screenshot(str(screenshot_dir / "embeddings-selection.png"))
+    assert_accessible(dash_duo, axe_script, "embeddings")
+    # A thumbnail of the strip becomes the query; the selection stays.
+    dash_duo.find_element("#umap-selection .strip button:nth-child(5)").click()
+    _poll(lambda: "query=2&" not in driver.current_url)
+    assert "24 selected" in dash_duo.find_element("#umap-selection").text
+
+    # A lasso over empty space selects nothing, and nothing is faded.
+    corner = driver.execute_script(
+        """const gd = document.querySelector('#umap-graph .js-plotly-plot'), xa = gd._fullLayout.xaxis,
+               ya = gd._fullLayout.yaxis, w = xa._length, h = ya._length, pts = [];
+        gd.calcdata.forEach(trace => trace.forEach(p => pts.push([xa.c2p(p.x), ya.c2p(p.y)])));
+        for (const [cx, cy] of [[0, 0], [w - 40, 0], [0, h - 40], [w - 40, h - 40]]) {
+            if (!pts.some(([px, py]) => px > cx - 12 && px < cx + 52 && py > cy - 12 && py < cy + 52))
+                return [cx / w, cy / h, 40 / w, 40 / h];
+        }
+        return null;"""
+    )
+    assert corner is not None
+    x, y, dx, dy = corner
+    _lasso(driver, area, [(x + 0.1 * dx, y + 0.1 * dy), (x + 0.9 * dx, y + 0.1 * dy), (x + 0.9 * dx, y + 0.9 * dy)])
+    dash_duo.wait_for_contains_text("#umap-selection", "Lasso or box-select", timeout=TIMEOUT)
+    _poll(lambda: driver.execute_script(
+        "return document.querySelector('#umap-graph .js-plotly-plot').data.every(t => !t.selectedpoints)"))
+
+    # The neighbours beside the map: a click makes one the query.
+    neighbour = dash_duo.find_element("#umap-neighbours .neighbour:nth-child(2)")
+    target = neighbour.get_attribute("data-image-id")
+    neighbour.find_element("css selector", "button").click()
+    _poll(lambda: f"query={target}&" in driver.current_url)
+
+    # Thumbnails instead of dots.
+    toggle = dash_duo.find_element("#umap-thumbnails")
+    toggle.click()
+    _poll(lambda: toggle.get_attribute("aria-pressed") == "true")
+    _poll(lambda: driver.execute_script(
+        "return (document.querySelector('#umap-graph .js-plotly-plot').layout.images || []).length") == 24)
+    # Plotly's "double-click to zoom out" notice sits at the bottom, clear of the Results box.
+    top, height = driver.execute_script(
+        "const n = document.createElement('div'); n.className = 'plotly-notifier'; document.body.appendChild(n);"
+        "const t = n.getBoundingClientRect().top; n.remove(); return [t, window.innerHeight];"
+    )
+    assert top > height / 2
+    driver.save_screenshot(str(screenshot_dir / "embeddings-thumbnails.png"))
+    driver.set_window_size(1000, 1000)
+    _poll(lambda: graph.rect["y"] + graph.rect["height"] <= driver.execute_script("return window.innerHeight") + 1)
+    driver.save_screenshot(str(screenshot_dir / "embeddings-1000.png"))

@@ -746,6 +746,464 @@ def test_compare_of_a_single_configuration_names_it(trust, artifacts_copy):
     assert text_of(out["headline"]).endswith("It is the only model.")
 
 
+# ------------------------------------------------------------------------------- UX round 2 (issue #13)
+def test_closeness_places_each_distance_between_the_farthest_and_the_closest():
+    from playground.ranking import closeness
+
+    assert closeness([2.0, 3.0, 6.0]).tolist() == [1.0, 0.75, 0.0]
+    assert closeness([5.0, 5.0]).tolist() == [1.0, 1.0]  # ties (or a single result): all full
+    assert closeness([]).tolist() == []
+    assert closeness([1.0, np.nan, 3.0]).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_format_distance_keeps_four_significant_digits_without_exponents():
+    from playground.components import format_distance
+
+    assert [format_distance(d) for d in (0.35123, 0.0021, 12.314, 999.94, 1234.5, 0.0)] == [
+        "0.3512", "0.002100", "12.31", "999.9", "1,234", "0.000"
+    ]
+    assert format_distance(float("nan")) == "—"
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "chebyshev"])
+def test_result_cards_name_the_metric_and_scale_bars_within_the_results(store, metric):
+    from playground.components import format_distance
+
+    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_32x32", "metric": metric,
+                                    "query": 4, "k": 12})
+    rendered = render_results(store, sel)
+    cards = find_class(rendered, "result-card")
+    results = query_results(store, "shapes", PIXELS, "pixels_32x32", metric, 4, 12)
+    props = [card.to_plotly_json()["props"] for card in cards]
+    assert [float(p["data-distance"]) for p in props] == pytest.approx([r.distance for r in results])
+    bars = [float(p["data-bar"]) for p in props]
+    assert bars[0] == 1.0 and bars[-1] == 0.0 and bars == sorted(bars, reverse=True)
+    distances = np.array([r.distance for r in results])
+    assert bars == pytest.approx((distances.max() - distances) / (distances.max() - distances.min()), abs=1e-4)
+    for card, result in zip(cards, results, strict=True):
+        text = text_of(find_class(card, "distance"))
+        assert text.startswith(metric) and text.endswith(format_distance(result.distance))
+    assert f"{metric} distance to the query" in text_of(rendered)
+
+
+def test_labels_break_only_after_underscores():
+    from dash import html
+
+    from playground.components import label_text
+
+    parts = label_text("computer_hardware")
+    assert parts[0] == "computer_" and isinstance(parts[1], html.Wbr) and parts[2] == "hardware"
+    assert label_text("hats") == ["hats"] and label_text(None) == []
+
+
+def test_default_query_is_the_one_nearest_the_mean_score(store, monkeypatch):
+    from playground.state import best_layer, default_query
+
+    model = store.models("shapes")[0]
+    layer = best_layer(store, "shapes", model, "cosine")
+    scores = store.scores("shapes", model, layer, "cosine")["rwp@15"]
+    gaps = (scores - scores.mean()).abs()
+    expected = int(min(gaps.index[gaps == gaps.min()]))
+    assert default_query(store, "shapes") == expected != 0
+    assert default_query(store, "shapes-flat") == 0  # unlabeled: image 0
+    # Ties go to the lower id: two queries exactly at the mean.
+    tied = pd.DataFrame({"label": "circle", "rwp@15": [0.0, 0.5, 1.0, 0.5]}, index=pd.Index([0, 1, 2, 3], name="query"))
+    monkeypatch.setattr(Store, "scores", lambda self, *args: tied)
+    assert default_query(store, "shapes") == 1
+
+
+def test_a_dataset_opens_on_its_default_query(store):
+    from playground.state import default_query
+
+    first = update_selection(store, None, "/", "", {}, None, None)
+    assert first.query == default_query(store, "shapes") and not first.notices
+    linked = update_selection(store, "url", "/search", "?dataset=shapes&query=7", {}, None, first.to_dict())
+    assert linked.query == 7
+    flat = update_selection(store, "dataset-select", "/", "", {"dataset": "shapes-flat"}, None, first.to_dict())
+    back = update_selection(store, "dataset-select", "/", "", {"dataset": "shapes"}, None, flat.to_dict())
+    assert back.query == default_query(store, "shapes")
+    bad = update_selection(store, None, "/search", "?dataset=shapes&query=999", {}, None, None)
+    assert bad.query == default_query(store, "shapes") and "showing image" in bad.notices[0]
+
+
+@pytest.mark.parametrize(
+    "url, notice, field, value",
+    [
+        ("/search?dataset=shapes&query=abc", "Query 'abc' is not an image id", "query", 0),
+        ("/search?dataset=shapes&query=-1", "Image -1 is not in shapes", "query", 0),
+        ("/search?dataset=shapes&k=0", "Results must be 1 to 50; 0 became 1", "k", 1),
+        ("/search?dataset=shapes&k=1000", "Results must be 1 to 50; 1000 became 50", "k", 50),
+        ("/search?dataset=shapes&k=ten", "Results 'ten' is not a whole number; showing 15", "k", 15),
+        ("/search?dataset=shapes&k=2.5", "Results '2.5' is not a whole number", "k", 15),
+        ("/nowhere?dataset=shapes", "There is no view '/nowhere'", "view", "search"),
+    ],
+)
+def test_malformed_or_out_of_range_url_values_get_a_notice(store, url, notice, field, value):
+    pathname, _, search = url.partition("?")
+    sel = resolve_selection(store, parse_url(pathname, search))
+    assert any(notice in text for text in sel.notices), sel.notices
+    assert getattr(sel, field) == value
+
+
+def test_the_results_box_out_of_range_or_empty_gets_a_notice(store):
+    sel = resolve_selection(store, {"dataset": "shapes", "k": 9})
+    for typed, notice, k in [(0, "0 became 1", 1), (100, "100 became 50", 50), (None, "The Results box is empty", 9),
+                             (2.5, "2.5 is not a whole number", 9), (12.0, None, 12)]:
+        after = update_selection(store, "top-k", "/search", "", {"k": typed}, None, sel.to_dict())
+        assert after.k == k
+        assert (notice in " ".join(after.notices)) if notice else not after.notices
+    assert parse_url("/", "") == {} and parse_url("/search/", "")["view"] == "search"
+
+
+def test_view_links_carry_the_selection_and_mark_the_current_view(store):
+    from playground.callbacks.state import tab_links
+
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 5})
+    links = tab_links(sel)
+    assert [href.split("?")[0] for href, _ in links] == ["/search", "/upload", "/embeddings", "/compare"]
+    assert all("query=5" in href and "dataset=shapes" in href for href, _ in links)
+    assert [cls for _, cls in links] == ["tab", "tab", "tab tab-selected", "tab"]
+
+
+def _graphs(component) -> list:
+    from dash import dcc
+
+    found = []
+    if isinstance(component, list | tuple):
+        for child in component:
+            found += _graphs(child)
+    elif hasattr(component, "to_plotly_json"):
+        if isinstance(component, dcc.Graph):
+            found.append(component)
+        found += _graphs(getattr(component, "children", None))
+    return found
+
+
+def test_every_graph_is_offline_no_cloud_button_no_logo(playground_artifacts):
+    from playground import components
+    from playground.app import create_app
+    from playground.views import compare
+
+    config = components.graph_config(scrollZoom=True, modeBarButtonsToRemove=["lasso2d"])
+    assert config["scrollZoom"] and not config["displaylogo"] and not config["showSendToCloud"]
+    assert config["plotlyServerURL"] == "" and {"sendChartToCloud", "lasso2d"} <= set(config["modeBarButtonsToRemove"])
+    layout = create_app(playground_artifacts).layout()
+    # The Compare view's graphs take GRAPH_CONFIG in the Compare part of issue #13 (another change).
+    compare_ids = {graph.id for graph in _graphs(compare.layout())}
+    graphs = [graph for graph in _graphs(layout) if graph.id not in compare_ids]
+    assert graphs
+    for graph in graphs:
+        assert graph.config["displaylogo"] is False and graph.config["showSendToCloud"] is False, graph.id
+        assert "sendChartToCloud" in graph.config["modeBarButtonsToRemove"], graph.id
+
+
+def test_app_page_has_a_language_and_no_second_footer(client):
+    page = client.get("/").get_data(as_text=True)
+    assert '<html lang="en">' in page and page.count("<footer") == 0  # the app's own footer is rendered by React
+
+
+# ------------------------------------------------------------------------------------ full-size images
+def test_image_route_serves_a_bounded_jpeg_of_the_source_file(client, store):
+    from playground.images import MAX_SIDE
+
+    response = client.get("/images/shapes/3.jpg")
+    assert response.status_code == 200 and response.mimetype == "image/jpeg"
+    image = Image.open(io.BytesIO(response.data))
+    row = store.manifest("shapes").iloc[3]
+    assert image.size == (row["width"], row["height"]) and max(image.size) <= MAX_SIDE
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/images/shapes/../index.json",
+        "/images/../index.json",
+        "/images/..%2F..%2Fetc/1.jpg",
+        "/images/shapes/..%2F..%2Findex.json",
+        "/images/shapes/abc.jpg",
+        "/images/shapes/-1.jpg",
+        "/images/shapes/1.5.jpg",
+        "/images/shapes/999.jpg",
+        "/images/shapes/1.jpg/extra",
+        "/images/nope/1.jpg",
+        "/images/.hidden/1.jpg",
+        "/images/shapes/pixels/pixels_8x8/features.npy",
+    ],
+)
+def test_image_route_rejects_traversal_and_bad_ids(client, path):
+    assert client.get(path).status_code == 404
+
+
+@pytest.fixture
+def own_source(artifacts_copy, tmp_path):
+    """An artifacts copy whose 'shapes' source folder is a private copy the test may change."""
+    import shutil
+
+    index = json.loads((artifacts_copy / "index.json").read_text())
+    source = tmp_path / "source"
+    shutil.copytree(index["datasets"]["shapes"]["source"], source)
+    index["datasets"]["shapes"]["source"] = str(source)
+    (artifacts_copy / "index.json").write_text(json.dumps(index))
+    return artifacts_copy, source
+
+
+def _manifest_path_of(root: Path, image_id: int, new_path: str) -> None:
+    from precompute import artifacts as art
+
+    manifest = art.read_table(art.manifest_path(root, "shapes"))
+    manifest.loc[image_id, "path"] = new_path
+    art.write_table(art.manifest_path(root, "shapes"), manifest)
+
+
+def test_image_route_refuses_paths_that_leave_the_source_folder(own_source, tmp_path):
+    from playground.app import create_app
+
+    root, source = own_source
+    secret = tmp_path / "secret.png"
+    Image.new("RGB", (8, 8), "red").save(secret)
+    (source / "circle" / "link.png").symlink_to(secret)  # a link out of the folder
+    _manifest_path_of(root, 0, "../secret.png")
+    _manifest_path_of(root, 1, "circle/link.png")
+    _manifest_path_of(root, 2, str(secret))  # an absolute path
+    _manifest_path_of(root, 3, "circle/missing.png")
+    _manifest_path_of(root, 4, "circle")  # a folder
+    client = create_app(root).server.test_client()
+    for image_id in range(5):
+        assert client.get(f"/images/shapes/{image_id}.jpg").status_code == 404, image_id
+        with pytest.raises(MissingArtifact):
+            Store(root).source_file("shapes", image_id)
+    assert client.get("/images/shapes/5.jpg").status_code == 200
+    inside = source / "circle" / "inside.png"
+    inside.symlink_to(source / "square" / "0.png")  # a link that stays inside is fine
+    _manifest_path_of(root, 6, "circle/inside.png")
+    assert create_app(root).server.test_client().get("/images/shapes/6.jpg").status_code == 200
+
+
+def test_image_route_downscales_and_refuses_oversized_files(own_source, monkeypatch):
+    from playground import images
+    from playground.app import create_app
+
+    root, source = own_source
+    Image.new("RGB", (2400, 1200), "blue").save(source / "circle" / "big.png")
+    _manifest_path_of(root, 0, "circle/big.png")
+    client = create_app(root).server.test_client()
+    response = client.get("/images/shapes/0.jpg")
+    assert Image.open(io.BytesIO(response.data)).size == (images.MAX_SIDE, images.MAX_SIDE // 2)
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 100)
+    assert client.get("/images/shapes/1.jpg").status_code == 404
+    monkeypatch.setattr(images, "MAX_FILE_BYTES", 64 * 2**20)
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    images._encoded.cache_clear()
+    assert client.get("/images/shapes/0.jpg").status_code == 404
+    (source / "circle" / "1.png").write_bytes(b"not an image")
+    _manifest_path_of(root, 2, "circle/1.png")
+    assert client.get("/images/shapes/2.jpg").status_code == 404
+
+
+def test_viewer_opens_on_a_zoom_click_and_shows_the_image(store):
+    from dash.exceptions import PreventUpdate
+
+    from playground import ids
+    from playground.callbacks.page import render_viewer, viewer_request
+
+    zoom = {"type": ids.VIEW_IMAGE, "where": "results", "index": 7}
+    assert viewer_request(zoom, [{"value": 1}]) == 7
+    assert viewer_request(ids.VIEWER_CLOSE, [{"value": 1}]) is None
+    with pytest.raises(PreventUpdate):
+        viewer_request(zoom, [{"value": 0}])  # fresh buttons after a re-render
+    sel = resolve_selection(store, {"dataset": "shapes"})
+    style, children = render_viewer(store, sel, 7)
+    assert style["display"] == "flex" and children[0].src == "/images/shapes/7.jpg"
+    assert "image 7" in text_of(children) and "48×48 px" in text_of(children)
+    assert render_viewer(store, sel, None)[0]["display"] == "none"
+    assert render_viewer(store, sel, 999)[0]["display"] == "none"
+
+
+def test_query_requests_from_uploads_and_the_viewer_open_search():
+    from dash.exceptions import PreventUpdate
+
+    from playground import ids
+    from playground.callbacks.search import query_request
+
+    assert query_request({"type": ids.UPLOAD_PICK, "index": 4}, [{"value": 1}], None, None)["view"] == "search"
+    grid = query_request({"type": ids.PICK, "index": 4}, [{"value": 1}], None, None)
+    assert grid["id"] == 4 and "view" not in grid
+    assert query_request(ids.VIEWER_SEARCH, [{"value": 1}], None, 9) | {"at": 0} == {"id": 9, "view": "search", "at": 0}
+    map_click = query_request(ids.UMAP_GRAPH, [{"value": 1}], {"points": [{"customdata": 11}]}, None)
+    assert map_click["id"] == 11
+    with pytest.raises(PreventUpdate):
+        query_request({"type": ids.IMAGE_PICK, "where": "selection", "index": 2}, [{"value": 0}], None, None)
+
+
+# ----------------------------------------------------------------------------------------- uploads
+def test_upload_results_open_in_search_and_full_size(store):
+    from playground import ids
+
+    sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": PIXELS, "k": 5})
+    manifest = store.manifest("shapes")
+    source = store.dataset("shapes")["source"]
+    status, results = render_upload(store, sel, data_url(Path(source, manifest["path"][2]).read_bytes()), "c.png")
+    cards = find_class(results, "result-card")
+    assert len(cards) == 5
+    picks = [b for card in cards for b in card.children if getattr(b, "id", None)]
+    assert {b.id["type"] for b in picks} == {ids.UPLOAD_PICK, ids.VIEW_IMAGE}
+    assert "Click a result to search" in text_of(status)
+
+
+def test_a_file_refused_by_the_browser_gets_a_message():
+    from playground.callbacks.upload import render_rejected
+
+    message = render_rejected({"name": "huge.tif", "size": 15 * 1024 * 1024, "verdict": "too_big"})
+    assert find_class(message, "message-error")
+    assert text_of(message) == (
+        "huge.tif:  The file is 15.0 MB; the limit is 10 MB. Downscale it first. It was not sent."
+    )
+
+
+# -------------------------------------------------------------------------------------------- embeddings
+def _simulated_lab(colours: list[str], matrix: np.ndarray) -> np.ndarray:
+    """CIELAB of sRGB colours as seen with a colour-vision deficiency (Machado, Oliveira & Fernandes 2009)."""
+    from skimage.color import rgb2lab
+
+    rgb = np.array([[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in colours])
+    linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    seen = np.clip(linear @ matrix.T, 0, 1)
+    srgb = np.where(seen <= 0.0031308, 12.92 * seen, 1.055 * seen ** (1 / 2.4) - 0.055)
+    return rgb2lab(srgb[None])[0]
+
+
+def test_class_palette_is_distinct_for_colour_blind_eyes_and_20_classes():
+    from itertools import combinations
+
+    from skimage.color import deltaE_ciede2000
+
+    from playground.figures import CLASS_COLOURS, QUERY_COLOUR, class_style
+
+    visions = {  # Machado et al. (2009), severity 1
+        "normal": np.eye(3),
+        "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                                [-0.003882, -0.048116, 1.051998]]),
+        "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                                  [-0.011820, 0.042940, 0.968881]]),
+        "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                                [0.004733, 0.691367, 0.303900]]),
+    }
+    colours = [*CLASS_COLOURS, "#FFFFFF", QUERY_COLOUR]  # the background and the query's star too
+    for name, matrix in visions.items():
+        lab = _simulated_lab(colours, matrix)
+        smallest = min(
+            deltaE_ciede2000(lab[i], lab[j]) for i, j in combinations(range(len(colours)), 2)
+            if not (i >= len(CLASS_COLOURS) and j >= len(CLASS_COLOURS))
+        )
+        assert smallest > 11, name
+    styles = [class_style(i) for i in range(20)]
+    assert len(set(styles)) == 20 and len({colour for colour, _ in styles}) == 10
+
+
+def test_embeddings_figure_selection_and_thumbnails(store, monkeypatch):
+    from playground import figures
+
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2, "k": 5})
+    figure, _ = render_embeddings(store, sel)
+    assert figure.layout.dragmode == "lasso" and not figure.layout.images
+    assert all(trace.unselected.marker.opacity < 0.5 for trace in figure.data[:3])
+    assert [trace.marker.color for trace in figure.data[:3]] == list(figures.CLASS_COLOURS[:3])
+    figure, _ = render_embeddings(store, sel, thumbnails=True)
+    assert len(figure.layout.images) == 24 and figure.layout.images[5].source == "/thumbs/shapes/5.jpg"
+    monkeypatch.setattr(figures, "MAX_THUMBNAIL_POINTS", 10)
+    figure, info = render_embeddings(store, sel, thumbnails=True)
+    assert not figure.layout.images and "up to 10 images" in text_of(info)
+
+
+def test_selection_strip_counts_classes_and_offers_each_image(store):
+    from playground import ids
+    from playground.callbacks.embeddings import class_mix, render_selection, selected_ids
+
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2})
+    points = {"points": [{"customdata": i} for i in (0, 1, 9, 17, 1, 2)] + [{"customdata": 2}]}
+    assert selected_ids(points) == [0, 1, 9, 17, 2]  # the query and result markers repeat images
+    assert class_mix(["b", "a", "a", "c", "b", "a"]) == [("a", 3), ("b", 2), ("c", 1)]
+    strip = render_selection(store, sel, selected_ids(points))
+    assert text_of(strip).startswith("5 selected:  3 circle (60%), 1 square (20%), 1 triangle (20%)")
+    buttons = [b for b in find_class(strip, "result-pick")]
+    assert [b.id["index"] for b in buttons] == [0, 1, 9, 17, 2] and buttons[0].id["type"] == ids.IMAGE_PICK
+    assert "No image inside" in text_of(render_selection(store, sel, []))
+    assert "Lasso" in text_of(render_selection(store, sel, None))
+
+
+def test_the_map_keeps_a_selection_across_queries_and_clears_it_on_another_map(store):
+    from playground import ids
+    from playground.callbacks.embeddings import next_selection
+
+    lasso = {"points": [{"customdata": 3}, {"customdata": 5}], "lassoPoints": {"x": [0], "y": [0]}}
+    state = next_selection(None, "shapes/pixels/a", "selection", None)
+    assert state == {"key": "shapes/pixels/a", "ids": None, "cleared": 0}
+    state = next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, lasso)
+    assert state["ids"] == [3, 5]
+    assert next_selection(state, "shapes/pixels/a", "selection", None)["ids"] == [3, 5]  # a new query keeps it
+    echo = {"points": [], "selections": []}  # plotly's own report after a redraw
+    assert next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, echo) == state
+    empty = next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, {"points": [], "range": {"x": [0, 1]}})
+    assert empty["ids"] == [] and empty["cleared"] == 1  # a box over nothing: redraw with nothing faded
+    assert next_selection(state, "shapes/pixels/a", ids.UMAP_GRAPH, None)["ids"] is None  # double-click
+    assert next_selection(state, "shapes/pixels/b", "selection", None)["ids"] is None  # another layer
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2, "k": 3})
+    figure, _ = render_embeddings(store, sel, selected=[0, 1, 9])
+    chosen = [[int(trace.customdata[i]) for i in trace.selectedpoints] for trace in figure.data[:3]]
+    assert chosen == [[0, 1], [9], []]
+
+
+def test_neighbours_beside_the_map_are_the_query_results(store):
+    from playground.callbacks.embeddings import render_neighbours
+
+    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "metric": "euclidean", "query": 6,
+                                    "k": 7})
+    panel = render_neighbours(store, sel)
+    items = find_class(panel, "neighbour")
+    expected = query_results(store, "shapes", sel.model, sel.layer, "euclidean", 6, 7)
+    assert [item.to_plotly_json()["props"]["data-image-id"] for item in items] == [str(r.image_id) for r in expected]
+    assert "euclidean" in text_of(panel) and "query: image 6" in text_of(panel)
+
+
+def test_model_info_is_one_clamped_line_with_the_whole_text_as_tooltip(store):
+    from playground.callbacks.state import model_info
+
+    sel = resolve_selection(store, {"dataset": "shapes", "model": LITE})
+    info = model_info(store, sel)
+    assert info.className == "model-info-text" and info.title == info.children and "Weights:" in info.title
+
+
+def test_axe_core_is_fetched_once_and_checked_against_its_pinned_hash(tmp_path, monkeypatch):
+    import subprocess
+    import tarfile
+
+    from tests import axe_core
+
+    monkeypatch.setenv("SISP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("SISP_AXE_JS", raising=False)
+    monkeypatch.setattr(axe_core.shutil, "which", lambda name: "/usr/bin/npm")
+
+    def fake_pack(command, cwd, **kwargs):  # an npm pack whose tarball is not the pinned one
+        script = Path(cwd) / "axe.min.js"
+        script.write_text("window.axe = {};")
+        with tarfile.open(Path(cwd) / f"axe-core-{axe_core.AXE_VERSION}.tgz", "w:gz") as tar:
+            tar.add(script, arcname="package/axe.min.js")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(axe_core.subprocess, "run", fake_pack)
+    with pytest.raises(axe_core.AxeUnavailable, match="does not match the pinned sha512"):
+        axe_core.find_axe_script()
+    assert not (tmp_path / "cache" / f"axe-core-{axe_core.AXE_VERSION}" / "axe.min.js").exists()
+    monkeypatch.setattr(axe_core, "AXE_INTEGRITY", "accept-any")
+    monkeypatch.setattr(axe_core, "_integrity", lambda path: "accept-any")
+    path = axe_core.find_axe_script()
+    assert path.read_text() == "window.axe = {};"
+    monkeypatch.setattr(axe_core.subprocess, "run", None)  # cached: npm is not run again
+    assert axe_core.find_axe_script() == path
+    monkeypatch.setenv("SISP_AXE_JS", str(tmp_path / "missing.js"))
+    with pytest.raises(axe_core.AxeUnavailable, match="not a file"):
+        axe_core.find_axe_script()
+
 # ------------------------------------------------------------------------------------------- the answer
 def _cost_order(store, dataset, score):
     """Every scored configuration with its layer's cost, cheapest first: an independent re-derivation."""

@@ -23,7 +23,8 @@ MAX_PAIRS_SHOWN = 60
 
 
 def render_query_panel(store: Store, sel: Selection) -> Any:
-    """The query thumbnail, its label and its scores against the layer mean and the random baseline."""
+    """The query thumbnail (with a full-size button), its label and its scores against the layer mean and the
+    random baseline."""
     if sel.dataset is None:
         return components.message("No dataset to search yet.", "warning")
     labels = store.labels(sel.dataset)
@@ -32,9 +33,14 @@ def render_query_panel(store: Store, sel: Selection) -> Any:
     parts: list[Any] = [
         html.Div(
             [
-                components.thumbnail(sel.dataset, sel.query, label, "large"),
                 html.Div(
-                    [html.Strong(label or "unlabeled"), html.Div(f"image {sel.query}: {path}", className="muted")],
+                    [components.thumbnail(sel.dataset, sel.query, label, "large"),
+                     components.zoom_button(sel.query, "query", label)],
+                    className="query-thumb",
+                ),
+                html.Div(
+                    [html.Strong(components.label_text(label) or "unlabeled"),
+                     html.Div(f"image {sel.query}: {path}", className="muted path")],
                     className="query-caption",
                 ),
             ],
@@ -50,15 +56,20 @@ def render_query_panel(store: Store, sel: Selection) -> Any:
         parts.append(components.message(str(exc), "warning"))
         return parts
     if table is not None:
-        parts += [
-            html.H4("Scores of this query"),
-            components.scores_table(table),
-            html.P(
-                "query: this image's ranking; class mean / mean: over the queries of its class / all "
-                "queries; random: a random ranking's expected score. Hover a score for its definition.",
-                className="hint",
-            ),
-        ]
+        parts.append(
+            html.Div(
+                [
+                    html.H4("Scores of this query"),
+                    components.scores_table(table),
+                    html.P(
+                        "query: this image's ranking; class mean / mean: over the queries of its class / all "
+                        "queries; random: a random ranking's expected score. Hover a score for its definition.",
+                        className="hint",
+                    ),
+                ],
+                className="query-scores",
+            )
+        )
     return parts
 
 
@@ -84,7 +95,8 @@ def render_results(store: Store, sel: Selection) -> Any:
                 className="hint",
             )
         )
-    return summary + [components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates)]
+    grid = components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates, metric=sel.metric)
+    return summary + [grid, components.scale_note(sel.metric)]
 
 
 def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, Any]]]:
@@ -265,18 +277,34 @@ def register(app: Dash, store: Store) -> None:
         Input({"type": ids.PICK, "index": ALL}, "n_clicks"),
         Input({"type": ids.RESULT_PICK, "index": ALL}, "n_clicks"),
         Input({"type": ids.DUPLICATE_PICK, "pair": ALL, "index": ALL}, "n_clicks"),
+        Input({"type": ids.IMAGE_PICK, "where": ALL, "index": ALL}, "n_clicks"),
+        Input({"type": ids.UPLOAD_PICK, "index": ALL}, "n_clicks"),
         Input(ids.UMAP_GRAPH, "clickData"),
+        Input(ids.VIEWER_SEARCH, "n_clicks"),
+        State(ids.VIEWER_IMAGE, "data"),
         prevent_initial_call=True,
     )
-    def pick_query(_grid_clicks, _result_clicks, _duplicate_clicks, click_data):
-        trigger = ctx.triggered_id
-        if trigger is None or not ctx.triggered or not ctx.triggered[0].get("value"):
+    def pick_query(_grid, _results, _duplicates, _images, _uploads, click_data, _viewer, viewer_image):
+        return query_request(ctx.triggered_id, ctx.triggered, click_data, viewer_image)
+
+
+def query_request(trigger: Any, triggered: list[dict], click_data: dict | None, viewer_image: int | None) -> dict:
+    """What a click asks for: ``{"id": image id, "at": time}``, with ``"view": "search"`` when the click should
+    also open Search (an upload result, the viewer's button). PreventUpdate for a re-render's zero clicks."""
+    if trigger is None or not triggered or not triggered[0].get("value"):
+        raise PreventUpdate
+    view = None
+    if trigger == ids.UMAP_GRAPH:
+        try:
+            image_id = int(click_data["points"][0]["customdata"])
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise PreventUpdate from None
+    elif trigger == ids.VIEWER_SEARCH:
+        if viewer_image is None:
             raise PreventUpdate
-        if trigger == ids.UMAP_GRAPH:
-            try:
-                image_id = int(click_data["points"][0]["customdata"])
-            except (TypeError, KeyError, IndexError, ValueError):
-                raise PreventUpdate from None
-        else:
-            image_id = int(trigger["index"])
-        return {"id": image_id, "at": time.time()}
+        image_id, view = int(viewer_image), "search"
+    else:
+        image_id = int(trigger["index"])
+        if trigger.get("type") == ids.UPLOAD_PICK:
+            view = "search"
+    return {"id": image_id, "at": time.time(), **({"view": view} if view else {})}

