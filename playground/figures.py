@@ -343,7 +343,8 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
                 mode="lines+markers+text" if len(members) > 1 else "markers+text",
                 name=family,
                 text=members["model"],
-                textposition="top center",
+                # Neighbours on a curve take turns above and below it, so that their names do not overlap.
+                textposition=["top center" if j % 2 == 0 else "bottom center" for j in range(len(members))],
                 textfont={"size": 10},
                 line={"color": colour},
                 marker={"size": 10, "color": colour},
@@ -374,7 +375,7 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
         )
     fig.update_layout(
         **_LAYOUT,
-        title=title or f"Model size against best {score} (each model's best layer and metric)",
+        title=title or f"Model size against best {score}",
         xaxis={"title": "parameters (log)", "type": "log", "range": _log_range(sized["parameters"])},
         yaxis={"title": score},
     )

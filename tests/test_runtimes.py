@@ -57,6 +57,8 @@ def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | No
 
 @pytest.mark.parametrize("name, size", [
     pytest.param("efficientnet-lite0", 64, marks=pytest.mark.slow),
+    pytest.param("efficientnet-lite1", 64, marks=pytest.mark.slow),
+    pytest.param("efficientnet-lite2", 64, marks=pytest.mark.slow),
     ("mobilenetv2", 64),
     ("pixels", 32),
     pytest.param("efficientnetb0", 64, marks=pytest.mark.slow),

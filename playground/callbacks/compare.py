@@ -132,7 +132,8 @@ def render_answer(result: tables.Answer | None) -> Any:
         "Over every model, layer and metric. Cost: FLOPs per image of the network up to the layer, then its "
         "parameters. Cheaper configurations are tested against the best one by one, cheapest first (95 % paired "
         "bootstrap over the same queries; no correction for the several tests), except those whose mean lies "
-        "further below the best's than both intervals are wide together.",
+        "further below the best's than both intervals are wide together. The figure: each model's best score (any "
+        "layer and metric) against the parameters of the network it runs; the Lite variants form one curve.",
         className="hint",
     ))
     return html.Div(lines, className="answer")
