@@ -96,3 +96,24 @@ def test_the_main_commands_first_run_extracts_each_model_in_its_own_process(
     dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=1)
     main.ensure_dataset(tmp_path / "artifacts", dataset)
     assert calls and calls[0][1].get("model_processes") is True
+
+
+def test_the_precompute_command_extracts_the_default_models_each_in_its_own_process(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from precompute.cli import main as cli_main
+
+    configs = []
+
+    class Stop:
+        def __init__(self, config: pipeline.RunConfig) -> None:
+            configs.append(config)
+
+        def execute(self) -> None:
+            raise ValueError("stopped by the test")
+
+    monkeypatch.setattr(pipeline, "Run", Stop)
+    dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=1)
+    out = str(tmp_path / "out")
+    assert cli_main([str(dataset), "--out", out, "--no-progress"]) == 2
+    assert cli_main([str(dataset), "--out", out, "--backbones", "pixels", "--no-progress"]) == 2
+    assert [config.model_processes for config in configs] == [True, False]
