@@ -1,12 +1,12 @@
 """The main command's first run, measured: `playground` on a fresh artifacts folder until it serves.
 
-    .venv/bin/python bench/first_run.py [--artifacts /tmp/first-run] [--port 8079] [--timeout 900]
+    .venv/bin/python bench/first_run.py [--artifacts /tmp/first-run] [--port 8079] [--timeout 900] [--checkout DIR]
 
-Starts `playground --artifacts DIR --port PORT` (DIR is deleted first), samples the resident memory and CPU time
-of the whole process tree every 0.2 s from /proc, and stops the server once it prints that it is serving and
-answers on 127.0.0.1. Prints the wall time to serving, the CPU seconds of the whole tree (less sensitive than the
-wall time to other work on the machine), the peak resident memory of each process and the machine's load before and
-after. Linux only (reads /proc).
+Starts `python -m playground --artifacts DIR --port PORT` in the checkout measured (DIR is deleted first), samples
+the resident memory and CPU time of the whole process tree every 0.2 s from /proc, and stops the server once it
+prints that it is serving and answers on 127.0.0.1. Prints the wall time to serving, the CPU seconds of the whole
+tree (less sensitive than the wall time to other work on the machine), the peak resident memory of each process and
+the machine's load before and after. Linux only (reads /proc).
 
 The processes of a first run: the server; one precompute child per dataset (`--precompute-only --data ...`); in
 each, a fork server that imported TensorFlow once, and the short-lived children forked from it, one per model
@@ -99,15 +99,19 @@ def main() -> int:
     parser.add_argument("--artifacts", type=Path, default=Path("/tmp/first-run-artifacts"))
     parser.add_argument("--port", type=int, default=8079)
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
-    parser.add_argument("--playground", type=Path, default=REPO / ".venv" / "bin" / "playground",
-                        help="the playground command to run (default: this checkout's .venv); set PYTHONPATH to "
-                        "measure another checkout with a shared virtual environment")
+    parser.add_argument("--checkout", type=Path, default=REPO,
+                        help="the checkout to measure (default: this one), run with this Python: `python -m "
+                        "playground` in its folder imports its code, whatever PYTHONPATH says (a console script "
+                        "would import the PYTHONPATH's, and its precompute children, started with -m in the working "
+                        "folder, the folder's)")
     args = parser.parse_args()
     shutil.rmtree(args.artifacts, ignore_errors=True)
     load_before = os.getloadavg()
-    command = [str(args.playground), "--artifacts", str(args.artifacts), "--port", str(args.port)]
+    command = [sys.executable, "-m", "playground", "--artifacts", str(args.artifacts), "--port", str(args.port)]
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env = dict(os.environ, PYTHONPATH=str(args.checkout.resolve()))
+    process = subprocess.Popen(command, cwd=args.checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
     peaks: dict[int, tuple[int, str]] = {}
     cpu: dict[int, float] = {}
     started: dict[int, int] = {}
