@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from precompute.errors import WeightsUnavailableError
+
 WEIGHT_SOURCES = ("auto", "imagenet", "nsfwjs", "random")
 # (layer class, weight name) whose initializer attribute is not ``<weight name>_initializer``.
 _INITIALIZER_ATTRIBUTE = {
@@ -33,10 +35,6 @@ _INITIALIZER_ATTRIBUTE = {
     ("SeparableConv2D", "pointwise_kernel"): "pointwise_initializer",
 }
 KERAS_WEIGHTS_HOST = "storage.googleapis.com"
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The requested weights cannot be loaded here (no network, missing file or package)."""
 
 
 @dataclass(frozen=True)

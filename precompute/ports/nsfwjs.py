@@ -29,7 +29,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from precompute.backbones import WeightsUnavailableError
+from precompute.errors import WeightsUnavailableError
 from precompute.ports import tfjs
 
 NSFWJS_VERSION = "4.4.0"
