@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from precompute import weights_cache
 from precompute.ports import efficientnet_lite
 from precompute.ports.efficientnet_lite import build_efficientnet_lite, imagenet_weights_path, preprocess_input
 
@@ -37,7 +38,7 @@ def _photos(size: int) -> np.ndarray:
 def cache_dir(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("sisp_cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(efficientnet_lite.CACHE_ENV, str(path))
+        mp.setenv(weights_cache.CACHE_ENV, str(path))
         yield path
 
 
@@ -131,7 +132,7 @@ def _use_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, data
     source.parent.mkdir()
     source.write_bytes(data)
     monkeypatch.setattr(efficientnet_lite, "_source_pth", lambda variant: source)
-    monkeypatch.setenv(efficientnet_lite.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(tmp_path / "cache"))
     return source
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from precompute import artifacts as art
-from precompute import runtimes
+from precompute import runtimes, weights_cache
 from precompute.pipeline import ModelSpec, Run
 from tests.test_pipeline import config, make_dataset
 
@@ -25,7 +25,7 @@ TOLERANCE = 1e-4  # relative to each layer's largest feature value
 @pytest.fixture()
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
-    monkeypatch.setenv(runtimes.CACHE_ENV, str(folder))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(folder))
     return folder
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from precompute import weights_cache
 from precompute.ports import tfjs
 
 QUANT_MAX = {"uint8": 255, "uint16": 65535}
@@ -312,7 +313,7 @@ def nsfwjs_env(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(NSFWJS_MISSING)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(nsfwjs.DIR_ENV, str(models_dir))
-        mp.setenv(nsfwjs.CACHE_ENV, str(tmp_path_factory.mktemp("nsfwjs_cache")))
+        mp.setenv(weights_cache.CACHE_ENV, str(tmp_path_factory.mktemp("nsfwjs_cache")))
         yield models_dir
 
 
@@ -422,7 +423,7 @@ def test_nsfwjs_tarball_in_the_env_folder_is_unpacked_and_converted_once(tmp_pat
 
     tgz, expected = _fake_nsfwjs_tarball(tmp_path / "npm")
     monkeypatch.setenv(nsfwjs.DIR_ENV, str(tgz.parent))
-    monkeypatch.setenv(nsfwjs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(nsfwjs.shutil, "which", lambda name: None)  # no npm: it must not be needed
     path = nsfwjs.nsfwjs_weights_path("mobilenetv2")
     assert path.parent == tmp_path / "cache" and path.name.endswith("-v1.weights.h5")
@@ -443,7 +444,7 @@ def test_missing_nsfwjs_names_the_package_and_the_variable(tmp_path: Path, monke
     from precompute.backbones import WeightsUnavailableError
     from precompute.ports import nsfwjs
 
-    monkeypatch.setenv(nsfwjs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(nsfwjs.DIR_ENV, str(tmp_path))
     with pytest.raises(WeightsUnavailableError, match=r"SISP_NSFWJS_DIR=.* holds neither .*nsfwjs@4\.4\.0"):
         nsfwjs.nsfwjs_weights_path("mobilenetv2")

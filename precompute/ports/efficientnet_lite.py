@@ -19,7 +19,6 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import io
 import math
@@ -39,6 +38,7 @@ import numpy as np
 from keras import layers
 
 from precompute.artifacts import atomic_path
+from precompute.weights_cache import convert_once, converted_weights_path, file_sha256
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,6 @@ DEFAULT_LAYERS: tuple[str, ...] = (
     "block7a_project_conv",
     "top_conv",
 )
-
-CACHE_ENV = "SISP_CACHE_DIR"
-DEFAULT_CACHE_DIR = "~/.cache/semantic-image-search-playground"
 
 # Bump when the Keras layout or the mapping changes, so cached conversions from older code are not reused.
 _CONVERTER_VERSION = 1
@@ -683,18 +680,6 @@ def convert_weights(
     return out_path
 
 
-def _cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR).expanduser()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _source_pth(variant: str) -> Path:
     spec = LITE_VARIANTS[variant]
     try:
@@ -736,12 +721,10 @@ def imagenet_weights_path(variant: str = "lite0") -> Path:
     """
     _check_variant(variant)
     source = _source_pth(variant)
-    digest = _sha256(source)
+    digest = file_sha256(source)
     # Hub-style names carry a sha256 prefix ("efficientnet-lite0-57934424.pth"): a cheap integrity check.
     named = re.search(r"-([0-9a-f]{8,64})\.pth$", source.name)
     if named and not digest.startswith(named.group(1)):
         raise ValueError(f"{source} is corrupt: its sha256 {digest} does not start with {named.group(1)}.")
-    target = _cache_dir() / f"efficientnet_{variant}-{digest[:16]}-v{_CONVERTER_VERSION}.weights.h5"
-    if not target.is_file():
-        convert_weights(source, target, variant)
-    return target
+    target = converted_weights_path(f"efficientnet_{variant}", digest, _CONVERTER_VERSION)
+    return convert_once(target, lambda out: convert_weights(source, out, variant))
