@@ -28,30 +28,15 @@ from precompute.backbones import (
     BACKBONES,
     Backbone,
     WeightsUnavailableError,
-    build_base,
     count_flops,
     get_backbone,
-    model_key,
     resolve_weights,
 )
 from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
-from precompute.extract import (
-    ACTIVATION_BUDGET_MB,
-    POOLINGS,
-    bounded_batch_size,
-    build_feature_model,
-    check_layers,
-    extract_to_files,
-)
-from precompute.runtimes import (
-    check_runtime,
-    device_name,
-    load_litert_model,
-    parse_quantizations,
-    resolve_runtime,
-    tflite_path,
-)
+from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
+from precompute.models import FeatureModel, ModelConfig, load_feature_model
+from precompute.runtimes import check_runtime, device_name, parse_quantizations
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
 from precompute.stats import bootstrap_ci, bootstrap_params
 
@@ -295,17 +280,15 @@ class Run:
         cfg, root, ds = self.config, self.root, self.dataset
         backbone = get_backbone(spec.backbone)
         weights = resolve_weights(backbone, spec.weights, seed=cfg.seed)
-        key = model_key(backbone.name, weights.source) + (f"-{spec.quantize}" if spec.quantize else "")
         layers = list(spec.layers or weights.default_layers or backbone.default_layers)
         input_size = cfg.input_size if cfg.input_size and backbone.name != "pixels" else backbone.input_size
-        model_config = {"backbone": backbone.name, "weights_source": weights.source,
-                        "weights_file": weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
-                        "seed": weights.seed, "input_size": input_size,
-                        "pooling": "flatten" if backbone.flatten else cfg.pooling}
-        if spec.quantize:  # only then: float32 models keep the config (and the artifacts) of earlier versions
-            model_config["quantize"] = spec.quantize
+        model_config = ModelConfig(backbone.name, weights.source, input_size,
+                                   "flatten" if backbone.flatten else cfg.pooling,
+                                   weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
+                                   weights.seed, spec.quantize)
+        key = model_config.name
         entry = art.read_index(root)["datasets"][ds]["models"].get(key)
-        if entry and entry.get("config") != model_config:
+        if entry and entry.get("config") != model_config.to_dict():
             log.info("%s: parameters changed since the last run, recomputing", key)
             entry = None
         stale = cfg.force or entry is None
@@ -313,8 +296,7 @@ class Run:
         self.report["models"][key] = {"status": "running", "weights": weights.description,
                                       "reason": weights.reason, "layers": layers}
         if todo:
-            self._extract(backbone, weights, key, todo, manifest, input_size, model_config, fresh=stale,
-                          quantize=spec.quantize)
+            self._extract(backbone, weights, key, todo, manifest, model_config, fresh=stale)
         for order, name in enumerate(layers):
             # New features make everything derived from them stale, whatever the disk holds.
             self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
@@ -339,28 +321,24 @@ class Run:
         return problem is None
 
     def _extract(self, backbone: Backbone, weights: Any, key: str, layers: list[str], manifest: pd.DataFrame,
-                 input_size: int, model_config: dict, fresh: bool, quantize: str | None = None) -> None:
+                 model_config: ModelConfig, fresh: bool) -> None:
         import keras
 
         cfg, root, ds = self.config, self.root, self.dataset
-        runtime = resolve_runtime(cfg.runtime, backbone.name, quantize)
+        input_size, quantize = model_config.input_size, model_config.quantize
         keras.backend.clear_session()
-        base = build_base(backbone, weights, input_size)
-        check_layers(base, layers, backbone.name)
-        feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
-        runner, conversion_seconds, tflite = feature_model, 0.0, None
-        if runtime == "litert":
-            # Converted once per (config, layers, quantisation) into the cache; reruns and uploads reuse the file.
-            tflite = tflite_path(model_config, layers, quantize)
-            runner, conversion_seconds = load_litert_model(lambda model=feature_model: model, tflite, quantize)
+        # The one builder, as Dask workers and uploads use it. On LiteRT the model is converted once per (config,
+        # layers, quantisation) into the cache; reruns and uploads reuse the file. The Keras base is kept for costs.
+        model = load_feature_model(model_config, layers, cfg.runtime, keep_keras=True)
+        base, runner, runtime, tflite = model.base, model.runner, model.runtime, model.tflite
+        conversion_seconds = model.conversion_seconds
         paths = [art.features_path(root, ds, key, name) for name in layers]
         batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)
         if batch_size < cfg.batch_size:
             log.info("%s: batches of %d images (not %d) keep its activations within %d MB", key, batch_size,
                      cfg.batch_size, cfg.activation_budget_mb)
         if cfg.engine == "dask":
-            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key, batch_size,
-                                           runtime, quantize, tflite)
+            timing = self._extract_on_dask(model, manifest, paths, key, batch_size)
         else:
             batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
             timing = extract_to_files(runner, batches, backbone.preprocess, len(manifest), paths,
@@ -388,28 +366,25 @@ class Run:
             entry = {"backbone": backbone.name, "description": backbone.description,
                      "weights": {"source": weights.source, "description": weights.description,
                                  "reason": weights.reason},
-                     "config": model_config, "cost": cost, "layers": old.get("layers", {})}
+                     "config": model_config.to_dict(), "cost": cost, "layers": old.get("layers", {})}
             for name, path in zip(layers, paths, strict=True):
                 entry["layers"][name] = {"dim": int(np.load(path, mmap_mode="r").shape[1]),
                                          "features": art.relative(root, path), **layer_costs[name], "metrics": {}}
             models[key] = entry
         art.update_index(root, change)
-        del feature_model, base, runner
+        del model, base, runner
         keras.backend.clear_session()
 
-    def _extract_on_dask(self, backbone: Backbone, weights: Any, layers: list[str], manifest: pd.DataFrame,
-                         input_size: int, paths: list[Path], key: str, batch_size: int, runtime: str = "keras",
-                         quantize: str | None = None, tflite: Path | None = None) -> Any:
-        from precompute.distributed import ModelRecipe, dask_client, extract_on_dask
+    def _extract_on_dask(self, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str,
+                         batch_size: int) -> Any:
+        from precompute.distributed import dask_client, extract_on_dask
 
         cfg = self.config
         if self._client is None:
             self._client = self._resources.enter_context(dask_client(cfg.dask_address))
-        recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten,
-                             runtime=runtime, quantize=quantize, tflite=str(tflite) if tflite else None)
-        return extract_on_dask(self._client, recipe, cfg.dataset_dir, manifest["path"].tolist(), paths,
-                               batch_size=batch_size, progress=cfg.progress,
-                               desc=f"{key} ({len(layers)} layers, dask)")
+        return extract_on_dask(self._client, model.config, model.layers, cfg.dataset_dir, manifest["path"].tolist(),
+                               paths, runtime=model.runtime, tflite=model.tflite, batch_size=batch_size,
+                               progress=cfg.progress, desc=f"{key} ({len(model.layers)} layers, dask)")
 
     def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool,
                         refresh: bool = False) -> None:

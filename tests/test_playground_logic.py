@@ -295,11 +295,11 @@ def test_upload_of_a_dataset_image_finds_itself(store, playground_artifacts):
 
 
 def test_upload_of_a_real_photo_returns_results_and_caches_the_model(store, monkeypatch):
-    import precompute.extract
+    import precompute.models
 
     calls = []
-    real = precompute.extract.load_extractor
-    monkeypatch.setattr(precompute.extract, "load_extractor", lambda *a: calls.append(a) or real(*a))
+    real = precompute.models.load_extractor
+    monkeypatch.setattr(precompute.models, "load_extractor", lambda *a: calls.append(a) or real(*a))
     uploads._extractor.cache_clear()
     layers = store.layers("shapes", LITE)
     sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": LITE, "layer": layers[-1], "k": 6})

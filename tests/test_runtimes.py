@@ -175,7 +175,7 @@ def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -
 
 @pytest.mark.slow
 def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: Path) -> None:
-    from precompute.extract import load_extractor
+    from precompute.models import load_extractor
 
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "out"
@@ -213,14 +213,14 @@ def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: 
 def test_an_upload_extractor_from_the_cache_builds_no_keras_model(cache: Path) -> None:
     """The app's upload path: once precompute converted the model, the extractor loads from the cached file without
     importing TensorFlow (no Keras model is built; the backbone's Keras preprocessing imports it at the first call)."""
-    from precompute.extract import load_extractor
+    from precompute.models import load_extractor
 
     config = {"backbone": "mobilenetv2", "weights_source": "random", "weights_file": None, "seed": 0,
               "input_size": 32, "pooling": "avg"}
     layers = ["Conv1", "block_2_expand"]
     keras_features = load_extractor(config, layers, runtime="keras")(np.full((1, 32, 32, 3), 99, np.uint8))
     load_extractor(config, layers, runtime="litert")  # converts into the cache, as a precompute run would
-    code = ("import sys, json, numpy as np; from precompute.extract import load_extractor; "
+    code = ("import sys, json, numpy as np; from precompute.models import load_extractor; "
             f"extract = load_extractor({config!r}, {layers!r}, runtime='litert'); "
             "loaded = ['tensorflow' in sys.modules, 'keras' in sys.modules]; "
             "out = extract(np.full((1, 32, 32, 3), 99, np.uint8)); "
