@@ -255,7 +255,7 @@ def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n:
 
 def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, index: AnnIndex | None = None,
                    chunk_rows: int = 1024, groups: np.ndarray | None = None) -> Ranking:
-    """Top-N neighbours of every row among the others (itself excluded), as ``similarity.rank_neighbors``
+    """Top-N neighbours of every row among the others (itself excluded), as ``similarity.rank_neighbors_exact``
     returns them, but through ``index`` when one is given. Reads ``features`` ``chunk_rows`` rows at a time."""
     n = len(features)
     if n < 2:

@@ -19,7 +19,7 @@ import os
 import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,6 @@ class Backbone:
     offline_source: str | None = None  # weight source to use for `auto` when imagenet is unreachable
     fixed_imagenet_size: bool = False  # Keras refuses other input sizes with imagenet weights
     flatten: bool = False  # layers are already small maps: flatten them instead of pooling
-    source_layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # default layers per source
     # ImageNet weights that ship in a Python package (no download): returns (Keras weights file, description).
     packaged_imagenet: Callable[[], tuple[Path, str]] | None = None
     # Variants of one architecture scaled up or down (EfficientNet-Lite0/1/2): the app draws them as one curve.
@@ -133,8 +132,8 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
     return build, preprocess, packaged_imagenet
 
 
-# Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names). Kept here
-# rather than imported from the port, so that reading the registry does not import Keras; a test checks they agree.
+# Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names); the registry
+# is their one home (reading it imports no Keras), and a test checks every variant's model has them.
 _LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
                 "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv")
 
@@ -242,11 +241,6 @@ class ResolvedWeights:
     reason: str = ""
     default_layers: tuple[str, ...] | None = None  # when the source limits the usable layers
     seed: int | None = None
-
-
-def model_key(backbone: str, source: str) -> str:
-    """The artifact name of a backbone with a weight source: `vgg16`, `vgg16-random`, `mobilenetv2-nsfwjs`."""
-    return backbone if source in ("imagenet", "file", "none") else f"{backbone}-{source}"
 
 
 def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> ResolvedWeights:

@@ -37,7 +37,8 @@ from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
 from precompute.models import FeatureModel, ModelConfig, load_feature_model
 from precompute.runtimes import check_runtime, device_name, parse_quantizations
-from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
+from precompute.scores import DEFAULT_KS
+from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors_exact
 from precompute.stats import bootstrap_ci, bootstrap_params
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ log = logging.getLogger(__name__)
 # layers), the untrained Lite0 and pixels run; vgg16, efficientnetb0 and nasnetmobile need Keras' download.
 AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "efficientnet-lite1",
                "efficientnet-lite2", "mobilenetv2", "inceptionv3", "efficientnet-lite0:random", "pixels")
-SCORE_KS = (1, 5, 10, 15)
 # How the stored scores treat tied distances; entries without it (older runs) are rescored.
 TIE_SCORING = "expected over the orders of tied results (McSherry & Najork 2008)"
 # Feature near-duplicates of a layer: pairs closer than this share of the median nearest-neighbour distance, and
@@ -59,8 +59,9 @@ FEATURE_DUPLICATE_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A backbone with a weight source and optional layers, e.g. from ``vgg16:random``."""
+class ModelRequest:
+    """What a run is asked for: a backbone with a weight source as given (``auto`` included) and optional layers,
+    e.g. from ``vgg16:random``. ``Run.run_model`` resolves it into a ``precompute.models.ModelConfig``."""
 
     backbone: str
     weights: str = "auto"
@@ -72,7 +73,7 @@ class ModelSpec:
 class RunConfig:
     dataset_dir: Path
     out: Path = Path("artifacts")
-    models: list[ModelSpec] = field(default_factory=lambda: [parse_model_spec(s) for s in AUTO_MODELS])
+    models: list[ModelRequest] = field(default_factory=lambda: [parse_model_request(s) for s in AUTO_MODELS])
     auto_models: bool = False  # skip (rather than fail on) models whose weights are unavailable
     metrics: tuple[str, ...] = DEFAULT_METRICS
     pooling: str = "avg"
@@ -114,11 +115,11 @@ class RunConfig:
         parse_quantizations(self.quantize)
 
 
-def parse_model_spec(text: str, weights: str = "auto") -> ModelSpec:
-    """``vgg16`` or ``vgg16:random`` (``backbone[:weights]``) -> ModelSpec, checked against the registry."""
+def parse_model_request(text: str, weights: str = "auto") -> ModelRequest:
+    """``vgg16`` or ``vgg16:random`` (``backbone[:weights]``) -> ModelRequest, checked against the registry."""
     name, _, source = text.partition(":")
     get_backbone(name)
-    return ModelSpec(name, source or weights)
+    return ModelRequest(name, source or weights)
 
 
 def _versions() -> dict[str, str]:
@@ -276,7 +277,7 @@ class Run:
             baseline={"path": art.relative(self.root, path), "params": params, "summary": summary}))
 
     # -------------------------------------------------------------------------------------- models
-    def run_model(self, spec: ModelSpec, manifest: pd.DataFrame, labeled: bool) -> None:
+    def run_model(self, spec: ModelRequest, manifest: pd.DataFrame, labeled: bool) -> None:
         cfg, root, ds = self.config, self.root, self.dataset
         backbone = get_backbone(spec.backbone)
         weights = resolve_weights(backbone, spec.weights, seed=cfg.seed)
@@ -438,7 +439,7 @@ class Run:
                 result.update(index=art.relative(root, ipath), ann_params=search["ann_params"],
                               index_params=index.params, build_seconds=round(index.build_seconds, 3))
             else:
-                ranking = rank_neighbors(features, metric, cfg.top_n, groups=groups)
+                ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups)
                 ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
             rank_seconds = time.perf_counter() - t0
             art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond,
@@ -561,8 +562,8 @@ class Run:
 
 
 def _score_ks(depth: int) -> list[int]:
-    """The cut-offs that fit in ``depth`` stored neighbours (all of SCORE_KS unless --top-n is small)."""
-    return [k for k in SCORE_KS if k <= depth] or [depth]
+    """The cut-offs that fit in ``depth`` stored neighbours (all of ``scores.DEFAULT_KS`` unless --top-n is small)."""
+    return [k for k in DEFAULT_KS if k <= depth] or [depth]
 
 
 def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
@@ -633,9 +634,10 @@ def summarize_run(root: Path, dataset: str, score: str = "rwp@15") -> pd.DataFra
 def run(dataset_dir: str | Path, out: str | Path = "artifacts", models: Sequence[str] | None = None,
         **options: Any) -> pd.DataFrame:
     """Precompute everything for one dataset folder; see ``RunConfig`` for the options."""
-    specs = [parse_model_spec(m) for m in (models or AUTO_MODELS)]
+    specs = [parse_model_request(m) for m in (models or AUTO_MODELS)]
     config = RunConfig(Path(dataset_dir), Path(out), specs, auto_models=models is None, **options)
     return Run(config).execute()
 
 
-__all__ = ["AUTO_MODELS", "BACKBONES", "ModelSpec", "Run", "RunConfig", "parse_model_spec", "run", "summarize_run"]
+__all__ = ["AUTO_MODELS", "BACKBONES", "ModelRequest", "Run", "RunConfig", "parse_model_request", "run",
+           "summarize_run"]

@@ -18,10 +18,10 @@ pytest.importorskip("distributed")
 from precompute import artifacts as art  # noqa: E402
 from precompute import distributed as dist  # noqa: E402
 from precompute.cli import main as cli_main  # noqa: E402
-from precompute.pipeline import ModelSpec, Run  # noqa: E402
+from precompute.pipeline import ModelRequest, Run  # noqa: E402
 from tests.test_pipeline import config, make_dataset  # noqa: E402
 
-MODELS = [ModelSpec("pixels"), ModelSpec("efficientnet-lite0", "random")]
+MODELS = [ModelRequest("pixels"), ModelRequest("efficientnet-lite0", "random")]
 
 
 @pytest.fixture(scope="module")

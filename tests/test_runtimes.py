@@ -16,7 +16,7 @@ import pytest
 
 from precompute import artifacts as art
 from precompute import runtimes, weights_cache
-from precompute.pipeline import ModelSpec, Run
+from precompute.pipeline import ModelRequest, Run
 from tests.test_pipeline import config, make_dataset
 
 TOLERANCE = 1e-4  # relative to each layer's largest feature value
@@ -142,7 +142,7 @@ def _features(out: Path, key: str) -> dict[str, np.ndarray]:
 def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -> None:
     """Same files and index keys; features within 1e-4; rankings equal but for near-ties; the runtime recorded."""
     dataset = make_dataset(tmp_path / "colours")
-    models = [ModelSpec("efficientnet-lite0", "random")]
+    models = [ModelRequest("efficientnet-lite0", "random")]
     outs = {}
     for runtime in ("keras", "litert"):
         outs[runtime] = tmp_path / runtime
@@ -179,7 +179,7 @@ def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: 
 
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "out"
-    models = [ModelSpec("pixels", "auto"), ModelSpec("efficientnet-lite0", "random")]
+    models = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
     Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
     entry = art.read_index(out)["datasets"]["colours"]["models"]
     base = "efficientnet-lite0-random"

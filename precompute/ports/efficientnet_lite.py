@@ -84,18 +84,6 @@ LITE_VARIANTS: dict[str, LiteVariant] = {
     ),
 }
 
-# Inner layers for feature extraction, shallow to deep; every variant has them (tested).
-DEFAULT_LAYERS: tuple[str, ...] = (
-    "stem_conv",
-    "block2a_expand_conv",
-    "block3a_expand_conv",
-    "block4a_expand_conv",
-    "block5a_expand_conv",
-    "block6a_expand_conv",
-    "block7a_project_conv",
-    "top_conv",
-)
-
 # Bump when the Keras layout or the mapping changes, so cached conversions from older code are not reused.
 _CONVERTER_VERSION = 1
 
