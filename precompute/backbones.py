@@ -115,7 +115,7 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
         )
 
     def preprocess(x: np.ndarray) -> np.ndarray:
-        from precompute.ports import efficientnet_lite
+        from precompute.architectures import efficientnet_lite
 
         return efficientnet_lite.preprocess_input(x)
 

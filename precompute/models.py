@@ -89,8 +89,11 @@ class ModelConfig:
                    entry.get("weights_file"), entry.get("seed"), entry.get("quantize"))
 
     @classmethod
-    def coerce(cls, config: ModelConfig | Mapping[str, Any]) -> ModelConfig:
-        return config if isinstance(config, ModelConfig) else cls.from_dict(config)
+    def coerce(cls, config: Any) -> ModelConfig:
+        """``config`` itself, or read from an index entry: a dict, or a record with ``to_dict()``."""
+        if isinstance(config, ModelConfig):
+            return config
+        return cls.from_dict(config.to_dict() if hasattr(config, "to_dict") else config)
 
 
 def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:
