@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import math
+from collections.abc import Callable, Collection
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
+from plotly.subplots import make_subplots
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
 # Classes on the embeddings map. Ten colours from the colour-blind-safe schemes of Paul Tol and of Okabe & Ito,
@@ -32,6 +34,59 @@ QUERY_COLOUR = "#FFD400"
 # Draw thumbnails instead of dots up to this many points (beyond, hundreds of images clutter and load slowly).
 MAX_THUMBNAIL_POINTS = 500
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 10, "t": 40, "b": 40}}
+# Compare's figures: the title starts below plotly's toolbar (about 30 px tall, top right, shown on hover), so that
+# at any width the toolbar never covers it, and tick labels get the margin they need (long model names).
+MODEBAR_ROOM = 32
+# Each model's panel in the score-per-layer figure: panels per row, and the height of one row of panels.
+LAYER_PANELS_PER_ROW = 3
+_PANEL_HEIGHT = 300
+
+
+def _compare_layout(title: str, top: int = 36) -> dict:
+    """``update_layout`` arguments of a Compare figure: the title left-aligned under the toolbar's row."""
+    return {
+        "template": "plotly_white",
+        "margin": {"l": 50, "r": 20, "t": MODEBAR_ROOM + top, "b": 40, "autoexpand": True},
+        "title": {"text": title, "x": 0, "xanchor": "left", "xref": "paper", "y": 1, "yref": "container",
+                  "yanchor": "top", "pad": {"t": MODEBAR_ROOM}, "font": {"size": 15}},
+    }
+
+
+def bold(text: str) -> str:
+    """Plotly's markup for bold text (winners in labels and titles)."""
+    return f"<b>{text}</b>"
+
+
+def format_count(value: float) -> str:
+    """A parameter count as a tick label: 500k, 1M, 2.5M, 130M."""
+    if value >= 1e6:
+        return f"{value / 1e6:g}M"
+    return f"{value / 1e3:g}k" if value >= 1e3 else f"{value:g}"
+
+
+def format_ms(value: float) -> str:
+    """A time per image as a tick label, with its unit: 0.5 ms, 20 ms, 1.5 s."""
+    return f"{value / 1e3:g} s" if value >= 1e3 else f"{value:g} ms"
+
+
+def log_ticks(log_range: list[float] | None, formatter: Callable[[float], str], max_ticks: int = 7) -> dict:
+    """``tickvals`` / ``ticktext`` of a log axis over ``log_range`` (log10 bounds), each label with its unit.
+
+    Plotly's own log ticks label the minor steps with their first digit only ("0.1 2 5 1 2 5 10 2"); here every
+    tick is a whole number written out: the densest of 1-1.5-2-3-5-7, 1-2-5, 1-3 and 1 steps per decade that
+    gives at most ``max_ticks`` ticks. Empty (plotly's default) without a range.
+    """
+    if not log_range:
+        return {}
+    low, high = log_range
+    chosen: list[float] = []
+    for steps in ((1, 1.5, 2, 3, 5, 7), (1, 2, 5), (1, 3), (1,)):
+        values = [m * 10.0**e for e in range(math.floor(low), math.ceil(high) + 1) for m in steps]
+        values = [float(f"{v:.6g}") for v in values if low <= math.log10(v) <= high]
+        chosen = values
+        if len(values) <= max_ticks:
+            break
+    return {"tickmode": "array", "tickvals": chosen, "ticktext": [formatter(v) for v in chosen]}
 
 
 def class_style(index: int) -> tuple[str, str]:
@@ -181,100 +236,184 @@ def _interval_hover(part: pd.DataFrame, low: str, high: str) -> tuple[list[str],
     return ["" if pd.isna(lo) or pd.isna(hi) else f" [{lo:.3f}, {hi:.3f}]" for lo, hi in bounds], "%{customdata}"
 
 
-def layer_scores_figure(rows: pd.DataFrame, score: str, baseline: float | None = None, title: str = "") -> go.Figure:
-    """Score per layer, one line per model, layers in network order; each model's best layer starred.
+def _click_data(model: str, layer: str, metric: str, *extra) -> list:
+    """A point's ``customdata``: [model, layer, metric, ...]. A click on a Compare chart opens that configuration
+    in Search (``playground.callbacks.compare.search_target`` reads the first three)."""
+    return [model, layer, metric, *extra]
+
+
+def layer_scores_figure(
+    rows: pd.DataFrame, score: str, baseline: float | None = None, title: str = "", metric: str = ""
+) -> go.Figure:
+    """Score per layer: one panel per model, its layers by their Keras names in network order (shallow to deep).
 
     ``rows`` has columns model, layer, order and ``score`` (see ``tables.layer_scores``); with
     ``<score> low`` and ``<score> high`` columns too, each point carries its 95 % bootstrap interval as an
-    error bar (and in its hover text).
+    error bar (and in its hover text). Each model's best layer is starred, its name in bold on the star and on
+    the axis; the panel of the model with the highest score carries "★ best" in bold in its title. Panels share
+    the score axis; each has its own layer axis, so a model with 3 layers (pixels) is not drawn as the shallow
+    end of a deeper one. Every point's ``customdata`` starts with [model, layer, ``metric``] (see
+    :func:`_click_data`): clicking it opens that configuration in Search.
     """
     if rows.empty:
         return empty_figure("No scores: the dataset has no labels, or nothing was computed.")
     low, high = f"{score} low", f"{score} high"
-    fig = go.Figure()
-    for i, (model, part) in enumerate(rows.groupby("model", sort=False)):
-        part = part.sort_values("order")
+    models = list(dict.fromkeys(rows["model"]))
+    tops = {model: rows.loc[rows["model"] == model, score].max() for model in models}
+    scored = {model: value for model, value in tops.items() if pd.notna(value)}
+    winner = max(scored, key=scored.get) if scored else None
+    n_cols = min(len(models), LAYER_PANELS_PER_ROW)
+    n_rows = math.ceil(len(models) / n_cols)
+    height = MODEBAR_ROOM + 36 + n_rows * _PANEL_HEIGHT
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        shared_yaxes="all",
+        subplot_titles=[bold(f"{m} ★ best") if m == winner else m for m in models],
+        horizontal_spacing=0.04 if n_cols > 1 else 0.2,
+        vertical_spacing=min(0.5, 150 / (n_rows * _PANEL_HEIGHT)) if n_rows > 1 else 0.3,
+    )
+    for i, model in enumerate(models):
+        row, col = i // n_cols + 1, i % n_cols + 1
+        part = rows[rows["model"] == model].sort_values("order")
         colour = PALETTE[i % len(PALETTE)]
-        x = np.arange(1, len(part) + 1)
+        layers = [str(layer) for layer in part["layer"]]
         interval, hover = _interval_hover(part, low, high)
         fig.add_trace(
             go.Scatter(
-                x=x,
+                x=layers,
                 y=part[score],
                 mode="lines+markers",
                 name=model,
                 line={"color": colour},
-                text=part["layer"],
-                customdata=interval,
+                marker={"size": 9},
+                customdata=[_click_data(model, layer, metric, text) for layer, text in zip(layers, interval,
+                                                                                           strict=True)],
                 error_y=_error_bars(part, score, low, high, colour),
-                hovertemplate=f"{model}<br>%{{text}}<br>{score} %{{y:.3f}}{hover}<extra></extra>",
-            )
+                hovertemplate=f"{model}<br>%{{x}}<br>{score} %{{y:.3f}}"
+                + hover.replace("%{customdata}", "%{customdata[3]}")
+                + "<br>click: open in Search<extra></extra>",
+            ),
+            row=row,
+            col=col,
         )
+        ticktext = list(layers)
         if part[score].notna().any():
             best = int(np.nanargmax(part[score].to_numpy(dtype=float)))
+            ticktext[best] = bold(layers[best])
             fig.add_trace(
                 go.Scatter(
-                    x=[x[best]],
+                    x=[layers[best]],
                     y=[part[score].iloc[best]],
                     mode="markers+text",
                     showlegend=False,
                     marker={"symbol": "star", "size": 16, "color": colour, "line": {"width": 1, "color": "#111"}},
-                    text=[part["layer"].iloc[best]],
+                    text=[bold(layers[best])],
                     textposition="top center",
                     textfont={"size": 10},
-                    hovertemplate=f"best layer of {model}: %{{text}}<br>{score} %{{y:.3f}}<extra></extra>",
-                )
+                    cliponaxis=False,
+                    customdata=[_click_data(model, layers[best], metric)],
+                    hovertemplate=f"best layer of {model}: %{{x}}<br>{score} %{{y:.3f}}"
+                    "<br>click: open in Search<extra></extra>",
+                ),
+                row=row,
+                col=col,
             )
-    if baseline is not None and np.isfinite(baseline):
-        fig.add_hline(
-            y=baseline,
-            line_dash="dash",
-            line_color="#888",
-            annotation_text=f"random {baseline:.3f}",
-            annotation_position="bottom right",
-        )
+        fig.update_xaxes(type="category", categoryorder="array", categoryarray=layers, tickvals=layers,
+                         ticktext=ticktext, tickangle=-40, tickfont={"size": 10}, automargin=True, row=row, col=col)
+        if baseline is not None and np.isfinite(baseline):
+            fig.add_hline(
+                y=baseline,
+                line_dash="dash",
+                line_color="#888",
+                annotation_text=f"random {baseline:.3f}" if i == 0 else "",
+                annotation_position="bottom right",
+                row=row,
+                col=col,
+            )
+    for annotation in fig.layout.annotations[: len(models)]:  # the panel titles
+        annotation.font = {"size": 12}
+    fig.update_yaxes(title_text=score, col=1, automargin=True)
     fig.update_layout(
-        **_LAYOUT,
-        title=title or f"{score} per layer",
-        xaxis={"title": "layer (shallow → deep)", "dtick": 1},
-        yaxis={"title": score},
+        **_compare_layout(title or f"{score} per layer"),
+        height=height,
+        showlegend=False,
+        hovermode="closest",
     )
     return fig
 
 
-def class_heatmap(table: pd.DataFrame, score: str) -> go.Figure:
-    """Classes (rows) x models (columns) heatmap of a per-class score, values written in the cells."""
+def class_heatmap(
+    table: pd.DataFrame, score: str, targets: dict[str, tuple[str, str, str]] | None = None
+) -> go.Figure:
+    """Classes (rows) x models (columns) heatmap of a per-class score, values written in the cells.
+
+    Each class's highest value among the models (the random column aside) is written in bold. ``targets`` maps
+    a column to its (model, layer, metric): those cells' ``customdata`` (clicking opens it in Search), and the
+    column's label is written on two lines, model then (layer), so long names fit.
+    """
     if table.empty:
         return empty_figure("No per-class scores (unlabeled dataset or nothing computed).")
+    targets = targets or {}
     values = table.to_numpy(dtype=float)
+    models = np.array([column != "random" for column in table.columns])
+    best = np.full(values.shape, False)
+    if models.any():
+        part = np.where(models[None, :], values, np.nan)
+        top = np.nanmax(np.where(np.isnan(part), -np.inf, part), axis=1, keepdims=True)
+        best = models[None, :] & np.isfinite(part) & (part == top)
+
+    def cell(v: float, winner: bool) -> str:
+        return "" if np.isnan(v) else bold(f"{v:.2f}") if winner else f"{v:.2f}"
+
+    columns = [str(column) for column in table.columns]
+    labels = [
+        f"{targets[c][0]}<br>({targets[c][1]})" if c in targets else c for c in columns
+    ]
+    custom = [[list(targets.get(c, ("", "", ""))) for c in columns] for _ in table.index]
     fig = go.Figure(
         go.Heatmap(
             z=values,
-            x=list(table.columns),
+            x=columns,
             y=[str(i) for i in table.index],
             colorscale="Viridis",
             zmin=0,
             zmax=1,
-            text=np.vectorize(lambda v: "" if np.isnan(v) else f"{v:.2f}")(values),
+            text=[[cell(v, w) for v, w in zip(row, flags, strict=True)] for row, flags in zip(values, best,
+                                                                                              strict=True)],
             texttemplate="%{text}",
+            customdata=custom,
             hovertemplate="%{y} / %{x}<br>" + score + " %{z:.3f}<extra></extra>",
-            colorbar={"title": score},
+            colorbar={"title": {"text": score}, "thickness": 14},
         )
     )
     fig.update_layout(
-        **_LAYOUT,
-        title=f"{score} per class (each model at its best layer)",
-        height=max(320, 28 * len(table) + 160),
-        yaxis={"autorange": "reversed"},
+        **_compare_layout(f"{score} per class (each model at its best layer; bold: best per class)"),
+        height=max(320, 28 * len(table) + 200),
+        yaxis={"autorange": "reversed", "automargin": True},
+        xaxis={"tickvals": columns, "ticktext": labels, "tickangle": 0 if len(columns) <= 4 else -30,
+               "tickfont": {"size": 10}, "automargin": True},
     )
     return fig
 
 
-def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
-    """Best score against extraction time per image, one point per model (marker size: the model's size in MB,
-    ``model MB``: a quantised variant's point is smaller than its float32 model's).
+def _label_positions(x: pd.Series) -> list[str]:
+    """Text positions that keep labels inside the plot: the leftmost point's label to its right, the rightmost's
+    to its left, the others centred above them."""
+    order = np.argsort(np.argsort(x.to_numpy(dtype=float)))
+    last = len(x) - 1
+    return ["top right" if r == 0 and last > 0 else "top left" if r == last and last > 0 else "top center"
+            for r in order]
 
-    ``<score_column> low`` / ``high`` columns, when present, draw the score's interval as error bars.
+
+def cost_quality_figure(table: pd.DataFrame, score_column: str, metric: str = "") -> go.Figure:
+    """Best score against extraction time per image, one point per model (marker size: the model's size in MB,
+    ``model MB``: a quantised variant's point is smaller than its float32 model's; the caption under the title
+    says so, with the largest model's size).
+
+    ``<score_column> low`` / ``high`` columns, when present, draw the score's interval as error bars. The model
+    with the highest score is labelled in bold. Each point's ``customdata`` starts with [model, best layer,
+    ``metric``] (:func:`_click_data`).
     """
     if table.empty or score_column not in table.columns or table[score_column].isna().all():
         return empty_figure("No scores to set against cost.")
@@ -283,27 +422,40 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str) -> go.Figure:
     params = part["parameters"].fillna(0).astype(float)
     megabytes = part["model MB"].fillna(0).astype(float) if "model MB" in part else params * 4 / 1e6
     sizes = 10 + 30 * np.sqrt(megabytes / max(megabytes.max(), 1e-9))
+    winner = part[score_column].astype(float).idxmax()
+    layers = part["best layer"] if "best layer" in part else pd.Series("", index=part.index)
+    x_range = _log_range(part["ms/image"])
     fig = go.Figure(
         go.Scatter(
             x=part["ms/image"],
             y=part[score_column],
             mode="markers+text",
-            text=part["model"],
-            textposition="top center",
+            text=[bold(m) if i == winner else m for i, m in zip(part.index, part["model"], strict=True)],
+            textposition=_label_positions(part["ms/image"].fillna(0)),
+            textfont={"size": 11},
+            cliponaxis=False,
             marker={"size": sizes, "color": list(part["_colour"])},
             error_y=_error_bars(part, score_column, f"{score_column} low", f"{score_column} high"),
-            customdata=np.stack([params, part["GFLOPs/image"].fillna(0), megabytes], axis=1),
+            customdata=[
+                _click_data(model, str(layer or ""), metric, p, g, mb)
+                for model, layer, p, g, mb in zip(part["model"], layers.fillna(""), params,
+                                                  part["GFLOPs/image"].fillna(0), megabytes, strict=True)
+            ],
             hovertemplate="%{text}<br>%{x:.2f} ms/image<br>"
             + score_column
-            + " %{y:.3f}<br>%{customdata[0]:,.0f} parameters<br>%{customdata[1]:.3f} GFLOPs"
-            + "<br>%{customdata[2]:.2f} MB model file<extra></extra>",
+            + " %{y:.3f} (best layer %{customdata[1]})<br>%{customdata[3]:,.0f} parameters<br>"
+            + "%{customdata[4]:.3f} GFLOPs<br>%{customdata[5]:.2f} MB model file<br>click: open in Search"
+            + "<extra></extra>",
         )
     )
+    caption = (f"marker area: model file size (largest {megabytes.max():.1f} MB); bold: best"
+               if megabytes.max() > 0 else "bold: best")
     fig.update_layout(
-        **_LAYOUT,
-        title="Quality against cost",
-        xaxis={"title": "extraction ms/image (log)", "type": "log", "range": _log_range(part["ms/image"])},
-        yaxis={"title": score_column},
+        **_compare_layout(f"Quality against cost<br><span style='font-size:11px'>{caption}</span>", top=52),
+        xaxis={"title": "extraction time per image (log axis)", "type": "log", "range": x_range,
+               **log_ticks(x_range, format_ms), "automargin": True},
+        yaxis={"title": score_column, "automargin": True},
+        hovermode="closest",
     )
     return fig
 
@@ -324,13 +476,16 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
     optionally ``<score> low`` / ``<score> high`` for error bars. Models of one family (EfficientNet-Lite0/1/2)
     are joined smallest first; a model alone in its family is a single point. Models without parameters (raw
     pixels) have no place on a log axis: each is drawn as a dotted horizontal line at its score, and the random
-    ranking's score (``baseline``) as a dashed one.
+    ranking's score (``baseline``) as a dashed one. The model with the highest score is labelled in bold; the
+    x axis is labelled in parameters (500k, 1M, 2M). Each point's ``customdata`` is [model, layer, metric,
+    interval text] (:func:`_click_data`).
     """
     if table.empty or score not in table.columns or table[score].isna().all():
         return empty_figure("No scores to set against model size.")
     low, high = f"{score} low", f"{score} high"
     part = table.dropna(subset=[score])
     sized = part[part["parameters"].fillna(0) > 0]
+    winner = part.loc[part[score].astype(float).idxmax(), "model"]
     fig = go.Figure()
     for i, (family, members) in enumerate(sized.groupby("family", sort=False)):
         members = members.sort_values("parameters", kind="stable")
@@ -342,19 +497,24 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
                 y=members[score],
                 mode="lines+markers+text" if len(members) > 1 else "markers+text",
                 name=family,
-                text=members["model"],
+                text=[bold(m) if m == winner else m for m in members["model"]],
                 # Neighbours on a curve take turns above and below it, so that their names do not overlap.
                 textposition=["top center" if j % 2 == 0 else "bottom center" for j in range(len(members))],
                 textfont={"size": 10},
+                cliponaxis=False,
                 line={"color": colour},
                 marker={"size": 10, "color": colour},
                 error_y=_error_bars(members, score, low, high, colour),
-                customdata=np.stack([members["layer"], members["metric"], interval], axis=1),
-                hovertemplate="%{text}<br>%{x:,.0f} parameters<br>best: %{customdata[0]} / %{customdata[1]}<br>"
+                customdata=[
+                    _click_data(m, layer, metric, text)
+                    for m, layer, metric, text in zip(members["model"], members["layer"], members["metric"],
+                                                      interval, strict=True)
+                ],
+                hovertemplate="%{text}<br>%{x:,.0f} parameters<br>best: %{customdata[1]} / %{customdata[2]}<br>"
                 + score
                 + " %{y:.3f}"
-                + hover.replace("%{customdata}", "%{customdata[2]}")
-                + "<extra></extra>",
+                + hover.replace("%{customdata}", "%{customdata[3]}")
+                + "<br>click: open in Search<extra></extra>",
             )
         )
     for _, row in part[part["parameters"].fillna(0) <= 0].iterrows():
@@ -373,10 +533,13 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
             annotation_text=f"random {baseline:.3f}",
             annotation_position="bottom right",
         )
+    x_range = _log_range(sized["parameters"])
     fig.update_layout(
-        **_LAYOUT,
-        title=title or f"Model size against best {score}",
-        xaxis={"title": "parameters (log)", "type": "log", "range": _log_range(sized["parameters"])},
-        yaxis={"title": score},
+        **_compare_layout(title or f"Model size against best {score}"),
+        xaxis={"title": "parameters of the network it runs (log axis)", "type": "log", "range": x_range,
+               **log_ticks(x_range, format_count), "automargin": True},
+        yaxis={"title": score, "automargin": True},
+        legend={"orientation": "h", "y": -0.25, "x": 0},
+        hovermode="closest",
     )
     return fig

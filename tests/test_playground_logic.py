@@ -888,10 +888,10 @@ def test_every_graph_is_offline_no_cloud_button_no_logo(playground_artifacts):
     assert config["scrollZoom"] and not config["displaylogo"] and not config["showSendToCloud"]
     assert config["plotlyServerURL"] == "" and {"sendChartToCloud", "lasso2d"} <= set(config["modeBarButtonsToRemove"])
     layout = create_app(playground_artifacts).layout()
-    # The Compare view's graphs take GRAPH_CONFIG in the Compare part of issue #13 (another change).
-    compare_ids = {graph.id for graph in _graphs(compare.layout())}
-    graphs = [graph for graph in _graphs(layout) if graph.id not in compare_ids]
+    graphs = _graphs(layout)
     assert graphs
+    compare_ids = {graph.id for graph in _graphs(compare.layout())}
+    assert len(compare_ids) == 4 and compare_ids <= {graph.id for graph in graphs}  # Compare's graphs are covered
     for graph in graphs:
         assert graph.config["displaylogo"] is False and graph.config["showSendToCloud"] is False, graph.id
         assert "sendChartToCloud" in graph.config["modeBarButtonsToRemove"], graph.id
