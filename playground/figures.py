@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Collection
 
 import numpy as np
@@ -42,13 +43,21 @@ LAYER_PANELS_PER_ROW = 3
 _PANEL_HEIGHT = 300
 
 
-def _compare_layout(title: str, top: int = 36) -> dict:
-    """``update_layout`` arguments of a Compare figure: the title left-aligned under the toolbar's row."""
+def caption(title: str, note: str) -> str:
+    """A figure title with a smaller second line (what the marks mean)."""
+    return f"{title}<br><span style='font-size:11px'>{note}</span>"
+
+
+def _compare_layout(title: str) -> dict:
+    """``update_layout`` arguments of a Compare figure: the title at the figure's left edge under the toolbar's
+    row (a second line from :func:`caption` gets its room too)."""
+    # Plotly lifts a two-line title by about half a line: its pad makes up for it.
+    lines = title.count("<br>")
     return {
         "template": "plotly_white",
-        "margin": {"l": 50, "r": 20, "t": MODEBAR_ROOM + top, "b": 40, "autoexpand": True},
-        "title": {"text": title, "x": 0, "xanchor": "left", "xref": "paper", "y": 1, "yref": "container",
-                  "yanchor": "top", "pad": {"t": MODEBAR_ROOM}, "font": {"size": 15}},
+        "margin": {"l": 50, "r": 20, "t": MODEBAR_ROOM + 36 + 28 * lines, "b": 40, "autoexpand": True},
+        "title": {"text": title, "x": 0, "xanchor": "left", "xref": "container", "y": 1, "yref": "container",
+                  "yanchor": "top", "pad": {"t": MODEBAR_ROOM + 14 * lines, "l": 12}, "font": {"size": 15}},
     }
 
 
@@ -350,7 +359,7 @@ def class_heatmap(
 
     Each class's highest value among the models (the random column aside) is written in bold. ``targets`` maps
     a column to its (model, layer, metric): those cells' ``customdata`` (clicking opens it in Search), and the
-    column's label is written on two lines, model then (layer), so long names fit.
+    column's label is the model's name alone (its layer is in the hover text), so long names fit.
     """
     if table.empty:
         return empty_figure("No per-class scores (unlabeled dataset or nothing computed).")
@@ -367,9 +376,7 @@ def class_heatmap(
         return "" if np.isnan(v) else bold(f"{v:.2f}") if winner else f"{v:.2f}"
 
     columns = [str(column) for column in table.columns]
-    labels = [
-        f"{targets[c][0]}<br>({targets[c][1]})" if c in targets else c for c in columns
-    ]
+    labels = [targets[c][0] if c in targets else c for c in columns]  # the layer is in the hover text
     custom = [[list(targets.get(c, ("", "", ""))) for c in columns] for _ in table.index]
     fig = go.Figure(
         go.Heatmap(
@@ -388,22 +395,74 @@ def class_heatmap(
         )
     )
     fig.update_layout(
-        **_compare_layout(f"{score} per class (each model at its best layer; bold: best per class)"),
+        **_compare_layout(caption(f"{score} per class", "each model at its best layer; bold: best per class")),
         height=max(320, 28 * len(table) + 200),
         yaxis={"autorange": "reversed", "automargin": True},
-        xaxis={"tickvals": columns, "ticktext": labels, "tickangle": 0 if len(columns) <= 4 else -30,
+        xaxis={"tickvals": columns, "ticktext": labels, "tickangle": 0 if len(columns) <= 3 else -45,
                "tickfont": {"size": 10}, "automargin": True},
     )
     return fig
 
 
-def _label_positions(x: pd.Series) -> list[str]:
-    """Text positions that keep labels inside the plot: the leftmost point's label to its right, the rightmost's
-    to its left, the others centred above them."""
-    order = np.argsort(np.argsort(x.to_numpy(dtype=float)))
-    last = len(x) - 1
-    return ["top right" if r == 0 and last > 0 else "top left" if r == last and last > 0 else "top center"
-            for r in order]
+_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "top left",
+              "bottom right", "bottom left")
+
+
+def place_labels(
+    x: Collection[float], y: Collection[float], labels: Collection[str], x_range: Collection[float],
+    y_range: Collection[float], sizes: Collection[float] | float = 10, width: float = 400, height: float = 300,
+    font: float = 11,
+) -> list[str]:
+    """A ``textposition`` per point that keeps each label off the other labels and markers and inside the plot.
+
+    ``x`` and ``y`` are in axis units (log10 of the value on a log axis) over ``x_range`` and ``y_range``;
+    ``sizes`` are marker diameters in px, ``width`` x ``height`` the plot area in px (the smallest it is drawn:
+    a half-width figure at a 1000 px window), ``font`` the label size. Greedy: each label in turn takes the first
+    of :data:`_POSITIONS` with the least overlap (estimated text widths; bold markup ignored).
+    """
+    xs, ys = np.asarray(list(x), dtype=float), np.asarray(list(y), dtype=float)
+    n = len(xs)
+    radii = np.broadcast_to(np.asarray(sizes, dtype=float), (n,)) / 2
+    (x0, x1), (y0, y1) = x_range, y_range
+    px = (xs - x0) / max(x1 - x0, 1e-12) * width
+    py = (y1 - ys) / max(y1 - y0, 1e-12) * height  # screen y grows downwards
+    obstacles = [(cx - r, cy - r, cx + r, cy + r) for cx, cy, r in zip(px, py, radii, strict=True)]
+
+    def box(i: int, position: str) -> tuple[float, float, float, float]:
+        text = re.sub(r"<[^>]+>", "", str(list(labels)[i]))
+        w, h, r, cx, cy = 0.6 * font * len(text), 1.3 * font, radii[i], px[i], py[i]
+        vertical, horizontal = position.split()
+        top = {"top": cy - r - h, "bottom": cy + r, "middle": cy - h / 2}[vertical]
+        left = {"center": cx - w / 2, "right": cx + (r if vertical == "middle" else r / 2),
+                "left": cx - w - (r if vertical == "middle" else r / 2)}[horizontal]
+        return left, top, left + w, top + h
+
+    def overlap(a, b) -> float:
+        return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+
+    def cost(i: int, candidate) -> float:
+        inside = overlap(candidate, (0, 0, width, height))
+        area = (candidate[2] - candidate[0]) * (candidate[3] - candidate[1])
+        others = [o for j, o in enumerate(obstacles) if j != i]
+        return 2 * (area - inside) + sum(overlap(candidate, o) for o in others)
+
+    positions = []
+    for i in range(n):
+        costs = [cost(i, box(i, position)) for position in _POSITIONS]
+        chosen = _POSITIONS[int(np.argmin(costs))]
+        positions.append(chosen)
+        obstacles.append(box(i, chosen))
+    return positions
+
+
+def _value_range(values: Collection[float], pad: float = 0.08) -> list[float]:
+    """A linear axis range over ``values`` (NaN ignored) with ``pad`` of the span on each side."""
+    finite = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return [0.0, 1.0]
+    low, high = float(finite.min()), float(finite.max())
+    span = max(high - low, 0.05)
+    return [low - pad * span, high + pad * span]
 
 
 def cost_quality_figure(table: pd.DataFrame, score_column: str, metric: str = "") -> go.Figure:
@@ -425,17 +484,25 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str, metric: str = ""
     winner = part[score_column].astype(float).idxmax()
     layers = part["best layer"] if "best layer" in part else pd.Series("", index=part.index)
     x_range = _log_range(part["ms/image"])
+    low, high = f"{score_column} low", f"{score_column} high"
+    y_range = _value_range([*part[score_column], *part.get(low, []), *part.get(high, [])])
+    names = [bold(m) if i == winner else m for i, m in zip(part.index, part["model"], strict=True)]
+    times = part["ms/image"].astype(float)
+    positions = (
+        place_labels(np.log10(times.where(times > 0)), part[score_column], names, x_range, y_range, sizes)
+        if x_range else "top center"
+    )
     fig = go.Figure(
         go.Scatter(
             x=part["ms/image"],
             y=part[score_column],
             mode="markers+text",
-            text=[bold(m) if i == winner else m for i, m in zip(part.index, part["model"], strict=True)],
-            textposition=_label_positions(part["ms/image"].fillna(0)),
+            text=names,
+            textposition=positions,
             textfont={"size": 11},
             cliponaxis=False,
             marker={"size": sizes, "color": list(part["_colour"])},
-            error_y=_error_bars(part, score_column, f"{score_column} low", f"{score_column} high"),
+            error_y=_error_bars(part, score_column, low, high),
             customdata=[
                 _click_data(model, str(layer or ""), metric, p, g, mb)
                 for model, layer, p, g, mb in zip(part["model"], layers.fillna(""), params,
@@ -448,13 +515,13 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str, metric: str = ""
             + "<extra></extra>",
         )
     )
-    caption = (f"marker area: model file size (largest {megabytes.max():.1f} MB); bold: best"
-               if megabytes.max() > 0 else "bold: best")
+    note = (f"marker area: model file size (largest {megabytes.max():.1f} MB); bold: best"
+            if megabytes.max() > 0 else "bold: best")
     fig.update_layout(
-        **_compare_layout(f"Quality against cost<br><span style='font-size:11px'>{caption}</span>", top=52),
+        **_compare_layout(caption("Quality against cost", note)),
         xaxis={"title": "extraction time per image (log axis)", "type": "log", "range": x_range,
                **log_ticks(x_range, format_ms), "automargin": True},
-        yaxis={"title": score_column, "automargin": True},
+        yaxis={"title": score_column, "range": y_range, "automargin": True},
         hovermode="closest",
     )
     return fig
@@ -486,9 +553,19 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
     part = table.dropna(subset=[score])
     sized = part[part["parameters"].fillna(0) > 0]
     winner = part.loc[part[score].astype(float).idxmax(), "model"]
+    x_range = _log_range(sized["parameters"])
+    y_range = _value_range([*part[score], *part.get(low, []), *part.get(high, []),
+                            *([baseline] if baseline is not None else [])])
+    groups = [(family, members.sort_values("parameters", kind="stable"))
+              for family, members in sized.groupby("family", sort=False)]
+    every = pd.concat([members for _, members in groups]) if groups else sized
+    placed = (
+        place_labels(np.log10(every["parameters"].astype(float)), every[score], every["model"], x_range, y_range)
+        if x_range else ["top center"] * len(every)
+    )
     fig = go.Figure()
-    for i, (family, members) in enumerate(sized.groupby("family", sort=False)):
-        members = members.sort_values("parameters", kind="stable")
+    for i, (family, members) in enumerate(groups):
+        positions, placed = placed[: len(members)], placed[len(members):]
         colour = PALETTE[i % len(PALETTE)]
         interval, hover = _interval_hover(members, low, high)
         fig.add_trace(
@@ -498,8 +575,7 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
                 mode="lines+markers+text" if len(members) > 1 else "markers+text",
                 name=family,
                 text=[bold(m) if m == winner else m for m in members["model"]],
-                # Neighbours on a curve take turns above and below it, so that their names do not overlap.
-                textposition=["top center" if j % 2 == 0 else "bottom center" for j in range(len(members))],
+                textposition=positions,  # off the other names and markers (place_labels)
                 textfont={"size": 10},
                 cliponaxis=False,
                 line={"color": colour},
@@ -533,12 +609,11 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
             annotation_text=f"random {baseline:.3f}",
             annotation_position="bottom right",
         )
-    x_range = _log_range(sized["parameters"])
     fig.update_layout(
         **_compare_layout(title or f"Model size against best {score}"),
         xaxis={"title": "parameters of the network it runs (log axis)", "type": "log", "range": x_range,
                **log_ticks(x_range, format_count), "automargin": True},
-        yaxis={"title": score, "automargin": True},
+        yaxis={"title": score, "range": y_range, "automargin": True},
         legend={"orientation": "h", "y": -0.25, "x": 0},
         hovermode="closest",
     )

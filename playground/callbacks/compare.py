@@ -255,11 +255,11 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
     best = tables.best_layers(summary, metric, score) if score and score in summary.columns else None
     if score:
         rows = tables.layer_scores(summary, metric, score)
-        bars = ", bars: 95 % interval" if tables.interval_columns(score)[0] in rows.columns else ""
+        bars = " · bars: 95 % interval" if tables.interval_columns(score)[0] in rows.columns else ""
         out["layers"] = figures.layer_scores_figure(
             rows, score, baseline,
-            f"{score} per layer ({metric}): each model's layers shallow → deep, ★ best layer{bars}, "
-            "dashed: random ranking; click a point to open it in Search",
+            figures.caption(f"{score} per layer ({metric})", f"each model's layers shallow → deep · ★ best layer{bars}"
+                            " · dashed: random ranking · click a point to open it in Search"),
             metric=metric,
         )
         best_row, verdicts = tables.compare_to_best(store, sel.dataset, metric, score, summary=summary,
