@@ -358,8 +358,9 @@ def class_heatmap(
     """Classes (rows) x models (columns) heatmap of a per-class score, values written in the cells.
 
     Each class's highest value among the models (the random column aside) is written in bold. ``targets`` maps
-    a column to its (model, layer, metric): those cells' ``customdata`` (clicking opens it in Search), and the
-    column's label is the model's name alone (its layer is in the hover text), so long names fit.
+    a column to its (model, layer, metric): such a column is labelled with the model's name alone (its layer is in
+    the hover text), so long names fit. A click on a cell reports its column (``x``), which names the
+    configuration (``playground.callbacks.compare.search_target``).
     """
     if table.empty:
         return empty_figure("No per-class scores (unlabeled dataset or nothing computed).")
@@ -377,7 +378,6 @@ def class_heatmap(
 
     columns = [str(column) for column in table.columns]
     labels = [targets[c][0] if c in targets else c for c in columns]  # the layer is in the hover text
-    custom = [[list(targets.get(c, ("", "", ""))) for c in columns] for _ in table.index]
     fig = go.Figure(
         go.Heatmap(
             z=values,
@@ -389,8 +389,7 @@ def class_heatmap(
             text=[[cell(v, w) for v, w in zip(row, flags, strict=True)] for row, flags in zip(values, best,
                                                                                               strict=True)],
             texttemplate="%{text}",
-            customdata=custom,
-            hovertemplate="%{y} / %{x}<br>" + score + " %{z:.3f}<extra></extra>",
+            hovertemplate="%{y} / %{x}<br>" + score + " %{z:.3f}<br>click: open in Search<extra></extra>",
             colorbar={"title": {"text": score}, "thickness": 14},
         )
     )

@@ -1442,9 +1442,8 @@ def test_a_click_on_a_compare_chart_opens_that_configuration_in_search(store):
                                     "k": 9})
     out = render_compare(store, sel, "rwp@15")
 
-    def click(figure, trace, point, heat_row=None):
+    def click(figure, trace, point):
         custom = figure.data[trace].customdata[point]
-        custom = custom[heat_row] if heat_row is not None else custom
         return {"points": [{"curveNumber": trace, "pointNumber": point, "customdata": list(custom)}]}
 
     pathname, search = search_target(click(out["layers"], 0, 2), sel.to_dict())
@@ -1462,11 +1461,11 @@ def test_a_click_on_a_compare_chart_opens_that_configuration_in_search(store):
     _, search = search_target(click(out["cost_figure"], 0, 1), sel.to_dict())
     best_layer = cost_table(store, "shapes", "euclidean", "rwp@15").loc[1, "best layer"]
     assert f"model={LITE}&layer={best_layer}&metric=euclidean" in search
-    heat = out["heatmap"].data[0]
-    _, search = search_target(click(out["heatmap"], 0, 0, heat_row=0), sel.to_dict())
+    heat = out["heatmap"].data[0]  # Dash's click data of a heatmap cell: its x and y, no customdata
+    _, search = search_target({"points": [{"curveNumber": 0, "x": heat.x[0], "y": heat.y[0]}]}, sel.to_dict())
     assert f"model={PIXELS}&layer=" in search and "metric=euclidean" in search
-    random_column = {"points": [{"customdata": list(heat.customdata[0][-1])}]}  # the random ranking's column
-    assert search_target(random_column, sel.to_dict()) is None
+    random_column = {"points": [{"curveNumber": 0, "x": heat.x[-1], "y": heat.y[0]}]}  # the random ranking's
+    assert heat.x[-1] == "random" and search_target(random_column, sel.to_dict()) is None
     assert search_target(None, sel.to_dict()) is None and search_target({"points": []}, sel.to_dict()) is None
     assert search_target(click(out["layers"], 0, 0), None) is None  # no dataset selected
 

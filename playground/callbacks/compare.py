@@ -5,6 +5,7 @@ chart's point opens that model, layer and metric in Search (through the URL, as 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,10 @@ from playground.callbacks.guards import selection_in_view
 from playground.state import Selection, to_url
 from playground.store import Store
 
-# The charts whose points open their configuration in Search when clicked (customdata [model, layer, metric, ...]).
+# The charts whose points open their configuration in Search when clicked (customdata [model, layer, metric, ...];
+# the heatmap's cells by their column, "model (layer)" as tables.class_breakdown names it).
 CLICKABLE_GRAPHS = (ids.COMPARE_LAYERS, ids.COMPARE_FAMILY_GRAPH, ids.COMPARE_COST_GRAPH, ids.COMPARE_HEATMAP)
+_COLUMN = re.compile(r"^(?P<model>.+) \((?P<layer>[^()]+)\)$")
 
 
 def _interval_of(row: pd.Series, score: str) -> str:
@@ -211,14 +214,19 @@ def search_target(click_data: dict | None, selection: dict | None) -> tuple[str,
     """``(pathname, search)`` of the Search view for the chart point clicked in Compare, or None.
 
     The point's ``customdata`` starts with [model, layer, metric] (``figures._click_data``; an empty metric
-    keeps the selection's); dataset, query and k stay as they are. The URL is then resolved like any link, so a
-    name the artifacts lack gets the usual notice.
+    keeps the selection's). A heatmap cell has none in Dash's click data (its point number is a pair, which
+    ``dcc.Graph`` leaves out): its column, ``model (layer)``, names it, under the selection's metric. Dataset,
+    query and k stay as they are. The URL is then resolved like any link, so a name the artifacts lack gets the
+    usual notice.
     """
     sel = Selection.from_dict(selection)
     points = (click_data or {}).get("points") or []
     if sel.dataset is None or not points:
         return None
     custom = points[0].get("customdata")
+    column = _COLUMN.match(str(points[0].get("x", "")))
+    if custom is None and column:
+        custom = [column["model"], column["layer"], ""]
     if not isinstance(custom, list | tuple) or len(custom) < 2 or not custom[0] or not custom[1]:
         return None  # a point of no configuration (the random ranking's column, a baseline line)
     metric = custom[2] if len(custom) > 2 and custom[2] else sel.metric
@@ -258,8 +266,9 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
         bars = " · bars: 95 % interval" if tables.interval_columns(score)[0] in rows.columns else ""
         out["layers"] = figures.layer_scores_figure(
             rows, score, baseline,
-            figures.caption(f"{score} per layer ({metric})", f"each model's layers shallow → deep · ★ best layer{bars}"
-                            " · dashed: random ranking · click a point to open it in Search"),
+            figures.caption(f"{score} per layer ({metric})",
+                            f"each model's layers shallow → deep · ★ best layer{bars} · dashed: random ranking · "
+                            "click a point to open it in Search"),
             metric=metric,
         )
         best_row, verdicts = tables.compare_to_best(store, sel.dataset, metric, score, summary=summary,
