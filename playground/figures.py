@@ -389,6 +389,7 @@ def class_heatmap(
             text=[[cell(v, w) for v, w in zip(row, flags, strict=True)] for row, flags in zip(values, best,
                                                                                               strict=True)],
             texttemplate="%{text}",
+            textfont={"size": 10 if len(table.columns) <= 10 else 8},
             hovertemplate="%{y} / %{x}<br>" + score + " %{z:.3f}<br>click: open in Search<extra></extra>",
             colorbar={"title": {"text": score}, "thickness": 14},
         )
