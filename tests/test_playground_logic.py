@@ -1517,7 +1517,7 @@ def test_log_axes_say_whole_numbers_with_units():
 def test_compare_builds_each_derived_table_once_per_render(store, monkeypatch):
     from playground import tables
 
-    calls = {"summary_table": 0, "best_layers": 0}
+    calls = {"summary_table": 0, "best_layers": 0, "metric_model_table": 0}
     for name in calls:
         real = getattr(tables, name)
 
@@ -1527,7 +1527,7 @@ def test_compare_builds_each_derived_table_once_per_render(store, monkeypatch):
 
         monkeypatch.setattr(tables, name, counted)
     render_compare(store, resolve_selection(store, {"view": "compare", "dataset": "shapes"}), "rwp@15")
-    assert calls == {"summary_table": 1, "best_layers": 1}
+    assert calls == {"summary_table": 1, "best_layers": 1, "metric_model_table": 1}
 
 
 def test_labels_are_placed_off_each_other_and_inside_the_plot():

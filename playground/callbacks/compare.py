@@ -200,7 +200,7 @@ def bold_cells(table: html.Table, cells: set[tuple[int, str]]) -> html.Table:
 
 def _pivot_winners(pivot: pd.DataFrame) -> set[tuple[int, str]]:
     """Winners of a metric x model table (numbers, before intervals are merged into text): each model's best
-    metric (its column's highest value) and the overall best cell."""
+    metric, its column's highest value (the dataset's best configuration is the highest of them)."""
     cells = set()
     values = pivot.apply(pd.to_numeric, errors="coerce")
     for model in values.columns:
@@ -274,9 +274,10 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
         best_row, verdicts = tables.compare_to_best(store, sel.dataset, metric, score, summary=summary,
                                                     best_per_model=best)
         out["headline"], out["verdicts"] = render_verdicts(best_row, verdicts, metric, score)
-        numbers = tables.metric_model_table(summary, score)
+        models = list(dict.fromkeys(summary["model"]))
         pivot = tables.metric_model_table(summary, score, intervals=True)
-        pivot, merged = components.with_intervals(pivot, list(dict.fromkeys(summary["model"])))
+        numbers = pivot[[model for model in models if model in pivot.columns]]  # without the interval bounds
+        pivot, merged = components.with_intervals(pivot, models)
         label = f"metric \\ model ({score}, best layer)"
         pivot = pivot.reset_index().rename(columns={"metric": label})
         if baseline is not None:
