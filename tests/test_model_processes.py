@@ -28,8 +28,8 @@ def _recording_extract(*args: object) -> None:
 
 
 def _run(dataset: Path, out: Path, model_processes: bool) -> dict:
-    specs = [pipeline.parse_model_spec(m) for m in MODELS]
-    specs[1] = pipeline.ModelSpec(specs[1].backbone, specs[1].weights, tuple(LAYERS["efficientnet-lite0-random"]))
+    specs = [pipeline.parse_model_request(m) for m in MODELS]
+    specs[1] = pipeline.ModelRequest(specs[1].backbone, specs[1].weights, tuple(LAYERS["efficientnet-lite0-random"]))
     config = pipeline.RunConfig(dataset, out, specs, input_size=64, progress=False, top_n=10, runtime="keras",
                                 model_processes=model_processes)
     pipeline.Run(config).execute()
@@ -80,7 +80,7 @@ def test_each_model_is_extracted_in_a_process_of_its_own_with_the_same_artifacts
 
 def test_a_child_error_is_raised_in_the_run(tmp_path: Path) -> None:
     dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=2)
-    spec = pipeline.ModelSpec("efficientnet-lite0", "random", ("no_such_layer",))
+    spec = pipeline.ModelRequest("efficientnet-lite0", "random", ("no_such_layer",))
     config = pipeline.RunConfig(dataset, tmp_path / "out", [spec], input_size=64, progress=False, runtime="keras",
                                 model_processes=True)
     with pytest.raises(ValueError, match="no_such_layer"):
