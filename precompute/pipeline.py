@@ -385,11 +385,12 @@ class Run:
                           manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool) -> None:
         """``_extract`` in a child process of its own, which exits when the model is done.
 
-        One process keeps much of what each model leaves behind (TensorFlow's graphs and the allocator's pages, the
-        LiteRT interpreter's arena): 7 default models in one process peak at 2.1-2.4 GB, each one alone at
-        1.2-1.6 GB (docs/benchmarks.md section 10). The child is forked from a server process that imported
-        TensorFlow once (``multiprocessing``'s forkserver), so a model pays no import; it writes the features and
-        the model's index entry as ``_extract`` does, while this process waits. Its exceptions are raised here.
+        One process keeps much of what each model's forward passes leave behind (TensorFlow's and the LiteRT
+        interpreter's memory, not returned by glibc even with a fixed mmap threshold): the 7 default models in one
+        process peaked at 2.1-2.4 GiB, each in its own child at most 1.15 GiB (docs/benchmarks.md section 10).
+        The child is forked from a server process that imported TensorFlow once (``multiprocessing``'s
+        forkserver), so a model pays no import; it writes the features and the model's index entry as
+        ``_extract`` does, while this process waits. Its exceptions are raised here.
         """
         from concurrent.futures import ProcessPoolExecutor
 
