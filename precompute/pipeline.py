@@ -390,7 +390,9 @@ class Run:
         process peaked at 2.1-2.4 GiB, each in its own child at most 1.15 GiB (docs/benchmarks.md section 10).
         The child is forked from a server process that imported TensorFlow once (``multiprocessing``'s
         forkserver), so a model pays no import; it writes the features and the model's index entry as
-        ``_extract`` does, while this process waits. Its exceptions are raised here.
+        ``_extract`` does, while this process waits. Its exceptions are raised here. As with any ``multiprocessing``
+        start method but fork, the child imports the main module: a script that runs this needs the
+        ``if __name__ == "__main__":`` guard (``precompute`` and ``playground`` have it).
         """
         from concurrent.futures import ProcessPoolExecutor
 
