@@ -1,12 +1,21 @@
-"""The controller: URL and controls in, one resolved selection out (and back into the URL)."""
+"""The controller: URL, controls and picked images in, one resolved selection out (and back into the URL).
+
+One request per click: an image picked anywhere reaches it straight from the browser (``ids.QUERY_CLICK``, a
+clientside callback that drops the zero clicks of re-rendered buttons), and it writes the selection into the
+shown view's own store (``ids.VIEW_SELECTION``), so that only that view's callback runs next. It writes the URL
+that is also its input: Dash never re-fires a callback on its own outputs, and a URL it wrote equals the one
+it would resolve (bench/requests_per_click.py counts one controller request per click).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 
 from playground import components, ids
+from playground.callbacks.search import PICK_INPUTS
+from playground.callbacks.search import query_request as click_request
 from playground.state import VIEWS, Selection, default_query, parse_url, resolve_selection, stored_depth, to_url
 from playground.store import MissingArtifact, Store
 
@@ -25,7 +34,7 @@ def request_from(
     """What the trigger asks for, and whether it comes from the URL (first load, back/forward)."""
     if trigger in (None, ids.URL):
         return parse_url(pathname, search), True
-    if trigger == ids.QUERY_REQUEST:
+    if trigger == ids.QUERY_CLICK:
         if not query_request:
             return {}, False
         request = {"query": query_request["id"]}
@@ -109,6 +118,7 @@ def tab_links(sel: Selection) -> list[tuple[str, str]]:
 
 def register(app: Dash, store: Store) -> None:
     view_styles = [Output(ids.VIEW_DIV.format(view), "style") for view in VIEWS]
+    view_selections = [Output(ids.VIEW_SELECTION.format(view), "data") for view in VIEWS]
     tab_outputs = [
         output
         for view in VIEWS
@@ -128,6 +138,7 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.METRIC, "value"),
         Output(ids.TOP_K, "value"),
         Output(ids.SELECTION, "data"),
+        *view_selections,
         Output(ids.NOTICE, "children"),
         Output(ids.SHARE_LINK, "href"),
         Output(ids.MODEL_INFO, "children"),
@@ -140,13 +151,19 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.LAYER, "value"),
         Input(ids.METRIC, "value"),
         Input(ids.TOP_K, "value"),
-        Input(ids.QUERY_REQUEST, "data"),
+        Input(ids.QUERY_CLICK, "data"),
         State(ids.SELECTION, "data"),
+        State(ids.VIEWER_IMAGE, "data"),
     )
-    def sync(pathname, search, dataset, model, layer, metric, k, query_request, previous):
+    def sync(pathname, search, dataset, model, layer, metric, k, click, previous, viewer_image):
         controls = {"dataset": dataset, "model": model, "layer": layer, "metric": metric, "k": k}
         trigger = ctx.triggered_id if previous else None
-        sel = update_selection(store, trigger, pathname, search, controls, query_request, previous)
+        picked = None
+        if trigger == ids.QUERY_CLICK:  # PreventUpdate for a click that picks nothing
+            click = click or {}
+            value = click.get("value")
+            picked = click_request(click.get("trigger"), [{"value": value}], value, viewer_image)
+        sel = update_selection(store, trigger, pathname, search, controls, picked, previous)
         options = control_options(store, sel)
         new_path, new_search = to_url(sel)
         notice = [components.message(text, "warning") for text in sel.notices] or None
@@ -163,9 +180,18 @@ def register(app: Dash, store: Store) -> None:
             sel.metric,
             sel.k,
             sel.to_dict(),
+            *[sel.to_dict() if view == sel.view else no_update for view in VIEWS],
             notice,
             new_path + new_search,
             model_info(store, sel),
             *[{"display": "block" if v == sel.view else "none"} for v in VIEWS],
             *[value for link in tab_links(sel) for value in link],
         )
+
+    # A picked image: the zero clicks of freshly rendered buttons stay in the browser.
+    app.clientside_callback(
+        ClientsideFunction(namespace="playground", function_name="clicked"),
+        Output(ids.QUERY_CLICK, "data"),
+        *PICK_INPUTS,
+        prevent_initial_call=True,
+    )
