@@ -32,6 +32,14 @@
       }
       return { trigger: trigger, value: triggered[0].value, at: Date.now() };
     },
+    // The grid's thumbnail of the query is marked (callbacks/search.py sends no new grid for a new query on the
+    // same page).
+    markQuery: function (selection, buttonIds) {
+      var query = selection ? selection.query : null;
+      return (buttonIds || []).map(function (id) {
+        return id.index === query ? "grid-item selected" : "grid-item";
+      });
+    },
     // A toggle button: on after an odd number of presses.
     togglePressed: function (clicks) {
       return clicks && clicks % 2 === 1 ? "true" : "false";

@@ -147,6 +147,7 @@ def serve_layout() -> html.Div:
             dcc.Store(id=ids.QUERY_CLICK),
             dcc.Store(id=ids.VIEWER_CLICK),
             dcc.Store(id=ids.GRID_PAGE, data={"dataset": None, "class": None, "page": 0}),
+            dcc.Store(id=ids.GRID_SHOWN),
             dcc.Store(id=ids.HINT_SEEN, storage_type="local"),
             dcc.Store(id=ids.VIEWER_IMAGE),
             _header(),

@@ -39,6 +39,7 @@ MODEL_INFO = "model-info"
 # Search
 GRID = "image-grid"
 GRID_PAGE = "grid-page"  # dcc.Store {"dataset": name, "page": n}
+GRID_SHOWN = "grid-shown"  # dcc.Store {"dataset", "class", "page", "ids"}: the grid page on screen
 GRID_PREV = "grid-prev"
 GRID_NEXT = "grid-next"
 GRID_PAGE_LABEL = "grid-page-label"

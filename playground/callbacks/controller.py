@@ -116,6 +116,21 @@ def tab_links(sel: Selection) -> list[tuple[str, str]]:
     return links
 
 
+def unchanged(new: Any, current: Any) -> Any:
+    """``new``, or ``no_update`` when the component already holds it (nothing to send, nothing to re-render)."""
+    return no_update if new == current else new
+
+
+def view_selection(sel: Selection, view: str, shown: dict | None) -> Any:
+    """What the controller writes into ``view``'s own store: the selection when that view is shown and its
+    store holds another one, else ``no_update`` (so a tab switch back to a view re-renders nothing)."""
+    if view != sel.view:
+        return no_update
+    new = sel.to_dict()
+    same = shown is not None and {**shown, "notices": []} == {**new, "notices": []}
+    return no_update if same else new
+
+
 def register(app: Dash, store: Store) -> None:
     view_styles = [Output(ids.VIEW_DIV.format(view), "style") for view in VIEWS]
     view_selections = [Output(ids.VIEW_SELECTION.format(view), "data") for view in VIEWS]
@@ -154,8 +169,9 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.QUERY_CLICK, "data"),
         State(ids.SELECTION, "data"),
         State(ids.VIEWER_IMAGE, "data"),
+        *[State(ids.VIEW_SELECTION.format(view), "data") for view in VIEWS],
     )
-    def sync(pathname, search, dataset, model, layer, metric, k, click, previous, viewer_image):
+    def sync(pathname, search, dataset, model, layer, metric, k, click, previous, viewer_image, *shown):
         controls = {"dataset": dataset, "model": model, "layer": layer, "metric": metric, "k": k}
         trigger = ctx.triggered_id if previous else None
         picked = None
@@ -164,27 +180,32 @@ def register(app: Dash, store: Store) -> None:
             value = click.get("value")
             picked = click_request(click.get("trigger"), [{"value": value}], value, viewer_image)
         sel = update_selection(store, trigger, pathname, search, controls, picked, previous)
-        options = control_options(store, sel)
+        # Only what changed is sent: the dropdowns' options follow dataset, model and layer.
+        before = Selection.from_dict(previous) if previous and trigger is not None else None
+        same_options = before is not None and (before.dataset, before.model, before.layer) == (
+            sel.dataset, sel.model, sel.layer)
+        options = control_options(store, sel) if not same_options else dict.fromkeys(("dataset", "model", "layer", "metric"), no_update)
         new_path, new_search = to_url(sel)
         notice = [components.message(text, "warning") for text in sel.notices] or None
+        same_view = before is not None and before.view == sel.view
         return (
-            new_path if new_path != pathname else no_update,
-            new_search if new_search != (search or "") else no_update,
+            unchanged(new_path, pathname),
+            unchanged(new_search, search or ""),
             options["dataset"],
-            sel.dataset,
+            unchanged(sel.dataset, dataset),
             options["model"],
-            sel.model,
+            unchanged(sel.model, model),
             options["layer"],
-            sel.layer,
+            unchanged(sel.layer, layer),
             options["metric"],
-            sel.metric,
-            sel.k,
+            unchanged(sel.metric, metric),
+            unchanged(sel.k, k),
             sel.to_dict(),
-            *[sel.to_dict() if view == sel.view else no_update for view in VIEWS],
+            *[view_selection(sel, view, held) for view, held in zip(VIEWS, shown, strict=True)],
             notice,
             new_path + new_search,
             model_info(store, sel),
-            *[{"display": "block" if v == sel.view else "none"} for v in VIEWS],
+            *[no_update if same_view else {"display": "block" if v == sel.view else "none"} for v in VIEWS],
             *[value for link in tab_links(sel) for value in link],
         )
 

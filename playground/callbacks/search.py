@@ -7,7 +7,7 @@ import contextlib
 import time
 from typing import Any
 
-from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from playground import components, ids, tables
@@ -235,7 +235,7 @@ def class_filter(store: Store, sel: Selection, current: str | None) -> tuple[lis
 
 def register(app: Dash, store: Store) -> None:
     # One callback for the whole view, so that a new selection renders it in one round trip; a class filter or
-    # a page turn redraws only the grid.
+    # a page turn redraws only the grid, and a new query on the page shown redraws no grid (GRID_SHOWN).
     @app.callback(
         Output(ids.QUERY_PANEL, "children"),
         Output(ids.RESULTS, "children"),
@@ -244,17 +244,24 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.GRID_CLASS, "value"),
         Output(ids.GRID, "children"),
         Output(ids.GRID_PAGE_LABEL, "children"),
+        Output(ids.GRID_SHOWN, "data"),
         Input(ids.VIEW_SELECTION.format("search"), "data"),
         Input(ids.GRID_CLASS, "value"),
         Input(ids.GRID_PAGE, "data"),
+        State(ids.GRID_SHOWN, "data"),
     )
-    def update_search(selection, current_class, page_state):
+    def update_search(selection, current_class, page_state, shown):
         sel = selection_in_view(selection, "search")
-        if ctx.triggered_id in (ids.GRID_CLASS, ids.GRID_PAGE):
-            grid, label = render_grid(store, sel, current_class, page_state)
-            return no_update, no_update, no_update, no_update, no_update, grid, label
-        options, chosen = class_filter(store, sel, current_class)
-        grid, label = render_grid(store, sel, chosen, page_state)
+        by_grid = ctx.triggered_id in (ids.GRID_CLASS, ids.GRID_PAGE)
+        options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
+        page_ids, page, _ = grid_page(store, sel, chosen, page_state)
+        grid_key = {"dataset": sel.dataset, "class": chosen, "page": page, "ids": page_ids}
+        if grid_key == shown:  # the same page: the highlight of the query moves in the browser (markQuery)
+            grid, label, grid_key = no_update, no_update, no_update
+        else:
+            grid, label = render_grid(store, sel, chosen, page_state)
+        if by_grid:
+            return no_update, no_update, no_update, no_update, no_update, grid, label, grid_key
         return (
             render_query_panel(store, sel),
             render_results(store, sel),
@@ -263,7 +270,17 @@ def register(app: Dash, store: Store) -> None:
             chosen,
             grid,
             label,
+            grid_key,
         )
+
+    # The query's thumbnail in the grid is marked in the browser: a new query on the same page sends no grid.
+    app.clientside_callback(
+        ClientsideFunction(namespace="playground", function_name="markQuery"),
+        Output({"type": ids.PICK, "index": ALL}, "className"),
+        Input(ids.VIEW_SELECTION.format("search"), "data"),
+        State({"type": ids.PICK, "index": ALL}, "id"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.GRID_PAGE, "data"),
