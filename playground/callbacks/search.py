@@ -252,6 +252,9 @@ def register(app: Dash, store: Store) -> None:
     )
     def update_search(selection, current_class, page_state, shown):
         sel = selection_in_view(selection, "search")
+        if sel.dataset is None:  # no dataset (none computed, or an unreadable index): the panels say so
+            panels = render_query_panel(store, sel), render_results(store, sel), render_duplicates(store, sel)
+            return (*panels, [], None, [], "", None)
         by_grid = ctx.triggered_id in (ids.GRID_CLASS, ids.GRID_PAGE)
         options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
         page_ids, page, _ = grid_page(store, sel, chosen, page_state)
