@@ -117,7 +117,7 @@ def drain(driver) -> list[dict]:
 
 
 def callback_requests(events: list[dict]) -> list[dict]:
-    """``[{"sent", "done", "outputs"}]`` of the callback requests among ``events`` (seconds)."""
+    """``[{"sent", "done", "status", "outputs"}]`` of the callback requests among ``events`` (seconds)."""
     requests: dict[str, dict] = {}
     for event in events:
         params = event["params"]
@@ -129,19 +129,25 @@ def callback_requests(events: list[dict]) -> list[dict]:
                 outputs = "?"
             first = outputs.split("...")[0].lstrip(".").split("@")[0] if isinstance(outputs, str) else "?"
             requests[params["requestId"]] = {
-                "sent": params["timestamp"], "done": None, "outputs": first,
+                "sent": params["timestamp"], "done": None, "status": None, "outputs": first,
             }
+        elif event["method"] == "Network.responseReceived" and params["requestId"] in requests:
+            requests[params["requestId"]]["status"] = params["response"]["status"]
         elif event["method"] in ("Network.loadingFinished", "Network.loadingFailed") and params["requestId"] in requests:
             requests[params["requestId"]]["done"] = params["timestamp"]
     return sorted(requests.values(), key=lambda r: r["sent"])
 
 
 def waves(requests: list[dict]) -> int:
-    """Rounds of requests: the longest chain of requests each sent after the previous one answered (a request
-    sent before any other of the click answered is in round 1; one sent after round-n requests answered, n + 1)."""
+    """Rounds of requests: the longest chain of requests each sent after an answer that could have caused it
+    (a 200 with outputs; a 204, PreventUpdate, causes nothing). A request sent before any such answer of the
+    click is in round 1; one sent after a round-n answer, in round n + 1."""
     rounds: list[int] = []
     for i, request in enumerate(requests):
-        before = [rounds[j] for j, other in enumerate(requests[:i]) if other["done"] and other["done"] <= request["sent"]]
+        before = [
+            rounds[j] for j, other in enumerate(requests[:i])
+            if other["done"] and other["done"] <= request["sent"] and other["status"] == 200
+        ]
         rounds.append(1 + max(before, default=0))
     return max(rounds, default=0)
 
@@ -167,18 +173,23 @@ def click(driver, script: str) -> None:
     driver.execute_script("window.__bench.click = performance.now();" + script)
 
 
-def select_dropdown(driver, component_id: str, index: int) -> None:
-    """Pick the option at ``index`` of a Dash 4 dcc.Dropdown (open it, click the option)."""
+def select_dropdown(driver, component_id: str) -> None:
+    """Pick another option of a Dash 4 dcc.Dropdown (open it, click its first option not selected and computed)."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
 
+    if driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option"):  # a menu left open: close it
+        driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     driver.find_element(By.CSS_SELECTOR, f"#{component_id}").click()
     end = time.time() + 10
-    while time.time() < end:
-        options = driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
-        if len(options) > index:
-            break
+    choices = []
+    while time.time() < end and not choices:
+        choices = [
+            option for option in driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")
+            if option.get_attribute("aria-selected") == "false" and "not computed" not in option.text
+        ]
         time.sleep(0.05)
-    driver.execute_script("window.__bench.click = performance.now(); arguments[0].click();", options[index])
+    driver.execute_script("window.__bench.click = performance.now(); arguments[0].click();", choices[0])
 
 
 def measure(driver, name: str, action) -> dict:
@@ -230,9 +241,9 @@ def run_once(driver, base: str, dataset: str, tmp: Path) -> list[dict]:
 
     rows.append(measure(driver, "query: grid thumbnail", by_css("#image-grid button:nth-child(5)")))
     rows.append(measure(driver, "query: a result", by_css("#search-results .result-pick")))
-    rows.append(measure(driver, "model", lambda: select_dropdown(driver, "model-select", 1)))
-    rows.append(measure(driver, "layer", lambda: select_dropdown(driver, "layer-select", 0)))
-    rows.append(measure(driver, "metric", lambda: select_dropdown(driver, "metric-select", 1)))
+    rows.append(measure(driver, "model", lambda: select_dropdown(driver, "model-select")))
+    rows.append(measure(driver, "layer", lambda: select_dropdown(driver, "layer-select")))
+    rows.append(measure(driver, "metric", lambda: select_dropdown(driver, "metric-select")))
     rows.append(measure(driver, "tab: embeddings", by_css("#view-tab-embeddings")))
     rows.append(measure(driver, "tab: search", by_css("#view-tab-search")))
     # An upload, then a switch of metric: what the switch sends once an upload is on the page.
@@ -247,7 +258,7 @@ def run_once(driver, base: str, dataset: str, tmp: Path) -> list[dict]:
         time.sleep(0.1)
     settle(driver, answered)
     drain(driver)
-    rows.append(measure(driver, "upload: metric", lambda: select_dropdown(driver, "metric-select", 0)))
+    rows.append(measure(driver, "upload: metric", lambda: select_dropdown(driver, "metric-select")))
     return rows
 
 

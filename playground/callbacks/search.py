@@ -265,12 +265,13 @@ def register(app: Dash, store: Store) -> None:
             grid, label = render_grid(store, sel, chosen, page_state)
         if by_grid:
             return no_update, no_update, no_update, no_update, no_update, grid, label, grid_key
+        same_dataset = bool(shown) and shown.get("dataset") == sel.dataset
         return (
             render_query_panel(store, sel),
             render_results(store, sel),
             render_duplicates(store, sel),
-            options,
-            chosen,
+            no_update if same_dataset else options,
+            no_update if chosen == current_class else chosen,
             grid,
             label,
             grid_key,
