@@ -47,13 +47,15 @@ QUIET_MS = 400
 # Counts in-flight callback requests and stamps the last answer and the last change of the page.
 INSTRUMENT_JS = """
 if (!window.__bench) {
-  window.__bench = {inflight: 0, answered: 0, lastAnswer: 0, lastMutation: 0, lastResults: 0, click: 0, sent: 0};
+  window.__bench = {inflight: 0, answered: 0, lastSent: 0, lastAnswer: 0, lastMutation: 0, lastResults: 0, click: 0,
+                   sent: 0};
   const bench = window.__bench;
   const fetch0 = window.fetch;
   window.fetch = function (input, init) {
     const url = typeof input === "string" ? input : input.url;
     if (!url.includes("%s")) { return fetch0.apply(this, arguments); }
     bench.inflight += 1;
+    bench.lastSent = performance.now();
     bench.sent += init && typeof init.body === "string" ? init.body.length : 0;
     return fetch0.apply(this, arguments).then(function (response) {
       return response.clone().text().then(function () {
@@ -159,7 +161,8 @@ def settle(driver, answered_before: int, expect_requests: bool = True) -> tuple[
     while time.time() < end:
         state = driver.execute_script("return window.__bench;")
         now = driver.execute_script("return performance.now();")
-        answered = state["answered"] > answered_before or not expect_requests
+        # A request sent after the click has answered (a dropdown may commit its value a moment after the click).
+        answered = (state["answered"] > answered_before and state["lastSent"] >= state["click"]) or not expect_requests
         quiet = now - max(state["lastMutation"], state["lastAnswer"]) > QUIET_MS
         if state["inflight"] == 0 and answered and quiet:
             results = max(state["lastResults"] - state["click"], 0.0)
