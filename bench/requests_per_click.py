@@ -53,7 +53,7 @@ if (!window.__bench) {
   const fetch0 = window.fetch;
   window.fetch = function (input, init) {
     const url = typeof input === "string" ? input : input.url;
-    if (!url.includes("%s")) { return fetch0.apply(this, arguments); }
+    if (!url.includes("DASH_UPDATE")) { return fetch0.apply(this, arguments); }
     bench.inflight += 1;
     bench.lastSent = performance.now();
     bench.sent += init && typeof init.body === "string" ? init.body.length : 0;
@@ -73,7 +73,7 @@ if (!window.__bench) {
     }
   }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
 }
-""" % DASH_UPDATE
+""".replace("DASH_UPDATE", DASH_UPDATE)
 
 
 def free_port() -> int:
@@ -135,7 +135,8 @@ def callback_requests(events: list[dict]) -> list[dict]:
             }
         elif event["method"] == "Network.responseReceived" and params["requestId"] in requests:
             requests[params["requestId"]]["status"] = params["response"]["status"]
-        elif event["method"] in ("Network.loadingFinished", "Network.loadingFailed") and params["requestId"] in requests:
+        elif event["method"] in ("Network.loadingFinished", "Network.loadingFailed") and (
+                params["requestId"] in requests):
             requests[params["requestId"]]["done"] = params["timestamp"]
     return sorted(requests.values(), key=lambda r: r["sent"])
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from playground import uploads
 from playground.callbacks.compare import render_compare
+from playground.callbacks.controller import control_options, update_selection
 from playground.callbacks.embeddings import render_embeddings, tooltip
 from playground.callbacks.search import grid_page, render_query_panel, render_results
-from playground.callbacks.controller import control_options, update_selection
 from playground.callbacks.upload import render_upload
 from playground.ranking import feature_results, majority_label, query_results, query_scores
 from playground.state import DEFAULT_DATASET, Selection, parse_url, resolve_selection, to_url

@@ -234,7 +234,8 @@ def callback_request(app, output_id: str, selection: dict | None) -> dict:
     store or the view's own)."""
     output = next(key for key in app.callback_map if f"{output_id}." in key)
     spec = app.callback_map[output]
-    stores = {ids.SELECTION, *(ids.VIEW_SELECTION.format(view) for view in ("search", "upload", "embeddings", "compare"))}
+    views = ("search", "upload", "embeddings", "compare")
+    stores = {ids.SELECTION, *(ids.VIEW_SELECTION.format(view) for view in views)}
     changed = next((dep["id"] for dep in spec["inputs"] if dep["id"] in stores), ids.SELECTION)
 
     def value(dep: dict) -> dict | list:

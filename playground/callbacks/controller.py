@@ -184,7 +184,10 @@ def register(app: Dash, store: Store) -> None:
         before = Selection.from_dict(previous) if previous and trigger is not None else None
         same_options = before is not None and (before.dataset, before.model, before.layer) == (
             sel.dataset, sel.model, sel.layer)
-        options = control_options(store, sel) if not same_options else dict.fromkeys(("dataset", "model", "layer", "metric"), no_update)
+        if same_options:
+            options = dict.fromkeys(("dataset", "model", "layer", "metric"), no_update)
+        else:
+            options = control_options(store, sel)
         new_path, new_search = to_url(sel)
         notice = [components.message(text, "warning") for text in sel.notices] or None
         same_view = before is not None and before.view == sel.view
