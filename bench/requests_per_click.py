@@ -43,12 +43,15 @@ DASH_UPDATE = "_dash-update-component"
 TIMEOUT_S = 60.0
 # The page has settled when no callback request is in flight and nothing changed for this long.
 QUIET_MS = 400
+# ... and, after an answer with results, once they changed on the page (or this long after, if they did not).
+RESULTS_WAIT_MS = 5000
 
 # Counts in-flight callback requests and stamps the last answer and the last change of the page.
 INSTRUMENT_JS = """
 if (!window.__bench) {
+  const RESULTS_OUTPUTS = /"output":"[^"]*(search-results|upload-results|umap-graph)\\./;
   window.__bench = {inflight: 0, answered: 0, lastSent: 0, lastAnswer: 0, lastMutation: 0, lastResults: 0, click: 0,
-                   sent: 0};
+                   sent: 0, resultsAnswer: 0};
   const bench = window.__bench;
   const fetch0 = window.fetch;
   window.fetch = function (input, init) {
@@ -56,10 +59,13 @@ if (!window.__bench) {
     if (!url.includes("DASH_UPDATE")) { return fetch0.apply(this, arguments); }
     bench.inflight += 1;
     bench.lastSent = performance.now();
-    bench.sent += init && typeof init.body === "string" ? init.body.length : 0;
+    const body = init && typeof init.body === "string" ? init.body : "";
+    bench.sent += body.length;
+    const forResults = RESULTS_OUTPUTS.test(body.slice(0, 5000));  // "output" comes first in Dash's body
     return fetch0.apply(this, arguments).then(function (response) {
       return response.clone().text().then(function () {
         bench.inflight -= 1; bench.answered += 1; bench.lastAnswer = performance.now();
+        if (forResults && response.status === 200) { bench.resultsAnswer = bench.lastAnswer; }
         return response;
       });
     }, function (error) { bench.inflight -= 1; throw error; });
@@ -74,6 +80,16 @@ if (!window.__bench) {
   }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
 }
 """.replace("DASH_UPDATE", DASH_UPDATE)
+
+
+# The bench's stamps, and the callbacks Dash's renderer still has to run (its redux store, as dash[testing] reads
+# it): between two rounds no request is in flight while the renderer applies the first answer.
+PENDING_JS = """
+const callbacks = Object.assign({}, window.store.getState().callbacks);
+delete callbacks.stored;
+delete callbacks.completed;
+return Object.assign({pending: [].concat(...Object.values(callbacks)).length}, window.__bench);
+"""
 
 
 def free_port() -> int:
@@ -156,16 +172,20 @@ def waves(requests: list[dict]) -> int:
 
 
 def settle(driver, answered_before: int, expect_requests: bool = True) -> tuple[float, float]:
-    """Wait until no callback is in flight and the page stayed still for QUIET_MS; ms from the click to the
-    last change of the results (0 when they did not change) and to the last change of the page."""
+    """Wait until no callback is pending or in flight and the page stayed still for QUIET_MS; ms from the click
+    to the last change of the results (0 when they did not change) and to the last change of the page."""
     end = time.time() + TIMEOUT_S
     while time.time() < end:
-        state = driver.execute_script("return window.__bench;")
+        state = driver.execute_script(PENDING_JS)
         now = driver.execute_script("return performance.now();")
         # A request sent after the click has answered (a dropdown may commit its value a moment after the click).
         answered = (state["answered"] > answered_before and state["lastSent"] >= state["click"]) or not expect_requests
+        # New results answered: wait for them on the page (under load the render can start after a quiet spell).
+        waiting = state["resultsAnswer"] > state["click"] and state["lastResults"] < state["resultsAnswer"]
+        if waiting and now - state["resultsAnswer"] < RESULTS_WAIT_MS:
+            answered = False
         quiet = now - max(state["lastMutation"], state["lastAnswer"]) > QUIET_MS
-        if state["inflight"] == 0 and answered and quiet:
+        if state["inflight"] == 0 and state["pending"] == 0 and answered and quiet:
             results = max(state["lastResults"] - state["click"], 0.0)
             return results, max(state["lastMutation"], state["lastAnswer"]) - state["click"]
         time.sleep(0.05)
