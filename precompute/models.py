@@ -53,6 +53,7 @@ class ModelConfig:
         machine converts its own copy), else None
     seed : the seed of ``random`` weights, else None
     quantize : a LiteRT variant (``precompute.runtimes.QUANTIZATIONS``), else None
+    calibration : for ``int8full``, which images calibrated it (``"<dataset>: <n> images, seed <s>"``), else None
     """
 
     backbone: str
@@ -62,6 +63,7 @@ class ModelConfig:
     weights_file: str | None = None
     seed: int | None = None
     quantize: str | None = None
+    calibration: str | None = None
 
     @property
     def name(self) -> str:
@@ -74,6 +76,8 @@ class ModelConfig:
                  "seed": self.seed, "input_size": self.input_size, "pooling": self.pooling}
         if self.quantize:
             entry["quantize"] = self.quantize
+        if self.calibration:
+            entry["calibration"] = self.calibration
         return entry
 
     @classmethod
@@ -86,7 +90,8 @@ class ModelConfig:
             raise ValueError(f"Unknown stored weight source {entry['weights_source']!r}; valid: "
                              f"{', '.join(STORED_WEIGHT_SOURCES)}.")
         return cls(entry["backbone"], entry["weights_source"], int(entry["input_size"]), entry.get("pooling", "avg"),
-                   entry.get("weights_file"), entry.get("seed"), entry.get("quantize"))
+                   entry.get("weights_file"), entry.get("seed"), entry.get("quantize"),
+                   entry.get("calibration"))
 
     @classmethod
     def coerce(cls, config: Any) -> ModelConfig:
@@ -150,7 +155,8 @@ class FeatureModel:
 
 
 def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence[str], runtime: str = "auto", *,
-                       tflite: str | Path | None = None, keep_keras: bool = False) -> FeatureModel:
+                       tflite: str | Path | None = None, keep_keras: bool = False,
+                       calibration: Callable[[], np.ndarray] | None = None) -> FeatureModel:
     """The one builder: the feature model of a stored config over ``layers``, on ``runtime``.
 
     Parameters
@@ -162,6 +168,8 @@ def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence
     tflite : the LiteRT file to use (a Dask worker gets the driver's); default: the cache file of this config and
         these layers (``precompute.runtimes.tflite_path``)
     keep_keras : also build the Keras base when LiteRT finds its file cached (the pipeline reports its costs)
+    calibration : the preprocessed images of an ``int8full`` conversion (``precompute.runtimes.convert_to_tflite``);
+        only the precompute run has them, an upload finds the file it converted
 
     A LiteRT model already converted is loaded without building the Keras model or importing TensorFlow.
     """
@@ -181,7 +189,8 @@ def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence
     model = FeatureModel(config, layers, runtime, built[1] if built else None, backbone.preprocess)
     if runtime == "litert":
         model.tflite = Path(tflite) if tflite else tflite_path(config, layers, config.quantize)
-        model.runner, model.conversion_seconds = load_litert_model(keras_model, model.tflite, config.quantize)
+        model.runner, model.conversion_seconds = load_litert_model(keras_model, model.tflite, config.quantize,
+                                                                   calibration=calibration)
     model.base = built[0] if built else None
     return model
 

@@ -290,7 +290,8 @@ class Run:
         model_config = ModelConfig(backbone.name, weights.source, input_size,
                                    "flatten" if backbone.flatten else cfg.pooling,
                                    weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
-                                   weights.seed, spec.quantize)
+                                   weights.seed, spec.quantize,
+                                   self._calibration_name(manifest) if spec.quantize == "int8full" else None)
         key = model_config.name
         entry = art.read_index(root)["datasets"][ds]["models"].get(key)
         if entry and entry.get("config") != model_config.to_dict():
@@ -307,6 +308,23 @@ class Run:
             # New features make everything derived from them stale, whatever the disk holds.
             self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
         self.report["models"][key]["status"] = "done"
+
+    def _calibration_rows(self, manifest: pd.DataFrame) -> np.ndarray:
+        """The manifest rows that calibrate an int8full conversion: a sample seeded by the run's seed."""
+        from precompute.runtimes import CALIBRATION_IMAGES
+
+        n = min(CALIBRATION_IMAGES, len(manifest))
+        return np.sort(np.random.default_rng(self.config.seed).choice(len(manifest), n, replace=False))
+
+    def _calibration_name(self, manifest: pd.DataFrame) -> str:
+        """What calibrated an int8full model (stored in its config, so its cached .tflite is per dataset)."""
+        return f"{self.dataset}: {len(self._calibration_rows(manifest))} images, seed {self.config.seed}"
+
+    def _calibration_images(self, manifest: pd.DataFrame, input_size: int, backbone: Backbone) -> np.ndarray:
+        """The calibration sample, loaded and preprocessed as extraction does (the model's float input)."""
+        paths = manifest["path"].to_numpy()[self._calibration_rows(manifest)].tolist()
+        batch = np.concatenate(list(load_batches(Path(self.config.dataset_dir), paths, input_size, len(paths))))
+        return np.asarray(backbone.preprocess(batch), dtype=np.float32)
 
     def _broken(self, path: Path, problem: str | None) -> bool:
         """Log a damaged or missing artifact that is about to be recomputed; True when there is a problem."""
@@ -335,7 +353,9 @@ class Run:
         keras.backend.clear_session()
         # The one builder, as Dask workers and uploads use it. On LiteRT the model is converted once per (config,
         # layers, quantisation) into the cache; reruns and uploads reuse the file. The Keras base is kept for costs.
-        model = load_feature_model(model_config, layers, cfg.runtime, keep_keras=True)
+        calibration = ((lambda: self._calibration_images(manifest, input_size, backbone))
+                       if quantize == "int8full" else None)
+        model = load_feature_model(model_config, layers, cfg.runtime, keep_keras=True, calibration=calibration)
         base, runner, runtime, tflite = model.base, model.runner, model.runtime, model.tflite
         conversion_seconds = model.conversion_seconds
         paths = [art.features_path(root, ds, key, name) for name in layers]

@@ -18,8 +18,13 @@ Quantised variants (``QUANTIZATIONS``) are separate models with their own featur
 
 - ``float16``: weights stored as float16 (half the file), computed in float32.
 - ``int8``: dynamic-range quantisation: weights stored as int8 (a quarter of the file), activations quantised
-  on the fly per tensor by the kernels that support it. No calibration images are used; full-integer
-  quantisation (int8 activations calibrated on dataset images) is not implemented.
+  on the fly per tensor by the kernels that support it. No calibration images are used.
+- ``int8full``: full-integer quantisation: int8 weights *and* int8 activations, whose ranges are calibrated on
+  ``CALIBRATION_IMAGES`` images drawn (seeded) from the dataset being indexed and preprocessed as the pipeline
+  does (``representative_dataset``). Input and output stay float32 (a quantise op at the input, dequantise ops
+  at the outputs), so the features path is unchanged. Every op runs in int8 (``TFLITE_BUILTINS_INT8``); when a
+  graph has an op without an int8 kernel the conversion falls back to float for that op and logs it. The
+  calibration (dataset, count, seed) is part of the model's config, so its cached file is per dataset.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ from precompute.weights_cache import cache_dir
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "keras", "litert")
-QUANTIZATIONS = ("float16", "int8")
+QUANTIZATIONS = ("float16", "int8", "int8full")
+# How many dataset images calibrate a full-integer (int8full) conversion (TensorFlow suggests 100 to 500).
+CALIBRATION_IMAGES = 100
 RUNTIME_TABLE = "runtime-table.json"
 # Bump when the conversion changes, so cached .tflite files from older code are not reused.
 _CONVERTER_VERSION = 1
@@ -188,12 +195,17 @@ def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None =
     return cache_dir() / "litert" / name
 
 
-def convert_to_tflite(feature_model: Any, path: Path, quantize: str | None = None) -> float:
+def convert_to_tflite(feature_model: Any, path: Path, quantize: str | None = None,
+                      calibration: Any = None) -> float:
     """Convert a Keras feature model (batch dimension left free) to ``path``, atomically; returns seconds taken.
 
     Outputs are named ``f000, f001, ...`` in the feature model's order, so the interpreter's signature gives them
-    back in that order.
+    back in that order. ``calibration``: for ``int8full``, a callable returning preprocessed images
+    ``(n, h, w, 3) float32`` (the model's input) whose activations set the int8 ranges; required there.
     """
+    if quantize == "int8full" and calibration is None:
+        raise ValueError("int8full (full-integer) quantisation needs calibration images from the dataset; "
+                         "run precompute with --quantize int8full to convert it.")
     import tensorflow as tf
 
     t0 = time.perf_counter()
@@ -216,8 +228,22 @@ def convert_to_tflite(feature_model: Any, path: Path, quantize: str | None = Non
         converter.target_spec.supported_types = [tf.float16]
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # dynamic range: int8 weights, float activations
+    elif quantize == "int8full":
+        images = np.asarray(calibration(), dtype=np.float32)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image[None]] for image in images)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # inference_input_type / inference_output_type stay float32: the pipeline feeds and reads floats.
     with contextlib.redirect_stderr(open(os.devnull, "w")):  # noqa: SIM115 - MLIR's chatter, not ours
-        flatbuffer = converter.convert()
+        try:
+            flatbuffer = converter.convert()
+        except Exception as exc:  # noqa: BLE001 - an op without an int8 kernel: keep it in float
+            if quantize != "int8full":
+                raise
+            log.warning("int8full: not every op has an int8 kernel (%s); those stay float32", str(exc)[:200])
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                   tf.lite.OpsSet.TFLITE_BUILTINS]
+            flatbuffer = converter.convert()
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
         tmp.write(flatbuffer)
@@ -274,18 +300,19 @@ class LiteRTModel:
 
 
 def load_litert_model(feature_model_factory: Any, path: Path, quantize: str | None = None,
-                      num_threads: int | None = None) -> tuple[LiteRTModel, float]:
+                      num_threads: int | None = None, calibration: Any = None) -> tuple[LiteRTModel, float]:
     """The LiteRT model cached at ``path``, converting ``feature_model_factory()`` first when it is missing.
 
+    ``calibration``: the images of an ``int8full`` conversion (``convert_to_tflite``); unused when cached.
     Returns ``(model, conversion seconds)``: 0.0 when the cache had it.
     """
     seconds = 0.0
     if not path.is_file():
-        seconds = convert_to_tflite(feature_model_factory(), path, quantize)
+        seconds = convert_to_tflite(feature_model_factory(), path, quantize, calibration)
         log.info("converted to LiteRT%s in %.1f s: %s", f" ({quantize})" if quantize else "", seconds, path)
     try:
         return LiteRTModel(path, num_threads), seconds
     except (ValueError, RuntimeError):  # a damaged cache file: convert again once
         path.unlink(missing_ok=True)
-        seconds = convert_to_tflite(feature_model_factory(), path, quantize)
+        seconds = convert_to_tflite(feature_model_factory(), path, quantize, calibration)
         return LiteRTModel(path, num_threads), seconds
