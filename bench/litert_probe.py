@@ -76,9 +76,9 @@ def main() -> None:
         keras_ips = rate(lambda b: run_feature_model(model, b), 16)
         rows.append((name, "keras (TF graph)", "-", 16, keras_ips, op_text))
         for threads in [int(t) for t in args.threads.split(",")]:
-            lite = LiteRTModel(path, num_threads=threads)
-            call = (lambda b, m=lite: [o.mean(axis=(1, 2)) for o in m(b)]) if pool else lite
             for batch_size in [int(b) for b in args.batches.split(",")]:
+                lite = LiteRTModel(path, num_threads=threads, invoke_batch=batch_size)  # one invoke per batch
+                call = (lambda b, m=lite: [o.mean(axis=(1, 2)) for o in m(b)]) if pool else lite
                 rows.append((name, "litert XNNPACK", threads, batch_size, rate(call, batch_size), ""))
         if name.startswith("8 layers (default)"):  # the same file without XNNPACK (the builtin kernels)
             plain = Interpreter(model_path=str(path), num_threads=2,

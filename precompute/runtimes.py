@@ -262,16 +262,26 @@ def _interpreter_class() -> Any:
     return Interpreter
 
 
+# Images per interpreter invocation: a batch is run in chunks of this many. XNNPACK on this 2-core machine ran
+# efficientnet-lite0 (8 stored layers, 2 threads) at 209 img/s one image at a time against 173 in chunks of 16 and
+# 149 of 32 (bench/litert_probe.py, load 0.9-1.5; docs/benchmarks.md section 9): a single image's activations
+# stay in cache. A chunk of 1 also means one input shape for ever, so the last, shorter batch of a run never
+# makes XNNPACK re-plan the graph.
+INVOKE_BATCH = 1
+
+
 class LiteRTModel:
     """A converted feature model: ``model(batch (n, h, w, 3) float32) -> list of (n, dim) float32``.
 
-    One interpreter, resized when the batch size changes; XNNPACK with ``num_threads`` threads (default: every
-    core). Not thread-safe: callers serialise calls (the app's uploads hold a lock).
+    One interpreter, run on chunks of ``invoke_batch`` images (``INVOKE_BATCH``; resized only when a chunk's
+    shape changes); XNNPACK with ``num_threads`` threads (default: every core). Not thread-safe: callers serialise
+    calls (the app's uploads hold a lock).
     """
 
-    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+    def __init__(self, path: Path, num_threads: int | None = None, invoke_batch: int | None = None) -> None:
         self.path = Path(path)
         self.num_threads = num_threads or os.cpu_count() or 1
+        self.invoke_batch = max(1, invoke_batch or INVOKE_BATCH)
         self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
         # The signature names the outputs (f000, f001, ...); the calls go through the plain interpreter, because a
         # SignatureRunner reallocates every tensor on each call, and XNNPACK then re-plans the whole graph: that
@@ -290,7 +300,14 @@ class LiteRTModel:
 
     def __call__(self, batch: np.ndarray) -> list[np.ndarray]:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if batch.shape != self._batch_shape:  # reallocate only when the batch shape changes (the last batch)
+        step = self.invoke_batch
+        if len(batch) <= step:
+            return self._invoke(batch)
+        chunks = [self._invoke(batch[i : i + step]) for i in range(0, len(batch), step)]
+        return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+
+    def _invoke(self, batch: np.ndarray) -> list[np.ndarray]:
+        if batch.shape != self._batch_shape:  # reallocate only when the chunk's shape changes
             self._interpreter.resize_tensor_input(self._input_index, list(batch.shape))
             self._interpreter.allocate_tensors()
             self._batch_shape = batch.shape
