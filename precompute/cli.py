@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "agree within 1e-4 relative; the index records the runtime and its speed")
     parser.add_argument("--quantize", type=parse_quantizations, default=(), metavar="LIST",
                         help=f"also store quantised LiteRT variants of every model, from {','.join(QUANTIZATIONS)}, "
-                        "as models <model>-float16 (float16 weights) and <model>-int8 (dynamic-range: int8 weights, "
-                        "no calibration), each with its file size, speed and scores")
+                        "as models <model>-float16 (float16 weights), <model>-int8 (dynamic-range: int8 weights, "
+                        "no calibration) and <model>-int8full (full-integer: int8 weights and activations, calibrated "
+                        "on 100 images of the dataset drawn with --seed), each with its file size, speed and scores")
     parser.add_argument("--force", action="store_true",
                         help="recompute everything instead of resuming; also replaces a stored dataset of the same "
                         "name from another folder, and starts a new index over an unreadable one")
