@@ -8,8 +8,8 @@ would. Prints the resident memory before, the peak during (``VmHWM``, reset firs
 
 The ``pixels`` model is the default so that the figure is the decoding's alone (no backbone is loaded).
 
-    .venv/bin/python bench/bench_uploads.py --artifacts artifacts              # 8 x 7700 x 7700 (59 MP)
-    .venv/bin/python bench/bench_uploads.py --artifacts artifacts --side 0     # just under the pixel limit
+    .venv/bin/python -m bench bench_uploads --artifacts artifacts              # 8 x 7700 x 7700 (59 MP)
+    .venv/bin/python -m bench bench_uploads --artifacts artifacts --side 0     # just under the pixel limit
 """
 
 from __future__ import annotations

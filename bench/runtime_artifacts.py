@@ -1,7 +1,7 @@
 """How far two precompute runs of the same dataset differ: Keras vs LiteRT runtimes, and float32 vs quantised models.
 
-    python bench/runtime_artifacts.py runtimes KERAS_ROOT LITERT_ROOT DATASET
-    python bench/runtime_artifacts.py quantized ROOT DATASET
+    python -m bench runtime_artifacts runtimes KERAS_ROOT LITERT_ROOT DATASET
+    python -m bench runtime_artifacts quantized ROOT DATASET
 
 ``runtimes``: per (model, layer, metric) the largest relative feature difference, the share of stored neighbour
 positions that differ, how many of those are near-ties (the two distances within 1e-3 relative of each other: a

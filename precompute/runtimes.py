@@ -6,7 +6,7 @@
   cached in ``$SISP_CACHE_DIR/litert/`` and run by the ``ai-edge-litert`` interpreter (its XNNPACK delegate,
   one thread per core). ``tf.lite.Interpreter`` (deprecated) is the fallback when ``ai-edge-litert`` is missing.
 - ``auto``: Keras when TensorFlow sees a GPU; else the runtime measured faster for that backbone on CPU
-  (``AUTO_RUNTIME_CPU``, or the table ``python -m precompute.bench --write-runtime-table`` writes for this
+  (``AUTO_RUNTIME_CPU``, or the table ``python -m bench speed --write-runtime-table`` writes for this
   machine into ``$SISP_CACHE_DIR/runtime-table.json``).
 
 Float32 LiteRT features equal Keras' within 1e-4 relative (tests/test_runtimes.py, per backbone). They are not
@@ -48,7 +48,7 @@ RUNTIME_TABLE = "runtime-table.json"
 # Bump when the conversion changes, so cached .tflite files from older code are not reused.
 _CONVERTER_VERSION = 1
 
-# On CPU, which runtime extracts faster, per backbone: measured by `python -m precompute.bench` on this project's
+# On CPU, which runtime extracts faster, per backbone: measured by `python -m bench speed` on this project's
 # 2-core x86-64 machine (docs/benchmarks.md section 9). XNNPACK wins on depthwise/mobile networks, oneDNN (Keras)
 # on big dense convolutions (vgg16). Backbones not listed stay on Keras.
 AUTO_RUNTIME_CPU: dict[str, str] = {

@@ -11,8 +11,8 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute.datasets import decode_image, scan_folder
 from precompute.duplicates import content_hash, hash_pairs, perceptual_hash
-from precompute.openclipart import CLASSES, DEFAULT_SOURCE, MAX_SIDE, crop_to_drawing, export_image_folder, main
 from precompute.pipeline import ModelSpec, Run, RunConfig
+from tools.openclipart import CLASSES, DEFAULT_SOURCE, MAX_SIDE, crop_to_drawing, export_image_folder, main
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "data" / "openclipart-200"

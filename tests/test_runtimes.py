@@ -36,8 +36,8 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | None = None):
     import keras
 
+    from bench.speed import pick_layers
     from precompute.backbones import ResolvedWeights, build_base, get_backbone
-    from precompute.bench import pick_layers
     from precompute.extract import build_feature_model, extract_array
 
     backbone = get_backbone(name)

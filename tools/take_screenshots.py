@@ -2,7 +2,7 @@
 (``<view>.png``) and at 1000 px (``<view>-1000.png``).
 
     .venv/bin/playground --no-precompute &        # serving artifacts/ on http://127.0.0.1:8050
-    .venv/bin/python docs/take_screenshots.py [--url http://127.0.0.1:8050] [--query 137] [--photo coffee]
+    .venv/bin/python -m tools.take_screenshots [--url http://127.0.0.1:8050] [--query 137] [--photo coffee]
 
 The first screenshot (search at 1400 px) shows the first-visit hint, which is then dismissed. The embeddings
 view is shown with a lasso selection, the upload view with the results of a scikit-image sample photo.
@@ -15,7 +15,7 @@ import io
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 MODEL, LAYER, METRIC = "efficientnet-lite0", "top_conv", "cosine"
 WIDTHS = {1400: "", 1000: "-1000"}
 VIEWS = ("search", "embeddings", "compare", "upload")
@@ -64,7 +64,7 @@ def main() -> None:
                     driver.set_window_size(width, min(max(height, 1000), 1800))
                     time.sleep(1)
                 name = f"{view}{suffix}.png"
-                driver.save_screenshot(str(HERE / "screenshots" / name))
+                driver.save_screenshot(str(SCREENSHOTS / name))
                 print(f"saved docs/screenshots/{name}")
                 hint = driver.find_elements("css selector", "#first-visit-hint-close")
                 if hint and hint[0].is_displayed():

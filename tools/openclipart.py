@@ -3,7 +3,7 @@
 Debian's ``openclipart-png`` package installs the library's drawings (public domain) as PNG files in one
 folder per topic under ``/usr/share/openclipart/png``; any folder with that layout works (``--source``).
 
-    python -m precompute.openclipart data/openclipart-200          # the embedded sample: 10 classes x 20
+    python -m tools.openclipart data/openclipart-200          # the embedded sample: 10 classes x 20
 
 Each class is one topic folder that holds one kind of object (birds, fruit, hats, ...). Every drawing is
 cropped to its drawn content (the bounding box of its non-transparent pixels: the library renders many of
@@ -149,7 +149,7 @@ def _decoded_hashes(drawing: Image.Image) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m precompute.openclipart",
+    parser = argparse.ArgumentParser(prog="python -m tools.openclipart",
                                      description="Sample Open Clip Art Library topics into a class-per-folder dataset.")
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument("--per-class", type=int, default=20, help="drawings per class (default 20)")

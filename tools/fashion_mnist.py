@@ -3,8 +3,8 @@
 Debian's ``dataset-fashion-mnist`` package installs the four idx files in ``/usr/share/datasets/fashion-mnist``;
 any folder holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` works (``--source``).
 
-    python -m precompute.fashion_mnist data/fashion-mnist-200 --per-class 20          # the embedded sample
-    python -m precompute.fashion_mnist /tmp/fashion-mnist-70k --per-class 0 --split all  # everything
+    python -m tools.fashion_mnist data/fashion-mnist-200 --per-class 20          # the embedded sample
+    python -m tools.fashion_mnist /tmp/fashion-mnist-70k --per-class 0 --split all  # everything
 
 A sample (``--per-class`` above 0) holds no two copies of one picture: an image whose pixels equal those of an
 image already chosen, or whose perceptual hash is within ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of
@@ -150,7 +150,7 @@ def export_image_folder(out: str | Path, per_class: int = 20, split: str = "test
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m precompute.fashion_mnist",
+    parser = argparse.ArgumentParser(prog="python -m tools.fashion_mnist",
                                      description="Export Fashion-MNIST idx files as a class-per-folder PNG dataset.")
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument("--per-class", type=int, default=20, help="images per class; 0 = all (default 20)")
