@@ -12,7 +12,7 @@ from precompute import artifacts as art
 from precompute.cli import main as cli_main
 from precompute.pipeline import ModelSpec, Run, RunConfig
 from precompute.similarity import rank_neighbors, search
-from tests.test_pipeline import make_dataset
+from tests.helpers import make_dataset
 
 METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
 
@@ -30,6 +30,7 @@ def exact(clustered: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.slow
 def test_hnsw_recall_on_clustered_data(clustered: np.ndarray, exact: dict, metric: str) -> None:
     index = ann.build_index(clustered, metric, "hnsw")
     indices, distances = ann.rank_neighbors(clustered, metric, 10, index)
@@ -112,6 +113,7 @@ def _run(dataset: Path, out: Path, exact_max: int):
     return art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
 
 
+@pytest.mark.slow
 def test_pipeline_uses_an_index_above_exact_max(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=8)
     exact_layer = _run(dataset, tmp_path / "exact", exact_max=1000)

@@ -13,6 +13,7 @@ from bench.__main__ import list_benchmarks
 from bench.__main__ import main as bench_main
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_valid_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--out", str(out)]) == 0

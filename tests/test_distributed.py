@@ -18,7 +18,9 @@ from precompute import artifacts as art  # noqa: E402
 from precompute import distributed as dist  # noqa: E402
 from precompute.cli import main as cli_main  # noqa: E402
 from precompute.pipeline import ModelSpec, Run  # noqa: E402
-from tests.test_pipeline import config, make_dataset  # noqa: E402
+from tests.helpers import config, make_dataset  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a 2-process Dask cluster and a model rebuilt in each worker
 
 MODELS = [ModelSpec("pixels"), ModelSpec("efficientnet-lite0", "random")]
 

@@ -121,6 +121,7 @@ def test_embedded_default_dataset_matches_its_readme() -> None:
     assert max(max(Image.open(EMBEDDED / path).size) for path, _ in scan.files) <= MAX_SIDE
 
 
+@pytest.mark.slow
 def test_embedded_dataset_is_what_the_script_rebuilds(tmp_path: Path) -> None:
     if not DEFAULT_SOURCE.is_dir():
         pytest.skip(f"Open Clip Art drawings not in {DEFAULT_SOURCE} (apt-get install openclipart-png)")
@@ -132,6 +133,7 @@ def test_embedded_dataset_is_what_the_script_rebuilds(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(Image.open(EMBEDDED / rel)), np.asarray(Image.open(rebuilt / rel)))
 
 
+@pytest.mark.slow
 def test_imagenet_features_beat_pixels_and_untrained_weights_widely_on_the_default_dataset(tmp_path: Path) -> None:
     """The acceptance claim of the README's table, measured on the real weights and the shipped images."""
     models = [ModelSpec("efficientnet-lite0", "imagenet", ("block7a_project_conv", "top_conv")),

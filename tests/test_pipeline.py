@@ -12,32 +12,11 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute import pipeline
 from precompute.cli import main as cli_main
-from precompute.pipeline import ModelSpec, Run, RunConfig
-
-# Three visually distinct classes, so even raw pixels retrieve same-class images well above chance.
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 230)}
-MODELS = [ModelSpec("pixels", "auto"), ModelSpec("efficientnet-lite0", "random")]
+from precompute.pipeline import ModelSpec, Run
+from tests.helpers import config, make_dataset
 
 
-def make_dataset(root: Path, per_class: int = 6, labeled: bool = True) -> Path:
-    rng = np.random.default_rng(0)
-    for name, colour in COLOURS.items():
-        folder = root / name if labeled else root
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = rng.integers(-40, 40, size=(40, 48, 3))
-            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{name}-{i}.png")
-    return root
-
-
-def config(dataset: Path, out: Path, **kwargs) -> RunConfig:
-    options = {"models": MODELS, "metrics": ("cosine", "euclidean"), "top_n": 10, "input_size": 32,
-               "progress": False, "umap_neighbors": 5}
-    options.update(kwargs)
-    return RunConfig(dataset, out, **options)
-
-
+@pytest.mark.slow
 def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours")
     (dataset / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
@@ -78,6 +57,7 @@ def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp*")), "no temporary file may survive a finished run"
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
@@ -99,6 +79,7 @@ def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.
         Run(config(dataset, out, models=[ModelSpec("pixels")], force=True)).execute()
 
 
+@pytest.mark.slow
 def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
@@ -131,6 +112,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
     assert all(set(entry["metrics"]) == {"cosine", "euclidean"} for entry in layers.values())
 
 
+@pytest.mark.slow
 def test_unlabeled_folder_searches_without_scores(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "flat", per_class=3, labeled=False)
     out = tmp_path / "artifacts"
@@ -142,6 +124,7 @@ def test_unlabeled_folder_searches_without_scores(tmp_path: Path) -> None:
     assert art.read_neighbors(out / layer["metrics"]["cosine"]["neighbors"])[0].shape == (9, 8)
 
 
+@pytest.mark.slow
 def test_cli_runs_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"
@@ -163,6 +146,7 @@ def test_cli_runs_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureF
         (["--backbones", "pixels", "--metrics", "minkowski", "--minkowski-p", "2"], "p = 2 is euclidean"),
     ],
 )
+@pytest.mark.slow
 def test_cli_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str],
                                           message: str) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=2)
@@ -178,6 +162,7 @@ def test_cli_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert "No image files in" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_changed_folder_is_rescanned_and_recomputed(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -23,36 +22,10 @@ from playground.ranking import feature_results, majority_label, query_results, q
 from playground.state import DEFAULT_DATASET, Selection, parse_url, resolve_selection, to_url
 from playground.store import MissingArtifact, Store
 from playground.tables import class_breakdown, cost_table, summary_table
+from tests.helpers import add_trust_entries, data_url, find_class, strip_trust_entries, text_of
 from tests.playground_fixtures import draw_shape, photo_png, png_bytes
 
 PIXELS, LITE = "pixels", "efficientnet-lite0-random"
-
-
-def data_url(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
-def text_of(component) -> str:
-    """All the text of a Dash component tree, for assertions."""
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(text_of(c) for c in component)
-    return text_of(getattr(component, "children", None))
-
-
-def find_class(component, class_name: str) -> list:
-    found = []
-    if isinstance(component, list | tuple):
-        for child in component:
-            found += find_class(child, class_name)
-    elif hasattr(component, "to_plotly_json"):
-        if class_name in (getattr(component, "className", None) or "").split():
-            found.append(component)
-        found += find_class(getattr(component, "children", None), class_name)
-    return found
 
 
 @pytest.fixture
@@ -441,64 +414,6 @@ def test_every_view_renders_a_message_on_empty_artifacts(tmp_path):
 
 
 # ------------------------------------------------------------------ duplicates and intervals ("trust")
-def add_trust_entries(root: Path) -> dict[str, int]:
-    """Write duplicate tables and bootstrap intervals into an artifacts copy, as precompute writes them.
-
-    The pairs are made up but placed among query 0's real results (pixels / pixels_8x8 / cosine), so that
-    the search view badges them: its first result an exact duplicate (also a feature pair), its second a
-    feature near-duplicate, its first result of another class a near-duplicate across classes. Returns
-    those ids. The intervals are real (``bootstrap_ci`` of each stored scores file). Whatever the pipeline
-    wrote of these is dropped first, so the tests see only these pairs.
-    """
-    from precompute import artifacts as art
-    from precompute.stats import bootstrap_ci, bootstrap_params
-
-    strip_trust_entries(root)
-    index = json.loads((root / "index.json").read_text())
-    entry = index["datasets"]["shapes"]
-    indices, _ = art.read_neighbors(art.neighbors_path(root, "shapes", PIXELS, "pixels_8x8", "cosine"))
-    labels = art.read_table(art.manifest_path(root, "shapes"))["label"].to_numpy()
-    first, second = int(indices[0, 0]), int(indices[0, 1])
-    other = int(next(i for i in indices[0] if labels[i] != labels[0]))
-    pairs = pd.DataFrame(
-        {"a": [0, 0], "b": [first, other], "kind": ["exact", "near"], "phash_distance": [0, 3],
-         "cross_class": [False, True]}
-    )
-    art.write_table(art.duplicates_path(root, "shapes"), pairs)
-    entry["duplicates"] = {"path": "shapes/duplicates.parquet", "phash_max_distance": 4, "n_pairs": 2, "n_exact": 1,
-                           "n_near": 1, "n_cross_class": 1}
-    features = pd.DataFrame({"a": [0, 0], "b": [first, second], "distance": [0.001, 0.01], "cross_class": False})
-    art.write_table(art.layer_duplicates_path(root, "shapes", PIXELS, "pixels_8x8"), features)
-    entry["models"][PIXELS]["layers"]["pixels_8x8"]["duplicates"] = {
-        "path": "shapes/pixels/pixels_8x8/duplicates.parquet", "metric": "cosine", "ratio": 0.25, "threshold": 0.02,
-        "typical_distance": 0.08, "n_pairs": 2, "n_cross_class": 0,
-    }
-    for model, model_entry in entry["models"].items():
-        for layer, layer_entry in model_entry["layers"].items():
-            for metric, result in layer_entry["metrics"].items():
-                scores = art.read_table(art.scores_path(root, "shapes", model, layer, metric))
-                names = [name for name in result["summary"] if name in scores.columns]
-                bounds = bootstrap_ci(scores[names].to_numpy(dtype=float))
-                result["summary_ci"] = {name: bounds[:, i].tolist() for i, name in enumerate(names)}
-                result["bootstrap"] = bootstrap_params()
-    (root / "index.json").write_text(json.dumps(index))
-    return {"first": first, "second": second, "other": other}
-
-
-def strip_trust_entries(root: Path) -> None:
-    """Make an artifacts copy look written before duplicates and intervals existed."""
-    index = json.loads((root / "index.json").read_text())
-    for entry in index["datasets"].values():
-        entry.pop("duplicates", None)
-        for model in entry.get("models", {}).values():
-            for layer in model.get("layers", {}).values():
-                layer.pop("duplicates", None)
-                for result in layer.get("metrics", {}).values():
-                    result.pop("summary_ci", None)
-                    result.pop("bootstrap", None)
-    (root / "index.json").write_text(json.dumps(index))
-
-
 @pytest.fixture
 def trust(artifacts_copy) -> tuple[Store, dict[str, int]]:
     return Store(artifacts_copy), add_trust_entries(artifacts_copy)

@@ -26,7 +26,7 @@ from precompute import artifacts as art
 from precompute.cli import main as cli_main
 from precompute.datasets import folder_fingerprint, scan_folder
 from precompute.pipeline import ModelSpec, Run, RunConfig
-from tests.test_pipeline import make_dataset
+from tests.helpers import make_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,6 +99,7 @@ def test_an_unreadable_file_is_skipped_with_the_true_reason(tmp_path: Path, monk
     assert _reasons(skipped)["red/red-1.png"] == "red/red-1.png: cannot be read (permission denied)"
 
 
+@pytest.mark.slow
 def test_out_inside_the_dataset_is_never_scanned_and_reruns_resume(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=3)
     out = dataset / "artifacts"
@@ -116,6 +117,7 @@ def test_out_inside_the_dataset_is_never_scanned_and_reruns_resume(tmp_path: Pat
 # ------------------------------------------------------------------------------------------------ identity
 
 
+@pytest.mark.slow
 def test_a_name_clash_is_an_error_naming_both_sources(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     first = make_dataset(tmp_path / "one" / "base", per_class=2)
     second = make_dataset(tmp_path / "two" / "base", per_class=3)
@@ -179,6 +181,7 @@ def _same_arrays(a: dict[str, bytes], b: dict[str, bytes], tmp_path: Path) -> No
             assert a[name] == b[name], name
 
 
+@pytest.mark.slow
 def test_tampered_artifacts_are_named_and_repaired(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=4)
     out = tmp_path / "artifacts"
@@ -208,6 +211,7 @@ def test_tampered_artifacts_are_named_and_repaired(tmp_path: Path, caplog: pytes
     assert not list(out.rglob(".*.tmp*"))
 
 
+@pytest.mark.slow
 def test_force_starts_over_a_corrupt_or_foreign_index(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=2)
     out = tmp_path / "artifacts"
@@ -224,6 +228,7 @@ def test_force_starts_over_a_corrupt_or_foreign_index(tmp_path: Path, capsys: py
     assert len(list(out.glob("index.json.broken-*"))) >= 1
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_message_and_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=2)

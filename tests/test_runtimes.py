@@ -17,7 +17,7 @@ import pytest
 from precompute import artifacts as art
 from precompute import runtimes
 from precompute.pipeline import ModelSpec, Run
-from tests.test_pipeline import config, make_dataset
+from tests.helpers import config, make_dataset
 
 TOLERANCE = 1e-4  # relative to each layer's largest feature value
 
@@ -65,6 +65,7 @@ def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | No
     pytest.param("vgg16", 64, marks=pytest.mark.slow),
     pytest.param("nasnetmobile", 224, marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_litert_features_equal_keras_within_1e_4(cache: Path, name: str, size: int) -> None:
     expected, got, lite, seconds = keras_and_litert(name, size)
     assert seconds > 0 and lite.path.is_file() and lite.path.parent == cache / "litert"

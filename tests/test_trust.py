@@ -14,7 +14,7 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute.pipeline import FEATURE_DUPLICATE_RATIO, ModelSpec, Run, RunConfig
 from precompute.stats import bootstrap_ci
-from tests.test_pipeline import make_dataset
+from tests.helpers import make_dataset
 
 METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
 
@@ -37,6 +37,7 @@ def duplicated_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     return dataset, out
 
 
+@pytest.mark.slow
 def test_duplicates_are_found_listed_and_flagged_across_classes(duplicated_run: tuple[Path, Path]) -> None:
     _, out = duplicated_run
     entry = art.read_index(out)["datasets"]["colours"]
@@ -97,6 +98,7 @@ def test_intervals_are_stored_seeded_and_bracket_the_mean(duplicated_run: tuple[
     assert result["summary_ci"]["rwp@15"] == pytest.approx(again.tolist(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_the_random_baseline_follows_the_stored_depth(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
@@ -113,6 +115,7 @@ def test_the_random_baseline_follows_the_stored_depth(tmp_path: Path) -> None:
     assert metric["cosine"]["top_n"] == 5  # rankings and baseline share their depth
 
 
+@pytest.mark.slow
 def test_an_older_run_without_hashes_or_tie_scores_is_brought_up_to_date(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"
@@ -135,6 +138,7 @@ def test_an_older_run_without_hashes_or_tie_scores_is_brought_up_to_date(tmp_pat
                for result in layer["metrics"].values())
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_the_order_of_the_class_folders(tmp_path: Path) -> None:
     """The same images under class names that sort the other way round score the same, class for class."""
     first = make_dataset(tmp_path / "one")

@@ -27,6 +27,8 @@ from precompute.backbones import (
 )
 
 # Small inputs keep the graphs cheap; the weights of a convolutional base do not depend on the input size.
+pytestmark = pytest.mark.slow  # every test builds a keras.applications base and writes its weights
+
 SIZES = {"mobilenetv2": 96, "efficientnetb0": 64}
 
 
@@ -204,7 +206,6 @@ def test_keras_file_names_are_the_ones_keras_downloads(monkeypatch: pytest.Monke
         keras.backend.clear_session()
 
 
-@pytest.mark.slow
 def test_precompute_command_reads_a_weights_folder(tmp_path: Path) -> None:
     # The whole path of `precompute DATA --backbones mobilenetv2 --weights FOLDER`: the stored features are the
     # source model's, and the app's upload extractor rebuilds the same model from the index (about 20 s).

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tools._export import run_export
+
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 # Class folder names: the official label names, made safe for paths ("T-shirt/top" has a slash).
 CLASS_NAMES = ("T-shirt_top", "Trouser", "Pullover", "Dress", "Coat",
@@ -159,13 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help=f"idx folder (default {DEFAULT_SOURCE})")
     args = parser.parse_args(argv)
-    try:
-        n = export_image_folder(args.out, args.per_class, args.split, args.seed, args.source)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"fashion_mnist: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {n} images to {args.out}")
-    return 0
+    return run_export("fashion_mnist", export_image_folder, args.out, args.per_class, args.split, args.seed,
+                      args.source)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from tools._export import run_export
+
 DEFAULT_SOURCE = Path("/usr/share/openclipart/png")
 # Class folder name -> topic folder in the library. Chosen as the topics of >= 20 drawings that each show one
 # kind of object; topics of symbols, diagrams, icons or mixed scenes (music, boating, vehicles) were left out.
@@ -156,13 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help=f"png folder (default {DEFAULT_SOURCE})")
     args = parser.parse_args(argv)
-    try:
-        n = export_image_folder(args.out, args.per_class, args.seed, args.source)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"openclipart: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {n} images to {args.out}")
-    return 0
+    return run_export("openclipart", export_image_folder, args.out, args.per_class, args.seed, args.source)
 
 
 if __name__ == "__main__":

@@ -75,17 +75,10 @@ def main() -> None:
 
 def _lasso(driver) -> None:
     """Lasso the left third of the map, so that the strip above it shows a selection."""
-    from selenium.webdriver.common.action_chains import ActionChains
+    from tests.helpers import drag_lasso
 
     area = driver.find_element("css selector", "#umap-graph .nsewdrag")
-    width, height = area.size["width"], area.size["height"]
-    corners = [(0.02, 0.25), (0.3, 0.25), (0.3, 0.85), (0.02, 0.85)]
-    pixels = [(int(x * width), int(y * height)) for x, y in corners]
-    actions = ActionChains(driver).move_to_element(area)
-    actions.move_by_offset(pixels[0][0] - width // 2, pixels[0][1] - height // 2).click_and_hold()
-    for (x0, y0), (x1, y1) in zip(pixels, pixels[1:] + pixels[:1], strict=True):
-        actions.move_by_offset(x1 - x0, y1 - y0)
-    actions.release().perform()
+    drag_lasso(driver, area, [(0.02, 0.25), (0.3, 0.25), (0.3, 0.85), (0.02, 0.85)])
     time.sleep(2)
 
 
