@@ -140,6 +140,7 @@ def test_pipeline_uses_an_index_above_exact_max(tmp_path: Path) -> None:
     assert not list((tmp_path / "ann").rglob("*.faiss")), "a stale index is removed when search becomes exact"
 
 
+@pytest.mark.slow
 def test_cli_ann_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=3)
     out = tmp_path / "a"

@@ -75,6 +75,7 @@ def test_imagenet_classes_of_sample_photos(keras_logits: np.ndarray) -> None:
     assert keras_logits[1, ESPRESSO] - keras_logits[1, coffee[1]] > 2.0
 
 
+@pytest.mark.slow
 def test_softmax_head_gives_probabilities(weights_file: Path, photos: np.ndarray) -> None:
     model = build_efficientnet_lite("lite0", weights=weights_file)
     probs = np.asarray(model(preprocess_input(photos[:1]), training=False))
@@ -115,6 +116,7 @@ def test_odd_input_size_features_match_pytorch_reference(weights_file: Path) -> 
     np.testing.assert_allclose(features, reference, rtol=0, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_cached_conversion_is_reused(weights_file: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert weights_file.parent == cache_dir and weights_file.name.endswith(".weights.h5")
     mtime = weights_file.stat().st_mtime_ns
@@ -194,6 +196,7 @@ def test_unknown_variant_lists_the_valid_ones() -> None:
         imagenet_weights_path("lite9")
 
 
+@pytest.mark.slow
 def test_copy_of_converted_file_loads_as_a_path(weights_file: Path, tmp_path: Path, photos: np.ndarray,
                                                 keras_logits: np.ndarray) -> None:
     copied = shutil.copy(weights_file, tmp_path / "lite0.weights.h5")
@@ -230,6 +233,7 @@ def test_larger_variants_classify_sample_photos(larger_variant: tuple[str, np.nd
     assert MISSILE in rocket[:3], (variant, rocket)
 
 
+@pytest.mark.slow
 def test_larger_variants_match_pytorch_reference(larger_variant: tuple[str, np.ndarray, np.ndarray]) -> None:
     variant, photos, logits = larger_variant
     reference = _reference_logits(photos.shape[1], photos, variant=variant)

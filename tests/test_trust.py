@@ -62,6 +62,7 @@ def test_duplicates_are_found_listed_and_flagged_across_classes(duplicated_run: 
         assert found["n_cross_class"] >= 1
 
 
+@pytest.mark.slow
 def test_stored_rankings_equal_the_app_search_path_for_every_metric(duplicated_run: tuple[Path, Path]) -> None:
     """A stored feature vector searched as the app searches (upload path, nothing excluded) gives the stored
     ranking: same ids in the same order, distances within 1e-6, for every query and metric."""
