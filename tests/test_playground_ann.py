@@ -13,7 +13,6 @@ from precompute.ann import AnnIndex
 from precompute.pipeline import run
 from tests.playground_fixtures import make_shapes_dataset
 
-
 pytestmark = pytest.mark.slow  # a pipeline run of its own (FAISS indexes, UMAP) besides the shared fixture
 
 
