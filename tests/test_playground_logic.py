@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -414,9 +415,24 @@ def test_every_view_renders_a_message_on_empty_artifacts(tmp_path):
 
 
 # ------------------------------------------------------------------ duplicates and intervals ("trust")
+@pytest.fixture(scope="module")
+def trusted_artifacts(playground_artifacts, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """The artifacts with ``add_trust_entries`` applied, once (its bootstrap intervals take about a second)."""
+    root = tmp_path_factory.mktemp("trusted") / "artifacts"
+    shutil.copytree(playground_artifacts, root)
+    return root, add_trust_entries(root)
+
+
 @pytest.fixture
-def trust(artifacts_copy) -> tuple[Store, dict[str, int]]:
-    return Store(artifacts_copy), add_trust_entries(artifacts_copy)
+def trust(artifacts_copy, trusted_artifacts) -> tuple[Store, dict[str, int]]:
+    """``artifacts_copy`` as ``add_trust_entries`` leaves it (a copy of the module's trusted artifacts)."""
+    from playground.store import clear_caches
+
+    template, ids = trusted_artifacts
+    shutil.rmtree(artifacts_copy)
+    shutil.copytree(template, artifacts_copy)
+    clear_caches()
+    return Store(artifacts_copy), ids
 
 
 @pytest.fixture
