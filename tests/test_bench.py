@@ -72,3 +72,18 @@ def test_one_entry_point_lists_and_runs_every_benchmark(capsys: pytest.CaptureFi
     assert "usage: python -m bench runtime_artifacts" in capsys.readouterr().out
     assert bench_main(["nope"]) == 2
     assert "unknown benchmark 'nope'" in capsys.readouterr().err
+
+
+def test_the_runtime_packages_import_no_tool_benchmark_or_test() -> None:
+    """precompute and playground stand alone: tools/, bench/ and tests/ use them, never the other way round."""
+    import ast
+
+    repo = Path(__file__).resolve().parent.parent
+    offenders = []
+    for path in sorted([*repo.glob("precompute/**/*.py"), *repo.glob("playground/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(repo)}: {name}" for name in names
+                          if name.split(".")[0] in ("tools", "bench", "tests")]
+    assert offenders == []
