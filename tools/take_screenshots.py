@@ -22,7 +22,8 @@ VIEWS = ("search", "embeddings", "compare", "upload")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m tools.take_screenshots", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8050")
     parser.add_argument("--dataset", default="openclipart-200")
     # 137: the dataset's default query (its rwp@15, 0.400, is nearest the mean of the default model, 0.400).
