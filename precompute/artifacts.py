@@ -381,6 +381,22 @@ def update_index(root: Path, change: Callable[[dict[str, Any]], None]) -> dict[s
     return index
 
 
+def faiss_index_of(metric_entry: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+    """Where a metric's entry in the index keeps its FAISS index: ``(path relative to the artifacts root, index
+    params)``, or None where its rankings were exact. ``precompute.ann.read_index`` reads the file."""
+    if not metric_entry or not str(metric_entry.get("search", "exact")).startswith("faiss"):
+        return None
+    return metric_entry["index"], metric_entry.get("index_params") or metric_entry.get("ann_params") or {}
+
+
+def stored_faiss_index(root: Path, dataset: str, model: str, layer: str, metric: str
+                       ) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, index params)`` of the FAISS index stored for one (model, layer, metric), or None where exact."""
+    entry = read_index(root)["datasets"][dataset]["models"][model]["layers"][layer]["metrics"].get(metric)
+    stored = faiss_index_of(entry)
+    return None if stored is None else (Path(root) / stored[0], stored[1])
+
+
 def read_manifest(root: Path, dataset: str) -> pd.DataFrame:
     path = manifest_path(root, dataset)
     if not path.exists():

@@ -20,12 +20,12 @@ import pandas as pd
 from PIL import Image
 
 from playground import ids
-from precompute.pipeline import ModelSpec, RunConfig
+from precompute.pipeline import ModelRequest, RunConfig
 
 # ------------------------------------------------------------------------------------ precompute datasets
 # Three visually distinct classes, so even raw pixels retrieve same-class images well above chance.
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 230)}
-MODELS = [ModelSpec("pixels", "auto"), ModelSpec("efficientnet-lite0", "random")]
+MODELS = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
 
 
 def make_dataset(root: Path, per_class: int = 6, labeled: bool = True) -> Path:
