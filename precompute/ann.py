@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from precompute.schema import MetricEntry
 from precompute.similarity import Ranking, concat_rankings, parse_metric, rerank_candidates
 from precompute.similarity import rank as exact_rank
 
@@ -180,19 +181,19 @@ def read_index(path: str | Path, metric: str, params: dict[str, Any] | None = No
     return AnnIndex(index, metric, kind, params)
 
 
-def stored_index(metric_entry: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+def stored_index(metric_entry: MetricEntry | None) -> tuple[str, dict[str, Any]] | None:
     """Where a metric's index entry (``index.json``) keeps its FAISS index: ``(path relative to the artifacts
     root, index params)``, or None where its rankings were exact."""
-    if not metric_entry or not str(metric_entry.get("search", "exact")).startswith("faiss"):
+    if metric_entry is None or not metric_entry.approximate or metric_entry.index is None:
         return None
-    return metric_entry["index"], metric_entry.get("index_params") or metric_entry.get("ann_params") or {}
+    return metric_entry.index, metric_entry.index_params or metric_entry.ann_params or {}
 
 
 def load_layer_index(root: str | Path, dataset: str, model: str, layer: str, metric: str) -> AnnIndex | None:
     """The stored index of one (model, layer, metric) of a precompute run, or None where search was exact."""
     from precompute import artifacts as art
 
-    entry = art.read_index(Path(root))["datasets"][dataset]["models"][model]["layers"][layer]["metrics"].get(metric)
+    entry = art.read_index(Path(root)).datasets[dataset].models[model].layers[layer].metrics.get(metric)
     stored = stored_index(entry)
     if stored is None:
         return None

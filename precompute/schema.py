@@ -161,7 +161,7 @@ def _dump(value: Any) -> Any:
     return value
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Record:
     """Base of the index records: checked ``from_dict``, ``to_dict``, unknown keys kept in ``extra``."""
 
@@ -231,7 +231,7 @@ def _extra() -> Any:
 # ------------------------------------------------------------------------------------------------ records
 
 
-@dataclass
+@dataclass(kw_only=True)
 class UmapParams(Record):
     """How a layer's 2-D layout was computed; another value recomputes it."""
 
@@ -242,7 +242,7 @@ class UmapParams(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BootstrapParams(Record):
     """How the 95 % intervals of a summary were drawn (``precompute.stats.bootstrap_params``)."""
 
@@ -253,7 +253,7 @@ class BootstrapParams(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MetricEntry(Record):
     """One metric of one layer: its rankings and, on a labeled dataset, its scores.
 
@@ -293,14 +293,14 @@ class MetricEntry(Record):
         return (self.summary_ci or {}).get(name)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LayerDuplicates(Record):
     """Feature near-duplicates of a layer (``<layer>/duplicates.parquet``): the rule's parameters and counts."""
 
-    path: str = _spec(_str, required=True, what="pairs file")
     metric: str | None = _spec(_str)
     ratio: float | None = _spec(_float)
     sigmas: float | None = _spec(_float)
+    path: str = _spec(_str, required=True, what="pairs file")
     threshold: float | None = _spec(_float)
     typical_distance: float | None = _spec(_float)
     outlier_bound: float | None = _spec(_float)
@@ -309,7 +309,7 @@ class LayerDuplicates(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class LayerEntry(Record):
     """One layer of a model: its features, the cost of the network up to it, its layout, metrics, duplicates."""
 
@@ -330,7 +330,7 @@ class LayerEntry(Record):
         return self.order if self.order is not None else 0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class WeightsInfo(Record):
     """Where a model's weights came from (``imagenet``, ``random``, ``file``, ``nsfwjs``, ``none``) and why."""
 
@@ -340,7 +340,7 @@ class WeightsInfo(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelConfig(Record):
     """What rebuilds a feature model (``precompute.extract.load_extractor``); a change recomputes its features.
 
@@ -357,7 +357,7 @@ class ModelConfig(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelCost(Record):
     """What a model costs: size, GFLOPs per image, and its one-pass extraction speed as measured."""
 
@@ -383,14 +383,14 @@ class ModelCost(Record):
         return getattr(self, name) if name in {f.name for f in self._fields()} else self.extra.get(name)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ModelEntry(Record):
     """One model of a dataset, under its key (``<backbone>[-<weights>][-<quantize>]``)."""
 
     backbone: str = _spec(_str, required=True, what="backbone")
-    config: ModelConfig = _spec(_record(ModelConfig), required=True, what="model config")
     description: str = _spec(_str, default="")
     weights: WeightsInfo | None = _spec(_record(WeightsInfo))
+    config: ModelConfig = _spec(_record(ModelConfig), required=True, what="model config")
     cost: ModelCost = _spec(_record(ModelCost), default_factory=ModelCost)
     layers: dict[str, LayerEntry] = _spec(_mapping(_record(LayerEntry)), default_factory=dict)
     extra: dict[str, Any] = _extra()
@@ -400,7 +400,7 @@ class ModelEntry(Record):
         return sorted(self.layers, key=lambda name: (self.layers[name].position, name))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DatasetDuplicates(Record):
     """Exact and perceptual-hash duplicate pairs of a dataset (``duplicates.parquet``): counts and threshold."""
 
@@ -413,7 +413,7 @@ class DatasetDuplicates(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class BaselineParams(Record):
     """What the random-ranking baseline depends on; another value recomputes it."""
 
@@ -423,7 +423,7 @@ class BaselineParams(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Baseline(Record):
     """Scores of a random ranking (labeled datasets): the table's path, its parameters, its overall summary."""
 
@@ -433,12 +433,12 @@ class Baseline(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DatasetEntry(Record):
     """One dataset: where it came from, its images and labels, its files, and every model computed on it."""
 
+    source: str | None = _spec(_str)  # the folder precompute read (absolute); the app serves originals from it
     n_images: int = _spec(_int, required=True, what="image count")
-    source: str | None = _spec(_str)
     labeled: bool = _spec(_bool, default=False)
     classes: list[str] = _spec(_list(_str), default_factory=list)
     class_counts: dict[str, int] = _spec(_mapping(_int), default_factory=dict)
@@ -458,7 +458,7 @@ class DatasetEntry(Record):
             raise SchemaError(_join(path, "n_images"), f"expected an image count >= 0, got {self.n_images}")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ArtifactIndex(Record):
     """The whole index: the schema version, the package versions of the last run, and the datasets."""
 
