@@ -379,8 +379,8 @@ def read_index(root: Path) -> ArtifactIndex:
         return ArtifactIndex.from_dict(data)
     except SchemaError as exc:
         raise ArtifactError(
-            f"{path} is not a valid artifact index: {exc}. Recompute with `precompute --force` (the invalid "
-            "index is kept beside it as index.json.broken-<time>)."
+            f"{path} does not fit the artifact index schema: {exc}. Recompute with `precompute --force` (which "
+            "keeps the invalid index beside it as index.json.broken-<time>)."
         ) from None
 
 
