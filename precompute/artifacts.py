@@ -356,7 +356,7 @@ def _json_default(value: Any) -> Any:
 
 def empty_index() -> ArtifactIndex:
     """The index of an artifacts root with nothing computed yet (what a missing ``index.json`` reads as)."""
-    return ArtifactIndex(schema_version=SCHEMA_VERSION)
+    return ArtifactIndex.from_dict({"schema_version": SCHEMA_VERSION, "datasets": {}})
 
 
 def read_index(root: Path) -> ArtifactIndex:

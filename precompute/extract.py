@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from precompute.schema import ModelConfig
+
 POOLINGS = ("avg", "max")
 
 
@@ -242,39 +244,41 @@ def extract_array(feature_model: Any, images: np.ndarray, preprocess: Any, batch
     return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
 
 
-def load_extractor(model_config: dict[str, Any], layers: Sequence[str], runtime: str = "auto") -> Any:
-    """Rebuild the exact feature model a precompute run used, from its index ``config`` entry.
+def load_extractor(model_config: ModelConfig | dict[str, Any], layers: Sequence[str], runtime: str = "auto") -> Any:
+    """Rebuild the exact feature model a precompute run used, from its index ``config`` entry
+    (a ``precompute.schema.ModelConfig``, or its dict).
 
     Returns ``extract(images (n, h, w, 3) uint8/float 0..255) -> list of (n, dim)``, resizing nothing:
-    callers pass images already at ``model_config['input_size']``. Used by the app for uploads.
+    callers pass images already at the config's ``input_size``. Used by the app for uploads.
 
     ``runtime`` (``precompute.runtimes.RUNTIMES``) picks Keras or LiteRT as the pipeline does; a quantised model
-    (``model_config['quantize']``) always runs on LiteRT. A LiteRT model already converted (by the precompute run,
+    (the config's ``quantize``) always runs on LiteRT. A LiteRT model already converted (by the precompute run,
     in ``$SISP_CACHE_DIR/litert``) is loaded without building the Keras model or importing TensorFlow (the backbone's
     preprocessing, from ``keras.applications`` or a port, still imports it at the first call).
     """
     from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
     from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
 
-    backbone = get_backbone(model_config["backbone"])
-    pooling = model_config.get("pooling", "avg")
+    config = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
+    backbone = get_backbone(config.backbone)
+    pooling = config.pooling or "avg"
 
     def build() -> Any:
-        source = model_config["weights_source"]
+        source = config.weights_source
         if source in ("file", "nsfwjs"):
-            weights = ResolvedWeights(source, model_config["weights_file"], source)
+            weights = ResolvedWeights(source, config.weights_file, source)
         elif source == "random":
-            weights = resolve_weights(backbone, "random", seed=model_config.get("seed") or 0)
+            weights = resolve_weights(backbone, "random", seed=config.seed or 0)
         else:
             weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
-        base = build_base(backbone, weights, model_config["input_size"])
+        base = build_base(backbone, weights, config.input_size)
         check_layers(base, layers, backbone.name)
         return build_feature_model(base, layers, "avg" if pooling == "flatten" else pooling,
                                    flatten=pooling == "flatten")
 
-    quantize = model_config.get("quantize")
+    quantize = config.quantize
     if resolve_runtime(runtime, backbone.name, quantize) == "litert":
-        feature_model, _ = load_litert_model(build, tflite_path(model_config, layers, quantize), quantize)
+        feature_model, _ = load_litert_model(build, tflite_path(config, layers, quantize), quantize)
     else:
         feature_model = build()
 

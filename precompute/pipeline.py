@@ -384,7 +384,7 @@ class Run:
         runner, conversion_seconds, tflite = feature_model, 0.0, None
         if runtime == "litert":
             # Converted once per (config, layers, quantisation) into the cache; reruns and uploads reuse the file.
-            tflite = tflite_path(model_config.to_dict(), layers, quantize)
+            tflite = tflite_path(model_config, layers, quantize)
             runner, conversion_seconds = load_litert_model(lambda model=feature_model: model, tflite, quantize)
         paths = [art.features_path(root, ds, key, name) for name in layers]
         batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)

