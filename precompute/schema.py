@@ -40,7 +40,7 @@ import dataclasses
 import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 R = TypeVar("R", bound="Record")
 
@@ -173,31 +173,44 @@ class Record:
         return [f for f in dataclasses.fields(cls) if f.name != "extra"]
 
     @classmethod
+    def _specs(cls) -> tuple[_FieldSpec, ...]:
+        specs = _SPECS.get(cls)
+        if specs is None:  # once per class: from_dict runs for every entry of a large index
+            specs = _SPECS[cls] = tuple(
+                _FieldSpec(f.name, f.metadata["convert"], f.metadata["required"], f.metadata["keep_none"],
+                           f.metadata["what"], _default_of(f))
+                for f in cls._fields()
+            )
+        return specs
+
+    @classmethod
     def from_dict(cls: type[R], data: Any, path: str = "") -> R:
         """The record of one JSON object, checked; SchemaError names the first field that does not fit."""
         if not isinstance(data, dict):
             raise SchemaError(path, f"expected an object ({cls.__name__}), got {_describe(data)}")
         values: dict[str, Any] = {}
-        for f in cls._fields():
-            meta = f.metadata
-            if f.name not in data:
-                if meta["required"]:
-                    what = f" {meta['what']}" if meta["what"] else ""
-                    raise SchemaError(path, f"has no{what} ({f.name!r} is missing)")
+        absent = []
+        for spec in cls._specs():
+            name = spec.name
+            if name not in data:
+                if spec.required:
+                    what = f" {spec.what}" if spec.what else ""
+                    raise SchemaError(path, f"has no{what} ({name!r} is missing)")
+                absent.append(name)
                 continue
-            value = data[f.name]
+            value = data[name]
             if value is None:
-                if meta["required"]:
-                    raise SchemaError(_join(path, f.name), "is null, expected a value")
-                values[f.name] = None
+                if spec.required:
+                    raise SchemaError(_join(path, name), "is null, expected a value")
+                values[name] = None
                 continue
-            values[f.name] = meta["convert"](value, _join(path, f.name))
-        known = {f.name for f in cls._fields()}
-        extra = {key: value for key, value in data.items() if key not in known}
+            values[name] = spec.convert(value, f"{path}/{name}" if path else name)
+        extra = {key: value for key, value in data.items() if key not in values and key not in absent} \
+            if len(data) > len(values) else {}
         record = cls(**values, extra=extra)  # type: ignore[call-arg]
         record._check(path)
-        # Keys an older writer left out are left out again (not written as null): an update keeps the file as it was.
-        record.__dict__["_absent"] = frozenset(f.name for f in cls._fields() if f.name not in data)
+        if absent:  # keys an older writer left out are left out again (not written as null)
+            record.__dict__["_absent"] = frozenset(absent)
         return record
 
     def _check(self, path: str) -> None:
@@ -206,16 +219,29 @@ class Record:
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this record (plain dicts, lists and scalars), in field order, extra keys last."""
         out: dict[str, Any] = {}
-        absent = self.__dict__.get("_absent", frozenset())
-        for f in self._fields():
-            value = getattr(self, f.name)
-            if value is None and not f.metadata["keep_none"]:
+        absent = self.__dict__.get("_absent", ())
+        for spec in self._specs():
+            value = getattr(self, spec.name)
+            if value is None and not spec.keep_none:
                 continue
-            if f.name in absent and value == _default_of(f):
+            if absent and spec.name in absent and value == spec.default:
                 continue
-            out[f.name] = _dump(value)
-        out.update(getattr(self, "extra", {}) or {})
+            out[spec.name] = _dump(value)
+        if self.extra:
+            out.update(self.extra)
         return out
+
+
+class _FieldSpec(NamedTuple):
+    name: str
+    convert: Converter
+    required: bool
+    keep_none: bool
+    what: str | None
+    default: Any
+
+
+_SPECS: dict[type, tuple[_FieldSpec, ...]] = {}
 
 
 def _default_of(f: dataclasses.Field) -> Any:
