@@ -134,6 +134,28 @@ def _interval(value: Any, path: str) -> list[float | None]:
     return [_nullable(_float)(bound, f"{path}/{i}") for i, bound in enumerate(value)]
 
 
+# Fast paths for the mappings an index holds thousands of (a summary and its intervals per metric of every layer):
+# one type test per value, and the path of a value built only when it fails.
+_NUMBERS = (int, float)
+
+
+def _scores(value: Any, path: str) -> dict[str, float | None]:
+    """A summary: score name -> mean over queries, or null where undefined."""
+    if type(value) is dict and all(item is None or type(item) in _NUMBERS for item in value.values()):
+        return dict(value)
+    return _mapping(_nullable(_float), "mapping of scores")(value, path)
+
+
+def _intervals(value: Any, path: str) -> dict[str, list[float | None]]:
+    """Intervals of a summary: score name -> [low, high]."""
+    if type(value) is dict and all(
+        type(item) is list and len(item) == 2 and all(b is None or type(b) in _NUMBERS for b in item)
+        for item in value.values()
+    ):
+        return {key: list(item) for key, item in value.items()}
+    return _mapping(_interval, "mapping of intervals")(value, path)
+
+
 def _record(cls: type[Record]) -> Converter:
     return lambda value, path: cls.from_dict(value, path)
 
@@ -151,13 +173,16 @@ def _spec(convert: Converter, *, required: bool = False, keep_none: bool = False
                  **kwargs)
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _dump(value: Any) -> Any:
     if isinstance(value, Record):
         return value.to_dict()
     if isinstance(value, dict):
-        return {key: _dump(item) for key, item in value.items()}
+        return {key: item if type(item) in _SCALARS else _dump(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
-        return [_dump(item) for item in value]
+        return [item if type(item) in _SCALARS else _dump(item) for item in value]
     return value
 
 
@@ -300,8 +325,8 @@ class MetricEntry(Record):
     ties: str | None = _spec(_str)
     n_tied_at_cut: int | None = _spec(_int)
     scores: str | None = _spec(_str)
-    summary: dict[str, float | None] | None = _spec(_mapping(_nullable(_float)))
-    summary_ci: dict[str, list[float | None]] | None = _spec(_mapping(_interval))
+    summary: dict[str, float | None] | None = _spec(_scores)
+    summary_ci: dict[str, list[float | None]] | None = _spec(_intervals)
     bootstrap: BootstrapParams | None = _spec(_record(BootstrapParams))
     extra: dict[str, Any] = _extra()
 
@@ -455,7 +480,7 @@ class Baseline(Record):
 
     path: str = _spec(_str, required=True, what="baseline file")
     params: BaselineParams | None = _spec(_record(BaselineParams))
-    summary: dict[str, float | None] = _spec(_mapping(_nullable(_float)), default_factory=dict)
+    summary: dict[str, float | None] = _spec(_scores, default_factory=dict)
     extra: dict[str, Any] = _extra()
 
 
