@@ -2,7 +2,9 @@
 
 Each unit of work (a model's features, a layer's UMAP, a metric's rankings and scores) is written
 atomically and recorded in the index right after; a rerun skips what the index and disk agree is
-done with the same parameters, unless ``force``.
+done with the same parameters, unless ``force``. The index is read and changed as ``precompute.schema``
+records; what counts as "the same parameters" is ``precompute.staleness``; the closing table is
+``precompute.run_summary.summarize_run``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ the pipeline, the app and the tools read and change these objects, never the JSO
 
 Every record has ``from_dict(data, path="")`` and ``to_dict()``; ``from_dict(x.to_dict()) == x``. Reading
 checks each field's type and raises :class:`SchemaError`, whose message names the field by its path in the
-file (``datasets/shapes/models/pixels/layers/pixels_8x8/dim: expected an integer, got 'x'``).
+file (``datasets/shapes/models/pixels/layers/pixels_8x8/dim: expected an integer, got str 'x'``).
 
 Compatibility (same schema version, files written by earlier releases keep loading):
 
@@ -431,7 +431,7 @@ class ModelCost(Record):
 
     def value(self, name: str) -> Any:
         """A cost by its field name (tables list costs by name, e.g. ``images_per_second``); None if unknown."""
-        return getattr(self, name) if name in {f.name for f in self._fields()} else self.extra.get(name)
+        return getattr(self, name) if any(spec.name == name for spec in self._specs()) else self.extra.get(name)
 
 
 @dataclass(kw_only=True)
