@@ -1,5 +1,6 @@
 """Retake docs/screenshots/*.png: the four views of a running playground, in headless Chromium, at 1400 px
-(``<view>.png``) and at 1000 px (``<view>-1000.png``).
+(``<view>.png``) and at 1000 px (``<view>-1000.png``), and Compare's per-class and cost charts
+(``compare-charts.png``, ``compare-charts-1000.png``).
 
     .venv/bin/playground --no-precompute &        # serving artifacts/ on http://127.0.0.1:8050
     .venv/bin/python docs/take_screenshots.py [--url http://127.0.0.1:8050] [--query 137] [--photo coffee]
@@ -66,6 +67,12 @@ def main() -> None:
                 name = f"{view}{suffix}.png"
                 driver.save_screenshot(str(HERE / "screenshots" / name))
                 print(f"saved docs/screenshots/{name}")
+                if view == "compare":  # the per-class and cost charts, below the 1800 px of the page shot
+                    charts = driver.find_element("css selector", "#view-compare .two-halves")
+                    driver.execute_script("arguments[0].scrollIntoView()", charts)
+                    time.sleep(1)
+                    charts.screenshot(str(HERE / "screenshots" / f"compare-charts{suffix}.png"))
+                    print(f"saved docs/screenshots/compare-charts{suffix}.png")
                 hint = driver.find_elements("css selector", "#first-visit-hint-close")
                 if hint and hint[0].is_displayed():
                     hint[0].click()  # shown once, on the first screenshot

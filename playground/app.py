@@ -14,7 +14,7 @@ from playground import components, ids
 from playground.callbacks import register_callbacks
 from playground.callbacks.guards import callback_error_handler
 from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
-from playground.server import LOOPBACK_HOSTS, install_guards
+from playground.server import LOOPBACK_HOSTS, MAX_REQUEST_BYTES, install_guards
 from playground.state import DEFAULT_K, MAX_K, VIEWS
 from playground.store import MissingArtifact, Store
 from playground.views import VIEW_LAYOUTS, VIEW_TITLES
@@ -24,9 +24,6 @@ log = logging.getLogger(__name__)
 
 # Styles live in the repository's top-level assets/ folder, found relative to this package.
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
-# Requests above this size are refused before a callback sees them: far above an upload at the limit (10 MB
-# is about 13.3 MB as base64) plus the rest of the callback's JSON.
-MAX_REQUEST_BYTES = 24 * 1024 * 1024
 _THUMB_PATH = re.compile(r"^(?P<dataset>[^/]+)/(?P<image_id>[0-9]{1,9})\.jpg$")
 FIRST_VISIT_HINT = (
     "New here? Click any image to see the ones most like it, then try another backbone, layer or metric above."

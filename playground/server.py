@@ -36,6 +36,9 @@ CONNECTION_LIMIT = 200
 # CLEANUP_INTERVAL_S. A running callback is never cut: waitress only closes connections without a request.
 CHANNEL_TIMEOUT_S = 20
 CLEANUP_INTERVAL_S = 5
+# Requests above this size are refused before a callback sees them: far above an upload at the limit (10 MB
+# is about 13.3 MB as base64) plus the rest of the callback's JSON. Flask (playground.app) and waitress share it.
+MAX_REQUEST_BYTES = 24 * 1024 * 1024
 
 CALLBACK_PATH = "/_dash-update-component"
 
@@ -159,8 +162,6 @@ def install_guards(dash_app: Any, hosts: Iterable[str]) -> None:
 def serve(dash_app: Any, host: str, port: int, threads: int = THREADS) -> None:
     """Serve ``dash_app`` with waitress until interrupted (the settings at the top of this module)."""
     from waitress import serve as waitress_serve
-
-    from playground.app import MAX_REQUEST_BYTES
 
     waitress_serve(
         dash_app.server,

@@ -295,9 +295,7 @@ class Store:
     def ann_index(self, dataset: str, model: str, layer: str, metric: str) -> Any:
         """The FAISS index precompute stored for a big dataset (``precompute.ann.AnnIndex``), or None where
         its rankings were exact; searches for new queries then go through it too."""
-        from precompute.ann import stored_index
-
-        stored = stored_index(self.metric(dataset, model, layer, metric))
+        stored = art.faiss_index_of(self.metric(dataset, model, layer, metric))
         if stored is None:
             return None
         path, params = self.root / stored[0], stored[1]

@@ -158,13 +158,21 @@ def metric_model_table(table: pd.DataFrame, score: str, intervals: bool = False)
     return pd.DataFrame(columns, index=pivot.index)
 
 
-def class_breakdown(store: Store, dataset: str, metric: str, score: str) -> pd.DataFrame:
+def _summary(store: Store, dataset: str, summary: pd.DataFrame | None) -> pd.DataFrame:
+    """``summary`` when the caller built it already (one render builds it once), else :func:`summary_table`."""
+    return summary_table(store, dataset) if summary is None else summary
+
+
+def class_breakdown(store: Store, dataset: str, metric: str, score: str, summary: pd.DataFrame | None = None,
+                    best: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per-class ``score`` of each model at its best layer (columns ``model (layer)``) and of a random ranking.
 
-    Rows are the classes (from ``summarize_scores`` of each best layer's per-query scores).
+    Rows are the classes (from ``summarize_scores`` of each best layer's per-query scores). ``summary`` (the
+    dataset's :func:`summary_table`) and ``best`` (its :func:`best_layers` under ``metric`` and ``score``) may be
+    passed when already built.
     """
-    table = summary_table(store, dataset)
-    best = best_layers(table, metric, score)
+    if best is None:
+        best = best_layers(_summary(store, dataset, summary), metric, score)
     columns = {}
     for model, row in best.iterrows():
         try:
@@ -179,11 +187,13 @@ def class_breakdown(store: Store, dataset: str, metric: str, score: str) -> pd.D
     return pd.DataFrame(columns)
 
 
-def cost_table(store: Store, dataset: str, metric: str, score: str) -> pd.DataFrame:
+def cost_table(store: Store, dataset: str, metric: str, score: str, summary: pd.DataFrame | None = None,
+               best: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per model: its costs beside its best layer and score under ``metric`` (with ``best <score> low`` and
-    ``best <score> high`` where intervals are stored)."""
-    table = summary_table(store, dataset)
-    best = best_layers(table, metric, score) if score in table.columns else pd.DataFrame()
+    ``best <score> high`` where intervals are stored). ``summary`` and ``best`` as in :func:`class_breakdown`."""
+    if best is None:
+        table = _summary(store, dataset, summary)
+        best = best_layers(table, metric, score) if score in table.columns else pd.DataFrame()
     rows = []
     for model in store.models(dataset):
         entry = store.model(dataset, model)
@@ -211,7 +221,8 @@ def best_configuration(table: pd.DataFrame, score: str) -> pd.Series | None:
     return table.loc[table[score].idxmax()]
 
 
-def compare_to_best(store: Store, dataset: str, metric: str, score: str) -> tuple[pd.Series | None, pd.DataFrame]:
+def compare_to_best(store: Store, dataset: str, metric: str, score: str, summary: pd.DataFrame | None = None,
+                    best_per_model: pd.DataFrame | None = None) -> tuple[pd.Series | None, pd.DataFrame]:
     """Each model's best layer under ``metric`` against the best configuration, tested query by query.
 
     The best configuration is the (model, layer, metric) with the highest mean ``score`` over the whole
@@ -230,14 +241,18 @@ def compare_to_best(store: Store, dataset: str, metric: str, score: str) -> tupl
         ``NOT_DISTINGUISHABLE``, ``BELOW``, ``NOT_COMPARABLE``, or ``ABOVE``: better than the best query by
         query, possible only when NaN scores leave the two on different queries), ``difference``, ``difference low``,
         ``difference high``, ``p_value``, ``n_queries`` (NaN for the best itself and where not comparable).
+
+    ``summary`` and ``best_per_model`` (:func:`best_layers` under ``metric``) may be passed when already built.
     """
-    table = summary_table(store, dataset)
+    table = _summary(store, dataset, summary)
     best = best_configuration(table, score)
     if best is None:
         return None, pd.DataFrame(columns=["model", "layer", "metric", score, "verdict"])
     reference = (best["model"], best["layer"], best["metric"])
     rows = []
-    for model, row in best_layers(table, metric, score).iterrows():
+    if best_per_model is None:
+        best_per_model = best_layers(table, metric, score)
+    for model, row in best_per_model.iterrows():
         out = {"model": model, "layer": row["layer"], "metric": metric, **row.drop("layer").to_dict()}
         out.update(dict.fromkeys(_TEST_COLUMNS, np.nan))
         if (model, row["layer"], metric) == reference:
@@ -267,15 +282,16 @@ def _paired(store: Store, dataset: str, best: tuple[str, str, str], other: tuple
     }
 
 
-def configurations(store: Store, dataset: str, score: str) -> pd.DataFrame:
+def configurations(store: Store, dataset: str, score: str, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every scored (model, layer, metric) with the cost of computing its layer, cheapest first.
 
     Columns: those of :func:`summary_table`, then ``layer GFLOPs`` and ``layer parameters``: the FLOPs per image
     and the parameters of the network up to that layer (as precompute measured the layer's sub-model; the whole
     model's figures where an older index lacks them). Rows are sorted by layer GFLOPs, then layer parameters, then
     ``score`` from high to low (so the best metric of a layer comes first); rows without a cost come last.
+    ``summary``: the dataset's :func:`summary_table`, when already built.
     """
-    table = summary_table(store, dataset)
+    table = _summary(store, dataset, summary)
     if table.empty or score not in table.columns:
         return table.assign(**{column: pd.Series(dtype=float) for column in LAYER_COST_COLUMNS.values()})
     costs = []
@@ -339,7 +355,8 @@ class Answer:
         return float(self.best[self.score]) / self.baseline
 
 
-def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHARE) -> Answer | None:
+def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHARE,
+           summary: pd.DataFrame | None = None) -> Answer | None:
     """The best configuration over every model, layer and metric, and the cheapest one as good as it.
 
     The cheapest is searched in the order of :func:`configurations` (layer GFLOPs, then layer parameters): each
@@ -360,6 +377,8 @@ def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHAR
         A score column of :func:`summary_table` (e.g. ``rwp@15``).
     share : float in (0, 1]
         ``Answer.near`` is the cheapest configuration whose mean score is at least ``share`` x the best's.
+    summary : pd.DataFrame, optional
+        The dataset's :func:`summary_table`, when already built.
 
     Returns
     -------
@@ -368,7 +387,7 @@ def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHAR
     """
     if not 0.0 < share <= 1.0:
         raise ValueError(f"share must be in (0, 1], got {share!r}.")
-    table = configurations(store, dataset, score)
+    table = configurations(store, dataset, score, summary)
     if table.empty or score not in table.columns:
         return None
     best = table.loc[table[score].idxmax()]
@@ -444,16 +463,17 @@ def model_family(store: Store, dataset: str, model: str) -> str:
     return backbone.family if source in ("imagenet", "file", "") else f"{backbone.family} ({source})"
 
 
-def family_table(store: Store, dataset: str, score: str) -> pd.DataFrame:
+def family_table(store: Store, dataset: str, score: str, summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each model's best configuration over every layer and metric, beside its size, for the family figure.
 
     Columns: model, family (:func:`model_family`), parameters, layer, metric, ``score`` and its interval bounds
     (when stored), in the index's model order. ``parameters`` counts the network the model runs: up to its
     deepest computed layer (the most parameters of any of its layers' sub-models; the whole model's count where
     an older index lacks them). That is the whole network for ImageNet models read up to ``top_conv``, and only
-    the ImageNet-frozen part of an nsfwjs model. Empty when nothing is scored.
+    the ImageNet-frozen part of an nsfwjs model. Empty when nothing is scored. ``summary``: the dataset's
+    :func:`summary_table`, when already built.
     """
-    table = summary_table(store, dataset)
+    table = _summary(store, dataset, summary)
     columns = ["model", "family", "parameters", "layer", "metric", score]
     if table.empty or score not in table.columns or table[score].isna().all():
         return pd.DataFrame(columns=columns)

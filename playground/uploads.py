@@ -191,7 +191,7 @@ def preview_data_url(data: bytes, size: int = PREVIEW_SIZE) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _extractor(config_json: str, layers: tuple[str, ...]) -> Any:
-    from precompute.extract import load_extractor
+    from precompute.models import load_extractor
 
     return load_extractor(json.loads(config_json), list(layers))
 

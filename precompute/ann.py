@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from precompute.schema import MetricEntry
 from precompute.similarity import Ranking, concat_rankings, parse_metric, rerank_candidates
 from precompute.similarity import rank as exact_rank
 
@@ -181,24 +180,18 @@ def read_index(path: str | Path, metric: str, params: dict[str, Any] | None = No
     return AnnIndex(index, metric, kind, params)
 
 
-def stored_index(metric_entry: MetricEntry | None) -> tuple[str, dict[str, Any]] | None:
-    """Where a metric's index entry (``index.json``) keeps its FAISS index: ``(path relative to the artifacts
-    root, index params)``, or None where its rankings were exact."""
-    if metric_entry is None or not metric_entry.approximate or metric_entry.index is None:
-        return None
-    return metric_entry.index, metric_entry.index_params or metric_entry.ann_params or {}
-
-
 def load_layer_index(root: str | Path, dataset: str, model: str, layer: str, metric: str) -> AnnIndex | None:
-    """The stored index of one (model, layer, metric) of a precompute run, or None where search was exact."""
+    """The stored index of one (model, layer, metric) of a precompute run, or None where search was exact.
+
+    Where it is comes from the artifact index (``precompute.artifacts.stored_faiss_index``); this reads the file.
+    """
     from precompute import artifacts as art
 
-    entry = art.read_index(Path(root)).datasets[dataset].models[model].layers[layer].metrics.get(metric)
-    stored = stored_index(entry)
+    stored = art.stored_faiss_index(Path(root), dataset, model, layer, metric)
     if stored is None:
         return None
     path, params = stored
-    return read_index(Path(root) / path, metric, params or None)
+    return read_index(path, metric, params or None)
 
 
 def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15,
@@ -256,7 +249,7 @@ def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n:
 
 def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, index: AnnIndex | None = None,
                    chunk_rows: int = 1024, groups: np.ndarray | None = None) -> Ranking:
-    """Top-N neighbours of every row among the others (itself excluded), as ``similarity.rank_neighbors``
+    """Top-N neighbours of every row among the others (itself excluded), as ``similarity.rank_neighbors_exact``
     returns them, but through ``index`` when one is given. Reads ``features`` ``chunk_rows`` rows at a time."""
     n = len(features)
     if n < 2:
@@ -303,4 +296,4 @@ def _prepare(block: np.ndarray, family: str) -> np.ndarray:
 
 
 __all__ = ["ANN_KINDS", "AnnIndex", "METRIC_PLANS", "build_index", "check_params", "load_layer_index",
-           "parse_params", "rank_neighbors", "read_index", "recall_at_k", "search", "stored_index", "write_index"]
+           "parse_params", "rank_neighbors", "read_index", "recall_at_k", "search", "write_index"]

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from precompute.schema import ArtifactIndex, SchemaError
+from precompute.schema import ArtifactIndex, MetricEntry, SchemaError
 
 # The version of index.json's schema (its records: precompute.schema). Bump it when a change would make an older
 # reader misread a file (a renamed or retyped field); read_index refuses other versions.
@@ -414,6 +414,22 @@ def update_index(root: Path, change: Callable[[ArtifactIndex], None]) -> Artifac
     change(index)
     write_index(root, index)
     return index
+
+
+def faiss_index_of(metric_entry: MetricEntry | None) -> tuple[str, dict[str, Any]] | None:
+    """Where a metric's entry in the index keeps its FAISS index: ``(path relative to the artifacts root, index
+    params)``, or None where its rankings were exact. ``precompute.ann.read_index`` reads the file."""
+    if metric_entry is None or not metric_entry.approximate or metric_entry.index is None:
+        return None
+    return metric_entry.index, metric_entry.index_params or metric_entry.ann_params or {}
+
+
+def stored_faiss_index(root: Path, dataset: str, model: str, layer: str, metric: str
+                       ) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, index params)`` of the FAISS index stored for one (model, layer, metric), or None where exact."""
+    entry = read_index(root).datasets[dataset].models[model].layers[layer].metrics.get(metric)
+    stored = faiss_index_of(entry)
+    return None if stored is None else (Path(root) / stored[0], stored[1])
 
 
 def read_manifest(root: Path, dataset: str) -> pd.DataFrame:

@@ -19,11 +19,13 @@ import os
 import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from precompute.errors import WeightsUnavailableError
 
 WEIGHT_SOURCES = ("auto", "imagenet", "nsfwjs", "random")
 # (layer class, weight name) whose initializer attribute is not ``<weight name>_initializer``.
@@ -33,10 +35,6 @@ _INITIALIZER_ATTRIBUTE = {
     ("SeparableConv2D", "pointwise_kernel"): "pointwise_initializer",
 }
 KERAS_WEIGHTS_HOST = "storage.googleapis.com"
-
-
-class WeightsUnavailableError(RuntimeError):
-    """The requested weights cannot be loaded here (no network, missing file or package)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +51,6 @@ class Backbone:
     offline_source: str | None = None  # weight source to use for `auto` when imagenet is unreachable
     fixed_imagenet_size: bool = False  # Keras refuses other input sizes with imagenet weights
     flatten: bool = False  # layers are already small maps: flatten them instead of pooling
-    source_layers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # default layers per source
     # ImageNet weights that ship in a Python package (no download): returns (Keras weights file, description).
     packaged_imagenet: Callable[[], tuple[Path, str]] | None = None
     # Variants of one architecture scaled up or down (EfficientNet-Lite0/1/2): the app draws them as one curve.
@@ -118,7 +115,7 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
         )
 
     def preprocess(x: np.ndarray) -> np.ndarray:
-        from precompute.ports import efficientnet_lite
+        from precompute.architectures import efficientnet_lite
 
         return efficientnet_lite.preprocess_input(x)
 
@@ -135,8 +132,8 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
     return build, preprocess, packaged_imagenet
 
 
-# Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names). Kept here
-# rather than imported from the port, so that reading the registry does not import Keras; a test checks they agree.
+# Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names); the registry
+# is their one home (reading it imports no Keras), and a test checks every variant's model has them.
 _LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
                 "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv")
 
@@ -244,11 +241,6 @@ class ResolvedWeights:
     reason: str = ""
     default_layers: tuple[str, ...] | None = None  # when the source limits the usable layers
     seed: int | None = None
-
-
-def model_key(backbone: str, source: str) -> str:
-    """The artifact name of a backbone with a weight source: `vgg16`, `vgg16-random`, `mobilenetv2-nsfwjs`."""
-    return backbone if source in ("imagenet", "file", "none") else f"{backbone}-{source}"
 
 
 def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> ResolvedWeights:

@@ -135,14 +135,14 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.dataset_dir is None:
             parser.error("DATASET_DIR is required")
-        from precompute.pipeline import AUTO_MODELS, ModelSpec, Run, RunConfig, parse_model_spec
+        from precompute.pipeline import AUTO_MODELS, ModelRequest, Run, RunConfig, parse_model_request
 
         auto = args.backbones is None or args.backbones == ["auto"]
-        specs = [parse_model_spec(s, args.weights) for s in (AUTO_MODELS if auto else args.backbones)]
+        specs = [parse_model_request(s, args.weights) for s in (AUTO_MODELS if auto else args.backbones)]
         if args.layers:
             if len(specs) != 1:
                 parser.error("--layers needs exactly one backbone in --backbones")
-            specs = [ModelSpec(specs[0].backbone, specs[0].weights, tuple(args.layers))]
+            specs = [ModelRequest(specs[0].backbone, specs[0].weights, tuple(args.layers))]
         metrics = tuple(metric_name(m, args.minkowski_p) for m in args.metrics)
         config = RunConfig(
             args.dataset_dir, args.out, specs, auto_models=auto, metrics=metrics, pooling=args.pooling,

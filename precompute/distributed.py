@@ -3,7 +3,8 @@
 The driver (the ``precompute`` process) splits the manifest rows into chunks and keeps a bounded number
 of chunk tasks in flight. Each task runs on a Dask worker: it decodes its images from the dataset folder
 (the same absolute path on every machine, i.e. a shared filesystem) and runs the one-pass, many-layer
-feature model, which each worker process builds once and keeps. The driver writes every finished chunk at
+feature model, which each worker process builds once from the stored model config (``precompute.models``, the
+builder the pipeline and the app's uploads use) and keeps. The driver writes every finished chunk at
 its row offset into the memory-mapped ``.npy`` writers of ``precompute.artifacts``, so the files, their
 atomic rename and the index entries are exactly those of ``--engine local``.
 
@@ -17,13 +18,13 @@ import itertools
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from precompute.extract import ExtractionTiming
+from precompute.models import ModelConfig
 
 ENGINES = ("local", "dask")
 CHUNK_SIZE = 256  # images per Dask task: large enough to amortise scheduling, small enough to balance load
@@ -50,26 +51,6 @@ def check_engine(engine: str, dask_address: str | None = None) -> str:
     return engine
 
 
-@dataclass(frozen=True)
-class ModelRecipe:
-    """Everything a worker needs to rebuild the driver's feature model exactly (picklable, no callables).
-
-    ``weights`` is the driver's ``ResolvedWeights``: random weights carry their seed, a ``file`` source its
-    path (which must exist at the same path on the workers); ``imagenet`` and ``nsfwjs`` are resolved again
-    on each worker, from its own installation (Keras' ImageNet files: its cache or a download).
-    """
-
-    backbone: str
-    weights: Any  # precompute.backbones.ResolvedWeights
-    input_size: int
-    layers: tuple[str, ...]
-    pooling: str
-    flatten: bool
-    runtime: str = "keras"  # keras | litert: what the driver resolved (precompute.runtimes.resolve_runtime)
-    quantize: str | None = None
-    tflite: str | None = None  # the driver's converted file; a worker without it converts its own copy
-
-
 @contextlib.contextmanager
 def dask_client(address: str | None = None, n_workers: int | None = None, processes: bool = True,
                 threads_per_worker: int = 1) -> Iterator[Any]:
@@ -93,10 +74,13 @@ def dask_client(address: str | None = None, n_workers: int | None = None, proces
 
 def extract_on_dask(
     client: Any,
-    recipe: ModelRecipe,
+    config: ModelConfig,
+    layers: Sequence[str],
     dataset_dir: str | Path,
     rel_paths: Sequence[str],
     paths: Sequence[Path],
+    runtime: str = "keras",
+    tflite: str | Path | None = None,
     batch_size: int = 32,
     chunk_size: int | None = None,
     max_in_flight: int | None = None,
@@ -110,6 +94,12 @@ def extract_on_dask(
 
     Parameters
     ----------
+    config, layers : the model to run (``precompute.models.ModelConfig``, picklable). Each worker builds it once
+        with ``precompute.models.load_feature_model``: random weights from their seed, a ``file`` source from its
+        path (which must exist at the same path on the workers); ``imagenet`` and ``nsfwjs`` are resolved again on
+        each worker, from its own installation (Keras' ImageNet files: its cache or a download).
+    runtime : ``keras`` or ``litert``, as the driver resolved it (``precompute.runtimes.resolve_runtime``)
+    tflite : the driver's converted LiteRT file; a worker without it converts its own copy
     chunk_size : images per task (default ``CHUNK_SIZE``); each task runs forward passes of ``batch_size``.
     max_in_flight : chunks submitted and not yet written (default: twice the cluster's worker threads);
         bounds the driver's memory whatever the dataset size.
@@ -125,8 +115,8 @@ def extract_on_dask(
 
     from precompute.artifacts import open_array_writer
 
-    if len(paths) != len(recipe.layers):
-        raise ValueError(f"{len(paths)} output paths for {len(recipe.layers)} layers")
+    if len(paths) != len(layers):
+        raise ValueError(f"{len(paths)} output paths for {len(layers)} layers")
     n_images = len(rel_paths)
     if n_images == 0:
         raise ValueError("No images to extract.")
@@ -137,10 +127,11 @@ def extract_on_dask(
         threads = sum(w.get("nthreads", 1) for w in client.scheduler_info().get("workers", {}).values())
         max_in_flight = 2 * max(threads, 1)
     root = str(Path(dataset_dir).resolve())
+    model = (config, tuple(layers), runtime, str(tflite) if tflite else None)
 
     def submit(start: int) -> Any:
         chunk = list(rel_paths[start : start + chunk_size])
-        return client.submit(_extract_chunk, recipe, root, chunk, start, batch_size, pure=False)
+        return client.submit(_extract_chunk, model, root, chunk, start, batch_size, pure=False)
 
     compute_seconds, warmup_images, warmup_seconds, done = 0.0, 0, 0.0, 0
     start_wall = time.perf_counter()
@@ -176,43 +167,26 @@ def extract_on_dask(
 # ------------------------------------------------------------------------------------------- worker side
 
 
-def _worker_model(recipe: ModelRecipe) -> dict[str, Any]:
-    """``{"model", "preprocess", "warm"}`` of this worker process, built at most once per recipe."""
+def _worker_model(model: tuple[ModelConfig, tuple[str, ...], str, str | None]) -> dict[str, Any]:
+    """``{"model", "preprocess", "warm"}`` of this worker process, built at most once per
+    ``(config, layers, runtime, tflite)``."""
     with _WORKER_LOCK:
-        cached = _WORKER_MODELS.get(_recipe_key(recipe))
+        cached = _WORKER_MODELS.get(model)
         if cached is not None:
             return cached
-        from precompute.backbones import build_base, get_backbone, resolve_weights
-        from precompute.extract import build_feature_model, check_layers
+        from precompute.models import load_feature_model
 
         _WORKER_MODELS.clear()
-        backbone = get_backbone(recipe.backbone)
-        weights = recipe.weights
-        if weights.source in ("imagenet", "nsfwjs"):
-            # Packaged weights live in this worker's own environment, wherever it is installed.
-            weights = resolve_weights(backbone, weights.source)
-        base = build_base(backbone, weights, recipe.input_size)
-        check_layers(base, recipe.layers, backbone.name)
-        feature_model = build_feature_model(base, recipe.layers, recipe.pooling, flatten=recipe.flatten)
-        if recipe.runtime == "litert":
-            from precompute.runtimes import load_litert_model
-
-            # Every core per interpreter, as TensorFlow does for a Keras forward pass.
-            keras_model = feature_model
-            feature_model, _ = load_litert_model(lambda: keras_model, Path(recipe.tflite), recipe.quantize)
-        entry = {"model": feature_model, "preprocess": backbone.preprocess, "warm": False}
-        _WORKER_MODELS[_recipe_key(recipe)] = entry
+        config, layers, runtime, tflite = model
+        # On LiteRT, every core per interpreter, as TensorFlow does for a Keras forward pass.
+        built = load_feature_model(config, layers, runtime, tflite=tflite)
+        entry = {"model": built.runner, "preprocess": built.preprocess, "warm": False}
+        _WORKER_MODELS[model] = entry
         return entry
 
 
-def _recipe_key(recipe: ModelRecipe) -> tuple:
-    weights = recipe.weights
-    return (recipe.backbone, weights.source, str(weights.keras_arg), weights.seed, recipe.input_size,
-            recipe.layers, recipe.pooling, recipe.flatten, recipe.runtime, recipe.quantize, recipe.tflite)
-
-
-def _extract_chunk(recipe: ModelRecipe, root: str, rel_paths: list[str], start: int,
-                   batch_size: int) -> tuple[int, list[np.ndarray], float, tuple[int, float]]:
+def _extract_chunk(model: tuple[ModelConfig, tuple[str, ...], str, str | None], root: str, rel_paths: list[str],
+                   start: int, batch_size: int) -> tuple[int, list[np.ndarray], float, tuple[int, float]]:
     """One task: decode ``rel_paths`` and run them through the worker's model in batches.
 
     Returns ``(start, one float32 array per layer, forward seconds, (warm-up images, warm-up seconds))``.
@@ -220,10 +194,10 @@ def _extract_chunk(recipe: ModelRecipe, root: str, rel_paths: list[str], start: 
     from precompute.datasets import load_batches
     from precompute.extract import run_feature_model
 
-    entry = _worker_model(recipe)
+    entry = _worker_model(model)
     parts: list[list[np.ndarray]] = []
     seconds, warmup = 0.0, (0, 0.0)
-    for batch in load_batches(Path(root), rel_paths, recipe.input_size, batch_size):
+    for batch in load_batches(Path(root), rel_paths, model[0].input_size, batch_size):
         t0 = time.perf_counter()
         parts.append(run_feature_model(entry["model"], entry["preprocess"](batch)))
         elapsed = time.perf_counter() - t0

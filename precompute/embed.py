@@ -10,8 +10,6 @@ from numbers import Real
 
 import numpy as np
 
-# The parameters of a layout, as the artifact index records them; compute_umap's defaults are these.
-UMAP_DEFAULTS: dict[str, int | float | str] = {"n_neighbors": 15, "min_dist": 0.1, "metric": "euclidean", "seed": 42}
 # Metrics offered for layouts: those of umap's own registry that work on dense features without extra
 # parameters (minkowski's p, mahalanobis' matrix) or special data (strings, categories, lat/long).
 UMAP_METRICS = ("euclidean", "cosine", "correlation", "manhattan", "chebyshev", "canberra", "braycurtis")
@@ -26,7 +24,7 @@ def compute_umap(
     n_neighbors: int = 15,
     min_dist: float = 0.1,
     metric: str = "euclidean",
-    seed: int = 42,
+    seed: int = 0,
 ) -> np.ndarray:
     """Lay out feature vectors in 2-D with UMAP, reproducibly.
 
@@ -40,7 +38,7 @@ def compute_umap(
         How tightly UMAP may pack points, between 0 and 1 (UMAP's ``spread``).
     metric : str, default "euclidean"
         Distance between feature vectors, one of ``UMAP_METRICS``. Passed to UMAP as is.
-    seed : int, default 42
+    seed : int, default 0 (the pipeline's `--seed` default)
         Random seed, 0 <= seed < 2**32. The same features and parameters with the same seed give the same
         layout on the same machine and library versions. A seeded UMAP runs on one thread.
 

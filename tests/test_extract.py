@@ -25,8 +25,8 @@ from precompute.extract import (
     extract_array,
     extract_to_files,
     feature_dims,
-    load_extractor,
 )
+from precompute.models import load_extractor
 
 RANDOM = ResolvedWeights("random", None, "random", seed=0)
 # Keras' smallest accepted input for each architecture keeps these tests fast.

@@ -12,7 +12,7 @@ from precompute import artifacts as art
 from precompute.datasets import decode_image, scan_folder
 from precompute.duplicates import content_hash, hash_pairs, perceptual_hash
 from precompute.openclipart import CLASSES, DEFAULT_SOURCE, MAX_SIDE, crop_to_drawing, export_image_folder, main
-from precompute.pipeline import ModelSpec, Run, RunConfig
+from precompute.pipeline import ModelRequest, Run, RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "data" / "openclipart-200"
@@ -134,9 +134,9 @@ def test_embedded_dataset_is_what_the_script_rebuilds(tmp_path: Path) -> None:
 
 def test_imagenet_features_beat_pixels_and_untrained_weights_widely_on_the_default_dataset(tmp_path: Path) -> None:
     """The acceptance claim of the README's table, measured on the real weights and the shipped images."""
-    models = [ModelSpec("efficientnet-lite0", "imagenet", ("block7a_project_conv", "top_conv")),
-              ModelSpec("efficientnet-lite0", "random"),  # every default layer: its best one competes
-              ModelSpec("pixels")]
+    models = [ModelRequest("efficientnet-lite0", "imagenet", ("block7a_project_conv", "top_conv")),
+              ModelRequest("efficientnet-lite0", "random"),  # every default layer: its best one competes
+              ModelRequest("pixels")]
     Run(RunConfig(EMBEDDED, tmp_path, models, metrics=("cosine", "euclidean"), progress=False)).execute()
     entry = art.read_index(tmp_path).to_dict()["datasets"]["openclipart-200"]
 

@@ -12,11 +12,11 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute import pipeline
 from precompute.cli import main as cli_main
-from precompute.pipeline import ModelSpec, Run, RunConfig
+from precompute.pipeline import ModelRequest, Run, RunConfig
 
 # Three visually distinct classes, so even raw pixels retrieve same-class images well above chance.
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 230)}
-MODELS = [ModelSpec("pixels", "auto"), ModelSpec("efficientnet-lite0", "random")]
+MODELS = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
 
 
 def make_dataset(root: Path, per_class: int = 6, labeled: bool = True) -> Path:
@@ -81,7 +81,7 @@ def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
 def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
-    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     features = next(out.rglob("features.npy"))
     before = features.stat().st_mtime_ns
 
@@ -89,14 +89,14 @@ def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.
         raise AssertionError("a finished model was extracted again")
 
     monkeypatch.setattr(pipeline, "extract_to_files", no_extraction)
-    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     assert features.stat().st_mtime_ns == before
     # A new metric on the same features computes only that metric.
-    Run(config(dataset, out, models=[ModelSpec("pixels")], metrics=("cosine", "manhattan"))).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")], metrics=("cosine", "manhattan"))).execute()
     layer = next(iter(art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"].values()))
     assert set(layer["metrics"]) == {"cosine", "euclidean", "manhattan"}
     with pytest.raises(AssertionError, match="extracted again"):
-        Run(config(dataset, out, models=[ModelSpec("pixels")], force=True)).execute()
+        Run(config(dataset, out, models=[ModelRequest("pixels")], force=True)).execute()
 
 
 def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +114,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(embed, "compute_umap", interrupted_umap)
     with pytest.raises(KeyboardInterrupt):
-        Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+        Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     index = art.read_index(out).to_dict()  # still valid JSON with the work finished before the interruption
     layers = index["datasets"]["colours"]["models"]["pixels"]["layers"]
     done = [name for name, entry in layers.items() if "metrics" in entry and entry["metrics"]]
@@ -125,7 +125,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
     extracted = []
     real_extract = pipeline.extract_to_files
     monkeypatch.setattr(pipeline, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
-    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     assert not extracted, "the features were finished before the interruption; the rerun must reuse them"
     layers = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]
     assert all(set(entry["metrics"]) == {"cosine", "euclidean"} for entry in layers.values())
@@ -134,7 +134,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
 def test_unlabeled_folder_searches_without_scores(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "flat", per_class=3, labeled=False)
     out = tmp_path / "artifacts"
-    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     entry = art.read_index(out).to_dict()["datasets"]["flat"]
     assert not entry["labeled"] and "baseline" not in entry
     layer = next(iter(entry["models"]["pixels"]["layers"].values()))
@@ -181,9 +181,9 @@ def test_cli_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
 def test_changed_folder_is_rescanned_and_recomputed(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"
-    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     Image.new("RGB", (40, 48), (200, 40, 40)).save(dataset / "red" / "extra.png")
-    Run(config(dataset, out, models=[ModelSpec("pixels")])).execute()
+    Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     entry = art.read_index(out).to_dict()["datasets"]["colours"]
     assert entry["n_images"] == 13 and len(art.read_manifest(out, "colours")) == 13
     layer = entry["models"]["pixels"]["layers"]["pixels_8x8"]

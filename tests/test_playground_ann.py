@@ -38,7 +38,7 @@ def test_upload_and_deep_queries_go_through_the_index_and_match_exact(indexed_ro
     features = np.asarray(store.features("shapes", "pixels", "pixels_16x16"))
     query = features[3] + 0.01
     approx = feature_results(store, "shapes", "pixels", "pixels_16x16", metric, query, 8)
-    from precompute.similarity import search as exact_search
+    from precompute.similarity import search_exact as exact_search
 
     ids, _ = exact_search(query, features, metric, top_n=8)
     assert [r.image_id for r in approx][:5] == ids[0][:5].tolist()

@@ -504,3 +504,102 @@ def test_embeddings_selection_strip_neighbours_palette_thumbnails_and_fit(
     driver.set_window_size(1000, 1000)
     _poll(lambda: graph.rect["y"] + graph.rect["height"] <= driver.execute_script("return window.innerHeight") + 1)
     driver.save_screenshot(str(screenshot_dir / "embeddings-1000.png"))
+
+
+_POINT = """const [graph, name, index] = arguments;
+return [...document.querySelectorAll('#' + graph + ' .scatterlayer .trace .points .point')].find(e => {
+    const trace = e.parentNode.parentNode.__data__[0].trace;
+    return (name === null || trace.name === name) && e.__data__.i === index; });"""
+# Each Compare graph: its toolbar's box, its title's box, its figure's box, its texts that leave the figure.
+_COMPARE_BOXES = """const out = {};
+const box = e => {
+    if (!e) return null;
+    const b = e.getBoundingClientRect();
+    return [b.left, b.top, b.right, b.bottom];
+};
+for (const id of ['compare-heatmap', 'compare-cost-graph', 'compare-family-graph', 'compare-layers-graph']) {
+    const g = document.getElementById(id), svg = box(g.querySelector('.main-svg'));
+    const texts = '.textpoint text, .xaxislayer-above text, .yaxislayer-above text, .annotation-text, .gtitle';
+    const cut = [...g.querySelectorAll(texts)]
+        .filter(t => { const b = box(t); return b[0] < svg[0] - 1 || b[2] > svg[2] + 1 || b[1] < svg[1] - 1 ||
+                                                 b[3] > svg[3] + 1; }).map(t => t.textContent);
+    out[id] = {modebar: box(g.querySelector('.modebar')), title: box(g.querySelector('.gtitle')), cut: cut,
+               xticks: [...g.querySelectorAll('.xtick text')].map(t => t.textContent)};
+}
+return out;"""
+
+
+@pytest.mark.slow
+def test_compare_names_layers_bolds_winners_opens_points_in_search_and_fits_1000_px(
+    dash_duo, playground_artifacts, screenshot_dir, axe_script
+):
+    import time
+
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    from playground.store import Store
+
+    start(dash_duo, playground_artifacts, f"/compare?dataset=shapes&model={PIXELS}&metric=cosine&query=3&k=10")
+    driver = dash_duo.driver
+    dash_duo.wait_for_element("#compare-layers-graph .xaxislayer-above text", timeout=TIMEOUT)
+    # Layers by their Keras names, each model on its own axis; the winners in bold in the tables.
+    store = Store(playground_artifacts)
+    expected = [layer for model in (PIXELS, LITE) for layer in store.layers("shapes", model)]
+    ticks = ("return [...document.querySelectorAll('#compare-layers-graph .xaxislayer-above text')]"
+             ".map(t => t.textContent)")
+    _poll(lambda: driver.execute_script(ticks) == expected)
+    bold = "#compare-layers-graph .xaxislayer-above tspan[style*='bold']"
+    assert len(dash_duo.find_elements(bold)) == 2  # each model's best layer
+    assert dash_duo.find_elements("#compare-layers-graph .annotation-text tspan[style*='bold']")  # "★ best"
+    assert len(dash_duo.find_elements("#compare-table td.winner strong")) == 2  # each model's best metric
+    assert len(dash_duo.find_elements("#compare-verdicts td.winner")) in (0, 3)
+    assert len(dash_duo.find_elements("#compare-cost td.winner")) == 2
+    assert "Marker area: the size of the model file" in dash_duo.find_element("#view-compare").text
+    # Offline toolbars on every Compare graph: no "Share chart..." (Plotly Cloud) button, no logo.
+    for graph in ("compare-family-graph", "compare-layers-graph", "compare-heatmap", "compare-cost-graph"):
+        context = driver.execute_script(f"const c = document.querySelector('#{graph} .js-plotly-plot')._context;"
+                                        "return [c.showSendToCloud, c.displaylogo, c.plotlyServerURL];")
+        assert context == [False, False, ""], graph
+    assert not dash_duo.find_elements("#view-compare .modebar-btn[data-title*='Share']")
+    assert not dash_duo.find_elements("#view-compare .modebar-btn--logo")
+    assert_accessible(dash_duo, axe_script, "compare")
+
+    # At 1000 px: no toolbar over a title, no text cut at a figure's edge, a log axis in whole numbers with units.
+    for width in (1400, 1000):
+        driver.set_window_size(width, 1000)
+        time.sleep(1.5)  # plotly's resize
+        driver.execute_script("document.querySelectorAll('#view-compare .modebar').forEach(m => m.style.opacity = 1)")
+        boxes = driver.execute_script(_COMPARE_BOXES)
+        for graph, found in boxes.items():
+            bar, title = found["modebar"], found["title"]
+            assert bar[3] <= title[1] or bar[0] >= title[2], (width, graph, bar, title)  # below it, or beside it
+            assert not found["cut"], (width, graph, found["cut"])
+        assert boxes["compare-cost-graph"]["xticks"] and all(
+            t.endswith(("ms", " s")) for t in boxes["compare-cost-graph"]["xticks"])
+        driver.execute_script("document.querySelectorAll('#view-compare .modebar').forEach(m => m.style.opacity = '')")
+        driver.save_screenshot(str(screenshot_dir / f"compare-{width}.png"))
+
+    # Clicking a point of the layers chart opens that model / layer / metric in Search; back returns to Compare.
+    point = driver.execute_script(_POINT, "compare-layers-graph", LITE, 1)
+    layer = driver.execute_script("return arguments[0].parentNode.parentNode.__data__[0].trace.x[1]", point)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", point)
+    ActionChains(driver).move_to_element(point).click().perform()
+    _poll(lambda: "/search?" in driver.current_url)
+    assert f"model={LITE}&layer={layer}&metric=cosine&query=3&k=10" in driver.current_url
+    wait_for_results(dash_duo, 10)
+    assert dash_duo.find_element("#layer-select").text.startswith(layer)
+    driver.back()
+    _poll(lambda: "/compare?" in driver.current_url)
+    # ... and so does a point of the cost chart (the model at its best layer), and a cell of the heatmap.
+    dash_duo.wait_for_element("#compare-cost-graph .point", timeout=TIMEOUT)
+    point = driver.execute_script(_POINT, "compare-cost-graph", None, 0)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", point)
+    ActionChains(driver).move_to_element(point).click().perform()
+    _poll(lambda: f"/search?dataset=shapes&model={PIXELS}&layer=" in driver.current_url)
+    driver.back()
+    _poll(lambda: "/compare?" in driver.current_url)
+    cells = dash_duo.wait_for_element("#compare-heatmap .nsewdrag", timeout=TIMEOUT)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cells)
+    width = driver.execute_script("return arguments[0].getBoundingClientRect().width", cells)
+    ActionChains(driver).move_to_element(cells).move_by_offset(-int(width / 3), 0).click().perform()  # column 1
+    _poll(lambda: f"/search?dataset=shapes&model={PIXELS}&layer=" in driver.current_url)

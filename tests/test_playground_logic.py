@@ -295,11 +295,11 @@ def test_upload_of_a_dataset_image_finds_itself(store, playground_artifacts):
 
 
 def test_upload_of_a_real_photo_returns_results_and_caches_the_model(store, monkeypatch):
-    import precompute.extract
+    import precompute.models
 
     calls = []
-    real = precompute.extract.load_extractor
-    monkeypatch.setattr(precompute.extract, "load_extractor", lambda *a: calls.append(a) or real(*a))
+    real = precompute.models.load_extractor
+    monkeypatch.setattr(precompute.models, "load_extractor", lambda *a: calls.append(a) or real(*a))
     uploads._extractor.cache_clear()
     layers = store.layers("shapes", LITE)
     sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": LITE, "layer": layers[-1], "k": 6})
@@ -888,10 +888,10 @@ def test_every_graph_is_offline_no_cloud_button_no_logo(playground_artifacts):
     assert config["scrollZoom"] and not config["displaylogo"] and not config["showSendToCloud"]
     assert config["plotlyServerURL"] == "" and {"sendChartToCloud", "lasso2d"} <= set(config["modeBarButtonsToRemove"])
     layout = create_app(playground_artifacts).layout()
-    # The Compare view's graphs take GRAPH_CONFIG in the Compare part of issue #13 (another change).
-    compare_ids = {graph.id for graph in _graphs(compare.layout())}
-    graphs = [graph for graph in _graphs(layout) if graph.id not in compare_ids]
+    graphs = _graphs(layout)
     assert graphs
+    compare_ids = {graph.id for graph in _graphs(compare.layout())}
+    assert len(compare_ids) == 4 and compare_ids <= {graph.id for graph in graphs}  # Compare's graphs are covered
     for graph in graphs:
         assert graph.config["displaylogo"] is False and graph.config["showSendToCloud"] is False, graph.id
         assert "sendChartToCloud" in graph.config["modeBarButtonsToRemove"], graph.id
@@ -1398,3 +1398,147 @@ def test_compare_view_opens_with_the_answer_and_the_family_figure(store):
     assert [trace.name for trace in out["family"].data] == ["EfficientNet-Lite (random)"]
     flat = render_compare(store, resolve_selection(store, {"view": "compare", "dataset": "shapes-flat"}), None)
     assert flat["answer"] is None and "unlabeled" in flat["family"].layout.annotations[0].text
+
+
+# --------------------------------------------------------------------- Compare, UX round 2 (issue #13)
+def test_compare_layers_are_named_per_model_and_winners_are_bold(store):
+    from dash import html
+
+    from playground.figures import MODEBAR_ROOM
+
+    best = summary_table(store, "shapes").sort_values("rwp@15", kind="stable").iloc[-1]
+    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "metric": best["metric"]})
+    out = render_compare(store, sel, "rwp@15")
+    figure = out["layers"]
+    lines = {trace.name: trace for trace in figure.data if trace.mode == "lines+markers"}
+    assert list(lines) == [PIXELS, LITE]
+    for model, trace in lines.items():  # Keras names in network order, each model on its own axis
+        assert list(trace.x) == store.layers("shapes", model)
+        axis = figure.layout["xaxis" if trace.xaxis == "x" else "xaxis" + trace.xaxis[1:]]
+        assert axis.type == "category" and list(axis.categoryarray) == store.layers("shapes", model)
+        assert sum(text.startswith("<b>") for text in axis.ticktext) == 1  # the model's best layer in bold
+    assert lines[PIXELS].xaxis != lines[LITE].xaxis
+    titles = [a.text for a in figure.layout.annotations if a.text in (PIXELS, LITE) or "★ best" in a.text]
+    assert f"<b>{best['model']} ★ best</b>" in titles and len(titles) == 2
+    stars = [trace for trace in figure.data if trace.mode == "markers+text"]
+    assert all(text.startswith("<b>") for trace in stars for text in trace.text)
+    # Every Compare figure's title sits below the toolbar's row.
+    for name in ("layers", "heatmap", "cost_figure", "family"):
+        title = out[name].layout.title
+        assert title.yref == "container" and title.pad.t >= MODEBAR_ROOM and title.yanchor == "top", name
+        assert out[name].layout.margin.t > MODEBAR_ROOM, name
+    # Winners in bold in the tables: each model's best metric, the best model's row and cost.
+    winners = find_class(out["table"], "winner")
+    assert len(winners) == 2 and all(isinstance(cell.children, html.Strong) for cell in winners)
+    assert best["model"] in text_of(find_class(out["verdicts"], "winner"))
+    assert text_of(find_class(out["cost"], "winner")).startswith(best["model"])
+    heat = out["heatmap"].data[0]
+    assert all(sum("<b>" in text for text in row[:-1]) >= 1 for row in heat.text)  # a winner per class
+    assert not any("<b>" in row[-1] for row in heat.text)  # never the random ranking
+
+
+def test_a_click_on_a_compare_chart_opens_that_configuration_in_search(store):
+    from playground.callbacks.compare import search_target
+
+    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "metric": "euclidean", "query": 5,
+                                    "k": 9})
+    out = render_compare(store, sel, "rwp@15")
+
+    def click(figure, trace, point):
+        custom = figure.data[trace].customdata[point]
+        return {"points": [{"curveNumber": trace, "pointNumber": point, "customdata": list(custom)}]}
+
+    pathname, search = search_target(click(out["layers"], 0, 2), sel.to_dict())
+    assert pathname == "/search"
+    request = parse_url(pathname, search)
+    assert request == {"view": "search", "dataset": "shapes", "model": PIXELS, "layer": "pixels_32x32",
+                       "metric": "euclidean", "query": "5", "k": "9"}
+    opened = resolve_selection(store, request)
+    assert (opened.view, opened.model, opened.layer, opened.metric, opened.query) == (
+        "search", PIXELS, "pixels_32x32", "euclidean", 5) and not opened.notices
+    # The family figure's point carries its own best metric; the cost figure's and the heatmap's the bar's.
+    family = out["family"].data[0]
+    _, search = search_target(click(out["family"], 0, 0), sel.to_dict())
+    assert f"model={family.customdata[0][0]}" in search and f"metric={family.customdata[0][2]}" in search
+    _, search = search_target(click(out["cost_figure"], 0, 1), sel.to_dict())
+    best_layer = cost_table(store, "shapes", "euclidean", "rwp@15").loc[1, "best layer"]
+    assert f"model={LITE}&layer={best_layer}&metric=euclidean" in search
+    heat = out["heatmap"].data[0]  # Dash's click data of a heatmap cell: its x and y, no customdata
+    _, search = search_target({"points": [{"curveNumber": 0, "x": heat.x[0], "y": heat.y[0]}]}, sel.to_dict())
+    assert f"model={PIXELS}&layer=" in search and "metric=euclidean" in search
+    random_column = {"points": [{"curveNumber": 0, "x": heat.x[-1], "y": heat.y[0]}]}  # the random ranking's
+    assert heat.x[-1] == "random" and search_target(random_column, sel.to_dict()) is None
+    assert search_target(None, sel.to_dict()) is None and search_target({"points": []}, sel.to_dict()) is None
+    assert search_target(click(out["layers"], 0, 0), None) is None  # no dataset selected
+
+
+def test_compare_click_callback_writes_the_url(playground_artifacts):
+    from playground import ids
+    from playground.app import create_app
+
+    app = create_app(playground_artifacts)
+    clicks = [(key, c) for key, c in app.callback_map.items()
+              if {i["id"] for i in c["inputs"]} == {ids.COMPARE_LAYERS, ids.COMPARE_FAMILY_GRAPH,
+                                                     ids.COMPARE_COST_GRAPH, ids.COMPARE_HEATMAP}]
+    assert len(clicks) == 1 and {i["property"] for i in clicks[0][1]["inputs"]} == {"clickData"}
+    # Duplicate outputs (allow_duplicate) of the controller's URL: the URL is resolved like any link.
+    assert clicks[0][0].startswith(f"..{ids.URL}.pathname@") and f"...{ids.URL}.search@" in clicks[0][0]
+
+
+def test_log_axes_say_whole_numbers_with_units():
+    import math
+
+    from playground.figures import cost_quality_figure, family_figure, format_count, format_ms, log_ticks
+
+    ticks = log_ticks([math.log10(0.06), math.log10(30)], format_ms)
+    assert ticks["ticktext"] == ["0.1 ms", "0.3 ms", "1 ms", "3 ms", "10 ms", "30 ms"]
+    assert log_ticks([math.log10(0.08), math.log10(25)], format_ms)["ticktext"] == [
+        "0.1 ms", "0.3 ms", "1 ms", "3 ms", "10 ms"]  # 1-2-5 would give 8 ticks: 1-3 steps
+    dense = log_ticks([math.log10(2e6), math.log10(6e6)], format_count)["ticktext"]
+    assert dense == ["2M", "3M", "5M"]
+    assert log_ticks([0, 4], format_ms)["ticktext"] == ["1 ms", "10 ms", "100 ms", "1 s", "10 s"]
+    assert log_ticks(None, format_ms) == {}
+    costs = pd.DataFrame({"model": ["pixels", "efficientnet-lite0-random", "big"], "parameters": [0, 3.4e6, 130e6],
+                          "GFLOPs/image": [0, 0.4, 15], "ms/image": [0.05, 4.0, 120.0], "model MB": [0, 13.6, 520],
+                          "best layer": ["pixels_8x8", "top_conv", "fc2"], "best rwp@15": [0.2, 0.3, 0.25]})
+    fig = cost_quality_figure(costs, "best rwp@15", metric="cosine")
+    assert all(text.endswith(("ms", " s")) for text in fig.layout.xaxis.ticktext)
+    assert len(fig.layout.xaxis.tickvals) <= 7
+    trace = fig.data[0]
+    assert list(trace.text) == ["pixels", "<b>efficientnet-lite0-random</b>", "big"]  # the winner in bold
+    assert len(trace.textposition) == 3 and trace.cliponaxis is False
+    assert trace.textposition[0] != "middle left" and trace.textposition[2] != "middle right"  # kept inside
+    assert "marker area: model file size (largest 520.0 MB)" in fig.layout.title.text
+    family = pd.DataFrame({"model": ["a", "b"], "family": ["F", "F"], "parameters": [2e6, 5e6],
+                           "layer": ["l1", "l2"], "metric": ["cosine", "cosine"], "rwp@15": [0.3, 0.4]})
+    fig = family_figure(family, "rwp@15")
+    assert fig.layout.xaxis.ticktext and all(t.endswith("M") for t in fig.layout.xaxis.ticktext)
+    assert list(fig.data[0].text) == ["a", "<b>b</b>"]
+
+
+def test_compare_builds_each_derived_table_once_per_render(store, monkeypatch):
+    from playground import tables
+
+    calls = {"summary_table": 0, "best_layers": 0, "metric_model_table": 0}
+    for name in calls:
+        real = getattr(tables, name)
+
+        def counted(*args, _real=real, _name=name, **kwargs):
+            calls[_name] += 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(tables, name, counted)
+    render_compare(store, resolve_selection(store, {"view": "compare", "dataset": "shapes"}), "rwp@15")
+    assert calls == {"summary_table": 1, "best_layers": 1, "metric_model_table": 1}
+
+
+def test_labels_are_placed_off_each_other_and_inside_the_plot():
+    from playground.figures import place_labels
+
+    # Three models in a cluster (EfficientNet-Lite0/1/2), one alone near the right edge.
+    x, y = [0.50, 0.52, 0.55, 0.98], [0.40, 0.41, 0.40, 0.20]
+    names = ["efficientnet-lite0", "efficientnet-lite1", "<b>efficientnet-lite2</b>", "inceptionv3-nsfwjs"]
+    positions = place_labels(x, y, names, [0, 1], [0, 0.5])
+    assert len(set(positions[:3])) == 3  # the cluster's names go three different ways
+    assert "right" not in positions[3]  # not off the right edge
+    assert place_labels([], [], [], [0, 1], [0, 1]) == []

@@ -25,14 +25,14 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute.cli import main as cli_main
 from precompute.datasets import folder_fingerprint, scan_folder
-from precompute.pipeline import ModelSpec, Run, RunConfig
+from precompute.pipeline import ModelRequest, Run, RunConfig
 from tests.test_pipeline import make_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
 
 def _run(dataset: Path, out: Path, **options) -> None:
-    settings = {"models": [ModelSpec("pixels")], "metrics": ("cosine", "euclidean"), "top_n": 8,
+    settings = {"models": [ModelRequest("pixels")], "metrics": ("cosine", "euclidean"), "top_n": 8,
                 "progress": False, "umap_neighbors": 5}
     Run(RunConfig(dataset, out, **(settings | options))).execute()
 
@@ -120,7 +120,7 @@ def test_a_name_clash_is_an_error_naming_both_sources(tmp_path: Path, capsys: py
     first = make_dataset(tmp_path / "one" / "base", per_class=2)
     second = make_dataset(tmp_path / "two" / "base", per_class=3)
     out = tmp_path / "artifacts"
-    _run(first, out, models=[ModelSpec("pixels"), ModelSpec("efficientnet-lite0", "random")], input_size=32)
+    _run(first, out, models=[ModelRequest("pixels"), ModelRequest("efficientnet-lite0", "random")], input_size=32)
     assert cli_main([str(second), "--out", str(out), "--backbones", "pixels", "--no-progress"]) == 2
     message = capsys.readouterr().err
     assert str(first.resolve()) in message and str(second.resolve()) in message

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from precompute import artifacts as art
-from precompute import runtimes
-from precompute.pipeline import ModelSpec, Run
+from precompute import runtimes, weights_cache
+from precompute.pipeline import ModelRequest, Run
 from tests.test_pipeline import config, make_dataset
 
 TOLERANCE = 1e-4  # relative to each layer's largest feature value
@@ -25,7 +25,7 @@ TOLERANCE = 1e-4  # relative to each layer's largest feature value
 @pytest.fixture()
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
-    monkeypatch.setenv(runtimes.CACHE_ENV, str(folder))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(folder))
     return folder
 
 
@@ -142,7 +142,7 @@ def _features(out: Path, key: str) -> dict[str, np.ndarray]:
 def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -> None:
     """Same files and index keys; features within 1e-4; rankings equal but for near-ties; the runtime recorded."""
     dataset = make_dataset(tmp_path / "colours")
-    models = [ModelSpec("efficientnet-lite0", "random")]
+    models = [ModelRequest("efficientnet-lite0", "random")]
     outs = {}
     for runtime in ("keras", "litert"):
         outs[runtime] = tmp_path / runtime
@@ -175,11 +175,11 @@ def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -
 
 @pytest.mark.slow
 def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: Path) -> None:
-    from precompute.extract import load_extractor
+    from precompute.models import load_extractor
 
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "out"
-    models = [ModelSpec("pixels", "auto"), ModelSpec("efficientnet-lite0", "random")]
+    models = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
     Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
     entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"]
     base = "efficientnet-lite0-random"
@@ -213,14 +213,14 @@ def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: 
 def test_an_upload_extractor_from_the_cache_builds_no_keras_model(cache: Path) -> None:
     """The app's upload path: once precompute converted the model, the extractor loads from the cached file without
     importing TensorFlow (no Keras model is built; the backbone's Keras preprocessing imports it at the first call)."""
-    from precompute.extract import load_extractor
+    from precompute.models import load_extractor
 
     config = {"backbone": "mobilenetv2", "weights_source": "random", "weights_file": None, "seed": 0,
               "input_size": 32, "pooling": "avg"}
     layers = ["Conv1", "block_2_expand"]
     keras_features = load_extractor(config, layers, runtime="keras")(np.full((1, 32, 32, 3), 99, np.uint8))
     load_extractor(config, layers, runtime="litert")  # converts into the cache, as a precompute run would
-    code = ("import sys, json, numpy as np; from precompute.extract import load_extractor; "
+    code = ("import sys, json, numpy as np; from precompute.models import load_extractor; "
             f"extract = load_extractor({config!r}, {layers!r}, runtime='litert'); "
             "loaded = ['tensorflow' in sys.modules, 'keras' in sys.modules]; "
             "out = extract(np.full((1, 32, 32, 3), 99, np.uint8)); "

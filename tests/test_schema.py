@@ -27,12 +27,12 @@ def _sample() -> dict:
 @pytest.fixture(scope="module")
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Artifacts of three small runs: labeled (exact search), labeled with FAISS, unlabeled."""
-    from precompute.pipeline import ModelSpec, Run, RunConfig
+    from precompute.pipeline import ModelRequest, Run, RunConfig
     from tests.test_pipeline import make_dataset
 
     tmp = tmp_path_factory.mktemp("schema")
     out = tmp / "artifacts"
-    options = {"models": [ModelSpec("pixels")], "metrics": ("cosine", "euclidean"), "top_n": 8, "progress": False,
+    options = {"models": [ModelRequest("pixels")], "metrics": ("cosine", "euclidean"), "top_n": 8, "progress": False,
                "umap_neighbors": 5}
     labeled = make_dataset(tmp / "colours", per_class=4)
     Run(RunConfig(labeled, out, **options)).execute()

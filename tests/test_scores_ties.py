@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from precompute.scores import compute_query_scores, random_baseline, score_columns, summarize_scores
-from precompute.similarity import rank_neighbors
+from precompute.similarity import rank_neighbors_exact
 
 LABELS = np.array(["a"] * 4 + ["b"] * 3 + ["c"] * 5)
 
@@ -64,7 +64,7 @@ def test_a_ranking_where_every_distance_ties_scores_exactly_the_random_baseline(
     features = np.ones((len(LABELS), 3), dtype=np.float32)  # every pair at distance 0
     codes = pd.factorize(LABELS, sort=True)[0]
     ks = tuple(k for k in (1, 2, 3, 4) if k <= depth)
-    ranking = rank_neighbors(features, "euclidean", top_n=depth, groups=codes)
+    ranking = rank_neighbors_exact(features, "euclidean", top_n=depth, groups=codes)
     assert (ranking.tied_beyond == len(LABELS) - 1 - depth).all()
     scores = compute_query_scores(ranking.indices, LABELS, ks=ks, distances=ranking.distances,
                                   tied_beyond=ranking.tied_beyond, tied_beyond_same=ranking.tied_beyond_same)
@@ -88,12 +88,12 @@ def test_permuting_the_manifest_leaves_every_score_unchanged(metric: str) -> Non
     codes = pd.factorize(labels, sort=True)[0]
 
     def scores_of(feats: np.ndarray, labs: np.ndarray) -> pd.DataFrame:
-        ranking = rank_neighbors(feats, metric, top_n=15, groups=pd.factorize(labs, sort=True)[0])
+        ranking = rank_neighbors_exact(feats, metric, top_n=15, groups=pd.factorize(labs, sort=True)[0])
         return compute_query_scores(ranking.indices, labs, distances=ranking.distances,
                                     tied_beyond=ranking.tied_beyond, tied_beyond_same=ranking.tied_beyond_same)
 
     before = scores_of(features, labels)
-    assert (rank_neighbors(features, metric, top_n=15, groups=codes).tied_beyond > 0).any()  # ties at the cut
+    assert (rank_neighbors_exact(features, metric, top_n=15, groups=codes).tied_beyond > 0).any()  # ties at the cut
     for seed in range(3):
         perm = np.random.default_rng(seed).permutation(len(labels))
         after = scores_of(features[perm], labels[perm])

@@ -9,8 +9,8 @@ from scipy.spatial.distance import cdist
 from precompute.similarity import (
     metric_name,
     parse_metric,
-    rank_neighbors,
-    search,
+    rank_neighbors_exact,
+    search_exact,
     similarity_from_distance,
     top_k_from_distances,
 )
@@ -33,7 +33,7 @@ def _brute_force(features: np.ndarray, metric: str, top_n: int) -> tuple[np.ndar
 def test_rankings_match_brute_force(metric: str) -> None:
     rng = np.random.default_rng(3)
     features = rng.normal(size=(60, 9)).astype(np.float32)
-    indices, distances = rank_neighbors(features, metric, top_n=12, chunk_rows=16)
+    indices, distances = rank_neighbors_exact(features, metric, top_n=12, chunk_rows=16)
     expected_idx, expected_dist = _brute_force(features.astype(np.float64), metric, 12)
     assert indices.shape == (60, 12) and indices.dtype == np.int32
     np.testing.assert_array_equal(indices, expected_idx)
@@ -43,14 +43,14 @@ def test_rankings_match_brute_force(metric: str) -> None:
 
 def test_ties_and_duplicates_are_ordered_by_index() -> None:
     features = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    indices, distances = rank_neighbors(features, "euclidean", top_n=4)
+    indices, distances = rank_neighbors_exact(features, "euclidean", top_n=4)
     assert indices[0].tolist() == [1, 2, 3, 4]  # all at distance 1: index order
     assert indices[1].tolist() == [2, 4, 0, 3]  # exact duplicates first, query itself excluded
     assert distances[1, :2].tolist() == [0.0, 0.0]
 
 
 def test_top_n_is_capped_at_n_minus_one() -> None:
-    indices, _ = rank_neighbors(np.eye(4), "cosine", top_n=50)
+    indices, _ = rank_neighbors_exact(np.eye(4), "cosine", top_n=50)
     assert indices.shape == (4, 3)
 
 
@@ -62,11 +62,11 @@ def test_top_k_handles_ties_at_the_cut() -> None:
 
 def test_search_new_queries() -> None:
     features = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
-    indices, distances = search(np.array([1.0, 0.1]), features, "cosine", top_n=2)
+    indices, distances = search_exact(np.array([1.0, 0.1]), features, "cosine", top_n=2)
     assert indices.tolist() == [[0, 2]]
     assert similarity_from_distance("cosine", distances)[0, 0] == pytest.approx(1 / np.sqrt(1.01), rel=1e-6)
     with pytest.raises(ValueError, match="dim"):
-        search(np.ones(3), features, "cosine")
+        search_exact(np.ones(3), features, "cosine")
 
 
 def test_metric_names_and_errors() -> None:
@@ -77,7 +77,7 @@ def test_metric_names_and_errors() -> None:
     with pytest.raises(ValueError, match="Valid metrics: cosine, euclidean"):
         parse_metric("sqeuclidean")
     with pytest.raises(ValueError, match="NaN"):
-        rank_neighbors(np.array([[0.0], [np.nan], [1.0]]), "euclidean")
+        rank_neighbors_exact(np.array([[0.0], [np.nan], [1.0]]), "euclidean")
 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean"])
@@ -91,13 +91,13 @@ def test_blas_scan_of_large_sets_gives_the_float64_results_exactly(metric: str, 
     features[:50] += rng.normal(scale=1e-3, size=(50, 16)).astype(np.float32)  # near-ties
     groups = np.arange(300) % 7
     monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 10**12)
-    full = sim.rank_neighbors(features, metric, top_n=12, groups=groups, chunk_rows=64)
+    full = sim.rank_neighbors_exact(features, metric, top_n=12, groups=groups, chunk_rows=64)
     monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 0)
-    scanned = sim.rank_neighbors(features, metric, top_n=12, groups=groups, chunk_rows=64)
+    scanned = sim.rank_neighbors_exact(features, metric, top_n=12, groups=groups, chunk_rows=64)
     np.testing.assert_array_equal(scanned.indices, full.indices)
     np.testing.assert_allclose(scanned.distances, full.distances, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(scanned.tied_beyond, full.tied_beyond)
     np.testing.assert_array_equal(scanned.tied_beyond_same, full.tied_beyond_same)
     assert (full.tied_beyond > 0).any()
-    single = sim.search(features[3], features, metric, top_n=12, exclude=np.array([3]))
+    single = sim.search_exact(features[3], features, metric, top_n=12, exclude=np.array([3]))
     np.testing.assert_array_equal(single.indices[0], full.indices[3])

@@ -18,7 +18,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from precompute.ports import tfjs
+from precompute import weights_cache
+from precompute.ports import import_tfjs, tfjs
+from precompute.readers import tfjs as tfjs_files
 
 QUANT_MAX = {"uint8": 255, "uint16": 65535}
 _BARE_KEY = re.compile(r"[A-Za-z_$][\w$]*")
@@ -152,7 +154,7 @@ def small_source() -> keras.Model:
 def test_round_trip_recovers_weights_within_quantisation(small_source: keras.Model, tmp_path: Path,
                                                          quant: str | None) -> None:
     model_file, expected, steps = write_tfjs(small_source, tmp_path, quant)
-    source = tfjs.read_layers_model(model_file)
+    source = tfjs_files.read_layers_model(model_file)
     assert len(source.weights) == len(expected) == len(small_source.weights) == 260
     assert set(source.quantization.values()) == ({quant} if quant else set())
     target = _small_mobilenet()
@@ -178,7 +180,7 @@ def test_round_trip_recovers_weights_within_quantisation(small_source: keras.Mod
 def test_uint8_error_is_what_quantisation_allows(small_source: keras.Model, tmp_path: Path) -> None:
     # Guards the test above against a reader that ignores the scale: uint8 codes are coarse, not exact.
     model_file, _, steps = write_tfjs(small_source, tmp_path, "uint8")
-    source = tfjs.read_layers_model(model_file)
+    source = tfjs_files.read_layers_model(model_file)
     key = "Conv1/kernel"
     error = np.abs(source.weights[key] - np.asarray(small_source.get_layer("Conv1").weights[0])).max()
     assert 0.05 * steps[key] < error <= 0.5 * steps[key] * (1 + 1e-5)
@@ -188,7 +190,7 @@ def test_nsfwjs_style_bundles_read_like_json(small_source: keras.Model, tmp_path
     json_file, _, _ = write_tfjs(small_source, tmp_path / "json", "uint8")
     js_file, _, _ = write_tfjs(small_source, tmp_path / "js", "uint8", bundle=True)
     assert js_file.name == "model.min.js" and not js_file.read_text().lstrip().startswith("{")
-    from_json, from_js = tfjs.read_layers_model(json_file), tfjs.read_layers_model(js_file)
+    from_json, from_js = tfjs_files.read_layers_model(json_file), tfjs_files.read_layers_model(js_file)
     assert from_js.topology == from_json.topology
     assert list(from_js.weights) == list(from_json.weights)
     for key, array in from_json.weights.items():
@@ -216,7 +218,7 @@ def test_counter_names_map_by_graph_order_not_by_name_or_listing(tmp_path: Path)
     model_file, _, _ = write_tfjs(original, tmp_path, None, rename=shifted, shuffle=5)
     target = _branchy_model()  # built later: different counters again
     assert {lay.name for lay in target.layers}.isdisjoint({lay.name for lay in original.layers})
-    mapping = tfjs.assign_weights(target, tfjs.read_layers_model(model_file), allow_unused=False)
+    mapping = tfjs.assign_weights(target, tfjs_files.read_layers_model(model_file), allow_unused=False)
     assert {how for *_, how in mapping.pairs} == {"order"} and len(mapping.pairs) == 8
     x = np.random.default_rng(2).normal(size=(2, 8, 8, 4)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(target(x)), np.asarray(original(x)))
@@ -226,7 +228,7 @@ def test_keras3_topology_maps_by_graph_order_too(tmp_path: Path) -> None:
     original = _randomized(_branchy_model(), seed=8)
     model_file, _, _ = write_tfjs(original, tmp_path, None, keras2_names=False)
     target = _branchy_model()
-    mapping = tfjs.assign_weights(target, tfjs.read_layers_model(model_file), allow_unused=False)
+    mapping = tfjs.assign_weights(target, tfjs_files.read_layers_model(model_file), allow_unused=False)
     assert {how for *_, how in mapping.pairs} == {"order"}
     x = np.random.default_rng(9).normal(size=(2, 8, 8, 4)).astype(np.float32)
     np.testing.assert_array_equal(np.asarray(target(x)), np.asarray(original(x)))
@@ -237,7 +239,7 @@ def test_shape_disagreement_lists_the_layers_and_assigns_nothing(small_source: k
     wider = keras.applications.MobileNetV2(weights=None, alpha=0.5, input_shape=(32, 32, 3), include_top=False)
     before = [np.asarray(w).copy() for w in wider.weights]
     with pytest.raises(ValueError, match=r"does not map onto .*\n.* has shape \(.*\), '.*' needs \("):
-        tfjs.assign_weights(wider, tfjs.read_layers_model(model_file))
+        tfjs.assign_weights(wider, tfjs_files.read_layers_model(model_file))
     assert all(np.array_equal(b, np.asarray(w)) for b, w in zip(before, wider.weights, strict=True))
 
 
@@ -245,21 +247,21 @@ def test_damaged_files_give_format_errors(small_source: keras.Model, tmp_path: P
     model_file, _, _ = write_tfjs(small_source, tmp_path, "uint8")
     shards = sorted(tmp_path.glob("*.bin"))
     shards[-1].write_bytes(shards[-1].read_bytes()[:-10])
-    with pytest.raises(tfjs.TfjsFormatError, match="shards end before weight"):
-        tfjs.read_layers_model(model_file)
+    with pytest.raises(tfjs_files.TfjsFormatError, match="shards end before weight"):
+        tfjs_files.read_layers_model(model_file)
     shards[-1].write_bytes(shards[-1].read_bytes() + b"0123456789extra")
-    with pytest.raises(tfjs.TfjsFormatError, match="describes"):
-        tfjs.read_layers_model(model_file)
+    with pytest.raises(tfjs_files.TfjsFormatError, match="describes"):
+        tfjs_files.read_layers_model(model_file)
     shards[0].unlink()
-    with pytest.raises(tfjs.TfjsFormatError, match="Weight shard 'group1-shard1of.*' not found"):
-        tfjs.read_layers_model(model_file)
+    with pytest.raises(tfjs_files.TfjsFormatError, match="Weight shard 'group1-shard1of.*' not found"):
+        tfjs_files.read_layers_model(model_file)
     graph = tmp_path / "graph.json"
     graph.write_text(json.dumps({"format": "graph-model", "modelTopology": {}, "weightsManifest": []}))
-    with pytest.raises(tfjs.TfjsFormatError, match="only layers models"):
-        tfjs.read_layers_model(graph)
+    with pytest.raises(tfjs_files.TfjsFormatError, match="only layers models"):
+        tfjs_files.read_layers_model(graph)
     (tmp_path / "model.js").write_text("console.log('hello')")
-    with pytest.raises(tfjs.TfjsFormatError, match="neither a model.json nor a JavaScript bundle"):
-        tfjs.read_layers_model(tmp_path / "model.js")
+    with pytest.raises(tfjs_files.TfjsFormatError, match="neither a model.json nor a JavaScript bundle"):
+        tfjs_files.read_layers_model(tmp_path / "model.js")
 
 
 def test_unknown_architecture_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -268,7 +270,7 @@ def test_unknown_architecture_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     with pytest.raises(ValueError, match="Unknown architecture 'vgg16'"):
         tfjs.convert_layers_model(tmp_path / "model.json", "vgg16", tmp_path / "out.weights.h5")
     with pytest.raises(SystemExit) as exit_info:
-        tfjs.main([str(tmp_path / "model.json"), "--arch", "vgg16", "--out", str(tmp_path / "o.weights.h5")])
+        import_tfjs.main([str(tmp_path / "model.json"), "--arch", "vgg16", "--out", str(tmp_path / "o.weights.h5")])
     assert exit_info.value.code == 2 and "invalid choice: 'vgg16'" in capsys.readouterr().err
 
 
@@ -278,7 +280,7 @@ def test_command_converts_into_a_file_keras_applications_loads(tmp_path: Path,
                                                           include_top=False), seed=4)
     model_file, expected, _ = write_tfjs(original, tmp_path / "src", "uint8", shard_bytes=4 << 20)
     out = tmp_path / "mnv2.weights.h5"
-    assert tfjs.main([str(model_file), "--arch", "mobilenetv2", "--out", str(out)]) == 0
+    assert import_tfjs.main([str(model_file), "--arch", "mobilenetv2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "block_16_project_BN" in printed and "104 layers mapped (104 by name, 0 by graph order)" in printed
     # The converted file is what keras.applications takes as `weights=`, at another input size too.
@@ -288,7 +290,7 @@ def test_command_converts_into_a_file_keras_applications_loads(tmp_path: Path,
             np.testing.assert_array_equal(np.asarray(var), expected[f"{layer.name}/{var.name.split('/')[-1]}"])
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == [out.name]  # no temporary file left
     with pytest.raises(SystemExit):
-        tfjs.main([str(model_file), "--arch", "mobilenetv2", "--out", str(tmp_path / "x.h5")])
+        import_tfjs.main([str(model_file), "--arch", "mobilenetv2", "--out", str(tmp_path / "x.h5")])
     assert "--out must end with .weights.h5" in capsys.readouterr().err
 
 
@@ -312,7 +314,7 @@ def nsfwjs_env(tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(NSFWJS_MISSING)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv(nsfwjs.DIR_ENV, str(models_dir))
-        mp.setenv(nsfwjs.CACHE_ENV, str(tmp_path_factory.mktemp("nsfwjs_cache")))
+        mp.setenv(weights_cache.CACHE_ENV, str(tmp_path_factory.mktemp("nsfwjs_cache")))
         yield models_dir
 
 
@@ -329,7 +331,7 @@ def test_nsfwjs_model_with_its_head_calls_photos_neutral(nsfwjs_env: Path, arch:
                                                          by_name: int) -> None:
     from precompute.ports import nsfwjs
 
-    source = tfjs.read_layers_model(nsfwjs_env / folder / "model.min.js")
+    source = tfjs_files.read_layers_model(nsfwjs_env / folder / "model.min.js")
     assert set(source.quantization.values()) == {"uint8"}
     base = tfjs.build_architecture(arch)
     x = keras.layers.AveragePooling2D(base.output.shape[1])(base.output)  # nsfwjs' head, Keras-named
@@ -349,7 +351,7 @@ def test_nsfwjs_model_with_its_head_calls_photos_neutral(nsfwjs_env: Path, arch:
 def test_nsfwjs_batchnorm_statistics_fit_x_over_255(nsfwjs_env: Path) -> None:
     # Why nsfwjs.build_base rescales to x/255: the first BatchNorm's moving mean matches conv activations of
     # photos scaled x/255 (correlation 0.99), not x/127.5 - 1 (-0.78).
-    source = tfjs.read_layers_model(nsfwjs_env / "mobilenet_v2" / "model.min.js")
+    source = tfjs_files.read_layers_model(nsfwjs_env / "mobilenet_v2" / "model.min.js")
     kernel, moving_mean = source.weights["Conv1/kernel"], source.weights["bn_Conv1/moving_mean"]
     x = _photos(("chelsea", "coffee", "rocket", "astronaut", "camera"), 224)
     conv = keras.layers.Conv2D(32, 3, strides=2, use_bias=False)
@@ -422,7 +424,7 @@ def test_nsfwjs_tarball_in_the_env_folder_is_unpacked_and_converted_once(tmp_pat
 
     tgz, expected = _fake_nsfwjs_tarball(tmp_path / "npm")
     monkeypatch.setenv(nsfwjs.DIR_ENV, str(tgz.parent))
-    monkeypatch.setenv(nsfwjs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setattr(nsfwjs.shutil, "which", lambda name: None)  # no npm: it must not be needed
     path = nsfwjs.nsfwjs_weights_path("mobilenetv2")
     assert path.parent == tmp_path / "cache" and path.name.endswith("-v1.weights.h5")
@@ -443,7 +445,7 @@ def test_missing_nsfwjs_names_the_package_and_the_variable(tmp_path: Path, monke
     from precompute.backbones import WeightsUnavailableError
     from precompute.ports import nsfwjs
 
-    monkeypatch.setenv(nsfwjs.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(weights_cache.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv(nsfwjs.DIR_ENV, str(tmp_path))
     with pytest.raises(WeightsUnavailableError, match=r"SISP_NSFWJS_DIR=.* holds neither .*nsfwjs@4\.4\.0"):
         nsfwjs.nsfwjs_weights_path("mobilenetv2")
@@ -480,10 +482,10 @@ def test_nsfwjs_default_layers_lie_in_the_imagenet_frozen_part(nsfwjs_env: Path,
     # layer is batch_normalization_55 (nsfwjs counts from 1), inside mixed6: mixed5 is its last whole frozen block.
     from precompute.ports import nsfwjs
 
-    topology = tfjs.read_model_json(nsfwjs_env / folder / "model.min.js")["modelTopology"]
-    graph = tfjs._source_layers(topology)
+    topology = tfjs_files.read_model_json(nsfwjs_env / folder / "model.min.js")["modelTopology"]
+    graph = tfjs_files.topology_layers(topology)
     trainable = {layer["name"]: layer["config"].get("trainable", True)
-                 for layer in tfjs._model_config(topology)["layers"]}
+                 for layer in tfjs_files.topology_config(topology)["layers"]}
     defaults = nsfwjs.DEFAULT_LAYERS[arch]
     assert 6 <= len(defaults) <= 8
     for name in defaults:

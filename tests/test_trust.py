@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from precompute import artifacts as art
-from precompute.pipeline import FEATURE_DUPLICATE_RATIO, ModelSpec, Run, RunConfig
+from precompute.pipeline import FEATURE_DUPLICATE_RATIO, ModelRequest, Run, RunConfig
 from precompute.schema import ArtifactIndex
 from precompute.stats import bootstrap_ci
 from tests.test_pipeline import make_dataset
@@ -21,7 +21,7 @@ METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
 
 
 def _run(dataset: Path, out: Path, **options) -> None:
-    settings = {"models": [ModelSpec("pixels", "auto")], "metrics": ("cosine", "euclidean"), "top_n": 8,
+    settings = {"models": [ModelRequest("pixels", "auto")], "metrics": ("cosine", "euclidean"), "top_n": 8,
                 "progress": False, "umap_neighbors": 5}
     Run(RunConfig(dataset, out, **(settings | options))).execute()
 

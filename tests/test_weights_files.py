@@ -211,7 +211,8 @@ def test_precompute_command_reads_a_weights_folder(tmp_path: Path) -> None:
     from precompute import artifacts as art
     from precompute.cli import main
     from precompute.datasets import load_for_model
-    from precompute.extract import build_feature_model, extract_array, load_extractor
+    from precompute.extract import build_feature_model, extract_array
+    from precompute.models import load_extractor
     from tests.playground_fixtures import make_shapes_dataset
 
     (tmp_path / "weights").mkdir()

@@ -1,20 +1,27 @@
 """Compare view: the answer first (the best configuration, its cost, and the cheapest configuration as good as
 it; model size against score per family), then what is distinguishable from the best, scores per layer with their
-intervals, the metric x model table, per-class heatmap, cost beside quality."""
+intervals, the metric x model table, per-class heatmap, cost beside quality. Winners are in bold; clicking a
+chart's point opens that model, layer and metric in Search (through the URL, as a shared link would)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from dash import Dash, Input, Output, State, dcc, html
+from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from playground import components, figures, ids, tables
 from playground.callbacks.guards import selection_in_view
-from playground.state import Selection
+from playground.state import Selection, to_url
 from playground.store import Store
+
+# The charts whose points open their configuration in Search when clicked (customdata [model, layer, metric, ...];
+# the heatmap's cells by their column, "model (layer)" as tables.class_breakdown names it).
+CLICKABLE_GRAPHS = (ids.COMPARE_LAYERS, ids.COMPARE_FAMILY_GRAPH, ids.COMPARE_COST_GRAPH, ids.COMPARE_HEATMAP)
+_COLUMN = re.compile(r"^(?P<model>.+) \((?P<layer>[^()]+)\)$")
 
 
 def _interval_of(row: pd.Series, score: str) -> str:
@@ -166,13 +173,75 @@ def render_verdicts(best: pd.Series | None, verdicts: pd.DataFrame, metric: str,
             "against the best": [verdict_text(row) for _, row in verdicts.iterrows()],
         }
     )
-    return headline, components.frame_table(
-        table, class_name="data-table verdict-table", numeric={f"{score} [95 % interval]"}
+    winner = [i for i, verdict in enumerate(verdicts["verdict"]) if verdict == tables.BEST]
+    cells = {(i, column) for i in winner for column in ("model", f"best layer ({metric})", f"{score} [95 % interval]")}
+    return headline, bold_cells(
+        components.frame_table(table, class_name="data-table verdict-table", numeric={f"{score} [95 % interval]"}),
+        cells,
     )
 
 
+def bold_cells(table: html.Table, cells: set[tuple[int, str]]) -> html.Table:
+    """Write the cells ``(row position, column name)`` of a ``components.frame_table`` in bold (class ``winner``).
+
+    Returns the same table, changed in place.
+    """
+    if not cells:
+        return table
+    header, body = table.children
+    columns = [str(th.children) for th in header.children.children]
+    for (position, column) in cells:
+        if column not in columns or position >= len(body.children):
+            continue
+        td = body.children[position].children[columns.index(column)]
+        td.className = f"{getattr(td, 'className', None) or ''} winner".strip()
+        td.children = html.Strong(td.children)
+    return table
+
+
+def _pivot_winners(pivot: pd.DataFrame) -> set[tuple[int, str]]:
+    """Winners of a metric x model table (numbers, before intervals are merged into text): each model's best
+    metric, its column's highest value (the dataset's best configuration is the highest of them)."""
+    cells = set()
+    values = pivot.apply(pd.to_numeric, errors="coerce")
+    for model in values.columns:
+        column = values[model].reset_index(drop=True)
+        if column.notna().any():
+            cells.add((int(column.idxmax()), str(model)))
+    return cells
+
+
+def search_target(click_data: dict | None, selection: dict | None) -> tuple[str, str] | None:
+    """``(pathname, search)`` of the Search view for the chart point clicked in Compare, or None.
+
+    The point's ``customdata`` starts with [model, layer, metric] (``figures._click_data``; an empty metric
+    keeps the selection's). A heatmap cell has none in Dash's click data (its point number is a pair, which
+    ``dcc.Graph`` leaves out): its column, ``model (layer)``, names it, under the selection's metric. Dataset,
+    query and k stay as they are. The URL is then resolved like any link, so a name the artifacts lack gets the
+    usual notice.
+    """
+    sel = Selection.from_dict(selection)
+    points = (click_data or {}).get("points") or []
+    if sel.dataset is None or not points:
+        return None
+    custom = points[0].get("customdata")
+    column = _COLUMN.match(str(points[0].get("x", "")))
+    if custom is None and column:
+        custom = [column["model"], column["layer"], ""]
+    if not isinstance(custom, list | tuple) or len(custom) < 2 or not custom[0] or not custom[1]:
+        return None  # a point of no configuration (the random ranking's column, a baseline line)
+    metric = custom[2] if len(custom) > 2 and custom[2] else sel.metric
+    target = Selection(view="search", dataset=sel.dataset, model=str(custom[0]), layer=str(custom[1]),
+                       metric=metric, query=sel.query, k=sel.k)
+    return to_url(target)
+
+
 def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str, Any]:
-    """Everything the compare view shows, keyed by what it fills."""
+    """Everything the compare view shows, keyed by what it fills.
+
+    Each derived table (the summary, each model's best layer, ...) is built once per render and handed to what
+    needs it; the figures are pure functions of those tables.
+    """
     out: dict[str, Any] = {"message": None, "score_options": [], "score": score, "headline": None, "verdicts": None,
                            "answer": None}
     if sel.dataset is None:
@@ -192,34 +261,53 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
     if summary.empty:
         messages.append(components.message("No model was computed for this dataset yet.", "warning"))
     baseline = store.baseline_summary(sel.dataset).get(score) if score else None
+    best = tables.best_layers(summary, metric, score) if score and score in summary.columns else None
     if score:
         rows = tables.layer_scores(summary, metric, score)
-        bars = ", bars: 95 % interval" if tables.interval_columns(score)[0] in rows.columns else ""
+        bars = " · bars: 95 % interval" if tables.interval_columns(score)[0] in rows.columns else ""
         out["layers"] = figures.layer_scores_figure(
-            rows, score, baseline, f"{score} per layer ({metric}), ★ best layer{bars}, dashed: random ranking"
+            rows, score, baseline,
+            figures.caption(f"{score} per layer ({metric})",
+                            f"each model's layers shallow → deep · ★ best layer{bars} · dashed: random ranking · "
+                            "click a point to open it in Search"),
+            metric=metric,
         )
-        out["headline"], out["verdicts"] = render_verdicts(
-            *tables.compare_to_best(store, sel.dataset, metric, score), metric, score
-        )
+        best_row, verdicts = tables.compare_to_best(store, sel.dataset, metric, score, summary=summary,
+                                                    best_per_model=best)
+        out["headline"], out["verdicts"] = render_verdicts(best_row, verdicts, metric, score)
+        models = list(dict.fromkeys(summary["model"]))
         pivot = tables.metric_model_table(summary, score, intervals=True)
-        pivot, merged = components.with_intervals(pivot, list(dict.fromkeys(summary["model"])))
-        pivot = pivot.reset_index().rename(columns={"metric": f"metric \\ model ({score}, best layer)"})
+        numbers = pivot[[model for model in models if model in pivot.columns]]  # without the interval bounds
+        pivot, merged = components.with_intervals(pivot, models)
+        label = f"metric \\ model ({score}, best layer)"
+        pivot = pivot.reset_index().rename(columns={"metric": label})
         if baseline is not None:
             pivot["random"] = baseline
-        out["table"] = components.frame_table(pivot, numeric=merged)
-        out["heatmap"] = figures.class_heatmap(tables.class_breakdown(store, sel.dataset, metric, score), score)
-        out["answer"] = render_answer(tables.answer(store, sel.dataset, score))
-        out["family"] = figures.family_figure(tables.family_table(store, sel.dataset, score), score, baseline)
+        winners = _pivot_winners(numbers) if not numbers.empty else set()
+        out["table"] = bold_cells(components.frame_table(pivot, numeric=merged), winners)
+        targets = {} if best is None else {
+            f"{model} ({row['layer']})": (model, row["layer"], metric) for model, row in best.iterrows()
+        }
+        out["heatmap"] = figures.class_heatmap(
+            tables.class_breakdown(store, sel.dataset, metric, score, summary=summary, best=best), score, targets
+        )
+        out["answer"] = render_answer(tables.answer(store, sel.dataset, score, summary=summary))
+        out["family"] = figures.family_figure(tables.family_table(store, sel.dataset, score, summary=summary),
+                                              score, baseline)
     else:
         out["layers"] = figures.empty_figure("No scores (unlabeled dataset).")
         out["table"] = None
         out["heatmap"] = figures.empty_figure("No per-class scores (unlabeled dataset).")
         out["family"] = figures.empty_figure("No scores to set against model size (unlabeled dataset).")
-    cost = tables.cost_table(store, sel.dataset, metric, score or "")
+    cost = tables.cost_table(store, sel.dataset, metric, score or "", summary=summary, best=best)
     shown, merged = components.with_intervals(cost, [f"best {score}"])
-    out["cost"] = components.frame_table(shown, numeric=merged)
+    cost_winner = set()
+    if score and f"best {score}" in cost.columns and cost[f"best {score}"].notna().any():
+        position = int(cost[f"best {score}"].astype(float).reset_index(drop=True).idxmax())
+        cost_winner = {(position, "model"), (position, f"best {score}")}
+    out["cost"] = bold_cells(components.frame_table(shown, numeric=merged), cost_winner)
     out["cost_figure"] = (
-        figures.cost_quality_figure(cost, f"best {score}")
+        figures.cost_quality_figure(cost, f"best {score}", metric=metric)
         if score
         else figures.empty_figure("No scores to set against cost.")
     )
@@ -261,6 +349,22 @@ def register(app: Dash, store: Store) -> None:
             out["cost"],
             out["cost_figure"],
         )
+
+    @app.callback(
+        Output(ids.URL, "pathname", allow_duplicate=True),
+        Output(ids.URL, "search", allow_duplicate=True),
+        *[Input(graph, "clickData") for graph in CLICKABLE_GRAPHS],
+        State(ids.SELECTION, "data"),
+        prevent_initial_call=True,
+    )
+    def open_in_search(*args):
+        """A click on a chart's point opens that model / layer / metric in Search (the controller resolves the
+        URL as it resolves any link: back returns to Compare)."""
+        clicks = dict(zip(CLICKABLE_GRAPHS, args[:-1], strict=True))
+        target = search_target(clicks.get(ctx.triggered_id), args[-1])
+        if target is None:
+            raise PreventUpdate
+        return target
 
     @app.callback(
         Output(ids.COMPARE_DOWNLOAD, "data"),

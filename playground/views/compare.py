@@ -1,8 +1,18 @@
-"""Compare: models, layers and metrics on the dataset, quality beside cost."""
+"""Compare: models, layers and metrics on the dataset, quality beside cost.
+
+Every graph takes the offline toolbar of ``components.graph`` (no Plotly Cloud button, no logo), without the
+select and lasso tools that mean nothing here, so that the toolbar stays short."""
 
 from dash import dcc, html
 
-from playground import ids
+from playground import components, ids
+
+# Box and lasso select do nothing in Compare (a click opens a point in Search).
+_GRAPH_CONFIG = {"modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
+
+
+def _graph(component_id: str, class_name: str | None = None) -> dcc.Graph:
+    return components.graph(component_id, config=_GRAPH_CONFIG, className=class_name)
 
 
 def layout() -> html.Div:
@@ -27,12 +37,12 @@ def layout() -> html.Div:
             html.Div(
                 [
                     html.Div(id=ids.COMPARE_ANSWER, className="answer-text"),
-                    dcc.Graph(id=ids.COMPARE_FAMILY_GRAPH, config={"displaylogo": False}, className="answer-figure"),
+                    _graph(ids.COMPARE_FAMILY_GRAPH, "answer-figure"),
                 ],
                 className="answer-block",
             ),
             html.Div(id=ids.COMPARE_HEADLINE),
-            dcc.Graph(id=ids.COMPARE_LAYERS, config={"displaylogo": False}),
+            _graph(ids.COMPARE_LAYERS),
             html.H3("Each model's best layer against the best configuration"),
             html.P(
                 "A paired test over the same queries: the best configuration's per-query score minus the model's, "
@@ -42,11 +52,25 @@ def layout() -> html.Div:
             ),
             html.Div(id=ids.COMPARE_VERDICTS, className="table-wrap"),
             html.H3("Best layer score per metric and model"),
+            html.P("Bold: each model's best metric (its best configuration); click any chart's point to open that "
+                   "model, layer and metric in Search.", className="hint"),
             html.Div(id=ids.COMPARE_TABLE, className="table-wrap"),
             html.Div(
                 [
-                    html.Div(dcc.Graph(id=ids.COMPARE_HEATMAP, config={"displaylogo": False}), className="half"),
-                    html.Div(dcc.Graph(id=ids.COMPARE_COST_GRAPH, config={"displaylogo": False}), className="half"),
+                    html.Div(_graph(ids.COMPARE_HEATMAP), className="half"),
+                    html.Div(
+                        [
+                            _graph(ids.COMPARE_COST_GRAPH),
+                            html.P(
+                                "Marker area: the size of the model file that ran (float32 weights, or the LiteRT "
+                                "file of a -float16 / -int8 variant), so a quantised variant is a smaller dot; "
+                                "parameters and GFLOPs are in its tooltip and in the table below. Bold: the "
+                                "model with the best score.",
+                                className="hint figure-caption",
+                            ),
+                        ],
+                        className="half",
+                    ),
                 ],
                 className="two-halves",
             ),

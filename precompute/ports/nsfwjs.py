@@ -20,7 +20,6 @@ model is converted once into ``$SISP_CACHE_DIR/<backbone>-nsfwjs-4.4.0-<sha>-v<N
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -29,14 +28,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from precompute.backbones import WeightsUnavailableError
+from precompute.errors import WeightsUnavailableError
 from precompute.ports import tfjs
+from precompute.weights_cache import cache_dir, convert_once, converted_weights_path, folder_sha256
 
 NSFWJS_VERSION = "4.4.0"
 NPM_SPEC = f"nsfwjs@{NSFWJS_VERSION}"
 DIR_ENV = "SISP_NSFWJS_DIR"
-CACHE_ENV = "SISP_CACHE_DIR"
-DEFAULT_CACHE_DIR = "~/.cache/semantic-image-search-playground"
 NPM_TIMEOUT_S = 300
 
 # Registry backbone -> (folder under dist/models, keras.applications constructor).
@@ -80,10 +78,6 @@ def _check_backbone(backbone_name: str) -> tuple[str, str]:
     if backbone_name not in MODELS:
         raise ValueError(f"nsfwjs weights exist for {', '.join(MODELS)}; got {backbone_name!r}.")
     return MODELS[backbone_name]
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get(CACHE_ENV) or DEFAULT_CACHE_DIR).expanduser()
 
 
 def _models_dir(candidate: Path) -> Path | None:
@@ -170,7 +164,7 @@ def find_models_dir(fetch: bool = True) -> Path:
         message names the package and the environment variable.
     """
     configured = os.environ.get(DIR_ENV)
-    cached = _cache_dir() / f"nsfwjs-{NSFWJS_VERSION}"
+    cached = cache_dir() / f"nsfwjs-{NSFWJS_VERSION}"
     if configured:
         path = Path(configured).expanduser()
         if path.is_file() and path.name.endswith(".tgz"):
@@ -191,16 +185,6 @@ def find_models_dir(fetch: bool = True) -> Path:
     if not fetch:
         raise WeightsUnavailableError(_missing_message(f"{DIR_ENV} is not set and {cached} does not exist"))
     return _npm_pack(cached)
-
-
-def _digest(folder: Path) -> str:
-    sha = hashlib.sha256()
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
-        sha.update(path.name.encode() + b"\0")
-        with open(path, "rb") as f:
-            for chunk in iter(lambda f=f: f.read(1 << 20), b""):
-                sha.update(chunk)
-    return sha.hexdigest()
 
 
 def nsfwjs_weights_path(backbone_name: str, fetch: bool = True) -> Path:
@@ -233,11 +217,9 @@ def nsfwjs_weights_path(backbone_name: str, fetch: bool = True) -> Path:
     model_file = _model_file(folder)
     if model_file is None:
         raise WeightsUnavailableError(f"{folder} has no model.json or model.min.js.")
-    target = (_cache_dir() / f"{backbone_name}-nsfwjs-{NSFWJS_VERSION}-{_digest(folder)[:16]}"
-              f"-v{_CONVERTER_VERSION}.weights.h5")
-    if not target.is_file():
-        tfjs.convert_layers_model(model_file, backbone_name, target)
-    return target
+    target = converted_weights_path(f"{backbone_name}-nsfwjs-{NSFWJS_VERSION}", folder_sha256(folder),
+                                    _CONVERTER_VERSION)
+    return convert_once(target, lambda out: tfjs.convert_layers_model(model_file, backbone_name, out))
 
 
 def build_base(backbone_name: str, input_shape: tuple[int, int, int], weights: str | os.PathLike[str]) -> Any:

