@@ -22,6 +22,24 @@
     hintSeen: function (clicks) {
       return clicks ? true : noUpdate();
     },
+    // A real click among pattern-matched buttons (or a map point): {trigger, value, at}. The zero clicks of
+    // buttons that a re-render just created stay in the browser (no server round trip).
+    clicked: function () {
+      var triggered = window.dash_clientside.callback_context.triggered;
+      var trigger = window.dash_clientside.callback_context.triggered_id;
+      if (!trigger || !triggered || !triggered.length || !triggered[0].value) {
+        return noUpdate();
+      }
+      return { trigger: trigger, value: triggered[0].value, at: Date.now() };
+    },
+    // The grid's thumbnail of the query is marked (callbacks/search.py sends no new grid for a new query on the
+    // same page).
+    markQuery: function (selection, buttonIds) {
+      var query = selection ? selection.query : null;
+      return (buttonIds || []).map(function (id) {
+        return id.index === query ? "grid-item selected" : "grid-item";
+      });
+    },
     // A toggle button: on after an odd number of presses.
     togglePressed: function (clicks) {
       return clicks && clicks % 2 === 1 ? "true" : "false";

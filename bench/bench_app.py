@@ -24,9 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from plotly.io.json import to_json_plotly  # noqa: E402
 
 from playground.callbacks.compare import render_compare  # noqa: E402
+from playground.callbacks.controller import control_options, update_selection  # noqa: E402
 from playground.callbacks.embeddings import render_embeddings  # noqa: E402
 from playground.callbacks.search import render_grid, render_query_panel, render_results  # noqa: E402
-from playground.callbacks.state import control_options, update_selection  # noqa: E402
 from playground.state import DEFAULT_DATASET, resolve_selection  # noqa: E402
 from playground.store import Store, clear_caches  # noqa: E402
 

@@ -140,8 +140,11 @@ def serve_layout() -> html.Div:
         [
             dcc.Location(id=ids.URL, refresh=False),
             dcc.Store(id=ids.SELECTION),
-            dcc.Store(id=ids.QUERY_REQUEST),
+            *[dcc.Store(id=ids.VIEW_SELECTION.format(view)) for view in VIEWS],
+            dcc.Store(id=ids.QUERY_CLICK),
+            dcc.Store(id=ids.VIEWER_CLICK),
             dcc.Store(id=ids.GRID_PAGE, data={"dataset": None, "class": None, "page": 0}),
+            dcc.Store(id=ids.GRID_SHOWN),
             dcc.Store(id=ids.HINT_SEEN, storage_type="local"),
             dcc.Store(id=ids.VIEWER_IMAGE),
             _header(),

@@ -1,8 +1,14 @@
 """Component ids, in one place so views and callbacks cannot drift apart."""
 
 URL = "url"
-SELECTION = "selection"  # dcc.Store: the resolved Selection as a dict; every view reads this
-QUERY_REQUEST = "query-request"  # dcc.Store: an image id picked in the grid, the results or the map
+SELECTION = "selection"  # dcc.Store: the resolved Selection as a dict, written on every change (read as State)
+# dcc.Store per view (.format(view name)): the selection, written only while that view is shown, so that a click
+# runs the shown view's callbacks and no other's.
+VIEW_SELECTION = "selection-{}"
+# dcc.Store written in the browser (assets/playground.js, ``clicked``) when an image is picked in the grid, the
+# results, the map or the viewer: {"trigger": component id, "value": its n_clicks or clickData, "at": ms}. The
+# re-rendered buttons' zero clicks never reach the server.
+QUERY_CLICK = "query-click"
 NOTICE = "notice"
 SHARE_LINK = "share-link"
 HINT = "first-visit-hint"
@@ -18,6 +24,7 @@ VIEW_IMAGE = "view-image"  # pattern-matching type: {"type": ..., "where": view 
 IMAGE_PICK = "pick-image-in"  # pattern-matching type: {"type": ..., "where": view part, "index": image id}
 VIEWER = "image-viewer"
 VIEWER_IMAGE = "image-viewer-id"  # dcc.Store: the image id shown, or None when closed
+VIEWER_CLICK = "image-viewer-click"  # dcc.Store written in the browser: a ⤢, close or search click (see QUERY_CLICK)
 VIEWER_BODY = "image-viewer-body"
 VIEWER_CLOSE = "image-viewer-close"
 VIEWER_SEARCH = "image-viewer-search"
@@ -32,6 +39,7 @@ MODEL_INFO = "model-info"
 # Search
 GRID = "image-grid"
 GRID_PAGE = "grid-page"  # dcc.Store {"dataset": name, "page": n}
+GRID_SHOWN = "grid-shown"  # dcc.Store {"dataset", "class", "page", "ids"}: the grid page on screen
 GRID_PREV = "grid-prev"
 GRID_NEXT = "grid-next"
 GRID_PAGE_LABEL = "grid-page-label"
@@ -49,6 +57,9 @@ UPLOAD_RESULTS = "upload-results"
 UPLOAD_CHECK = "upload-check"  # dcc.Store written by assets/playground.js when a file is chosen: name, size, verdict
 UPLOAD_PICK = "pick-upload-result"  # pattern-matching type of an upload result thumbnail
 UPLOAD_BUSY = "upload-busy"  # shown while the upload callback runs
+# dcc.Store {"key": the upload's key on the server, "name": file name}: the upload's bytes are sent once and kept
+# on the server (playground.uploads.keep_upload); later selections send only the key.
+UPLOAD_KEY = "upload-key"
 
 # Embeddings
 UMAP_GRAPH = "umap-graph"

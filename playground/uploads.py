@@ -1,7 +1,9 @@
 """Queries by uploaded image: decode in memory, extract with the dataset's own model, search.
 
-Nothing here writes to disk: the upload arrives as a base64 data URL in the callback, is decoded to
-bytes, turned into the model's input and features, and dropped. Feature models are built once per
+Nothing here writes to disk: the upload arrives once as a base64 data URL in the callback, is decoded to
+bytes and kept in memory under a key (its SHA-256) that the page holds instead of the contents, so that a
+change of model, layer or metric sends the key, not the file again (:func:`keep_upload`, at most
+:data:`KEPT_UPLOAD_BYTES` of the latest uploads, then the oldest go). Feature models are built once per
 (model config, layers) and kept; every layer of a model comes from one extractor and one forward pass.
 
 Memory is bounded: at most :data:`DECODE_CONCURRENCY` uploads decode (and go through the model) at once, the
@@ -56,12 +58,18 @@ MODE_BYTES_PER_PIXEL = dict.fromkeys(("I;16", "I;16B", "I;16L", "I;16N", "I", "F
 MAX_UPLOAD_PIXELS = DECODE_BUDGET_BYTES // DECODE_BYTES_PER_PIXEL
 PREVIEW_SIZE = 192
 _FEATURE_CACHE_SIZE = 16
+# The uploads kept by key for later selections: the latest ones up to this many bytes (the newest is always
+# kept); an upload that went asks to be dropped again.
+KEPT_UPLOAD_BYTES = 32 * 1024 * 1024
 # mallopt's M_MMAP_THRESHOLD: blocks from this size up are mmap'ed, and unmapped when freed.
 _M_MMAP_THRESHOLD = -3
 _MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 _model_lock = threading.Lock()
 _feature_cache: OrderedDict[tuple, list[np.ndarray]] = OrderedDict()
+_kept_lock = threading.Lock()
+_kept_uploads: OrderedDict[str, bytes] = OrderedDict()
+_previews: OrderedDict[str, str] = OrderedDict()
 
 
 class UploadError(ValueError):
@@ -132,6 +140,41 @@ def check_pixels(data: bytes, draft_size: int | None = None) -> None:
             f"The image is {width}x{height} pixels, above the upload limit of {limit:,} pixels for a {kind} "
             f"({limit / 1e6:.1f} megapixels); downscale it."
         )
+
+
+def keep_upload(data: bytes) -> str:
+    """Keep an upload's bytes on the server; its key (the SHA-256 of the bytes) for :func:`kept_upload`."""
+    key = hashlib.sha256(data).hexdigest()
+    with _kept_lock:
+        _kept_uploads[key] = data
+        _kept_uploads.move_to_end(key)
+        total = sum(len(kept) for kept in _kept_uploads.values())
+        while total > KEPT_UPLOAD_BYTES and len(_kept_uploads) > 1:
+            total -= len(_kept_uploads.popitem(last=False)[1])
+    return key
+
+
+def kept_upload(key: str | None) -> bytes | None:
+    """The bytes kept under ``key`` by :func:`keep_upload`; None when there are none (any more)."""
+    with _kept_lock:
+        data = _kept_uploads.get(key) if isinstance(key, str) else None
+        if data is not None:
+            _kept_uploads.move_to_end(key)
+    return data
+
+
+def upload_preview(data: bytes) -> str:
+    """:func:`preview_data_url` of an upload, made once (the latest _FEATURE_CACHE_SIZE are kept)."""
+    key = hashlib.sha256(data).hexdigest()
+    with _kept_lock:
+        preview = _previews.get(key)
+    if preview is None:
+        preview = preview_data_url(data)
+        with _kept_lock:
+            _previews[key] = preview
+            while len(_previews) > _FEATURE_CACHE_SIZE:
+                _previews.popitem(last=False)
+    return preview
 
 
 @functools.cache

@@ -15,9 +15,9 @@ from PIL import Image
 
 from playground import uploads
 from playground.callbacks.compare import render_compare
+from playground.callbacks.controller import control_options, update_selection
 from playground.callbacks.embeddings import render_embeddings, tooltip
 from playground.callbacks.search import grid_page, render_query_panel, render_results
-from playground.callbacks.state import control_options, update_selection
 from playground.callbacks.upload import render_upload
 from playground.ranking import feature_results, majority_label, query_results, query_scores
 from playground.state import DEFAULT_DATASET, Selection, parse_url, resolve_selection, to_url
@@ -856,7 +856,7 @@ def test_the_results_box_out_of_range_or_empty_gets_a_notice(store):
 
 
 def test_view_links_carry_the_selection_and_mark_the_current_view(store):
-    from playground.callbacks.state import tab_links
+    from playground.callbacks.controller import tab_links
 
     sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 5})
     links = tab_links(sel)
@@ -1166,7 +1166,7 @@ def test_neighbours_beside_the_map_are_the_query_results(store):
 
 
 def test_model_info_is_one_clamped_line_with_the_whole_text_as_tooltip(store):
-    from playground.callbacks.state import model_info
+    from playground.callbacks.controller import model_info
 
     sel = resolve_selection(store, {"dataset": "shapes", "model": LITE})
     info = model_info(store, sel)

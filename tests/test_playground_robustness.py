@@ -230,21 +230,25 @@ def test_an_unexpected_upload_failure_shows_no_server_path(playground_artifacts,
 
 # ---------------------------------------------------------------------------------- through the app
 def callback_request(app, output_id: str, selection: dict | None) -> dict:
-    """The body the browser posts for the callback that writes ``output_id`` (inputs: the selection)."""
+    """The body the browser posts for the callback that writes ``output_id`` (inputs: the selection, in the shared
+    store or the view's own)."""
     output = next(key for key in app.callback_map if f"{output_id}." in key)
     spec = app.callback_map[output]
+    views = ("search", "upload", "embeddings", "compare")
+    stores = {ids.SELECTION, *(ids.VIEW_SELECTION.format(view) for view in views)}
+    changed = next((dep["id"] for dep in spec["inputs"] if dep["id"] in stores), ids.SELECTION)
 
     def value(dep: dict) -> dict | list:
         if isinstance(dep["id"], dict):
             return []
         return {"id": dep["id"], "property": dep["property"],
-                "value": selection if dep["id"] == ids.SELECTION else None}
+                "value": selection if dep["id"] in stores else None}
 
     outputs = [dict(zip(("id", "property"), part.rsplit(".", 1), strict=True))
                for part in output.strip(".").split("...")]
     return {"output": output, "outputs": outputs if output.startswith("..") else outputs[0],
             "inputs": [value(dep) for dep in spec["inputs"]], "state": [value(dep) for dep in spec["state"]],
-            "changedPropIds": [f"{ids.SELECTION}.data"]}
+            "changedPropIds": [f"{changed}.data"]}
 
 
 def controller_request(app, pathname: str) -> dict:

@@ -2,10 +2,10 @@
 
 from dash import Dash
 
-from playground.callbacks import compare, embeddings, page, search, state, upload
+from playground.callbacks import compare, controller, embeddings, page, search, upload
 from playground.store import Store
 
 
 def register_callbacks(app: Dash, store: Store) -> None:
-    for module in (state, page, search, upload, embeddings, compare):
+    for module in (controller, page, search, upload, embeddings, compare):
         module.register(app, store)

@@ -329,7 +329,7 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.COMPARE_HEATMAP, "figure"),
         Output(ids.COMPARE_COST, "children"),
         Output(ids.COMPARE_COST_GRAPH, "figure"),
-        Input(ids.SELECTION, "data"),
+        Input(ids.VIEW_SELECTION.format("compare"), "data"),
         Input(ids.COMPARE_SCORE, "value"),
     )
     def update_compare(selection, score):

@@ -7,10 +7,9 @@ from collections import Counter
 from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
-from dash.exceptions import PreventUpdate
 
 from playground import components, figures, ids
-from playground.callbacks.guards import selection_in_view
+from playground.callbacks.guards import selection_in_view, selection_or_stop
 from playground.ranking import query_results
 from playground.state import Selection
 from playground.store import MissingArtifact, Store
@@ -220,11 +219,15 @@ def tooltip(store: Store, sel: Selection, hover_data: dict | None) -> tuple[bool
 
 
 def register(app: Dash, store: Store) -> None:
+    # One callback for the view: a new selection redraws the map, the neighbours and the selection strip in one
+    # round trip; a lasso, a box or the thumbnails toggle leaves the neighbours as they are.
     @app.callback(
         Output(ids.UMAP_GRAPH, "figure"),
         Output(ids.UMAP_INFO, "children"),
         Output(ids.UMAP_STATE, "data"),
-        Input(ids.SELECTION, "data"),
+        Output(ids.UMAP_NEIGHBOURS, "children"),
+        Output(ids.UMAP_SELECTION, "children"),
+        Input(ids.VIEW_SELECTION.format("embeddings"), "data"),
         Input(ids.UMAP_THUMBS, "n_clicks"),
         Input(ids.UMAP_GRAPH, "selectedData"),
         State(ids.UMAP_STATE, "data"),
@@ -233,35 +236,20 @@ def register(app: Dash, store: Store) -> None:
         sel = selection_in_view(selection, "embeddings")
         key = umap_key(sel)
         new = next_selection(state, key, ctx.triggered_id, selected_data)
+        strip = render_selection(store, sel, new["ids"]) if new != state else no_update
         if ctx.triggered_id == ids.UMAP_GRAPH and new["cleared"] == (state or {}).get("cleared", 0):
-            return no_update, no_update, new  # plotly shows the selection (or its end) already
+            return no_update, no_update, new, no_update, strip  # plotly shows the selection (or its end) already
         figure, info = render_embeddings(
             store, sel, thumbnails_on(thumbs), key, f"{key}#{new['cleared']}", new["ids"] or None
         )
-        return figure, info, new
+        neighbours = render_neighbours(store, sel) if ctx.triggered_id != ids.UMAP_THUMBS else no_update
+        return figure, info, new, neighbours, strip
 
     app.clientside_callback(
         ClientsideFunction(namespace="playground", function_name="togglePressed"),
         Output(ids.UMAP_THUMBS, "aria-pressed"),
         Input(ids.UMAP_THUMBS, "n_clicks"),
     )
-
-    @app.callback(
-        Output(ids.UMAP_NEIGHBOURS, "children"),
-        Input(ids.SELECTION, "data"),
-    )
-    def update_neighbours(selection):
-        return render_neighbours(store, selection_in_view(selection, "embeddings"))
-
-    @app.callback(
-        Output(ids.UMAP_SELECTION, "children"),
-        Input(ids.UMAP_STATE, "data"),
-        State(ids.SELECTION, "data"),
-    )
-    def update_selection_strip(state, selection):
-        if selection is None:
-            raise PreventUpdate
-        return render_selection(store, Selection.from_dict(selection), (state or {}).get("ids"))
 
     @app.callback(
         Output(ids.UMAP_TOOLTIP, "show"),
@@ -271,6 +259,4 @@ def register(app: Dash, store: Store) -> None:
         State(ids.SELECTION, "data"),
     )
     def update_tooltip(hover_data, selection):
-        if selection is None:
-            raise PreventUpdate
-        return tooltip(store, Selection.from_dict(selection), hover_data)
+        return tooltip(store, selection_or_stop(selection), hover_data)

@@ -1,4 +1,5 @@
-"""The one guard every view callback starts with, and the handler of any callback that fails."""
+"""The guards every callback starts with (the page has a selection yet, and it is this view's), and the
+handler of any callback that fails."""
 
 from __future__ import annotations
 
@@ -22,6 +23,21 @@ def selection_in_view(selection: dict[str, Any] | None, view: str) -> Selection:
     if selection is None or sel.view != view:
         raise PreventUpdate
     return sel
+
+
+def selection_with_dataset(selection: dict[str, Any] | None) -> Selection:
+    """The current selection, or PreventUpdate while the page has none yet or it holds no dataset."""
+    sel = selection_or_stop(selection)
+    if sel.dataset is None:
+        raise PreventUpdate
+    return sel
+
+
+def selection_or_stop(selection: dict[str, Any] | None) -> Selection:
+    """The current selection in any view, or PreventUpdate while the page has none yet."""
+    if selection is None:
+        raise PreventUpdate
+    return Selection.from_dict(selection)
 
 
 def callback_error_handler(store: Store) -> Callable[[Exception], None]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from playground import components, ids
@@ -53,24 +53,28 @@ def render_viewer(store: Store, sel: Selection, image_id: int | None) -> tuple[d
 
 
 def register(app: Dash, store: Store) -> None:
-    @app.callback(
-        Output(ids.VIEWER_IMAGE, "data"),
+    # A ⤢, close or search click: the zero clicks of freshly rendered ⤢ buttons stay in the browser.
+    app.clientside_callback(
+        ClientsideFunction(namespace="playground", function_name="clicked"),
+        Output(ids.VIEWER_CLICK, "data"),
         Input({"type": ids.VIEW_IMAGE, "where": ALL, "index": ALL}, "n_clicks"),
         Input(ids.VIEWER_CLOSE, "n_clicks"),
         Input(ids.VIEWER_SEARCH, "n_clicks"),
         prevent_initial_call=True,
     )
-    def open_viewer(_zoom, _close, _search):
-        return viewer_request(ctx.triggered_id, ctx.triggered)
 
     @app.callback(
+        Output(ids.VIEWER_IMAGE, "data"),
         Output(ids.VIEWER, "style"),
         Output(ids.VIEWER_BODY, "children"),
-        Input(ids.VIEWER_IMAGE, "data"),
+        Input(ids.VIEWER_CLICK, "data"),
         State(ids.SELECTION, "data"),
+        prevent_initial_call=True,
     )
-    def show_viewer(image_id, selection):
-        return render_viewer(store, Selection.from_dict(selection), image_id)
+    def show_viewer(click, selection):
+        click = click or {}
+        image_id = viewer_request(click.get("trigger"), [{"value": click.get("value")}])
+        return (image_id, *render_viewer(store, Selection.from_dict(selection), image_id))
 
     # The first-visit hint: shown until "Got it" (remembered in the browser's local storage).
     app.clientside_callback(

@@ -7,11 +7,11 @@ import contextlib
 import time
 from typing import Any
 
-from dash import ALL, Dash, Input, Output, State, ctx, html
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from playground import components, ids, tables
-from playground.callbacks.guards import selection_in_view
+from playground.callbacks.guards import selection_in_view, selection_with_dataset
 from playground.ranking import query_results, query_scores
 from playground.state import Selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
@@ -219,46 +219,77 @@ def render_grid(store: Store, sel: Selection, class_filter: str | None, page_sta
     return items, f"page {page + 1} / {n_pages}"
 
 
+# What picks a query: grid, results, duplicate pairs, selection strips and upload results (buttons), a point
+# of the map, the viewer's "Search with this image". They reach the controller through one clientside callback.
+PICK_INPUTS = (
+    Input({"type": ids.PICK, "index": ALL}, "n_clicks"),
+    Input({"type": ids.RESULT_PICK, "index": ALL}, "n_clicks"),
+    Input({"type": ids.DUPLICATE_PICK, "pair": ALL, "index": ALL}, "n_clicks"),
+    Input({"type": ids.IMAGE_PICK, "where": ALL, "index": ALL}, "n_clicks"),
+    Input({"type": ids.UPLOAD_PICK, "index": ALL}, "n_clicks"),
+    Input(ids.UMAP_GRAPH, "clickData"),
+    Input(ids.VIEWER_SEARCH, "n_clicks"),
+)
+
+
+def class_filter(store: Store, sel: Selection, current: str | None) -> tuple[list[dict[str, str]], str | None]:
+    """Options of the grid's class filter, and its value: ``current`` while the dataset holds that class."""
+    classes = store.dataset(sel.dataset).classes if sel.labeled else []
+    return [{"label": c, "value": c} for c in classes], current if current in classes else None
+
+
 def register(app: Dash, store: Store) -> None:
+    # One callback for the whole view, so that a new selection renders it in one round trip; a class filter or
+    # a page turn redraws only the grid, and a new query on the page shown redraws no grid (GRID_SHOWN).
     @app.callback(
         Output(ids.QUERY_PANEL, "children"),
         Output(ids.RESULTS, "children"),
-        Input(ids.SELECTION, "data"),
-    )
-    def update_search(selection):
-        sel = selection_in_view(selection, "search")
-        return render_query_panel(store, sel), render_results(store, sel)
-
-    @app.callback(
         Output(ids.DUPLICATES, "children"),
-        Input(ids.SELECTION, "data"),
-    )
-    def update_duplicates(selection):
-        return render_duplicates(store, selection_in_view(selection, "search"))
-
-    @app.callback(
         Output(ids.GRID_CLASS, "options"),
         Output(ids.GRID_CLASS, "value"),
-        Input(ids.SELECTION, "data"),
-        State(ids.GRID_CLASS, "value"),
-    )
-    def update_class_filter(selection, current):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.dataset is None:
-            raise PreventUpdate
-        classes = store.dataset(sel.dataset).classes if sel.labeled else []
-        return [{"label": c, "value": c} for c in classes], current if current in classes else None
-
-    @app.callback(
         Output(ids.GRID, "children"),
         Output(ids.GRID_PAGE_LABEL, "children"),
-        Input(ids.SELECTION, "data"),
+        Output(ids.GRID_SHOWN, "data"),
+        Input(ids.VIEW_SELECTION.format("search"), "data"),
         Input(ids.GRID_CLASS, "value"),
         Input(ids.GRID_PAGE, "data"),
+        State(ids.GRID_SHOWN, "data"),
     )
-    def update_grid(selection, class_filter, page_state):
+    def update_search(selection, current_class, page_state, shown):
         sel = selection_in_view(selection, "search")
-        return render_grid(store, sel, class_filter, page_state)
+        if sel.dataset is None:  # no dataset (none computed, or an unreadable index): the panels say so
+            panels = render_query_panel(store, sel), render_results(store, sel), render_duplicates(store, sel)
+            return (*panels, [], None, [], "", None)
+        by_grid = ctx.triggered_id in (ids.GRID_CLASS, ids.GRID_PAGE)
+        options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
+        page_ids, page, _ = grid_page(store, sel, chosen, page_state)
+        grid_key = {"dataset": sel.dataset, "class": chosen, "page": page, "ids": page_ids}
+        if grid_key == shown:  # the same page: the highlight of the query moves in the browser (markQuery)
+            grid, label, grid_key = no_update, no_update, no_update
+        else:
+            grid, label = render_grid(store, sel, chosen, page_state)
+        if by_grid:
+            return no_update, no_update, no_update, no_update, no_update, grid, label, grid_key
+        same_dataset = bool(shown) and shown.get("dataset") == sel.dataset
+        return (
+            render_query_panel(store, sel),
+            render_results(store, sel),
+            render_duplicates(store, sel),
+            no_update if same_dataset else options,
+            no_update if chosen == current_class else chosen,
+            grid,
+            label,
+            grid_key,
+        )
+
+    # The query's thumbnail in the grid is marked in the browser: a new query on the same page sends no grid.
+    app.clientside_callback(
+        ClientsideFunction(namespace="playground", function_name="markQuery"),
+        Output({"type": ids.PICK, "index": ALL}, "className"),
+        Input(ids.VIEW_SELECTION.format("search"), "data"),
+        State({"type": ids.PICK, "index": ALL}, "id"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.GRID_PAGE, "data"),
@@ -269,28 +300,11 @@ def register(app: Dash, store: Store) -> None:
         State(ids.GRID_PAGE, "data"),
         prevent_initial_call=True,
     )
-    def turn_page(_prev, _next, selection, class_filter, page_state):
-        sel = Selection.from_dict(selection)
-        if selection is None or sel.dataset is None:
-            raise PreventUpdate
-        _, page, n_pages = grid_page(store, sel, class_filter, page_state)
+    def turn_page(_prev, _next, selection, current_class, page_state):
+        sel = selection_with_dataset(selection)
+        _, page, n_pages = grid_page(store, sel, current_class, page_state)
         step = -1 if ctx.triggered_id == ids.GRID_PREV else 1
-        return {"dataset": sel.dataset, "class": class_filter, "page": min(max(page + step, 0), n_pages - 1)}
-
-    @app.callback(
-        Output(ids.QUERY_REQUEST, "data"),
-        Input({"type": ids.PICK, "index": ALL}, "n_clicks"),
-        Input({"type": ids.RESULT_PICK, "index": ALL}, "n_clicks"),
-        Input({"type": ids.DUPLICATE_PICK, "pair": ALL, "index": ALL}, "n_clicks"),
-        Input({"type": ids.IMAGE_PICK, "where": ALL, "index": ALL}, "n_clicks"),
-        Input({"type": ids.UPLOAD_PICK, "index": ALL}, "n_clicks"),
-        Input(ids.UMAP_GRAPH, "clickData"),
-        Input(ids.VIEWER_SEARCH, "n_clicks"),
-        State(ids.VIEWER_IMAGE, "data"),
-        prevent_initial_call=True,
-    )
-    def pick_query(_grid, _results, _duplicates, _images, _uploads, click_data, _viewer, viewer_image):
-        return query_request(ctx.triggered_id, ctx.triggered, click_data, viewer_image)
+        return {"dataset": sel.dataset, "class": current_class, "page": min(max(page + step, 0), n_pages - 1)}
 
 
 def query_request(trigger: Any, triggered: list[dict], click_data: dict | None, viewer_image: int | None) -> dict:

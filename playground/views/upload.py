@@ -27,6 +27,7 @@ def layout() -> html.Div:
                            "data-upload-id": ids.UPLOAD},
                     ),
                     dcc.Store(id=ids.UPLOAD_CHECK),
+                    dcc.Store(id=ids.UPLOAD_KEY),
                     html.P(
                         [
                             f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MB. ",

@@ -1,12 +1,21 @@
-"""The controller: URL and controls in, one resolved selection out (and back into the URL)."""
+"""The controller: URL, controls and picked images in, one resolved selection out (and back into the URL).
+
+One request per click: an image picked anywhere reaches it straight from the browser (``ids.QUERY_CLICK``, a
+clientside callback that drops the zero clicks of re-rendered buttons), and it writes the selection into the
+shown view's own store (``ids.VIEW_SELECTION``), so that only that view's callback runs next. It writes the URL
+that is also its input: Dash never re-fires a callback on its own outputs, and a URL it wrote equals the one
+it would resolve (bench/requests_per_click.py counts one controller request per click).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from dash import Dash, Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 
 from playground import components, ids
+from playground.callbacks.search import PICK_INPUTS
+from playground.callbacks.search import query_request as click_request
 from playground.state import VIEWS, Selection, default_query, parse_url, resolve_selection, stored_depth, to_url
 from playground.store import MissingArtifact, Store
 
@@ -25,7 +34,7 @@ def request_from(
     """What the trigger asks for, and whether it comes from the URL (first load, back/forward)."""
     if trigger in (None, ids.URL):
         return parse_url(pathname, search), True
-    if trigger == ids.QUERY_REQUEST:
+    if trigger == ids.QUERY_CLICK:
         if not query_request:
             return {}, False
         request = {"query": query_request["id"]}
@@ -107,8 +116,24 @@ def tab_links(sel: Selection) -> list[tuple[str, str]]:
     return links
 
 
+def unchanged(new: Any, current: Any) -> Any:
+    """``new``, or ``no_update`` when the component already holds it (nothing to send, nothing to re-render)."""
+    return no_update if new == current else new
+
+
+def view_selection(sel: Selection, view: str, shown: dict | None) -> Any:
+    """What the controller writes into ``view``'s own store: the selection when that view is shown and its
+    store holds another one, else ``no_update`` (so a tab switch back to a view re-renders nothing)."""
+    if view != sel.view:
+        return no_update
+    new = sel.to_dict()
+    same = shown is not None and {**shown, "notices": []} == {**new, "notices": []}
+    return no_update if same else new
+
+
 def register(app: Dash, store: Store) -> None:
     view_styles = [Output(ids.VIEW_DIV.format(view), "style") for view in VIEWS]
+    view_selections = [Output(ids.VIEW_SELECTION.format(view), "data") for view in VIEWS]
     tab_outputs = [
         output
         for view in VIEWS
@@ -128,6 +153,7 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.METRIC, "value"),
         Output(ids.TOP_K, "value"),
         Output(ids.SELECTION, "data"),
+        *view_selections,
         Output(ids.NOTICE, "children"),
         Output(ids.SHARE_LINK, "href"),
         Output(ids.MODEL_INFO, "children"),
@@ -140,32 +166,56 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.LAYER, "value"),
         Input(ids.METRIC, "value"),
         Input(ids.TOP_K, "value"),
-        Input(ids.QUERY_REQUEST, "data"),
+        Input(ids.QUERY_CLICK, "data"),
         State(ids.SELECTION, "data"),
+        State(ids.VIEWER_IMAGE, "data"),
+        *[State(ids.VIEW_SELECTION.format(view), "data") for view in VIEWS],
     )
-    def sync(pathname, search, dataset, model, layer, metric, k, query_request, previous):
+    def sync(pathname, search, dataset, model, layer, metric, k, click, previous, viewer_image, *shown):
         controls = {"dataset": dataset, "model": model, "layer": layer, "metric": metric, "k": k}
         trigger = ctx.triggered_id if previous else None
-        sel = update_selection(store, trigger, pathname, search, controls, query_request, previous)
-        options = control_options(store, sel)
+        picked = None
+        if trigger == ids.QUERY_CLICK:  # PreventUpdate for a click that picks nothing
+            click = click or {}
+            value = click.get("value")
+            picked = click_request(click.get("trigger"), [{"value": value}], value, viewer_image)
+        sel = update_selection(store, trigger, pathname, search, controls, picked, previous)
+        # Only what changed is sent: the dropdowns' options follow dataset, model and layer.
+        before = Selection.from_dict(previous) if previous and trigger is not None else None
+        same_options = before is not None and (before.dataset, before.model, before.layer) == (
+            sel.dataset, sel.model, sel.layer)
+        if same_options:
+            options = dict.fromkeys(("dataset", "model", "layer", "metric"), no_update)
+        else:
+            options = control_options(store, sel)
         new_path, new_search = to_url(sel)
         notice = [components.message(text, "warning") for text in sel.notices] or None
+        same_view = before is not None and before.view == sel.view
         return (
-            new_path if new_path != pathname else no_update,
-            new_search if new_search != (search or "") else no_update,
+            unchanged(new_path, pathname),
+            unchanged(new_search, search or ""),
             options["dataset"],
-            sel.dataset,
+            unchanged(sel.dataset, dataset),
             options["model"],
-            sel.model,
+            unchanged(sel.model, model),
             options["layer"],
-            sel.layer,
+            unchanged(sel.layer, layer),
             options["metric"],
-            sel.metric,
-            sel.k,
+            unchanged(sel.metric, metric),
+            unchanged(sel.k, k),
             sel.to_dict(),
+            *[view_selection(sel, view, held) for view, held in zip(VIEWS, shown, strict=True)],
             notice,
             new_path + new_search,
             model_info(store, sel),
-            *[{"display": "block" if v == sel.view else "none"} for v in VIEWS],
+            *[no_update if same_view else {"display": "block" if v == sel.view else "none"} for v in VIEWS],
             *[value for link in tab_links(sel) for value in link],
         )
+
+    # A picked image: the zero clicks of freshly rendered buttons stay in the browser.
+    app.clientside_callback(
+        ClientsideFunction(namespace="playground", function_name="clicked"),
+        Output(ids.QUERY_CLICK, "data"),
+        *PICK_INPUTS,
+        prevent_initial_call=True,
+    )
