@@ -9,6 +9,7 @@ records; what counts as "the same parameters" is ``precompute.staleness``; the c
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -120,6 +121,9 @@ class RunConfig:
     dask_address: str | None = None  # scheduler tcp://host:8786; None starts a LocalCluster for the run
     runtime: str = "auto"  # keras | litert | auto (precompute.runtimes): features equal within 1e-4 relative
     quantize: tuple[str, ...] = ()  # also store float16 / int8 LiteRT variants of every model, as models of their own
+    # Extract each model in a short-lived child process (local engine), forked from a server that has imported
+    # TensorFlow once, so that every model's memory goes back to the OS when it is done (see _extract_in_child).
+    model_processes: bool = False
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -331,7 +335,8 @@ class Run:
         self.report["models"][key] = {"status": "running", "weights": weights.description,
                                       "reason": weights.reason, "layers": layers}
         if todo:
-            self._extract(backbone, weights, key, todo, manifest, model_config, fresh=stale)
+            extract = self._extract_in_child if cfg.model_processes and cfg.engine == "local" else self._extract
+            extract(backbone, weights, key, todo, manifest, model_config, fresh=stale)
         for order, name in enumerate(layers):
             # New features make everything derived from them stale, whatever the disk holds.
             self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
@@ -412,6 +417,26 @@ class Run:
         art.update_index(root, change)
         del model, base, runner
         keras.backend.clear_session()
+
+    def _extract_in_child(self, backbone: Backbone, weights: Any, key: str, layers: list[str],
+                          manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool) -> None:
+        """``_extract`` in a child process of its own, which exits when the model is done.
+
+        One process keeps much of what each model's forward passes leave behind (TensorFlow's and the LiteRT
+        interpreter's memory, not returned by glibc even with a fixed mmap threshold): the 7 default models in one
+        process peaked at 2.1-2.4 GiB, each in its own child at most 1.15 GiB (docs/benchmarks.md section 10).
+        The child is forked from a server process that imported TensorFlow once (``multiprocessing``'s
+        forkserver), so a model pays no import; it writes the features and the model's index entry as
+        ``_extract`` does, while this process waits. Its exceptions are raised here. As with any ``multiprocessing``
+        start method but fork, the child imports the main module: a script that runs this needs the
+        ``if __name__ == "__main__":`` guard (``precompute`` and ``playground`` have it).
+        """
+        from concurrent.futures import ProcessPoolExecutor
+
+        args = (self.config, backbone.name, weights, key, layers, manifest, model_config, fresh,
+                logging.getLogger().getEffectiveLevel())
+        with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context()) as pool:
+            pool.submit(_extract_model, *args).result()
 
     def _extract_on_dask(self, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str,
                          batch_size: int) -> Any:
@@ -603,6 +628,38 @@ class Run:
     def _write_report(self, seconds: float) -> None:
         self.report.update(finished=_now(), seconds=round(seconds, 1), config=_jsonable(asdict(self.config)))
         art.write_json(art.report_path(self.root, self.dataset), self.report)
+
+
+def _model_process_context() -> Any:
+    """The ``multiprocessing`` context of ``RunConfig.model_processes``: a fork server that imports TensorFlow,
+    Keras and this module once, from which each model's child is forked (a fresh interpreter would import
+    TensorFlow again: about 5 s a model on this 2-core machine)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["precompute.pipeline", "tensorflow", "keras"])
+    return context
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this process when its parent (the fork server) ends. The server ends when the run's process
+    does, so a run killed with SIGKILL leaves no child writing into the artifacts that a rerun is writing."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the server ended before prctl
+        os._exit(1)
+
+
+def _extract_model(config: RunConfig, backbone: str, weights: Any, key: str, layers: list[str],
+                   manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool, log_level: int) -> None:
+    """The child's side of ``Run._extract_in_child``."""
+    _die_with_parent()
+    if not logging.getLogger().handlers:  # the fork server starts without the parent's logging set-up
+        logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
+    Run(config)._extract(get_backbone(backbone), weights, key, layers, manifest, model_config, fresh)
 
 
 def _score_ks(depth: int) -> list[int]:
