@@ -70,10 +70,10 @@ def needs_precompute(artifacts: Path, data: Path) -> bool:
     from precompute.datasets import dataset_name
 
     try:
-        entry = read_index(artifacts)["datasets"].get(dataset_name(data))
-    except (ArtifactError, OSError, AttributeError, TypeError):
+        entry = read_index(artifacts).datasets.get(dataset_name(data))
+    except (ArtifactError, OSError):
         return True
-    return not (isinstance(entry, dict) and entry.get("models"))
+    return entry is None or not entry.models
 
 
 def ensure_dataset(artifacts: Path, data: Path) -> None:
@@ -92,14 +92,17 @@ def ensure_dataset(artifacts: Path, data: Path) -> None:
     from precompute.pipeline import run
 
     print(f"playground: computing {name} from {data} into {artifacts} (first run only)...", file=sys.stderr)
-    run(data, artifacts)
+    # Each model's extraction in a child of its own: one process for all 7 default models peaked at 2.1-2.4 GB.
+    run(data, artifacts, model_processes=True)
 
 
 def precompute_in_child(artifacts: Path, data_dirs: list[Path]) -> int:
     """Run ``ensure_dataset`` for each dataset the artifacts lack, each in a child process of its own; the first
     non-zero exit code (0: all done, or nothing to do). A child imports TensorFlow and exits, so this process never
     loads it; one child per dataset keeps the peak memory that of one dataset (TensorFlow and the allocator do not
-    give memory back between datasets: 2.14 GB for both embedded datasets in one process, 1.96 GB for one)."""
+    give memory back between datasets: 2.14 GB for both embedded datasets in one process, 1.96 GB for one), and
+    within it each model is extracted in a grandchild of its own (``RunConfig.model_processes``), forked from a
+    server that imported TensorFlow once, for the same reason between models."""
     # The child imports this very checkout, whatever its working directory and sys.path would pick.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
     first_failure = 0

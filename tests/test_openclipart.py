@@ -140,7 +140,7 @@ def test_imagenet_features_beat_pixels_and_untrained_weights_widely_on_the_defau
               ModelRequest("efficientnet-lite0", "random"),  # every default layer: its best one competes
               ModelRequest("pixels")]
     Run(RunConfig(EMBEDDED, tmp_path, models, metrics=("cosine", "euclidean"), progress=False)).execute()
-    entry = art.read_index(tmp_path)["datasets"]["openclipart-200"]
+    entry = art.read_index(tmp_path).to_dict()["datasets"]["openclipart-200"]
 
     def best(model: str, score: str) -> float:
         return max(result["summary"][score] for layer in entry["models"][model]["layers"].values()

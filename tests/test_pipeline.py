@@ -23,7 +23,7 @@ def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
     out = tmp_path / "artifacts"
     summary = Run(config(dataset, out)).execute()
 
-    index = art.read_index(out)
+    index = art.read_index(out).to_dict()
     entry = index["datasets"]["colours"]
     assert entry["n_images"] == 18 and entry["labeled"] and entry["classes"] == ["blue", "green", "red"]
     assert [s["path"] for s in entry["skipped_files"]] == ["red/broken.jpg"]
@@ -73,7 +73,7 @@ def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.
     assert features.stat().st_mtime_ns == before
     # A new metric on the same features computes only that metric.
     Run(config(dataset, out, models=[ModelRequest("pixels")], metrics=("cosine", "manhattan"))).execute()
-    layer = next(iter(art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"].values()))
+    layer = next(iter(art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"].values()))
     assert set(layer["metrics"]) == {"cosine", "euclidean", "manhattan"}
     with pytest.raises(AssertionError, match="extracted again"):
         Run(config(dataset, out, models=[ModelRequest("pixels")], force=True)).execute()
@@ -96,7 +96,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
     monkeypatch.setattr(embed, "compute_umap", interrupted_umap)
     with pytest.raises(KeyboardInterrupt):
         Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
-    index = art.read_index(out)  # still valid JSON with the work finished before the interruption
+    index = art.read_index(out).to_dict()  # still valid JSON with the work finished before the interruption
     layers = index["datasets"]["colours"]["models"]["pixels"]["layers"]
     done = [name for name, entry in layers.items() if "metrics" in entry and entry["metrics"]]
     assert len(done) == 1
@@ -108,7 +108,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
     monkeypatch.setattr(pipeline, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     assert not extracted, "the features were finished before the interruption; the rerun must reuse them"
-    layers = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]
+    layers = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]
     assert all(set(entry["metrics"]) == {"cosine", "euclidean"} for entry in layers.values())
 
 
@@ -117,7 +117,7 @@ def test_unlabeled_folder_searches_without_scores(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "flat", per_class=3, labeled=False)
     out = tmp_path / "artifacts"
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
-    entry = art.read_index(out)["datasets"]["flat"]
+    entry = art.read_index(out).to_dict()["datasets"]["flat"]
     assert not entry["labeled"] and "baseline" not in entry
     layer = next(iter(entry["models"]["pixels"]["layers"].values()))
     assert "scores" not in layer["metrics"]["cosine"]
@@ -133,7 +133,7 @@ def test_cli_runs_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureF
     printed = capsys.readouterr().out
     assert code == 0
     assert "pixels_8x8" in printed and "best rwp@15" in printed and "images/s" in printed
-    layer = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
+    layer = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
     assert set(layer["metrics"]) == {"cosine", "minkowski-p3"}
 
 
@@ -169,7 +169,7 @@ def test_changed_folder_is_rescanned_and_recomputed(tmp_path: Path) -> None:
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     Image.new("RGB", (40, 48), (200, 40, 40)).save(dataset / "red" / "extra.png")
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
-    entry = art.read_index(out)["datasets"]["colours"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]
     assert entry["n_images"] == 13 and len(art.read_manifest(out, "colours")) == 13
     layer = entry["models"]["pixels"]["layers"]["pixels_8x8"]
     assert art.read_array(out / layer["features"]).shape[0] == 13

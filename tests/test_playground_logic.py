@@ -86,7 +86,7 @@ def test_resolve_selection_defaults_to_the_best_layer(store):
     sel = resolve_selection(store, {"dataset": "shapes", "model": LITE})
     best = max(
         store.layers("shapes", LITE),
-        key=lambda layer: store.metric("shapes", LITE, layer, "cosine")["summary"]["rwp@15"],
+        key=lambda layer: store.metric("shapes", LITE, layer, "cosine").summary["rwp@15"],
     )
     assert (sel.metric, sel.layer, sel.query, sel.k, sel.notices) == ("cosine", best, 0, 15, [])
 
@@ -569,7 +569,7 @@ def test_summary_table_carries_the_intervals(trust):
     assert columns[-4:] == ["parameters", "GFLOPs/image", "ms/image", "images/s"]
     assert "rwp@15 low" not in score_names(table) and "ap" in score_names(table)
     assert (table["rwp@15 low"] <= table["rwp@15"]).all() and (table["rwp@15"] <= table["rwp@15 high"]).all()
-    entry = store.metric("shapes", PIXELS, "pixels_16x16", "euclidean")["summary_ci"]["ap"]
+    entry = store.metric("shapes", PIXELS, "pixels_16x16", "euclidean").summary_ci["ap"]
     row = table[(table["layer"] == "pixels_16x16") & (table["metric"] == "euclidean")].iloc[0]
     assert [row["ap low"], row["ap high"]] == pytest.approx(entry)
     assert "rwp@15 low,rwp@15 high" in table.to_csv(index=False).splitlines()[0]  # the CSV download
@@ -972,7 +972,7 @@ def test_upload_results_open_in_search_and_full_size(store):
 
     sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": PIXELS, "k": 5})
     manifest = store.manifest("shapes")
-    source = store.dataset("shapes")["source"]
+    source = store.dataset("shapes").source
     status, results = render_upload(store, sel, data_url(Path(source, manifest["path"][2]).read_bytes()), "c.png")
     cards = find_class(results, "result-card")
     assert len(cards) == 5
@@ -1142,9 +1142,9 @@ def _cost_order(store, dataset, score):
     for model in store.models(dataset):
         for layer in store.layers(dataset, model):
             entry = store.layer(dataset, model, layer)
-            for metric, result in entry["metrics"].items():
-                rows.append(((entry["gflops"], entry["n_params"], -result["summary"][score]), (model, layer, metric),
-                             result["summary"][score]))
+            for metric, result in entry.metrics.items():
+                rows.append(((entry.gflops, entry.n_params, -result.summary[score]), (model, layer, metric),
+                             result.summary[score]))
     return [(key, value) for _, key, value in sorted(rows, key=lambda r: r[0])]
 
 
@@ -1157,7 +1157,7 @@ def test_configurations_are_ordered_by_the_cost_of_their_layer(store):
     assert (np.diff(costs[:, 0]) >= 0).all()
     for (model, layer), part in table.groupby(["model", "layer"]):
         entry = store.layer("shapes", model, layer)
-        assert (part["layer GFLOPs"] == entry["gflops"]).all() and (part["layer parameters"] == entry["n_params"]).all()
+        assert (part["layer GFLOPs"] == entry.gflops).all() and (part["layer parameters"] == entry.n_params).all()
     assert (table.loc[table["model"] == PIXELS, "layer GFLOPs"] == 0).all()  # raw pixels: no network at all
 
 
@@ -1185,7 +1185,7 @@ def test_answer_is_the_cheapest_configuration_the_paired_test_cannot_tell_from_t
         assert result.cheapest["verdict"] == NOT_DISTINGUISHABLE
     baseline = store.baseline_summary("shapes")["rwp@15"]
     assert result.multiple_of_random == pytest.approx(result.best["rwp@15"] / baseline)
-    assert result.model_cost == store.model("shapes", result.best["model"])["cost"]
+    assert result.model_cost == store.model("shapes", result.best["model"]).cost
 
 
 def _clone_scores(root: Path, source: tuple[str, str, str], target: tuple[str, str, str], change) -> None:
@@ -1249,6 +1249,7 @@ def test_answer_names_a_cheaper_configuration_within_the_stated_share(artifacts_
 def test_answer_in_words():
     from playground.callbacks.compare import percent_of, render_answer, share_words
     from playground.tables import BEST, NOT_DISTINGUISHABLE, Answer
+    from precompute.schema import ModelCost
 
     assert [share_words(r) for r in (0.5, 0.34, 0.25, 0.42, 0.95)] == [
         "half the", "a third of the", "a quarter of the", "42 % of the", "95 % of the"]
@@ -1259,7 +1260,7 @@ def test_answer_in_words():
                           "layer GFLOPs": 0.77, "layer parameters": 3.41e6, "verdict": NOT_DISTINGUISHABLE,
                           "difference": 0.012, "difference low": -0.004, "difference high": 0.028, "p_value": 0.21,
                           "n_queries": 200})
-    result = Answer("rwp@15", best, 0.095, {"ms_per_image": 41.23, "layers_in_pass": 8}, cheapest, None, 0.95, 12)
+    result = Answer("rwp@15", best, 0.095, ModelCost(ms_per_image=41.23, layers_in_pass=8), cheapest, None, 0.95, 12)
     text = text_of(render_answer(result))
     assert "efficientnet-lite2 / top_conv / cosine, rwp@15 0.400 [0.370, 0.430], 4.2x a random ranking (0.095)" in text
     assert ("1.54 GFLOPs per image and 4.9M parameters up to top_conv; 41.2 ms/image for efficientnet-lite2's "
@@ -1267,7 +1268,8 @@ def test_answer_in_words():
     assert ("efficientnet-lite0 / top_conv / cosine reaches 97 % of the best (0.388) at half the FLOPs (0.77 vs 1.54 "
             "GFLOPs) and 70 % of the parameters (3.4M vs 4.9M); the paired test cannot tell it from the best "
             "(difference 0.012 [-0.004, 0.028], p = 0.21)") in text
-    alone = Answer("rwp@15", best, None, {}, pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30, 5)
+    alone = Answer("rwp@15", best, None, ModelCost(), pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30,
+                   5)
     text = text_of(render_answer(alone))
     assert "random ranking" not in text and "falls below the best" in text
     assert "30 tested, 5 more clearly below by their intervals" in text
@@ -1296,7 +1298,7 @@ def test_family_table_and_figure(store):
     for _, row in table.iterrows():  # the best over every layer and metric of the model
         assert row["rwp@15"] == summary.loc[summary["model"] == row["model"], "rwp@15"].max()
         deepest = store.layers("shapes", row["model"])[-1]  # the network the model runs, up to its deepest layer
-        assert row["parameters"] == store.layer("shapes", row["model"], deepest)["n_params"]
+        assert row["parameters"] == store.layer("shapes", row["model"], deepest).n_params
     assert model_family(store, "shapes", LITE) == "EfficientNet-Lite (random)"  # untrained: not the ImageNet curve
     assert model_family(store, "shapes", PIXELS) == PIXELS
 

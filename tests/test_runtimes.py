@@ -135,7 +135,7 @@ def test_gpu_check_does_not_import_tensorflow() -> None:
 
 
 def _features(out: Path, key: str) -> dict[str, np.ndarray]:
-    entry = art.read_index(out)["datasets"]["colours"]["models"][key]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"][key]
     return {name: art.read_array(out / layer["features"]) for name, layer in entry["layers"].items()}
 
 
@@ -152,7 +152,7 @@ def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -
              for runtime, out in outs.items()}
     assert files["keras"] == files["litert"]
     key = "efficientnet-lite0-random"
-    entries = {r: art.read_index(out)["datasets"]["colours"]["models"][key] for r, out in outs.items()}
+    entries = {r: art.read_index(out).to_dict()["datasets"]["colours"]["models"][key] for r, out in outs.items()}
     assert entries["keras"]["config"] == entries["litert"]["config"]  # a runtime change recomputes nothing
     assert {r: e["cost"]["runtime"] for r, e in entries.items()} == {"keras": "keras", "litert": "litert"}
     assert entries["litert"]["cost"]["conversion_seconds"] > 0 and entries["litert"]["cost"]["model_mb"] > 0
@@ -182,7 +182,7 @@ def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: 
     out = tmp_path / "out"
     models = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
     Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
-    entry = art.read_index(out)["datasets"]["colours"]["models"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"]
     base = "efficientnet-lite0-random"
     assert set(entry) == {"pixels", base, f"{base}-float16", f"{base}-int8"}  # pixels has no weights to shrink
     for quantize in ("float16", "int8"):

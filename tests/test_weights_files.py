@@ -224,7 +224,7 @@ def test_precompute_command_reads_a_weights_folder(tmp_path: Path) -> None:
     assert main([str(data), "--out", str(out), "--backbones", name, "--weights", str(path.parent),
                  "--layers", ",".join(layers), "--metrics", "cosine", "--input-size", "96", "--top-n", "5",
                  "--runtime", "keras"]) == 0  # the weights are under test here, not LiteRT's 1e-4 agreement
-    entry = art.read_index(out)["datasets"]["shapes"]["models"][name]
+    entry = art.read_index(out).to_dict()["datasets"]["shapes"]["models"][name]
     assert entry["weights"]["source"] == "file" and entry["config"]["weights_file"] == str(path)
     manifest = art.read_table(art.manifest_path(out, "shapes"))
     images = np.stack([load_for_model(data / p, 96) for p in manifest["path"]]).astype(np.float32)
