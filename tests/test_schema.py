@@ -28,7 +28,7 @@ def _sample() -> dict:
 def real_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Artifacts of three small runs: labeled (exact search), labeled with FAISS, unlabeled."""
     from precompute.pipeline import ModelRequest, Run, RunConfig
-    from tests.test_pipeline import make_dataset
+    from tests.helpers import make_dataset
 
     tmp = tmp_path_factory.mktemp("schema")
     out = tmp / "artifacts"
