@@ -5,7 +5,7 @@ their output to JSON as Dash does, and prints median and p95 milliseconds per st
 over every combination (cold: files read from disk) is reported apart from the repeated ones (warm:
 served from the store's caches).
 
-    .venv/bin/python bench/bench_app.py [--artifacts artifacts] [--dataset openclipart-200, the default] [--repeat 20]
+    .venv/bin/python -m bench bench_app [--artifacts artifacts] [--dataset openclipart-200, the default] [--repeat 20]
 """
 
 from __future__ import annotations

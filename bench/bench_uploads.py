@@ -8,8 +8,8 @@ would. Prints the resident memory before, the peak during (``VmHWM``, reset firs
 
 The ``pixels`` model is the default so that the figure is the decoding's alone (no backbone is loaded).
 
-    .venv/bin/python bench/bench_uploads.py --artifacts artifacts              # 8 x 7700 x 7700 (59 MP)
-    .venv/bin/python bench/bench_uploads.py --artifacts artifacts --side 0     # just under the pixel limit
+    .venv/bin/python -m bench bench_uploads --artifacts artifacts              # 8 x 7700 x 7700 (59 MP)
+    .venv/bin/python -m bench bench_uploads --artifacts artifacts --side 0     # just under the pixel limit
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from playground import uploads  # noqa: E402
 from playground.callbacks.upload import render_upload  # noqa: E402
 from playground.state import DEFAULT_DATASET, resolve_selection  # noqa: E402
 from playground.store import Store  # noqa: E402
+from tests.helpers import text_of  # noqa: E402  (the text of a Dash component tree)
 
 
 def memory_mib() -> tuple[float, float]:
@@ -45,16 +46,6 @@ def bomb_png(side: int, mode: str = "RGB") -> bytes:
     buffer = io.BytesIO()
     Image.new(mode, (side, side), 200).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
-
-
-def text_of(component) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(text_of(c) for c in component)
-    return text_of(getattr(component, "children", None))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """The main command's first run, measured: `playground` on a fresh artifacts folder until it serves.
 
-    .venv/bin/python bench/first_run.py [--artifacts /tmp/first-run] [--port 8079] [--timeout 900] [--checkout DIR]
+    .venv/bin/python -m bench first_run [--artifacts /tmp/first-run] [--port 8079] [--timeout 900] [--checkout DIR]
 
 Starts `python -m playground --artifacts DIR --port PORT` in the checkout measured (DIR is deleted first), samples
 the resident memory and CPU time of the whole process tree every 0.2 s from /proc, and stops the server once it

@@ -1,6 +1,6 @@
 """Why efficientnet-lite0 on LiteRT is slower against Keras than the issue measured: one factor at a time.
 
-    python bench/litert_probe.py [--backbone efficientnet-lite0] [--size 224] [--images 32] [--rounds 3]
+    python -m bench litert_probe [--backbone efficientnet-lite0] [--size 224] [--images 32] [--rounds 3]
 
 Converts the feature model for 1, 4 (the issue's) and 8 (the default) stored layers, and the 8-layer model
 without its pooling (maps out, pooled in NumPy), then times each on the same random images: img/s, best of
@@ -35,7 +35,7 @@ def main() -> None:
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from precompute.backbones import ResolvedWeights, build_base, get_backbone
-    from precompute.bench import pick_layers
+    from bench.speed import pick_layers
     from precompute.extract import build_feature_model, run_feature_model
     from precompute.runtimes import LiteRTModel, convert_to_tflite
 

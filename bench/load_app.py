@@ -15,9 +15,9 @@ It prints throughput, p50 / p99 latency and errors per request kind, the load av
 memory after each phase when it knows the server's process id (``--serve`` starts the server itself; else
 ``--pid``). Every loop is bounded by ``--requests`` and ``--max-seconds``; only 127.0.0.1 is contacted.
 
-    .venv/bin/python bench/load_app.py --serve artifacts                     # starts and stops `playground`
-    .venv/bin/python bench/load_app.py --serve artifacts --server-args=--dev # Dash's development server
-    .venv/bin/python bench/load_app.py --url http://127.0.0.1:8050 --pid 1234 --upload photo.jpg
+    .venv/bin/python -m bench load_app --serve artifacts                     # starts and stops `playground`
+    .venv/bin/python -m bench load_app --serve artifacts --server-args=--dev # Dash's development server
+    .venv/bin/python -m bench load_app --url http://127.0.0.1:8050 --pid 1234 --upload photo.jpg
 """
 
 from __future__ import annotations

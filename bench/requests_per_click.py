@@ -16,7 +16,7 @@ and reports:
   rendered too: grid, duplicates, controls);
 - ``callbacks``: the outputs of each request (the first output id of each callback).
 
-    .venv/bin/python bench/requests_per_click.py [--artifacts artifacts] [--dataset openclipart-200]
+    .venv/bin/python -m bench requests_per_click [--artifacts artifacts] [--dataset openclipart-200]
         [--repeat 3] [--json out.json]
 
 Needs chromium and chromedriver (Debian: ``apt-get install chromium chromium-driver``). Timings depend on the

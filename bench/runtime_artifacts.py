@@ -1,7 +1,7 @@
 """How far two precompute runs of the same dataset differ: Keras vs LiteRT runtimes, and float32 vs quantised models.
 
-    python bench/runtime_artifacts.py runtimes KERAS_ROOT LITERT_ROOT DATASET
-    python bench/runtime_artifacts.py quantized ROOT DATASET
+    python -m bench runtime_artifacts runtimes KERAS_ROOT LITERT_ROOT DATASET
+    python -m bench runtime_artifacts quantized ROOT DATASET
 
 ``runtimes``: per (model, layer, metric) the largest relative feature difference, the share of stored neighbour
 positions that differ, how many of those are near-ties (the two distances within 1e-3 relative of each other: a
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from precompute import artifacts as art
+from precompute.schema import LayerEntry, ModelEntry
 
 NEAR_TIE = 1e-3
 
@@ -28,29 +29,34 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.max(np.abs(a - b)) / (np.max(np.abs(a)) + 1e-12))
 
 
-def _summary(layer: dict, metric: str, score: str) -> float:
-    return float((layer["metrics"][metric].get("summary") or {}).get(score, np.nan))
+def _summary(layer: LayerEntry, metric: str, score: str) -> float:
+    value = layer.metrics[metric].score(score)
+    return float(np.nan if value is None else value)
+
+
+def _runtime(model: ModelEntry) -> str:
+    return model.cost.runtime or "keras"  # older indexes: the Keras runtime
 
 
 def compare_runtimes(root_a: Path, root_b: Path, dataset: str) -> pd.DataFrame:
-    models_a = art.read_index(root_a)["datasets"][dataset]["models"]
-    models_b = art.read_index(root_b)["datasets"][dataset]["models"]
+    models_a = art.read_index(root_a).datasets[dataset].models
+    models_b = art.read_index(root_b).datasets[dataset].models
     rows = []
     for key in sorted(set(models_a) & set(models_b)):
-        for name, layer_a in models_a[key]["layers"].items():
-            layer_b = models_b[key]["layers"][name]
-            diff = _relative(art.read_array(root_a / layer_a["features"]), art.read_array(root_b / layer_b["features"]))
-            for metric in layer_a["metrics"]:
-                ids_a, dist_a = art.read_neighbors(root_a / layer_a["metrics"][metric]["neighbors"])
-                ids_b, _ = art.read_neighbors(root_b / layer_b["metrics"][metric]["neighbors"])
+        for name, layer_a in models_a[key].layers.items():
+            layer_b = models_b[key].layers[name]
+            diff = _relative(art.read_array(root_a / layer_a.features), art.read_array(root_b / layer_b.features))
+            for metric in layer_a.metrics:
+                ids_a, dist_a = art.read_neighbors(root_a / layer_a.metrics[metric].neighbors)
+                ids_b, _ = art.read_neighbors(root_b / layer_b.metrics[metric].neighbors)
                 differ = ids_a != ids_b
                 gaps = np.abs(np.diff(dist_a.astype(np.float64), axis=1))
                 close = gaps <= NEAR_TIE * np.maximum(np.abs(dist_a[:, 1:]), 1e-9)
                 near = np.zeros_like(differ)
                 near[:, 1:] |= close
                 near[:, :-1] |= close
-                rows.append({"model": key, "runtimes": f"{models_a[key]['cost'].get('runtime', 'keras')} vs "
-                             f"{models_b[key]['cost'].get('runtime', 'keras')}", "layer": name, "metric": metric,
+                rows.append({"model": key, "runtimes": f"{_runtime(models_a[key])} vs {_runtime(models_b[key])}",
+                             "layer": name, "metric": metric,
                              "feature_rel_diff": diff, "positions_differ": float(differ.mean()),
                              "queries_differ": float(differ.any(axis=1).mean()),
                              "differ_not_near_tie": int((differ & ~near).sum()),
@@ -60,21 +66,21 @@ def compare_runtimes(root_a: Path, root_b: Path, dataset: str) -> pd.DataFrame:
 
 
 def compare_quantized(root: Path, dataset: str, metric: str = "cosine") -> pd.DataFrame:
-    models = art.read_index(root)["datasets"][dataset]["models"]
+    models = art.read_index(root).datasets[dataset].models
     rows = []
     for key, model in models.items():
-        quantize = model["config"].get("quantize")
+        quantize = model.config.quantize
         base = models.get(key.removesuffix(f"-{quantize}")) if quantize else None
         if base is None:
             continue
-        for name, layer in model["layers"].items():
-            ref = base["layers"][name]
+        for name, layer in model.layers.items():
+            ref = base.layers[name]
             rows.append({"model": key.removesuffix(f"-{quantize}"), "quantize": quantize, "layer": name,
-                         "model_mb": model["cost"].get("model_mb"), "float32_mb": base["cost"].get("model_mb"),
-                         "images_per_second": model["cost"]["images_per_second"],
-                         "float32_images_per_second": base["cost"]["images_per_second"],
-                         "feature_rel_diff": _relative(art.read_array(root / ref["features"]),
-                                                       art.read_array(root / layer["features"])),
+                         "model_mb": model.cost.model_mb, "float32_mb": base.cost.model_mb,
+                         "images_per_second": model.cost.images_per_second,
+                         "float32_images_per_second": base.cost.images_per_second,
+                         "feature_rel_diff": _relative(art.read_array(root / ref.features),
+                                                       art.read_array(root / layer.features)),
                          "rwp@15": _summary(layer, metric, "rwp@15"), "float32_rwp@15": _summary(ref, metric, "rwp@15"),
                          "ap": _summary(layer, metric, "ap"), "float32_ap": _summary(ref, metric, "ap")})
     table = pd.DataFrame(rows)

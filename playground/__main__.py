@@ -70,10 +70,10 @@ def needs_precompute(artifacts: Path, data: Path) -> bool:
     from precompute.datasets import dataset_name
 
     try:
-        entry = read_index(artifacts)["datasets"].get(dataset_name(data))
-    except (ArtifactError, OSError, AttributeError, TypeError):
+        entry = read_index(artifacts).datasets.get(dataset_name(data))
+    except (ArtifactError, OSError):
         return True
-    return not (isinstance(entry, dict) and entry.get("models"))
+    return entry is None or not entry.models
 
 
 def ensure_dataset(artifacts: Path, data: Path) -> None:

@@ -94,8 +94,8 @@ def best_layer(store: Store, dataset: str, model: str, metric: str | None, score
         return None
     best, best_value = layers[-1], None
     for name in layers:
-        entry = store.layer(dataset, model, name).get("metrics", {}).get(metric or "", {})
-        value = (entry.get("summary") or {}).get(score)
+        entry = store.layer(dataset, model, name).metrics.get(metric or "")
+        value = entry.score(score) if entry is not None else None
         if value is not None and (best_value is None or value > best_value):
             best, best_value = name, value
     return best
@@ -236,6 +236,6 @@ def _resolve_k(wanted: Any, previous: int, notices: list[str]) -> int:
 def stored_depth(store: Store, sel: Selection) -> int | None:
     """How many neighbours were stored for the selection's combination (None when it is missing)."""
     try:
-        return int(store.metric(sel.dataset, sel.model, sel.layer, sel.metric)["top_n"])
-    except (MissingArtifact, KeyError, TypeError):
+        return store.metric(sel.dataset, sel.model, sel.layer, sel.metric).top_n
+    except (MissingArtifact, TypeError):
         return None

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from precompute import artifacts as art
+from precompute.schema import ArtifactIndex, DatasetEntry, LayerEntry, MetricEntry, ModelEntry
 
 # Array and table caches: enough for every (model, layer, metric) of a few datasets.
 _ARRAY_CACHE_SIZE = 256
@@ -53,22 +54,9 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:/[\w.+@-]+)*/(?P<name>[\w.+@-]+)"
 
 
 @lru_cache(maxsize=8)
-def _cached_index(root: str, mtime_ns: int) -> dict[str, Any]:
-    index = art.read_index(Path(root))
-    _check_index(index)
-    return index
-
-
-def _check_index(index: Any) -> None:
-    """The shape every Store method relies on: ``datasets`` a mapping of entries, each with ``n_images``."""
-    datasets = index.get("datasets") if isinstance(index, dict) else None
-    if not isinstance(datasets, dict):
-        raise ValueError("it holds no 'datasets' mapping")
-    for name, entry in datasets.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("n_images"), int) or entry["n_images"] < 0:
-            raise ValueError(f"the entry of dataset {name!r} has no image count")
-        if not isinstance(entry.get("models", {}), dict):
-            raise ValueError(f"the models of dataset {name!r} are not a mapping")
+def _cached_index(root: str, mtime_ns: int) -> ArtifactIndex:
+    """The index, checked against the schema by the reader (types, image counts): shared, never changed."""
+    return art.read_index(Path(root))
 
 
 @lru_cache(maxsize=_ARRAY_CACHE_SIZE)
@@ -187,10 +175,11 @@ class Store:
         return BrokenArtifact(f"{self.name_of(path)} {problem}. {self._fix(dataset)}")
 
     # ------------------------------------------------------------------------------------- index
-    def index(self) -> dict[str, Any]:
+    def index(self) -> ArtifactIndex:
         """The artifact index (an empty one when there is none yet); re-read when the file changes.
 
-        Raises BrokenArtifact when ``index.json`` is unreadable, from another schema version or malformed.
+        Raises BrokenArtifact when ``index.json`` is unreadable, from another schema version or malformed (the
+        message names the field that does not fit the schema). The records are shared: read them, never change them.
         """
         path = art.index_path(self.root)
         try:
@@ -199,8 +188,8 @@ class Store:
             return art.empty_index()
         try:
             return _cached_index(str(self.root), mtime)
-        except (*READ_ERRORS, AttributeError, TypeError) as exc:  # the last two: JSON that is not an object
-            if isinstance(exc, art.ArtifactError):  # the reader's own words and fix (schema version, JSON error)
+        except READ_ERRORS as exc:
+            if isinstance(exc, art.ArtifactError):  # the reader's own words and fix (schema, version, JSON error)
                 reason = self.public_text(str(exc))
             else:
                 problem = self.public_text(str(exc))
@@ -208,10 +197,10 @@ class Store:
             raise BrokenArtifact(f"{reason} The app shows no dataset until it is fixed.") from exc
 
     def datasets(self) -> list[str]:
-        return list(self.index()["datasets"])
+        return list(self.index().datasets)
 
-    def dataset(self, dataset: str) -> dict[str, Any]:
-        entry = self.index()["datasets"].get(dataset)
+    def dataset(self, dataset: str) -> DatasetEntry:
+        entry = self.index().datasets.get(dataset)
         if entry is None:
             raise MissingArtifact(
                 f"Dataset {dataset!r} is not in the artifacts' index.json. "
@@ -220,16 +209,16 @@ class Store:
         return entry
 
     def is_labeled(self, dataset: str) -> bool:
-        return bool(self.dataset(dataset).get("labeled"))
+        return self.dataset(dataset).labeled
 
     def n_images(self, dataset: str) -> int:
-        return int(self.dataset(dataset)["n_images"])
+        return self.dataset(dataset).n_images
 
     def models(self, dataset: str) -> list[str]:
-        return list(self.dataset(dataset).get("models", {}))
+        return list(self.dataset(dataset).models)
 
-    def model(self, dataset: str, model: str) -> dict[str, Any]:
-        entry = self.dataset(dataset).get("models", {}).get(model)
+    def model(self, dataset: str, model: str) -> ModelEntry:
+        entry = self.dataset(dataset).models.get(model)
         if entry is None:
             raise MissingArtifact(
                 f"Model {model!r} was not computed for {dataset!r}. "
@@ -239,11 +228,10 @@ class Store:
 
     def layers(self, dataset: str, model: str) -> list[str]:
         """Layer names of a model in network order (the index ``order``)."""
-        layers = self.model(dataset, model).get("layers", {})
-        return sorted(layers, key=lambda name: (layers[name].get("order", 0), name))
+        return self.model(dataset, model).layer_names()
 
-    def layer(self, dataset: str, model: str, layer: str) -> dict[str, Any]:
-        entry = self.model(dataset, model).get("layers", {}).get(layer)
+    def layer(self, dataset: str, model: str, layer: str) -> LayerEntry:
+        entry = self.model(dataset, model).layers.get(layer)
         if entry is None:
             raise MissingArtifact(
                 f"Layer {layer!r} of {model} was not computed for {dataset!r}. "
@@ -252,18 +240,18 @@ class Store:
         return entry
 
     def metrics(self, dataset: str, model: str, layer: str) -> list[str]:
-        return list(self.layer(dataset, model, layer).get("metrics", {}))
+        return list(self.layer(dataset, model, layer).metrics)
 
     def all_metrics(self, dataset: str) -> list[str]:
         """Every metric computed for any layer of the dataset, in first-seen order."""
         seen: dict[str, None] = {}
-        for model in self.dataset(dataset).get("models", {}).values():
-            for layer in model.get("layers", {}).values():
-                seen.update(dict.fromkeys(layer.get("metrics", {})))
+        for model in self.dataset(dataset).models.values():
+            for layer in model.layers.values():
+                seen.update(dict.fromkeys(layer.metrics))
         return list(seen)
 
-    def metric(self, dataset: str, model: str, layer: str, metric: str) -> dict[str, Any]:
-        entry = self.layer(dataset, model, layer).get("metrics", {}).get(metric)
+    def metric(self, dataset: str, model: str, layer: str, metric: str) -> MetricEntry:
+        entry = self.layer(dataset, model, layer).metrics.get(metric)
         if entry is None:
             raise MissingArtifact(
                 f"The {metric} rankings were not computed for {model} / {layer} on {dataset!r}. "
@@ -300,9 +288,9 @@ class Store:
 
     def features(self, dataset: str, model: str, layer: str) -> np.ndarray:
         """float32 (n_images, dim), read-only (memory-mapped)."""
-        dim = self.layer(dataset, model, layer).get("dim")
+        dim = self.layer(dataset, model, layer).dim
         path = art.features_path(self.root, dataset, model, layer)
-        return self._array(path, dataset, dim if isinstance(dim, int) else None)
+        return self._array(path, dataset, dim)
 
     def ann_index(self, dataset: str, model: str, layer: str, metric: str) -> Any:
         """The FAISS index precompute stored for a big dataset (``precompute.ann.AnnIndex``), or None where
@@ -337,14 +325,14 @@ class Store:
     def scores(self, dataset: str, model: str, layer: str, metric: str) -> pd.DataFrame | None:
         """Per-query scores (index ``query``), or None for an unlabeled dataset."""
         entry = self.metric(dataset, model, layer, metric)
-        if not self.is_labeled(dataset) or not entry.get("scores"):
+        if not self.is_labeled(dataset) or not entry.scores:
             return None
         return self._read(_cached_table, art.scores_path(self.root, dataset, model, layer, metric), dataset)
 
     def class_summary(self, dataset: str, model: str, layer: str, metric: str) -> pd.DataFrame | None:
         """``summarize_scores`` of the per-query scores: one row per class and ``__all__``."""
         entry = self.metric(dataset, model, layer, metric)
-        if not self.is_labeled(dataset) or not entry.get("scores"):
+        if not self.is_labeled(dataset) or not entry.scores:
             return None
         return self._read(_cached_summary, art.scores_path(self.root, dataset, model, layer, metric), dataset)
 
@@ -361,10 +349,10 @@ class Store:
         """Duplicate pairs found by hashing the images (``duplicates.parquet``), or None when not computed.
 
         Columns ``a``, ``b`` (row ids, a < b), ``kind`` ("exact" or "near"), ``phash_distance`` and
-        ``cross_class``; the index entry (``dataset(ds)["duplicates"]``) holds the threshold and the counts.
+        ``cross_class``; the index entry (``dataset(ds).duplicates``) holds the threshold and the counts.
         Artifacts written before duplicates were looked for have no entry: None, not an error.
         """
-        if not self.dataset(dataset).get("duplicates"):
+        if self.dataset(dataset).duplicates is None:
             return None
         return self._pairs(art.duplicates_path(self.root, dataset), dataset)
 
@@ -372,9 +360,9 @@ class Store:
         """Pairs far closer in this layer's features than its typical nearest neighbour, or None when not computed.
 
         Columns ``a``, ``b`` (row ids, a < b), ``distance`` and ``cross_class``; the layer's index entry
-        (``layer(...)["duplicates"]``) holds the metric, the threshold and the counts.
+        (``layer(...).duplicates``) holds the metric, the threshold and the counts.
         """
-        if not self.layer(dataset, model, layer).get("duplicates"):
+        if self.layer(dataset, model, layer).duplicates is None:
             return None
         return self._pairs(art.layer_duplicates_path(self.root, dataset, model, layer), dataset)
 
@@ -407,7 +395,8 @@ class Store:
         return _cached_paired(*paths[0], *paths[1], score)
 
     def baseline_summary(self, dataset: str) -> dict[str, float]:
-        return dict((self.dataset(dataset).get("baseline") or {}).get("summary") or {})
+        baseline = self.dataset(dataset).baseline
+        return dict(baseline.summary) if baseline is not None else {}
 
     def source_file(self, dataset: str, image_id: int) -> Path:
         """Path of a dataset image's original file, checked: a known dataset, an id in range, a manifest path
@@ -419,7 +408,7 @@ class Store:
         art.check_name(dataset, "dataset name")
         if not 0 <= int(image_id) < self.n_images(dataset):
             raise MissingArtifact(f"No image {image_id} in {dataset!r}.")
-        source = self.dataset(dataset).get("source")
+        source = self.dataset(dataset).source
         if not source:
             raise MissingArtifact(f"The index names no source folder for {dataset!r}.")
         folder = Path(source)

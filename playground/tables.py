@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from playground.store import MissingArtifact, Store
+from precompute.schema import ModelCost
 
 COST_COLUMNS = {
     "n_params": "parameters",
@@ -62,24 +63,23 @@ def summary_table(store: Store, dataset: str) -> pd.DataFrame:
     """
     rows = []
     for model in store.models(dataset):
-        entry = store.model(dataset, model)
-        cost = entry.get("cost", {})
+        cost = store.model(dataset, model).cost
         for layer in store.layers(dataset, model):
             layer_entry = store.layer(dataset, model, layer)
-            for metric, result in layer_entry.get("metrics", {}).items():
-                summary = {k: v for k, v in (result.get("summary") or {}).items() if k != "n_queries"}
-                for name, bounds in (result.get("summary_ci") or {}).items():
+            for metric, result in layer_entry.metrics.items():
+                summary = {k: v for k, v in (result.summary or {}).items() if k != "n_queries"}
+                for name, bounds in (result.summary_ci or {}).items():
                     if name in summary and bounds is not None and len(bounds) == 2:
                         summary.update(zip(interval_columns(name), (_as_float(v) for v in bounds), strict=True))
                 row = {
                     "model": model,
                     "layer": layer,
-                    "order": layer_entry.get("order", 0),
-                    "dim": layer_entry.get("dim"),
+                    "order": layer_entry.position,
+                    "dim": layer_entry.dim,
                     "metric": metric,
                     **summary,
                 }
-                row.update({label: cost.get(key) for key, label in COST_COLUMNS.items()})
+                row.update({label: cost.value(key) for key, label in COST_COLUMNS.items()})
                 rows.append(row)
     return _order_columns(pd.DataFrame(rows))
 
@@ -197,10 +197,12 @@ def cost_table(store: Store, dataset: str, metric: str, score: str, summary: pd.
     rows = []
     for model in store.models(dataset):
         entry = store.model(dataset, model)
-        cost = entry.get("cost", {})
-        row = {"model": model, "weights": (entry.get("weights") or {}).get("source", "")}
-        row.update({label: cost.get(key) for key, label in COST_COLUMNS.items()})
-        row.update({label: cost.get(key, cost.get("weights_mb") if key == "model_mb" else "keras")
+        cost = entry.cost
+        row = {"model": model, "weights": entry.weights.source if entry.weights else ""}
+        row.update({label: cost.value(key) for key, label in COST_COLUMNS.items()})
+        # Older indexes lack these: the model ran as its Keras weights.
+        fallback = {"model_mb": cost.weights_mb, "runtime": "keras"}
+        row.update({label: fallback[key] if cost.value(key) is None else cost.value(key)
                     for key, label in MODEL_COST_COLUMNS.items()})
         if model in best.index:
             row["best layer"] = best.loc[model, "layer"]
@@ -294,12 +296,12 @@ def configurations(store: Store, dataset: str, score: str, summary: pd.DataFrame
         return table.assign(**{column: pd.Series(dtype=float) for column in LAYER_COST_COLUMNS.values()})
     costs = []
     for model in dict.fromkeys(table["model"]):
-        whole = store.model(dataset, model).get("cost", {})
+        whole = store.model(dataset, model).cost
         for layer in store.layers(dataset, model):
             entry = store.layer(dataset, model, layer)
             costs.append({"model": model, "layer": layer,
-                          "layer GFLOPs": _as_float(entry.get("gflops", whole.get("gflops_per_image"))),
-                          "layer parameters": _as_float(entry.get("n_params", whole.get("n_params")))})
+                          "layer GFLOPs": _as_float(whole.gflops_per_image if entry.gflops is None else entry.gflops),
+                          "layer parameters": _as_float(whole.n_params if entry.n_params is None else entry.n_params)})
     table = table.dropna(subset=[score]).merge(pd.DataFrame(costs), on=["model", "layer"], how="left")
     return table.sort_values(["layer GFLOPs", "layer parameters", score], ascending=[True, True, False],
                              na_position="last", kind="stable").reset_index(drop=True)
@@ -318,8 +320,8 @@ class Answer:
         bounds when stored, layer GFLOPs and parameters).
     baseline : float or None
         The score of a random ranking (exact expectation), None when not stored.
-    model_cost : dict
-        The best model's ``cost`` entry of the index (``ms_per_image``, ``layers_in_pass``, ...).
+    model_cost : precompute.schema.ModelCost
+        The best model's cost entry of the index (``ms_per_image``, ``layers_in_pass``, ...).
     cheapest : pd.Series
         The cheapest configuration that the paired test cannot tell from the best (or the best itself when
         every cheaper one is below it), with ``verdict``, ``difference``, ``difference low``, ``difference high``,
@@ -338,7 +340,7 @@ class Answer:
     score: str
     best: pd.Series
     baseline: float | None
-    model_cost: dict[str, Any]
+    model_cost: ModelCost
     cheapest: pd.Series
     near: pd.Series | None
     share: float
@@ -416,7 +418,7 @@ def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHAR
         near_row = None
     baseline = store.baseline_summary(dataset).get(score)
     return Answer(score=score, best=best, baseline=None if baseline is None else float(baseline),
-                  model_cost=dict(store.model(dataset, best["model"]).get("cost", {})), cheapest=cheapest,
+                  model_cost=store.model(dataset, best["model"]).cost, cheapest=cheapest,
                   near=near_row, share=share, n_tested=n_tested, n_ruled_out=n_ruled_out)
 
 
@@ -454,10 +456,10 @@ def model_family(store: Store, dataset: str, model: str) -> str:
     from precompute.backbones import BACKBONES
 
     entry = store.model(dataset, model)
-    backbone = BACKBONES.get(entry.get("backbone", ""))
+    backbone = BACKBONES.get(entry.backbone)
     if backbone is None or backbone.family is None:
         return model
-    source = (entry.get("weights") or {}).get("source", "")
+    source = entry.weights.source if entry.weights else ""
     return backbone.family if source in ("imagenet", "file", "") else f"{backbone.family} ({source})"
 
 
@@ -484,9 +486,9 @@ def family_table(store: Store, dataset: str, score: str, summary: pd.DataFrame |
 
 
 def _network_parameters(store: Store, dataset: str, model: str) -> float:
-    counts = [store.layer(dataset, model, layer).get("n_params") for layer in store.layers(dataset, model)]
+    counts = [store.layer(dataset, model, layer).n_params for layer in store.layers(dataset, model)]
     counts = [c for c in counts if c is not None]
-    return float(max(counts)) if counts else _as_float(store.model(dataset, model).get("cost", {}).get("n_params"))
+    return float(max(counts)) if counts else _as_float(store.model(dataset, model).cost.n_params)
 
 
 def duplicate_pairs(

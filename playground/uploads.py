@@ -247,19 +247,19 @@ def get_extractor(model_config: dict[str, Any], layers: list[str] | tuple[str, .
 
 def upload_features(store: Store, dataset: str, model: str, layer: str, data: bytes) -> np.ndarray:
     """Features (1, dim) of an uploaded image at one layer, with the model and settings the dataset used."""
-    entry = store.model(dataset, model)
+    stored = store.model(dataset, model).config
     layers = store.layers(dataset, model)
     store.layer(dataset, model, layer)
-    config = entry["config"]
+    config = stored.to_dict()  # the extractor's argument: the config as the index stores it
     key = (hashlib.sha256(data).hexdigest(), json.dumps(config, sort_keys=True), tuple(layers))
     with _model_lock:
         cached = _feature_cache.get(key)
         if cached is not None:
             _feature_cache.move_to_end(key)
     if cached is None:
-        check_pixels(data, draft_size=int(config["input_size"]) * 2)  # refused at once, not after waiting for a slot
+        check_pixels(data, draft_size=int(stored.input_size) * 2)  # refused at once, not after waiting for a slot
         with decode_slot():
-            image = prepare_image(data, int(config["input_size"]))
+            image = prepare_image(data, int(stored.input_size))
             extract = get_extractor(config, layers)
             with _model_lock:  # Keras models are not safe to call from several threads at once
                 cached = [np.asarray(out, dtype=np.float32) for out in extract(image[None])]

@@ -3,6 +3,7 @@
 Layout under an artifacts root (``--out``, default ``./artifacts``)::
 
     index.json                                  the one index: what was computed, how, with which versions
+                                                (its records: precompute.schema; read_index / write_index)
     <dataset>/manifest.parquet                  one row per image: id, path, label, width, height, hashes
     <dataset>/report.json                       run report: skipped files with reasons, models used and why
     <dataset>/baseline.parquet                  scores of a random ranking (labeled datasets only)
@@ -35,6 +36,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from precompute.schema import ArtifactIndex, MetricEntry, SchemaError
+
+# The version of index.json's schema (its records: precompute.schema). Bump it when a change would make an older
+# reader misread a file (a renamed or retyped field); read_index refuses other versions.
 SCHEMA_VERSION = 1
 INDEX_FILE = "index.json"
 
@@ -349,50 +354,80 @@ def _json_default(value: Any) -> Any:
 # ----------------------------------------------------------------------------------------------- index
 
 
-def empty_index() -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "datasets": {}}
+def empty_index() -> ArtifactIndex:
+    """The index of an artifacts root with nothing computed yet (what a missing ``index.json`` reads as)."""
+    return ArtifactIndex.from_dict({"schema_version": SCHEMA_VERSION, "datasets": {}})
 
 
-def read_index(root: Path) -> dict[str, Any]:
-    """Read ``index.json``; an absent index is an empty one, another schema version is an error."""
+def read_index(root: Path) -> ArtifactIndex:
+    """Read ``index.json`` as an :class:`~precompute.schema.ArtifactIndex`; an absent index is an empty one.
+
+    Raises ArtifactError, naming the file, for unreadable JSON, another schema version, or a value that does not
+    fit the schema (the message names the field, e.g. ``datasets/shapes/models/pixels/layers/x/dim``).
+    """
     path = index_path(root)
     if not path.exists():
         return empty_index()
-    index = read_json(path)
-    version = index.get("schema_version")
-    if version != SCHEMA_VERSION:
+    data = read_json(path)
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if isinstance(data, dict) and version != SCHEMA_VERSION:
         raise ArtifactError(
             f"{path} has schema version {version!r}, this code reads version {SCHEMA_VERSION}. "
             "Recompute with `precompute --force` or use the matching release."
         )
-    return index
+    try:
+        return ArtifactIndex.from_dict(data)
+    except SchemaError as exc:
+        raise ArtifactError(
+            f"{path} does not fit the artifact index schema: {exc}. Recompute with `precompute --force` (which "
+            "keeps the invalid index beside it as index.json.broken-<time>)."
+        ) from None
 
 
-def write_index(root: Path, index: dict[str, Any]) -> None:
-    index["schema_version"] = SCHEMA_VERSION
-    write_json(index_path(root), index)
+def holds_index(folder: Path) -> bool:
+    """True when ``folder`` holds an artifact index of any schema version (an ``index.json`` object with a
+    ``datasets`` and a ``schema_version`` key), readable or not by this version: a dataset scan skips it."""
+    try:
+        path = index_path(folder)
+        if not path.is_file():
+            return False
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and "datasets" in data and "schema_version" in data
 
 
-def update_index(root: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-    """Read the index, apply ``change`` in place, write it back atomically; returns the new index."""
+def write_index(root: Path, index: ArtifactIndex) -> None:
+    """Write ``index`` (at this schema version) atomically; checked first, so a bad value never reaches the file."""
+    index.schema_version = SCHEMA_VERSION
+    data = index.to_dict()
+    try:
+        ArtifactIndex.from_dict(data)
+    except SchemaError as exc:
+        raise ValueError(f"Refusing to write {index_path(root)}: {exc}") from None
+    write_json(index_path(root), data)
+
+
+def update_index(root: Path, change: Callable[[ArtifactIndex], None]) -> ArtifactIndex:
+    """Read the index, apply ``change`` to it in place, write it back atomically; returns the new index."""
     index = read_index(root)
     change(index)
     write_index(root, index)
     return index
 
 
-def faiss_index_of(metric_entry: dict[str, Any] | None) -> tuple[str, dict[str, Any]] | None:
+def faiss_index_of(metric_entry: MetricEntry | None) -> tuple[str, dict[str, Any]] | None:
     """Where a metric's entry in the index keeps its FAISS index: ``(path relative to the artifacts root, index
     params)``, or None where its rankings were exact. ``precompute.ann.read_index`` reads the file."""
-    if not metric_entry or not str(metric_entry.get("search", "exact")).startswith("faiss"):
+    if metric_entry is None or not metric_entry.approximate or metric_entry.index is None:
         return None
-    return metric_entry["index"], metric_entry.get("index_params") or metric_entry.get("ann_params") or {}
+    return metric_entry.index, metric_entry.index_params or metric_entry.ann_params or {}
 
 
 def stored_faiss_index(root: Path, dataset: str, model: str, layer: str, metric: str
                        ) -> tuple[Path, dict[str, Any]] | None:
     """``(path, index params)`` of the FAISS index stored for one (model, layer, metric), or None where exact."""
-    entry = read_index(root)["datasets"][dataset]["models"][model]["layers"][layer]["metrics"].get(metric)
+    entry = read_index(root).datasets[dataset].models[model].layers[layer].metrics.get(metric)
     stored = faiss_index_of(entry)
     return None if stored is None else (Path(root) / stored[0], stored[1])
 

@@ -111,16 +111,9 @@ def scan_folder(root: str | Path, exclude: Sequence[str | Path] = ()) -> ScanRes
 
 def is_artifacts_folder(folder: Path) -> bool:
     """True when ``folder`` holds a precompute artifact index (an ``index.json`` with datasets)."""
-    index = folder / "index.json"
-    try:
-        if not index.is_file():
-            return False
-        import json
+    from precompute.artifacts import holds_index
 
-        data = json.loads(index.read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and "datasets" in data and "schema_version" in data
+    return holds_index(folder)
 
 
 class _Scanner:

@@ -27,7 +27,7 @@ Pairs at each distance were counted with :func:`hash_pairs` and random ones (all
 side by side:
 
 - **Open Clip Art** (Debian's ``openclipart-png``: 8,121 PNG files, of which 7,945 decode with something drawn;
-  each cropped and downscaled as ``precompute.openclipart`` does, composited on white). 1,512 exact pairs
+  each cropped and downscaled as ``tools.openclipart`` does, composited on white). 1,512 exact pairs
   (2,107 files; 1,231 pairs across two topic folders). Near pairs (not exact) at distance 0, 2, 4, 6, 8, 10, 12:
 
   ======================================================  ====  ====  ====  ====  ====  ====  ====
@@ -57,7 +57,7 @@ side by side:
   in one pose on black, the low frequencies a perceptual hash keeps are the silhouette. The copies of one photo
   (pairs within 12 bits whose mean absolute pixel difference is under 2 of 255) are at 0 (17 pairs), 2 (8),
   4 (5), 6 (1) and 8 (1): 30 of 32 within 4 bits. On such images a near pair mostly means "same
-  silhouette": ``precompute.fashion_mnist``'s sampler, dropping them, passes over a few distinct products (none
+  silhouette": ``tools.fashion_mnist``'s sampler, dropping them, passes over a few distinct products (none
   in ``data/fashion-mnist-200``, whose closest pairs are 6 bits apart: 5 pairs, all distinct products).
 
 Distances are nearly always even: ``imagehash.phash`` sets a bit for each of its 64 DCT coefficients above

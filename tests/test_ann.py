@@ -12,7 +12,7 @@ from precompute import artifacts as art
 from precompute.cli import main as cli_main
 from precompute.pipeline import ModelRequest, Run, RunConfig
 from precompute.similarity import rank_neighbors_exact, search_exact
-from tests.test_pipeline import make_dataset
+from tests.helpers import make_dataset
 
 METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
 
@@ -30,6 +30,7 @@ def exact(clustered: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 
 @pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.slow
 def test_hnsw_recall_on_clustered_data(clustered: np.ndarray, exact: dict, metric: str) -> None:
     index = ann.build_index(clustered, metric, "hnsw")
     indices, distances = ann.rank_neighbors(clustered, metric, 10, index)
@@ -109,9 +110,10 @@ def _run(dataset: Path, out: Path, exact_max: int):
     config = RunConfig(dataset, out, [ModelRequest("pixels", "auto", ("pixels_8x8",))], metrics=("cosine", "euclidean"),
                        top_n=10, progress=False, umap_neighbors=5, exact_search_max=exact_max)
     Run(config).execute()
-    return art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
+    return art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
 
 
+@pytest.mark.slow
 def test_pipeline_uses_an_index_above_exact_max(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=8)
     exact_layer = _run(dataset, tmp_path / "exact", exact_max=1000)
@@ -138,6 +140,7 @@ def test_pipeline_uses_an_index_above_exact_max(tmp_path: Path) -> None:
     assert not list((tmp_path / "ann").rglob("*.faiss")), "a stale index is removed when search becomes exact"
 
 
+@pytest.mark.slow
 def test_cli_ann_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=3)
     out = tmp_path / "a"
@@ -145,7 +148,7 @@ def test_cli_ann_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
                      "--metrics", "manhattan", "--top-n", "4", "--no-progress", "--umap-neighbors", "3",
                      "--exact-max", "2", "--ann", "ivf-flat", "--ann-params", "nlist=2,nprobe=2"])
     assert code == 0, capsys.readouterr().err
-    result = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]["metrics"]
+    result = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]["metrics"]
     assert result["manhattan"]["search"] == "faiss-ivf-flat"
     assert result["manhattan"]["ann_params"] == {"nlist": 2, "nprobe": 2}
     code = cli_main([str(dataset), "--out", str(out), "--backbones", "pixels", "--no-progress",

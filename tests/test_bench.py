@@ -1,4 +1,5 @@
-"""The benchmark script: a --quick run writes the JSON the docs are built from (no timing is asserted)."""
+"""The benchmarks' entry point, and `python -m bench speed`: a --quick run writes the JSON the docs are built from
+(no timing is asserted)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from precompute import bench
+from bench import speed as bench
+from bench.__main__ import list_benchmarks
+from bench.__main__ import main as bench_main
 
 
+@pytest.mark.slow
 def test_quick_bench_writes_valid_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "bench.json"
     assert bench.main(["--quick", "--out", str(out)]) == 0
@@ -55,3 +59,31 @@ def test_pick_layers_spreads_from_shallow_to_deep() -> None:
     assert bench.pick_layers(layers, 4) == ["a", "c", "f", "h"]
     assert bench.pick_layers(layers, 1) == ["h"]
     assert bench.pick_layers(layers, 20) == list(layers)
+
+
+def test_one_entry_point_lists_and_runs_every_benchmark(capsys: pytest.CaptureFixture) -> None:
+    names = list_benchmarks()
+    assert {"speed", "bench_app", "bench_uploads", "first_run", "load_app", "runtime_artifacts"} <= set(names)
+    assert all(names.values()), names  # each says what it measures
+    assert bench_main([]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in names)
+    assert bench_main(["runtime-artifacts", "--help"]) == 0  # argparse's --help, through the entry point
+    assert "usage: python -m bench runtime_artifacts" in capsys.readouterr().out
+    assert bench_main(["nope"]) == 2
+    assert "unknown benchmark 'nope'" in capsys.readouterr().err
+
+
+def test_the_runtime_packages_import_no_tool_benchmark_or_test() -> None:
+    """precompute and playground stand alone: tools/, bench/ and tests/ use them, never the other way round."""
+    import ast
+
+    repo = Path(__file__).resolve().parent.parent
+    offenders = []
+    for path in sorted([*repo.glob("precompute/**/*.py"), *repo.glob("playground/**/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            offenders += [f"{path.relative_to(repo)}: {name}" for name in names
+                          if name.split(".")[0] in ("tools", "bench", "tests")]
+    assert offenders == []

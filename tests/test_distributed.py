@@ -19,7 +19,9 @@ from precompute import artifacts as art  # noqa: E402
 from precompute import distributed as dist  # noqa: E402
 from precompute.cli import main as cli_main  # noqa: E402
 from precompute.pipeline import ModelRequest, Run  # noqa: E402
-from tests.test_pipeline import config, make_dataset  # noqa: E402
+from tests.helpers import config, make_dataset  # noqa: E402
+
+pytestmark = pytest.mark.slow  # a 2-process Dask cluster and a model rebuilt in each worker
 
 MODELS = [ModelRequest("pixels"), ModelRequest("efficientnet-lite0", "random")]
 
@@ -49,8 +51,8 @@ def test_dask_engine_writes_the_local_artifacts(colours: Path, dask_address: str
     Run(config(colours, local, models=MODELS)).execute()
     Run(config(colours, remote, models=MODELS, engine="dask", dask_address=dask_address, batch_size=2)).execute()
 
-    local_models = art.read_index(local)["datasets"]["colours"]["models"]
-    remote_models = art.read_index(remote)["datasets"]["colours"]["models"]
+    local_models = art.read_index(local).to_dict()["datasets"]["colours"]["models"]
+    remote_models = art.read_index(remote).to_dict()["datasets"]["colours"]["models"]
     assert set(remote_models) == {"pixels", "efficientnet-lite0-random"}
     for key, model in local_models.items():
         assert _without_timings(remote_models[key]) == _without_timings(model)  # same layers, dims, scores, config
@@ -112,7 +114,7 @@ def test_cli_engine_dask_starts_and_closes_a_local_cluster(colours: Path, tmp_pa
     assert "pixels_8x8" in capsys.readouterr().out
     [(address, client)] = clients
     assert address is None and client.status == "closed", "the run's own LocalCluster is closed after it"
-    layer = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
+    layer = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
     assert art.read_array(out / layer["features"]).shape == (18, 192)
 
 
@@ -122,7 +124,7 @@ def test_cli_dask_scheduler_address(colours: Path, dask_address: str, tmp_path: 
                      "--top-n", "5", "--umap-neighbors", "4", "--no-progress", "--engine", "dask",
                      "--dask-scheduler", dask_address])
     assert code == 0
-    assert art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["cost"]["engine"] == "dask"
+    assert art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["cost"]["engine"] == "dask"
 
 
 def test_unknown_engine_and_misplaced_address_are_clear_errors(colours: Path, tmp_path: Path,

@@ -62,6 +62,7 @@ def _top5(logits: np.ndarray) -> list[list[int]]:
     return [[int(i) for i in np.argsort(-row, kind="stable")[:5]] for row in logits]
 
 
+@pytest.mark.slow
 def test_imagenet_classes_of_sample_photos(keras_logits: np.ndarray) -> None:
     # Measured top-5: chelsea [285 Egyptian cat, 282 tiger cat, 281 tabby, 287 lynx, 728 plastic bag];
     # coffee [967 espresso, 968 cup, 504 coffee mug, 925 consomme, 809 soup bowl];
@@ -75,6 +76,7 @@ def test_imagenet_classes_of_sample_photos(keras_logits: np.ndarray) -> None:
     assert keras_logits[1, ESPRESSO] - keras_logits[1, coffee[1]] > 2.0
 
 
+@pytest.mark.slow
 def test_softmax_head_gives_probabilities(weights_file: Path, photos: np.ndarray) -> None:
     model = build_efficientnet_lite("lite0", weights=weights_file)
     probs = np.asarray(model(preprocess_input(photos[:1]), training=False))
@@ -95,6 +97,7 @@ def _reference_logits(size: int, photos: np.ndarray, include_top: bool = True, v
     return out.numpy()
 
 
+@pytest.mark.slow
 def test_logits_match_pytorch_reference(keras_logits: np.ndarray, photos: np.ndarray) -> None:
     reference = _reference_logits(224, photos)
     # Measured max |difference|: 6.9e-6 on logits spanning about -4..11. A BatchNorm eps of 1e-5 instead of 1e-3
@@ -103,6 +106,7 @@ def test_logits_match_pytorch_reference(keras_logits: np.ndarray, photos: np.nda
     assert _top5(keras_logits) == _top5(reference)
 
 
+@pytest.mark.slow
 def test_odd_input_size_features_match_pytorch_reference(weights_file: Path) -> None:
     # 225 px: every stride-2 layer sees an odd size, where TF "SAME" pads evenly (the 224 case pads bottom/right).
     photos = _photos(225)
@@ -113,6 +117,7 @@ def test_odd_input_size_features_match_pytorch_reference(weights_file: Path) -> 
     np.testing.assert_allclose(features, reference, rtol=0, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_cached_conversion_is_reused(weights_file: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert weights_file.parent == cache_dir and weights_file.name.endswith(".weights.h5")
     mtime = weights_file.stat().st_mtime_ns
@@ -192,6 +197,7 @@ def test_unknown_variant_lists_the_valid_ones() -> None:
         imagenet_weights_path("lite9")
 
 
+@pytest.mark.slow
 def test_copy_of_converted_file_loads_as_a_path(weights_file: Path, tmp_path: Path, photos: np.ndarray,
                                                 keras_logits: np.ndarray) -> None:
     copied = shutil.copy(weights_file, tmp_path / "lite0.weights.h5")
@@ -222,6 +228,7 @@ def larger_variant(request: pytest.FixtureRequest, cache_dir: Path) -> tuple[str
     return variant, photos, np.asarray(model(preprocess_input(photos), training=False))
 
 
+@pytest.mark.slow
 def test_larger_variants_classify_sample_photos(larger_variant: tuple[str, np.ndarray, np.ndarray]) -> None:
     variant, _, logits = larger_variant
     chelsea, coffee, rocket = _top5(logits)
@@ -230,6 +237,7 @@ def test_larger_variants_classify_sample_photos(larger_variant: tuple[str, np.nd
     assert MISSILE in rocket[:3], (variant, rocket)
 
 
+@pytest.mark.slow
 def test_larger_variants_match_pytorch_reference(larger_variant: tuple[str, np.ndarray, np.ndarray]) -> None:
     variant, photos, logits = larger_variant
     reference = _reference_logits(photos.shape[1], photos, variant=variant)
@@ -238,6 +246,7 @@ def test_larger_variants_match_pytorch_reference(larger_variant: tuple[str, np.n
     assert _top5(logits) == _top5(reference)
 
 
+@pytest.mark.slow
 def test_registry_entries_of_the_lite_family(cache_dir: Path) -> None:
     from precompute.backbones import BACKBONES, resolve_weights
 

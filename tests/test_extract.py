@@ -34,6 +34,7 @@ SMALL_SIZE = {"xception": 71, "inceptionv3": 75}
 
 
 @pytest.mark.parametrize("name", [n for n in BACKBONES if n != "efficientnet-lite0"])
+@pytest.mark.slow
 def test_default_layers_exist_and_give_one_vector_each(name: str) -> None:
     backbone = get_backbone(name)
     size = backbone.input_size if name == "pixels" else SMALL_SIZE.get(name, 32)
@@ -47,6 +48,7 @@ def test_default_layers_exist_and_give_one_vector_each(name: str) -> None:
     assert all(o.dtype == np.float32 and np.isfinite(o).all() for o in outputs)
 
 
+@pytest.mark.slow
 def test_one_pass_equals_one_model_per_layer() -> None:
     backbone = get_backbone("vgg16")
     base = build_base(backbone, RANDOM, 32)
@@ -123,6 +125,7 @@ def test_weights_values_are_checked(tmp_path: Path) -> None:
         get_backbone("vgg17")
 
 
+@pytest.mark.slow
 def test_local_weights_file_round_trip(tmp_path: Path) -> None:
     backbone = get_backbone("mobilenetv2")
     base = build_base(backbone, RANDOM, 32)
@@ -142,6 +145,7 @@ def test_flops_of_a_known_layer() -> None:
 
 
 @pytest.mark.parametrize("name", ["efficientnet-lite0", "mobilenetv2", "nasnetmobile"])
+@pytest.mark.slow
 def test_random_weights_depend_on_the_seed_only(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another thread drawing from Python's ``random`` during a build (a Dask client, a decoder pool) must not
     change seeded weights: uploads and Dask workers rebuild the stored model from its seed."""

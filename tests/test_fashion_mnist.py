@@ -10,7 +10,7 @@ import pytest
 
 from precompute.datasets import scan_folder
 from precompute.duplicates import PHASH_MAX_DISTANCE, content_hash, hash_pairs, perceptual_hash
-from precompute.fashion_mnist import (
+from tools.fashion_mnist import (
     CLASS_NAMES,
     DEFAULT_SOURCE,
     export_image_folder,

@@ -15,6 +15,8 @@ import pytest
 import precompute.pipeline as pipeline
 from tests.playground_fixtures import make_shapes_dataset
 
+pytestmark = pytest.mark.slow  # forks a process per model and runs whole pipelines
+
 MODELS = ["pixels", "efficientnet-lite0:random"]
 LAYERS = {"efficientnet-lite0-random": ["stem_conv"]}
 

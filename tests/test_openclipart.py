@@ -11,8 +11,8 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute.datasets import decode_image, scan_folder
 from precompute.duplicates import content_hash, hash_pairs, perceptual_hash
-from precompute.openclipart import CLASSES, DEFAULT_SOURCE, MAX_SIDE, crop_to_drawing, export_image_folder, main
 from precompute.pipeline import ModelRequest, Run, RunConfig
+from tools.openclipart import CLASSES, DEFAULT_SOURCE, MAX_SIDE, crop_to_drawing, export_image_folder, main
 
 REPO = Path(__file__).resolve().parents[1]
 EMBEDDED = REPO / "data" / "openclipart-200"
@@ -121,6 +121,7 @@ def test_embedded_default_dataset_matches_its_readme() -> None:
     assert max(max(Image.open(EMBEDDED / path).size) for path, _ in scan.files) <= MAX_SIDE
 
 
+@pytest.mark.slow
 def test_embedded_dataset_is_what_the_script_rebuilds(tmp_path: Path) -> None:
     if not DEFAULT_SOURCE.is_dir():
         pytest.skip(f"Open Clip Art drawings not in {DEFAULT_SOURCE} (apt-get install openclipart-png)")
@@ -132,13 +133,14 @@ def test_embedded_dataset_is_what_the_script_rebuilds(tmp_path: Path) -> None:
         assert np.array_equal(np.asarray(Image.open(EMBEDDED / rel)), np.asarray(Image.open(rebuilt / rel)))
 
 
+@pytest.mark.slow
 def test_imagenet_features_beat_pixels_and_untrained_weights_widely_on_the_default_dataset(tmp_path: Path) -> None:
     """The acceptance claim of the README's table, measured on the real weights and the shipped images."""
     models = [ModelRequest("efficientnet-lite0", "imagenet", ("block7a_project_conv", "top_conv")),
               ModelRequest("efficientnet-lite0", "random"),  # every default layer: its best one competes
               ModelRequest("pixels")]
     Run(RunConfig(EMBEDDED, tmp_path, models, metrics=("cosine", "euclidean"), progress=False)).execute()
-    entry = art.read_index(tmp_path)["datasets"]["openclipart-200"]
+    entry = art.read_index(tmp_path).to_dict()["datasets"]["openclipart-200"]
 
     def best(model: str, score: str) -> float:
         return max(result["summary"][score] for layer in entry["models"][model]["layers"].values()

@@ -12,39 +12,18 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute import pipeline
 from precompute.cli import main as cli_main
-from precompute.pipeline import ModelRequest, Run, RunConfig
-
-# Three visually distinct classes, so even raw pixels retrieve same-class images well above chance.
-COLOURS = {"red": (220, 30, 30), "green": (30, 200, 60), "blue": (40, 60, 230)}
-MODELS = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
+from precompute.pipeline import ModelRequest, Run
+from tests.helpers import config, make_dataset
 
 
-def make_dataset(root: Path, per_class: int = 6, labeled: bool = True) -> Path:
-    rng = np.random.default_rng(0)
-    for name, colour in COLOURS.items():
-        folder = root / name if labeled else root
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            noise = rng.integers(-40, 40, size=(40, 48, 3))
-            pixels = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(folder / f"{name}-{i}.png")
-    return root
-
-
-def config(dataset: Path, out: Path, **kwargs) -> RunConfig:
-    options = {"models": MODELS, "metrics": ("cosine", "euclidean"), "top_n": 10, "input_size": 32,
-               "progress": False, "umap_neighbors": 5}
-    options.update(kwargs)
-    return RunConfig(dataset, out, **options)
-
-
+@pytest.mark.slow
 def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours")
     (dataset / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     out = tmp_path / "artifacts"
     summary = Run(config(dataset, out)).execute()
 
-    index = art.read_index(out)
+    index = art.read_index(out).to_dict()
     entry = index["datasets"]["colours"]
     assert entry["n_images"] == 18 and entry["labeled"] and entry["classes"] == ["blue", "green", "red"]
     assert [s["path"] for s in entry["skipped_files"]] == ["red/broken.jpg"]
@@ -78,6 +57,7 @@ def test_run_writes_every_artifact_and_indexes_it(tmp_path: Path) -> None:
     assert not list(out.rglob("*.tmp*")), "no temporary file may survive a finished run"
 
 
+@pytest.mark.slow
 def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
@@ -93,12 +73,13 @@ def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.
     assert features.stat().st_mtime_ns == before
     # A new metric on the same features computes only that metric.
     Run(config(dataset, out, models=[ModelRequest("pixels")], metrics=("cosine", "manhattan"))).execute()
-    layer = next(iter(art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"].values()))
+    layer = next(iter(art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"].values()))
     assert set(layer["metrics"]) == {"cosine", "euclidean", "manhattan"}
     with pytest.raises(AssertionError, match="extracted again"):
         Run(config(dataset, out, models=[ModelRequest("pixels")], force=True)).execute()
 
 
+@pytest.mark.slow
 def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
@@ -115,7 +96,7 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
     monkeypatch.setattr(embed, "compute_umap", interrupted_umap)
     with pytest.raises(KeyboardInterrupt):
         Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
-    index = art.read_index(out)  # still valid JSON with the work finished before the interruption
+    index = art.read_index(out).to_dict()  # still valid JSON with the work finished before the interruption
     layers = index["datasets"]["colours"]["models"]["pixels"]["layers"]
     done = [name for name, entry in layers.items() if "metrics" in entry and entry["metrics"]]
     assert len(done) == 1
@@ -127,21 +108,23 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
     monkeypatch.setattr(pipeline, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     assert not extracted, "the features were finished before the interruption; the rerun must reuse them"
-    layers = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]
+    layers = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]
     assert all(set(entry["metrics"]) == {"cosine", "euclidean"} for entry in layers.values())
 
 
+@pytest.mark.slow
 def test_unlabeled_folder_searches_without_scores(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "flat", per_class=3, labeled=False)
     out = tmp_path / "artifacts"
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
-    entry = art.read_index(out)["datasets"]["flat"]
+    entry = art.read_index(out).to_dict()["datasets"]["flat"]
     assert not entry["labeled"] and "baseline" not in entry
     layer = next(iter(entry["models"]["pixels"]["layers"].values()))
     assert "scores" not in layer["metrics"]["cosine"]
     assert art.read_neighbors(out / layer["metrics"]["cosine"]["neighbors"])[0].shape == (9, 8)
 
 
+@pytest.mark.slow
 def test_cli_runs_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"
@@ -150,7 +133,7 @@ def test_cli_runs_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureF
     printed = capsys.readouterr().out
     assert code == 0
     assert "pixels_8x8" in printed and "best rwp@15" in printed and "images/s" in printed
-    layer = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
+    layer = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
     assert set(layer["metrics"]) == {"cosine", "minkowski-p3"}
 
 
@@ -163,6 +146,7 @@ def test_cli_runs_and_prints_the_summary(tmp_path: Path, capsys: pytest.CaptureF
         (["--backbones", "pixels", "--metrics", "minkowski", "--minkowski-p", "2"], "p = 2 is euclidean"),
     ],
 )
+@pytest.mark.slow
 def test_cli_bad_options_are_clear_errors(tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str],
                                           message: str) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=2)
@@ -178,13 +162,14 @@ def test_cli_empty_folder_is_a_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert "No image files in" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_changed_folder_is_rescanned_and_recomputed(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     Image.new("RGB", (40, 48), (200, 40, 40)).save(dataset / "red" / "extra.png")
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
-    entry = art.read_index(out)["datasets"]["colours"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]
     assert entry["n_images"] == 13 and len(art.read_manifest(out, "colours")) == 13
     layer = entry["models"]["pixels"]["layers"]["pixels_8x8"]
     assert art.read_array(out / layer["features"]).shape[0] == 13

@@ -13,6 +13,8 @@ from precompute.ann import AnnIndex
 from precompute.pipeline import run
 from tests.playground_fixtures import make_shapes_dataset
 
+pytestmark = pytest.mark.slow  # a pipeline run of its own (FAISS indexes, UMAP) besides the shared fixture
+
 
 @pytest.fixture(scope="module")
 def indexed_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -9,10 +9,12 @@ import shutil
 
 import pytest
 
+from tests.helpers import drag_lasso
 from tests.playground_fixtures import photo_png
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,  # Chromium, the app's server and a real render per test
     # selenium 4.2 (the newest dash[testing] allows) calls urllib3 APIs that warn on every request.
     pytest.mark.filterwarnings("ignore::DeprecationWarning:selenium.*"),
     pytest.mark.skipif(
@@ -157,7 +159,7 @@ def test_embeddings_and_compare_views(dash_duo, playground_artifacts, screenshot
 
 
 def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, screenshot_dir):
-    from tests.test_playground_logic import add_trust_entries
+    from tests.helpers import add_trust_entries
 
     pair = add_trust_entries(artifacts_copy)  # duplicates among query 0's results, and real intervals
     start(dash_duo, artifacts_copy, "/search?dataset=shapes&model=pixels&layer=pixels_8x8&metric=cosine&query=0&k=10")
@@ -232,7 +234,6 @@ def notice_text(dash_duo) -> str:
     return dash_duo.driver.execute_script("const n = document.querySelector('#notice'); return n ? n.innerText : '';")
 
 
-@pytest.mark.slow
 def test_first_visit_hint_default_query_keyboard_views_and_notices(
     dash_duo, playground_artifacts, screenshot_dir, axe_script
 ):
@@ -293,7 +294,6 @@ def test_first_visit_hint_default_query_keyboard_views_and_notices(
     driver.save_screenshot(str(screenshot_dir / "notices.png"))
 
 
-@pytest.mark.slow
 def test_distances_named_bars_within_results_and_the_image_viewer(
     dash_duo, playground_artifacts, screenshot_dir, axe_script
 ):
@@ -345,7 +345,6 @@ def test_distances_named_bars_within_results_and_the_image_viewer(
     assert context == [False, False, ""]
 
 
-@pytest.mark.slow
 def test_upload_size_check_busy_line_and_results_that_open_in_search(
     dash_duo, playground_artifacts, screenshot_dir, axe_script, tmp_path, monkeypatch
 ):
@@ -420,20 +419,11 @@ def _settled(driver, element) -> None:
 
 
 def _lasso(driver, element, points: list[tuple[float, float]]) -> None:
-    """Drag a lasso through ``points`` (fractions of the element's width and height) and release."""
-    from selenium.webdriver.common.action_chains import ActionChains
-
+    """Drag a lasso through ``points`` (fractions of the element's width and height), once it has settled."""
     _settled(driver, element)
-    width, height = element.size["width"], element.size["height"]
-    pixels = [(int(x * width), int(y * height)) for x, y in points]
-    actions = ActionChains(driver).move_to_element(element)
-    actions.move_by_offset(pixels[0][0] - width // 2, pixels[0][1] - height // 2).click_and_hold()
-    for (x0, y0), (x1, y1) in zip(pixels, pixels[1:] + pixels[:1], strict=True):
-        actions.move_by_offset(x1 - x0, y1 - y0)
-    actions.release().perform()
+    drag_lasso(driver, element, points)
 
 
-@pytest.mark.slow
 def test_embeddings_selection_strip_neighbours_palette_thumbnails_and_fit(
     dash_duo, playground_artifacts, screenshot_dir, axe_script
 ):

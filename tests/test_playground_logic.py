@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,36 +23,10 @@ from playground.ranking import feature_results, majority_label, query_results, q
 from playground.state import DEFAULT_DATASET, Selection, parse_url, resolve_selection, to_url
 from playground.store import MissingArtifact, Store
 from playground.tables import class_breakdown, cost_table, summary_table
+from tests.helpers import add_trust_entries, data_url, find_class, strip_trust_entries, text_of
 from tests.playground_fixtures import draw_shape, photo_png, png_bytes
 
 PIXELS, LITE = "pixels", "efficientnet-lite0-random"
-
-
-def data_url(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
-def text_of(component) -> str:
-    """All the text of a Dash component tree, for assertions."""
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(text_of(c) for c in component)
-    return text_of(getattr(component, "children", None))
-
-
-def find_class(component, class_name: str) -> list:
-    found = []
-    if isinstance(component, list | tuple):
-        for child in component:
-            found += find_class(child, class_name)
-    elif hasattr(component, "to_plotly_json"):
-        if class_name in (getattr(component, "className", None) or "").split():
-            found.append(component)
-        found += find_class(getattr(component, "children", None), class_name)
-    return found
 
 
 @pytest.fixture
@@ -112,7 +86,7 @@ def test_resolve_selection_defaults_to_the_best_layer(store):
     sel = resolve_selection(store, {"dataset": "shapes", "model": LITE})
     best = max(
         store.layers("shapes", LITE),
-        key=lambda layer: store.metric("shapes", LITE, layer, "cosine")["summary"]["rwp@15"],
+        key=lambda layer: store.metric("shapes", LITE, layer, "cosine").summary["rwp@15"],
     )
     assert (sel.metric, sel.layer, sel.query, sel.k, sel.notices) == ("cosine", best, 0, 15, [])
 
@@ -441,67 +415,24 @@ def test_every_view_renders_a_message_on_empty_artifacts(tmp_path):
 
 
 # ------------------------------------------------------------------ duplicates and intervals ("trust")
-def add_trust_entries(root: Path) -> dict[str, int]:
-    """Write duplicate tables and bootstrap intervals into an artifacts copy, as precompute writes them.
-
-    The pairs are made up but placed among query 0's real results (pixels / pixels_8x8 / cosine), so that
-    the search view badges them: its first result an exact duplicate (also a feature pair), its second a
-    feature near-duplicate, its first result of another class a near-duplicate across classes. Returns
-    those ids. The intervals are real (``bootstrap_ci`` of each stored scores file). Whatever the pipeline
-    wrote of these is dropped first, so the tests see only these pairs.
-    """
-    from precompute import artifacts as art
-    from precompute.stats import bootstrap_ci, bootstrap_params
-
-    strip_trust_entries(root)
-    index = json.loads((root / "index.json").read_text())
-    entry = index["datasets"]["shapes"]
-    indices, _ = art.read_neighbors(art.neighbors_path(root, "shapes", PIXELS, "pixels_8x8", "cosine"))
-    labels = art.read_table(art.manifest_path(root, "shapes"))["label"].to_numpy()
-    first, second = int(indices[0, 0]), int(indices[0, 1])
-    other = int(next(i for i in indices[0] if labels[i] != labels[0]))
-    pairs = pd.DataFrame(
-        {"a": [0, 0], "b": [first, other], "kind": ["exact", "near"], "phash_distance": [0, 3],
-         "cross_class": [False, True]}
-    )
-    art.write_table(art.duplicates_path(root, "shapes"), pairs)
-    entry["duplicates"] = {"path": "shapes/duplicates.parquet", "phash_max_distance": 4, "n_pairs": 2, "n_exact": 1,
-                           "n_near": 1, "n_cross_class": 1}
-    features = pd.DataFrame({"a": [0, 0], "b": [first, second], "distance": [0.001, 0.01], "cross_class": False})
-    art.write_table(art.layer_duplicates_path(root, "shapes", PIXELS, "pixels_8x8"), features)
-    entry["models"][PIXELS]["layers"]["pixels_8x8"]["duplicates"] = {
-        "path": "shapes/pixels/pixels_8x8/duplicates.parquet", "metric": "cosine", "ratio": 0.25, "threshold": 0.02,
-        "typical_distance": 0.08, "n_pairs": 2, "n_cross_class": 0,
-    }
-    for model, model_entry in entry["models"].items():
-        for layer, layer_entry in model_entry["layers"].items():
-            for metric, result in layer_entry["metrics"].items():
-                scores = art.read_table(art.scores_path(root, "shapes", model, layer, metric))
-                names = [name for name in result["summary"] if name in scores.columns]
-                bounds = bootstrap_ci(scores[names].to_numpy(dtype=float))
-                result["summary_ci"] = {name: bounds[:, i].tolist() for i, name in enumerate(names)}
-                result["bootstrap"] = bootstrap_params()
-    (root / "index.json").write_text(json.dumps(index))
-    return {"first": first, "second": second, "other": other}
-
-
-def strip_trust_entries(root: Path) -> None:
-    """Make an artifacts copy look written before duplicates and intervals existed."""
-    index = json.loads((root / "index.json").read_text())
-    for entry in index["datasets"].values():
-        entry.pop("duplicates", None)
-        for model in entry.get("models", {}).values():
-            for layer in model.get("layers", {}).values():
-                layer.pop("duplicates", None)
-                for result in layer.get("metrics", {}).values():
-                    result.pop("summary_ci", None)
-                    result.pop("bootstrap", None)
-    (root / "index.json").write_text(json.dumps(index))
+@pytest.fixture(scope="module")
+def trusted_artifacts(playground_artifacts, tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """The artifacts with ``add_trust_entries`` applied, once (its bootstrap intervals take about a second)."""
+    root = tmp_path_factory.mktemp("trusted") / "artifacts"
+    shutil.copytree(playground_artifacts, root)
+    return root, add_trust_entries(root)
 
 
 @pytest.fixture
-def trust(artifacts_copy) -> tuple[Store, dict[str, int]]:
-    return Store(artifacts_copy), add_trust_entries(artifacts_copy)
+def trust(artifacts_copy, trusted_artifacts) -> tuple[Store, dict[str, int]]:
+    """``artifacts_copy`` as ``add_trust_entries`` leaves it (a copy of the module's trusted artifacts)."""
+    from playground.store import clear_caches
+
+    template, ids = trusted_artifacts
+    shutil.rmtree(artifacts_copy)
+    shutil.copytree(template, artifacts_copy)
+    clear_caches()
+    return Store(artifacts_copy), ids
 
 
 @pytest.fixture
@@ -638,7 +569,7 @@ def test_summary_table_carries_the_intervals(trust):
     assert columns[-4:] == ["parameters", "GFLOPs/image", "ms/image", "images/s"]
     assert "rwp@15 low" not in score_names(table) and "ap" in score_names(table)
     assert (table["rwp@15 low"] <= table["rwp@15"]).all() and (table["rwp@15"] <= table["rwp@15 high"]).all()
-    entry = store.metric("shapes", PIXELS, "pixels_16x16", "euclidean")["summary_ci"]["ap"]
+    entry = store.metric("shapes", PIXELS, "pixels_16x16", "euclidean").summary_ci["ap"]
     row = table[(table["layer"] == "pixels_16x16") & (table["metric"] == "euclidean")].iloc[0]
     assert [row["ap low"], row["ap high"]] == pytest.approx(entry)
     assert "rwp@15 low,rwp@15 high" in table.to_csv(index=False).splitlines()[0]  # the CSV download
@@ -1041,7 +972,7 @@ def test_upload_results_open_in_search_and_full_size(store):
 
     sel = resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": PIXELS, "k": 5})
     manifest = store.manifest("shapes")
-    source = store.dataset("shapes")["source"]
+    source = store.dataset("shapes").source
     status, results = render_upload(store, sel, data_url(Path(source, manifest["path"][2]).read_bytes()), "c.png")
     cards = find_class(results, "result-card")
     assert len(cards) == 5
@@ -1211,9 +1142,9 @@ def _cost_order(store, dataset, score):
     for model in store.models(dataset):
         for layer in store.layers(dataset, model):
             entry = store.layer(dataset, model, layer)
-            for metric, result in entry["metrics"].items():
-                rows.append(((entry["gflops"], entry["n_params"], -result["summary"][score]), (model, layer, metric),
-                             result["summary"][score]))
+            for metric, result in entry.metrics.items():
+                rows.append(((entry.gflops, entry.n_params, -result.summary[score]), (model, layer, metric),
+                             result.summary[score]))
     return [(key, value) for _, key, value in sorted(rows, key=lambda r: r[0])]
 
 
@@ -1226,7 +1157,7 @@ def test_configurations_are_ordered_by_the_cost_of_their_layer(store):
     assert (np.diff(costs[:, 0]) >= 0).all()
     for (model, layer), part in table.groupby(["model", "layer"]):
         entry = store.layer("shapes", model, layer)
-        assert (part["layer GFLOPs"] == entry["gflops"]).all() and (part["layer parameters"] == entry["n_params"]).all()
+        assert (part["layer GFLOPs"] == entry.gflops).all() and (part["layer parameters"] == entry.n_params).all()
     assert (table.loc[table["model"] == PIXELS, "layer GFLOPs"] == 0).all()  # raw pixels: no network at all
 
 
@@ -1254,7 +1185,7 @@ def test_answer_is_the_cheapest_configuration_the_paired_test_cannot_tell_from_t
         assert result.cheapest["verdict"] == NOT_DISTINGUISHABLE
     baseline = store.baseline_summary("shapes")["rwp@15"]
     assert result.multiple_of_random == pytest.approx(result.best["rwp@15"] / baseline)
-    assert result.model_cost == store.model("shapes", result.best["model"])["cost"]
+    assert result.model_cost == store.model("shapes", result.best["model"]).cost
 
 
 def _clone_scores(root: Path, source: tuple[str, str, str], target: tuple[str, str, str], change) -> None:
@@ -1318,6 +1249,7 @@ def test_answer_names_a_cheaper_configuration_within_the_stated_share(artifacts_
 def test_answer_in_words():
     from playground.callbacks.compare import percent_of, render_answer, share_words
     from playground.tables import BEST, NOT_DISTINGUISHABLE, Answer
+    from precompute.schema import ModelCost
 
     assert [share_words(r) for r in (0.5, 0.34, 0.25, 0.42, 0.95)] == [
         "half the", "a third of the", "a quarter of the", "42 % of the", "95 % of the"]
@@ -1328,7 +1260,7 @@ def test_answer_in_words():
                           "layer GFLOPs": 0.77, "layer parameters": 3.41e6, "verdict": NOT_DISTINGUISHABLE,
                           "difference": 0.012, "difference low": -0.004, "difference high": 0.028, "p_value": 0.21,
                           "n_queries": 200})
-    result = Answer("rwp@15", best, 0.095, {"ms_per_image": 41.23, "layers_in_pass": 8}, cheapest, None, 0.95, 12)
+    result = Answer("rwp@15", best, 0.095, ModelCost(ms_per_image=41.23, layers_in_pass=8), cheapest, None, 0.95, 12)
     text = text_of(render_answer(result))
     assert "efficientnet-lite2 / top_conv / cosine, rwp@15 0.400 [0.370, 0.430], 4.2x a random ranking (0.095)" in text
     assert ("1.54 GFLOPs per image and 4.9M parameters up to top_conv; 41.2 ms/image for efficientnet-lite2's "
@@ -1336,7 +1268,8 @@ def test_answer_in_words():
     assert ("efficientnet-lite0 / top_conv / cosine reaches 97 % of the best (0.388) at half the FLOPs (0.77 vs 1.54 "
             "GFLOPs) and 70 % of the parameters (3.4M vs 4.9M); the paired test cannot tell it from the best "
             "(difference 0.012 [-0.004, 0.028], p = 0.21)") in text
-    alone = Answer("rwp@15", best, None, {}, pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30, 5)
+    alone = Answer("rwp@15", best, None, ModelCost(), pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30,
+                   5)
     text = text_of(render_answer(alone))
     assert "random ranking" not in text and "falls below the best" in text
     assert "30 tested, 5 more clearly below by their intervals" in text
@@ -1365,7 +1298,7 @@ def test_family_table_and_figure(store):
     for _, row in table.iterrows():  # the best over every layer and metric of the model
         assert row["rwp@15"] == summary.loc[summary["model"] == row["model"], "rwp@15"].max()
         deepest = store.layers("shapes", row["model"])[-1]  # the network the model runs, up to its deepest layer
-        assert row["parameters"] == store.layer("shapes", row["model"], deepest)["n_params"]
+        assert row["parameters"] == store.layer("shapes", row["model"], deepest).n_params
     assert model_family(store, "shapes", LITE) == "EfficientNet-Lite (random)"  # untrained: not the ImageNet curve
     assert model_family(store, "shapes", PIXELS) == PIXELS
 

@@ -8,7 +8,6 @@ test client; the ``slow`` ones start the real ``playground`` command or decode r
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import os
@@ -35,27 +34,12 @@ from playground.server import HostAllowList, allowed_hosts, check_callback_body,
 from playground.state import resolve_selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
 from precompute import artifacts as art
+from tests.helpers import callback_request, controller_request, data_url, text_of
 from tests.playground_fixtures import REPO, png_bytes
 
 PIXELS = "pixels"
 LAYER = "pixels_8x8"
 N_IMAGES = 24  # the shapes dataset of the fixtures
-
-
-def data_url(data: bytes, mime: str = "image/png") -> str:
-    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
-
-
-def text_of(component) -> str:
-    if component is None:
-        return ""
-    if isinstance(component, str | int | float):
-        return str(component)
-    if isinstance(component, list | tuple):
-        return " ".join(text_of(c) for c in component)
-    if hasattr(component, "layout") and hasattr(component, "data"):  # a plotly figure
-        return " ".join(str(a.text) for a in component.layout.annotations or ())
-    return text_of(getattr(component, "children", None))
 
 
 def assert_no_server_path(text: str, root: Path) -> None:
@@ -229,40 +213,6 @@ def test_an_unexpected_upload_failure_shows_no_server_path(playground_artifacts,
 
 
 # ---------------------------------------------------------------------------------- through the app
-def callback_request(app, output_id: str, selection: dict | None) -> dict:
-    """The body the browser posts for the callback that writes ``output_id`` (inputs: the selection, in the shared
-    store or the view's own)."""
-    output = next(key for key in app.callback_map if f"{output_id}." in key)
-    spec = app.callback_map[output]
-    views = ("search", "upload", "embeddings", "compare")
-    stores = {ids.SELECTION, *(ids.VIEW_SELECTION.format(view) for view in views)}
-    changed = next((dep["id"] for dep in spec["inputs"] if dep["id"] in stores), ids.SELECTION)
-
-    def value(dep: dict) -> dict | list:
-        if isinstance(dep["id"], dict):
-            return []
-        return {"id": dep["id"], "property": dep["property"],
-                "value": selection if dep["id"] in stores else None}
-
-    outputs = [dict(zip(("id", "property"), part.rsplit(".", 1), strict=True))
-               for part in output.strip(".").split("...")]
-    return {"output": output, "outputs": outputs if output.startswith("..") else outputs[0],
-            "inputs": [value(dep) for dep in spec["inputs"]], "state": [value(dep) for dep in spec["state"]],
-            "changedPropIds": [f"{changed}.data"]}
-
-
-def controller_request(app, pathname: str) -> dict:
-    output = next(key for key in app.callback_map if f"{ids.SHARE_LINK}.href" in key)
-    spec = app.callback_map[output]
-    values = {f"{ids.URL}.pathname": pathname, f"{ids.URL}.search": ""}
-    return {"output": output,
-            "outputs": [dict(zip(("id", "property"), p.rsplit(".", 1), strict=True))
-                        for p in output.strip(".").split("...")],
-            "inputs": [{**dep, "value": values.get(f"{dep['id']}.{dep['property']}")} for dep in spec["inputs"]],
-            "state": [{**dep, "value": None} for dep in spec["state"]],
-            "changedPropIds": [f"{ids.URL}.pathname"]}
-
-
 def test_a_broken_index_still_renders_the_page_with_the_message(artifacts_copy):
     from playground.app import create_app
 
@@ -437,6 +387,7 @@ def test_the_pixel_limit_fits_two_decodes_in_the_stated_budget():
     assert uploads.pixel_limit("PNG", "I;16") < uploads.pixel_limit("WEBP", "RGB") < uploads.MAX_UPLOAD_PIXELS
 
 
+@pytest.mark.slow
 def test_a_decompression_bomb_is_refused_from_its_header(store_for_uploads):
     store, sel = store_for_uploads
     data = bomb(7700)  # about 190 KB declaring 59 megapixels
@@ -464,6 +415,7 @@ def store_for_uploads(playground_artifacts):
     return store, resolve_selection(store, {"view": "upload", "dataset": "shapes", "model": PIXELS})
 
 
+@pytest.mark.slow
 def test_eight_concurrent_bombs_are_refused_without_memory(store_for_uploads):
     store, sel = store_for_uploads
     contents = data_url(bomb(7700))
@@ -639,7 +591,7 @@ def test_the_serving_process_does_not_load_tensorflow_before_an_upload(playgroun
     script = f"""
 import json, sys
 from playground.app import create_app
-from tests.test_playground_robustness import callback_request, controller_request
+from tests.helpers import callback_request, controller_request
 app = create_app({str(playground_artifacts)!r})
 client = app.server.test_client()
 for view in ("search", "upload", "embeddings", "compare"):

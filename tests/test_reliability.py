@@ -26,7 +26,7 @@ from precompute import artifacts as art
 from precompute.cli import main as cli_main
 from precompute.datasets import folder_fingerprint, scan_folder
 from precompute.pipeline import ModelRequest, Run, RunConfig
-from tests.test_pipeline import make_dataset
+from tests.helpers import make_dataset
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,13 +99,14 @@ def test_an_unreadable_file_is_skipped_with_the_true_reason(tmp_path: Path, monk
     assert _reasons(skipped)["red/red-1.png"] == "red/red-1.png: cannot be read (permission denied)"
 
 
+@pytest.mark.slow
 def test_out_inside_the_dataset_is_never_scanned_and_reruns_resume(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=3)
     out = dataset / "artifacts"
     _run(dataset, out)
-    first = art.read_index(out)["datasets"]["ds"]
+    first = art.read_index(out).to_dict()["datasets"]["ds"]
     _run(dataset, out)  # the thumbnails written into the dataset folder change nothing
-    second = art.read_index(out)["datasets"]["ds"]
+    second = art.read_index(out).to_dict()["datasets"]["ds"]
     assert second["fingerprint"] == first["fingerprint"] and second["n_images"] == 9
     assert second["classes"] == ["blue", "green", "red"]
     # The folder is named once, as what it is; none of its thumbnails is listed as a skipped image.
@@ -116,6 +117,7 @@ def test_out_inside_the_dataset_is_never_scanned_and_reruns_resume(tmp_path: Pat
 # ------------------------------------------------------------------------------------------------ identity
 
 
+@pytest.mark.slow
 def test_a_name_clash_is_an_error_naming_both_sources(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     first = make_dataset(tmp_path / "one" / "base", per_class=2)
     second = make_dataset(tmp_path / "two" / "base", per_class=3)
@@ -125,11 +127,11 @@ def test_a_name_clash_is_an_error_naming_both_sources(tmp_path: Path, capsys: py
     message = capsys.readouterr().err
     assert str(first.resolve()) in message and str(second.resolve()) in message
     assert "--name" in message and "--force" in message and "Traceback" not in message
-    assert art.read_index(out)["datasets"]["base"]["n_images"] == 6  # nothing replaced
+    assert art.read_index(out).to_dict()["datasets"]["base"]["n_images"] == 6  # nothing replaced
     _run(second, out, name="base-two")
-    assert set(art.read_index(out)["datasets"]) == {"base", "base-two"}
+    assert set(art.read_index(out).to_dict()["datasets"]) == {"base", "base-two"}
     _run(second, out, force=True)
-    entry = art.read_index(out)["datasets"]["base"]
+    entry = art.read_index(out).to_dict()["datasets"]["base"]
     assert entry["source"] == str(second.resolve()) and entry["n_images"] == 9
     assert not (out / "base" / "efficientnet-lite0-random").exists()  # the replaced entry's model folder
 
@@ -179,6 +181,7 @@ def _same_arrays(a: dict[str, bytes], b: dict[str, bytes], tmp_path: Path) -> No
             assert a[name] == b[name], name
 
 
+@pytest.mark.slow
 def test_tampered_artifacts_are_named_and_repaired(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=4)
     out = tmp_path / "artifacts"
@@ -208,6 +211,7 @@ def test_tampered_artifacts_are_named_and_repaired(tmp_path: Path, caplog: pytes
     assert not list(out.rglob(".*.tmp*"))
 
 
+@pytest.mark.slow
 def test_force_starts_over_a_corrupt_or_foreign_index(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=2)
     out = tmp_path / "artifacts"
@@ -220,17 +224,18 @@ def test_force_starts_over_a_corrupt_or_foreign_index(tmp_path: Path, capsys: py
         message = capsys.readouterr().err
         assert "index.json" in message and "--force" in message and "Traceback" not in message
         assert cli_main([*argv, "--force"]) == 0
-        assert art.read_index(out)["datasets"]["ds"]["n_images"] == 6
+        assert art.read_index(out).to_dict()["datasets"]["ds"]["n_images"] == 6
     assert len(list(out.glob("index.json.broken-*"))) >= 1
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_message_and_loses_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=2)
     out = tmp_path / "artifacts"
     argv = [str(dataset), "--out", str(out), "--backbones", "pixels", "--no-progress"]
     assert cli_main(argv) == 0
-    before = art.read_index(out)
+    before = art.read_index(out).to_dict()
 
     def full(fd, offset, length):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -240,7 +245,7 @@ def test_a_full_disk_is_a_message_and_loses_nothing(tmp_path: Path, monkeypatch:
     assert cli_main([*argv, "--force"]) == 2
     message = capsys.readouterr().err
     assert "no space left on device" in message and "rerun the same command" in message
-    assert art.read_index(out)["datasets"]["ds"]["n_images"] == before["datasets"]["ds"]["n_images"]
+    assert art.read_index(out).to_dict()["datasets"]["ds"]["n_images"] == before["datasets"]["ds"]["n_images"]
     assert not list(out.rglob(".*.tmp*"))
     monkeypatch.undo()
     assert cli_main(argv) == 0  # and the rerun finishes the job

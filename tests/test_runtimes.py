@@ -17,7 +17,7 @@ import pytest
 from precompute import artifacts as art
 from precompute import runtimes, weights_cache
 from precompute.pipeline import ModelRequest, Run
-from tests.test_pipeline import config, make_dataset
+from tests.helpers import config, make_dataset
 
 TOLERANCE = 1e-4  # relative to each layer's largest feature value
 
@@ -36,8 +36,8 @@ def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
 def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | None = None):
     import keras
 
+    from bench.speed import pick_layers
     from precompute.backbones import ResolvedWeights, build_base, get_backbone
-    from precompute.bench import pick_layers
     from precompute.extract import build_feature_model, extract_array
 
     backbone = get_backbone(name)
@@ -67,6 +67,7 @@ def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | No
     pytest.param("vgg16", 64, marks=pytest.mark.slow),
     pytest.param("nasnetmobile", 224, marks=pytest.mark.slow),
 ])
+@pytest.mark.slow
 def test_litert_features_equal_keras_within_1e_4(cache: Path, name: str, size: int) -> None:
     expected, got, lite, seconds = keras_and_litert(name, size)
     assert seconds > 0 and lite.path.is_file() and lite.path.parent == cache / "litert"
@@ -168,7 +169,7 @@ def test_gpu_check_does_not_import_tensorflow() -> None:
 
 
 def _features(out: Path, key: str) -> dict[str, np.ndarray]:
-    entry = art.read_index(out)["datasets"]["colours"]["models"][key]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"][key]
     return {name: art.read_array(out / layer["features"]) for name, layer in entry["layers"].items()}
 
 
@@ -185,7 +186,7 @@ def test_artifacts_are_the_same_whichever_runtime(tmp_path: Path, cache: Path) -
              for runtime, out in outs.items()}
     assert files["keras"] == files["litert"]
     key = "efficientnet-lite0-random"
-    entries = {r: art.read_index(out)["datasets"]["colours"]["models"][key] for r, out in outs.items()}
+    entries = {r: art.read_index(out).to_dict()["datasets"]["colours"]["models"][key] for r, out in outs.items()}
     assert entries["keras"]["config"] == entries["litert"]["config"]  # a runtime change recomputes nothing
     assert {r: e["cost"]["runtime"] for r, e in entries.items()} == {"keras": "keras", "litert": "litert"}
     assert entries["litert"]["cost"]["conversion_seconds"] > 0 and entries["litert"]["cost"]["model_mb"] > 0
@@ -215,7 +216,7 @@ def test_quantize_adds_models_with_size_speed_and_scores(tmp_path: Path, cache: 
     out = tmp_path / "out"
     models = [ModelRequest("pixels", "auto"), ModelRequest("efficientnet-lite0", "random")]
     Run(config(dataset, out, models=models, quantize=("float16", "int8"))).execute()
-    entry = art.read_index(out)["datasets"]["colours"]["models"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"]
     base = "efficientnet-lite0-random"
     assert set(entry) == {"pixels", base, f"{base}-float16", f"{base}-int8"}  # pixels has no weights to shrink
     for quantize in ("float16", "int8"):

@@ -151,6 +151,7 @@ def small_source() -> keras.Model:
 
 
 @pytest.mark.parametrize("quant", ["uint8", "uint16", "float16", None])
+@pytest.mark.slow
 def test_round_trip_recovers_weights_within_quantisation(small_source: keras.Model, tmp_path: Path,
                                                          quant: str | None) -> None:
     model_file, expected, steps = write_tfjs(small_source, tmp_path, quant)
@@ -274,6 +275,7 @@ def test_unknown_architecture_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     assert exit_info.value.code == 2 and "invalid choice: 'vgg16'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_command_converts_into_a_file_keras_applications_loads(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     original = _randomized(keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3),
@@ -327,6 +329,7 @@ def _photos(names: tuple[str, ...], size: int) -> np.ndarray:
 
 @pytest.mark.parametrize(("arch", "folder", "size", "by_name"),
                          [("mobilenetv2", "mobilenet_v2", 224, 104), ("inceptionv3", "inception_v3", 299, 0)])
+@pytest.mark.slow
 def test_nsfwjs_model_with_its_head_calls_photos_neutral(nsfwjs_env: Path, arch: str, folder: str, size: int,
                                                          by_name: int) -> None:
     from precompute.ports import nsfwjs
@@ -362,6 +365,7 @@ def test_nsfwjs_batchnorm_statistics_fit_x_over_255(nsfwjs_env: Path) -> None:
     assert corr["x/255"] > 0.95 and corr["x/127.5-1"] < 0.5, corr
 
 
+@pytest.mark.slow
 def test_nsfwjs_registry_backbone_is_cached_and_rescales_its_input(nsfwjs_env: Path) -> None:
     from precompute.backbones import build_base, get_backbone, resolve_weights
     from precompute.extract import build_feature_model, check_layers, extract_array
@@ -418,6 +422,7 @@ def _fake_nsfwjs_tarball(folder: Path) -> tuple[Path, dict[str, np.ndarray]]:
     return tgz, expected
 
 
+@pytest.mark.slow
 def test_nsfwjs_tarball_in_the_env_folder_is_unpacked_and_converted_once(tmp_path: Path,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from precompute.ports import nsfwjs
@@ -497,6 +502,7 @@ def test_nsfwjs_default_layers_lie_in_the_imagenet_frozen_part(nsfwjs_env: Path,
         assert trainable["batch_normalization_55"] is False and trainable["conv2d_56"] is True
 
 
+@pytest.mark.slow
 def test_offline_default_run_includes_the_nsfwjs_inceptionv3() -> None:
     from precompute.backbones import get_backbone
     from precompute.pipeline import AUTO_MODELS

@@ -13,8 +13,9 @@ from PIL import Image
 
 from precompute import artifacts as art
 from precompute.pipeline import FEATURE_DUPLICATE_RATIO, ModelRequest, Run, RunConfig
+from precompute.schema import ArtifactIndex
 from precompute.stats import bootstrap_ci
-from tests.test_pipeline import make_dataset
+from tests.helpers import make_dataset
 
 METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
 
@@ -37,9 +38,10 @@ def duplicated_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path
     return dataset, out
 
 
+@pytest.mark.slow
 def test_duplicates_are_found_listed_and_flagged_across_classes(duplicated_run: tuple[Path, Path]) -> None:
     _, out = duplicated_run
-    entry = art.read_index(out)["datasets"]["colours"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]
     manifest = art.read_table(art.manifest_path(out, "colours"))
     summary = entry["duplicates"]
     assert (summary["n_exact"], summary["n_cross_class"]) == (2, 1)
@@ -61,6 +63,7 @@ def test_duplicates_are_found_listed_and_flagged_across_classes(duplicated_run: 
         assert found["n_cross_class"] >= 1
 
 
+@pytest.mark.slow
 def test_stored_rankings_equal_the_app_search_path_for_every_metric(duplicated_run: tuple[Path, Path]) -> None:
     """A stored feature vector searched as the app searches (upload path, nothing excluded) gives the stored
     ranking: same ids in the same order, distances within 1e-6, for every query and metric."""
@@ -87,7 +90,7 @@ def test_stored_rankings_equal_the_app_search_path_for_every_metric(duplicated_r
 
 def test_intervals_are_stored_seeded_and_bracket_the_mean(duplicated_run: tuple[Path, Path]) -> None:
     _, out = duplicated_run
-    layer = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_16x16"]
+    layer = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_16x16"]
     result = layer["metrics"]["cosine"]
     assert result["bootstrap"]["level"] == 0.95 and result["bootstrap"]["seed"] == 0
     scores = art.read_table(out / result["scores"])
@@ -97,22 +100,24 @@ def test_intervals_are_stored_seeded_and_bracket_the_mean(duplicated_run: tuple[
     assert result["summary_ci"]["rwp@15"] == pytest.approx(again.tolist(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_the_random_baseline_follows_the_stored_depth(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
     _run(dataset, out, top_n=15)
-    first = art.read_index(out)["datasets"]["colours"]["baseline"]
+    first = art.read_index(out).to_dict()["datasets"]["colours"]["baseline"]
     assert first["params"] == {"depth": 15, "ks": [1, 5, 10, 15], "n_images": 18}
     _run(dataset, out, top_n=5)
-    second = art.read_index(out)["datasets"]["colours"]["baseline"]
+    second = art.read_index(out).to_dict()["datasets"]["colours"]["baseline"]
     assert second["params"] == {"depth": 5, "ks": [1, 5], "n_images": 18}
     assert second["summary"]["ap"] != first["summary"]["ap"]  # AP depends on the depth
     stored = art.read_table(out / second["path"])
     assert "precision@10" not in stored.columns
-    metric = art.read_index(out)["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]["metrics"]
+    metric = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]["metrics"]
     assert metric["cosine"]["top_n"] == 5  # rankings and baseline share their depth
 
 
+@pytest.mark.slow
 def test_an_older_run_without_hashes_or_tie_scores_is_brought_up_to_date(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours", per_class=4)
     out = tmp_path / "artifacts"
@@ -121,20 +126,21 @@ def test_an_older_run_without_hashes_or_tie_scores_is_brought_up_to_date(tmp_pat
     path = art.manifest_path(out, "colours")
     art.write_table(path, art.read_table(path).drop(columns=["content_hash", "phash"]))
 
-    def downgrade(index: dict) -> None:
-        entry = index["datasets"]["colours"]
-        entry.pop("duplicates")
-        for layer in entry["models"]["pixels"]["layers"].values():
-            for result in layer["metrics"].values():
-                result.pop("ties")
+    def downgrade(index: ArtifactIndex) -> None:
+        entry = index.datasets["colours"]
+        entry.duplicates = None
+        for layer in entry.models["pixels"].layers.values():
+            for result in layer.metrics.values():
+                result.ties = None
     art.update_index(out, downgrade)
     _run(dataset, out)
-    entry = art.read_index(out)["datasets"]["colours"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]
     assert "duplicates" in entry and "content_hash" in art.read_table(path).columns
     assert all(result.get("ties") for layer in entry["models"]["pixels"]["layers"].values()
                for result in layer["metrics"].values())
 
 
+@pytest.mark.slow
 def test_scores_do_not_depend_on_the_order_of_the_class_folders(tmp_path: Path) -> None:
     """The same images under class names that sort the other way round score the same, class for class."""
     first = make_dataset(tmp_path / "one")
@@ -144,7 +150,7 @@ def test_scores_do_not_depend_on_the_order_of_the_class_folders(tmp_path: Path) 
         shutil.copytree(first / old, second / new)
     for folder in (first, second):
         _run(folder, tmp_path / "artifacts", metrics=("chebyshev", "manhattan"), top_n=6)
-    index = art.read_index(tmp_path / "artifacts")["datasets"]
+    index = art.read_index(tmp_path / "artifacts").to_dict()["datasets"]
     for layer in index["one"]["models"]["pixels"]["layers"]:
         for metric in ("chebyshev", "manhattan"):
             one = art.read_table(tmp_path / "artifacts" / index["one"]["models"]["pixels"]["layers"][layer]["metrics"]

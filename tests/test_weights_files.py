@@ -27,6 +27,8 @@ from precompute.backbones import (
 )
 
 # Small inputs keep the graphs cheap; the weights of a convolutional base do not depend on the input size.
+pytestmark = pytest.mark.slow  # every test builds a keras.applications base and writes its weights
+
 SIZES = {"mobilenetv2": 96, "efficientnetb0": 64}
 
 
@@ -204,7 +206,6 @@ def test_keras_file_names_are_the_ones_keras_downloads(monkeypatch: pytest.Monke
         keras.backend.clear_session()
 
 
-@pytest.mark.slow
 def test_precompute_command_reads_a_weights_folder(tmp_path: Path) -> None:
     # The whole path of `precompute DATA --backbones mobilenetv2 --weights FOLDER`: the stored features are the
     # source model's, and the app's upload extractor rebuilds the same model from the index (about 20 s).
@@ -223,7 +224,7 @@ def test_precompute_command_reads_a_weights_folder(tmp_path: Path) -> None:
     assert main([str(data), "--out", str(out), "--backbones", name, "--weights", str(path.parent),
                  "--layers", ",".join(layers), "--metrics", "cosine", "--input-size", "96", "--top-n", "5",
                  "--runtime", "keras"]) == 0  # the weights are under test here, not LiteRT's 1e-4 agreement
-    entry = art.read_index(out)["datasets"]["shapes"]["models"][name]
+    entry = art.read_index(out).to_dict()["datasets"]["shapes"]["models"][name]
     assert entry["weights"]["source"] == "file" and entry["config"]["weights_file"] == str(path)
     manifest = art.read_table(art.manifest_path(out, "shapes"))
     images = np.stack([load_for_model(data / p, 96) for p in manifest["path"]]).astype(np.float32)

@@ -106,9 +106,10 @@ def render_answer(result: tables.Answer | None) -> Any:
     if pd.notna(best["layer GFLOPs"]):
         parts.append(f"{best['layer GFLOPs']:.2f} GFLOPs per image and {_count(best['layer parameters'])} "
                      f"parameters up to {best['layer']}")
-    if cost.get("ms_per_image") is not None:
-        parts.append(f"{cost['ms_per_image']:.1f} ms/image for {best['model']}'s pass "
-                     f"({cost.get('layers_in_pass', '?')} layers at once, as precompute measured it)")
+    if cost.ms_per_image is not None:
+        parts.append(f"{cost.ms_per_image:.1f} ms/image for {best['model']}'s pass "
+                     f"({cost.layers_in_pass if cost.layers_in_pass is not None else '?'} layers at once, "
+                     "as precompute measured it)")
     if parts:
         lines.append(html.P([html.Strong("Its cost: "), "; ".join(parts) + "."]))
     cheapest = result.cheapest

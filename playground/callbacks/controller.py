@@ -54,14 +54,14 @@ def control_options(store: Store, sel: Selection) -> dict[str, list[dict[str, An
         return {"dataset": [], "model": [], "layer": [], "metric": []}
     datasets = [{"label": f"{name} ({store.n_images(name)} images)", "value": name} for name in store.datasets()]
     models = [
-        {"label": name, "value": name, "title": store.model(sel.dataset, name).get("description", "")}
+        {"label": name, "value": name, "title": store.model(sel.dataset, name).description}
         for name in store.models(sel.dataset)
     ]
     layers = []
     if sel.model:
         for name in store.layers(sel.dataset, sel.model):
             entry = store.layer(sel.dataset, sel.model, name)
-            layers.append({"label": f"{name} ({entry.get('dim')}-d)", "value": name})
+            layers.append({"label": f"{name} ({entry.dim}-d)", "value": name})
     metrics = []
     computed = set(store.metrics(sel.dataset, sel.model, sel.layer)) if sel.model and sel.layer else set()
     for name in store.all_metrics(sel.dataset):
@@ -76,12 +76,12 @@ def model_info(store: Store, sel: Selection) -> Any:
         entry = store.model(sel.dataset, sel.model)
     except MissingArtifact:
         return None
-    weights = (entry.get("weights") or {}).get("description", "")
+    weights = entry.weights.description if entry.weights else ""
     depth = stored_depth(store, sel)
     note = ""
     if depth and sel.k > depth:
         note = f" Rankings stored to depth {depth}; deeper results are ranked on the fly."
-    text = f"{entry.get('description', sel.model)}. Weights: {weights}.{note}"
+    text = f"{entry.description or sel.model}. Weights: {weights}.{note}"
     # Clamped to two lines by the stylesheet; the whole text is its tooltip and is read by screen readers.
     return html.Span(text, title=text, className="model-info-text")
 

@@ -16,6 +16,7 @@ from playground.ranking import query_results, query_scores
 from playground.state import Selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
 from precompute import artifacts as art
+from precompute.schema import DatasetDuplicates, LayerDuplicates
 
 PAGE_SIZE = 48
 # Pairs listed in the duplicates panel; the counts above the list cover them all.
@@ -114,12 +115,12 @@ def render_duplicates(store: Store, sel: Selection) -> list[Any]:
     matter, the thresholds, and the pairs with thumbnails, cross-class pairs (likely label mistakes) first."""
     if sel.dataset is None:
         return [html.Summary("Duplicates")]
-    dataset_entry = store.dataset(sel.dataset).get("duplicates")
+    dataset_entry = store.dataset(sel.dataset).duplicates
     layer_entry = None
     if sel.model and sel.layer:
         with contextlib.suppress(MissingArtifact):  # a layer not computed: no feature pairs to describe
-            layer_entry = store.layer(sel.dataset, sel.model, sel.layer).get("duplicates")
-    if not dataset_entry and not layer_entry:
+            layer_entry = store.layer(sel.dataset, sel.model, sel.layer).duplicates
+    if dataset_entry is None and layer_entry is None:
         return [
             html.Summary("Duplicates: not looked for in these artifacts"),
             components.message("Run precompute again to find exact, near- and feature duplicates.", "info"),
@@ -158,25 +159,29 @@ def render_duplicates(store: Store, sel: Selection) -> list[Any]:
     return [html.Summary(summary), *body]
 
 
-def _thresholds(dataset_entry: dict | None, layer_entry: dict | None, sel: Selection) -> list[html.Li]:
+def _thresholds(dataset_entry: DatasetDuplicates | None, layer_entry: LayerDuplicates | None,
+                sel: Selection) -> list[html.Li]:
     """How each kind of pair was found, with the thresholds the artifacts record."""
+    nan = float("nan")
     items = []
-    if dataset_entry:
+    if dataset_entry is not None:
+        distance = dataset_entry.phash_max_distance
         items.append(
             html.Li(
                 "exact: the same pixels; near-duplicate: perceptual hashes at most "
-                f"{dataset_entry.get('phash_max_distance', '?')} of 64 bits apart (whole dataset)."
+                f"{'?' if distance is None else distance} of 64 bits apart (whole dataset)."
             )
         )
     else:
         items.append(html.Li("exact and near-duplicates (image hashes) were not looked for in these artifacts."))
-    if layer_entry:
+    if layer_entry is not None:
+        ratio, typical, threshold = (nan if value is None else value for value in
+                                     (layer_entry.ratio, layer_entry.typical_distance, layer_entry.threshold))
         items.append(
             html.Li(
-                f"feature near-duplicate: {layer_entry.get('metric', '?')} distance in {sel.model} / {sel.layer} "
-                f"below {layer_entry.get('ratio', float('nan')):g} × the layer's median nearest-neighbour "
-                f"distance ({layer_entry.get('typical_distance', float('nan')):.3g}), i.e. under "
-                f"{layer_entry.get('threshold', float('nan')):.3g}."
+                f"feature near-duplicate: {layer_entry.metric or '?'} distance in {sel.model} / {sel.layer} "
+                f"below {ratio:g} × the layer's median nearest-neighbour "
+                f"distance ({typical:.3g}), i.e. under {threshold:.3g}."
             )
         )
     else:
@@ -229,7 +234,7 @@ PICK_INPUTS = (
 
 def class_filter(store: Store, sel: Selection, current: str | None) -> tuple[list[dict[str, str]], str | None]:
     """Options of the grid's class filter, and its value: ``current`` while the dataset holds that class."""
-    classes = store.dataset(sel.dataset).get("classes", []) if sel.labeled else []
+    classes = store.dataset(sel.dataset).classes if sel.labeled else []
     return [{"label": c, "value": c} for c in classes], current if current in classes else None
 
 

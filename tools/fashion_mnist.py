@@ -3,8 +3,8 @@
 Debian's ``dataset-fashion-mnist`` package installs the four idx files in ``/usr/share/datasets/fashion-mnist``;
 any folder holding ``{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]`` works (``--source``).
 
-    python -m precompute.fashion_mnist data/fashion-mnist-200 --per-class 20          # the embedded sample
-    python -m precompute.fashion_mnist /tmp/fashion-mnist-70k --per-class 0 --split all  # everything
+    python -m tools.fashion_mnist data/fashion-mnist-200 --per-class 20          # the embedded sample
+    python -m tools.fashion_mnist /tmp/fashion-mnist-70k --per-class 0 --split all  # everything
 
 A sample (``--per-class`` above 0) holds no two copies of one picture: an image whose pixels equal those of an
 image already chosen, or whose perceptual hash is within ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of
@@ -22,6 +22,8 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+
+from tools._export import run_export
 
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 # Class folder names: the official label names, made safe for paths ("T-shirt/top" has a slash).
@@ -150,7 +152,7 @@ def export_image_folder(out: str | Path, per_class: int = 20, split: str = "test
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m precompute.fashion_mnist",
+    parser = argparse.ArgumentParser(prog="python -m tools.fashion_mnist",
                                      description="Export Fashion-MNIST idx files as a class-per-folder PNG dataset.")
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument("--per-class", type=int, default=20, help="images per class; 0 = all (default 20)")
@@ -159,13 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help=f"idx folder (default {DEFAULT_SOURCE})")
     args = parser.parse_args(argv)
-    try:
-        n = export_image_folder(args.out, args.per_class, args.split, args.seed, args.source)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"fashion_mnist: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {n} images to {args.out}")
-    return 0
+    return run_export("fashion_mnist", export_image_folder, args.out, args.per_class, args.split, args.seed,
+                      args.source)
 
 
 if __name__ == "__main__":

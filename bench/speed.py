@@ -1,4 +1,4 @@
-"""``python -m precompute.bench``: extraction, search and UMAP speed on this machine, side by side in one run.
+"""Extraction, runtime, search and UMAP speed of the precompute stages on this machine, side by side in one run.
 
 - Extraction: images/s of the project's one-pass multi-layer extraction (``build_feature_model``: one forward
   pass of a batch yields every layer) against the naive way of the reference ConvNet Playground (one
@@ -18,8 +18,8 @@
 
 Every figure depends on what else the machine is doing: the load average before and after is recorded.
 
-    python -m precompute.bench --out bench-results.json
-    python -m precompute.bench --quick --out /tmp/bench.json      # seconds: a smoke run for CI
+    python -m bench speed --out bench-results.json
+    python -m bench speed --quick --out /tmp/bench.json      # seconds: a smoke run for CI
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ import numpy as np
 # The default run: about 8 minutes on 2 CPU cores; `--quick` is the CI-sized one.
 DEFAULT_BACKBONES = ("efficientnet-lite0", "mobilenetv2", "efficientnetb0", "nasnetmobile", "vgg16")
 SECTIONS = ("extraction", "search", "umap")
-APP_BENCH = Path("bench/bench_app.py")  # written by the app's authors; referenced, never run from here
+APP_BENCH = Path("bench/bench_app.py")  # `python -m bench bench_app`: referenced, never run from here
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, argv: Sequen
     argv = sys.argv[1:] if argv is None else argv
     results: dict[str, Any] = {
         "meta": {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                 "command": " ".join(["python -m precompute.bench", *map(shlex.quote, argv)]),
+                 "command": " ".join(["python -m bench speed", *map(shlex.quote, argv)]),
                  **machine_info(), "cpu_peak_gflops": cpu_peak_gflops(), "load_before": _load(),
                  "versions": _versions(),
                  "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.__dict__.items()},
@@ -335,7 +335,7 @@ def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, argv: Sequen
                            "The CPU may be shared with other processes: see load_before / load_after."]},
         "extraction": [], "search": [], "umap": [],
         "app": {"script": str(APP_BENCH), "exists": APP_BENCH.is_file(),
-                "note": "app callback latency is measured by bench/bench_app.py, not here"},
+                "note": "app callback latency is measured by `python -m bench bench_app`, not here"},
     }
     t_start = time.perf_counter()
     if "extraction" in cfg.sections:
@@ -408,7 +408,7 @@ def _names(text: str) -> tuple[str, ...]:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    parser = argparse.ArgumentParser(prog="python -m precompute.bench", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m bench speed", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("bench-results.json"), help="JSON results file")
     parser.add_argument("--quick", action="store_true", help="a CI-sized smoke run (seconds, tiny sizes)")

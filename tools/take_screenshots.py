@@ -3,7 +3,7 @@
 (``compare-charts.png``, ``compare-charts-1000.png``).
 
     .venv/bin/playground --no-precompute &        # serving artifacts/ on http://127.0.0.1:8050
-    .venv/bin/python docs/take_screenshots.py [--url http://127.0.0.1:8050] [--query 137] [--photo coffee]
+    .venv/bin/python -m tools.take_screenshots [--url http://127.0.0.1:8050] [--query 137] [--photo coffee]
 
 The first screenshot (search at 1400 px) shows the first-visit hint, which is then dismissed. The embeddings
 view is shown with a lasso selection, the upload view with the results of a scikit-image sample photo.
@@ -16,14 +16,15 @@ import io
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 MODEL, LAYER, METRIC = "efficientnet-lite0", "top_conv", "cosine"
 WIDTHS = {1400: "", 1000: "-1000"}
 VIEWS = ("search", "embeddings", "compare", "upload")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m tools.take_screenshots", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://127.0.0.1:8050")
     parser.add_argument("--dataset", default="openclipart-200")
     # 137: the dataset's default query (its rwp@15, 0.400, is nearest the mean of the default model, 0.400).
@@ -65,13 +66,13 @@ def main() -> None:
                     driver.set_window_size(width, min(max(height, 1000), 1800))
                     time.sleep(1)
                 name = f"{view}{suffix}.png"
-                driver.save_screenshot(str(HERE / "screenshots" / name))
+                driver.save_screenshot(str(SCREENSHOTS / name))
                 print(f"saved docs/screenshots/{name}")
                 if view == "compare":  # the per-class and cost charts, below the 1800 px of the page shot
                     charts = driver.find_element("css selector", "#view-compare .two-halves")
                     driver.execute_script("arguments[0].scrollIntoView()", charts)
                     time.sleep(1)
-                    charts.screenshot(str(HERE / "screenshots" / f"compare-charts{suffix}.png"))
+                    charts.screenshot(str(SCREENSHOTS / f"compare-charts{suffix}.png"))
                     print(f"saved docs/screenshots/compare-charts{suffix}.png")
                 hint = driver.find_elements("css selector", "#first-visit-hint-close")
                 if hint and hint[0].is_displayed():
@@ -82,17 +83,10 @@ def main() -> None:
 
 def _lasso(driver) -> None:
     """Lasso the left third of the map, so that the strip above it shows a selection."""
-    from selenium.webdriver.common.action_chains import ActionChains
+    from tests.helpers import drag_lasso
 
     area = driver.find_element("css selector", "#umap-graph .nsewdrag")
-    width, height = area.size["width"], area.size["height"]
-    corners = [(0.02, 0.25), (0.3, 0.25), (0.3, 0.85), (0.02, 0.85)]
-    pixels = [(int(x * width), int(y * height)) for x, y in corners]
-    actions = ActionChains(driver).move_to_element(area)
-    actions.move_by_offset(pixels[0][0] - width // 2, pixels[0][1] - height // 2).click_and_hold()
-    for (x0, y0), (x1, y1) in zip(pixels, pixels[1:] + pixels[:1], strict=True):
-        actions.move_by_offset(x1 - x0, y1 - y0)
-    actions.release().perform()
+    drag_lasso(driver, area, [(0.02, 0.25), (0.3, 0.25), (0.3, 0.85), (0.02, 0.85)])
     time.sleep(2)
 
 

@@ -3,7 +3,7 @@
 Debian's ``openclipart-png`` package installs the library's drawings (public domain) as PNG files in one
 folder per topic under ``/usr/share/openclipart/png``; any folder with that layout works (``--source``).
 
-    python -m precompute.openclipart data/openclipart-200          # the embedded sample: 10 classes x 20
+    python -m tools.openclipart data/openclipart-200          # the embedded sample: 10 classes x 20
 
 Each class is one topic folder that holds one kind of object (birds, fruit, hats, ...). Every drawing is
 cropped to its drawn content (the bounding box of its non-transparent pixels: the library renders many of
@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from tools._export import run_export
 
 DEFAULT_SOURCE = Path("/usr/share/openclipart/png")
 # Class folder name -> topic folder in the library. Chosen as the topics of >= 20 drawings that each show one
@@ -149,20 +151,14 @@ def _decoded_hashes(drawing: Image.Image) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m precompute.openclipart",
+    parser = argparse.ArgumentParser(prog="python -m tools.openclipart",
                                      description="Sample Open Clip Art Library topics into a class-per-folder dataset.")
     parser.add_argument("out", type=Path, help="folder to create")
     parser.add_argument("--per-class", type=int, default=20, help="drawings per class (default 20)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE, help=f"png folder (default {DEFAULT_SOURCE})")
     args = parser.parse_args(argv)
-    try:
-        n = export_image_folder(args.out, args.per_class, args.seed, args.source)
-    except (FileNotFoundError, FileExistsError, ValueError) as exc:
-        print(f"openclipart: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {n} images to {args.out}")
-    return 0
+    return run_export("openclipart", export_image_folder, args.out, args.per_class, args.seed, args.source)
 
 
 if __name__ == "__main__":

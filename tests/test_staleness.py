@@ -1,0 +1,57 @@
+"""The rules a rerun uses to reuse stored work (precompute.staleness), on the v1 sample index."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from precompute.schema import ArtifactIndex, BaselineParams, BootstrapParams, UmapParams
+from precompute.staleness import (
+    TIE_SCORING,
+    baseline_is_current,
+    dataset_is_current,
+    feature_duplicates_are_current,
+    metric_is_current,
+    model_is_current,
+    umap_is_current,
+)
+from precompute.stats import bootstrap_params
+
+SAMPLE = Path(__file__).parent / "data" / "index-v1.json"
+
+
+def _entry():
+    return ArtifactIndex.from_dict(json.loads(SAMPLE.read_text())).datasets["colours"]
+
+
+def test_a_stored_metric_is_reused_only_with_the_same_depth_search_ties_and_bootstrap() -> None:
+    metric = _entry().models["pixels"].layers["pixels_8x8"].metrics["cosine"]
+    same = {"depth": 10, "search": "exact", "labeled": True, "bootstrap": BootstrapParams.from_dict(bootstrap_params())}
+    assert metric.ties == TIE_SCORING and metric_is_current(metric, **same)
+    assert not metric_is_current(None, **same)
+    assert not metric_is_current(metric, **{**same, "depth": 20})
+    assert not metric_is_current(metric, **{**same, "search": "faiss-hnsw"})
+    assert not metric_is_current(metric, **{**same, "ann_params": {"M": 32}})  # approximate: its parameters too
+    other_seed = BootstrapParams.from_dict(bootstrap_params(seed=1))
+    assert not metric_is_current(metric, **{**same, "bootstrap": other_seed})
+    assert metric_is_current(metric, **{**same, "bootstrap": other_seed, "labeled": False})  # no scores to redo
+    assert not metric_is_current(dataclasses.replace(metric, ties=None), **same)  # an older run: rescored
+
+
+def test_dataset_model_layer_and_baseline_rules() -> None:
+    entry = _entry()
+    assert dataset_is_current(entry, entry.fingerprint) and not dataset_is_current(entry, "another folder")
+    assert not dataset_is_current(None, entry.fingerprint)
+    model = entry.models["pixels"]
+    assert model_is_current(model, dataclasses.replace(model.config))
+    assert not model_is_current(model, dataclasses.replace(model.config, input_size=64))
+    assert not model_is_current(model, dataclasses.replace(model.config, quantize="int8"))
+    layer = model.layers["pixels_8x8"]
+    assert umap_is_current(layer, UmapParams(n_neighbors=5, min_dist=0.1, metric="euclidean", seed=0))
+    assert not umap_is_current(layer, UmapParams(n_neighbors=15, min_dist=0.1, metric="euclidean", seed=0))
+    assert feature_duplicates_are_current(layer.duplicates, "cosine", 0.1, 3.0)
+    assert not feature_duplicates_are_current(layer.duplicates, "cosine", 0.25, 3.0)
+    assert not feature_duplicates_are_current(None, "cosine", 0.1, 3.0)
+    assert baseline_is_current(entry, BaselineParams(depth=10, ks=[1, 5, 10], n_images=18))
+    assert not baseline_is_current(entry, BaselineParams(depth=15, ks=[1, 5, 10, 15], n_images=18))
