@@ -252,11 +252,11 @@ def test_int8full_is_calibrated_on_the_dataset_and_stored_as_a_model(tmp_path: P
     out = tmp_path / "out"
     models = [ModelRequest("efficientnet-lite0", "random")]
     Run(config(dataset, out, models=models, quantize=("int8full",))).execute()
-    entry = art.read_index(out)["datasets"]["colours"]["models"]
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"]
     base = "efficientnet-lite0-random"
     assert set(entry) == {base, f"{base}-int8full"}
     model = entry[f"{base}-int8full"]
-    n_images = art.read_index(out)["datasets"]["colours"]["n_images"]
+    n_images = art.read_index(out).to_dict()["datasets"]["colours"]["n_images"]
     assert model["config"]["quantize"] == "int8full"
     assert model["config"]["calibration"] == f"colours: {min(runtimes.CALIBRATION_IMAGES, n_images)} images, seed 0"
     assert model["cost"]["runtime"] == "litert" and model["cost"]["images_per_second"] > 0
