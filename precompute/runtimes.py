@@ -265,26 +265,27 @@ def _interpreter_class() -> Any:
     return Interpreter
 
 
-# Images per interpreter invocation: a batch is run in chunks of this many. XNNPACK on this 2-core machine ran
-# efficientnet-lite0 (8 stored layers, 2 threads) at 209 img/s one image at a time against 173 in chunks of 16 and
-# 149 of 32 (python -m bench litert_probe, load 0.9-1.5; docs/benchmarks.md section 9): a single image's activations
-# stay in cache. A chunk of 1 also means one input shape for ever, so the last, shorter batch of a run never
-# makes XNNPACK re-plan the graph.
-INVOKE_BATCH = 1
+# Input pixels per interpreter invocation: a batch is run in chunks of max(1, INVOKE_PIXELS // (h * w)) images.
+# XNNPACK on this 2-core machine ran efficientnet-lite0 (8 stored layers, 2 threads) at 224 px at 209 img/s one
+# image at a time against 173 in chunks of 16 and 149 of 32 (a single image's activations stay in cache), but at
+# 64 px at 1,400 img/s one at a time against 3,015 in chunks of 12 and 3,109 of 16 (per-call overhead dominates):
+# `python -m bench litert_probe`, load 0.8-1.5, docs/benchmarks.md section 9. One 224-px image's worth of pixels
+# per call takes both. A fixed chunk also means one input shape for ever at 224 px, so a run's last, shorter
+# batch never makes XNNPACK re-plan the graph.
+INVOKE_PIXELS = 224 * 224
 
 
 class LiteRTModel:
     """A converted feature model: ``model(batch (n, h, w, 3) float32) -> list of (n, dim) float32``.
 
-    One interpreter, run on chunks of ``invoke_batch`` images (``INVOKE_BATCH``; resized only when a chunk's
-    shape changes); XNNPACK with ``num_threads`` threads (default: every core). Not thread-safe: callers serialise
+    One interpreter, run on chunks of ``invoke_batch`` images (default: ``INVOKE_PIXELS`` input pixels' worth,
+    at least 1; resized only when a chunk's shape changes); XNNPACK with ``num_threads`` threads (default: every core). Not thread-safe: callers serialise
     calls (the app's uploads hold a lock).
     """
 
     def __init__(self, path: Path, num_threads: int | None = None, invoke_batch: int | None = None) -> None:
         self.path = Path(path)
         self.num_threads = num_threads or os.cpu_count() or 1
-        self.invoke_batch = max(1, invoke_batch or INVOKE_BATCH)
         self._interpreter = _interpreter_class()(model_path=str(self.path), num_threads=self.num_threads)
         # The signature names the outputs (f000, f001, ...); the calls go through the plain interpreter, because a
         # SignatureRunner reallocates every tensor on each call, and XNNPACK then re-plans the whole graph: that
@@ -294,7 +295,11 @@ class LiteRTModel:
         self.output_names = sorted(outputs)
         self._output_indices = [int(outputs[name]["index"]) for name in self.output_names]
         self.dims = [int(outputs[name]["shape"][-1]) for name in self.output_names]
-        self._input_index = int(next(iter(runner.get_input_details().values()))["index"])
+        input_details = next(iter(runner.get_input_details().values()))
+        self._input_index = int(input_details["index"])
+        height, width = (int(v) for v in input_details["shape"][1:3])
+        pixels = height * width if height > 0 and width > 0 else INVOKE_PIXELS  # a free size: 1 image
+        self.invoke_batch = max(1, invoke_batch or INVOKE_PIXELS // pixels)
         self._batch_shape: tuple[int, ...] | None = None
 
     @property

@@ -77,11 +77,13 @@ def test_litert_features_equal_keras_within_1e_4(cache: Path, name: str, size: i
 
 
 def test_chunked_invocations_give_the_batch_features(cache: Path) -> None:
-    """LiteRTModel runs a batch in chunks of invoke_batch images (default 1): same features for any chunking."""
+    """LiteRTModel runs a batch in chunks of invoke_batch images (default: 224 x 224 pixels' worth, so 49 images
+    at 32 px, 1 at 224 px): the same features for any chunking."""
     expected, got, lite, _ = keras_and_litert("mobilenetv2", 32, n_layers=2)
+    assert lite.invoke_batch == 49
     images = np.random.default_rng(1).uniform(-1, 1, (5, 32, 32, 3)).astype(np.float32)
-    by_one = lite(images)
-    for step in (2, 5, 8):
+    by_one = runtimes.LiteRTModel(lite.path, invoke_batch=1)(images)
+    for step in (2, 5, 8, None):
         chunked = runtimes.LiteRTModel(lite.path, invoke_batch=step)(images)
         for a, b in zip(by_one, chunked, strict=True):
             assert a.shape == b.shape and relative_difference(a, b) < 1e-5
