@@ -88,7 +88,7 @@ class ModelConfig:
             raise ValueError(f"Unknown stored weight source {stored.weights_source!r}; valid: "
                              f"{', '.join(STORED_WEIGHT_SOURCES)}.")
         return cls(stored.backbone, stored.weights_source, int(stored.input_size), stored.pooling or "avg",
-                   stored.weights_file, stored.seed, stored.quantize, stored.extra.get("calibration"))
+                   stored.weights_file, stored.seed, stored.quantize, stored.calibration)
 
     @classmethod
     def coerce(cls, config: Any) -> ModelConfig:
@@ -102,9 +102,7 @@ class ModelConfig:
         weights_file = None if self.weights_file is None else str(self.weights_file)
         return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
                                  seed=self.seed, input_size=self.input_size, pooling=self.pooling,
-                                 quantize=self.quantize or None,
-                                 # int8full's calibration: a key of the record's extra (not a schema field yet)
-                                 extra={"calibration": self.calibration} if self.calibration else {})
+                                 quantize=self.quantize or None, calibration=self.calibration or None)
 
 
 def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:

@@ -395,7 +395,8 @@ class WeightsInfo(Record):
 class StoredModelConfig(Record):
     """What rebuilds a feature model (``precompute.extract.load_extractor``); a change recomputes its features.
 
-    ``quantize`` is written only for LiteRT variants, so float32 models keep the config of earlier versions.
+    ``quantize`` is written only for LiteRT variants and ``calibration`` only for ``int8full``, so float32 models
+    keep the config of earlier versions.
     """
 
     backbone: str = _spec(_str, required=True, what="backbone")
@@ -405,6 +406,7 @@ class StoredModelConfig(Record):
     input_size: int | None = _spec(_int, keep_none=True)
     pooling: str | None = _spec(_str, keep_none=True)
     quantize: str | None = _spec(_str)
+    calibration: str | None = _spec(_str)  # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
     extra: dict[str, Any] = _extra()
 
 
