@@ -196,12 +196,12 @@ def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, s
 # ------------------------------------------------------------------------------- UX round 2 (issue #13)
 @pytest.fixture(scope="module")
 def axe_script() -> str | None:
-    """axe-core's script (tests/axe_core.py: npm pack, cached), or None where it cannot be had."""
-    from tests.axe_core import AxeUnavailable, find_axe_script
+    """axe-core's script (precompute/npm_files.py: npm pack, cached), or None where it cannot be had."""
+    from precompute.npm_files import AXE_CORE, NpmFileUnavailable
 
     try:
-        return find_axe_script().read_text()
-    except AxeUnavailable:
+        return AXE_CORE.find().read_text()
+    except NpmFileUnavailable:
         return None
 
 

@@ -1104,37 +1104,6 @@ def test_model_info_is_one_clamped_line_with_the_whole_text_as_tooltip(store):
     assert info.className == "model-info-text" and info.title == info.children and "Weights:" in info.title
 
 
-def test_axe_core_is_fetched_once_and_checked_against_its_pinned_hash(tmp_path, monkeypatch):
-    import subprocess
-    import tarfile
-
-    from tests import axe_core
-
-    monkeypatch.setenv("SISP_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("SISP_AXE_JS", raising=False)
-    monkeypatch.setattr(axe_core.shutil, "which", lambda name: "/usr/bin/npm")
-
-    def fake_pack(command, cwd, **kwargs):  # an npm pack whose tarball is not the pinned one
-        script = Path(cwd) / "axe.min.js"
-        script.write_text("window.axe = {};")
-        with tarfile.open(Path(cwd) / f"axe-core-{axe_core.AXE_VERSION}.tgz", "w:gz") as tar:
-            tar.add(script, arcname="package/axe.min.js")
-        return subprocess.CompletedProcess(command, 0, "", "")
-
-    monkeypatch.setattr(axe_core.subprocess, "run", fake_pack)
-    with pytest.raises(axe_core.AxeUnavailable, match="does not match the pinned sha512"):
-        axe_core.find_axe_script()
-    assert not (tmp_path / "cache" / f"axe-core-{axe_core.AXE_VERSION}" / "axe.min.js").exists()
-    monkeypatch.setattr(axe_core, "AXE_INTEGRITY", "accept-any")
-    monkeypatch.setattr(axe_core, "_integrity", lambda path: "accept-any")
-    path = axe_core.find_axe_script()
-    assert path.read_text() == "window.axe = {};"
-    monkeypatch.setattr(axe_core.subprocess, "run", None)  # cached: npm is not run again
-    assert axe_core.find_axe_script() == path
-    monkeypatch.setenv("SISP_AXE_JS", str(tmp_path / "missing.js"))
-    with pytest.raises(axe_core.AxeUnavailable, match="not a file"):
-        axe_core.find_axe_script()
-
 # ------------------------------------------------------------------------------------------- the answer
 def _cost_order(store, dataset, score):
     """Every scored configuration with its layer's cost, cheapest first: an independent re-derivation."""
