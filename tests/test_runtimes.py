@@ -277,8 +277,8 @@ def test_int8full_is_calibrated_on_the_dataset_and_stored_as_a_model(tmp_path: P
 
 @pytest.mark.slow
 def test_an_upload_extractor_from_the_cache_builds_no_keras_model(cache: Path) -> None:
-    """The app's upload path: once precompute converted the model, the extractor loads from the cached file without
-    importing TensorFlow (no Keras model is built; the backbone's Keras preprocessing imports it at the first call)."""
+    """The app's upload path: once precompute converted the model, the extractor loads from the cached file and
+    extracts without importing TensorFlow (no Keras model is built; the preprocessing is NumPy)."""
     from precompute.models import load_extractor
 
     config = {"backbone": "mobilenetv2", "weights_source": "random", "weights_file": None, "seed": 0,
@@ -290,11 +290,43 @@ def test_an_upload_extractor_from_the_cache_builds_no_keras_model(cache: Path) -
             f"extract = load_extractor({config!r}, {layers!r}, runtime='litert'); "
             "loaded = ['tensorflow' in sys.modules, 'keras' in sys.modules]; "
             "out = extract(np.full((1, 32, 32, 3), 99, np.uint8)); "
+            "loaded += ['tensorflow' in sys.modules, 'keras' in sys.modules]; "
             "print(json.dumps([*loaded, [o.tolist() for o in out]]))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, check=True)
-    tensorflow, keras, features = json.loads(result.stdout.strip().splitlines()[-1])
+    tensorflow, keras, tensorflow_after, keras_after, features = json.loads(result.stdout.strip().splitlines()[-1])
     assert not tensorflow and not keras
+    assert not tensorflow_after and not keras_after
     for expected, got in zip(keras_features, features, strict=True):
         assert relative_difference(expected, np.asarray(got, dtype=np.float32)) < TOLERANCE
+
+
+@pytest.mark.slow
+def test_an_upload_on_litert_imports_no_tensorflow(tmp_path: Path, cache: Path) -> None:
+    """The app's whole upload path (``playground.uploads.upload_features``: decode, extractor, features) on a model
+    that precompute ran on LiteRT, in a fresh interpreter: TensorFlow and Keras are never imported, and the
+    upload of a dataset image gets the features stored for it."""
+    dataset = make_dataset(tmp_path / "colours")
+    out = tmp_path / "out"
+    Run(config(dataset, out, models=[ModelRequest("efficientnet-lite0", "random")], runtime="litert")).execute()
+    key = "efficientnet-lite0-random"
+    entry = art.read_index(out).to_dict()["datasets"]["colours"]["models"][key]
+    assert entry["cost"]["runtime"] == "litert"
+    layers = sorted(entry["layers"], key=lambda name: entry["layers"][name]["order"])
+    manifest = art.read_table(art.manifest_path(out, "colours"))
+    image = dataset / manifest["path"].tolist()[0]
+    code = ("import sys, json; from pathlib import Path; from playground.store import Store; "
+            "from playground.uploads import upload_features; "
+            f"store = Store({str(out)!r}); data = Path({str(image)!r}).read_bytes(); "
+            f"features = [upload_features(store, 'colours', {key!r}, layer, data)[0].tolist() for layer in {layers!r}]; "
+            "print(json.dumps([sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')), "
+            "features]))")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    imported, features = json.loads(result.stdout.strip().splitlines()[-1])
+    assert imported == []
+    for layer, got in zip(layers, features, strict=True):
+        stored = art.read_array(out / entry["layers"][layer]["features"])[0]
+        assert relative_difference(stored, np.asarray(got, dtype=np.float32)) < TOLERANCE
