@@ -66,12 +66,92 @@ def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | No
     pytest.param("efficientnetb0", 64, marks=pytest.mark.slow),
     pytest.param("vgg16", 64, marks=pytest.mark.slow),
     pytest.param("nasnetmobile", 224, marks=pytest.mark.slow),
+    # Stems after a ZeroPadding2D with a bias (resnet50), 1x1 convolutions with a bias, an unpadded 3x3 stem:
+    # the NumPy readouts of runtimes.plan_readouts on every kind of convolution the registry stores.
+    pytest.param("resnet50", 64, marks=pytest.mark.slow),
+    pytest.param("densenet121", 64, marks=pytest.mark.slow),
+    pytest.param("xception", 96, marks=pytest.mark.slow),
 ])
 @pytest.mark.slow
 def test_litert_features_equal_keras_within_1e_4(cache: Path, name: str, size: int) -> None:
     expected, got, lite, seconds = keras_and_litert(name, size)
     assert seconds > 0 and lite.path.is_file() and lite.path.parent == cache / "litert"
     assert [e.shape for e in expected] == [g.shape for g in got]
+    for e, g in zip(expected, got, strict=True):
+        assert relative_difference(e, g) < TOLERANCE
+
+
+def _small_model(case: str):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((33, 30, 3))
+    x = inputs
+    if case == "rescale, pad, 3x3 stride 2 with bias":
+        x = keras.layers.Rescaling(0.5, offset=0.25)(keras.layers.Rescaling([1.0, 2.0, 3.0], offset=-1.0)(x))
+        x = keras.layers.ZeroPadding2D(((0, 1), (2, 1)))(x)
+        x = keras.layers.Conv2D(8, 3, strides=2, padding="valid", name="stored")(x)
+    elif case == "5x5 stride 2 same":
+        x = keras.layers.Conv2D(8, 5, strides=2, padding="same", use_bias=False, name="stored")(x)
+    elif case == "3x3 dilation 2 same":
+        x = keras.layers.Conv2D(8, 3, dilation_rate=2, padding="same", name="stored")(x)
+    elif case == "1x1 inside, bias":
+        x = keras.layers.Conv2D(6, 3, strides=2, activation="relu")(x)
+        x = keras.layers.Conv2D(8, 1, name="stored")(x)
+    elif case == "pad then rescale (kept)":
+        x = keras.layers.Rescaling(2.0, offset=1.0)(keras.layers.ZeroPadding2D(1)(x))
+        x = keras.layers.Conv2D(8, 3, name="stored")(x)
+    elif case == "relu (kept)":
+        x = keras.layers.Conv2D(8, 3, activation="relu", name="stored")(x)
+    elif case == "1x1 stride 2 inside (kept)":
+        x = keras.layers.Conv2D(6, 3, activation="relu")(x)
+        x = keras.layers.Conv2D(8, 1, strides=2, name="stored")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.Conv2D(4, 1, name="deeper")(keras.layers.Activation("relu6")(x))
+    base = keras.Model(inputs, x)
+    for layer in base.layers:  # BatchNorm statistics that are not the identity
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([np.linspace(0.5, 2.0, w.shape[0]) for w in layer.get_weights()])
+    return base
+
+
+@pytest.mark.parametrize("case, kind", [
+    ("rescale, pad, 3x3 stride 2 with bias", "input"), ("5x5 stride 2 same", "input"),
+    ("3x3 dilation 2 same", "input"), ("1x1 inside, bias", "pooled"), ("pad then rescale (kept)", "output"),
+    ("relu (kept)", "output"), ("1x1 stride 2 inside (kept)", "output"),
+])
+def test_linear_convolutions_are_read_out_in_numpy_with_the_same_features(cache: Path, case: str, kind: str) -> None:
+    """runtimes.plan_readouts: a stored linear convolution of the input (through ZeroPadding2D / Rescaling) or a
+    1x1 one leaves the graph and is read out in NumPy; anything else stays a graph output; features as Keras'."""
+    from precompute.extract import build_feature_model, extract_array
+
+    base = _small_model(case)
+    model = build_feature_model(base, ["stored", "deeper"], "avg")
+    lite, _ = runtimes.load_litert_model(lambda: model, cache / "litert" / f"{case}.tflite")
+    assert [r.kind for r in lite.readouts] == [kind, "pooled"]
+    assert runtimes.readout_path(lite.path).is_file()
+    images = np.random.default_rng(1).uniform(-1, 1, (5, 33, 30, 3)).astype(np.float32)
+    expected = extract_array(model, images, lambda x: x, batch_size=2)
+    got = extract_array(lite, images, lambda x: x, batch_size=2)
+    assert lite.dims == [8, 4]
+    for e, g in zip(expected, got, strict=True):
+        assert g.dtype == np.float32 and relative_difference(e, g) < 1e-5
+    # Max pooling is not linear: the same layers stay graph outputs, and no readouts file is written.
+    runtimes.convert_to_tflite(build_feature_model(base, ["stored"], "max"), cache / "max.tflite")
+    maxed = runtimes.LiteRTModel(cache / "max.tflite")
+    assert maxed.readouts is None and not runtimes.readout_path(maxed.path).exists()
+
+
+@pytest.mark.slow
+def test_efficientnet_lite0_folds_every_batchnorm_on_litert(cache: Path) -> None:
+    """Its 8 stored layers are all linear convolutions: the graph keeps no MUL of an unfolded BatchNorm, and
+    top_conv leaves it (docs/benchmarks.md section 9)."""
+    import collections
+
+    expected, got, lite, _ = keras_and_litert("efficientnet-lite0", 64, n_layers=8)
+    assert [r.kind for r in lite.readouts] == ["input"] + ["pooled"] * 7
+    ops = collections.Counter(op["op_name"] for op in lite._interpreter._get_ops_details())
+    assert "MUL" not in ops and ops["MEAN"] == 7
     for e, g in zip(expected, got, strict=True):
         assert relative_difference(e, g) < TOLERANCE
 
