@@ -30,6 +30,7 @@ Quantised variants (``QUANTIZATIONS``) are separate models with their own featur
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -337,7 +338,8 @@ class LiteRTModel:
             outputs = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
         if self.readouts is None:
             return outputs
-        return [r.apply(outputs, batch) for r in self.readouts]
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            return [r.apply(outputs, batch) for r in self.readouts]
 
     def _invoke(self, batch: np.ndarray) -> list[np.ndarray]:
         if batch.shape != self._batch_shape:  # reallocate only when the chunk's shape changes
@@ -387,6 +389,16 @@ def load_litert_model(feature_model_factory: Any, path: Path, quantize: str | No
 # Exact in real arithmetic; in float64 here, so the features stay within float32 rounding of the Keras path
 # (tests/test_runtimes.py). Every other stored layer (an activation, max pooling, flatten, a larger kernel inside
 # the network) is output as before.
+
+@functools.cache
+def _blas_controller() -> Any:
+    """NumPy's BLAS thread pools. The readouts run on one thread: OpenBLAS' idle workers spin for a while after
+    each multi-threaded call, and on 2 cores they took the cores from XNNPACK's threads (mobilenetv2, 4 layers,
+    load 5-7: 112 img/s with the readouts' BLAS on 2 threads, 162 on one, 145 without readouts)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
 
 # Layers between the model's input and a stem convolution that NumPy replays.
 _INPUT_LAYERS = ("InputLayer", "ZeroPadding2D", "Rescaling")
