@@ -9,6 +9,10 @@
   (``AUTO_RUNTIME_CPU``, or the table ``python -m bench speed --write-runtime-table`` writes for this
   machine into ``$SISP_CACHE_DIR/runtime-table.json``).
 
+A float32 conversion leaves the stored linear convolutions out of the graph (``plan_readouts``: the mean of a 1x1
+convolution's input, or the model's input itself for a stem, times the layer's kernel, in NumPy), so that the
+converter folds every BatchNorm into its convolution; the readouts sit beside the ``.tflite`` file.
+
 Float32 LiteRT features equal Keras' within 1e-4 relative (tests/test_runtimes.py, per backbone). They are not
 bit-identical, so "the same artifacts whichever runtime runs" means: the same files and index schema, features
 within that tolerance, and rankings and scores equal except where two neighbours' distances differ by less than
