@@ -18,6 +18,8 @@
   // out = DIV255(255 * (255 - a) + c * a) = 255 - a + round(c * a / 255). The image is drawn on a transparent
   // canvas: the canvas stores premultiplied round(c * a / 255), which is all that formula needs.
   async function decodeToRGB(blob) {
+    var gray16 = await decodeGray16PNG(blob);
+    if (gray16) return gray16;
     var bitmap = await createImageBitmap(blob, {
       imageOrientation: "from-image",
       premultiplyAlpha: "none",
@@ -42,6 +44,55 @@
       }
     }
     return { width: width, height: height, data: data };
+  }
+
+  // A 16-bit grayscale PNG: PIL's mode I;16, whose value range _to_rgb stretches to 0..255 (the browser's decoder
+  // would keep the high byte). Read here (non-interlaced files; others go to the browser's decoder, as does
+  // everything when DecompressionStream is missing); an EXIF orientation in such a file is not applied.
+  async function decodeGray16PNG(blob) {
+    var head = new DataView(await blob.slice(0, 29).arrayBuffer());
+    if (head.byteLength < 29 || head.getUint32(0) !== 0x89504e47 || head.getUint32(12) !== 0x49484452 ||
+        head.getUint8(24) !== 16 || head.getUint8(25) !== 0 || head.getUint8(28) !== 0 ||
+        typeof DecompressionStream === "undefined") return null;
+    var width = head.getUint32(16), height = head.getUint32(20);
+    var bytes = new Uint8Array(await blob.arrayBuffer()), view = new DataView(bytes.buffer), parts = [];
+    for (var at = 8; at + 8 <= bytes.length;) {
+      var length = view.getUint32(at), type = String.fromCharCode.apply(null, bytes.subarray(at + 4, at + 8));
+      if (type === "IDAT") parts.push(bytes.subarray(at + 8, at + 8 + length));
+      if (type === "IEND") break;
+      at += 12 + length;
+    }
+    var stream = new Blob(parts).stream().pipeThrough(new DecompressionStream("deflate"));
+    var raw = new Uint8Array(await new Response(stream).arrayBuffer());
+    var stride = width * 2, rows = new Uint8Array(stride * height);
+    if (raw.length < (stride + 1) * height) throw new Error("truncated 16-bit PNG");
+    for (var y = 0; y < height; y++) {
+      var filter = raw[y * (stride + 1)], line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+      var out = y * stride, up = out - stride;
+      for (var i = 0; i < stride; i++) {
+        var left = i >= 2 ? rows[out + i - 2] : 0, above = y ? rows[up + i] : 0, corner = y && i >= 2 ? rows[up + i - 2] : 0;
+        var guess = filter === 0 ? 0 : filter === 1 ? left : filter === 2 ? above : filter === 3 ? (left + above) >> 1
+          : paeth(left, above, corner);
+        rows[out + i] = line[i] + guess;
+      }
+    }
+    var values = new Uint16Array(width * height), low = 65535, high = 0;
+    for (i = 0; i < values.length; i++) {
+      var v = values[i] = (rows[2 * i] << 8) | rows[2 * i + 1];
+      if (v < low) low = v;
+      if (v > high) high = v;
+    }
+    var data = new Uint8Array(width * height * 3), factor = 255.0 / (high - low);
+    for (i = 0; i < values.length; i++) {
+      var level = high > low ? Math.trunc((values[i] - low) * factor) : 0;
+      data[3 * i] = data[3 * i + 1] = data[3 * i + 2] = level;
+    }
+    return { width: width, height: height, data: data };
+  }
+
+  function paeth(a, b, c) {
+    var p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+    return pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
   }
 
   // ------------------------------------------------------------------------------------------- resizing

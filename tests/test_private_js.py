@@ -39,7 +39,9 @@ METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3", "min
 CODEC_JS = r"""
 const DTYPES = {u8: Uint8Array, i32: Int32Array, f32: Float32Array, f64: Float64Array};
 function toBase64(bytes) {
-  if (typeof Buffer !== "undefined") return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  if (typeof Buffer !== "undefined") {
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
+  }
   let text = "";
   for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
   return btoa(text);
@@ -63,7 +65,9 @@ async function fromWire(value) {
 }
 function toWire(value) {
   for (const [dtype, type] of Object.entries(DTYPES)) {
-    if (value instanceof type) return {dtype: dtype, b64: toBase64(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))};
+    if (value instanceof type) {
+      return {dtype: dtype, b64: toBase64(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))};
+    }
   }
   if (value && typeof value === "object") {
     const out = {};
@@ -144,6 +148,9 @@ def png_bytes(array: np.ndarray, **info) -> bytes:
 
 
 needs_node = pytest.mark.skipif(NODE is None, reason="needs node (apt-get install nodejs) to run the script's maths")
+# Chromium (and so slow, tests/conftest.py); selenium 4.2 calls urllib3 APIs that warn on every request.
+in_browser = pytest.mark.browser
+quiet_selenium = pytest.mark.filterwarnings("ignore::DeprecationWarning:selenium.*")
 
 
 # ------------------------------------------------------------------------------------------- resize (node)
@@ -159,7 +166,8 @@ LARGE_RESIZES = [(224, 224, 224), (672, 672, 224), (673, 671, 224), (1345, 700, 
 def random_resizes(seed: int, count: int, largest: int, sizes: tuple[int, ...]) -> list[tuple[int, int, int]]:
     """(width, height, size) at random: reduce factors with and without remainders, both pass orders, up and down."""
     rng = np.random.default_rng(seed)
-    return [(int(rng.integers(1, largest)), int(rng.integers(1, largest)), int(rng.choice(sizes))) for _ in range(count)]
+    return [(int(rng.integers(1, largest)), int(rng.integers(1, largest)), int(rng.choice(sizes)))
+            for _ in range(count)]
 
 
 def check_resizes(cases: list[tuple[int, int, int]], seed: int) -> None:
@@ -231,7 +239,8 @@ def search_cases(seed: int = 2) -> list[tuple[str, np.ndarray, np.ndarray, int]]
 @needs_node
 def test_search_equals_search_exact_for_every_metric_with_ties():
     cases = search_cases()
-    calls = [("search", [query, features.ravel(), features.shape[1], metric, k]) for metric, query, features, k in cases]
+    calls = [("search", [query, features.ravel(), features.shape[1], metric, k])
+             for metric, query, features, k in cases]
     for (metric, query, features, k), got in zip(cases, call_node(calls), strict=True):
         assert not isinstance(got, JsError), got
         ranking = similarity.search_exact(query, features, metric, top_n=k)
@@ -267,3 +276,231 @@ def test_preprocess_is_the_exports_affine_map(order):
     x = pixels.astype(np.float64)[..., ::-1] if order == "bgr" else pixels.astype(np.float64)
     want = (x * np.asarray(spec["scale"]) + np.asarray(spec["offset"])).astype(np.float32)
     np.testing.assert_array_equal(got.reshape(8, 8, 3), want)
+
+
+# ------------------------------------------------------------------------------------------- decode (Chromium)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+class Browser:
+    """Headless Chromium on a page that loads the script, and the folder its local server serves."""
+
+    def __init__(self, driver, root: Path):
+        self.driver, self.root = driver, root
+
+    def run(self, calls: list[tuple[str, list]], files: dict[str, bytes] | None = None) -> list:
+        """Like :func:`call_node`; ``{"url": "/name"}`` arguments are fetched as Blobs from ``files``."""
+        for name, data in (files or {}).items():
+            (self.root / name).write_bytes(data)
+        payload = [{"fn": fn, "args": _wire(list(args))} for fn, args in calls]
+        script = CODEC_JS + "\nconst done = arguments[arguments.length - 1];\nrunCalls(arguments[0]).then(done);"
+        return _results(self.driver.execute_async_script(script, payload))
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    if shutil.which("chromium") is None or shutil.which("chromedriver") is None:
+        pytest.skip("needs chromium and chromedriver (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+
+    from tests.conftest import pytest_setup_options
+
+    root = tmp_path_factory.mktemp("private_js")
+    shutil.copy(SCRIPT, root / SCRIPT.name)
+    (root / "index.html").write_text(f'<!doctype html><meta charset="utf-8"><script src="{SCRIPT.name}"></script>')
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    driver = webdriver.Chrome(options=pytest_setup_options())
+    try:
+        driver.set_script_timeout(300)
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        yield Browser(driver, root)
+    finally:
+        driver.quit()
+        server.shutdown()
+        thread.join()
+
+
+def encode(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **options)
+    return buffer.getvalue()
+
+
+def skimage_photos() -> dict[str, Image.Image]:
+    """scikit-image's bundled photos (no download): colour, grayscale, one with alpha, one large enough that
+    load_for_model's JPEG draft decodes it at half scale."""
+    from skimage import data
+
+    names = ("astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "immunohistochemistry",
+             "hubble_deep_field", "retina", "logo")
+    return {name: Image.fromarray(getattr(data, name)()) for name in names}
+
+
+def synthetic_images() -> dict[str, bytes]:
+    """Every transparency case of datasets._to_rgb, and EXIF orientation."""
+    x, y = np.meshgrid(np.arange(256), np.arange(256))
+    colour = np.stack([x, (x * 7 + y) % 256, 255 - x], axis=-1).astype(np.uint8)
+    rgba = Image.fromarray(np.dstack([colour, y.astype(np.uint8)]))  # every alpha against every level
+    gray = Image.fromarray(x.astype(np.uint8))
+    la = Image.fromarray(np.dstack([x, y]).astype(np.uint8), mode="LA")
+    palette = rgba.convert("RGB").quantize(64)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated 90 degrees clockwise
+    chelsea = skimage_photos()["chelsea"]
+    sixteen = Image.fromarray((x * 97 + y * 13 + 1000).astype(np.uint16))
+    noise = Image.fromarray(np.random.default_rng(4).integers(300, 60000, (67, 91)).astype(np.uint16))
+    return {
+        "alpha-every-level.png": encode(rgba, "PNG"),
+        "la.png": encode(la, "PNG"),
+        "gray-transparent.png": encode(gray, "PNG", transparency=17),
+        "palette-transparent.png": encode(palette, "PNG", transparency=3),
+        "palette.gif": encode(palette, "GIF"),
+        "exif-orientation-6.jpg": encode(chelsea, "JPEG", quality=90, exif=exif.tobytes()),
+        "exif-orientation-6.png": encode(chelsea, "PNG", exif=exif.tobytes()),
+        "cmyk.jpg": encode(chelsea.convert("CMYK"), "JPEG", quality=90),
+        "gray16.png": encode(sixteen, "PNG"),
+        "gray16-noise.png": png16(np.asarray(noise)),
+        "gray16-flat.png": encode(Image.fromarray(np.full((5, 7), 999, np.uint16)), "PNG"),
+        "rgb16.png": png16(colour.astype(np.uint16) * 257 + y[..., None].astype(np.uint16)),
+        "rgba16.png": png16(np.dstack([colour, y]).astype(np.uint16) * 257 + x[..., None].astype(np.uint16)),
+    }
+
+
+def png16(array: np.ndarray) -> bytes:
+    """A 16-bit PNG (gray, RGB or RGBA), its rows filtered with each of PNG's five filters in turn (PIL writes
+    16 bits for grayscale only, and picks its filters itself)."""
+    import struct
+    import zlib
+
+    array = array if array.ndim == 3 else array[..., None]
+    height, width, channels = array.shape
+    bpp, lines, previous = 2 * channels, [], np.zeros(width * 2 * channels, np.int64)
+    for row in range(height):
+        line = np.frombuffer(array[row].astype(">u2").tobytes(), np.uint8).astype(np.int64)
+        left = np.concatenate([np.zeros(bpp, np.int64), line[:-bpp]])
+        corner = np.concatenate([np.zeros(bpp, np.int64), previous[:-bpp]])
+        p = left + previous - corner
+        pa, pb, pc = np.abs(p - left), np.abs(p - previous), np.abs(p - corner)
+        paeth = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, previous, corner))
+        kind = row % 5
+        guess = [0 * line, left, previous, (left + previous) // 2, paeth][kind]
+        lines.append(bytes([kind]) + ((line - guess) % 256).astype(np.uint8).tobytes())
+        previous = line
+    raw = b"".join(lines)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, {1: 0, 3: 2, 4: 6}[channels], 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def decode_cases() -> dict[str, bytes]:
+    files = {}
+    for name, image in skimage_photos().items():
+        files[f"{name}.png"] = encode(image, "PNG")
+        if image.mode != "RGBA":
+            files[f"{name}.jpg"] = encode(image, "JPEG", quality=90)
+    files.update(synthetic_images())
+    for path in sorted((ROOT / "data" / "openclipart-200").glob("*/*.png"))[::20]:
+        files[f"openclipart-{path.parent.name}-{path.stem}.png"] = path.read_bytes()
+    return files
+
+
+def pixel_report(name: str, got: np.ndarray, want: np.ndarray) -> tuple[int, float]:
+    if got.shape != want.shape:
+        print(f"{name:48s} shape {got.shape} != {want.shape}")
+        return 999, 999.0
+    diff = np.abs(got.astype(np.int16) - want.astype(np.int16))
+    print(f"{name:48s} {want.shape[1]:>5d}x{want.shape[0]:<5d} max {int(diff.max()):3d}  mean {diff.mean():.4f}  "
+          f"differing {100 * (diff > 0).mean():6.2f}%")
+    return int(diff.max()), float(diff.mean())
+
+
+# Where the browser's decoder cannot give PIL's pixels (measured by the tests below, printed with -s).
+DECODE_GAPS = {
+    ".jpg": 255,
+}
+
+
+@in_browser
+@quiet_selenium
+def test_decode_equals_decode_image(browser):
+    files = decode_cases()
+    results = browser.run([("decodeToRGB", [{"url": f"/{name}"}]) for name in files], files)
+    failures = []
+    print()
+    for (name, data), got in zip(files.items(), results, strict=True):
+        assert not isinstance(got, JsError), f"{name}: {got}"
+        want = np.asarray(decode_image(data))
+        pixels = got["data"].reshape(got["height"], got["width"], 3)
+        worst, _ = pixel_report(name, pixels, want)
+        allowed = DECODE_GAPS.get(Path(name).suffix, 0)
+        if worst > allowed:
+            failures.append(f"{name}: max difference {worst} > {allowed}")
+    assert not failures, failures
+
+
+def drafted(data: bytes, size: int) -> bool:
+    """Whether load_for_model decodes this file at a reduced JPEG scale (PIL's draft, which a browser lacks)."""
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+        return image.format == "JPEG" and min(width // (2 * size), height // (2 * size)) >= 2
+
+
+@in_browser
+@quiet_selenium
+def test_load_image_for_model_equals_load_for_model(browser):
+    files = {name: data for name, data in decode_cases().items() if not name.startswith("openclipart")}
+    results = browser.run([("loadImageForModel", [{"url": f"/{name}"}, 224]) for name in files], files)
+    print()
+    for (name, data), got in zip(files.items(), results, strict=True):
+        assert not isinstance(got, JsError), f"{name}: {got}"
+        worst, _ = pixel_report(name, got.reshape(224, 224, 3), load_for_model(data, 224))
+        assert worst == 0 or drafted(data, 224), f"{name}: max difference {worst}"
+
+
+def feature_photos() -> dict[str, bytes]:
+    """scikit-image's photos as JPEG (the alpha one as PNG), and large JPEGs that load_for_model drafts."""
+    photos = skimage_photos()
+    files = {f"{name}.jpg": encode(image, "JPEG", quality=90) for name, image in photos.items() if image.mode != "RGBA"}
+    files["logo.png"] = encode(photos["logo"], "PNG")
+    for scale in (2, 4, 8):  # a phone photo's size: the draft decodes at 1/2, 1/4, 1/8
+        big = photos["astronaut"].resize((512 * scale, 512 * scale * 3 // 4), Image.Resampling.BICUBIC)
+        files[f"astronaut-x{scale}.jpg"] = encode(big, "JPEG", quality=90)
+    return files
+
+
+@in_browser
+@quiet_selenium
+@pytest.mark.slow
+def test_browser_pixels_give_the_servers_features(browser):
+    """efficientnet-lite0 (ImageNet weights), every stored layer: features of the browser's pixels against the
+    server's, cosine per photo (printed with -s)."""
+    from precompute.backbones import get_backbone
+    from precompute.models import load_extractor
+
+    layers = get_backbone("efficientnet-lite0").default_layers
+    config = {"backbone": "efficientnet-lite0", "weights_source": "imagenet", "input_size": 224, "pooling": "avg"}
+    try:
+        extract = load_extractor(config, layers, runtime="keras")
+    except Exception as exc:  # no network and no cached weights
+        pytest.skip(f"efficientnet-lite0's ImageNet weights are not available here: {exc}")
+    files = feature_photos()
+    results = browser.run([("loadImageForModel", [{"url": f"/{name}"}, 224]) for name in files], files)
+    server = np.stack([load_for_model(data, 224) for data in files.values()])
+    local = np.stack([np.asarray(got).reshape(224, 224, 3) for got in results])
+    cosines = np.array([(s * c).sum(axis=1) / (np.linalg.norm(s, axis=1) * np.linalg.norm(c, axis=1))
+                        for s, c in zip(extract(server), extract(local), strict=True)]).T  # (photo, layer)
+    print(f"\n{'photo':28s} {'pixels max|mean':>16s}  min cosine over {len(layers)} layers (worst layer)")
+    for name, data, row, pixels, reference in zip(files, files.values(), cosines, local, server, strict=True):
+        diff = np.abs(pixels - reference)
+        print(f"{name:28s} {int(diff.max()):6d} {diff.mean():8.4f}  {row.min():.6f} ({layers[int(row.argmin())]})"
+              f"{'  JPEG draft' if drafted(data, 224) else ''}")
+        assert row.min() >= 0.999, f"{name}: cosine {row.min():.6f} in {layers[int(row.argmin())]}"
