@@ -17,15 +17,27 @@
   // and transparency goes on white as datasets._to_rgb does: PIL's paste with the alpha as mask, per channel
   // out = DIV255(255 * (255 - a) + c * a) = 255 - a + round(c * a / 255). The image is drawn on a transparent
   // canvas: the canvas stores premultiplied round(c * a / 255), which is all that formula needs.
+  var MAX_PIXELS = 180000000;  // datasets.MAX_PIXELS
+
   async function decodeToRGB(blob) {
     var gray16 = await decodeGray16PNG(blob);
     if (gray16) return gray16;
-    var bitmap = await createImageBitmap(blob, {
-      imageOrientation: "from-image",
-      premultiplyAlpha: "none",
-      colorSpaceConversion: "none",
-    });
+    var bitmap;
+    try {
+      bitmap = await createImageBitmap(blob, {
+        imageOrientation: "from-image",
+        premultiplyAlpha: "none",
+        colorSpaceConversion: "none",
+      });
+    } catch (error) {
+      throw new Error("upload: not an image this browser can decode (" + (error && error.message || error) + ")");
+    }
     var width = bitmap.width, height = bitmap.height;
+    if (width * height > MAX_PIXELS) {
+      if (bitmap.close) bitmap.close();
+      throw new Error("upload: " + width + "x" + height + " pixels is above the limit of " +
+                      MAX_PIXELS.toLocaleString("en-US") + "; downscale it first.");
+    }
     var canvas = typeof OffscreenCanvas !== "undefined"
       ? new OffscreenCanvas(width, height)
       : Object.assign(document.createElement("canvas"), { width: width, height: height });

@@ -504,3 +504,33 @@ def test_browser_pixels_give_the_servers_features(browser):
         print(f"{name:28s} {int(diff.max()):6d} {diff.mean():8.4f}  {row.min():.6f} ({layers[int(row.argmin())]})"
               f"{'  JPEG draft' if drafted(data, 224) else ''}")
         assert row.min() >= 0.999, f"{name}: cosine {row.min():.6f} in {layers[int(row.argmin())]}"
+
+
+@in_browser
+@quiet_selenium
+def test_decode_names_what_it_refuses(browser):
+    (got,) = browser.run([("decodeToRGB", [{"url": "/not-an-image.png"}])], {"not-an-image.png": b"plain text"})
+    assert isinstance(got, JsError) and got.startswith("upload: not an image this browser can decode")
+
+
+@in_browser
+@quiet_selenium
+def test_time_to_prepare_a_phone_photo(browser):
+    """loadImageForModel on a 4032 x 3024 JPEG (12 MP), the best of 3 runs in the page (printed with -s)."""
+    photo = skimage_photos()["coffee"].resize((4032, 3024), Image.Resampling.BICUBIC)
+    (browser.root / "phone.jpg").write_bytes(encode(photo, "JPEG", quality=90))
+    script = """
+      const done = arguments[arguments.length - 1];
+      (async () => {
+        const blob = await (await fetch("/phone.jpg")).blob();
+        const times = [];
+        for (let i = 0; i < 3; i++) {
+          const start = performance.now();
+          await window.sispPrivate.loadImageForModel(blob, 224);
+          times.push(performance.now() - start);
+        }
+        done(Math.min(...times));
+      })();"""
+    best = browser.driver.execute_async_script(script)
+    print(f"\nloadImageForModel, 4032x3024 JPEG -> 224: {best:.0f} ms (best of 3)")
+    assert best < 10_000
