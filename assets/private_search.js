@@ -3,7 +3,7 @@
    rank the dataset as the server's would. Loading this file only defines window.sispPrivate:
      decodeToRGB(blob)            -> Promise<{width, height, data: Uint8Array (RGB)}>   datasets.decode_image
      resizeLikePIL(rgb, size)     -> Float32Array(size*size*3), 0..255                 datasets.load_for_model
-     loadImageForModel(blob, size)-> Promise<Float32Array>: the two above
+     loadImageForModel(blob, size)-> Promise<Float32Array>: the two above (large JPEGs: see jpegDraftScale)
      preprocess(pixels, spec)     -> Float32Array: the model's input (export.json's channel_order/scale/offset)
      search(query, features, dim, metric, k) -> {ids: Int32Array, distances: Float64Array} similarity.search_exact
      similarity(metric, distance) -> number or Float64Array                            similarity_from_distance
@@ -254,8 +254,22 @@
     return out;
   }
 
+  // load_for_model decodes a JPEG of at least 4x the size both ways at 1/2, 1/4 or 1/8 scale (PIL's draft: the
+  // scaled IDCT of libjpeg), which no browser decoder offers. A box mean over the same cells comes closest
+  // (tests/test_private_js.py measures the difference); other files get PIL's pixels exactly.
   async function loadImageForModel(blob, size) {
-    return resizeLikePIL(await decodeToRGB(blob), size);
+    var rgb = await decodeToRGB(blob);
+    var scale = await jpegDraftScale(blob, rgb, size);
+    if (scale > 1) rgb = reduce(rgb.width, rgb.height, rgb.data, scale, scale);
+    return resizeLikePIL(rgb, size);
+  }
+
+  async function jpegDraftScale(blob, rgb, size) {
+    var magic = new Uint8Array(await blob.slice(0, 3).arrayBuffer());
+    if (magic.length < 3 || magic[0] !== 0xff || magic[1] !== 0xd8 || magic[2] !== 0xff) return 1;
+    // JpegImagePlugin.draft with (2 * size, 2 * size): the largest of 8, 4, 2 that fits both ways.
+    var fits = Math.min(Math.floor(rgb.width / (2 * size)), Math.floor(rgb.height / (2 * size)));
+    return fits >= 8 ? 8 : fits >= 4 ? 4 : fits >= 2 ? 2 : 1;
   }
 
   // ------------------------------------------------------------------------------------------- model input

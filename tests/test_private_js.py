@@ -423,10 +423,7 @@ def pixel_report(name: str, got: np.ndarray, want: np.ndarray) -> tuple[int, flo
     return int(diff.max()), float(diff.mean())
 
 
-# Where the browser's decoder cannot give PIL's pixels (measured by the tests below, printed with -s).
-DECODE_GAPS = {
-    ".jpg": 255,
-}
+DRAFT_GAP = 3  # levels of 0..255 (measured: 2)
 
 
 @in_browser
@@ -441,9 +438,8 @@ def test_decode_equals_decode_image(browser):
         want = np.asarray(decode_image(data))
         pixels = got["data"].reshape(got["height"], got["width"], 3)
         worst, _ = pixel_report(name, pixels, want)
-        allowed = DECODE_GAPS.get(Path(name).suffix, 0)
-        if worst > allowed:
-            failures.append(f"{name}: max difference {worst} > {allowed}")
+        if worst:
+            failures.append(f"{name}: max difference {worst}")
     assert not failures, failures
 
 
@@ -463,7 +459,8 @@ def test_load_image_for_model_equals_load_for_model(browser):
     for (name, data), got in zip(files.items(), results, strict=True):
         assert not isinstance(got, JsError), f"{name}: {got}"
         worst, _ = pixel_report(name, got.reshape(224, 224, 3), load_for_model(data, 224))
-        assert worst == 0 or drafted(data, 224), f"{name}: max difference {worst}"
+        # A drafted JPEG: the browser's box mean against libjpeg's scaled IDCT, 2 levels at most on these photos.
+        assert worst <= (DRAFT_GAP if drafted(data, 224) else 0), f"{name}: max difference {worst}"
 
 
 def feature_photos() -> dict[str, bytes]:
