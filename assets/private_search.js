@@ -155,16 +155,18 @@
     return Float32Array.from(data);
   }
 
-  function reduce(width, height, data, fx, fy) {
-    // Each output pixel is the rounded mean of its fx x fy cell (cut at the right and bottom edges):
-    // ((sum + n / 2) * multiplier) >> 24 with Reduce.c's float-computed multiplier 2^24 / n.
+  function reduce(width, height, data, fx, fy, cutLeft, cutTop) {
+    // Each output pixel is the rounded mean of its fx x fy cell, cells cut at the right and bottom edges (or at
+    // the left and top ones, for loadImageForModel's drafts): ((sum + n / 2) * multiplier) >> 24 with
+    // Reduce.c's float-computed multiplier 2^24 / n.
     var outW = Math.ceil(width / fx), outH = Math.ceil(height / fy);
+    var shiftX = cutLeft ? outW * fx - width : 0, shiftY = cutTop ? outH * fy - height : 0;
     var out = new Uint8Array(outW * outH * 3);
     var multipliers = {};
     for (var y = 0; y < outH; y++) {
-      var y0 = y * fy, y1 = Math.min(y0 + fy, height);
+      var y0 = Math.max(y * fy - shiftY, 0), y1 = Math.min((y + 1) * fy - shiftY, height);
       for (var x = 0; x < outW; x++) {
-        var x0 = x * fx, x1 = Math.min(x0 + fx, width);
+        var x0 = Math.max(x * fx - shiftX, 0), x1 = Math.min((x + 1) * fx - shiftX, width);
         var n = (x1 - x0) * (y1 - y0);
         var multiplier = multipliers[n] || (multipliers[n] = Math.floor(Math.fround(16777216 / n)));
         var amend = Math.floor(n / 2);
@@ -259,17 +261,46 @@
   // (tests/test_private_js.py measures the difference); other files get PIL's pixels exactly.
   async function loadImageForModel(blob, size) {
     var rgb = await decodeToRGB(blob);
-    var scale = await jpegDraftScale(blob, rgb, size);
-    if (scale > 1) rgb = reduce(rgb.width, rgb.height, rgb.data, scale, scale);
+    var draft = await jpegDraft(blob, rgb, size);
+    if (draft.scale > 1) {
+      rgb = reduce(rgb.width, rgb.height, rgb.data, draft.scale, draft.scale, draft.cutLeft, draft.cutTop);
+    }
     return resizeLikePIL(rgb, size);
   }
 
-  async function jpegDraftScale(blob, rgb, size) {
-    var magic = new Uint8Array(await blob.slice(0, 3).arrayBuffer());
-    if (magic.length < 3 || magic[0] !== 0xff || magic[1] !== 0xd8 || magic[2] !== 0xff) return 1;
+  // Where the draft's cells lie in the upright image: cut at the stored image's right and bottom edges, which
+  // the EXIF orientation (applied after the draft, ImageOps.exif_transpose) may turn to the left or top.
+  var CUT_LEFT = { 2: true, 3: true, 6: true, 7: true }, CUT_TOP = { 3: true, 4: true, 7: true, 8: true };
+
+  async function jpegDraft(blob, rgb, size) {
+    var bytes = new Uint8Array(await blob.slice(0, 65536 + 4096).arrayBuffer());
+    if (bytes.length < 3 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return { scale: 1 };
     // JpegImagePlugin.draft with (2 * size, 2 * size): the largest of 8, 4, 2 that fits both ways.
     var fits = Math.min(Math.floor(rgb.width / (2 * size)), Math.floor(rgb.height / (2 * size)));
-    return fits >= 8 ? 8 : fits >= 4 ? 4 : fits >= 2 ? 2 : 1;
+    var orientation = exifOrientation(bytes);
+    return { scale: fits >= 8 ? 8 : fits >= 4 ? 4 : fits >= 2 ? 2 : 1,
+             cutLeft: !!CUT_LEFT[orientation], cutTop: !!CUT_TOP[orientation] };
+  }
+
+  function exifOrientation(bytes) {
+    // The Orientation tag (0x0112) of IFD0 in the first APP1 Exif segment; 1 when there is none.
+    var view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (var at = 2; at + 4 <= bytes.length && bytes[at] === 0xff;) {
+      var marker = bytes[at + 1], length = view.getUint16(at + 2);
+      if (marker === 0xda || marker === 0xd9) break;
+      if (marker === 0xe1 && at + 10 + 8 <= bytes.length && view.getUint32(at + 4) === 0x45786966) {
+        var tiff = at + 10, little = bytes[tiff] === 0x49;
+        var ifd = tiff + view.getUint32(tiff + 4, little);
+        if (ifd + 2 > bytes.length) return 1;
+        for (var i = 0, n = view.getUint16(ifd, little); i < n && ifd + 14 + 12 * i <= bytes.length; i++) {
+          var entry = ifd + 2 + 12 * i;
+          if (view.getUint16(entry, little) === 0x0112) return view.getUint16(entry + 8, little);
+        }
+        return 1;
+      }
+      at += 2 + length;
+    }
+    return 1;
   }
 
   // ------------------------------------------------------------------------------------------- model input

@@ -408,6 +408,11 @@ def decode_cases() -> dict[str, bytes]:
         if image.mode != "RGBA":
             files[f"{name}.jpg"] = encode(image, "JPEG", quality=90)
     files.update(synthetic_images())
+    big = skimage_photos()["rocket"].resize((1923, 1285), Image.Resampling.BICUBIC)
+    for orientation in (6, 8):  # rotated: the draft's partial cells lie on other sides of the upright image
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files[f"rocket-large-exif-{orientation}.jpg"] = encode(big, "JPEG", quality=85, exif=exif.tobytes())
     for path in sorted((ROOT / "data" / "openclipart-200").glob("*/*.png"))[::20]:
         files[f"openclipart-{path.parent.name}-{path.stem}.png"] = path.read_bytes()
     return files
@@ -423,7 +428,7 @@ def pixel_report(name: str, got: np.ndarray, want: np.ndarray) -> tuple[int, flo
     return int(diff.max()), float(diff.mean())
 
 
-DRAFT_GAP = 3  # levels of 0..255 (measured: 2)
+DRAFT_GAP = 4  # levels of 0..255 (measured: at most 3)
 
 
 @in_browser
@@ -459,7 +464,7 @@ def test_load_image_for_model_equals_load_for_model(browser):
     for (name, data), got in zip(files.items(), results, strict=True):
         assert not isinstance(got, JsError), f"{name}: {got}"
         worst, _ = pixel_report(name, got.reshape(224, 224, 3), load_for_model(data, 224))
-        # A drafted JPEG: the browser's box mean against libjpeg's scaled IDCT, 2 levels at most on these photos.
+        # A drafted JPEG: the browser's box mean against libjpeg's scaled IDCT.
         assert worst <= (DRAFT_GAP if drafted(data, 224) else 0), f"{name}: max difference {worst}"
 
 
