@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import PIL
 import pytest
 from PIL import Image
 
@@ -183,7 +184,8 @@ def check_resizes(cases: list[tuple[int, int, int]], seed: int) -> None:
         assert not isinstance(got, JsError), got
         assert got.dtype == np.float32 and got.shape == (size * size * 3,)
         diff = np.abs(got.reshape(size, size, 3) - want)
-        assert diff.max() == 0, f"{width}x{height} -> {size}: {int((diff > 0).sum())} values differ, max {diff.max()}"
+        assert diff.max() == 0, (f"{width}x{height} -> {size}: {int((diff > 0).sum())} values differ, max {diff.max()} "
+                                 f"(the script follows Pillow >= 13's pass order; installed: {PIL.__version__})")
 
 
 @needs_node
