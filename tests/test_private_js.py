@@ -366,12 +366,33 @@ def synthetic_images() -> dict[str, bytes]:
         "exif-orientation-6.jpg": encode(chelsea, "JPEG", quality=90, exif=exif.tobytes()),
         "exif-orientation-6.png": encode(chelsea, "PNG", exif=exif.tobytes()),
         "cmyk.jpg": encode(chelsea.convert("CMYK"), "JPEG", quality=90),
+        # Colour management stays off, as in PIL: an embedded profile or gamma changes no pixel (Chromium's
+        # default colorSpaceConversion would change every pixel of both PNGs).
+        "icc-xyz.jpg": encode(chelsea, "JPEG", quality=90, icc_profile=xyz_profile()),
+        "icc-xyz.png": encode(chelsea, "PNG", icc_profile=xyz_profile()),
+        "gamma-1.png": encode(chelsea, "PNG", pnginfo=gamma_chunk(100000)),
         "gray16.png": encode(sixteen, "PNG"),
         "gray16-noise.png": png16(np.asarray(noise)),
         "gray16-flat.png": encode(Image.fromarray(np.full((5, 7), 999, np.uint16)), "PNG"),
         "rgb16.png": png16(colour.astype(np.uint16) * 257 + y[..., None].astype(np.uint16)),
         "rgba16.png": png16(np.dstack([colour, y]).astype(np.uint16) * 257 + x[..., None].astype(np.uint16)),
     }
+
+
+def xyz_profile() -> bytes:
+    """An ICC profile far from sRGB (a browser that applied it would change every pixel)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("XYZ")).tobytes()
+
+
+def gamma_chunk(gamma: int):
+    """A PNG gAMA chunk (gamma times 100000)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", gamma.to_bytes(4, "big"))
+    return info
 
 
 def png16(array: np.ndarray) -> bytes:
