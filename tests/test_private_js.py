@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 import pytest
-from PIL import Image
+from PIL import Image, features
 
 from precompute import similarity
 from precompute.datasets import decode_image, load_for_model
@@ -366,6 +366,9 @@ def synthetic_images() -> dict[str, bytes]:
         "exif-orientation-6.jpg": encode(chelsea, "JPEG", quality=90, exif=exif.tobytes()),
         "exif-orientation-6.png": encode(chelsea, "PNG", exif=exif.tobytes()),
         "cmyk.jpg": encode(chelsea.convert("CMYK"), "JPEG", quality=90),
+        "lossy.webp": encode(chelsea, "WEBP", quality=80),
+        "alpha-lossless.webp": encode(rgba, "WEBP", lossless=True),
+        "bmp.bmp": encode(chelsea, "BMP"),
         # Colour management stays off, as in PIL: an embedded profile or gamma changes no pixel (Chromium's
         # default colorSpaceConversion would change every pixel of both PNGs).
         "icc-xyz.jpg": encode(chelsea, "JPEG", quality=90, icc_profile=xyz_profile()),
@@ -431,6 +434,8 @@ def decode_cases() -> dict[str, bytes]:
         if image.mode != "RGBA":
             files[f"{name}.jpg"] = encode(image, "JPEG", quality=90)
     files.update(synthetic_images())
+    if features.check("avif"):  # Pillow's wheels have it since 11.3
+        files["lossy.avif"] = encode(skimage_photos()["chelsea"], "AVIF", quality=80)
     big = skimage_photos()["rocket"].resize((1923, 1285), Image.Resampling.BICUBIC)
     for orientation in (6, 8):  # rotated: the draft's partial cells lie on other sides of the upright image
         exif = Image.Exif()
