@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import PIL
 import pytest
-from PIL import Image, features
+from PIL import Image
+from PIL import features as pil_features
 
 from precompute import similarity
 from precompute.datasets import decode_image, load_for_model
@@ -434,7 +435,7 @@ def decode_cases() -> dict[str, bytes]:
         if image.mode != "RGBA":
             files[f"{name}.jpg"] = encode(image, "JPEG", quality=90)
     files.update(synthetic_images())
-    if features.check("avif"):  # Pillow's wheels have it since 11.3
+    if pil_features.check("avif"):  # Pillow's wheels have it since 11.3
         files["lossy.avif"] = encode(skimage_photos()["chelsea"], "AVIF", quality=80)
     big = skimage_photos()["rocket"].resize((1923, 1285), Image.Resampling.BICUBIC)
     for orientation in (6, 8):  # rotated: the draft's partial cells lie on other sides of the upright image
