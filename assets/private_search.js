@@ -1,9 +1,9 @@
 /* Semantic Image Search Playground: the browser side of a private query (issue #16). Decoding, the resize and
    the search give the numbers that precompute/ gives on the server, so that features computed in the browser
-   rank the dataset as the server's would. Loading this file only defines window.sispPrivate:
+   rank the dataset as the server's would. Loading this file only defines window.sispPrivate (self in a Worker):
      decodeToRGB(blob)            -> Promise<{width, height, data: Uint8Array (RGB)}>   datasets.decode_image
      resizeLikePIL(rgb, size)     -> Float32Array(size*size*3), 0..255                 datasets.load_for_model
-     loadImageForModel(blob, size)-> Promise<Float32Array>: the two above (large JPEGs: see jpegDraftScale)
+     loadImageForModel(blob, size)-> Promise<Float32Array>: the two above (large JPEGs: see jpegDraft)
      preprocess(pixels, spec)     -> Float32Array: the model's input (export.json's channel_order/scale/offset)
      search(query, features, dim, metric, k) -> {ids: Int32Array, distances: Float64Array} similarity.search_exact
      similarity(metric, distance) -> number or Float64Array                            similarity_from_distance
@@ -13,7 +13,7 @@
   "use strict";
 
   // ------------------------------------------------------------------------------------------- decoding
-  // The browser decodes (its own PNG/JPEG/WebP/GIF decoders; no colour management, EXIF orientation applied),
+  // The browser decodes (PNG, JPEG, WebP, GIF, BMP, AVIF; no colour management; EXIF orientation applied),
   // and transparency goes on white as datasets._to_rgb does: PIL's paste with the alpha as mask, per channel
   // out = DIV255(255 * (255 - a) + c * a) = 255 - a + round(c * a / 255). The image is drawn on a transparent
   // canvas: the canvas stores premultiplied round(c * a / 255), which is all that formula needs.
@@ -82,7 +82,8 @@
       var filter = raw[y * (stride + 1)], line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
       var out = y * stride, up = out - stride;
       for (var i = 0; i < stride; i++) {
-        var left = i >= 2 ? rows[out + i - 2] : 0, above = y ? rows[up + i] : 0, corner = y && i >= 2 ? rows[up + i - 2] : 0;
+        var left = i >= 2 ? rows[out + i - 2] : 0, above = y ? rows[up + i] : 0;
+        var corner = y && i >= 2 ? rows[up + i - 2] : 0;
         var guess = filter === 0 ? 0 : filter === 1 ? left : filter === 2 ? above : filter === 3 ? (left + above) >> 1
           : paeth(left, above, corner);
         rows[out + i] = line[i] + guess;
@@ -207,7 +208,8 @@
       }
       for (x = 0; x < xmax; x++) {
         var w = total !== 0.0 ? k[x] / total : k[x];
-        weights[xx * ksize + x] = Math.trunc(w < 0 ? -0.5 + w * (1 << PRECISION_BITS) : 0.5 + w * (1 << PRECISION_BITS));
+        var fixed = w * (1 << PRECISION_BITS);
+        weights[xx * ksize + x] = Math.trunc(w < 0 ? fixed - 0.5 : fixed + 0.5);
       }
       bounds[2 * xx] = xmin;
       bounds[2 * xx + 1] = xmax;
@@ -384,7 +386,9 @@
     if (!(k >= 1)) throw new Error("k must be >= 1 and the features must hold rows, got k=" + k + ", n=" + n + ".");
     var distances = distancesTo(query, features, dim, parsed);
     for (var i = 0; i < n; i++) {
-      if (distances[i] !== distances[i]) throw new Error("Feature row " + i + " holds NaN or inf; the model produced invalid features.");
+      if (distances[i] !== distances[i]) {
+        throw new Error("Feature row " + i + " holds NaN or inf; the model produced invalid features.");
+      }
     }
     var order = new Int32Array(n);
     for (i = 0; i < n; i++) order[i] = i;
@@ -401,7 +405,7 @@
     return typeof distance === "number" ? one(distance) : Float64Array.from(distance, one);
   }
 
-  window.sispPrivate = Object.freeze({
+  (typeof window !== "undefined" ? window : self).sispPrivate = Object.freeze({
     decodeToRGB: decodeToRGB,
     resizeLikePIL: resizeLikePIL,
     loadImageForModel: loadImageForModel,
