@@ -4,7 +4,9 @@
   (reduce + resample, up and down); ``search`` returns ``similarity.search_exact``'s ids and float32 distances,
   ties in the same order, for every metric; ``preprocess`` and ``similarity``.
 - Headless Chromium (slow): ``decodeToRGB`` and ``loadImageForModel`` on scikit-image's photos as PNG and JPEG,
-  transparent PNGs, EXIF orientation, grayscale; the pixel differences from PIL are printed (``-s``) and bounded.
+  openclipart's transparent PNGs, every transparency mode, EXIF orientation, CMYK, 16-bit, ICC/gamma, WebP, AVIF:
+  PIL's pixels exactly, except JPEGs that load_for_model drafts (bounded); the differences are printed (``-s``),
+  and so are efficientnet-lite0's feature cosines between the browser's and the server's pixels.
 
 The script is driven the same way in both: a list of calls ``{fn, args}`` whose arrays travel as base64
 (``_wire``), run by ``window.sispPrivate``; errors come back as messages.
