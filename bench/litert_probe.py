@@ -6,7 +6,8 @@ Converts the feature model for 1, 4 (the issue's) and 8 (the default) stored lay
 without its pooling (maps out, pooled in NumPy), then times each on the same random images: img/s, best of
 ``--rounds`` alternating rounds, after one untimed call, for each threads x batch x interpreter setting. Also
 counts the ops of each ``.tflite`` (a pre-BatchNorm output keeps its BatchNorm unfolded: MUL/ADD ops). Prints a
-table and the load average; nothing is stored.
+table and the load average; nothing is stored. Conversions read stored linear convolutions out in NumPy
+(``precompute.runtimes.plan_readouts``, which removes those MUL/ADD ops); ``--no-readout`` converts as before them.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--batches", default="1,16,32")
+    parser.add_argument("--no-readout", action="store_true", help="convert without the NumPy readouts")
     args = parser.parse_args()
 
     import keras
@@ -68,7 +70,7 @@ def main() -> None:
     rows = []
     for name, model in models.items():
         path = folder / f"{len(rows)}.tflite"
-        convert_to_tflite(model, path)
+        convert_to_tflite(model, path, readout=not args.no_readout)
         ops = collections.Counter(op["op_name"] for op in
                                   Interpreter(model_path=str(path))._get_ops_details())  # noqa: SLF001
         op_text = ", ".join(f"{k} {v}" for k, v in ops.most_common(6))
