@@ -1,9 +1,34 @@
-"""Upload: search the dataset with your own image, featurised on the fly by the selected model."""
+"""Upload: search the dataset with your own image, featurised in the browser (private mode) or on the server."""
 
 from dash import dcc, html
 
 from playground import ids
 from playground.uploads import BROWSER_MAX_BYTES, MAX_UPLOAD_BYTES
+
+
+def _private_panel() -> html.Div:
+    """Private mode's switch, the weight variant to download, and a line saying what will happen
+    (callbacks/upload.py fills the variants and the line for each selection)."""
+    return html.Div(
+        [
+            dcc.Checklist(
+                id=ids.PRIVATE_MODE,
+                options=[{"label": " Private mode: compute the image's features in this browser", "value": "on"}],
+                value=["on"],
+                className="private-mode",
+            ),
+            html.Div(
+                [
+                    html.Span("Model download: ", className="muted"),
+                    dcc.RadioItems(id=ids.PRIVATE_VARIANT, options=[], value=None, inline=True,
+                                   className="private-variant"),
+                ],
+                className="private-variants",
+            ),
+            html.Div(id=ids.PRIVATE_LINE, className="hint private-line", **{"aria-live": "polite"}),
+        ],
+        className="private-panel",
+    )
 
 
 def layout() -> html.Div:
@@ -28,6 +53,10 @@ def layout() -> html.Div:
                     ),
                     dcc.Store(id=ids.UPLOAD_CHECK),
                     dcc.Store(id=ids.UPLOAD_KEY),
+                    dcc.Store(id=ids.UPLOAD_SERVER),
+                    dcc.Store(id=ids.PRIVATE_INFO),
+                    dcc.Store(id=ids.PRIVATE_QUERY),
+                    _private_panel(),
                     html.P(
                         [
                             f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MB. ",
