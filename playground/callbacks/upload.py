@@ -178,50 +178,84 @@ def render_private_results(store: Store, query: dict[str, Any] | None) -> Any:
     return html.Div(parts, className="private-results", **{"data-ranked-by": "server"})
 
 
+def private_panel(store: Store, sel: Selection, mode: list[str] | None, variant: str | None) -> tuple[Any, ...]:
+    """(private info for the page, variant options, variant, the line saying what happens) of a selection."""
+    info = private_info(store, sel.dataset, sel.model, sel.layer)
+    info.update(metric=sel.metric, k=sel.k, labeled=sel.labeled, mode_on=bool(mode),
+                thumb_route=components.THUMB_ROUTE,
+                ids={"view_image": ids.VIEW_IMAGE, "pick": ids.UPLOAD_PICK, "busy": ids.UPLOAD_BUSY})
+    if variant not in (info.get("variants") or {}):
+        variant = info.get("default_variant")
+    info["variant"] = variant
+    return info, variant_options(info), variant, render_private_line(info, bool(mode), variant)
+
+
+def upload_outputs(
+    store: Store, sel: Selection, upload: dict[str, Any] | None, check: dict[str, Any] | None, kept: Any
+) -> tuple[Any, Any, Any, Any]:
+    """(status, results, kept key, upload store) after a new file for the server, a size check or a selection."""
+    upload = upload if isinstance(upload, dict) else {}
+    contents, filename, reason = upload.get("contents"), upload.get("filename"), upload.get("reason")
+    refused = bool(check) and check.get("verdict") == TOO_BIG
+    if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (ctx.triggered_id == ids.UPLOAD_SERVER and not contents)):
+        raise PreventUpdate  # a file within the limit: the clientside callback cleared the page, contents follow
+    if refused and (ctx.triggered_id == ids.UPLOAD_CHECK or not contents):
+        return render_rejected(check), None, None, no_update
+    if contents:  # a new file: sent once, kept on the server from now on
+        try:
+            data = decode_contents(contents)
+        except UploadError as exc:
+            message = components.message([html.Strong(f"{filename or 'your image'}: "), str(exc)], "error")
+            return message, None, None, None
+        kept = {"key": keep_upload(data), "name": filename}
+        return (*render_upload_bytes(store, sel, data, filename, reason), kept, None)
+    if isinstance(kept, dict) and kept.get("private"):
+        raise PreventUpdate  # the browser holds the image and searches again (assets/private_upload.js)
+    if not kept:
+        return components.message(NO_IMAGE, "info"), None, no_update, no_update
+    data = kept_upload(kept.get("key"))
+    if data is None:
+        text = f"{kept.get('name') or 'Your image'} is no longer kept on the server; drop it again."
+        return components.message(text, "info"), None, None, no_update
+    return (*render_upload_bytes(store, sel, data, kept.get("name")), no_update, no_update)
+
+
 def register(app: Dash, store: Store) -> None:
     # The file's contents are an input once, and only in server mode (ids.UPLOAD_SERVER, written by the clientside
     # callback below): the callback keeps the bytes on the server, gives the page their key (ids.UPLOAD_KEY) and
     # empties the store, so that a later selection sends the key only. After a private upload the key is
     # {"private": true}: the browser holds the image and searches again itself.
+    # One round trip per selection: the upload's results and private mode's panel for it.
     @app.callback(
         Output(ids.UPLOAD_STATUS, "children"),
         Output(ids.UPLOAD_RESULTS, "children"),
         Output(ids.UPLOAD_KEY, "data"),
         Output(ids.UPLOAD_SERVER, "data"),
+        Output(ids.PRIVATE_INFO, "data"),
+        Output(ids.PRIVATE_VARIANT, "options"),
+        Output(ids.PRIVATE_VARIANT, "value"),
+        Output(ids.PRIVATE_LINE, "children"),
         Input(ids.UPLOAD_SERVER, "data"),
         Input(ids.UPLOAD_CHECK, "data"),
         Input(ids.VIEW_SELECTION.format("upload"), "data"),
+        Input(ids.PRIVATE_MODE, "value"),
+        Input(ids.PRIVATE_VARIANT, "value"),
         State(ids.UPLOAD_KEY, "data"),
         running=[(Output(ids.UPLOAD_BUSY, "className"), "upload-busy active", "upload-busy")],
     )
-    def update_upload(upload, check, selection, kept):
+    def update_upload(upload, check, selection, mode, variant, kept):
         sel = selection_in_view(selection, "upload")
-        upload = upload if isinstance(upload, dict) else {}
-        contents, filename, reason = upload.get("contents"), upload.get("filename"), upload.get("reason")
-        refused = bool(check) and check.get("verdict") == TOO_BIG
-        if not refused and (
-            ctx.triggered_id == ids.UPLOAD_CHECK or (ctx.triggered_id == ids.UPLOAD_SERVER and not contents)
-        ):
-            raise PreventUpdate  # a file within the limit: the clientside callback cleared the page, contents follow
-        if refused and (ctx.triggered_id == ids.UPLOAD_CHECK or not contents):
-            return render_rejected(check), None, None, no_update
-        if contents:  # a new file: sent once, kept on the server from now on
-            try:
-                data = decode_contents(contents)
-            except UploadError as exc:
-                message = components.message([html.Strong(f"{filename or 'your image'}: "), str(exc)], "error")
-                return message, None, None, None
-            kept = {"key": keep_upload(data), "name": filename}
-            return (*render_upload_bytes(store, sel, data, filename, reason), kept, None)
-        if isinstance(kept, dict) and kept.get("private"):
-            raise PreventUpdate  # the browser holds the image and searches again (assets/private_upload.js)
-        if not kept:
-            return components.message(NO_IMAGE, "info"), None, no_update, no_update
-        data = kept_upload(kept.get("key"))
-        if data is None:
-            text = f"{kept.get('name') or 'Your image'} is no longer kept on the server; drop it again."
-            return components.message(text, "info"), None, None, no_update
-        return (*render_upload_bytes(store, sel, data, kept.get("name")), no_update, no_update)
+        panel: tuple[Any, ...] = (no_update,) * 4
+        if ctx.triggered_id in (None, ids.VIEW_SELECTION.format("upload"), ids.PRIVATE_MODE, ids.PRIVATE_VARIANT):
+            panel = private_panel(store, sel, mode, variant)
+        if ctx.triggered_id in (ids.PRIVATE_MODE, ids.PRIVATE_VARIANT):
+            return (no_update,) * 4 + panel  # the browser searches again with a private upload (private_upload.js)
+        try:
+            return upload_outputs(store, sel, upload, check, kept) + panel
+        except PreventUpdate:
+            if ctx.triggered_id in (ids.UPLOAD_SERVER, ids.UPLOAD_CHECK):
+                raise
+            return (no_update,) * 4 + panel
 
     # A new file within the limit: the old messages and results go at once, and a line says it is being read.
     app.clientside_callback(
@@ -231,29 +265,6 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.UPLOAD_CHECK, "data"),
         prevent_initial_call=True,
     )
-
-    # Private mode for this selection: whether the browser can embed the image, the variants and their sizes.
-    @app.callback(
-        Output(ids.PRIVATE_INFO, "data"),
-        Output(ids.PRIVATE_VARIANT, "options"),
-        Output(ids.PRIVATE_VARIANT, "value"),
-        Output(ids.PRIVATE_LINE, "children"),
-        Input(ids.VIEW_SELECTION.format("upload"), "data"),
-        Input(ids.PRIVATE_MODE, "value"),
-        Input(ids.PRIVATE_VARIANT, "value"),
-    )
-    def update_private_panel(selection, mode, variant):
-        sel = selection_in_view(selection, "upload")
-        info = private_info(store, sel.dataset, sel.model, sel.layer)
-        info.update(metric=sel.metric, k=sel.k, labeled=sel.labeled)
-        options = variant_options(info)
-        if variant not in (info.get("variants") or {}):
-            variant = info.get("default_variant")
-        info["variant"] = variant
-        info["mode_on"] = bool(mode)
-        info["thumb_route"] = components.THUMB_ROUTE
-        info["ids"] = {"view_image": ids.VIEW_IMAGE, "pick": ids.UPLOAD_PICK, "busy": ids.UPLOAD_BUSY}
-        return info, options, variant, render_private_line(info, bool(mode), variant)
 
     # dcc.Upload's contents go to this clientside callback only: in private mode they never leave the browser.
     app.clientside_callback(
