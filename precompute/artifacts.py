@@ -123,6 +123,20 @@ def layer_duplicates_path(root: Path, dataset: str, model: str, layer: str) -> P
     return layer_dir(root, dataset, model, layer) / "duplicates.parquet"
 
 
+def tfjs_dir(root: Path, dataset: str, model: str) -> Path:
+    """A model's TF.js export (``precompute.ports.tfjs_export``): ``export.json`` and one folder per variant."""
+    return dataset_dir(root, dataset) / check_name(model, "model name") / "tfjs"
+
+
+def tfjs_export_path(root: Path, dataset: str, model: str) -> Path:
+    return tfjs_dir(root, dataset, model) / "export.json"
+
+
+def tfjs_variant_dir(root: Path, dataset: str, model: str, variant: str) -> Path:
+    """``model.json`` and ``group1-shard<i>of<n>.bin`` of one variant (``float32``, ``float16``, ``uint16``, ``uint8``)."""
+    return tfjs_dir(root, dataset, model) / check_name(variant, "TF.js variant")
+
+
 def relative(root: Path, path: Path) -> str:
     """Path as stored in the index: relative to the root, with forward slashes."""
     return Path(path).relative_to(root).as_posix()
