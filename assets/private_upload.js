@@ -536,6 +536,20 @@
         return { features: Array.from(result.features), timings: result.timings, backend: result.backend };
       });
     },
+    // The TF.js backend to use from now on ("webgl", "cpu"); resolves to the backend in use.
+    setBackend: function (name, tfUrl) {
+      return loadTF(tfUrl).then(function (tf) {
+        return tf.setBackend(name).then(function () {
+          return tf.ready();
+        }).then(function () {
+          if (state.model) {
+            state.model.model.dispose();
+            state.model = null;
+          }
+          return tf.getBackend();
+        });
+      });
+    },
     resetModel: function () {
       if (state.model) {
         state.model.model.dispose();

@@ -6,9 +6,9 @@ the dataset itself (small datasets: nothing is sent) or sends only the feature v
 which :func:`render_private_results` ranks. The contents reach the server only in server mode, through
 ``ids.UPLOAD_SERVER`` (no server callback reads dcc.Upload's contents), with the reason server mode was used.
 
-In server mode the file's contents reach the server once: it keeps the bytes under a key that the page holds from then on
-(``ids.UPLOAD_KEY``), so that a change of model, layer or metric sends the key, not the file. A file over the
-limit is refused by the browser before it is read; assets/playground.js reports its size in
+In server mode the file's contents reach the server once: it keeps the bytes under a key that the page holds
+from then on (``ids.UPLOAD_KEY``), so that a change of model, layer or metric sends the key, not the file. A
+file over the limit is refused by the browser before it is read; assets/playground.js reports its size in
 ``UPLOAD_CHECK`` and clears the previous upload, and this view says why. A file within the limit clears the
 previous upload too, then the previous messages and results at once (a clientside callback); a busy line
 shows while the server computes its features.
@@ -19,10 +19,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
-
-import numpy as np
 
 from playground import components, ids
 from playground.callbacks.guards import selection_in_view
@@ -197,7 +196,8 @@ def upload_outputs(
     upload = upload if isinstance(upload, dict) else {}
     contents, filename, reason = upload.get("contents"), upload.get("filename"), upload.get("reason")
     refused = bool(check) and check.get("verdict") == TOO_BIG
-    if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (ctx.triggered_id == ids.UPLOAD_SERVER and not contents)):
+    new_file = ctx.triggered_id == ids.UPLOAD_SERVER
+    if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (new_file and not contents)):
         raise PreventUpdate  # a file within the limit: the clientside callback cleared the page, contents follow
     if refused and (ctx.triggered_id == ids.UPLOAD_CHECK or not contents):
         return render_rejected(check), None, None, no_update
@@ -221,11 +221,11 @@ def upload_outputs(
 
 
 def register(app: Dash, store: Store) -> None:
-    # The file's contents are an input once, and only in server mode (ids.UPLOAD_SERVER, written by the clientside
-    # callback below): the callback keeps the bytes on the server, gives the page their key (ids.UPLOAD_KEY) and
-    # empties the store, so that a later selection sends the key only. After a private upload the key is
-    # {"private": true}: the browser holds the image and searches again itself.
-    # One round trip per selection: the upload's results and private mode's panel for it.
+    # One round trip per selection: the upload's results and private mode's panel for it. The file's contents are
+    # an input once, and only in server mode (ids.UPLOAD_SERVER, written by the clientside callback below): the
+    # callback keeps the bytes on the server, gives the page their key (ids.UPLOAD_KEY) and empties the store, so
+    # that a later selection sends the key only. After a private upload the key is {"private": true}: the browser
+    # holds the image and searches again itself.
     @app.callback(
         Output(ids.UPLOAD_STATUS, "children"),
         Output(ids.UPLOAD_RESULTS, "children"),
