@@ -478,14 +478,18 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.privateUpload = {
-    // Inputs: dcc.Upload's contents, the selection's private info; states: the file name, the mode switch.
+    // The private-mode toggle: on until pressed, and after every second press (callbacks/upload.py).
+    modePressed: function (clicks) {
+      return (clicks || 0) % 2 === 0 ? "true" : "false";
+    },
+    // Inputs: dcc.Upload's contents, the selection's private info (with mode_on); state: the file name.
     // Outputs: [upload-server, private-query, status, results, upload-key, dcc.Upload's contents].
-    onUpload: function (contents, info, filename, mode) {
+    onUpload: function (contents, info, filename) {
       var triggered = (window.dash_clientside.callback_context.triggered || []).map(function (t) {
         return t.prop_id;
       });
       var none = [noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate()];
-      var modeOn = Boolean(mode && mode.length);
+      var modeOn = Boolean(info && info.mode_on);
       var reason = serverReason(info, modeOn);
       var isUpload = triggered.some(function (p) { return p.endsWith(".contents"); });
       if (isUpload) {

@@ -224,7 +224,7 @@ def _open_upload(browser: BrowserSession, model: str, layer: str, k: int = 10) -
 
 
 def _choose_variant(browser: BrowserSession, variant: str) -> None:
-    browser.driver.find_element("css selector", f"#{ids.PRIVATE_VARIANT} input[value='{variant}']").click()
+    browser.driver.execute_script(f"window.dash_clientside.set_props('{ids.PRIVATE_VARIANT}', {{value: '{variant}'}});")
     browser.wait_for(f"return document.querySelector('#{ids.PRIVATE_LINE}').textContent.includes('({variant})')")
 
 
@@ -332,7 +332,7 @@ def test_server_fallback_says_why(private_artifacts, tmp_path):
 
         # Private mode switched off: the server computes, and the page says why.
         _open_upload(browser, LITE, Store(private_artifacts).layers("shapes", LITE)[-1], k=6)
-        browser.driver.find_element("css selector", f"#{ids.PRIVATE_MODE} input").click()
+        browser.driver.find_element("id", ids.PRIVATE_MODE).click()
         browser.wait_for(f"return document.querySelector('#{ids.PRIVATE_LINE}').textContent.includes('is off')")
         _upload(browser, path)
         browser.wait_for("return document.querySelectorAll('#upload-results .result-card').length === 6", 180)

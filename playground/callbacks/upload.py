@@ -144,7 +144,7 @@ def render_private_line(info: dict[str, Any], mode_on: bool, variant: str | None
 
 def variant_options(info: dict[str, Any]) -> list[dict[str, Any]]:
     """The export's weight variants with their download sizes, for the RadioItems."""
-    return [{"label": f" {name} ({size / 1e6:.1f} MB)", "value": name}
+    return [{"label": f"{name} ({size / 1e6:.1f} MB)", "value": name}
             for name, size in (info.get("variants") or {}).items()]
 
 
@@ -177,7 +177,12 @@ def render_private_results(store: Store, query: dict[str, Any] | None) -> Any:
     return html.Div(parts, className="private-results", **{"data-ranked-by": "server"})
 
 
-def private_panel(store: Store, sel: Selection, mode: list[str] | None, variant: str | None) -> tuple[Any, ...]:
+def private_mode_on(clicks: int | None) -> bool:
+    """Private mode's toggle button is on until pressed, and after every second press."""
+    return not (clicks or 0) % 2
+
+
+def private_panel(store: Store, sel: Selection, mode: bool, variant: str | None) -> tuple[Any, ...]:
     """(private info for the page, variant options, variant, the line saying what happens) of a selection."""
     info = private_info(store, sel.dataset, sel.model, sel.layer)
     info.update(metric=sel.metric, k=sel.k, labeled=sel.labeled, mode_on=bool(mode),
@@ -238,16 +243,16 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.UPLOAD_SERVER, "data"),
         Input(ids.UPLOAD_CHECK, "data"),
         Input(ids.VIEW_SELECTION.format("upload"), "data"),
-        Input(ids.PRIVATE_MODE, "value"),
+        Input(ids.PRIVATE_MODE, "n_clicks"),
         Input(ids.PRIVATE_VARIANT, "value"),
         State(ids.UPLOAD_KEY, "data"),
         running=[(Output(ids.UPLOAD_BUSY, "className"), "upload-busy active", "upload-busy")],
     )
-    def update_upload(upload, check, selection, mode, variant, kept):
+    def update_upload(upload, check, selection, mode_clicks, variant, kept):
         sel = selection_in_view(selection, "upload")
         panel: tuple[Any, ...] = (no_update,) * 4
         if ctx.triggered_id in (None, ids.VIEW_SELECTION.format("upload"), ids.PRIVATE_MODE, ids.PRIVATE_VARIANT):
-            panel = private_panel(store, sel, mode, variant)
+            panel = private_panel(store, sel, private_mode_on(mode_clicks), variant)
         if ctx.triggered_id in (ids.PRIVATE_MODE, ids.PRIVATE_VARIANT):
             return (no_update,) * 4 + panel  # the browser searches again with a private upload (private_upload.js)
         try:
@@ -278,8 +283,12 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.UPLOAD, "contents"),
         Input(ids.PRIVATE_INFO, "data"),
         State(ids.UPLOAD, "filename"),
-        State(ids.PRIVATE_MODE, "value"),
         prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="privateUpload", function_name="modePressed"),
+        Output(ids.PRIVATE_MODE, "aria-pressed"),
+        Input(ids.PRIVATE_MODE, "n_clicks"),
     )
 
     # A feature vector from the browser (a dataset too big to search there): the server ranks, the page renders.

@@ -2,29 +2,28 @@
 
 from dash import dcc, html
 
-from playground import ids
+from playground import components, ids
 from playground.uploads import BROWSER_MAX_BYTES, MAX_UPLOAD_BYTES
 
 
 def _private_panel() -> html.Div:
-    """Private mode's switch, the weight variant to download, and a line saying what will happen
-    (callbacks/upload.py fills the variants and the line for each selection)."""
+    """Private mode's switch (a toggle button, on by default), the weight variant to download, and a line saying
+    what will happen (callbacks/upload.py fills the variants and the line for each selection)."""
     return html.Div(
         [
-            dcc.Checklist(
+            # A toggle button (aria-pressed), as the map's thumbnails: Dash 4's dcc.Checklist nests its input in
+            # an option role. On while its clicks are even.
+            html.Button(
+                "Private mode: compute the image's features in this browser",
                 id=ids.PRIVATE_MODE,
-                options=[{"label": " Private mode: compute the image's features in this browser", "value": "on"}],
-                value=["on"],
-                className="private-mode",
+                n_clicks=0,
+                className="toggle private-mode",
+                title="On: your image never leaves this browser (TensorFlow.js). Off: the server computes its "
+                "features.",
+                **{"aria-pressed": "true"},
             ),
-            html.Div(
-                [
-                    html.Span("Model download: ", className="muted"),
-                    dcc.RadioItems(id=ids.PRIVATE_VARIANT, options=[], value=None, inline=True,
-                                   className="private-variant"),
-                ],
-                className="private-variants",
-            ),
+            components.control("Model download", components.dropdown(ids.PRIVATE_VARIANT), "private-variant",
+                               ids.PRIVATE_VARIANT),
             html.Div(id=ids.PRIVATE_LINE, className="hint private-line", **{"aria-live": "polite"}),
         ],
         className="private-panel",
