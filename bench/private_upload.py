@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.dataset} / {args.model} / {layer} / {args.metric}, top-{args.k}; {len(photos)} photos "
           f"(skimage.data, JPEG); load average before: {load_average()}")
     header = (f"{'backend':<8} {'variant':<8} {'download':>9} {'load':>8} {'warm-up':>8} {'per image':>10} "
-              f"{'min cos':>9} {'top-10 same':>12}")
+              f"{'min cos':>9} {'top-k same':>11} {'mean shared':>11}")
     print(header)
     with BrowserSession(create_app(root)) as browser:
         browser.open("/upload")
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{backend:<8} unavailable in this browser ({used})")
                 continue
             browser.reset_model()
-            times, cosines, same = [], [], 0
+            times, cosines, same, overlap = [], [], 0, []
             first = None
             for name, data in photos.items():
                 result = browser.embed(info, data)
@@ -249,12 +249,14 @@ def main(argv: list[str] | None = None) -> int:
                 times.append(t["decodeMs"] + t["inferMs"])
                 got = np.asarray(result["features"], np.float32)
                 cosines.append(cosine(got, server[name]))
-                same += top_ids(store, args.dataset, args.model, layer, args.metric, got, args.k) == top_ids(
-                    store, args.dataset, args.model, layer, args.metric, server[name], args.k)
+                ours = top_ids(store, args.dataset, args.model, layer, args.metric, got, args.k)
+                theirs = top_ids(store, args.dataset, args.model, layer, args.metric, server[name], args.k)
+                same += ours == theirs
+                overlap.append(len(set(ours) & set(theirs)))
             t = first["timings"]
             print(f"{backend:<8} {variant:<8} {info['variants'][variant] / 1e6:>7.1f}MB {t['loadMs'] / 1000:>7.2f}s "
                   f"{t['warmupMs'] / 1000:>7.2f}s {statistics.median(times):>8.0f}ms "
-                  f"{min(cosines):>9.6f} {same:>5} of {len(photos)}", flush=True)
+                  f"{min(cosines):>9.6f} {same:>5} of {len(photos)} {statistics.mean(overlap):>10.1f}", flush=True)
     print(f"load average after: {load_average()}")
     return 0
 

@@ -41,11 +41,12 @@ log = logging.getLogger(__name__)
 PRIVATE_ROUTE = "/private"
 # The TF.js converter's weight quantisations, smallest error first (contract point 1).
 VARIANTS = ("float32", "float16", "uint16", "uint8")
-# float16 halves the download at no visible cost: TF.js turns the weights back into float32 on load, and a
-# half-precision weight differs from the float32 one by at most 2^-11 of its value, far below what moves a
-# ranking (measured in bench/private_upload.py and docs/benchmarks.md). uint8 is 4x smaller but rounds each
-# weight to 1/255 of its tensor's range, which can reorder close results.
-DEFAULT_VARIANT = "float16"
+# uint16: half the float32 download, and the closest to float32 of the half-size variants. Measured on
+# openclipart-200 / efficientnet-lite0 / top_conv with six scikit-image photos (docs/benchmarks.md, section 13):
+# uint16 cosine 0.999998 to the server's features and the same top-10 for 6 of 6 photos; float16 (the same
+# 6.9 MB) 0.999988 and 4 of 6 (near-tied neighbours swap); uint8 (3.5 MB) 0.67 and 0 of 6: one 8-bit affine
+# range per tensor cannot hold this network's depthwise kernels.
+DEFAULT_VARIANT = "uint16"
 # The browser searches the dataset itself (downloads the layer's features once) up to this many images and
 # this many bytes of features; above, it sends the feature vector and the server ranks.
 LOCAL_SEARCH_MAX_IMAGES = 5000
