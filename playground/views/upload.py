@@ -59,9 +59,9 @@ def layout() -> html.Div:
                     html.P(
                         [
                             f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MB. ",
-                            html.Strong("Your image stays private: "),
-                            "it is processed in memory to compute its features and is never written to disk "
-                            "or sent anywhere else.",
+                            html.Strong("Without private mode "),
+                            "the server computes the features: your image is processed in its memory and is never "
+                            "written to disk or sent anywhere else.",
                         ],
                         className="hint",
                     ),
