@@ -240,3 +240,77 @@ def test_tfjs_computes_the_backbones_features(tmp_path, backbone, source):
 def test_module_lists_its_converters():
     assert {"Conv2D", "DepthwiseConv2D", "BatchNormalization", "GlobalAveragePooling2D"} <= set(
         tfjs_export.LAYER_CONVERTERS)
+
+
+# ------------------------------------------------------------------------------------------- the pipeline
+
+
+def _pipeline_run(dataset, out, **options):
+    import precompute.pipeline as pipeline
+
+    specs = [pipeline.ModelRequest("pixels"), pipeline.ModelRequest("efficientnet-lite0", "random", ("stem_conv",))]
+    config = pipeline.RunConfig(dataset, out, specs, input_size=64, progress=False, top_n=5, runtime="keras",
+                                metrics=("cosine",), **options)
+    pipeline.Run(config).execute()
+    from precompute import artifacts
+
+    return artifacts.read_index(out).datasets["shapes"].models
+
+
+@pytest.mark.slow
+def test_precompute_exports_every_model_and_redoes_only_what_is_stale(tmp_path, monkeypatch):
+    import precompute.pipeline as pipeline
+    from precompute import artifacts
+    from tests.playground_fixtures import make_shapes_dataset
+
+    dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=2)
+    out = tmp_path / "out"
+    models = _pipeline_run(dataset, out)
+    for key, entry in models.items():
+        record = entry.tfjs
+        assert list(record.variant_bytes) == list(VARIANTS) and record.version == tfjs_export.EXPORTER_VERSION
+        spec = tfjs_export.read_export_spec(artifacts.tfjs_dir(out, "shapes", key))
+        assert list(spec.layers) == entry.layer_names()
+        for variant, size in record.variant_bytes.items():
+            folder = artifacts.tfjs_variant_dir(out, "shapes", key, variant)
+            assert size == sum((folder / name).stat().st_size for name in spec.variants[variant].files)
+        assert record.export == f"shapes/{key}/tfjs/export.json"
+
+    exported, extracted = [], []
+    real_export, real_extract = tfjs_export.export_feature_model, pipeline.extract_to_files
+    monkeypatch.setattr(tfjs_export, "export_feature_model", lambda *a, **k: exported.append(1) or real_export(*a, **k))
+    monkeypatch.setattr(pipeline, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
+    _pipeline_run(dataset, out)
+    assert exported == [] and extracted == []  # all current
+    shard = artifacts.tfjs_variant_dir(out, "shapes", "efficientnet-lite0-random", "uint8") / "group1-shard1of1.bin"
+    shard.unlink()
+    models = _pipeline_run(dataset, out)
+    assert exported == [1] and extracted == [] and shard.is_file()  # the export alone is redone
+    models = _pipeline_run(dataset, out, tfjs=("float32",))
+    assert len(exported) == 3 and extracted == []
+    assert list(models["pixels"].tfjs.variant_bytes) == ["float32"]
+    assert not artifacts.tfjs_variant_dir(out, "shapes", "pixels", "uint8").exists()
+
+
+@pytest.mark.slow
+def test_a_model_tfjs_cannot_load_records_why(tmp_path, monkeypatch):
+    from precompute import artifacts
+    from tests.playground_fixtures import make_shapes_dataset
+
+    monkeypatch.delitem(tfjs_export.LAYER_CONVERTERS, "Conv2D")
+    dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=2)
+    models = _pipeline_run(dataset, tmp_path / "out")
+    record = models["efficientnet-lite0-random"].tfjs
+    assert record.variant_bytes == {} and "'stem_conv' is a Conv2D" in record.reason
+    assert not artifacts.tfjs_dir(tmp_path / "out", "shapes", "efficientnet-lite0-random").exists()
+    assert list(models["pixels"].tfjs.variant_bytes) == list(VARIANTS)
+
+
+@pytest.mark.slow
+def test_tfjs_none_writes_no_export(tmp_path):
+    from tests.playground_fixtures import make_shapes_dataset
+
+    dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=2)
+    models = _pipeline_run(dataset, tmp_path / "out", tfjs=())
+    assert all(entry.tfjs is None for entry in models.values())
+    assert not list((tmp_path / "out").rglob("tfjs"))
