@@ -21,6 +21,7 @@ The browser side is ``assets/private_upload.js`` (the glue) over ``assets/privat
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -33,6 +34,7 @@ import numpy as np
 from flask import Response, abort, request, send_file
 
 from playground.store import MissingArtifact, Store
+from precompute import artifacts as art
 from precompute.artifacts import check_name
 from precompute.npm_files import TFJS, NpmFileUnavailable
 
@@ -69,45 +71,35 @@ class ExportInfo:
 
 
 def tfjs_dir(root: Path, dataset: str, model: str) -> Path:
-    """``<root>/<dataset>/<model>/tfjs`` (contract point 1; precompute.artifacts.tfjs_dir once it exists)."""
-    try:
-        from precompute.artifacts import tfjs_dir as _tfjs_dir  # helper A's path helper
-    except ImportError:
-        return Path(root) / check_name(dataset, "dataset name") / check_name(model, "model name") / "tfjs"
-    return _tfjs_dir(root, dataset, model)
+    """``<root>/<dataset>/<model>/tfjs`` (``precompute.artifacts.tfjs_dir``)."""
+    return art.tfjs_dir(root, dataset, model)
 
 
-def _index_record(store: Store, dataset: str, model: str) -> Any:
-    """The index's ``tfjs`` record of a model (``ModelEntry.tfjs``), or None where the index has none."""
-    entry = store.model(dataset, model)
-    record = getattr(entry, "tfjs", None)
-    if record is None:
-        record = (getattr(entry, "extra", None) or {}).get("tfjs")
-    return record
-
-
-def _field(record: Any, name: str, default: Any = None) -> Any:
-    return record.get(name, default) if isinstance(record, dict) else getattr(record, name, default)
+@functools.lru_cache(maxsize=64)
+def _read_spec(path: str, mtime_ns: int) -> dict[str, Any]:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def read_export(store: Store, dataset: str, model: str) -> tuple[ExportInfo | None, str | None]:
-    """(the model's export, None), or (None, why there is none): from export.json, checked against the index.
+    """(the model's export, None), or (None, why there is none).
 
-    The index's record (``ModelEntry.tfjs``) says why a model has no export when it has none; export.json
-    is what the browser reads, so it is what must exist.
+    The sizes and the reason a model has none come from the index (``ModelEntry.tfjs``); the layers and the
+    input size from export.json, which the browser reads too, so it must exist. An index written before exports
+    existed has no record: then export.json's own sizes are used.
     """
-    record = _index_record(store, dataset, model)
-    reason = _field(record, "reason") if record is not None else None
-    if reason and not _field(record, "variants"):
-        return None, str(reason)
+    record = store.model(dataset, model).tfjs
+    if record is not None and not record.variant_bytes:
+        return None, record.reason or f"{model} has no TensorFlow.js export"
     path = tfjs_dir(store.root, dataset, model) / EXPORT_FILE
     try:
-        spec = json.loads(path.read_text(encoding="utf-8"))
-        variants = {name: int(spec["variants"][name]["bytes"]) for name in VARIANTS if name in spec["variants"]}
+        spec = _read_spec(str(path), path.stat().st_mtime_ns)
+        sizes = record.variant_bytes if record is not None else {
+            name: entry["bytes"] for name, entry in spec["variants"].items()}
+        variants = {name: int(sizes[name]) for name in VARIANTS if name in sizes and name in spec["variants"]}
         info = ExportInfo([str(n) for n in spec["layers"]], [int(d) for d in spec["output_dims"]],
                           int(spec["input_size"]), variants)
     except FileNotFoundError:
-        return None, f"{model} has no TensorFlow.js export (run precompute's TF.js export)"
+        return None, f"{model} has no TensorFlow.js export (precompute writes it: --tfjs)"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"{model}'s TensorFlow.js export is unreadable ({type(exc).__name__}: {exc})"
     if not info.variants:

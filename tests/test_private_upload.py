@@ -57,56 +57,32 @@ NEEDS_TFJS = pytest.mark.skipif(not _tfjs_installed(),
                                 reason="tf.min.js is not cached (python -m precompute.npm_files)")
 
 
-def write_stand_in_export(root: Path, dataset: str, model: str) -> dict:
-    """export.json and small variant files laid out as precompute.ports.tfjs_export writes them (no Keras: the
-    routes and the page's info need the files, not a model TF.js can run); the spec written."""
-    store = Store(root)
-    layers = store.layers(dataset, model)
-    folder = private.tfjs_dir(store.root, dataset, model)
-    variants = {}
-    for variant in private.VARIANTS:
-        (folder / variant).mkdir(parents=True)
-        (folder / variant / "model.json").write_text(json.dumps({"format": "layers-model", "variant": variant}))
-        (folder / variant / "group1-shard1of1.bin").write_bytes(bytes(range(256)) * 4)
-        variants[variant] = {"bytes": 1024 + len((folder / variant / "model.json").read_bytes()),
-                             "files": ["model.json", "group1-shard1of1.bin"]}
-    spec = {"format": 1, "tfjs_version": "4.22.0", "input_size": 64, "channel_order": "rgb", "scale": [1, 1, 1],
-            "offset": [0, 0, 0], "layers": layers,
-            "output_dims": [int(store.features(dataset, model, layer).shape[1]) for layer in layers],
-            "variants": variants}
-    (folder / private.EXPORT_FILE).write_text(json.dumps(spec))
-    return spec
-
-
-@pytest.fixture(scope="module")
-def exported_artifacts(playground_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The playground's artifacts with stand-in exports of shapes' two models (shapes-flat's pixels has none)."""
-    root = tmp_path_factory.mktemp("exported") / "artifacts"
-    shutil.copytree(playground_artifacts, root)
-    clear_caches()
-    for model in (LITE, PIXELS):
-        write_stand_in_export(root, "shapes", model)
-    return root
+NO_EXPORT = "a stand-in reason: this model has no TF.js export"
 
 
 @pytest.fixture(scope="module")
 def private_artifacts(playground_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The playground's artifacts with real TF.js exports of shapes' two models (for Chromium)."""
+    """The playground's artifacts with TF.js exports of shapes' two models (precompute writes them; exported
+    here if this run did not) and none for shapes-flat's pixels (the index says why)."""
     root = tmp_path_factory.mktemp("private") / "artifacts"
     shutil.copytree(playground_artifacts, root)
     clear_caches()
-    export_stored_model(root, "shapes", LITE)
-    export_stored_model(root, "shapes", PIXELS)
+    for model in (LITE, PIXELS):
+        export_stored_model(root, "shapes", model)
+    shutil.rmtree(private.tfjs_dir(root, "shapes-flat", PIXELS), ignore_errors=True)
+    index = json.loads((root / "index.json").read_text())
+    index["datasets"]["shapes-flat"]["models"][PIXELS]["tfjs"] = {"reason": NO_EXPORT}
+    (root / "index.json").write_text(json.dumps(index))
     return root
 
 
 # ------------------------------------------------------------------------------------------------ server side
-def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(exported_artifacts):
+def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_artifacts):
     from playground.app import create_app
 
-    app = create_app(exported_artifacts)
+    app = create_app(private_artifacts)
     client = app.server.test_client()
-    store = Store(exported_artifacts)
+    store = Store(private_artifacts)
     fingerprint = store.dataset("shapes").fingerprint
 
     if _tfjs_installed():
@@ -151,26 +127,28 @@ def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(exported
         assert answer.status_code == 404 or (answer.mimetype == "text/html" and b"schema_version" not in answer.data)
 
 
-def test_tfjs_route_says_why_when_tfjs_is_missing(exported_artifacts, monkeypatch, tmp_path):
+def test_tfjs_route_says_why_when_tfjs_is_missing(private_artifacts, monkeypatch, tmp_path):
     from playground.app import create_app
 
     monkeypatch.setenv("SISP_TFJS_JS", str(tmp_path / "missing.js"))
-    answer = create_app(exported_artifacts).server.test_client().get("/private/tf.min.js")
+    answer = create_app(private_artifacts).server.test_client().get("/private/tf.min.js")
     assert answer.status_code == 404 and b"TensorFlow.js is not installed" in answer.data
-    info = private.private_info(Store(exported_artifacts), "shapes", LITE, Store(exported_artifacts).layers(
+    info = private.private_info(Store(private_artifacts), "shapes", LITE, Store(private_artifacts).layers(
         "shapes", LITE)[-1])
     assert not info["available"] and "TensorFlow.js is not installed" in info["reason"]
 
 
 @NEEDS_TFJS
-def test_private_info_says_what_the_browser_does(exported_artifacts, monkeypatch):
+def test_private_info_says_what_the_browser_does(private_artifacts, monkeypatch):
     from playground.callbacks.upload import render_private_line
 
-    store = Store(exported_artifacts)
+    store = Store(private_artifacts)
     layer = store.layers("shapes", LITE)[-1]
     info = private.private_info(store, "shapes", LITE, layer)
     assert info["available"] and info["local"] and info["n_images"] == 24
     assert info["default_variant"] == private.DEFAULT_VARIANT and set(info["variants"]) == set(private.VARIANTS)
+    record = store.model("shapes", LITE).tfjs  # the sizes are the index's
+    assert record is None or info["variants"] == dict(record.variant_bytes)
     assert info["dim"] == store.features("shapes", LITE, layer).shape[1]
     line = render_private_line(info, True, "float16")
     assert "stays in this browser" in line and "nothing about your image is sent" in line
@@ -181,19 +159,19 @@ def test_private_info_says_what_the_browser_does(exported_artifacts, monkeypatch
     assert not info["local"] and "only its feature vector" in render_private_line(info, True, "uint8")
 
     pixels = private.private_info(store, "shapes-flat", PIXELS, "pixels_8x8")
-    assert not pixels["available"] and "has no TensorFlow.js export" in pixels["reason"]
+    assert not pixels["available"] and pixels["reason"] == NO_EXPORT
     assert "Private mode is unavailable here" in render_private_line(pixels, True, None)
     assert "Private mode is off" in render_private_line(info, False, "float16")
 
 
-def test_browser_feature_vector_is_ranked_like_an_upload(exported_artifacts):
+def test_browser_feature_vector_is_ranked_like_an_upload(private_artifacts):
     from dash.exceptions import PreventUpdate
 
     from playground.callbacks.upload import render_private_results
     from playground.ranking import feature_results
     from tests.helpers import find_class, text_of
 
-    store = Store(exported_artifacts)
+    store = Store(private_artifacts)
     layer = store.layers("shapes", LITE)[-1]
     query = store.features("shapes", LITE, layer)[5]
     panel = render_private_results(store, {"features": query.tolist(), "dataset": "shapes", "model": LITE,
@@ -359,7 +337,7 @@ def test_server_fallback_says_why(private_artifacts, tmp_path):
         browser.wait_for("return document.querySelectorAll('#upload-results .result-card').length === 6", 180)
         status = browser.driver.find_element("id", ids.UPLOAD_STATUS).text
         assert "Features computed on the server: private mode is unavailable here" in status
-        assert "pixels has no TensorFlow.js export" in status
+        assert NO_EXPORT in status
         assert any(base64.b64encode(data)[:400] in body for _, _, body in browser.requests)  # it was sent
 
         # Private mode switched off: the server computes, and the page says why.
