@@ -1,9 +1,9 @@
 /* Semantic Image Search Playground: the browser side of a private query (issue #16). Decoding, the resize and
    the search give the numbers that precompute/ gives on the server, so that features computed in the browser
-   rank the dataset as the server's would. Loading this file only defines window.sispPrivate:
+   rank the dataset as the server's would. Loading this file only defines window.sispPrivate (self in a Worker):
      decodeToRGB(blob)            -> Promise<{width, height, data: Uint8Array (RGB)}>   datasets.decode_image
      resizeLikePIL(rgb, size)     -> Float32Array(size*size*3), 0..255                 datasets.load_for_model
-     loadImageForModel(blob, size)-> Promise<Float32Array>: the two above
+     loadImageForModel(blob, size)-> Promise<Float32Array>: the two above (large JPEGs: see jpegDraft)
      preprocess(pixels, spec)     -> Float32Array: the model's input (export.json's channel_order/scale/offset)
      search(query, features, dim, metric, k) -> {ids: Int32Array, distances: Float64Array} similarity.search_exact
      similarity(metric, distance) -> number or Float64Array                            similarity_from_distance
@@ -13,7 +13,7 @@
   "use strict";
 
   // ------------------------------------------------------------------------------------------- decoding
-  // The browser decodes (its own PNG/JPEG/WebP/GIF decoders; no colour management, EXIF orientation applied),
+  // The browser decodes (PNG, JPEG, WebP, GIF, BMP, AVIF; no colour management; EXIF orientation applied),
   // and transparency goes on white as datasets._to_rgb does: PIL's paste with the alpha as mask, per channel
   // out = DIV255(255 * (255 - a) + c * a) = 255 - a + round(c * a / 255). The image is drawn on a transparent
   // canvas: the canvas stores premultiplied round(c * a / 255), which is all that formula needs.
@@ -82,7 +82,8 @@
       var filter = raw[y * (stride + 1)], line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
       var out = y * stride, up = out - stride;
       for (var i = 0; i < stride; i++) {
-        var left = i >= 2 ? rows[out + i - 2] : 0, above = y ? rows[up + i] : 0, corner = y && i >= 2 ? rows[up + i - 2] : 0;
+        var left = i >= 2 ? rows[out + i - 2] : 0, above = y ? rows[up + i] : 0;
+        var corner = y && i >= 2 ? rows[up + i - 2] : 0;
         var guess = filter === 0 ? 0 : filter === 1 ? left : filter === 2 ? above : filter === 3 ? (left + above) >> 1
           : paeth(left, above, corner);
         rows[out + i] = line[i] + guess;
@@ -155,16 +156,18 @@
     return Float32Array.from(data);
   }
 
-  function reduce(width, height, data, fx, fy) {
-    // Each output pixel is the rounded mean of its fx x fy cell (cut at the right and bottom edges):
-    // ((sum + n / 2) * multiplier) >> 24 with Reduce.c's float-computed multiplier 2^24 / n.
+  function reduce(width, height, data, fx, fy, cutLeft, cutTop) {
+    // Each output pixel is the rounded mean of its fx x fy cell, cells cut at the right and bottom edges (or at
+    // the left and top ones, for loadImageForModel's drafts): ((sum + n / 2) * multiplier) >> 24 with
+    // Reduce.c's float-computed multiplier 2^24 / n.
     var outW = Math.ceil(width / fx), outH = Math.ceil(height / fy);
+    var shiftX = cutLeft ? outW * fx - width : 0, shiftY = cutTop ? outH * fy - height : 0;
     var out = new Uint8Array(outW * outH * 3);
     var multipliers = {};
     for (var y = 0; y < outH; y++) {
-      var y0 = y * fy, y1 = Math.min(y0 + fy, height);
+      var y0 = Math.max(y * fy - shiftY, 0), y1 = Math.min((y + 1) * fy - shiftY, height);
       for (var x = 0; x < outW; x++) {
-        var x0 = x * fx, x1 = Math.min(x0 + fx, width);
+        var x0 = Math.max(x * fx - shiftX, 0), x1 = Math.min((x + 1) * fx - shiftX, width);
         var n = (x1 - x0) * (y1 - y0);
         var multiplier = multipliers[n] || (multipliers[n] = Math.floor(Math.fround(16777216 / n)));
         var amend = Math.floor(n / 2);
@@ -205,7 +208,8 @@
       }
       for (x = 0; x < xmax; x++) {
         var w = total !== 0.0 ? k[x] / total : k[x];
-        weights[xx * ksize + x] = Math.trunc(w < 0 ? -0.5 + w * (1 << PRECISION_BITS) : 0.5 + w * (1 << PRECISION_BITS));
+        var fixed = w * (1 << PRECISION_BITS);
+        weights[xx * ksize + x] = Math.trunc(w < 0 ? fixed - 0.5 : fixed + 0.5);
       }
       bounds[2 * xx] = xmin;
       bounds[2 * xx + 1] = xmax;
@@ -254,8 +258,51 @@
     return out;
   }
 
+  // load_for_model decodes a JPEG of at least 4x the size both ways at 1/2, 1/4 or 1/8 scale (PIL's draft: the
+  // scaled IDCT of libjpeg), which no browser decoder offers. A box mean over the same cells comes closest
+  // (tests/test_private_js.py measures the difference); other files get PIL's pixels exactly.
   async function loadImageForModel(blob, size) {
-    return resizeLikePIL(await decodeToRGB(blob), size);
+    var rgb = await decodeToRGB(blob);
+    var draft = await jpegDraft(blob, rgb, size);
+    if (draft.scale > 1) {
+      rgb = reduce(rgb.width, rgb.height, rgb.data, draft.scale, draft.scale, draft.cutLeft, draft.cutTop);
+    }
+    return resizeLikePIL(rgb, size);
+  }
+
+  // Where the draft's cells lie in the upright image: cut at the stored image's right and bottom edges, which
+  // the EXIF orientation (applied after the draft, ImageOps.exif_transpose) may turn to the left or top.
+  var CUT_LEFT = { 2: true, 3: true, 6: true, 7: true }, CUT_TOP = { 3: true, 4: true, 7: true, 8: true };
+
+  async function jpegDraft(blob, rgb, size) {
+    var bytes = new Uint8Array(await blob.slice(0, 65536 + 4096).arrayBuffer());
+    if (bytes.length < 3 || bytes[0] !== 0xff || bytes[1] !== 0xd8 || bytes[2] !== 0xff) return { scale: 1 };
+    // JpegImagePlugin.draft with (2 * size, 2 * size): the largest of 8, 4, 2 that fits both ways.
+    var fits = Math.min(Math.floor(rgb.width / (2 * size)), Math.floor(rgb.height / (2 * size)));
+    var orientation = exifOrientation(bytes);
+    return { scale: fits >= 8 ? 8 : fits >= 4 ? 4 : fits >= 2 ? 2 : 1,
+             cutLeft: !!CUT_LEFT[orientation], cutTop: !!CUT_TOP[orientation] };
+  }
+
+  function exifOrientation(bytes) {
+    // The Orientation tag (0x0112) of IFD0 in the first APP1 Exif segment; 1 when there is none.
+    var view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (var at = 2; at + 4 <= bytes.length && bytes[at] === 0xff;) {
+      var marker = bytes[at + 1], length = view.getUint16(at + 2);
+      if (marker === 0xda || marker === 0xd9) break;
+      if (marker === 0xe1 && at + 10 + 8 <= bytes.length && view.getUint32(at + 4) === 0x45786966) {
+        var tiff = at + 10, little = bytes[tiff] === 0x49;
+        var ifd = tiff + view.getUint32(tiff + 4, little);
+        if (ifd + 2 > bytes.length) return 1;
+        for (var i = 0, n = view.getUint16(ifd, little); i < n && ifd + 14 + 12 * i <= bytes.length; i++) {
+          var entry = ifd + 2 + 12 * i;
+          if (view.getUint16(entry, little) === 0x0112) return view.getUint16(entry + 8, little);
+        }
+        return 1;
+      }
+      at += 2 + length;
+    }
+    return 1;
   }
 
   // ------------------------------------------------------------------------------------------- model input
@@ -339,7 +386,9 @@
     if (!(k >= 1)) throw new Error("k must be >= 1 and the features must hold rows, got k=" + k + ", n=" + n + ".");
     var distances = distancesTo(query, features, dim, parsed);
     for (var i = 0; i < n; i++) {
-      if (distances[i] !== distances[i]) throw new Error("Feature row " + i + " holds NaN or inf; the model produced invalid features.");
+      if (distances[i] !== distances[i]) {
+        throw new Error("Feature row " + i + " holds NaN or inf; the model produced invalid features.");
+      }
     }
     var order = new Int32Array(n);
     for (i = 0; i < n; i++) order[i] = i;
@@ -356,7 +405,7 @@
     return typeof distance === "number" ? one(distance) : Float64Array.from(distance, one);
   }
 
-  window.sispPrivate = Object.freeze({
+  (typeof window !== "undefined" ? window : self).sispPrivate = Object.freeze({
     decodeToRGB: decodeToRGB,
     resizeLikePIL: resizeLikePIL,
     loadImageForModel: loadImageForModel,

@@ -4,7 +4,9 @@
   (reduce + resample, up and down); ``search`` returns ``similarity.search_exact``'s ids and float32 distances,
   ties in the same order, for every metric; ``preprocess`` and ``similarity``.
 - Headless Chromium (slow): ``decodeToRGB`` and ``loadImageForModel`` on scikit-image's photos as PNG and JPEG,
-  transparent PNGs, EXIF orientation, grayscale; the pixel differences from PIL are printed (``-s``) and bounded.
+  openclipart's transparent PNGs, every transparency mode, EXIF orientation, CMYK, 16-bit, ICC/gamma, WebP, AVIF:
+  PIL's pixels exactly, except JPEGs that load_for_model drafts (bounded); the differences are printed (``-s``),
+  and so are efficientnet-lite0's feature cosines between the browser's and the server's pixels.
 
 The script is driven the same way in both: a list of calls ``{fn, args}`` whose arrays travel as base64
 (``_wire``), run by ``window.sispPrivate``; errors come back as messages.
@@ -24,8 +26,10 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import PIL
 import pytest
 from PIL import Image
+from PIL import features as pil_features
 
 from precompute import similarity
 from precompute.datasets import decode_image, load_for_model
@@ -183,7 +187,8 @@ def check_resizes(cases: list[tuple[int, int, int]], seed: int) -> None:
         assert not isinstance(got, JsError), got
         assert got.dtype == np.float32 and got.shape == (size * size * 3,)
         diff = np.abs(got.reshape(size, size, 3) - want)
-        assert diff.max() == 0, f"{width}x{height} -> {size}: {int((diff > 0).sum())} values differ, max {diff.max()}"
+        assert diff.max() == 0, (f"{width}x{height} -> {size}: {int((diff > 0).sum())} values differ, max {diff.max()} "
+                                 f"(the script follows Pillow >= 13's pass order; installed: {PIL.__version__})")
 
 
 @needs_node
@@ -364,12 +369,36 @@ def synthetic_images() -> dict[str, bytes]:
         "exif-orientation-6.jpg": encode(chelsea, "JPEG", quality=90, exif=exif.tobytes()),
         "exif-orientation-6.png": encode(chelsea, "PNG", exif=exif.tobytes()),
         "cmyk.jpg": encode(chelsea.convert("CMYK"), "JPEG", quality=90),
+        "lossy.webp": encode(chelsea, "WEBP", quality=80),
+        "alpha-lossless.webp": encode(rgba, "WEBP", lossless=True),
+        "bmp.bmp": encode(chelsea, "BMP"),
+        # Colour management stays off, as in PIL: an embedded profile or gamma changes no pixel (Chromium's
+        # default colorSpaceConversion would change every pixel of both PNGs).
+        "icc-xyz.jpg": encode(chelsea, "JPEG", quality=90, icc_profile=xyz_profile()),
+        "icc-xyz.png": encode(chelsea, "PNG", icc_profile=xyz_profile()),
+        "gamma-1.png": encode(chelsea, "PNG", pnginfo=gamma_chunk(100000)),
         "gray16.png": encode(sixteen, "PNG"),
         "gray16-noise.png": png16(np.asarray(noise)),
         "gray16-flat.png": encode(Image.fromarray(np.full((5, 7), 999, np.uint16)), "PNG"),
         "rgb16.png": png16(colour.astype(np.uint16) * 257 + y[..., None].astype(np.uint16)),
         "rgba16.png": png16(np.dstack([colour, y]).astype(np.uint16) * 257 + x[..., None].astype(np.uint16)),
     }
+
+
+def xyz_profile() -> bytes:
+    """An ICC profile far from sRGB (a browser that applied it would change every pixel)."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("XYZ")).tobytes()
+
+
+def gamma_chunk(gamma: int):
+    """A PNG gAMA chunk (gamma times 100000)."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add(b"gAMA", gamma.to_bytes(4, "big"))
+    return info
 
 
 def png16(array: np.ndarray) -> bytes:
@@ -408,6 +437,13 @@ def decode_cases() -> dict[str, bytes]:
         if image.mode != "RGBA":
             files[f"{name}.jpg"] = encode(image, "JPEG", quality=90)
     files.update(synthetic_images())
+    if pil_features.check("avif"):  # Pillow's wheels have it since 11.3
+        files["lossy.avif"] = encode(skimage_photos()["chelsea"], "AVIF", quality=80)
+    big = skimage_photos()["rocket"].resize((1923, 1285), Image.Resampling.BICUBIC)
+    for orientation in (6, 8):  # rotated: the draft's partial cells lie on other sides of the upright image
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        files[f"rocket-large-exif-{orientation}.jpg"] = encode(big, "JPEG", quality=85, exif=exif.tobytes())
     for path in sorted((ROOT / "data" / "openclipart-200").glob("*/*.png"))[::20]:
         files[f"openclipart-{path.parent.name}-{path.stem}.png"] = path.read_bytes()
     return files
@@ -423,10 +459,7 @@ def pixel_report(name: str, got: np.ndarray, want: np.ndarray) -> tuple[int, flo
     return int(diff.max()), float(diff.mean())
 
 
-# Where the browser's decoder cannot give PIL's pixels (measured by the tests below, printed with -s).
-DECODE_GAPS = {
-    ".jpg": 255,
-}
+DRAFT_GAP = 4  # levels of 0..255 (measured: at most 3)
 
 
 @in_browser
@@ -441,9 +474,8 @@ def test_decode_equals_decode_image(browser):
         want = np.asarray(decode_image(data))
         pixels = got["data"].reshape(got["height"], got["width"], 3)
         worst, _ = pixel_report(name, pixels, want)
-        allowed = DECODE_GAPS.get(Path(name).suffix, 0)
-        if worst > allowed:
-            failures.append(f"{name}: max difference {worst} > {allowed}")
+        if worst:
+            failures.append(f"{name}: max difference {worst}")
     assert not failures, failures
 
 
@@ -463,7 +495,8 @@ def test_load_image_for_model_equals_load_for_model(browser):
     for (name, data), got in zip(files.items(), results, strict=True):
         assert not isinstance(got, JsError), f"{name}: {got}"
         worst, _ = pixel_report(name, got.reshape(224, 224, 3), load_for_model(data, 224))
-        assert worst == 0 or drafted(data, 224), f"{name}: max difference {worst}"
+        # A drafted JPEG: the browser's box mean against libjpeg's scaled IDCT.
+        assert worst <= (DRAFT_GAP if drafted(data, 224) else 0), f"{name}: max difference {worst}"
 
 
 def feature_photos() -> dict[str, bytes]:
