@@ -198,7 +198,13 @@
           timings.warmupMs = loaded.warmupMs;
           timings.cached = reused;
           var t0 = now();
-          return P.loadImageForModel(blob, spec.input_size).then(function (pixels) {
+          var decoded = P.loadImageForModel(blob, spec.input_size).catch(function (error) {
+            var reason = String(error && error.message ? error.message : error).replace(/^upload: /, "");
+            var failure = new Error(reason);
+            failure.decode = true; // the file, not TensorFlow.js: the server is not asked (see onUpload)
+            throw failure;
+          });
+          return decoded.then(function (pixels) {
             var t1 = now();
             var x = P.preprocess(pixels, spec);
             var size = spec.input_size;
@@ -507,6 +513,13 @@
         var blob = dataUrlToBlob(contents);
         state.image = { blob: blob, name: filename || "your image", size: blob.size, url: URL.createObjectURL(blob) };
         return runPrivate(info, state.image).catch(function (error) {
+          if (error && error.decode) { // not an image this browser decodes: say so, send nothing
+            state.image = null;
+            var text = [h("Strong", {}, (filename || "your image") + ": "),
+              "this file cannot be used as an image in this browser (" + error.message + "). It was not sent; " +
+              "switch private mode off to let the server try to read it."];
+            return [noUpdate(), noUpdate(), message(text, "error"), null, { "private": true }, null];
+          }
           console.error("private mode failed; the server computes the features", error);
           var why = "TensorFlow.js failed in this browser (" + (error && error.message ? error.message : error) + ")";
           state.image = null;

@@ -107,6 +107,11 @@ def read_export(store: Store, dataset: str, model: str) -> tuple[ExportInfo | No
     return info, None
 
 
+def searchable_in_browser(n_images: int, dim: int) -> bool:
+    """Whether the browser searches a layer of ``n_images`` x ``dim`` itself (else it sends the feature vector)."""
+    return n_images <= LOCAL_SEARCH_MAX_IMAGES and n_images * dim * 4 <= LOCAL_SEARCH_MAX_BYTES
+
+
 def tfjs_problem() -> str | None:
     """Why TensorFlow.js cannot be served (None when it can)."""
     try:
@@ -147,7 +152,7 @@ def private_info(store: Store, dataset: str | None, model: str | None, layer: st
         return {**info, "reason": problem}
     position = export.layers.index(layer)
     dim = export.output_dims[position]
-    local = n_images <= LOCAL_SEARCH_MAX_IMAGES and n_images * dim * 4 <= LOCAL_SEARCH_MAX_BYTES
+    local = searchable_in_browser(n_images, dim)
     variants = dict(export.variants)
     return {
         **info,
@@ -242,6 +247,8 @@ def add_private_routes(app: Any, store: Store) -> None:
             features = store.features(dataset, model, part)
         except MissingArtifact:
             abort(404)
+        if not searchable_in_browser(*features.shape):
+            abort(404)  # only what the page would fetch: a layer small enough to search in the browser
         body = np.ascontiguousarray(features, dtype="<f4").tobytes()
         response = Response(body, mimetype="application/octet-stream")
         response.headers["X-Shape"] = f"{features.shape[0]},{features.shape[1]}"

@@ -77,7 +77,7 @@ def private_artifacts(playground_artifacts: Path, tmp_path_factory: pytest.TempP
 
 
 # ------------------------------------------------------------------------------------------------ server side
-def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_artifacts):
+def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_artifacts, monkeypatch):
     from playground.app import create_app
 
     app = create_app(private_artifacts)
@@ -106,6 +106,8 @@ def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_
     answer = client.get(f"/private/shapes/{LITE}/{layer}/features.f32?v={fingerprint}")
     features = np.frombuffer(answer.data, dtype="<f4").reshape(store.features("shapes", LITE, layer).shape)
     np.testing.assert_array_equal(features, store.features("shapes", LITE, layer))
+    monkeypatch.setattr(private, "LOCAL_SEARCH_MAX_IMAGES", 10)  # a layer the page would not fetch is not served
+    assert client.get(f"/private/shapes/{LITE}/{layer}/features.f32").status_code == 404
     labels = json.loads(client.get("/private/shapes/labels.json").data)["labels"]
     assert labels == [str(x) for x in store.labels("shapes")]
     assert json.loads(client.get("/private/shapes-flat/labels.json").data)["labels"] is None
@@ -315,6 +317,15 @@ def test_private_mode_sends_only_the_feature_vector_for_a_big_dataset(private_ar
         vectors = [json.loads(body) for _, p, body in browser.requests
                    if p.startswith("/_dash-update-component") and ids.PRIVATE_QUERY.encode() in body]
         assert vectors, "the feature vector was not sent"
+
+        # A file the browser cannot decode: a message, and nothing of it is sent either.
+        fake = tmp_path / "not-an-image.png"
+        fake.write_bytes(b"definitely not a PNG file, " * 40)
+        _upload(browser, fake)
+        browser.wait_for(f"return document.querySelector('#{ids.UPLOAD_STATUS} .message-error')?.textContent"
+                         ".includes('not-an-image.png')")
+        assert "cannot be used as an image" in browser.driver.find_element("id", ids.UPLOAD_STATUS).text
+        assert_image_never_sent(browser, fake.read_bytes())
     expected = server_features(store, "shapes", LITE, layer, data)
     assert cosine(features, expected) >= 0.999
     assert got == top_ids(store, "shapes", LITE, layer, "cosine", features, 8)
