@@ -364,6 +364,28 @@ def test_server_fallback_says_why(private_artifacts, tmp_path):
 
 @browser_test
 @NEEDS_TFJS
+def test_a_tfjs_failure_falls_back_to_the_server(private_artifacts, tmp_path):
+    from playground.app import create_app
+
+    root = tmp_path / "artifacts"
+    shutil.copytree(private_artifacts, root)
+    clear_caches()
+    layer = Store(root).layers("shapes", LITE)[-1]
+    variant = private.DEFAULT_VARIANT
+    for shard in (private.tfjs_dir(root, "shapes", LITE) / variant).glob("*.bin"):
+        shard.unlink()  # the model cannot load in the browser
+    path = tmp_path / "chelsea.png"
+    path.write_bytes(photo_bytes("chelsea", "PNG"))
+    with BrowserSession(create_app(root)) as browser:
+        _open_upload(browser, LITE, layer, k=6)
+        _upload(browser, path)
+        browser.wait_for("return document.querySelectorAll('#upload-results .result-card').length === 6", 180)
+        status = browser.driver.find_element("id", ids.UPLOAD_STATUS).text
+        assert "Features computed on the server: TensorFlow.js failed in this browser" in status, status
+
+
+@browser_test
+@NEEDS_TFJS
 def test_quantised_variants_stay_close_to_the_server(private_artifacts, capsys):
     """float32 within the issue's cosine 0.999; the quantised variants' cosines are reported (and sane)."""
     from playground.app import create_app
