@@ -281,6 +281,9 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
         features = np.asarray(browser.driver.execute_script("return window.sispPrivateLast.features;"), np.float32)
         browser.driver.save_screenshot(str(screenshot_dir / f"upload-private-{photo}.png"))
         assert_image_never_sent(browser, data)
+        # Nor anything that depends on it: no feature vector, no result ids (the results' buttons stay clientside).
+        posts = [body for _, p, body in browser.requests if p.startswith("/_dash-update-component")]
+        assert not any(ids.PRIVATE_QUERY.encode() in body or ids.UPLOAD_PICK.encode() in body for body in posts)
         # Every thumbnail was fetched, not only the results': no request depends on the image.
         thumbs = {p.split("?")[0] for _, p, _ in browser.requests if p.startswith("/thumbs/shapes/")}
         assert thumbs == {f"/thumbs/shapes/{i}.jpg" for i in range(24)}
