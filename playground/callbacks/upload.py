@@ -143,7 +143,7 @@ def render_private_line(info: dict[str, Any], mode_on: bool, variant: str | None
 
 
 def variant_options(info: dict[str, Any]) -> list[dict[str, Any]]:
-    """The export's weight variants with their download sizes, for the RadioItems."""
+    """The export's weight variants with their download sizes, for the variant dropdown."""
     return [{"label": f"{name} ({size / 1e6:.1f} MB)", "value": name}
             for name, size in (info.get("variants") or {}).items()]
 
