@@ -340,3 +340,15 @@ def test_a_second_dataset_links_the_same_models_export(tmp_path):
     artifacts.tfjs_variant_dir(out, "shapes", "pixels", "uint8").joinpath("model.json").unlink()
     _pipeline_run(tmp_path / "shapes", out)
     assert (artifacts.tfjs_variant_dir(out, "shapes2", "pixels", "uint8") / "model.json").is_file()
+
+
+def test_a_killed_exports_temporary_folder_is_removed_by_the_next_run(tmp_path):
+    from precompute import artifacts
+
+    stale = tmp_path / "ds" / "model" / ".tfjs.k3j2.tmp"
+    (stale / "float32").mkdir(parents=True)
+    (stale / "float32" / "model.json").write_text("{}")
+    kept = tmp_path / "ds" / "model" / "tfjs"
+    kept.mkdir()
+    assert artifacts.remove_stale_temporaries(tmp_path / "ds") == [stale]
+    assert not stale.exists() and kept.is_dir()

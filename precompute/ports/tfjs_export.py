@@ -41,7 +41,6 @@ import math
 import os
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,6 @@ EXPORT_FORMAT = 1
 VARIANTS = ("float32", "float16", "uint16", "uint8")  # the TF.js converter's weight quantisations, and none
 SHARD_BYTES = 4 * 1024 * 1024  # tfjs-converter's default: the largest file every major browser caches
 EXPORT_FILE = "export.json"
-STALE_TEMPORARY_S = 600  # a temporary export folder this old was left by a killed run
 MODEL_FILE = "model.json"
 # Bump when the files written change, so older exports are redone (precompute.staleness).
 EXPORTER_VERSION = 1
@@ -600,12 +598,11 @@ def link_export(source: str | os.PathLike[str], out_dir: str | os.PathLike[str])
 
 @contextlib.contextmanager
 def _replacing(out_dir: Path) -> Iterator[Path]:
-    """A temporary folder beside ``out_dir`` that replaces it when the block succeeds (removed if it fails)."""
+    """A temporary folder beside ``out_dir`` that replaces it when the block succeeds (removed if it fails).
+
+    Named ``.<name>.<random>.tmp``: one left by a killed run is removed by the next run's
+    ``precompute.artifacts.remove_stale_temporaries``."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out_dir.parent.glob(f".{out_dir.name}.*.tmp"):  # left by a killed run
-        with contextlib.suppress(OSError):
-            if time.time() - stale.stat().st_mtime > STALE_TEMPORARY_S:
-                shutil.rmtree(stale)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         yield tmp
