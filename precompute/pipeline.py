@@ -400,16 +400,20 @@ class Run:
         entry = art.read_index(self.root).datasets[self.dataset].models.get(key)
         if not tfjs_is_current(entry, tuple(self.config.tfjs), EXPORTER_VERSION):
             return False
-        record = entry.tfjs
-        if not record.variant_bytes:
-            return True
+        return not entry.tfjs.variant_bytes or self._export_files_sound(self.dataset, key, entry.tfjs, layers,
+                                                                         warn=True)
+
+    def _export_files_sound(self, dataset: str, key: str, record: TfjsExport, layers: list[str],
+                            warn: bool = False) -> bool:
+        """Whether the export folder of ``dataset``'s ``key`` covers ``layers`` and holds every recorded file."""
         from precompute.ports.tfjs_export import read_export_spec
 
-        folder = art.tfjs_dir(self.root, self.dataset, key)
+        folder = art.tfjs_dir(self.root, dataset, key)
         try:
             spec = read_export_spec(folder)
         except (OSError, ValueError, KeyError) as exc:
-            log.warning("%s/export.json is unreadable (%s): exporting again", art.relative(self.root, folder), exc)
+            if warn:
+                log.warning("%s/export.json is unreadable (%s): exporting again", art.relative(self.root, folder), exc)
             return False
         if list(spec.layers) != list(layers):
             return False
@@ -417,9 +421,25 @@ class Run:
             files = spec.variants.get(variant)
             paths = [folder / variant / name for name in (files.files if files else ())]
             if not paths or not all(p.is_file() for p in paths) or sum(p.stat().st_size for p in paths) != size:
-                log.warning("%s/%s is incomplete: exporting again", art.relative(self.root, folder), variant)
+                if warn:
+                    log.warning("%s/%s is incomplete: exporting again", art.relative(self.root, folder), variant)
                 return False
         return True
+
+    def _tfjs_twin(self, key: str, model_config: ModelConfig, layers: list[str]) -> Path | None:
+        """The export folder of the same model (same stored config, layers, variants and exporter) under another
+        dataset of this root, if one is sound: the export does not depend on the images, so it is linked."""
+        index = art.read_index(self.root)
+        stored = model_config.to_stored()
+        for dataset, dataset_entry in index.datasets.items():
+            entry = dataset_entry.models.get(key)
+            if (dataset == self.dataset or entry is None or entry.config != stored or entry.tfjs is None
+                    or not entry.tfjs.variant_bytes
+                    or not tfjs_is_current(entry, tuple(self.config.tfjs), EXPORTER_VERSION)):
+                continue
+            if self._export_files_sound(dataset, key, entry.tfjs, layers):
+                return art.tfjs_dir(self.root, dataset, key)
+        return None
 
     def _export_tfjs(self, key: str, model_config: ModelConfig, base: Any, layers: list[str]) -> TfjsExport:
         """Write the TF.js export of the model over ``layers`` from its Keras ``base``; the record for the index.
@@ -428,7 +448,7 @@ class Run:
         variant, whose features come from a model TF.js does not run (its float model's export serves it).
         """
         from precompute.extract import build_feature_model
-        from precompute.ports.tfjs_export import export_feature_model
+        from precompute.ports.tfjs_export import export_feature_model, link_export
 
         folder = art.tfjs_dir(self.root, self.dataset, key)
         if model_config.quantize:
@@ -437,17 +457,23 @@ class Run:
                               "not this one's weights", version=EXPORTER_VERSION)
         start = time.perf_counter()
         flatten = model_config.pooling == "flatten"
-        feature_model = build_feature_model(base, layers, "avg" if flatten else model_config.pooling, flatten=flatten)
+        twin = self._tfjs_twin(key, model_config, layers)
         try:
-            spec = export_feature_model(feature_model, layers, get_backbone(model_config.backbone).preprocess,
-                                        model_config.input_size, folder, self.config.tfjs)
+            if twin is not None:  # another dataset's export of this very model: hard links, no second copy
+                spec = link_export(twin, folder)
+            else:
+                feature_model = build_feature_model(base, layers, "avg" if flatten else model_config.pooling,
+                                                    flatten=flatten)
+                spec = export_feature_model(feature_model, layers, get_backbone(model_config.backbone).preprocess,
+                                            model_config.input_size, folder, self.config.tfjs)
         except NotExportableError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             log.warning("%s: no TF.js export: %s", key, exc)
             return TfjsExport(reason=str(exc), version=EXPORTER_VERSION)
         seconds = time.perf_counter() - start
-        log.info("%s: TF.js export (%s) in %.1f s", key, ", ".join(
-            f"{name} {files.bytes / 1e6:.1f} MB" for name, files in spec.variants.items()), seconds)
+        log.info("%s: TF.js export (%s) %s in %.1f s", key, ", ".join(
+            f"{name} {files.bytes / 1e6:.1f} MB" for name, files in spec.variants.items()),
+            f"linked from {art.relative(self.root, twin)}" if twin else "written", seconds)
         return TfjsExport(variant_bytes={name: files.bytes for name, files in spec.variants.items()},
                           export=art.relative(self.root, art.tfjs_export_path(self.root, self.dataset, key)),
                           version=EXPORTER_VERSION, export_seconds=round(seconds, 2))
@@ -457,7 +483,9 @@ class Run:
         import keras
 
         keras.backend.clear_session()
-        base, _ = build_keras_feature_model(model_config, layers)
+        # Linked from another dataset's export of the same model, it needs no Keras model.
+        base = None if self._tfjs_twin(key, model_config, layers) else build_keras_feature_model(model_config,
+                                                                                                 layers)[0]
         record = self._export_tfjs(key, model_config, base, layers)
 
         def change(index: ArtifactIndex) -> None:

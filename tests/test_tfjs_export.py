@@ -314,3 +314,41 @@ def test_tfjs_none_writes_no_export(tmp_path):
     models = _pipeline_run(dataset, tmp_path / "out", tfjs=())
     assert all(entry.tfjs is None for entry in models.values())
     assert not list((tmp_path / "out").rglob("tfjs"))
+
+
+@pytest.mark.slow
+def test_a_second_dataset_links_the_same_models_export(tmp_path):
+    import os
+
+    import precompute.pipeline as pipeline
+    from precompute import artifacts
+    from tests.playground_fixtures import make_shapes_dataset
+
+    out = tmp_path / "out"
+    first = _pipeline_run(make_shapes_dataset(tmp_path / "shapes", n_per_class=2), out)
+    other = make_shapes_dataset(tmp_path / "other" / "shapes2", n_per_class=2)
+    specs = [pipeline.ModelRequest("pixels"), pipeline.ModelRequest("efficientnet-lite0", "random", ("stem_conv",))]
+    pipeline.Run(pipeline.RunConfig(other, out, specs, input_size=64, progress=False, top_n=5, runtime="keras",
+                                    metrics=("cosine",))).execute()
+    second = artifacts.read_index(out).datasets["shapes2"].models
+    for key in first:
+        assert second[key].tfjs.variant_bytes == first[key].tfjs.variant_bytes
+        a = artifacts.tfjs_variant_dir(out, "shapes", key, "float32") / "model.json"
+        b = artifacts.tfjs_variant_dir(out, "shapes2", key, "float32") / "model.json"
+        assert os.path.samefile(a, b)
+    # Replacing one dataset's export leaves the other's files whole.
+    artifacts.tfjs_variant_dir(out, "shapes", "pixels", "uint8").joinpath("model.json").unlink()
+    _pipeline_run(tmp_path / "shapes", out)
+    assert (artifacts.tfjs_variant_dir(out, "shapes2", "pixels", "uint8") / "model.json").is_file()
+
+
+def test_a_killed_exports_temporary_folder_is_removed_by_the_next_run(tmp_path):
+    from precompute import artifacts
+
+    stale = tmp_path / "ds" / "model" / ".tfjs.k3j2.tmp"
+    (stale / "float32").mkdir(parents=True)
+    (stale / "float32" / "model.json").write_text("{}")
+    kept = tmp_path / "ds" / "model" / "tfjs"
+    kept.mkdir()
+    assert artifacts.remove_stale_temporaries(tmp_path / "ds") == [stale]
+    assert not stale.exists() and kept.is_dir()

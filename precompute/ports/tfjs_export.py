@@ -35,12 +35,13 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -570,19 +571,46 @@ def export_feature_model(feature_model: Any, layers: Sequence[str], preprocess: 
 
     transform = derive_input_transform(function, input_size)
     dims = tuple(int(out.shape[-1]) for out in feature_model.outputs)
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with _replacing(Path(out_dir)) as tmp:
         written = {v: _write_variant(tmp / v, graph.topology, graph.weights, v) for v in variants}
         spec = TfjsExportSpec(input_size, transform, tuple(layers), dims, written)
         (tmp / EXPORT_FILE).write_text(json.dumps(spec.to_dict(), indent=1), encoding="utf-8")
+    return spec
+
+
+def link_export(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]) -> TfjsExportSpec:
+    """Make ``out_dir`` an export equal to ``source``'s, by hard links (copies where the file system has none).
+
+    Files are never changed in place (an export is replaced as a whole), so linked copies stay independent.
+    """
+    source, out_dir = Path(source), Path(out_dir)
+    spec = read_export_spec(source)
+    names = [EXPORT_FILE, *(f"{variant}/{name}" for variant, files in spec.variants.items() for name in files.files)]
+    with _replacing(out_dir) as tmp:
+        for name in names:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(source / name, tmp / name)
+            except OSError:
+                shutil.copy2(source / name, tmp / name)
+    return spec
+
+
+@contextlib.contextmanager
+def _replacing(out_dir: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out_dir`` that replaces it when the block succeeds (removed if it fails).
+
+    Named ``.<name>.<random>.tmp``: one left by a killed run is removed by the next run's
+    ``precompute.artifacts.remove_stale_temporaries``."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        yield tmp
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return spec
 
 
 def read_export_spec(out_dir: str | os.PathLike[str]) -> TfjsExportSpec:
@@ -592,5 +620,5 @@ def read_export_spec(out_dir: str | os.PathLike[str]) -> TfjsExportSpec:
 
 __all__ = ["ACTIVATIONS", "EXPORTER_VERSION", "EXPORT_FILE", "EXPORT_FORMAT", "LAYER_CONVERTERS", "MODEL_FILE",
            "SHARD_BYTES", "TFJS_VERSION", "VARIANTS", "InputTransform", "NotExportableError", "TfjsExportSpec",
-           "VariantFiles", "convert_graph", "derive_input_transform", "export_feature_model", "parse_variants",
+           "VariantFiles", "convert_graph", "derive_input_transform", "export_feature_model", "link_export", "parse_variants",
            "quantize_weight", "read_export_spec"]
