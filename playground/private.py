@@ -117,7 +117,8 @@ def tfjs_problem() -> str | None:
     try:
         TFJS.find(fetch=False)
     except NpmFileUnavailable as exc:
-        return f"TensorFlow.js is not installed on the server ({exc}; run .ci/setup)"
+        log.warning("private mode unavailable: %s", exc)  # the page gets no server path
+        return "TensorFlow.js is not installed on the server (python -m precompute.npm_files fetches it)"
     return None
 
 
@@ -181,7 +182,7 @@ def _cached(response: Response, fingerprint: str | None) -> Response:
     current = bool(fingerprint) and request.args.get("v") == fingerprint
     response.headers["Cache-Control"] = f"public, max-age={CACHE_FOREVER if current else CACHE_SHORT}" + (
         ", immutable" if current else "")
-    if fingerprint:
+    if fingerprint and "ETag" not in response.headers:  # send_file sets its own (and answers If-None-Match)
         response.headers["ETag"] = f'"{fingerprint}"'
     return response
 
@@ -209,8 +210,8 @@ def add_private_routes(app: Any, store: Store) -> None:
             path = TFJS.find(fetch=False)
         except NpmFileUnavailable as exc:
             log.warning("private mode: %s", exc)
-            return Response(f"404 Not Found: TensorFlow.js is not installed on this server ({exc}).\n",
-                            status=404, mimetype="text/plain")
+            return Response("404 Not Found: TensorFlow.js is not installed on this server "
+                            "(python -m precompute.npm_files fetches it).\n", status=404, mimetype="text/plain")
         response = send_file(path, mimetype="text/javascript", max_age=0, conditional=True)
         return _cached(response, TFJS.version)
 

@@ -138,6 +138,7 @@ def test_tfjs_route_says_why_when_tfjs_is_missing(private_artifacts, monkeypatch
     info = private.private_info(Store(private_artifacts), "shapes", LITE, Store(private_artifacts).layers(
         "shapes", LITE)[-1])
     assert not info["available"] and "TensorFlow.js is not installed" in info["reason"]
+    assert str(tmp_path) not in info["reason"] and str(tmp_path).encode() not in answer.data  # no server path
 
 
 @NEEDS_TFJS
