@@ -79,12 +79,14 @@ def measure_model(root: Path, dataset: str, key: str, n_images: int, variants: t
         inputs = spec.transform.apply(pixels)
         for variant in variants:
             got, info = predict_in_node(Path(tmp) / "tfjs" / variant, inputs, timeout=1800)
-            rel = max(float(np.abs(e - g).max() / max(np.abs(e).max(), 1e-12)) for e, g in zip(expected, got))
+            pairs = list(zip(expected, got, strict=True))
+            rel = max(float(np.abs(e - g).max() / max(np.abs(e).max(), 1e-12)) for e, g in pairs)
             cos = min(float(np.min(np.sum(e * g, 1) / (np.linalg.norm(e, axis=1) * np.linalg.norm(g, axis=1)
-                                                          + 1e-30))) for e, g in zip(expected, got))
-            found = [_top_k(g, s) for g, s in zip(got, stored)]
-            same = [np.all(f == t, axis=1) for f, t in zip(found, expected_top)]
-            overlap = [[len(set(a) & set(b)) / TOP_K for a, b in zip(f, t)] for f, t in zip(found, expected_top)]
+                                                          + 1e-30))) for e, g in pairs)
+            found = [_top_k(g, s) for g, s in zip(got, stored, strict=True)]
+            same = [np.all(f == t, axis=1) for f, t in zip(found, expected_top, strict=True)]
+            overlap = [[len(set(a) & set(b)) / TOP_K for a, b in zip(f, t, strict=True)]
+                       for f, t in zip(found, expected_top, strict=True)]
             rows.append({"model": key, "variant": variant, "bytes": spec.variants[variant].bytes, "max_rel": rel,
                          "min_cos": cos, "top10_identical": float(np.mean(same)),
                          "top10_overlap": float(np.mean(overlap)), "n_queries": len(sources),

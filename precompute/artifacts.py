@@ -133,7 +133,7 @@ def tfjs_export_path(root: Path, dataset: str, model: str) -> Path:
 
 
 def tfjs_variant_dir(root: Path, dataset: str, model: str, variant: str) -> Path:
-    """``model.json`` and ``group1-shard<i>of<n>.bin`` of one variant (``float32``, ``float16``, ``uint16``, ``uint8``)."""
+    """``model.json`` and ``group1-shard<i>of<n>.bin`` of a variant (``float32``/``float16``/``uint16``/``uint8``)."""
     return tfjs_dir(root, dataset, model) / check_name(variant, "TF.js variant")
 
 

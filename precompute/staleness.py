@@ -7,7 +7,8 @@ lacks a field a rule needs (no ``ties``, no ``bootstrap``) is not current: the r
 
 The chain of invalidation: a changed dataset folder (``fingerprint``) rescans the images and drops every model;
 a changed ``StoredModelConfig`` re-extracts the model's features; new features redo every product of their layer (UMAP,
-rankings, scores, feature duplicates) and the model's TF.js export; each product is also redone on its own when its parameters change.
+rankings, scores, feature duplicates) and the model's TF.js export; each product is also redone on its own when its
+parameters change.
 """
 
 from __future__ import annotations

@@ -192,7 +192,8 @@ def test_shards_split_at_4_mb(tmp_path):
     assert (tmp_path / "tfjs" / "float32" / "group1-shard1of2.bin").stat().st_size == 4 * 1024 * 1024
     assert spec.variants["uint8"].files == ("model.json", "group1-shard1of1.bin")
     read = tfjs_files.read_layers_model(tmp_path / "tfjs" / "float32" / "model.json")
-    np.testing.assert_array_equal(read.weights["wide/kernel"], keras.ops.convert_to_numpy(base.get_layer("wide").kernel))
+    np.testing.assert_array_equal(read.weights["wide/kernel"],
+                                  keras.ops.convert_to_numpy(base.get_layer("wide").kernel))
 
 
 # ------------------------------------------------------------------------------------------- TF.js itself

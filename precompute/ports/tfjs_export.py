@@ -227,7 +227,8 @@ _CONV_KEYS = ("filters", "kernel_size", "strides", "padding", "data_format", "di
 def _conv2d(layer: Any, config: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, np.ndarray]]]:
     _check_channels_last(config, layer.name)
     if config.get("groups", 1) != 1:
-        raise NotExportableError(f"Layer {layer.name!r} is a grouped Conv2D (groups={config['groups']}); TF.js has none.")
+        raise NotExportableError(f"Layer {layer.name!r} is a grouped Conv2D (groups={config['groups']}); "
+                                 "TF.js has none.")
     out = _keep(config, _CONV_KEYS)
     out["activation"] = _check_activation(config.get("activation", "linear"), layer.name)
     weights = [("kernel", _numpy(layer.kernel))]
@@ -620,5 +621,6 @@ def read_export_spec(out_dir: str | os.PathLike[str]) -> TfjsExportSpec:
 
 __all__ = ["ACTIVATIONS", "EXPORTER_VERSION", "EXPORT_FILE", "EXPORT_FORMAT", "LAYER_CONVERTERS", "MODEL_FILE",
            "SHARD_BYTES", "TFJS_VERSION", "VARIANTS", "InputTransform", "NotExportableError", "TfjsExportSpec",
-           "VariantFiles", "convert_graph", "derive_input_transform", "export_feature_model", "link_export", "parse_variants",
+           "VariantFiles", "convert_graph", "derive_input_transform", "export_feature_model", "link_export",
+           "parse_variants",
            "quantize_weight", "read_export_spec"]
