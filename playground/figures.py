@@ -33,6 +33,10 @@ CLASS_SYMBOLS = ("circle", "diamond", "square", "triangle-up")
 QUERY_COLOUR = "#FFD400"
 # Draw thumbnails instead of dots up to this many points (beyond, hundreds of images clutter and load slowly).
 MAX_THUMBNAIL_POINTS = 500
+# Maps of up to this many points are drawn in SVG (go.Scatter), larger ones with WebGL (go.Scattergl): a WebGL
+# context costs about 100-300 ms to set up in a browser without a GPU, more than SVG needs for a few thousand
+# markers; beyond, WebGL draws faster. Clicks, hovers, lasso and box selection behave the same in both.
+MAX_SVG_POINTS = 2000
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 10, "t": 40, "b": 40}}
 # Compare's figures: the title starts below plotly's toolbar (about 30 px tall, top right, shown on hover), so that
 # at any width the toolbar never covers it, and tick labels get the margin they need (long model names).
@@ -121,7 +125,8 @@ def umap_figure(
     selection_revision: str | None = None,
     selected: Collection[int] | None = None,
 ) -> go.Figure:
-    """UMAP scatter (Scattergl), one trace per class; the query and its results highlighted.
+    """UMAP scatter (SVG up to :data:`MAX_SVG_POINTS` points, else WebGL), one trace per class; the query and its
+    results highlighted.
 
     ``customdata`` of every point is its image id, so clicks, hovers and lasso or box selections map back to
     images. Dragging draws a lasso (the modebar switches to box select, zoom or pan); unselected points fade.
@@ -140,12 +145,13 @@ def umap_figure(
         """``selectedpoints`` of a trace over the images ``members`` (nothing when no selection is held)."""
         return {} if chosen is None else {"selectedpoints": np.flatnonzero(chosen[members]).tolist()}
 
+    scatter = go.Scatter if len(coords) <= MAX_SVG_POINTS else go.Scattergl
     fig = go.Figure()
     for i, group in enumerate(pd.unique(groups)):
         mask = groups == group
         colour, symbol = class_style(i)
         fig.add_trace(
-            go.Scattergl(
+            scatter(
                 x=coords[mask, 0],
                 y=coords[mask, 1],
                 mode="markers",
@@ -169,7 +175,7 @@ def umap_figure(
     if results:
         sel = np.asarray(results, dtype=int)
         fig.add_trace(
-            go.Scattergl(
+            scatter(
                 x=coords[sel, 0],
                 y=coords[sel, 1],
                 mode="markers",
@@ -182,7 +188,7 @@ def umap_figure(
         )
     if query is not None and 0 <= query < len(coords):
         fig.add_trace(
-            go.Scattergl(
+            scatter(
                 x=[coords[query, 0]],
                 y=[coords[query, 1]],
                 mode="markers",
