@@ -13,8 +13,10 @@ and reports:
 - ``results ms``: from the click to the last change of the results (Search's and Upload's results, the
   map, or the view itself when a switch of view shows it; a MutationObserver), i.e. the results rendered;
 - ``settled ms``: from the click to the last change of the page after the last answer (everything else
-  rendered too: grid, duplicates, controls). Changes inside hidden views are not counted by either (the
-  hidden map of Embeddings resizes itself about 200 ms after a switch away from it, with nothing to show);
+  rendered too: grid, duplicates, controls). Neither counts changes inside hidden views (the hidden map of
+  Embeddings resizes itself about 200 ms after a switch away from it, with nothing to show) nor dcc.Graph's
+  ``dash-graph--pending`` class, which it sets while plotly's resize waits out its 100 ms timer and which no
+  style uses;
 - ``callbacks``: the outputs of each request (the first output id of each callback).
 
     .venv/bin/python -m bench requests_per_click [--artifacts artifacts] [--dataset openclipart-200]
@@ -80,6 +82,8 @@ if (!window.__bench) {
       const node = record.target.nodeType === 1 ? record.target : record.target.parentElement;
       const view = node && node.closest ? node.closest(".view") : null;
       if (view && view.style.display === "none") { continue; }
+      // dcc.Graph marks itself "dash-graph--pending" while plotly resizes it (no style, nothing drawn).
+      if (record.attributeName === "class" && node.classList.contains("dash-graph")) { continue; }
       bench.lastMutation = now;
       if (node.closest(RESULTS) || node === view) { bench.lastResults = now; }
     }
