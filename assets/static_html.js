@@ -21,6 +21,28 @@
     });
   }
 
+  // Keyboard focus inside a panel survives its redraw: the element at the same place in the new content takes
+  // it (as React would have kept the element), e.g. a result picked with Enter leaves focus on the results.
+  function focusPath(root) {
+    var path = [];
+    var element = document.activeElement;
+    while (element && element !== root && root.contains(element)) {
+      path.unshift(Array.prototype.indexOf.call(element.parentNode.children, element));
+      element = element.parentNode;
+    }
+    return element === root && path.length ? path : null;
+  }
+
+  function restoreFocus(root, path) {
+    var element = root;
+    for (var i = 0; path && element && i < path.length; i++) {
+      element = element.children[path[i]];
+    }
+    if (path && element && element !== root && typeof element.focus === "function") {
+      element.focus({ preventScroll: true });
+    }
+  }
+
   function StaticHtml(props) {
     var React = window.React;
     var ref = React.useRef(null);
@@ -29,9 +51,11 @@
       if (!root) {
         return;
       }
+      var focused = focusPath(root);
       var fragment = document.createDocumentFragment();
       build(props.tree, fragment);
       root.replaceChildren(fragment);
+      restoreFocus(root, focused);
     }, [props.tree]);
     var attributes = { ref: ref, id: props.id, className: props.className, role: props.role, title: props.title };
     Object.keys(props).forEach(function (name) {
