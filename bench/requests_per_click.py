@@ -74,6 +74,7 @@ if (!window.__bench) {
     }, function (error) { bench.inflight -= 1; throw error; });
   };
   const RESULTS = "#search-results, #upload-results, #umap-graph";
+  const PENDING = /\\s*\\bdash-graph--pending\\b/;
   // Changes inside a hidden view are not counted (its map resizing itself after a switch of view): what the
   // page shows changes when a view is shown (its style) and when its results are drawn.
   new MutationObserver(function (records) {
@@ -82,12 +83,16 @@ if (!window.__bench) {
       const node = record.target.nodeType === 1 ? record.target : record.target.parentElement;
       const view = node && node.closest ? node.closest(".view") : null;
       if (view && view.style.display === "none") { continue; }
-      // dcc.Graph marks itself "dash-graph--pending" while plotly resizes it (no style, nothing drawn).
-      if (record.attributeName === "class" && node.classList.contains("dash-graph")) { continue; }
+      // dcc.Graph marks its plot "dash-graph--pending" while plotly resizes it (no style, nothing drawn).
+      if (record.attributeName === "class" && PENDING.test(record.oldValue || "") !==
+          PENDING.test(node.getAttribute("class") || "") &&
+          (record.oldValue || "").replace(PENDING, "").trim() ===
+          (node.getAttribute("class") || "").replace(PENDING, "").trim()) { continue; }
       bench.lastMutation = now;
       if (node.closest(RESULTS) || node === view) { bench.lastResults = now; }
     }
-  }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeOldValue: true,
+                            characterData: true});
 }
 """.replace("DASH_UPDATE", DASH_UPDATE)
 
