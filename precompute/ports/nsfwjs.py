@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from precompute.errors import WeightsUnavailableError
+from precompute.npm_files import NpmPackError, npm_pack
 from precompute.ports import tfjs
 from precompute.weights_cache import cache_dir, convert_once, converted_weights_path, folder_sha256
 
 NSFWJS_VERSION = "4.4.0"
 NPM_SPEC = f"nsfwjs@{NSFWJS_VERSION}"
 DIR_ENV = "SISP_NSFWJS_DIR"
-NPM_TIMEOUT_S = 300
+# `npm view nsfwjs@4.4.0 dist.integrity`: a tampered or different tarball is refused.
+NPM_INTEGRITY = "sha512-krC1fgeTLXtZwgdpKJ0jm7hqv0gTSRQQRL+FhOaxaJ9Wj92t42BO3csO2odwgTAgZgf2RvkwPtp0R8Aa7dc+MA=="
 
 # Registry backbone -> (folder under dist/models, keras.applications constructor).
 MODELS: dict[str, tuple[str, str]] = {
@@ -123,21 +124,13 @@ def _unpack(tgz: Path, dest: Path) -> Path:
 
 
 def _npm_pack(dest: Path) -> Path:
-    npm = shutil.which("npm")
-    if npm is None:
-        raise WeightsUnavailableError(_missing_message("npm is not installed"))
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
         try:
-            done = subprocess.run([npm, "pack", NPM_SPEC, "--silent"], cwd=tmp, capture_output=True, text=True,
-                                  timeout=NPM_TIMEOUT_S, check=False)
-        except (OSError, subprocess.TimeoutExpired) as err:
-            raise WeightsUnavailableError(_missing_message(f"`npm pack {NPM_SPEC}` failed: {err}")) from err
-        tarballs = sorted(Path(tmp).glob("nsfwjs-*.tgz"))
-        if done.returncode != 0 or not tarballs:
-            detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no tarball"]
-            raise WeightsUnavailableError(_missing_message(f"`npm pack {NPM_SPEC}` failed: {detail[0]}"))
-        return _unpack(tarballs[0], dest)
+            tarball = npm_pack(NPM_SPEC, NPM_INTEGRITY, Path(tmp))
+        except NpmPackError as exc:
+            raise WeightsUnavailableError(_missing_message(str(exc))) from None
+        return _unpack(tarball, dest)
 
 
 def _missing_message(why: str) -> str:
