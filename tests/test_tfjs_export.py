@@ -4,8 +4,12 @@
 - the input transform, derived from every ``keras.applications`` preprocessing mode, and refused when not affine;
 - round trips through the project's own reader (``precompute.readers.tfjs``): same weights within each step;
 - the proof that matters: TensorFlow.js 4.22 itself (``tf.min.js`` in node, ``tests/tfjs_predict.js``) loads the
-  files and computes Keras' features within 1e-4 relative (float32); skipped, with the reason, without node or a
-  cached ``tf.min.js``.
+  files and computes Keras' features within 1e-4 relative (float32): a small model with every layer class, every
+  backbone of the registry (random weights) and the default run's trained models (slow); skipped, with the reason,
+  without node or a cached ``tf.min.js``;
+- the pipeline (slow): every model exported by default, bytes in the index, a stale or damaged export redone
+  without re-extracting, a second dataset linking the same model's files, a model TF.js cannot load recorded
+  with its reason, ``--tfjs none``.
 """
 
 from __future__ import annotations
@@ -222,19 +226,28 @@ def test_tfjs_computes_the_small_models_features(tmp_path):
     assert all(cos >= 0.99 for _, cos in results["uint8"]), results
 
 
+# Every backbone of the registry with random weights (the Keras applications' ImageNet files need a download);
+# the Keras applications at 96 px, which keeps TF.js' CPU backend quick and changes no layer type.
+REGISTRY_CASES = [("efficientnet-lite0", "random", None), ("pixels", "none", None)] + [
+    (name, "random", 96) for name in ("vgg16", "efficientnetb0", "nasnetmobile", "mobilenetv2", "resnet50",
+                                      "densenet121", "xception", "inceptionv3", "efficientnet-lite2")]
+
+
 @needs_node
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone, source", [("efficientnet-lite0", "random"), ("pixels", "none")])
-def test_tfjs_computes_the_backbones_features(tmp_path, backbone, source):
+@pytest.mark.parametrize("backbone, source, size", REGISTRY_CASES)
+def test_tfjs_computes_the_backbones_features(tmp_path, backbone, source, size):
     from precompute.backbones import get_backbone
     from precompute.models import ModelConfig, load_feature_model
 
     entry = get_backbone(backbone)
-    config = ModelConfig(backbone, source, entry.input_size, "flatten" if entry.flatten else "avg",
+    size = size or entry.input_size
+    config = ModelConfig(backbone, source, size, "flatten" if entry.flatten else "avg",
                          seed=0 if source == "random" else None)
+    keras.backend.clear_session()
     model = load_feature_model(config, entry.default_layers, "keras")
-    _, results = _compare_in_tfjs(model.runner, list(entry.default_layers), model.preprocess, entry.input_size,
-                                  tmp_path / "tfjs")
+    _, results = _compare_in_tfjs(model.runner, list(entry.default_layers), model.preprocess, size,
+                                  tmp_path / "tfjs", n=1)
     assert all(err <= REL_TOL for err, _ in results["float32"]), results
 
 
@@ -353,3 +366,28 @@ def test_a_killed_exports_temporary_folder_is_removed_by_the_next_run(tmp_path):
     kept.mkdir()
     assert artifacts.remove_stale_temporaries(tmp_path / "ds") == [stale]
     assert not stale.exists() and kept.is_dir()
+
+
+@needs_node
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone, source, size", [("efficientnet-lite0", "imagenet", 224),
+                                                    ("mobilenetv2", "nsfwjs", 224), ("inceptionv3", "nsfwjs", 96)])
+def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, size):
+    """The default run's trained models (nsfwjs' bases start with a Rescaling: folded into the transform)."""
+    from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
+    from precompute.models import ModelConfig, load_feature_model
+
+    entry = get_backbone(backbone)
+    try:
+        weights = resolve_weights(entry, source)
+    except WeightsUnavailableError as exc:
+        pytest.skip(f"{backbone} {source} weights are not available here: {exc}")
+    layers = list(weights.default_layers or entry.default_layers)
+    config = ModelConfig(backbone, source, size, weights_file=weights.keras_arg if source == "nsfwjs" else None)
+    keras.backend.clear_session()
+    model = load_feature_model(config, layers, "keras")
+    spec, results = _compare_in_tfjs(model.runner, layers, model.preprocess, size, tmp_path / "tfjs", VARIANTS, n=1)
+    assert all(err <= REL_TOL for err, _ in results["float32"]), results
+    assert all(cos >= 0.999 for _, cos in results["float16"] + results["uint16"]), results
+    if source == "nsfwjs":  # Rescaling(0.5, 0.5) after x / 127.5 - 1: x / 255
+        assert spec.transform == InputTransform("rgb", (float(np.float32(1 / 255)),) * 3, (0.0,) * 3)
