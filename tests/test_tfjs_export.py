@@ -391,3 +391,16 @@ def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, s
     assert all(cos >= 0.999 for _, cos in results["float16"] + results["uint16"]), results
     if source == "nsfwjs":  # Rescaling(0.5, 0.5) after x / 127.5 - 1: x / 255
         assert spec.transform == InputTransform("rgb", (float(np.float32(1 / 255)),) * 3, (0.0,) * 3)
+
+
+def test_a_litert_quantised_model_gets_no_export_and_says_why(tmp_path):
+    import precompute.pipeline as pipeline
+    from precompute.models import ModelConfig
+
+    (tmp_path / "ds").mkdir()
+    run = pipeline.Run(pipeline.RunConfig(tmp_path / "ds", tmp_path / "out", []))
+    stale = tmp_path / "out" / "ds" / "efficientnet-lite0-int8" / "tfjs"
+    stale.mkdir(parents=True)
+    record = run._export_tfjs("efficientnet-lite0-int8", ModelConfig("efficientnet-lite0", "imagenet", 224,
+                                                                     quantize="int8"), None, ["stem_conv"])
+    assert record.variant_bytes == {} and "LiteRT int8" in record.reason and not stale.exists()
