@@ -404,3 +404,48 @@ def test_a_litert_quantised_model_gets_no_export_and_says_why(tmp_path):
     record = run._export_tfjs("efficientnet-lite0-int8", ModelConfig("efficientnet-lite0", "imagenet", 224,
                                                                      quantize="int8"), None, ["stem_conv"])
     assert record.variant_bytes == {} and "LiteRT int8" in record.reason and not stale.exists()
+
+
+@needs_node
+@pytest.mark.slow
+def test_a_private_query_in_tfjs_ranks_as_the_server_does(tmp_path):
+    """The two halves of #16's contract together: ``assets/private_search.js`` (PIL's resize, export.json's map)
+    and the export, in node, against the server's features of scikit-image's photos (lite0 ImageNet, float32)."""
+    import subprocess
+    from pathlib import Path
+
+    import skimage.data
+
+    from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
+    from precompute.datasets import decode_image, load_for_model
+    from precompute.models import ModelConfig, load_feature_model
+    from tests.tfjs_node import REPO_ASSETS, tfjs_path
+
+    search_js = REPO_ASSETS / "private_search.js"
+    if not search_js.is_file():
+        pytest.skip("assets/private_search.js (issue #16 part 2) is not in this tree")
+    try:
+        resolve_weights(get_backbone("efficientnet-lite0"), "imagenet")
+    except WeightsUnavailableError as exc:
+        pytest.skip(f"efficientnet-lite0 ImageNet weights are not available here: {exc}")
+    layers = list(get_backbone("efficientnet-lite0").default_layers)
+    model = load_feature_model(ModelConfig("efficientnet-lite0", "imagenet", 224), layers, "keras")
+    export_feature_model(model.runner, layers, model.preprocess, 224, tmp_path / "tfjs", ["float32"])
+    photos = [Path(skimage.data.__file__).parent / name for name in ("astronaut.png", "coffee.png", "rocket.jpg")]
+    for photo in photos:
+        expected = run_feature_model(model.runner, model.preprocess(load_for_model(photo, 224)[None]))
+        image = np.asarray(decode_image(photo), dtype=np.uint8)
+        (tmp_path / "rgb.u8").write_bytes(image.tobytes())
+        done = subprocess.run(["node", str(Path(__file__).with_name("tfjs_private_query.js")), str(tfjs_path()),
+                               str(search_js), str(tmp_path / "tfjs"), "float32", str(tmp_path / "rgb.u8"),
+                               str(image.shape[1]), str(image.shape[0]), str(tmp_path / "out.f32")],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        flat = np.frombuffer((tmp_path / "out.f32").read_bytes(), dtype="<f4")
+        bounds = np.cumsum([0, *[e.shape[1] for e in expected]])
+        for i, want in enumerate(expected):
+            got = flat[bounds[i]:bounds[i + 1]]
+            cosine = float(got @ want[0] / (np.linalg.norm(got) * np.linalg.norm(want[0])))
+            assert cosine >= 0.999, (photo.name, layers[i], cosine)
+            # PIL's resize is reproduced exactly: the features are Keras' to float32 rounding (1.3e-6 measured).
+            assert _relative_error(want[0], got) <= REL_TOL, (photo.name, layers[i])
