@@ -60,6 +60,18 @@ UPLOAD_BUSY = "upload-busy"  # shown while the upload callback runs
 # dcc.Store {"key": the upload's key on the server, "name": file name}: the upload's bytes are sent once and kept
 # on the server (playground.uploads.keep_upload); later selections send only the key.
 UPLOAD_KEY = "upload-key"
+# dcc.Store {"contents", "filename", "reason", "at"}: a file for the server to featurise (server mode only). The
+# file's contents reach the server through this store alone: a clientside callback (assets/private_upload.js)
+# reads dcc.Upload's contents and passes them on only when the server computes the features.
+UPLOAD_SERVER = "upload-server"
+# Private mode (playground/private.py, assets/private_upload.js): the browser embeds the image with TensorFlow.js.
+PRIVATE_MODE = "private-mode"  # dcc.Checklist: ["on"] when private mode is on
+PRIVATE_VARIANT = "private-variant"  # dcc.RadioItems: the export's weight variant (float32, float16, ...)
+PRIVATE_LINE = "private-line"  # what private mode will do with this selection, or why it cannot
+PRIVATE_INFO = "private-info"  # dcc.Store: playground.private.private_info of the selection
+# dcc.Store {"features", "dataset", "model", "layer", "metric", "k", "at"}: an image's feature vector computed in
+# the browser, for the server to rank (datasets too big to search in the browser).
+PRIVATE_QUERY = "private-query"
 
 # Embeddings
 UMAP_GRAPH = "umap-graph"

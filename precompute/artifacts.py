@@ -123,6 +123,20 @@ def layer_duplicates_path(root: Path, dataset: str, model: str, layer: str) -> P
     return layer_dir(root, dataset, model, layer) / "duplicates.parquet"
 
 
+def tfjs_dir(root: Path, dataset: str, model: str) -> Path:
+    """A model's TF.js export (``precompute.ports.tfjs_export``): ``export.json`` and one folder per variant."""
+    return dataset_dir(root, dataset) / check_name(model, "model name") / "tfjs"
+
+
+def tfjs_export_path(root: Path, dataset: str, model: str) -> Path:
+    return tfjs_dir(root, dataset, model) / "export.json"
+
+
+def tfjs_variant_dir(root: Path, dataset: str, model: str, variant: str) -> Path:
+    """``model.json`` and ``group1-shard<i>of<n>.bin`` of a variant (``float32``/``float16``/``uint16``/``uint8``)."""
+    return tfjs_dir(root, dataset, model) / check_name(variant, "TF.js variant")
+
+
 def relative(root: Path, path: Path) -> str:
     """Path as stored in the index: relative to the root, with forward slashes."""
     return Path(path).relative_to(root).as_posix()
@@ -176,7 +190,8 @@ def atomic_dir(path: Path) -> Iterator[Path]:
 def remove_stale_temporaries(folder: Path, older_than_seconds: float = 0.0, recursive: bool = True) -> list[Path]:
     """Delete the temporary files that an interrupted run (kill -9, power loss) left under ``folder``.
 
-    They are the hidden ``.<name>.<random>.tmp<suffix>`` siblings that :func:`atomic_path` writes and renames;
+    They are the hidden ``.<name>.<random>.tmp<suffix>`` siblings that :func:`atomic_path` writes and renames
+    (and ``.<name>.<random>.tmp`` folders of whole-folder exports);
     a finished file never has that name. Only files older than ``older_than_seconds`` go (another process may be
     writing a young one); ``recursive=False`` looks in ``folder`` itself only. Returns the paths removed.
     """
@@ -186,10 +201,13 @@ def remove_stale_temporaries(folder: Path, older_than_seconds: float = 0.0, recu
     if not Path(folder).is_dir():
         return removed
     now = time.time()
-    for path in (Path(folder).rglob if recursive else Path(folder).glob)(".*.tmp*"):
+    for path in list((Path(folder).rglob if recursive else Path(folder).glob)(".*.tmp*")):
         try:
             if path.is_file() and now - path.stat().st_mtime >= older_than_seconds:
                 path.unlink()
+                removed.append(path)
+            elif path.is_dir() and path.name.endswith(".tmp") and now - path.stat().st_mtime >= older_than_seconds:
+                shutil.rmtree(path)  # a whole-folder export's temporary (precompute.ports.tfjs_export)
                 removed.append(path)
         except OSError:
             continue

@@ -15,12 +15,20 @@ from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableEr
 from precompute.datasets import DatasetError
 from precompute.distributed import ENGINES
 from precompute.extract import ACTIVATION_BUDGET_MB
+from precompute.ports.tfjs_export import VARIANTS, parse_variants
 from precompute.runtimes import QUANTIZATIONS, RUNTIMES, parse_quantizations
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
 
 
 def _csv(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _tfjs_variants(text: str) -> tuple[str, ...]:
+    try:
+        return parse_variants(text)
+    except ValueError as exc:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "as models <model>-float16 (float16 weights), <model>-int8 (dynamic-range: int8 weights, "
                         "no calibration) and <model>-int8full (full-integer: int8 weights and activations, calibrated "
                         "on 100 images of the dataset drawn with --seed), each with its file size, speed and scores")
+    parser.add_argument("--tfjs", type=_tfjs_variants, default=VARIANTS, metavar="LIST",
+                        help=f"TF.js layers exports of every model for private search in the browser, from "
+                        f"{','.join(VARIANTS)} (default: all; the TF.js converter's weight quantisations), written "
+                        "to <out>/<dataset>/<model>/tfjs/; none skips them")
     parser.add_argument("--force", action="store_true",
                         help="recompute everything instead of resuming; also replaces a stored dataset of the same "
                         "name from another folder, and starts a new index over an unreadable one")
@@ -153,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,
             engine=args.engine, dask_address=args.dask_scheduler, runtime=args.runtime, quantize=args.quantize,
+            tfjs=args.tfjs,
             # The default models, each extracted in a child of its own: in one process they peak over 2 GB.
             model_processes=auto,
         )

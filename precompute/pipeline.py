@@ -38,7 +38,8 @@ from precompute.backbones import (
 from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
-from precompute.models import FeatureModel, ModelConfig, load_feature_model
+from precompute.models import FeatureModel, ModelConfig, build_keras_feature_model, load_feature_model
+from precompute.ports.tfjs_export import EXPORTER_VERSION, VARIANTS, NotExportableError, parse_variants
 from precompute.run_summary import summarize_run
 from precompute.runtimes import check_runtime, device_name, parse_quantizations
 from precompute.schema import (
@@ -53,6 +54,7 @@ from precompute.schema import (
     MetricEntry,
     ModelCost,
     ModelEntry,
+    TfjsExport,
     UmapParams,
     WeightsInfo,
 )
@@ -65,6 +67,7 @@ from precompute.staleness import (
     feature_duplicates_are_current,
     metric_is_current,
     model_is_current,
+    tfjs_is_current,
     umap_is_current,
 )
 from precompute.stats import bootstrap_ci, bootstrap_params
@@ -124,6 +127,8 @@ class RunConfig:
     # Extract each model in a short-lived child process (local engine), forked from a server that has imported
     # TensorFlow once, so that every model's memory goes back to the OS when it is done (see _extract_in_child).
     model_processes: bool = False
+    # TF.js layers exports of every model (precompute.ports.tfjs_export), in these variants; () writes none.
+    tfjs: tuple[str, ...] = VARIANTS
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -142,6 +147,7 @@ class RunConfig:
         check_engine(self.engine, self.dask_address)
         check_runtime(self.runtime)
         parse_quantizations(self.quantize)
+        parse_variants(list(self.tfjs))
 
 
 def parse_model_request(text: str, weights: str = "auto") -> ModelRequest:
@@ -335,9 +341,19 @@ class Run:
         todo = [name for name in layers if stale or not self._features_sound(key, name, entry)]
         self.report["models"][key] = {"status": "running", "weights": weights.description,
                                       "reason": weights.reason, "layers": layers}
+        # The TF.js export holds every layer stored for the model: those of earlier runs, then this run's new ones.
+        stored = [] if stale or entry is None else entry.layer_names()
+        export_layers = stored + [name for name in layers if name not in stored]
+        in_child = cfg.model_processes and cfg.engine == "local"
         if todo:
-            extract = self._extract_in_child if cfg.model_processes and cfg.engine == "local" else self._extract
-            extract(backbone, weights, key, todo, manifest, model_config, fresh=stale)
+            extract = self._extract_in_child if in_child else self._extract
+            extract(backbone, weights, key, todo, manifest, model_config, fresh=stale, export_layers=export_layers)
+        elif cfg.tfjs and not self._tfjs_sound(key, export_layers):
+            if in_child:
+                _in_child(_export_model, self.config, key, model_config, export_layers,
+                          logging.getLogger().getEffectiveLevel())
+            else:
+                self._export_only(key, model_config, export_layers)
         for order, name in enumerate(layers):
             # New features make everything derived from them stale, whatever the disk holds.
             self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
@@ -378,8 +394,108 @@ class Run:
             log.warning("%s %s: extracting it again", art.relative(self.root, path), problem)
         return problem is None
 
+    def _tfjs_sound(self, key: str, layers: list[str]) -> bool:
+        """Whether the model's TF.js export is current (``staleness.tfjs_is_current``), over ``layers``, with
+        every file of every variant on disk at its recorded size."""
+        entry = art.read_index(self.root).datasets[self.dataset].models.get(key)
+        if not tfjs_is_current(entry, tuple(self.config.tfjs), EXPORTER_VERSION):
+            return False
+        return not entry.tfjs.variant_bytes or self._export_files_sound(self.dataset, key, entry.tfjs, layers,
+                                                                         warn=True)
+
+    def _export_files_sound(self, dataset: str, key: str, record: TfjsExport, layers: list[str],
+                            warn: bool = False) -> bool:
+        """Whether the export folder of ``dataset``'s ``key`` covers ``layers`` and holds every recorded file."""
+        from precompute.ports.tfjs_export import read_export_spec
+
+        folder = art.tfjs_dir(self.root, dataset, key)
+        try:
+            spec = read_export_spec(folder)
+        except (OSError, ValueError, KeyError) as exc:
+            if warn:
+                log.warning("%s/export.json is unreadable (%s): exporting again", art.relative(self.root, folder), exc)
+            return False
+        if list(spec.layers) != list(layers):
+            return False
+        for variant, size in record.variant_bytes.items():
+            files = spec.variants.get(variant)
+            paths = [folder / variant / name for name in (files.files if files else ())]
+            if not paths or not all(p.is_file() for p in paths) or sum(p.stat().st_size for p in paths) != size:
+                if warn:
+                    log.warning("%s/%s is incomplete: exporting again", art.relative(self.root, folder), variant)
+                return False
+        return True
+
+    def _tfjs_twin(self, key: str, model_config: ModelConfig, layers: list[str]) -> Path | None:
+        """The export folder of the same model (same stored config, layers, variants and exporter) under another
+        dataset of this root, if one is sound: the export does not depend on the images, so it is linked."""
+        index = art.read_index(self.root)
+        stored = model_config.to_stored()
+        for dataset, dataset_entry in index.datasets.items():
+            entry = dataset_entry.models.get(key)
+            if (dataset == self.dataset or entry is None or entry.config != stored or entry.tfjs is None
+                    or not entry.tfjs.variant_bytes
+                    or not tfjs_is_current(entry, tuple(self.config.tfjs), EXPORTER_VERSION)):
+                continue
+            if self._export_files_sound(dataset, key, entry.tfjs, layers):
+                return art.tfjs_dir(self.root, dataset, key)
+        return None
+
+    def _export_tfjs(self, key: str, model_config: ModelConfig, base: Any, layers: list[str]) -> TfjsExport:
+        """Write the TF.js export of the model over ``layers`` from its Keras ``base``; the record for the index.
+
+        A model TF.js cannot load gets a record with the reason (logged) and no files; so does a LiteRT quantised
+        variant, whose features come from a model TF.js does not run (its float model's export serves it).
+        """
+        from precompute.extract import build_feature_model
+        from precompute.ports.tfjs_export import export_feature_model, link_export
+
+        folder = art.tfjs_dir(self.root, self.dataset, key)
+        if model_config.quantize:
+            shutil.rmtree(folder, ignore_errors=True)
+            return TfjsExport(reason=f"a LiteRT {model_config.quantize} model: TF.js runs the float model's export, "
+                              "not this one's weights", version=EXPORTER_VERSION)
+        start = time.perf_counter()
+        flatten = model_config.pooling == "flatten"
+        twin = self._tfjs_twin(key, model_config, layers)
+        try:
+            if twin is not None:  # another dataset's export of this very model: hard links, no second copy
+                spec = link_export(twin, folder)
+            else:
+                feature_model = build_feature_model(base, layers, "avg" if flatten else model_config.pooling,
+                                                    flatten=flatten)
+                spec = export_feature_model(feature_model, layers, get_backbone(model_config.backbone).preprocess,
+                                            model_config.input_size, folder, self.config.tfjs)
+        except NotExportableError as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.warning("%s: no TF.js export: %s", key, exc)
+            return TfjsExport(reason=str(exc), version=EXPORTER_VERSION)
+        seconds = time.perf_counter() - start
+        log.info("%s: TF.js export (%s) %s in %.1f s", key, ", ".join(
+            f"{name} {files.bytes / 1e6:.1f} MB" for name, files in spec.variants.items()),
+            f"linked from {art.relative(self.root, twin)}" if twin else "written", seconds)
+        return TfjsExport(variant_bytes={name: files.bytes for name, files in spec.variants.items()},
+                          export=art.relative(self.root, art.tfjs_export_path(self.root, self.dataset, key)),
+                          version=EXPORTER_VERSION, export_seconds=round(seconds, 2))
+
+    def _export_only(self, key: str, model_config: ModelConfig, layers: list[str]) -> None:
+        """The TF.js export of a model whose features are current: builds its Keras base, exports, records."""
+        import keras
+
+        keras.backend.clear_session()
+        # Linked from another dataset's export of the same model, it needs no Keras model.
+        base = None if self._tfjs_twin(key, model_config, layers) else build_keras_feature_model(model_config,
+                                                                                                 layers)[0]
+        record = self._export_tfjs(key, model_config, base, layers)
+
+        def change(index: ArtifactIndex) -> None:
+            index.datasets[self.dataset].models[key].tfjs = record
+        art.update_index(self.root, change)
+        del base
+        keras.backend.clear_session()
+
     def _extract(self, backbone: Backbone, weights: Any, key: str, layers: list[str], manifest: pd.DataFrame,
-                 model_config: ModelConfig, fresh: bool) -> None:
+                 model_config: ModelConfig, fresh: bool, export_layers: list[str] | None = None) -> None:
         import keras
 
         cfg, root, ds = self.config, self.root, self.dataset
@@ -420,6 +536,12 @@ class Run:
         for name in layers:
             sub = keras.Model(base.inputs, base.get_layer(name).output)
             layer_costs[name] = (int(sub.count_params()), round(count_flops(sub) / 1e9, 4))
+        # New features make an earlier export stale: redone here, where the Keras base is built, or removed.
+        if cfg.tfjs:
+            tfjs = self._export_tfjs(key, model_config, base, list(export_layers or layers))
+        else:
+            tfjs = None
+            shutil.rmtree(art.tfjs_dir(root, ds, key), ignore_errors=True)
 
         def change(index: ArtifactIndex) -> None:
             models = index.datasets[ds].models
@@ -427,7 +549,8 @@ class Run:
             entry = ModelEntry(backbone=backbone.name, description=backbone.description,
                                weights=WeightsInfo(source=weights.source, description=weights.description,
                                                    reason=weights.reason),
-                               config=model_config.to_stored(), cost=cost, layers=old.layers if old else {})
+                               config=model_config.to_stored(), cost=cost, layers=old.layers if old else {},
+                               tfjs=tfjs)
             for name, path in zip(layers, paths, strict=True):
                 n_params, gflops = layer_costs[name]
                 entry.layers[name] = LayerEntry(dim=int(np.load(path, mmap_mode="r").shape[1]),
@@ -439,7 +562,8 @@ class Run:
         keras.backend.clear_session()
 
     def _extract_in_child(self, backbone: Backbone, weights: Any, key: str, layers: list[str],
-                          manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool) -> None:
+                          manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool,
+                          export_layers: list[str] | None = None) -> None:
         """``_extract`` in a child process of its own, which exits when the model is done.
 
         One process keeps much of what each model's forward passes leave behind (TensorFlow's and the LiteRT
@@ -451,12 +575,8 @@ class Run:
         start method but fork, the child imports the main module: a script that runs this needs the
         ``if __name__ == "__main__":`` guard (``precompute`` and ``playground`` have it).
         """
-        from concurrent.futures import ProcessPoolExecutor
-
-        args = (self.config, backbone.name, weights, key, layers, manifest, model_config, fresh,
-                logging.getLogger().getEffectiveLevel())
-        with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context()) as pool:
-            pool.submit(_extract_model, *args).result()
+        _in_child(_extract_model, self.config, backbone.name, weights, key, layers, manifest, model_config, fresh,
+                  logging.getLogger().getEffectiveLevel(), export_layers)
 
     def _extract_on_dask(self, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str,
                          batch_size: int) -> Any:
@@ -673,13 +793,35 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _extract_model(config: RunConfig, backbone: str, weights: Any, key: str, layers: list[str],
-                   manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool, log_level: int) -> None:
-    """The child's side of ``Run._extract_in_child``."""
+def _in_child(function: Any, *args: Any) -> None:
+    """``function(*args)`` in a child forked from the fork server (``_model_process_context``), waited for; its
+    exception is raised here."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context()) as pool:
+        pool.submit(function, *args).result()
+
+
+def _child_setup(log_level: int) -> None:
     _die_with_parent()
     if not logging.getLogger().handlers:  # the fork server starts without the parent's logging set-up
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
-    Run(config)._extract(get_backbone(backbone), weights, key, layers, manifest, model_config, fresh)
+
+
+def _extract_model(config: RunConfig, backbone: str, weights: Any, key: str, layers: list[str],
+                   manifest: pd.DataFrame, model_config: ModelConfig, fresh: bool, log_level: int,
+                   export_layers: list[str] | None = None) -> None:
+    """The child's side of ``Run._extract_in_child``."""
+    _child_setup(log_level)
+    Run(config)._extract(get_backbone(backbone), weights, key, layers, manifest, model_config, fresh,
+                         export_layers=export_layers)
+
+
+def _export_model(config: RunConfig, key: str, model_config: ModelConfig, layers: list[str],
+                  log_level: int = logging.INFO) -> None:
+    """The child's side of a TF.js export alone (``Run._export_only``): features current, export stale."""
+    _child_setup(log_level)
+    Run(config)._export_only(key, model_config, layers)
 
 
 def _score_ks(depth: int) -> list[int]:

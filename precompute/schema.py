@@ -11,6 +11,7 @@ the pipeline, the app and the tools read and change these objects, never the JSO
           WeightsInfo                  where the weights came from, and why
           StoredModelConfig            what rebuilds the feature model (the staleness key of its features)
           ModelCost                    parameters, size, GFLOPs, speed as measured, runtime and device
+          TfjsExport                   the TF.js export: bytes per variant, or why there is none
           LayerEntry                   per layer: dim, features file, cost up to the layer, UMAP
             UmapParams
             LayerDuplicates            feature near-duplicates of the layer and their thresholds
@@ -406,7 +407,8 @@ class StoredModelConfig(Record):
     input_size: int | None = _spec(_int, keep_none=True)
     pooling: str | None = _spec(_str, keep_none=True)
     quantize: str | None = _spec(_str)
-    calibration: str | None = _spec(_str)  # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
+    # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
+    calibration: str | None = _spec(_str)
     extra: dict[str, Any] = _extra()
 
 
@@ -437,6 +439,24 @@ class ModelCost(Record):
 
 
 @dataclass(kw_only=True)
+class TfjsExport(Record):
+    """A model's TF.js layers export (``precompute.ports.tfjs_export``), or why it has none.
+
+    ``variant_bytes`` maps each written variant (``float32``, ``float16``, ``uint16``, ``uint8``) to its bytes on disk
+    (``model.json`` and its shards); empty with a ``reason`` when the model cannot be exported (a layer TF.js
+    cannot load, a LiteRT-only variant). ``export`` is ``export.json``'s path relative to the artifacts root;
+    ``version`` the exporter's (``EXPORTER_VERSION``: another one redoes the export).
+    """
+
+    variant_bytes: dict[str, int] = _spec(_mapping(_int, "mapping of byte counts"), default_factory=dict)
+    export: str | None = _spec(_str)
+    reason: str | None = _spec(_str)
+    version: int | None = _spec(_int)
+    export_seconds: float | None = _spec(_float)
+    extra: dict[str, Any] = _extra()
+
+
+@dataclass(kw_only=True)
 class ModelEntry(Record):
     """One model of a dataset, under its key (``<backbone>[-<weights>][-<quantize>]``)."""
 
@@ -446,6 +466,7 @@ class ModelEntry(Record):
     config: StoredModelConfig = _spec(_record(StoredModelConfig), required=True, what="model config")
     cost: ModelCost = _spec(_record(ModelCost), default_factory=ModelCost)
     layers: dict[str, LayerEntry] = _spec(_mapping(_record(LayerEntry)), default_factory=dict)
+    tfjs: TfjsExport | None = _spec(_record(TfjsExport))  # absent before exports existed (then redone)
     extra: dict[str, Any] = _extra()
 
     def layer_names(self) -> list[str]:
@@ -532,5 +553,5 @@ class ArtifactIndex(Record):
 __all__ = [
     "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates",
     "DatasetEntry", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
-    "Record", "SchemaError", "UmapParams", "WeightsInfo",
+    "Record", "SchemaError", "TfjsExport", "UmapParams", "WeightsInfo",
 ]

@@ -7,7 +7,8 @@ lacks a field a rule needs (no ``ties``, no ``bootstrap``) is not current: the r
 
 The chain of invalidation: a changed dataset folder (``fingerprint``) rescans the images and drops every model;
 a changed ``StoredModelConfig`` re-extracts the model's features; new features redo every product of their layer (UMAP,
-rankings, scores, feature duplicates); each product is also redone on its own when its parameters change.
+rankings, scores, feature duplicates) and the model's TF.js export; each product is also redone on its own when its
+parameters change.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from precompute.schema import (
     LayerDuplicates,
     LayerEntry,
     MetricEntry,
-    StoredModelConfig,
     ModelEntry,
+    StoredModelConfig,
     UmapParams,
 )
 
@@ -43,6 +44,17 @@ def baseline_is_current(entry: DatasetEntry, params: BaselineParams) -> bool:
 def model_is_current(entry: ModelEntry | None, config: StoredModelConfig) -> bool:
     """The model's features were extracted with the same backbone, weights, seed, input size, pooling, variant."""
     return entry is not None and entry.config == config
+
+
+def tfjs_is_current(entry: ModelEntry | None, variants: tuple[str, ...], version: int) -> bool:
+    """The model's TF.js export was written by this exporter version with exactly these variants, or was found
+    impossible by this version (a reason, no variants). The files themselves are checked by the caller; new
+    features (a changed config, re-extracted layers) always redo it."""
+    if entry is None or entry.tfjs is None or entry.tfjs.version != version:
+        return False
+    if entry.tfjs.reason and not entry.tfjs.variant_bytes:
+        return True
+    return set(entry.tfjs.variant_bytes) == set(variants)
 
 
 def umap_is_current(entry: LayerEntry, params: UmapParams) -> bool:
@@ -68,4 +80,4 @@ def feature_duplicates_are_current(done: LayerDuplicates | None, metric: str, ra
 
 
 __all__ = ["TIE_SCORING", "baseline_is_current", "dataset_is_current", "feature_duplicates_are_current",
-           "metric_is_current", "model_is_current", "umap_is_current"]
+           "metric_is_current", "model_is_current", "tfjs_is_current", "umap_is_current"]

@@ -59,7 +59,11 @@ def main() -> None:
                     _lasso(driver)
                 if view == "upload":
                     driver.find_element("css selector", "#upload input[type=file]").send_keys(str(photo))
-                    time.sleep(6)  # the model is built once, on the first upload
+                    # The first upload loads the model (private mode: TensorFlow.js in the page, then a warm-up).
+                    end = time.time() + 90
+                    while time.time() < end and not driver.find_elements("css selector",
+                                                                          "#upload-results .result-card"):
+                        time.sleep(0.5)
                 _wait_for_images(driver)
                 if view != "embeddings":  # the map fits the window; the other views are shown whole
                     height = driver.execute_script("return document.body.scrollHeight")

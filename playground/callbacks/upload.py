@@ -1,8 +1,14 @@
-"""Upload view: decode in memory, extract with the selected model and layer, search the dataset.
+"""Upload view: the image's features come from the browser (private mode) or the server, then a search.
 
-The file's contents reach the server once: it keeps the bytes under a key that the page holds from then on
-(``ids.UPLOAD_KEY``), so that a change of model, layer or metric sends the key, not the file. A file over the
-limit is refused by the browser before it is read; assets/playground.js reports its size in
+Private mode (playground/private.py, assets/private_upload.js): a clientside callback receives dcc.Upload's
+contents and, where the model has a TensorFlow.js export, embeds the image in the browser; it then searches
+the dataset itself (small datasets: nothing is sent) or sends only the feature vector (``ids.PRIVATE_QUERY``),
+which :func:`render_private_results` ranks. The contents reach the server only in server mode, through
+``ids.UPLOAD_SERVER`` (no server callback reads dcc.Upload's contents), with the reason server mode was used.
+
+In server mode the file's contents reach the server once: it keeps the bytes under a key that the page holds
+from then on (``ids.UPLOAD_KEY``), so that a change of model, layer or metric sends the key, not the file. A
+file over the limit is refused by the browser before it is read; assets/playground.js reports its size in
 ``UPLOAD_CHECK`` and clears the previous upload, and this view says why. A file within the limit clears the
 previous upload too, then the previous messages and results at once (a clientside callback); a busy line
 shows while the server computes its features.
@@ -13,11 +19,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import numpy as np
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from playground import components, ids
 from playground.callbacks.guards import selection_in_view
+from playground.private import private_info
 from playground.ranking import feature_results, majority_label
 from playground.state import Selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
@@ -56,8 +64,11 @@ def render_upload(store: Store, sel: Selection, contents: str | None, filename: 
     return render_upload_bytes(store, sel, data, filename)
 
 
-def render_upload_bytes(store: Store, sel: Selection, data: bytes, filename: str | None) -> tuple[Any, Any]:
-    """:func:`render_upload` of decoded bytes (a new upload, or one kept on the server)."""
+def render_upload_bytes(
+    store: Store, sel: Selection, data: bytes, filename: str | None, reason: str | None = None
+) -> tuple[Any, Any]:
+    """:func:`render_upload` of decoded bytes (a new upload, or one kept on the server); ``reason``: why the
+    server computed the features (private mode was not used), said in the page."""
     name = filename or "your image"
     if sel.dataset is None or sel.model is None:
         return components.message(
@@ -94,6 +105,8 @@ def render_upload_bytes(store: Store, sel: Selection, data: bytes, filename: str
             className="query-card upload-preview",
         ),
     ]
+    if reason:
+        status.append(html.P(f"Features computed on the server: {reason}.", className="hint server-mode"))
     vote = majority_label(results)
     if vote is not None and sel.labeled:
         status.append(
@@ -111,43 +124,143 @@ def render_upload_bytes(store: Store, sel: Selection, data: bytes, filename: str
     return status, [grid, components.scale_note(sel.metric)]
 
 
+def render_private_line(info: dict[str, Any], mode_on: bool, variant: str | None) -> Any:
+    """The line under the private-mode switch: what happens to an image dropped now, and why."""
+    if not mode_on:
+        return "Private mode is off: an image dropped here is sent to the server, which computes its features."
+    if not info.get("available"):
+        return (f"Private mode is unavailable here ({info.get('reason') or 'no export'}): an image dropped here "
+                "is sent to the server, which computes its features.")
+    size = (info.get("variants") or {}).get(variant or "")
+    download = f"a {size / 1e6:.1f} MB model download ({variant}), once" if size else "a model download"
+    if info.get("local"):
+        where = ("this browser also searches the dataset itself (it downloads the layer's features and all "
+                 "thumbnails once): nothing about your image is sent.")
+    else:
+        where = (f"only its feature vector ({info.get('dim')} numbers) is sent, and the server ranks the dataset "
+                 "with it.")
+    return f"Your image stays in this browser: TensorFlow.js computes its features ({download}); {where}"
+
+
+def variant_options(info: dict[str, Any]) -> list[dict[str, Any]]:
+    """The export's weight variants with their download sizes, for the variant dropdown."""
+    return [{"label": f"{name} ({size / 1e6:.1f} MB)", "value": name}
+            for name, size in (info.get("variants") or {}).items()]
+
+
+def render_private_results(store: Store, query: dict[str, Any] | None) -> Any:
+    """The results panel for a feature vector computed in the browser (``ids.PRIVATE_QUERY``)."""
+    if not query or not query.get("features"):
+        raise PreventUpdate
+    dataset, model, layer, metric = (query.get(key) for key in ("dataset", "model", "layer", "metric"))
+    try:
+        k = int(query.get("k") or 0)
+        features = np.asarray(query["features"], dtype=np.float32)
+        expected = store.features(dataset, model, layer).shape[1]
+        if features.ndim != 1 or features.shape[0] != expected or not np.isfinite(features).all() or k < 1:
+            raise ValueError(f"expected {expected} finite numbers and k >= 1")
+        results = feature_results(store, dataset, model, layer, metric, features[None], k)
+    except MissingArtifact as exc:
+        return components.message(str(exc), "warning")
+    except (ValueError, TypeError) as exc:
+        return components.message(f"The browser's feature vector cannot be used ({exc}).", "error")
+    parts: list[Any] = []
+    vote = majority_label(results)
+    if vote is not None and store.is_labeled(dataset):
+        parts.append(html.P(
+            f"Most common label among the top {len(results)}: {vote[0]} ({vote[1]} of {len(results)}).",
+            className="hint",
+        ))
+    parts.append(components.results_grid(dataset, results, clickable=True, metric=metric,
+                                         pick_type=ids.UPLOAD_PICK, where="upload"))
+    parts.append(components.scale_note(metric))
+    return html.Div(parts, className="private-results", **{"data-ranked-by": "server"})
+
+
+def private_mode_on(clicks: int | None) -> bool:
+    """Private mode's toggle button is on until pressed, and after every second press."""
+    return not (clicks or 0) % 2
+
+
+def private_panel(store: Store, sel: Selection, mode: bool, variant: str | None) -> tuple[Any, ...]:
+    """(private info for the page, variant options, variant, the line saying what happens) of a selection."""
+    info = private_info(store, sel.dataset, sel.model, sel.layer)
+    info.update(metric=sel.metric, k=sel.k, labeled=sel.labeled, mode_on=bool(mode),
+                thumb_route=components.THUMB_ROUTE,
+                ids={"view_image": ids.VIEW_IMAGE, "pick": ids.UPLOAD_PICK, "busy": ids.UPLOAD_BUSY})
+    if variant not in (info.get("variants") or {}):
+        variant = info.get("default_variant")
+    info["variant"] = variant
+    return info, variant_options(info), variant, render_private_line(info, bool(mode), variant)
+
+
+def upload_outputs(
+    store: Store, sel: Selection, upload: dict[str, Any] | None, check: dict[str, Any] | None, kept: Any
+) -> tuple[Any, Any, Any, Any]:
+    """(status, results, kept key, upload store) after a new file for the server, a size check or a selection."""
+    upload = upload if isinstance(upload, dict) else {}
+    contents, filename, reason = upload.get("contents"), upload.get("filename"), upload.get("reason")
+    refused = bool(check) and check.get("verdict") == TOO_BIG
+    new_file = ctx.triggered_id == ids.UPLOAD_SERVER
+    if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (new_file and not contents)):
+        raise PreventUpdate  # a file within the limit: the clientside callback cleared the page, contents follow
+    if refused and (ctx.triggered_id == ids.UPLOAD_CHECK or not contents):
+        return render_rejected(check), None, None, no_update
+    if contents:  # a new file: sent once, kept on the server from now on
+        try:
+            data = decode_contents(contents)
+        except UploadError as exc:
+            message = components.message([html.Strong(f"{filename or 'your image'}: "), str(exc)], "error")
+            return message, None, None, None
+        kept = {"key": keep_upload(data), "name": filename}
+        return (*render_upload_bytes(store, sel, data, filename, reason), kept, None)
+    if isinstance(kept, dict) and kept.get("private"):
+        raise PreventUpdate  # the browser holds the image and searches again (assets/private_upload.js)
+    if not kept:
+        return components.message(NO_IMAGE, "info"), None, no_update, no_update
+    data = kept_upload(kept.get("key"))
+    if data is None:
+        text = f"{kept.get('name') or 'Your image'} is no longer kept on the server; drop it again."
+        return components.message(text, "info"), None, None, no_update
+    return (*render_upload_bytes(store, sel, data, kept.get("name")), no_update, no_update)
+
+
 def register(app: Dash, store: Store) -> None:
-    # The file's contents are an input once: the callback keeps the bytes on the server, gives the page their key
-    # (ids.UPLOAD_KEY) and empties dcc.Upload's contents, so that a later selection sends the key only.
+    # One round trip per selection: the upload's results and private mode's panel for it. The file's contents are
+    # an input once, and only in server mode (ids.UPLOAD_SERVER, written by the clientside callback below): the
+    # callback keeps the bytes on the server, gives the page their key (ids.UPLOAD_KEY) and empties the store, so
+    # that a later selection sends the key only. After a private upload the key is {"private": true}: the browser
+    # holds the image and searches again itself.
     @app.callback(
         Output(ids.UPLOAD_STATUS, "children"),
         Output(ids.UPLOAD_RESULTS, "children"),
         Output(ids.UPLOAD_KEY, "data"),
-        Output(ids.UPLOAD, "contents"),
-        Input(ids.UPLOAD, "contents"),
+        Output(ids.UPLOAD_SERVER, "data"),
+        Output(ids.PRIVATE_INFO, "data"),
+        Output(ids.PRIVATE_VARIANT, "options"),
+        Output(ids.PRIVATE_VARIANT, "value"),
+        Output(ids.PRIVATE_LINE, "children"),
+        Input(ids.UPLOAD_SERVER, "data"),
         Input(ids.UPLOAD_CHECK, "data"),
         Input(ids.VIEW_SELECTION.format("upload"), "data"),
-        State(ids.UPLOAD, "filename"),
+        Input(ids.PRIVATE_MODE, "n_clicks"),
+        Input(ids.PRIVATE_VARIANT, "value"),
         State(ids.UPLOAD_KEY, "data"),
         running=[(Output(ids.UPLOAD_BUSY, "className"), "upload-busy active", "upload-busy")],
     )
-    def update_upload(contents, check, selection, filename, kept):
+    def update_upload(upload, check, selection, mode_clicks, variant, kept):
         sel = selection_in_view(selection, "upload")
-        refused = bool(check) and check.get("verdict") == TOO_BIG
-        if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (ctx.triggered_id == ids.UPLOAD and not contents)):
-            raise PreventUpdate  # a file within the limit: the clientside callback cleared the page, contents follow
-        if refused and (ctx.triggered_id == ids.UPLOAD_CHECK or not contents):
-            return render_rejected(check), None, None, no_update
-        if contents:  # a new file: sent once, kept on the server from now on
-            try:
-                data = decode_contents(contents)
-            except UploadError as exc:
-                message = components.message([html.Strong(f"{filename or 'your image'}: "), str(exc)], "error")
-                return message, None, None, None
-            kept = {"key": keep_upload(data), "name": filename}
-            return (*render_upload_bytes(store, sel, data, filename), kept, None)
-        if not kept:
-            return components.message(NO_IMAGE, "info"), None, no_update, no_update
-        data = kept_upload(kept.get("key"))
-        if data is None:
-            text = f"{kept.get('name') or 'Your image'} is no longer kept on the server; drop it again."
-            return components.message(text, "info"), None, None, no_update
-        return (*render_upload_bytes(store, sel, data, kept.get("name")), no_update, no_update)
+        panel: tuple[Any, ...] = (no_update,) * 4
+        if ctx.triggered_id in (None, ids.VIEW_SELECTION.format("upload"), ids.PRIVATE_MODE, ids.PRIVATE_VARIANT):
+            panel = private_panel(store, sel, private_mode_on(mode_clicks), variant)
+        if ctx.triggered_id in (ids.PRIVATE_MODE, ids.PRIVATE_VARIANT):
+            return (no_update,) * 4 + panel  # the browser searches again with a private upload (private_upload.js)
+        try:
+            return upload_outputs(store, sel, upload, check, kept) + panel
+        except PreventUpdate:
+            if ctx.triggered_id in (ids.UPLOAD_SERVER, ids.UPLOAD_CHECK):
+                raise
+            return (no_update,) * 4 + panel
 
     # A new file within the limit: the old messages and results go at once, and a line says it is being read.
     app.clientside_callback(
@@ -157,3 +270,32 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.UPLOAD_CHECK, "data"),
         prevent_initial_call=True,
     )
+
+    # dcc.Upload's contents go to this clientside callback only: in private mode they never leave the browser.
+    app.clientside_callback(
+        ClientsideFunction(namespace="privateUpload", function_name="onUpload"),
+        Output(ids.UPLOAD_SERVER, "data", allow_duplicate=True),
+        Output(ids.PRIVATE_QUERY, "data"),
+        Output(ids.UPLOAD_STATUS, "children", allow_duplicate=True),
+        Output(ids.UPLOAD_RESULTS, "children", allow_duplicate=True),
+        Output(ids.UPLOAD_KEY, "data", allow_duplicate=True),
+        Output(ids.UPLOAD, "contents"),
+        Input(ids.UPLOAD, "contents"),
+        Input(ids.PRIVATE_INFO, "data"),
+        State(ids.UPLOAD, "filename"),
+        prevent_initial_call=True,
+    )
+    app.clientside_callback(
+        ClientsideFunction(namespace="privateUpload", function_name="modePressed"),
+        Output(ids.PRIVATE_MODE, "aria-pressed"),
+        Input(ids.PRIVATE_MODE, "n_clicks"),
+    )
+
+    # A feature vector from the browser (a dataset too big to search there): the server ranks, the page renders.
+    @app.callback(
+        Output(ids.UPLOAD_RESULTS, "children", allow_duplicate=True),
+        Input(ids.PRIVATE_QUERY, "data"),
+        prevent_initial_call=True,
+    )
+    def rank_private_query(query):
+        return render_private_results(store, query)

@@ -1,9 +1,33 @@
-"""Upload: search the dataset with your own image, featurised on the fly by the selected model."""
+"""Upload: search the dataset with your own image, featurised in the browser (private mode) or on the server."""
 
 from dash import dcc, html
 
-from playground import ids
+from playground import components, ids
 from playground.uploads import BROWSER_MAX_BYTES, MAX_UPLOAD_BYTES
+
+
+def _private_panel() -> html.Div:
+    """Private mode's switch (a toggle button, on by default), the weight variant to download, and a line saying
+    what will happen (callbacks/upload.py fills the variants and the line for each selection)."""
+    return html.Div(
+        [
+            # A toggle button (aria-pressed), as the map's thumbnails: Dash 4's dcc.Checklist nests its input in
+            # an option role. On while its clicks are even.
+            html.Button(
+                "Private mode: compute the image's features in this browser",
+                id=ids.PRIVATE_MODE,
+                n_clicks=0,
+                className="toggle private-mode",
+                title="On: your image never leaves this browser (TensorFlow.js). Off: the server computes its "
+                "features.",
+                **{"aria-pressed": "true"},
+            ),
+            components.control("Model download", components.dropdown(ids.PRIVATE_VARIANT), "private-variant",
+                               ids.PRIVATE_VARIANT),
+            html.Div(id=ids.PRIVATE_LINE, className="hint private-line", **{"aria-live": "polite"}),
+        ],
+        className="private-panel",
+    )
 
 
 def layout() -> html.Div:
@@ -28,12 +52,16 @@ def layout() -> html.Div:
                     ),
                     dcc.Store(id=ids.UPLOAD_CHECK),
                     dcc.Store(id=ids.UPLOAD_KEY),
+                    dcc.Store(id=ids.UPLOAD_SERVER),
+                    dcc.Store(id=ids.PRIVATE_INFO),
+                    dcc.Store(id=ids.PRIVATE_QUERY),
+                    _private_panel(),
                     html.P(
                         [
                             f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MB. ",
-                            html.Strong("Your image stays private: "),
-                            "it is processed in memory to compute its features and is never written to disk "
-                            "or sent anywhere else.",
+                            html.Strong("Without private mode "),
+                            "the server computes the features: your image is processed in its memory and is never "
+                            "written to disk or sent anywhere else.",
                         ],
                         className="hint",
                     ),

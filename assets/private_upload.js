@@ -1,0 +1,577 @@
+/* Private mode of the Upload view (issue #16; the server side is playground/private.py).
+
+   dcc.Upload's contents go to one clientside callback, onUpload (callbacks/upload.py), and nowhere else. Where the
+   selected model has a TensorFlow.js export and private mode is on, the image is embedded here: TensorFlow.js is
+   loaded lazily (a script tag injected on the first private upload, from the app's own /private/tf.min.js), the
+   export's model is downloaded once, window.sispPrivate (assets/private_search.js) decodes, resizes and
+   preprocesses the image exactly as the server does, and the model gives the layer's feature vector. Then either
+   - the browser searches the dataset itself (small datasets: the layer's features and every thumbnail are fetched
+     once, whatever the image, so no request depends on it), and renders the results like the server's grid; or
+   - only the feature vector goes to the server (ids.PRIVATE_QUERY), which ranks and renders.
+   Otherwise (private mode off, no export, TensorFlow.js missing or failing) the contents go to the server callback
+   through ids.UPLOAD_SERVER, with the reason, and the page says it. The image itself never goes into a request in
+   private mode: the data URL is decoded here (no fetch of it), and the image is kept in this page only. */
+(function () {
+  "use strict";
+
+  var state = {
+    image: null, // {blob, name, size, url}: the latest private upload, kept in this page for a new selection
+    tfPromise: null,
+    model: null, // {url, model, loadMs, warmupMs}: one loaded model at a time
+    json: {}, // url -> Promise of parsed JSON
+    features: {}, // url -> Promise of Float32Array
+    thumbs: {}, // dataset -> Promise of [object URL per image id]
+    run: 0,
+  };
+
+  function now() {
+    return performance.now();
+  }
+
+  function noUpdate() {
+    return window.dash_clientside.no_update;
+  }
+
+  function h(type, props, children) {
+    var out = Object.assign({}, props || {});
+    if (children !== undefined) {
+      out.children = children;
+    }
+    return { namespace: "dash_html_components", type: type, props: out };
+  }
+
+  function message(text, kind) {
+    return h("Div", { className: "message message-" + kind, role: kind === "error" ? "alert" : undefined }, text);
+  }
+
+  function megabytes(bytes) {
+    return (bytes / 1e6).toFixed(1) + " MB";
+  }
+
+  function ms(value) {
+    return value >= 1000 ? (value / 1000).toFixed(2) + " s" : Math.round(value) + " ms";
+  }
+
+  // ------------------------------------------------------------------------------------ loading
+  // A data URL's bytes without fetching it (a fetch of a data: URL would show the image in the network log).
+  function dataUrlToBlob(contents) {
+    var comma = contents.indexOf(",");
+    var header = contents.slice(0, comma);
+    var binary = atob(contents.slice(comma + 1));
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) {
+      bytes[i] = binary.charCodeAt(i);
+    }
+    var type = (header.match(/^data:([^;,]*)/) || [])[1] || "application/octet-stream";
+    return new Blob([bytes], { type: type });
+  }
+
+  function loadTF(url) {
+    if (window.tf) {
+      return Promise.resolve(window.tf);
+    }
+    if (!state.tfPromise) {
+      state.tfPromise = new Promise(function (resolve, reject) {
+        var script = document.createElement("script");
+        script.src = url;
+        script.async = true;
+        script.onload = function () {
+          window.tf ? resolve(window.tf) : reject(new Error("tf.min.js loaded but defined no tf"));
+        };
+        script.onerror = function () {
+          reject(new Error("the server did not send TensorFlow.js (" + url + ")"));
+        };
+        document.head.appendChild(script);
+      }).then(function (tf) {
+        return tf.ready().then(function () {
+          return tf;
+        });
+      });
+      state.tfPromise.catch(function () {
+        state.tfPromise = null; // a later upload tries again
+      });
+    }
+    return state.tfPromise;
+  }
+
+  function fetchOk(url) {
+    return fetch(url, { credentials: "same-origin" }).then(function (response) {
+      if (!response.ok) {
+        throw new Error(url.split("?")[0] + " answered " + response.status);
+      }
+      return response;
+    });
+  }
+
+  function fetchJSON(url) {
+    if (!state.json[url]) {
+      state.json[url] = fetchOk(url).then(function (r) { return r.json(); });
+      state.json[url].catch(function () { delete state.json[url]; });
+    }
+    return state.json[url];
+  }
+
+  function fetchFeatures(url, n, dim) {
+    if (!state.features[url]) {
+      state.features[url] = fetchOk(url).then(function (r) { return r.arrayBuffer(); }).then(function (buffer) {
+        var features = new Float32Array(buffer);
+        if (features.length !== n * dim) {
+          throw new Error("features.f32 holds " + features.length + " numbers, expected " + n + " x " + dim);
+        }
+        return features;
+      });
+      state.features[url].catch(function () { delete state.features[url]; });
+    }
+    return state.features[url];
+  }
+
+  // Every thumbnail of the dataset, fetched once (6 at a time) as object URLs: which ones the results need
+  // depends on the image, so the browser asks for all of them, never for those.
+  function fetchThumbs(dataset, n, thumbRoute) {
+    if (!state.thumbs[dataset]) {
+      var urls = new Array(n);
+      var next = 0;
+      var worker = function () {
+        if (next >= n) {
+          return Promise.resolve();
+        }
+        var id = next++;
+        return fetchOk(thumbRoute + "/" + encodeURIComponent(dataset) + "/" + id + ".jpg")
+          .then(function (r) { return r.blob(); })
+          .then(function (blob) { urls[id] = URL.createObjectURL(blob); })
+          .then(worker);
+      };
+      var workers = [];
+      for (var i = 0; i < Math.min(6, n); i++) {
+        workers.push(worker());
+      }
+      state.thumbs[dataset] = Promise.all(workers).then(function () { return urls; });
+      state.thumbs[dataset].catch(function () { delete state.thumbs[dataset]; });
+    }
+    return state.thumbs[dataset];
+  }
+
+  // The export's model of one variant, loaded once (the previous one is disposed), then run once on zeros so that
+  // the first image's time is the model's, not the backend's set-up.
+  function loadModel(tf, url, spec) {
+    if (state.model && state.model.url === url) {
+      return Promise.resolve(state.model);
+    }
+    if (state.model) {
+      state.model.model.dispose();
+      state.model = null;
+    }
+    var start = now();
+    return tf.loadLayersModel(url).then(function (model) {
+      var loaded = now();
+      var size = spec.input_size;
+      var outputs = tf.tidy(function () {
+        var y = model.predict(tf.zeros([1, size, size, 3]));
+        return Array.isArray(y) ? y : [y];
+      });
+      return Promise.all(outputs.map(function (t) { return t.data(); })).then(function () {
+        outputs.forEach(function (t) { t.dispose(); });
+        state.model = { url: url, model: model, loadMs: loaded - start, warmupMs: now() - loaded };
+        return state.model;
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------ embedding
+  // The image's features at info's layer: {features: Float32Array, timings, backend}. Throws with a message
+  // meant for the page.
+  function embed(info, blob) {
+    var P = window.sispPrivate;
+    if (!P) {
+      return Promise.reject(new Error("the page's private_search.js did not load"));
+    }
+    var timings = {};
+    var start = now();
+    return loadTF(info.urls.tf).then(function (tf) {
+      timings.tfMs = now() - start;
+      return fetchJSON(info.urls["export"]).then(function (spec) {
+        var modelStart = now();
+        var reused = state.model && state.model.url === info.urls.model[info.variant];
+        return loadModel(tf, info.urls.model[info.variant], spec).then(function (loaded) {
+          timings.modelMs = now() - modelStart;
+          timings.loadMs = loaded.loadMs;
+          timings.warmupMs = loaded.warmupMs;
+          timings.cached = reused;
+          var t0 = now();
+          var decoded = P.loadImageForModel(blob, spec.input_size).catch(function (error) {
+            var reason = String(error && error.message ? error.message : error).replace(/^upload: /, "");
+            var failure = new Error(reason);
+            failure.decode = true; // the file, not TensorFlow.js: the server is not asked (see onUpload)
+            throw failure;
+          });
+          return decoded.then(function (pixels) {
+            var t1 = now();
+            var x = P.preprocess(pixels, spec);
+            var size = spec.input_size;
+            var out = tf.tidy(function () {
+              var y = loaded.model.predict(tf.tensor4d(x, [1, size, size, 3]));
+              return Array.isArray(y) ? y[info.layer_index] : y;
+            });
+            return out.data().then(function (values) {
+              out.dispose();
+              var t2 = now();
+              timings.decodeMs = t1 - t0;
+              timings.inferMs = t2 - t1;
+              if (values.length !== info.dim) {
+                throw new Error("the model gave " + values.length + " numbers, the layer stores " + info.dim);
+              }
+              return { features: new Float32Array(values), timings: timings, backend: tf.getBackend() };
+            });
+          });
+        });
+      });
+    });
+  }
+
+  // ------------------------------------------------------------------------------------ rendering
+  // As playground/components.py: format_distance, closeness, label_text, result_card, results_grid.
+  function formatDistance(d) {
+    if (d === null || d === undefined || !isFinite(d)) {
+      return "—";
+    }
+    var m = Math.abs(d);
+    if (m >= 1000) {
+      return Math.round(d).toLocaleString("en-US");
+    }
+    if (m >= 1) {
+      return d.toFixed(3 - Math.floor(Math.log10(m)));
+    }
+    if (m !== 0 && m < 1e-4) {
+      var parts = d.toExponential(3).split("e");
+      var exponent = Number(parts[1]);
+      return parts[0] + "e" + (exponent < 0 ? "-" : "+") + String(Math.abs(exponent)).padStart(2, "0");
+    }
+    return d.toPrecision(4);
+  }
+
+  function closeness(distances) {
+    var finite = distances.filter(function (d) { return isFinite(d); });
+    if (!finite.length) {
+      return distances.map(function () { return 0; });
+    }
+    var near = Math.min.apply(null, finite);
+    var far = Math.max.apply(null, finite);
+    return distances.map(function (d) {
+      if (!isFinite(d)) {
+        return 0;
+      }
+      return far - near <= 0 ? 1 : Math.min(1, Math.max(0, (far - d) / (far - near)));
+    });
+  }
+
+  function labelText(label) {
+    if (!label) {
+      return [];
+    }
+    var parts = String(label).split("_");
+    var out = [];
+    parts.forEach(function (part, i) {
+      if (i < parts.length - 1) {
+        out.push(part + "_", h("Wbr", {}));
+      } else {
+        out.push(part);
+      }
+    });
+    return out;
+  }
+
+  function percent(fraction, digits) {
+    return (100 * fraction).toFixed(digits) + "%";
+  }
+
+  function barTitle(distance, similarity, metric, fraction, near, far) {
+    var text = (metric ? metric + " distance" : "distance") + " " + formatDistance(distance);
+    if (metric === "cosine") {
+      text += " (cosine similarity " + similarity.toFixed(4) + ")";
+    }
+    if (far > near) {
+      text += ". Bar: " + percent(fraction, 0) + " of the way from the farthest result shown (" +
+        formatDistance(far) + ") to the closest (" + formatDistance(near) + ").";
+    }
+    return text;
+  }
+
+  function resultCard(info, rank, id, distance, similarity, label, thumbUrl, fraction, near, far) {
+    var name = "image " + id + (label ? " (" + label + ")" : "");
+    var title = barTitle(distance, similarity, info.metric, fraction, near, far);
+    var props = {
+      className: "result-card ",
+      "data-image-id": String(id),
+      "data-same": "",
+      "data-duplicate": "",
+      "data-distance": String(distance),
+      "data-bar": fraction.toFixed(4),
+    };
+    return h("Div", props, [
+      h("Div", { className: "rank" }, "#" + rank),
+      h("Button", {
+        id: { type: info.ids.view_image, where: "upload", index: id },
+        className: "zoom-button", title: "Show " + name + " full size", n_clicks: 0,
+        "aria-label": "Show " + name + " full size",
+      }, "⤢"),
+      h("Button", {
+        id: { type: info.ids.pick, index: id }, className: "result-pick", title: "Search with this image",
+        n_clicks: 0,
+      }, h("Img", { src: thumbUrl, alt: name, title: name, className: "thumb " })),
+      h("Div", {
+        className: "bar", title: title, role: "img",
+        "aria-label": percent(fraction, 0) + " of the way from the farthest result shown to the closest",
+      }, [h("Div", { className: "bar-fill", style: { width: percent(fraction, 1) } })]),
+      h("Div", { className: "distance", title: title },
+        [h("Span", { className: "metric-name" }, info.metric || "distance"), " ", formatDistance(distance)]),
+      h("Div", { className: "label" }, labelText(label)),
+    ]);
+  }
+
+  function resultsGrid(info, ids, distances, labels, thumbs) {
+    var fractions = closeness(distances);
+    var finite = distances.filter(function (d) { return isFinite(d); });
+    var near = finite.length ? Math.min.apply(null, finite) : 0;
+    var far = finite.length ? Math.max.apply(null, finite) : 0;
+    var cards = ids.map(function (id, i) {
+      var label = labels ? labels[id] : null;
+      var similarity = window.sispPrivate.similarity(info.metric, distances[i]);
+      return resultCard(info, i + 1, id, distances[i], similarity, label, thumbs[id], fractions[i], near, far);
+    });
+    return h("Div", { className: "results-grid" }, cards);
+  }
+
+  function scaleNote(metric) {
+    return h("P", { className: "hint" },
+      "Each card shows the " + (metric || "") + " distance to the query (smaller is closer); its bar places it " +
+      "between the farthest result shown (empty) and the closest (full).");
+  }
+
+  function majority(ids, labels) {
+    if (!labels || !ids.length) {
+      return null;
+    }
+    var counts = {};
+    var first = {};
+    ids.forEach(function (id, i) {
+      var label = labels[id];
+      counts[label] = (counts[label] || 0) + 1;
+      if (!(label in first)) {
+        first[label] = i;
+      }
+    });
+    var best = null;
+    Object.keys(counts).forEach(function (label) {
+      if (best === null || counts[label] > counts[best] || (counts[label] === counts[best] && first[label] < first[best])) {
+        best = label;
+      }
+    });
+    return [best, counts[best]];
+  }
+
+  function statusPanel(info, image, result, how, extra) {
+    var t = result.timings;
+    var size = info.variants[info.variant];
+    var load = t.cached
+      ? "model already loaded (" + ms(t.loadMs) + " to download and build, " + ms(t.warmupMs) + " warm-up)"
+      : "model loaded in " + ms(t.modelMs) + " (download and build " + ms(t.loadMs) + ", warm-up " +
+        ms(t.warmupMs) + ")";
+    var report = {
+      className: "hint private-report",
+      "data-mode": how,
+      "data-variant": info.variant,
+      "data-backend": result.backend,
+      "data-bytes": String(size),
+      "data-load-ms": t.loadMs.toFixed(1),
+      "data-warmup-ms": t.warmupMs.toFixed(1),
+      "data-image-ms": (t.decodeMs + t.inferMs).toFixed(1),
+    };
+    var said = how === "local"
+      ? "Searched in this browser: nothing about your image was sent to the server."
+      : "Only its feature vector (" + info.dim + " numbers) was sent; the server ranked the dataset.";
+    var parts = [
+      h("Div", { className: "query-card upload-preview" }, [
+        h("Img", { src: image.url, alt: image.name, className: "thumb large" }),
+        h("Div", { className: "query-caption" }, [
+          h("Strong", {}, image.name),
+          h("Div", { className: "muted" },
+            Math.round(image.size / 1024) + " KB, searched with " + info.model + " / " + info.layer + " / " +
+            info.metric),
+        ]),
+      ]),
+      h("P", report, [
+        h("Strong", {}, "Private mode: "),
+        "the features were computed in this browser with TensorFlow.js (" + info.variant + " weights, " +
+          megabytes(size) + ", backend " + result.backend + "). " + said,
+      ]),
+      h("P", { className: "hint private-timings" },
+        "Time in this browser: " + load + "; this image " + ms(t.decodeMs + t.inferMs) + " (decode and resize " +
+        ms(t.decodeMs) + ", model " + ms(t.inferMs) + ")" + (extra || "") + "."),
+    ];
+    return parts;
+  }
+
+  function setBusy(info, on) {
+    var setProps = window.dash_clientside && window.dash_clientside.set_props;
+    if (setProps && info.ids && info.ids.busy) {
+      setProps(info.ids.busy, { className: on ? "upload-busy active" : "upload-busy" });
+    }
+  }
+
+  // ------------------------------------------------------------------------------------ the callback
+  function serverReason(info, modeOn) {
+    if (!modeOn) {
+      return "private mode is off";
+    }
+    if (!info || !info.available) {
+      return "private mode is unavailable here (" + ((info && info.reason) || "no export") + ")";
+    }
+    if (!window.sispPrivate) {
+      return "private mode is unavailable here (the page's private_search.js did not load)";
+    }
+    return null;
+  }
+
+  // The private path for the kept image: [upload-server, private-query, status, results, upload-key, contents].
+  function runPrivate(info, image) {
+    var run = ++state.run;
+    var stale = function () { return run !== state.run; };
+    setBusy(info, true);
+    var local = info.local;
+    var thumbs = local ? fetchThumbs(info.dataset, info.n_images, info.thumb_route) : null;
+    var data = local ? fetchFeatures(info.urls.features, info.n_images, info.dim) : null;
+    var labels = local ? fetchJSON(info.urls.labels) : null;
+    return embed(info, image.blob).then(function (result) {
+      window.sispPrivateLast = { features: Array.from(result.features), timings: result.timings,
+        backend: result.backend, variant: info.variant, mode: local ? "local" : "vector" };
+      if (!local) {
+        var query = { features: Array.from(result.features), dataset: info.dataset, model: info.model,
+          layer: info.layer, metric: info.metric, k: info.k, at: Date.now() };
+        return [noUpdate(), query, statusPanel(info, image, result, "vector"), null, { "private": true }, null];
+      }
+      return Promise.all([data, labels, thumbs]).then(function (loaded) {
+        var t0 = now();
+        var k = Math.min(info.k, info.n_images);
+        var found = window.sispPrivate.search(result.features, loaded[0], info.dim, info.metric, k);
+        var ids = Array.from(found.ids);
+        var distances = Array.from(found.distances);
+        var searchMs = now() - t0;
+        window.sispPrivateLast.ids = ids;
+        window.sispPrivateLast.distances = distances;
+        var labelList = loaded[1].labels;
+        var status = statusPanel(info, image, result, "local", "; search " + ms(searchMs));
+        var vote = majority(ids, labelList);
+        if (vote && info.labeled) {
+          status.push(h("P", { className: "hint" }, "Most common label among the top " + ids.length + ": " +
+            vote[0] + " (" + vote[1] + " of " + ids.length + ")."));
+        }
+        status.push(h("P", { className: "hint" }, "Click a result to search the dataset with it, or ⤢ to see it full size."));
+        var results = h("Div", { className: "private-results", "data-ranked-by": "browser" },
+          [resultsGrid(info, ids, distances, labelList, loaded[2]), scaleNote(info.metric)]);
+        return [noUpdate(), noUpdate(), status, results, { "private": true }, null];
+      });
+    }).then(function (outputs) {
+      setBusy(info, false);
+      return stale() ? [noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate()] : outputs;
+    }, function (error) {
+      setBusy(info, false);
+      if (stale()) {
+        return [noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate()];
+      }
+      throw error;
+    });
+  }
+
+  window.dash_clientside = window.dash_clientside || {};
+  window.dash_clientside.privateUpload = {
+    // The private-mode toggle: on until pressed, and after every second press (callbacks/upload.py).
+    modePressed: function (clicks) {
+      return (clicks || 0) % 2 === 0 ? "true" : "false";
+    },
+    // Inputs: dcc.Upload's contents, the selection's private info (with mode_on); state: the file name.
+    // Outputs: [upload-server, private-query, status, results, upload-key, dcc.Upload's contents].
+    onUpload: function (contents, info, filename) {
+      var triggered = (window.dash_clientside.callback_context.triggered || []).map(function (t) {
+        return t.prop_id;
+      });
+      var none = [noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate(), noUpdate()];
+      var modeOn = Boolean(info && info.mode_on);
+      var reason = serverReason(info, modeOn);
+      var isUpload = triggered.some(function (p) { return p.endsWith(".contents"); });
+      if (isUpload) {
+        if (!contents) {
+          return none;
+        }
+        if (state.image) {
+          URL.revokeObjectURL(state.image.url);
+          state.image = null;
+        }
+        if (reason) { // server mode: the contents go on to the server callback, with the reason
+          return [{ contents: contents, filename: filename, reason: reason, at: Date.now() },
+            noUpdate(), noUpdate(), noUpdate(), noUpdate(), null];
+        }
+        var blob = dataUrlToBlob(contents);
+        state.image = { blob: blob, name: filename || "your image", size: blob.size, url: URL.createObjectURL(blob) };
+        return runPrivate(info, state.image).catch(function (error) {
+          if (error && error.decode) { // not an image this browser decodes: say so, send nothing
+            state.image = null;
+            var text = [h("Strong", {}, (filename || "your image") + ": "),
+              "this file cannot be used as an image in this browser (" + error.message + "). It was not sent; " +
+              "switch private mode off to let the server try to read it."];
+            return [noUpdate(), noUpdate(), message(text, "error"), null, { "private": true }, null];
+          }
+          console.error("private mode failed; the server computes the features", error);
+          var why = "TensorFlow.js failed in this browser (" + (error && error.message ? error.message : error) + ")";
+          state.image = null;
+          return [{ contents: contents, filename: filename, reason: why, at: Date.now() },
+            noUpdate(), noUpdate(), noUpdate(), noUpdate(), null];
+        });
+      }
+      // A new selection (or a switch of mode or variant) after a private upload: search again here.
+      if (!state.image || !info || !info.dataset) {
+        return none;
+      }
+      if (reason) {
+        var text = "Your image (" + state.image.name + ") stayed in this browser, and " + reason +
+          ": drop it again to have the server compute its features.";
+        return [noUpdate(), noUpdate(), message(text, "info"), null, noUpdate(), noUpdate()];
+      }
+      return runPrivate(info, state.image).catch(function (error) {
+        console.error("private mode failed", error);
+        var why = "TensorFlow.js failed in this browser (" + (error && error.message ? error.message : error) +
+          "); drop the image again to have the server compute its features.";
+        return [noUpdate(), noUpdate(), message(why, "error"), null, noUpdate(), noUpdate()];
+      });
+    },
+  };
+
+  // For the tests and bench/private_upload.py: embed an image given as base64 with a selection's private info.
+  window.sispPrivateUpload = {
+    embedBase64: function (info, base64, type) {
+      var blob = dataUrlToBlob("data:" + (type || "image/png") + ";base64," + base64);
+      return embed(info, blob).then(function (result) {
+        return { features: Array.from(result.features), timings: result.timings, backend: result.backend };
+      });
+    },
+    // The TF.js backend to use from now on ("webgl", "cpu"); resolves to the backend in use.
+    setBackend: function (name, tfUrl) {
+      return loadTF(tfUrl).then(function (tf) {
+        return tf.setBackend(name).then(function () {
+          return tf.ready();
+        }).then(function () {
+          if (state.model) {
+            state.model.model.dispose();
+            state.model = null;
+          }
+          return tf.getBackend();
+        });
+      });
+    },
+    resetModel: function () {
+      if (state.model) {
+        state.model.model.dispose();
+        state.model = null;
+      }
+    },
+  };
+})();
