@@ -33,12 +33,19 @@
       return { trigger: trigger, value: triggered[0].value, at: Date.now() };
     },
     // The grid's thumbnail of the query is marked (callbacks/search.py sends no new grid for a new query on the
-    // same page).
-    markQuery: function (selection, buttonIds) {
+    // same page; the grid is static HTML, assets/static_html.js). Returns the query, the grid's data-query.
+    markQuery: function (selection) {
       var query = selection ? selection.query : null;
-      return (buttonIds || []).map(function (id) {
-        return id.index === query ? "grid-item selected" : "grid-item";
+      document.querySelectorAll("#image-grid .grid-item").forEach(function (button) {
+        var id = null;
+        try {
+          id = JSON.parse(button.id);
+        } catch (error) {
+          return;
+        }
+        button.classList.toggle("selected", id.index === query);
       });
+      return query === null || query === undefined ? "" : String(query);
     },
     // A toggle button: on after an odd number of presses.
     togglePressed: function (clicks) {

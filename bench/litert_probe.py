@@ -34,10 +34,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import keras
-
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from precompute.backbones import ResolvedWeights, build_base, get_backbone
+
     from bench.speed import pick_layers
+    from precompute.backbones import ResolvedWeights, build_base, get_backbone
     from precompute.extract import build_feature_model, run_feature_model
     from precompute.runtimes import LiteRTModel, convert_to_tflite
 
@@ -75,7 +75,7 @@ def main() -> None:
                                   Interpreter(model_path=str(path))._get_ops_details())  # noqa: SLF001
         op_text = ", ".join(f"{k} {v}" for k, v in ops.most_common(6))
         pool = name.endswith("maps out")
-        keras_ips = rate(lambda b: run_feature_model(model, b), 16)
+        keras_ips = rate(lambda b, m=model: run_feature_model(m, b), 16)
         rows.append((name, "keras (TF graph)", "-", 16, keras_ips, op_text))
         for threads in [int(t) for t in args.threads.split(",")]:
             for batch_size in [int(b) for b in args.batches.split(",")]:
@@ -86,9 +86,9 @@ def main() -> None:
             plain = Interpreter(model_path=str(path), num_threads=2,
                                 experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
             runner = plain.get_signature_runner()
-            rows.append((name, "litert no XNNPACK", 2, 16, rate(lambda b: runner(images=b), 16), ""))
+            rows.append((name, "litert no XNNPACK", 2, 16, rate(lambda b, r=runner: r(images=b), 16), ""))
         print(f"{name}: done, load {os.getloadavg()[0]:.2f}", flush=True)
-    print(f"\n| model | runtime | threads | batch | img/s | ops (most common) |\n|---|---|---:|---:|---:|---|")
+    print("\n| model | runtime | threads | batch | img/s | ops (most common) |\n|---|---|---:|---:|---:|---|")
     for name, runtime, threads, batch_size, ips, op_text in rows:
         print(f"| {name} | {runtime} | {threads} | {batch_size} | {ips:.1f} | {op_text} |")
     print(f"load after: {os.getloadavg()}")

@@ -11,9 +11,12 @@ and reports:
   new round);
 - ``sent KB``: the characters of those requests' bodies (an upload's contents show up here);
 - ``results ms``: from the click to the last change of the results (Search's and Upload's results, the
-  map; a MutationObserver), i.e. the results rendered;
+  map, or the view itself when a switch of view shows it; a MutationObserver), i.e. the results rendered;
 - ``settled ms``: from the click to the last change of the page after the last answer (everything else
-  rendered too: grid, duplicates, controls);
+  rendered too: grid, duplicates, controls). Neither counts changes inside hidden views (the hidden map of
+  Embeddings resizes itself about 200 ms after a switch away from it, with nothing to show) nor dcc.Graph's
+  ``dash-graph--pending`` class, which it sets while plotly's resize waits out its 100 ms timer and which no
+  style uses;
 - ``callbacks``: the outputs of each request (the first output id of each callback).
 
     .venv/bin/python -m bench requests_per_click [--artifacts artifacts] [--dataset openclipart-200]
@@ -71,13 +74,25 @@ if (!window.__bench) {
     }, function (error) { bench.inflight -= 1; throw error; });
   };
   const RESULTS = "#search-results, #upload-results, #umap-graph";
+  const PENDING = /\\s*\\bdash-graph--pending\\b/;
+  // Changes inside a hidden view are not counted (its map resizing itself after a switch of view): what the
+  // page shows changes when a view is shown (its style) and when its results are drawn.
   new MutationObserver(function (records) {
-    bench.lastMutation = performance.now();
+    const now = performance.now();
     for (const record of records) {
       const node = record.target.nodeType === 1 ? record.target : record.target.parentElement;
-      if (node && node.closest && node.closest(RESULTS)) { bench.lastResults = bench.lastMutation; break; }
+      const view = node && node.closest ? node.closest(".view") : null;
+      if (view && view.style.display === "none") { continue; }
+      // dcc.Graph marks its plot "dash-graph--pending" while plotly resizes it (no style, nothing drawn).
+      if (record.attributeName === "class" && PENDING.test(record.oldValue || "") !==
+          PENDING.test(node.getAttribute("class") || "") &&
+          (record.oldValue || "").replace(PENDING, "").trim() ===
+          (node.getAttribute("class") || "").replace(PENDING, "").trim()) { continue; }
+      bench.lastMutation = now;
+      if (node.closest(RESULTS) || node === view) { bench.lastResults = now; }
     }
-  }).observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+  }).observe(document.body, {subtree: true, childList: true, attributes: true, attributeOldValue: true,
+                            characterData: true});
 }
 """.replace("DASH_UPDATE", DASH_UPDATE)
 

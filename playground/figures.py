@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
 from collections.abc import Callable, Collection
@@ -9,6 +11,7 @@ from collections.abc import Callable, Collection
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.colors import qualitative
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
@@ -33,6 +36,10 @@ CLASS_SYMBOLS = ("circle", "diamond", "square", "triangle-up")
 QUERY_COLOUR = "#FFD400"
 # Draw thumbnails instead of dots up to this many points (beyond, hundreds of images clutter and load slowly).
 MAX_THUMBNAIL_POINTS = 500
+# Maps of up to this many points are drawn in SVG (go.Scatter), larger ones with WebGL (go.Scattergl): a WebGL
+# context costs about 100-300 ms to set up in a browser without a GPU, more than SVG needs for a few thousand
+# markers; beyond, WebGL draws faster. Clicks, hovers, lasso and box selection behave the same in both.
+MAX_SVG_POINTS = 2000
 _LAYOUT = {"template": "plotly_white", "margin": {"l": 40, "r": 10, "t": 40, "b": 40}}
 # Compare's figures: the title starts below plotly's toolbar (about 30 px tall, top right, shown on hover), so that
 # at any width the toolbar never covers it, and tick labels get the margin they need (long model names).
@@ -103,6 +110,16 @@ def class_style(index: int) -> tuple[str, str]:
     return CLASS_COLOURS[index % n], CLASS_SYMBOLS[(index // n) % len(CLASS_SYMBOLS)]
 
 
+def _template(name: str) -> dict:
+    """A plotly template by name, as the dict a figure's layout holds (what validation would have put there)."""
+    return copy.deepcopy(_template_json(name))
+
+
+@functools.cache
+def _template_json(name: str) -> dict:
+    return pio.templates[name].to_plotly_json()
+
+
 def empty_figure(text: str) -> go.Figure:
     fig = go.Figure()
     fig.add_annotation(text=text, showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5, font={"size": 14})
@@ -121,7 +138,8 @@ def umap_figure(
     selection_revision: str | None = None,
     selected: Collection[int] | None = None,
 ) -> go.Figure:
-    """UMAP scatter (Scattergl), one trace per class; the query and its results highlighted.
+    """UMAP scatter (SVG up to :data:`MAX_SVG_POINTS` points, else WebGL), one trace per class; the query and its
+    results highlighted.
 
     ``customdata`` of every point is its image id, so clicks, hovers and lasso or box selections map back to
     images. Dragging draws a lasso (the modebar switches to box select, zoom or pan); unselected points fade.
@@ -140,59 +158,57 @@ def umap_figure(
         """``selectedpoints`` of a trace over the images ``members`` (nothing when no selection is held)."""
         return {} if chosen is None else {"selectedpoints": np.flatnonzero(chosen[members]).tolist()}
 
-    fig = go.Figure()
+    kind = "scatter" if len(coords) <= MAX_SVG_POINTS else "scattergl"
+    traces = []
     for i, group in enumerate(pd.unique(groups)):
         mask = groups == group
         colour, symbol = class_style(i)
-        fig.add_trace(
-            go.Scattergl(
-                x=coords[mask, 0],
-                y=coords[mask, 1],
-                mode="markers",
-                name=str(group),
-                customdata=ids[mask].tolist(),  # plain JSON: Dash reads click/hover ids from it
-                marker={
-                    "size": 6 if thumbs else 8,
-                    "color": colour,
-                    "symbol": symbol,
-                    "opacity": 0.9,
-                    "line": {"width": 0.6, "color": "#ffffff" if thumbs else "rgba(0,0,0,0.55)"},
-                },
-                selected={"marker": {"opacity": 1.0}},
-                unselected={"marker": {"opacity": 0.15}},
-                **selection_of(ids[mask]),
-                hovertemplate=f"{group}<br>image %{{customdata}}<extra></extra>"
-                if labels is not None
-                else "image %{customdata}<extra></extra>",
-            )
-        )
+        traces.append({
+            "type": kind,
+            "x": coords[mask, 0],
+            "y": coords[mask, 1],
+            "mode": "markers",
+            "name": str(group),
+            "customdata": ids[mask].tolist(),  # plain JSON: Dash reads click/hover ids from it
+            "marker": {
+                "size": 6 if thumbs else 8,
+                "color": colour,
+                "symbol": symbol,
+                "opacity": 0.9,
+                "line": {"width": 0.6, "color": "#ffffff" if thumbs else "rgba(0,0,0,0.55)"},
+            },
+            "selected": {"marker": {"opacity": 1.0}},
+            "unselected": {"marker": {"opacity": 0.15}},
+            **selection_of(ids[mask]),
+            "hovertemplate": f"{group}<br>image %{{customdata}}<extra></extra>"
+            if labels is not None
+            else "image %{customdata}<extra></extra>",
+        })
     if results:
         sel = np.asarray(results, dtype=int)
-        fig.add_trace(
-            go.Scattergl(
-                x=coords[sel, 0],
-                y=coords[sel, 1],
-                mode="markers",
-                name="top results",
-                customdata=sel.tolist(),
-                marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#111"}},
-                hovertemplate="result: image %{customdata}<extra></extra>",
-                **selection_of(sel),
-            )
-        )
+        traces.append({
+            "type": kind,
+            "x": coords[sel, 0],
+            "y": coords[sel, 1],
+            "mode": "markers",
+            "name": "top results",
+            "customdata": sel.tolist(),
+            "marker": {"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#111"}},
+            "hovertemplate": "result: image %{customdata}<extra></extra>",
+            **selection_of(sel),
+        })
     if query is not None and 0 <= query < len(coords):
-        fig.add_trace(
-            go.Scattergl(
-                x=[coords[query, 0]],
-                y=[coords[query, 1]],
-                mode="markers",
-                name="query",
-                customdata=[int(query)],
-                marker={"size": 20, "symbol": "star", "color": QUERY_COLOUR, "line": {"width": 1.5, "color": "#111"}},
-                hovertemplate="query: image %{customdata}<extra></extra>",
-                **selection_of(np.array([query])),
-            )
-        )
+        traces.append({
+            "type": kind,
+            "x": [coords[query, 0]],
+            "y": [coords[query, 1]],
+            "mode": "markers",
+            "name": "query",
+            "customdata": [int(query)],
+            "marker": {"size": 20, "symbol": "star", "color": QUERY_COLOUR, "line": {"width": 1.5, "color": "#111"}},
+            "hovertemplate": "query: image %{customdata}<extra></extra>",
+            **selection_of(np.array([query])),
+        })
     layout: dict = {}
     if thumbs:
         span = float(np.ptp(coords, axis=0).max()) if len(coords) > 1 else 1.0
@@ -204,20 +220,22 @@ def umap_figure(
         ]
     revision = revision or title
     selection_revision = selection_revision or revision
-    fig.update_layout(
-        **_LAYOUT,
-        **layout,
-        title=title,
+    layout.update(
+        _LAYOUT,
+        template=_template(_LAYOUT["template"]),
+        title={"text": title},
         clickmode="event",
         dragmode="lasso",
         hovermode="closest",
         legend={"itemsizing": "constant", "title": {"text": "class" if labels is not None else ""}},
         uirevision=revision,
         selectionrevision=selection_revision,
-        xaxis={"showticklabels": False, "title": "UMAP 1", "zeroline": False},
-        yaxis={"showticklabels": False, "title": "UMAP 2", "zeroline": False},
+        xaxis={"showticklabels": False, "title": {"text": "UMAP 1"}, "zeroline": False},
+        yaxis={"showticklabels": False, "title": {"text": "UMAP 2"}, "zeroline": False},
     )
-    return fig
+    # Built unvalidated: plotly's validators took 20 of the callback's 25 ms for these few literal traces (the
+    # tests read the figure back through the same go.Figure attributes).
+    return go.Figure(data=traces, layout=layout, _validate=False)
 
 
 def _error_bars(part: pd.DataFrame, value: str, low: str, high: str, colour: str | None = None) -> dict | None:

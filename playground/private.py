@@ -37,12 +37,11 @@ from playground.store import MissingArtifact, Store
 from precompute import artifacts as art
 from precompute.artifacts import check_name
 from precompute.npm_files import TFJS, NpmFileUnavailable
+from precompute.ports.tfjs_export import EXPORT_FILE, VARIANTS, TfjsExportSpec, read_export_spec
 
 log = logging.getLogger(__name__)
 
 PRIVATE_ROUTE = "/private"
-# The TF.js converter's weight quantisations, smallest error first (contract point 1).
-VARIANTS = ("float32", "float16", "uint16", "uint8")
 # uint16: half the float32 download, and the closest to float32 of the half-size variants. Measured on
 # openclipart-200 / efficientnet-lite0 / top_conv with six scikit-image photos (docs/benchmarks.md, section 13):
 # uint16 cosine 0.999998 to the server's features and the same top-10 for 6 of 6 photos; float16 (the same
@@ -53,7 +52,6 @@ DEFAULT_VARIANT = "uint16"
 # this many bytes of features; above, it sends the feature vector and the server ranks.
 LOCAL_SEARCH_MAX_IMAGES = 5000
 LOCAL_SEARCH_MAX_BYTES = 64 * 1024 * 1024
-EXPORT_FILE = "export.json"
 CACHE_FOREVER = 365 * 24 * 3600
 CACHE_SHORT = 300
 _FILE_NAME = re.compile(r"^(model\.json|group\d{1,4}-shard\d{1,4}of\d{1,4}\.bin)$")
@@ -76,8 +74,8 @@ def tfjs_dir(root: Path, dataset: str, model: str) -> Path:
 
 
 @functools.lru_cache(maxsize=64)
-def _read_spec(path: str, mtime_ns: int) -> dict[str, Any]:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def _read_spec(folder: str, mtime_ns: int) -> TfjsExportSpec:
+    return read_export_spec(folder)
 
 
 def read_export(store: Store, dataset: str, model: str) -> tuple[ExportInfo | None, str | None]:
@@ -92,12 +90,11 @@ def read_export(store: Store, dataset: str, model: str) -> tuple[ExportInfo | No
         return None, record.reason or f"{model} has no TensorFlow.js export"
     path = tfjs_dir(store.root, dataset, model) / EXPORT_FILE
     try:
-        spec = _read_spec(str(path), path.stat().st_mtime_ns)
+        spec = _read_spec(str(path.parent), path.stat().st_mtime_ns)
         sizes = record.variant_bytes if record is not None else {
-            name: entry["bytes"] for name, entry in spec["variants"].items()}
-        variants = {name: int(sizes[name]) for name in VARIANTS if name in sizes and name in spec["variants"]}
-        info = ExportInfo([str(n) for n in spec["layers"]], [int(d) for d in spec["output_dims"]],
-                          int(spec["input_size"]), variants)
+            name: files.bytes for name, files in spec.variants.items()}
+        variants = {name: int(sizes[name]) for name in VARIANTS if name in sizes and name in spec.variants}
+        info = ExportInfo(list(spec.layers), list(spec.output_dims), spec.input_size, variants)
     except FileNotFoundError:
         return None, f"{model} has no TensorFlow.js export (precompute writes it: --tfjs)"
     except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -407,7 +407,8 @@ class StoredModelConfig(Record):
     input_size: int | None = _spec(_int, keep_none=True)
     pooling: str | None = _spec(_str, keep_none=True)
     quantize: str | None = _spec(_str)
-    calibration: str | None = _spec(_str)  # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
+    # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
+    calibration: str | None = _spec(_str)
     extra: dict[str, Any] = _extra()
 
 

@@ -22,8 +22,8 @@ from precompute.schema import (
     LayerDuplicates,
     LayerEntry,
     MetricEntry,
-    StoredModelConfig,
     ModelEntry,
+    StoredModelConfig,
     UmapParams,
 )
 

@@ -12,7 +12,7 @@ import pytest
 
 from precompute import artifacts as art
 from precompute import schema
-from precompute.schema import ArtifactIndex, LayerEntry, MetricEntry, StoredModelConfig, SchemaError
+from precompute.schema import ArtifactIndex, LayerEntry, MetricEntry, SchemaError, StoredModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 # An index.json as main's pipeline wrote it (schema version 1), cut to one model, layer and metric: it must keep

@@ -4,8 +4,12 @@
 - the input transform, derived from every ``keras.applications`` preprocessing mode, and refused when not affine;
 - round trips through the project's own reader (``precompute.readers.tfjs``): same weights within each step;
 - the proof that matters: TensorFlow.js 4.22 itself (``tf.min.js`` in node, ``tests/tfjs_predict.js``) loads the
-  files and computes Keras' features within 1e-4 relative (float32); skipped, with the reason, without node or a
-  cached ``tf.min.js``.
+  files and computes Keras' features within 1e-4 relative (float32): a small model with every layer class, every
+  backbone of the registry (random weights) and the default run's trained models (slow); skipped, with the reason,
+  without node or a cached ``tf.min.js``;
+- the pipeline (slow): every model exported by default, bytes in the index, a stale or damaged export redone
+  without re-extracting, a second dataset linking the same model's files, a model TF.js cannot load recorded
+  with its reason, ``--tfjs none``.
 """
 
 from __future__ import annotations
@@ -222,19 +226,28 @@ def test_tfjs_computes_the_small_models_features(tmp_path):
     assert all(cos >= 0.99 for _, cos in results["uint8"]), results
 
 
+# Every backbone of the registry with random weights (the Keras applications' ImageNet files need a download);
+# the Keras applications at 96 px, which keeps TF.js' CPU backend quick and changes no layer type.
+REGISTRY_CASES = [("efficientnet-lite0", "random", None), ("pixels", "none", None)] + [
+    (name, "random", 96) for name in ("vgg16", "efficientnetb0", "nasnetmobile", "mobilenetv2", "resnet50",
+                                      "densenet121", "xception", "inceptionv3", "efficientnet-lite2")]
+
+
 @needs_node
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone, source", [("efficientnet-lite0", "random"), ("pixels", "none")])
-def test_tfjs_computes_the_backbones_features(tmp_path, backbone, source):
+@pytest.mark.parametrize("backbone, source, size", REGISTRY_CASES)
+def test_tfjs_computes_the_backbones_features(tmp_path, backbone, source, size):
     from precompute.backbones import get_backbone
     from precompute.models import ModelConfig, load_feature_model
 
     entry = get_backbone(backbone)
-    config = ModelConfig(backbone, source, entry.input_size, "flatten" if entry.flatten else "avg",
+    size = size or entry.input_size
+    config = ModelConfig(backbone, source, size, "flatten" if entry.flatten else "avg",
                          seed=0 if source == "random" else None)
+    keras.backend.clear_session()
     model = load_feature_model(config, entry.default_layers, "keras")
-    _, results = _compare_in_tfjs(model.runner, list(entry.default_layers), model.preprocess, entry.input_size,
-                                  tmp_path / "tfjs")
+    _, results = _compare_in_tfjs(model.runner, list(entry.default_layers), model.preprocess, size,
+                                  tmp_path / "tfjs", n=1)
     assert all(err <= REL_TOL for err, _ in results["float32"]), results
 
 
@@ -353,3 +366,86 @@ def test_a_killed_exports_temporary_folder_is_removed_by_the_next_run(tmp_path):
     kept.mkdir()
     assert artifacts.remove_stale_temporaries(tmp_path / "ds") == [stale]
     assert not stale.exists() and kept.is_dir()
+
+
+@needs_node
+@pytest.mark.slow
+@pytest.mark.parametrize("backbone, source, size", [("efficientnet-lite0", "imagenet", 224),
+                                                    ("mobilenetv2", "nsfwjs", 224), ("inceptionv3", "nsfwjs", 96)])
+def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, size):
+    """The default run's trained models (nsfwjs' bases start with a Rescaling: folded into the transform)."""
+    from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
+    from precompute.models import ModelConfig, load_feature_model
+
+    entry = get_backbone(backbone)
+    try:
+        weights = resolve_weights(entry, source)
+    except WeightsUnavailableError as exc:
+        pytest.skip(f"{backbone} {source} weights are not available here: {exc}")
+    layers = list(weights.default_layers or entry.default_layers)
+    config = ModelConfig(backbone, source, size, weights_file=weights.keras_arg if source == "nsfwjs" else None)
+    keras.backend.clear_session()
+    model = load_feature_model(config, layers, "keras")
+    spec, results = _compare_in_tfjs(model.runner, layers, model.preprocess, size, tmp_path / "tfjs", VARIANTS, n=1)
+    assert all(err <= REL_TOL for err, _ in results["float32"]), results
+    assert all(cos >= 0.999 for _, cos in results["float16"] + results["uint16"]), results
+    if source == "nsfwjs":  # Rescaling(0.5, 0.5) after x / 127.5 - 1: x / 255
+        assert spec.transform == InputTransform("rgb", (float(np.float32(1 / 255)),) * 3, (0.0,) * 3)
+
+
+def test_a_litert_quantised_model_gets_no_export_and_says_why(tmp_path):
+    import precompute.pipeline as pipeline
+    from precompute.models import ModelConfig
+
+    (tmp_path / "ds").mkdir()
+    run = pipeline.Run(pipeline.RunConfig(tmp_path / "ds", tmp_path / "out", []))
+    stale = tmp_path / "out" / "ds" / "efficientnet-lite0-int8" / "tfjs"
+    stale.mkdir(parents=True)
+    record = run._export_tfjs("efficientnet-lite0-int8", ModelConfig("efficientnet-lite0", "imagenet", 224,
+                                                                     quantize="int8"), None, ["stem_conv"])
+    assert record.variant_bytes == {} and "LiteRT int8" in record.reason and not stale.exists()
+
+
+@needs_node
+@pytest.mark.slow
+def test_a_private_query_in_tfjs_ranks_as_the_server_does(tmp_path):
+    """The two halves of #16's contract together: ``assets/private_search.js`` (PIL's resize, export.json's map)
+    and the export, in node, against the server's features of scikit-image's photos (lite0 ImageNet, float32)."""
+    import subprocess
+    from pathlib import Path
+
+    import skimage.data
+
+    from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
+    from precompute.datasets import decode_image, load_for_model
+    from precompute.models import ModelConfig, load_feature_model
+    from tests.tfjs_node import REPO_ASSETS, tfjs_path
+
+    search_js = REPO_ASSETS / "private_search.js"
+    if not search_js.is_file():
+        pytest.skip("assets/private_search.js (issue #16 part 2) is not in this tree")
+    try:
+        resolve_weights(get_backbone("efficientnet-lite0"), "imagenet")
+    except WeightsUnavailableError as exc:
+        pytest.skip(f"efficientnet-lite0 ImageNet weights are not available here: {exc}")
+    layers = list(get_backbone("efficientnet-lite0").default_layers)
+    model = load_feature_model(ModelConfig("efficientnet-lite0", "imagenet", 224), layers, "keras")
+    export_feature_model(model.runner, layers, model.preprocess, 224, tmp_path / "tfjs", ["float32"])
+    photos = [Path(skimage.data.__file__).parent / name for name in ("astronaut.png", "coffee.png", "rocket.jpg")]
+    for photo in photos:
+        expected = run_feature_model(model.runner, model.preprocess(load_for_model(photo, 224)[None]))
+        image = np.asarray(decode_image(photo), dtype=np.uint8)
+        (tmp_path / "rgb.u8").write_bytes(image.tobytes())
+        done = subprocess.run(["node", str(Path(__file__).with_name("tfjs_private_query.js")), str(tfjs_path()),
+                               str(search_js), str(tmp_path / "tfjs"), "float32", str(tmp_path / "rgb.u8"),
+                               str(image.shape[1]), str(image.shape[0]), str(tmp_path / "out.f32")],
+                              capture_output=True, text=True, timeout=600, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        flat = np.frombuffer((tmp_path / "out.f32").read_bytes(), dtype="<f4")
+        bounds = np.cumsum([0, *[e.shape[1] for e in expected]])
+        for i, want in enumerate(expected):
+            got = flat[bounds[i]:bounds[i + 1]]
+            cosine = float(got @ want[0] / (np.linalg.norm(got) * np.linalg.norm(want[0])))
+            assert cosine >= 0.999, (photo.name, layers[i], cosine)
+            # PIL's resize is reproduced exactly: the features are Keras' to float32 rounding (1.3e-6 measured).
+            assert _relative_error(want[0], got) <= REL_TOL, (photo.name, layers[i])

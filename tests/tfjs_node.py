@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 SCRIPT = Path(__file__).with_name("tfjs_predict.js")
+REPO_ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 
 def tfjs_path() -> Path | None:

@@ -16,6 +16,7 @@ from dash.exceptions import PreventUpdate
 from playground import components, figures, ids, tables
 from playground.callbacks.guards import selection_in_view
 from playground.state import Selection, to_url
+from playground.static_html import to_tree
 from playground.store import Store
 
 # The charts whose points open their configuration in Search when clicked (customdata [model, layer, metric, ...];
@@ -324,10 +325,10 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.COMPARE_FAMILY_GRAPH, "figure"),
         Output(ids.COMPARE_HEADLINE, "children"),
         Output(ids.COMPARE_LAYERS, "figure"),
-        Output(ids.COMPARE_VERDICTS, "children"),
-        Output(ids.COMPARE_TABLE, "children"),
+        Output(ids.COMPARE_VERDICTS, "tree"),
+        Output(ids.COMPARE_TABLE, "tree"),
         Output(ids.COMPARE_HEATMAP, "figure"),
-        Output(ids.COMPARE_COST, "children"),
+        Output(ids.COMPARE_COST, "tree"),
         Output(ids.COMPARE_COST_GRAPH, "figure"),
         Input(ids.VIEW_SELECTION.format("compare"), "data"),
         Input(ids.COMPARE_SCORE, "value"),
@@ -343,10 +344,10 @@ def register(app: Dash, store: Store) -> None:
             out["family"],
             out["headline"],
             out["layers"],
-            out["verdicts"],
-            out["table"],
+            to_tree(out["verdicts"]),
+            to_tree(out["table"]),
             out["heatmap"],
-            out["cost"],
+            to_tree(out["cost"]),
             out["cost_figure"],
         )
 

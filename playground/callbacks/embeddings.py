@@ -12,6 +12,7 @@ from playground import components, figures, ids
 from playground.callbacks.guards import selection_in_view, selection_or_stop
 from playground.ranking import query_results
 from playground.state import Selection
+from playground.static_html import to_tree
 from playground.store import MissingArtifact, Store
 
 # Thumbnails shown in the selection strip; the class mix above it counts every selected image.
@@ -220,13 +221,14 @@ def tooltip(store: Store, sel: Selection, hover_data: dict | None) -> tuple[bool
 
 def register(app: Dash, store: Store) -> None:
     # One callback for the view: a new selection redraws the map, the neighbours and the selection strip in one
-    # round trip; a lasso, a box or the thumbnails toggle leaves the neighbours as they are.
+    # round trip; a lasso, a box or the thumbnails toggle leaves the neighbours as they are. Neighbours and strip
+    # are static HTML (``to_tree``): one component each in the browser.
     @app.callback(
         Output(ids.UMAP_GRAPH, "figure"),
         Output(ids.UMAP_INFO, "children"),
         Output(ids.UMAP_STATE, "data"),
-        Output(ids.UMAP_NEIGHBOURS, "children"),
-        Output(ids.UMAP_SELECTION, "children"),
+        Output(ids.UMAP_NEIGHBOURS, "tree"),
+        Output(ids.UMAP_SELECTION, "tree"),
         Input(ids.VIEW_SELECTION.format("embeddings"), "data"),
         Input(ids.UMAP_THUMBS, "n_clicks"),
         Input(ids.UMAP_GRAPH, "selectedData"),
@@ -236,13 +238,13 @@ def register(app: Dash, store: Store) -> None:
         sel = selection_in_view(selection, "embeddings")
         key = umap_key(sel)
         new = next_selection(state, key, ctx.triggered_id, selected_data)
-        strip = render_selection(store, sel, new["ids"]) if new != state else no_update
+        strip = to_tree(render_selection(store, sel, new["ids"])) if new != state else no_update
         if ctx.triggered_id == ids.UMAP_GRAPH and new["cleared"] == (state or {}).get("cleared", 0):
             return no_update, no_update, new, no_update, strip  # plotly shows the selection (or its end) already
         figure, info = render_embeddings(
             store, sel, thumbnails_on(thumbs), key, f"{key}#{new['cleared']}", new["ids"] or None
         )
-        neighbours = render_neighbours(store, sel) if ctx.triggered_id != ids.UMAP_THUMBS else no_update
+        neighbours = to_tree(render_neighbours(store, sel)) if ctx.triggered_id != ids.UMAP_THUMBS else no_update
         return figure, info, new, neighbours, strip
 
     app.clientside_callback(

@@ -14,6 +14,7 @@ from playground import components, ids, tables
 from playground.callbacks.guards import selection_in_view, selection_with_dataset
 from playground.ranking import query_results, query_scores
 from playground.state import Selection
+from playground.static_html import to_tree
 from playground.store import BrokenArtifact, MissingArtifact, Store
 from precompute import artifacts as art
 from precompute.schema import DatasetDuplicates, LayerDuplicates
@@ -219,13 +220,10 @@ def render_grid(store: Store, sel: Selection, class_filter: str | None, page_sta
     return items, f"page {page + 1} / {n_pages}"
 
 
-# What picks a query: grid, results, duplicate pairs, selection strips and upload results (buttons), a point
-# of the map, the viewer's "Search with this image". They reach the controller through one clientside callback.
+# What picks a query among Dash components: upload results (buttons), a point of the map, the viewer's "Search
+# with this image". They reach the controller through one clientside callback. The buttons of the static panels
+# (grid, results, duplicate pairs, neighbours, selection strip) write the same store from assets/static_html.js.
 PICK_INPUTS = (
-    Input({"type": ids.PICK, "index": ALL}, "n_clicks"),
-    Input({"type": ids.RESULT_PICK, "index": ALL}, "n_clicks"),
-    Input({"type": ids.DUPLICATE_PICK, "pair": ALL, "index": ALL}, "n_clicks"),
-    Input({"type": ids.IMAGE_PICK, "where": ALL, "index": ALL}, "n_clicks"),
     Input({"type": ids.UPLOAD_PICK, "index": ALL}, "n_clicks"),
     Input(ids.UMAP_GRAPH, "clickData"),
     Input(ids.VIEWER_SEARCH, "n_clicks"),
@@ -240,14 +238,15 @@ def class_filter(store: Store, sel: Selection, current: str | None) -> tuple[lis
 
 def register(app: Dash, store: Store) -> None:
     # One callback for the whole view, so that a new selection renders it in one round trip; a class filter or
-    # a page turn redraws only the grid, and a new query on the page shown redraws no grid (GRID_SHOWN).
+    # a page turn redraws only the grid, and a new query on the page shown redraws no grid (GRID_SHOWN). The
+    # panels are static HTML (``to_tree``): one component each in the browser, however many thumbnails.
     @app.callback(
-        Output(ids.QUERY_PANEL, "children"),
-        Output(ids.RESULTS, "children"),
-        Output(ids.DUPLICATES, "children"),
+        Output(ids.QUERY_PANEL, "tree"),
+        Output(ids.RESULTS, "tree"),
+        Output(ids.DUPLICATES, "tree"),
         Output(ids.GRID_CLASS, "options"),
         Output(ids.GRID_CLASS, "value"),
-        Output(ids.GRID, "children"),
+        Output(ids.GRID, "tree"),
         Output(ids.GRID_PAGE_LABEL, "children"),
         Output(ids.GRID_SHOWN, "data"),
         Input(ids.VIEW_SELECTION.format("search"), "data"),
@@ -259,7 +258,7 @@ def register(app: Dash, store: Store) -> None:
         sel = selection_in_view(selection, "search")
         if sel.dataset is None:  # no dataset (none computed, or an unreadable index): the panels say so
             panels = render_query_panel(store, sel), render_results(store, sel), render_duplicates(store, sel)
-            return (*panels, [], None, [], "", None)
+            return (*map(to_tree, panels), [], None, [], "", None)
         by_grid = ctx.triggered_id in (ids.GRID_CLASS, ids.GRID_PAGE)
         options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
         page_ids, page, _ = grid_page(store, sel, chosen, page_state)
@@ -268,13 +267,14 @@ def register(app: Dash, store: Store) -> None:
             grid, label, grid_key = no_update, no_update, no_update
         else:
             grid, label = render_grid(store, sel, chosen, page_state)
+            grid = to_tree(grid)
         if by_grid:
             return no_update, no_update, no_update, no_update, no_update, grid, label, grid_key
         same_dataset = bool(shown) and shown.get("dataset") == sel.dataset
         return (
-            render_query_panel(store, sel),
-            render_results(store, sel),
-            render_duplicates(store, sel),
+            to_tree(render_query_panel(store, sel)),
+            to_tree(render_results(store, sel)),
+            to_tree(render_duplicates(store, sel)),
             no_update if same_dataset else options,
             no_update if chosen == current_class else chosen,
             grid,
@@ -282,12 +282,12 @@ def register(app: Dash, store: Store) -> None:
             grid_key,
         )
 
-    # The query's thumbnail in the grid is marked in the browser: a new query on the same page sends no grid.
+    # The query's thumbnail in the grid is marked in the browser (its data-query names the query): a new query on
+    # the same page sends no grid.
     app.clientside_callback(
         ClientsideFunction(namespace="playground", function_name="markQuery"),
-        Output({"type": ids.PICK, "index": ALL}, "className"),
+        Output(ids.GRID, "data-query"),
         Input(ids.VIEW_SELECTION.format("search"), "data"),
-        State({"type": ids.PICK, "index": ALL}, "id"),
         prevent_initial_call=True,
     )
 

@@ -1,11 +1,14 @@
 """Compare: models, layers and metrics on the dataset, quality beside cost.
 
 Every graph takes the offline toolbar of ``components.graph`` (no Plotly Cloud button, no logo), without the
-select and lasso tools that mean nothing here, so that the toolbar stays short."""
+select and lasso tools that mean nothing here, so that the toolbar stays short. The three tables are static HTML
+(one component each, ``playground/static_html.py``): mounted while the view is hidden, a few hundred cells would
+slow every later click's rendering."""
 
 from dash import dcc, html
 
 from playground import components, ids
+from playground.static_html import StaticHtml
 
 # Box and lasso select do nothing in Compare (a click opens a point in Search).
 _GRAPH_CONFIG = {"modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
@@ -50,11 +53,11 @@ def layout() -> html.Div:
                 "distinguishable: that interval contains 0. No correction for the several comparisons is made.",
                 className="hint",
             ),
-            html.Div(id=ids.COMPARE_VERDICTS, className="table-wrap"),
+            StaticHtml(id=ids.COMPARE_VERDICTS, className="table-wrap"),
             html.H3("Best layer score per metric and model"),
             html.P("Bold: each model's best metric (its best configuration); click any chart's point to open that "
                    "model, layer and metric in Search.", className="hint"),
-            html.Div(id=ids.COMPARE_TABLE, className="table-wrap"),
+            StaticHtml(id=ids.COMPARE_TABLE, className="table-wrap"),
             html.Div(
                 [
                     html.Div(_graph(ids.COMPARE_HEATMAP), className="half"),
@@ -81,6 +84,6 @@ def layout() -> html.Div:
                 "on its machine, with the runtime that ran it.",
                 className="hint",
             ),
-            html.Div(id=ids.COMPARE_COST, className="table-wrap"),
+            StaticHtml(id=ids.COMPARE_COST, className="table-wrap"),
         ]
     )

@@ -5,6 +5,7 @@ from dash import dcc, html
 
 from playground import components, ids
 from playground.figures import MAX_THUMBNAIL_POINTS
+from playground.static_html import StaticHtml, static
 
 
 def layout() -> html.Div:
@@ -36,10 +37,10 @@ def layout() -> html.Div:
                 [
                     html.Div(
                         [
-                            html.Div(
+                            static(
+                                ids.UMAP_SELECTION,
                                 html.P("Lasso or box-select points on the map to see their images and class mix "
                                        "here.", className="hint"),
-                                id=ids.UMAP_SELECTION,
                                 className="selection-strip",
                                 **{"aria-live": "polite"},
                             ),
@@ -54,7 +55,7 @@ def layout() -> html.Div:
                         className="umap-main",
                     ),
                     html.Aside(
-                        html.Div(id=ids.UMAP_NEIGHBOURS),
+                        StaticHtml(id=ids.UMAP_NEIGHBOURS),
                         className="umap-side fit-viewport",
                         **{"aria-label": "Neighbours of the query"},
                     ),

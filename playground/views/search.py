@@ -1,8 +1,13 @@
-"""Search: pick a query among the dataset's images and see its ranked results and scores."""
+"""Search: pick a query among the dataset's images and see its ranked results and scores.
+
+The grid, the query panel, the results and the duplicates are each one component (``StaticHtml``): a click
+redraws a few components instead of a few hundred (``playground/static_html.py``).
+"""
 
 from dash import dcc, html
 
 from playground import ids
+from playground.static_html import StaticHtml, static
 
 
 def layout() -> html.Div:
@@ -29,17 +34,17 @@ def layout() -> html.Div:
                         ],
                         className="grid-controls",
                     ),
-                    html.Div(id=ids.GRID, className="image-grid fit-viewport-max"),
+                    StaticHtml(id=ids.GRID, className="image-grid fit-viewport-max"),
                 ],
                 className="side-panel",
             ),
             html.Div(
                 [
                     html.H3("Query"),
-                    dcc.Loading(html.Div(id=ids.QUERY_PANEL, className="query-panel"), type="dot"),
+                    dcc.Loading(StaticHtml(id=ids.QUERY_PANEL, className="query-panel"), type="dot"),
                     html.H3("Top results"),
-                    dcc.Loading(html.Div(id=ids.RESULTS), type="dot"),
-                    html.Details([html.Summary("Duplicates")], id=ids.DUPLICATES, className="duplicates-panel"),
+                    dcc.Loading(StaticHtml(id=ids.RESULTS), type="dot"),
+                    static(ids.DUPLICATES, html.Summary("Duplicates"), tag="details", className="duplicates-panel"),
                 ],
                 className="main-panel",
             ),
