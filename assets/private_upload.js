@@ -175,6 +175,15 @@
     });
   }
 
+  // Which of the wasm binaries runs: SIMD where the browser has it; threads only on a cross-origin-isolated page
+  // (COOP/COEP), which this app does not ask for, so one thread.
+  function wasmFlavour(tf) {
+    return Promise.all([tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
+      tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")]).then(function (flags) {
+      return "; wasm " + (flags[0] ? "with" : "without") + " SIMD, " + (flags[1] ? "threaded" : "one thread");
+    }, function () { return ""; });
+  }
+
   // The first backend of backendOrder that works, once per page: {name, why}.
   function pickBackend(tf, wasm) {
     if (!state.backendPromise) {
@@ -195,7 +204,11 @@
         if (!found) {
           throw new Error("no TensorFlow.js backend works here (tried " + tried.join(", ") + ")");
         }
-        return tf.ready().then(function () { return found; });
+        return tf.ready().then(function () {
+          return found.name === "wasm" ? wasmFlavour(tf) : "";
+        }).then(function (flavour) {
+          return { name: found.name, why: found.why + flavour };
+        });
       });
       state.backendPromise.catch(function () { state.backendPromise = null; });
     }
