@@ -134,10 +134,10 @@
       why = "no WebGL in this browser";
     } else if (SOFTWARE_RENDERER.test(renderer)) {
       order = ["wasm", "webgl", "cpu"];
-      why = "WebGL is software-rendered here (" + renderer + ")";
+      why = "WebGL is software-rendered here (" + renderer.match(SOFTWARE_RENDERER)[0] + ")";
     } else {
       order = ["webgl", "wasm", "cpu"];
-      why = "WebGL runs on a GPU here (" + renderer + ")";
+      why = "WebGL runs on a GPU here (" + (renderer.length > 60 ? renderer.slice(0, 57) + "..." : renderer) + ")";
     }
     if (!wasm) {
       order = order.filter(function (name) { return name !== "wasm"; });

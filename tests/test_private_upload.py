@@ -289,6 +289,8 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
         got = _result_ids(browser, "browser")
         report = browser.driver.find_element("css selector", ".private-report")
         assert report.get_attribute("data-mode") == "local" and report.get_attribute("data-variant") == "float32"
+        assert f"backend {report.get_attribute('data-backend')}" in report.text  # which backend ran, and why
+        assert report.get_attribute("data-backend-why") in report.text
         assert "nothing about your image was sent" in report.text
         assert "this image" in browser.driver.find_element("css selector", ".private-timings").text
         features = np.asarray(browser.driver.execute_script("return window.sispPrivateLast.features;"), np.float32)
