@@ -359,6 +359,34 @@ def test_headless_chromium_runs_the_wasm_backend_with_the_servers_features(priva
 
 @browser_test
 @NEEDS_TFJS
+@NEEDS_WASM
+def test_a_wasm_backend_that_fails_falls_back_to_webgl_or_cpu(private_artifacts, tmp_path, monkeypatch):
+    """Broken .wasm binaries: the page says wasm failed and runs the next backend, with the same features."""
+    from playground.app import create_app
+
+    folder = tmp_path / "wasm"
+    folder.mkdir()
+    script = npm_files.TFJS_WASM.find(fetch=False)
+    shutil.copy(script, folder / script.name)
+    for name in npm_files.TFJS_WASM.companion_names:
+        (folder / name).write_bytes(b"\0asm not a module")
+    monkeypatch.setenv(npm_files.TFJS_WASM.env, str(folder / script.name))
+    store = Store(private_artifacts)
+    layer = store.layers("shapes", LITE)[-1]
+    data = photo_bytes("chelsea", "PNG")
+    with BrowserSession(create_app(private_artifacts)) as browser:
+        _open_upload(browser, LITE, layer)
+        browser.wait_for("return Boolean(window.sispPrivateUpload && window.sispPrivate)")
+        info = page_info(store, "shapes", LITE, layer, "cosine", 10, "float32")
+        picked = browser.pick_backend(info["urls"]["tf"], info["urls"]["wasm"])
+        assert picked["name"] in ("webgl", "cpu") and "wasm failed" in picked["why"], picked
+        result = browser.embed(info, data, "image/png")
+    assert result["backend"] == picked["name"]
+    assert cosine(result["features"], server_features(store, "shapes", LITE, layer, data)) >= 0.999
+
+
+@browser_test
+@NEEDS_TFJS
 def test_private_mode_sends_only_the_feature_vector_for_a_big_dataset(private_artifacts, tmp_path, monkeypatch):
     from playground.app import create_app
 
