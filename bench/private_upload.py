@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
                 overlap.append(len(set(ours) & set(theirs)))
             t = first["timings"]
             print(f"{backend:<8} {variant:<8} {info['variants'][variant] / 1e6:>7.1f}MB {t['loadMs'] / 1000:>7.2f}s "
-                  f"{t['warmupMs'] / 1000:>7.2f}s {statistics.median(times):>8.0f}ms {statistics.median(infer):>9.0f}ms "
+                  f"{t['warmupMs'] / 1000:>7.2f}s {statistics.median(times):>8.0f}ms "
+                  f"{statistics.median(infer):>9.0f}ms "
                   f"{min(cosines):>9.6f} {same:>5} of {len(photos)} {statistics.mean(overlap):>10.1f}", flush=True)
     print(f"load average after: {load_average()}")
     return 0
