@@ -3,10 +3,10 @@
 The app serves TensorFlow.js (``@tensorflow/tfjs`` and its WebAssembly backend, Apache-2.0) from its own assets
 for the private Upload mode, and the browser tests inject axe-core (MPL-2.0): none ever comes from a CDN. A file
 may bring companions that it loads at run time (the wasm backend's ``.wasm`` binaries): they come out of the same
-tarball into the same folder. Where a file comes from, in order: an environment variable naming it (:attr:`NpmFile.env`); an earlier copy in the cache
-(``$SISP_CACHE_DIR/<package>-<version>/<file>``); else ``npm pack <package>@<version>`` into that cache when npm
-is installed, checked against the registry's sha512 of that exact tarball (``npm view <spec> dist.integrity``),
-so a tampered or different package is refused.
+tarball into the same folder. Where a file comes from, in order: an environment variable naming it
+(:attr:`NpmFile.env`); an earlier copy in the cache (``$SISP_CACHE_DIR/<package>-<version>/<file>``); else
+``npm pack <package>@<version>`` into that cache when npm is installed, checked against the registry's sha512 of
+that exact tarball (``npm view <spec> dist.integrity``), so a tampered or different package is refused.
 
     .venv/bin/python -m precompute.npm_files          # fetch them all now (``.ci/setup`` does this)
 """
