@@ -66,32 +66,153 @@
     return new Blob([bytes], { type: type });
   }
 
+  function loadScript(url, what) {
+    return new Promise(function (resolve, reject) {
+      var script = document.createElement("script");
+      script.src = url;
+      script.async = true;
+      script.onload = resolve;
+      script.onerror = function () {
+        reject(new Error("the server did not send " + what + " (" + url + ")"));
+      };
+      document.head.appendChild(script);
+    });
+  }
+
+  // TensorFlow.js itself; the backend is picked afterwards (pickBackend), so nothing is initialised here.
   function loadTF(url) {
     if (window.tf) {
       return Promise.resolve(window.tf);
     }
     if (!state.tfPromise) {
-      state.tfPromise = new Promise(function (resolve, reject) {
-        var script = document.createElement("script");
-        script.src = url;
-        script.async = true;
-        script.onload = function () {
-          window.tf ? resolve(window.tf) : reject(new Error("tf.min.js loaded but defined no tf"));
-        };
-        script.onerror = function () {
-          reject(new Error("the server did not send TensorFlow.js (" + url + ")"));
-        };
-        document.head.appendChild(script);
-      }).then(function (tf) {
-        return tf.ready().then(function () {
-          return tf;
-        });
+      state.tfPromise = loadScript(url, "TensorFlow.js").then(function () {
+        if (!window.tf) {
+          throw new Error("tf.min.js loaded but defined no tf");
+        }
+        return window.tf;
       });
       state.tfPromise.catch(function () {
         state.tfPromise = null; // a later upload tries again
       });
     }
     return state.tfPromise;
+  }
+
+  // The WebGL renderer's name, or null without WebGL. Software renderers (SwiftShader, llvmpipe) run shaders on
+  // the CPU: TF.js' WebGL backend then costs more than its wasm backend, and compiles its shaders for seconds.
+  function webglRenderer() {
+    try {
+      var canvas = document.createElement("canvas");
+      var gl = canvas.getContext("webgl2") || canvas.getContext("webgl");
+      if (!gl) {
+        return null;
+      }
+      var debug = gl.getExtension("WEBGL_debug_renderer_info");
+      var name = String(gl.getParameter(debug ? debug.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+      var lose = gl.getExtension("WEBGL_lose_context");
+      if (lose) {
+        lose.loseContext();
+      }
+      return name;
+    } catch (error) {
+      return null;
+    }
+  }
+
+  var SOFTWARE_RENDERER = /swiftshader|llvmpipe|softpipe|software|basic render/i;
+
+  // The order to try TF.js' backends in, and why. Measured in headless Chromium without a GPU (docs/benchmarks.md,
+  // section 13): efficientnet-lite0 takes tens of ms per image on wasm (XNNPACK, SIMD) against about a second on
+  // software WebGL (plus seconds of shader compilation on the first image) and 1.3-3.8 s on cpu. A real GPU keeps
+  // WebGL first (TF.js' own default); wasm comes next, cpu (plain JavaScript) last.
+  function backendOrder(wasm) {
+    var renderer = webglRenderer();
+    var order;
+    var why;
+    if (renderer === null) {
+      order = ["wasm", "cpu"];
+      why = "no WebGL in this browser";
+    } else if (SOFTWARE_RENDERER.test(renderer)) {
+      order = ["wasm", "webgl", "cpu"];
+      why = "WebGL is software-rendered here (" + renderer.match(SOFTWARE_RENDERER)[0] + ")";
+    } else {
+      order = ["webgl", "wasm", "cpu"];
+      why = "WebGL runs on a GPU here (" + (renderer.length > 60 ? renderer.slice(0, 57) + "..." : renderer) + ")";
+    }
+    if (!wasm) {
+      order = order.filter(function (name) { return name !== "wasm"; });
+      why += "; the server has no wasm backend";
+    }
+    return { order: order, why: why };
+  }
+
+  // Make TF.js use ``name``; resolves to true when it does. The wasm backend's script is loaded on first use, and
+  // its binaries come from the app (setWasmPaths), never from a CDN.
+  function useBackend(tf, name, wasm) {
+    var ready = Promise.resolve();
+    if (name === "wasm") {
+      if (!wasm) {
+        return Promise.resolve(false);
+      }
+      if (!state.wasmPromise) {
+        state.wasmPromise = loadScript(wasm.script, "TensorFlow.js' wasm backend").then(function () {
+          if (!tf.wasm) {
+            throw new Error("tf-backend-wasm.min.js loaded but defined no tf.wasm");
+          }
+          tf.wasm.setWasmPaths(wasm.files);
+        });
+        state.wasmPromise.catch(function () { state.wasmPromise = null; });
+      }
+      ready = state.wasmPromise;
+    }
+    return ready.then(function () {
+      return tf.setBackend(name);
+    }).then(function (ok) {
+      return ok && tf.getBackend() === name;
+    }).catch(function (error) {
+      console.warn("TF.js backend " + name + " failed", error);
+      return false;
+    });
+  }
+
+  // Which of the wasm binaries runs: SIMD where the browser has it; threads only on a cross-origin-isolated page
+  // (COOP/COEP), which this app does not ask for, so one thread.
+  function wasmFlavour(tf) {
+    return Promise.all([tf.env().getAsync("WASM_HAS_SIMD_SUPPORT"),
+      tf.env().getAsync("WASM_HAS_MULTITHREAD_SUPPORT")]).then(function (flags) {
+      return "; wasm " + (flags[0] ? "with" : "without") + " SIMD, " + (flags[1] ? "threaded" : "one thread");
+    }, function () { return ""; });
+  }
+
+  // The first backend of backendOrder that works, once per page: {name, why}.
+  function pickBackend(tf, wasm) {
+    if (!state.backendPromise) {
+      var plan = backendOrder(wasm);
+      var tried = [];
+      state.backendPromise = plan.order.reduce(function (chain, name) {
+        return chain.then(function (found) {
+          if (found) {
+            return found;
+          }
+          return useBackend(tf, name, wasm).then(function (ok) {
+            tried.push(name);
+            return ok ? { name: name, why: plan.why + (tried.length > 1 ? "; " + tried.slice(0, -1).join(", ") +
+              " failed" : "") } : null;
+          });
+        });
+      }, Promise.resolve(null)).then(function (found) {
+        if (!found) {
+          throw new Error("no TensorFlow.js backend works here (tried " + tried.join(", ") + ")");
+        }
+        return tf.ready().then(function () {
+          return found.name === "wasm" ? wasmFlavour(tf) : "";
+        }).then(function (flavour) {
+          return { name: found.name, why: found.why + flavour };
+        });
+      });
+      state.backendPromise.catch(function () { state.backendPromise = null; });
+    }
+    return state.backendPromise;
   }
 
   function fetchOk(url) {
@@ -187,7 +308,13 @@
     }
     var timings = {};
     var start = now();
+    var backendWhy = null;
     return loadTF(info.urls.tf).then(function (tf) {
+      return pickBackend(tf, info.urls.wasm).then(function (picked) {
+        backendWhy = picked.why;
+        return tf;
+      });
+    }).then(function (tf) {
       timings.tfMs = now() - start;
       return fetchJSON(info.urls["export"]).then(function (spec) {
         var modelStart = now();
@@ -220,7 +347,8 @@
               if (values.length !== info.dim) {
                 throw new Error("the model gave " + values.length + " numbers, the layer stores " + info.dim);
               }
-              return { features: new Float32Array(values), timings: timings, backend: tf.getBackend() };
+              return { features: new Float32Array(values), timings: timings, backend: tf.getBackend(),
+                backendWhy: backendWhy };
             });
           });
         });
@@ -381,6 +509,7 @@
       "data-mode": how,
       "data-variant": info.variant,
       "data-backend": result.backend,
+      "data-backend-why": result.backendWhy || "",
       "data-bytes": String(size),
       "data-load-ms": t.loadMs.toFixed(1),
       "data-warmup-ms": t.warmupMs.toFixed(1),
@@ -402,7 +531,8 @@
       h("P", report, [
         h("Strong", {}, "Private mode: "),
         "the features were computed in this browser with TensorFlow.js (" + info.variant + " weights, " +
-          megabytes(size) + ", backend " + result.backend + "). " + said,
+          megabytes(size) + ", backend " + result.backend + (result.backendWhy ? ": " + result.backendWhy : "") +
+          "). " + said,
       ]),
       h("P", { className: "hint private-timings" },
         "Time in this browser: " + load + "; this image " + ms(t.decodeMs + t.inferMs) + " (decode and resize " +
@@ -550,13 +680,23 @@
     embedBase64: function (info, base64, type) {
       var blob = dataUrlToBlob("data:" + (type || "image/png") + ";base64," + base64);
       return embed(info, blob).then(function (result) {
-        return { features: Array.from(result.features), timings: result.timings, backend: result.backend };
+        return { features: Array.from(result.features), timings: result.timings, backend: result.backend,
+          backendWhy: result.backendWhy };
       });
     },
-    // The TF.js backend to use from now on ("webgl", "cpu"); resolves to the backend in use.
-    setBackend: function (name, tfUrl) {
+    // The backend the page would pick on its own: resolves to {name, why}.
+    pickBackend: function (tfUrl, wasm) {
       return loadTF(tfUrl).then(function (tf) {
-        return tf.setBackend(name).then(function () {
+        return pickBackend(tf, wasm);
+      });
+    },
+    // The TF.js backend to use from now on ("wasm", "webgl", "cpu"; wasm needs info.urls.wasm); resolves to the
+    // backend in use.
+    setBackend: function (name, tfUrl, wasm) {
+      return loadTF(tfUrl).then(function (tf) {
+        return useBackend(tf, name, wasm).then(function (ok) {
+          state.backendPromise = Promise.resolve({ name: tf.getBackend(), why: "chosen by the caller" +
+            (ok ? "" : " (" + name + " failed)") });
           return tf.ready();
         }).then(function () {
           if (state.model) {

@@ -6,8 +6,8 @@ embeds scikit-image's photos there (the same decode, resize and preprocessing as
 the server: the cosine between the browser's and the server's features (``playground.uploads.upload_features``)
 and whether the top-10 of the dataset is the same (``playground.ranking.feature_results``). Prints the download
 size, the model's load time (download and build, then a warm-up run), the median per-image time, the TF.js
-backend that ran (headless Chromium has no GPU: webgl may be missing, then TF.js runs on cpu), and the load
-average.
+backend that ran (wasm, webgl, cpu in turn; headless Chromium has no GPU, so webgl is software-rendered or
+missing), the backend the page picks on its own and why, and the load average.
 
 A model without an export is exported first (``precompute.ports.tfjs_export``, into the artifacts' own
 ``<dataset>/<model>/tfjs``), so this also runs on artifacts computed before the export existed.
@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from playground.private import VARIANTS, private_info, read_export, tfjs_dir  # noqa: E402
+from playground.private import DEFAULT_VARIANT, VARIANTS, private_info, read_export, tfjs_dir  # noqa: E402
 from playground.store import Store  # noqa: E402
 
 # scikit-image's colour photographs (skimage.data), the issue's test images.
@@ -151,13 +151,24 @@ class BrowserSession:
             raise RuntimeError(f"the browser failed: {result['error']}")
         return result
 
-    def set_backend(self, name: str, tf_url: str) -> str:
-        """Make TF.js use backend ``name`` (webgl, cpu); the backend in use after."""
+    def set_backend(self, name: str, tf_url: str, wasm: dict[str, Any] | None = None) -> str:
+        """Make TF.js use backend ``name`` (wasm, webgl, cpu; wasm needs ``wasm``, the page's
+        ``info["urls"]["wasm"]``); the backend in use after."""
         script = """
             const done = arguments[arguments.length - 1];
-            window.sispPrivateUpload.setBackend(arguments[0], arguments[1]).then(done, (e) => done('error: ' + e));
+            window.sispPrivateUpload.setBackend(arguments[0], arguments[1], arguments[2])
+              .then(done, (e) => done('error: ' + e));
         """
-        return self.driver.execute_async_script(script, name, tf_url)
+        return self.driver.execute_async_script(script, name, tf_url, wasm)
+
+    def pick_backend(self, tf_url: str, wasm: dict[str, Any] | None) -> dict[str, str]:
+        """The backend the page picks on its own (``{"name", "why"}``), before any :meth:`set_backend`."""
+        script = """
+            const done = arguments[arguments.length - 1];
+            window.sispPrivateUpload.pickBackend(arguments[0], arguments[1])
+              .then(done, (e) => done({name: null, why: String(e)}));
+        """
+        return self.driver.execute_async_script(script, tf_url, wasm)
 
     def reset_model(self) -> None:
         self.driver.execute_script("window.sispPrivateUpload.resetModel();")
@@ -215,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--photos", default=",".join(PHOTOS))
-    parser.add_argument("--backends", default="webgl,cpu", help="TF.js backends to time, in turn")
+    parser.add_argument("--backends", default="wasm,webgl,cpu", help="TF.js backends to time, in turn")
     args = parser.parse_args(argv)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
 
@@ -228,25 +239,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.dataset} / {args.model} / {layer} / {args.metric}, top-{args.k}; {len(photos)} photos "
           f"(skimage.data, JPEG); load average before: {load_average()}")
     header = (f"{'backend':<8} {'variant':<8} {'download':>9} {'load':>8} {'warm-up':>8} {'per image':>10} "
-              f"{'min cos':>9} {'top-k same':>11} {'mean shared':>11}")
+              f"{'of it model':>11} {'min cos':>9} {'top-k same':>11} {'mean shared':>11}")
     print(header)
     with BrowserSession(create_app(root)) as browser:
         browser.open("/upload")
         browser.wait_for("return Boolean(window.sispPrivateUpload && window.sispPrivate)")
+        urls = page_info(store, args.dataset, args.model, layer, args.metric, args.k, DEFAULT_VARIANT)["urls"]
+        picked = browser.pick_backend(urls["tf"], urls["wasm"])
+        print(f"the page picks {picked['name']}: {picked['why']}", flush=True)
         for backend, variant in [(b, v) for b in args.backends.split(",") for v in args.variants.split(",")]:
             info = page_info(store, args.dataset, args.model, layer, args.metric, args.k, variant)
-            used = browser.set_backend(backend, info["urls"]["tf"])
+            used = browser.set_backend(backend, info["urls"]["tf"], info["urls"]["wasm"])
             if used != backend:
                 print(f"{backend:<8} unavailable in this browser ({used})")
                 continue
             browser.reset_model()
-            times, cosines, same, overlap = [], [], 0, []
+            times, infer, cosines, same, overlap = [], [], [], 0, []
             first = None
             for name, data in photos.items():
                 result = browser.embed(info, data)
                 first = first or result
                 t = result["timings"]
                 times.append(t["decodeMs"] + t["inferMs"])
+                infer.append(t["inferMs"])
                 got = np.asarray(result["features"], np.float32)
                 cosines.append(cosine(got, server[name]))
                 ours = top_ids(store, args.dataset, args.model, layer, args.metric, got, args.k)
@@ -256,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             t = first["timings"]
             print(f"{backend:<8} {variant:<8} {info['variants'][variant] / 1e6:>7.1f}MB {t['loadMs'] / 1000:>7.2f}s "
                   f"{t['warmupMs'] / 1000:>7.2f}s {statistics.median(times):>8.0f}ms "
+                  f"{statistics.median(infer):>9.0f}ms "
                   f"{min(cosines):>9.6f} {same:>5} of {len(photos)} {statistics.mean(overlap):>10.1f}", flush=True)
     print(f"load average after: {load_average()}")
     return 0

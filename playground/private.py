@@ -4,6 +4,9 @@ What the server does for it (issue #16, contract point 4), and nothing else:
 
 - serves TensorFlow.js (``GET /private/tf.min.js``, from :data:`precompute.npm_files.TFJS`, never a CDN; the
   page loads it lazily, only when private mode is used: 1.5 MB that no other page needs);
+- serves TF.js' WebAssembly backend (``GET /private/tf-backend-wasm.min.js`` and the ``.wasm`` binaries it loads,
+  ``/private/tfjs-backend-wasm*.wasm`` as ``application/wasm``, from :data:`precompute.npm_files.TFJS_WASM`): the
+  page loads it only when it picks that backend (see ``pickBackend`` in assets/private_upload.js);
 - serves a model's TF.js export (``GET /private/<dataset>/<model>/export.json`` and
   ``/private/<dataset>/<model>/<variant>/<file>``: ``model.json`` and its weight shards);
 - serves a layer's stored features as raw little-endian float32, n x dim row-major
@@ -36,7 +39,7 @@ from flask import Response, abort, request, send_file
 from playground.store import MissingArtifact, Store
 from precompute import artifacts as art
 from precompute.artifacts import check_name
-from precompute.npm_files import TFJS, NpmFileUnavailable
+from precompute.npm_files import TFJS, TFJS_WASM, NpmFileUnavailable
 from precompute.ports.tfjs_export import EXPORT_FILE, VARIANTS, TfjsExportSpec, read_export_spec
 
 log = logging.getLogger(__name__)
@@ -119,6 +122,22 @@ def tfjs_problem() -> str | None:
     return None
 
 
+def wasm_urls() -> dict[str, Any] | None:
+    """The wasm backend's script and binaries for the page, or None when they are not installed (then the page
+    uses TF.js' WebGL or CPU backend)."""
+    try:
+        TFJS_WASM.find(fetch=False)
+        for name in TFJS_WASM.companion_names:
+            TFJS_WASM.find_companion(name, fetch=False)
+    except NpmFileUnavailable as exc:
+        log.info("no wasm backend for private mode: %s", exc)
+        return None
+    return {
+        "script": _url(Path(TFJS_WASM.member).name, version=TFJS_WASM.version),
+        "files": {name: _url(name, version=TFJS_WASM.version) for name in TFJS_WASM.companion_names},
+    }
+
+
 def _url(*parts: str, version: str | None) -> str:
     path = PRIVATE_ROUTE + "/" + "/".join(quote(p, safe="") for p in parts)
     return f"{path}?v={quote(version)}" if version else path
@@ -165,6 +184,7 @@ def private_info(store: Store, dataset: str | None, model: str | None, layer: st
         "default_variant": DEFAULT_VARIANT if DEFAULT_VARIANT in variants else next(iter(variants)),
         "urls": {
             "tf": _url("tf.min.js", version=TFJS.version),
+            "wasm": wasm_urls(),
             "export": _url(dataset, model, EXPORT_FILE, version=fingerprint),
             "model": {name: _url(dataset, model, name, "model.json", version=fingerprint) for name in variants},
             "features": _url(dataset, model, layer, "features.f32", version=fingerprint),
@@ -211,6 +231,22 @@ def add_private_routes(app: Any, store: Store) -> None:
                             "(python -m precompute.npm_files fetches it).\n", status=404, mimetype="text/plain")
         response = send_file(path, mimetype="text/javascript", max_age=0, conditional=True)
         return _cached(response, TFJS.version)
+
+    @app.server.route(f"{PRIVATE_ROUTE}/<name>")
+    def private_tfjs_wasm(name: str) -> Response:
+        script = Path(TFJS_WASM.member).name
+        if name != script and name not in TFJS_WASM.companion_names:
+            abort(404)
+        try:
+            path = TFJS_WASM.find(fetch=False) if name == script else TFJS_WASM.find_companion(name, fetch=False)
+        except NpmFileUnavailable as exc:
+            log.warning("private mode: %s", exc)
+            return Response("404 Not Found: TensorFlow.js' wasm backend is not installed on this server "
+                            "(python -m precompute.npm_files fetches it).\n", status=404, mimetype="text/plain")
+        # application/wasm: browsers compile a .wasm response while it streams only with this type
+        mimetype = "text/javascript" if name == script else "application/wasm"
+        response = send_file(path, mimetype=mimetype, max_age=0, conditional=True)
+        return _cached(response, TFJS_WASM.version)
 
     @app.server.route(f"{PRIVATE_ROUTE}/<dataset>/labels.json")
     def private_labels(dataset: str) -> Response:

