@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         for n_layers in (int(n) for n in args.layers.split(",")):
             layers = pick_layers(list(backbone.default_layers), n_layers)
             model = build_feature_model(base, layers, "avg")
-            expected = [np.concatenate(parts) for parts in
-                        zip(*[run_feature_model(model, batch[i : i + 16]) for i in range(0, len(batch), 16)])]
+            chunks = [run_feature_model(model, batch[i : i + 16]) for i in range(0, len(batch), 16)]
+            expected = [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
             runners = {"keras": lambda b, m=model: run_feature_model(m, b)}
             print(f"\n{name} ({args.weights} weights), {len(layers)} layers: {', '.join(layers)}")
             for label, readout in (("litert before", False), ("litert after", True)):

@@ -178,10 +178,10 @@ def _weights_identity(keras_arg: Any) -> Any:
 
 def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
     """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
-    ``config`` record, ``precompute.schema.StoredModelConfig``, its dict, or a ``precompute.models.StoredModelConfig``: the
-    same file for each), the layers,
-    the quantisation, the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their
-    name) and the versions of the converter, TensorFlow, Keras and the ImageNet weights package.
+    ``config`` record, ``precompute.schema.StoredModelConfig``, its dict, or a
+    ``precompute.models.StoredModelConfig``: the same file for each), the layers, the quantisation, the config's
+    weights file (path, size, mtime; nsfwjs files carry their source's sha in their name) and the versions of the
+    converter, TensorFlow, Keras and the ImageNet weights package.
 
     The folder is the one cache of converted weights (``precompute.weights_cache.cache_dir``), but not its naming:
     a ``.tflite`` file depends on the whole feature model, not on one source file, and a damaged one is converted
@@ -300,8 +300,8 @@ class LiteRTModel:
     """A converted feature model: ``model(batch (n, h, w, 3) float32) -> list of (n, dim) float32``.
 
     One interpreter, run on chunks of ``invoke_batch`` images (default: ``INVOKE_PIXELS`` input pixels' worth,
-    at least 1; resized only when a chunk's shape changes); XNNPACK with ``num_threads`` threads (default: every core). Not thread-safe: callers serialise
-    calls (the app's uploads hold a lock).
+    at least 1; resized only when a chunk's shape changes); XNNPACK with ``num_threads`` threads (default: every
+    core). Not thread-safe: callers serialise calls (the app's uploads hold a lock).
     """
 
     def __init__(self, path: Path, num_threads: int | None = None, invoke_batch: int | None = None) -> None:

@@ -38,9 +38,11 @@ def colours(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _without_timings(entry: dict) -> dict:
-    """An index entry less what is measured (``cost``, ``rank_seconds``): what must not depend on the engine."""
+    """An index entry less what is measured (``cost``, ``rank_seconds``, ``export_seconds``): what must not depend on
+    the engine."""
     if isinstance(entry, dict):
-        return {key: _without_timings(value) for key, value in entry.items() if key not in ("cost", "rank_seconds")}
+        return {key: _without_timings(value) for key, value in entry.items()
+                if key not in ("cost", "rank_seconds", "export_seconds")}
     return entry
 
 

@@ -217,7 +217,8 @@ def test_int8full_is_full_integer_with_float_input_and_output(cache: Path) -> No
     """Every weight and activation tensor int8 (int32 biases), the input and the outputs float32."""
     _, got, lite, _ = keras_and_litert("mobilenetv2", 32, n_layers=2, quantize="int8full")
     details = lite._interpreter.get_tensor_details()
-    interpreter_io = {d["index"] for d in lite._interpreter.get_input_details() + lite._interpreter.get_output_details()}
+    io_details = lite._interpreter.get_input_details() + lite._interpreter.get_output_details()
+    interpreter_io = {d["index"] for d in io_details}
     assert {str(np.dtype(d["dtype"])) for d in lite._interpreter.get_input_details()} == {"float32"}
     assert all(g.dtype == np.float32 for g in got)
     kinds = [np.dtype(d["dtype"]) for d in details if d["index"] not in interpreter_io]
@@ -399,7 +400,8 @@ def test_an_upload_on_litert_imports_no_tensorflow(tmp_path: Path, cache: Path) 
     code = ("import sys, json; from pathlib import Path; from playground.store import Store; "
             "from playground.uploads import upload_features; "
             f"store = Store({str(out)!r}); data = Path({str(image)!r}).read_bytes(); "
-            f"features = [upload_features(store, 'colours', {key!r}, layer, data)[0].tolist() for layer in {layers!r}]; "
+            f"features = [upload_features(store, 'colours', {key!r}, layer, data)[0].tolist() "
+            f"for layer in {layers!r}]; "
             "print(json.dumps([sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')), "
             "features]))")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
