@@ -142,6 +142,43 @@ def test_linear_convolutions_are_read_out_in_numpy_with_the_same_features(cache:
     assert maxed.readouts is None and not runtimes.readout_path(maxed.path).exists()
 
 
+@pytest.mark.parametrize("pooling", ["avg", "max"])
+def test_twelve_outputs_come_back_in_the_feature_models_order(cache: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               pooling: str) -> None:
+    """The frozen-graph conversion writes no signature: LiteRTModel takes the outputs in the model's order, which
+    must be the feature model's, also past ten outputs (where sorting names would put ``f010`` before ``f002``, or
+    ``Identity_10`` before ``Identity_2``). Each output has its own width, so any swap changes ``dims``. A file
+    converted through a SavedModel, as before (with a signature naming ``f000, f001, ...``), loads the same."""
+    import keras
+    import tensorflow as tf
+
+    from precompute.extract import build_feature_model, extract_array
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    x, names = inputs, []
+    for i in range(12):
+        x = keras.layers.Conv2D(3 + i, 1, activation="relu", name=f"c{i}")(x)
+        names.append(f"c{i}")
+    model = build_feature_model(keras.Model(inputs, x), names[::-1], pooling)  # deepest first: not the graph order
+    images = np.random.default_rng(2).uniform(-1, 1, (3, 16, 16, 3)).astype(np.float32)
+    expected = extract_array(model, images, lambda b: b, batch_size=2)
+    runtimes.convert_to_tflite(model, cache / "frozen.tflite")
+    frozen = runtimes.LiteRTModel(cache / "frozen.tflite")
+    assert frozen._interpreter.get_signature_list() == {}
+    # The conversion of before: the flag reads True whatever convert_to_tflite sets.
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "experimental_lower_to_saved_model",
+                        property(lambda self: True, lambda self, value: None), raising=False)
+    runtimes.convert_to_tflite(model, cache / "saved.tflite")
+    monkeypatch.undo()
+    signed = runtimes.LiteRTModel(cache / "saved.tflite")
+    assert signed._interpreter.get_signature_list() != {}
+    for lite in (frozen, signed):
+        assert lite.dims == [14 - i for i in range(12)]
+        for e, g in zip(expected, extract_array(lite, images, lambda b: b, batch_size=2), strict=True):
+            assert e.shape == g.shape and relative_difference(e, g) < 1e-5
+
+
 @pytest.mark.slow
 def test_efficientnet_lite0_folds_every_batchnorm_on_litert(cache: Path) -> None:
     """Its 8 stored layers are all linear convolutions: the graph keeps no MUL of an unfolded BatchNorm, and
