@@ -60,6 +60,10 @@ class PixelAffine:
         if len(self.scale) != 3 or len(self.offset) != 3:
             raise ValueError(f"A PixelAffine needs 3 scales and 3 offsets; got {self.scale!r} and {self.offset!r}.")
 
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """:func:`apply_pixel_affine` of this map."""
+        return apply_pixel_affine(x, self)
+
 
 def apply_pixel_affine(x: np.ndarray, affine: PixelAffine) -> np.ndarray:
     """Preprocess images with a :class:`PixelAffine`, in NumPy (float32; no TensorFlow).

@@ -20,11 +20,11 @@ import keras
 import numpy as np
 import pytest
 
+from precompute.backbones import PixelAffine
 from precompute.extract import build_feature_model, run_feature_model
 from precompute.ports import tfjs_export
 from precompute.ports.tfjs_export import (
     VARIANTS,
-    InputTransform,
     NotExportableError,
     derive_input_transform,
     export_feature_model,
@@ -157,7 +157,7 @@ def test_export_layout_and_reader_round_trip(tmp_path):
     model = build_feature_model(base, layers)
     spec = export_feature_model(model, layers, _preprocess, 24, tmp_path / "tfjs")
     # The leading Rescaling is folded into the input transform.
-    assert spec.transform == InputTransform("rgb", (float(np.float32(1 / 127.5)),) * 3, (-1.0,) * 3)
+    assert spec.transform == PixelAffine("rgb", (float(np.float32(1 / 127.5)),) * 3, (-1.0,) * 3)
     exported = json.loads((tmp_path / "tfjs" / "export.json").read_text())
     assert exported["layers"] == layers and exported["output_dims"] == [8, 8, 16]
     assert exported["channel_order"] == "rgb" and exported["tfjs_version"] == "4.22.0"
@@ -390,7 +390,7 @@ def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, s
     assert all(err <= REL_TOL for err, _ in results["float32"]), results
     assert all(cos >= 0.999 for _, cos in results["float16"] + results["uint16"]), results
     if source == "nsfwjs":  # Rescaling(0.5, 0.5) after x / 127.5 - 1: x / 255
-        assert spec.transform == InputTransform("rgb", (float(np.float32(1 / 255)),) * 3, (0.0,) * 3)
+        assert spec.transform == PixelAffine("rgb", (float(np.float32(1 / 255)),) * 3, (0.0,) * 3)
 
 
 def test_a_litert_quantised_model_gets_no_export_and_says_why(tmp_path):

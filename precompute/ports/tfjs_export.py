@@ -48,6 +48,8 @@ from typing import Any
 
 import numpy as np
 
+from precompute.backbones import PixelAffine
+
 TFJS_VERSION = "4.22.0"  # the TensorFlow.js the app serves (precompute.npm_files.TFJS); its loader reads these files
 EXPORT_FORMAT = 1
 VARIANTS = ("float32", "float16", "uint16", "uint8")  # the TF.js converter's weight quantisations, and none
@@ -73,24 +75,6 @@ class NotExportableError(ValueError):
 
 
 @dataclass(frozen=True)
-class InputTransform:
-    """What the browser does to RGB pixels 0..255 to get the model's input: reorder the channels to
-    ``channel_order`` (``bgr`` reverses them), then ``x[..., c] * scale[c] + offset[c]`` for the model's channel
-    ``c`` (after the reordering)."""
-
-    channel_order: str
-    scale: tuple[float, float, float]
-    offset: tuple[float, float, float]
-
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """The transform of ``(..., 3)`` pixels, as float32."""
-        x = np.asarray(pixels, dtype=np.float64)
-        if self.channel_order == "bgr":
-            x = x[..., ::-1]
-        return (x * np.asarray(self.scale) + np.asarray(self.offset)).astype(np.float32)
-
-
-@dataclass(frozen=True)
 class VariantFiles:
     """One written variant: its files (``model.json`` first) and their total size."""
 
@@ -103,7 +87,7 @@ class TfjsExportSpec:
     """The content of ``export.json``."""
 
     input_size: int
-    transform: InputTransform
+    transform: PixelAffine
     layers: tuple[str, ...]
     output_dims: tuple[int, ...]
     variants: dict[str, VariantFiles] = field(default_factory=dict)
@@ -121,7 +105,7 @@ class TfjsExportSpec:
     def from_dict(cls, data: dict[str, Any]) -> TfjsExportSpec:
         if data.get("format") != EXPORT_FORMAT:
             raise ValueError(f"export.json format {data.get('format')!r}; this version reads {EXPORT_FORMAT}.")
-        transform = InputTransform(data["channel_order"], tuple(data["scale"]), tuple(data["offset"]))
+        transform = PixelAffine(data["channel_order"], tuple(data["scale"]), tuple(data["offset"]))
         variants = {name: VariantFiles(int(v["bytes"]), tuple(v["files"])) for name, v in data["variants"].items()}
         return cls(int(data["input_size"]), transform, tuple(data["layers"]), tuple(data["output_dims"]), variants)
 
@@ -150,7 +134,7 @@ def parse_variants(text: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def derive_input_transform(function: Callable[[np.ndarray], np.ndarray], size: int, seed: int = 0,
-                           rtol: float = 1e-5) -> InputTransform:
+                           rtol: float = 1e-5) -> PixelAffine:
     """The per-channel affine map (with an optional channel reversal) that ``function`` computes on 0..255 pixels.
 
     ``function`` takes ``(n, size, size, 3)`` float32 pixels; it is probed with black images and one channel at
@@ -181,9 +165,9 @@ def derive_input_transform(function: Callable[[np.ndarray], np.ndarray], size: i
     diagonal, anti = np.diag(matrix), np.diag(matrix[:, ::-1])
     off = np.abs(matrix).max() * 1e-6
     if np.all(np.abs(matrix - np.diag(diagonal)) <= off):
-        transform = InputTransform("rgb", tuple(map(float, diagonal)), tuple(map(float, offset)))
+        transform = PixelAffine("rgb", tuple(map(float, diagonal)), tuple(map(float, offset)))
     elif np.all(np.abs(matrix[:, ::-1] - np.diag(anti)) <= off):
-        transform = InputTransform("bgr", tuple(map(float, anti)), tuple(map(float, offset)))
+        transform = PixelAffine("bgr", tuple(map(float, anti)), tuple(map(float, offset)))
     else:
         raise NotExportableError(f"The preprocessing mixes colour channels (matrix {matrix.round(6).tolist()}): "
                                  "not a per-channel affine map.")
@@ -620,7 +604,7 @@ def read_export_spec(out_dir: str | os.PathLike[str]) -> TfjsExportSpec:
 
 
 __all__ = ["ACTIVATIONS", "EXPORTER_VERSION", "EXPORT_FILE", "EXPORT_FORMAT", "LAYER_CONVERTERS", "MODEL_FILE",
-           "SHARD_BYTES", "TFJS_VERSION", "VARIANTS", "InputTransform", "NotExportableError", "TfjsExportSpec",
+           "SHARD_BYTES", "TFJS_VERSION", "VARIANTS", "NotExportableError", "TfjsExportSpec",
            "VariantFiles", "convert_graph", "derive_input_transform", "export_feature_model", "link_export",
            "parse_variants",
            "quantize_weight", "read_export_spec"]
