@@ -40,7 +40,6 @@ import json
 import logging
 import os
 import sys
-import tempfile
 import time
 import warnings
 import zipfile
@@ -51,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from precompute.artifacts import atomic_path
 from precompute.schema import StoredModelConfig
 from precompute.weights_cache import cache_dir
 
@@ -276,12 +276,10 @@ def convert_to_tflite(feature_model: Any, path: Path, quantize: str | None = Non
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
                                                    tf.lite.OpsSet.TFLITE_BUILTINS]
             flatbuffer = converter.convert()
-    path.parent.mkdir(parents=True, exist_ok=True)
     _write_readouts(readout_path(path), readouts)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
-        tmp.write(flatbuffer)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(flatbuffer)
+        os.chmod(tmp, 0o644)
     return time.perf_counter() - t0
 
 
@@ -597,11 +595,9 @@ def _write_readouts(path: Path, readouts: list[Readout] | None) -> None:
         if r.bias is not None:
             arrays[f"bias{i}"] = r.bias.astype(np.float32)
     arrays["spec"] = np.frombuffer(json.dumps({"format": _READOUT_VERSION, "readouts": spec}).encode(), np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as tmp:
+    with atomic_path(path) as tmp:
         np.savez(tmp, **arrays)
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, path)
+        os.chmod(tmp, 0o644)
 
 
 def _read_readouts(path: Path) -> list[Readout] | None:
