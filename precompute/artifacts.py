@@ -8,6 +8,7 @@ Layout under an artifacts root (``--out``, default ``./artifacts``)::
     <dataset>/report.json                       run report: skipped files with reasons, models used and why
     <dataset>/baseline.parquet                  scores of a random ranking (labeled datasets only)
     <dataset>/duplicates.parquet                exact and perceptual-hash duplicate pairs (a, b, kind, ...)
+    <dataset>/label_issues.parquet              likely label mistakes (id, label, suggested, confidence, quality)
     <dataset>/thumbs/<id>.jpg                   thumbnails the app serves by id
     <dataset>/<model>/<layer>/features.npy      float32 (n_images, dim), row i = manifest row i
     <dataset>/<model>/<layer>/umap.npy          float32 (n_images, 2)
@@ -85,6 +86,10 @@ def baseline_path(root: Path, dataset: str) -> Path:
 
 def duplicates_path(root: Path, dataset: str) -> Path:
     return dataset_dir(root, dataset) / "duplicates.parquet"
+
+
+def label_issues_path(root: Path, dataset: str) -> Path:
+    return dataset_dir(root, dataset) / "label_issues.parquet"
 
 
 def thumbs_dir(root: Path, dataset: str) -> Path:

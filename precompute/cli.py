@@ -215,9 +215,16 @@ def _print_summary(run: object, summary: object) -> None:
         print(f"  {duplicates['n_pairs']} duplicate pair(s): {duplicates['n_exact']} identical, {duplicates['n_near']} "
               f"near-identical (perceptual hash within {duplicates['phash_max_distance']} bits); scores count them "
               "as given, see report.json:")
-        for pair in sorted(duplicates["pairs"], key=lambda p: not p["likely_label_mistake"])[:10]:
-            flag = " LIKELY LABEL MISTAKE" if pair["likely_label_mistake"] else ""
+        for pair in sorted(duplicates["pairs"], key=lambda p: not p["labels_differ"])[:10]:
+            flag = " (look alike, labels differ)" if pair["labels_differ"] else ""
             print(f"    {pair['a']} = {pair['b']} ({pair['kind']}){flag}")
+    issues = report.get("label_issues") or {}
+    if issues.get("n_issues"):
+        print(f"  {issues['n_issues']} label(s) probably wrong (cleanlab over {', '.join(issues['evidence'])}), "
+              "see report.json:")
+        for issue in issues["issues"][:10]:
+            print(f"    {issue['path']}: {issue['label']} -> suggested {issue['suggested']} "
+                  f"(confidence {issue['confidence']:.2f})")
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(summary.to_string(index=False) if len(summary) else "(nothing computed)")
 

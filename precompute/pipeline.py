@@ -295,7 +295,7 @@ class Run:
         art.update_index(root, change)
         self.report["duplicates"] = {**summary.to_dict(), "pairs": _pair_records(pairs, manifest, labeled)}
         if len(pairs):
-            log.warning("%s: %d duplicate pairs (%d exact, %d near, %d across classes: likely label mistakes); "
+            log.warning("%s: %d duplicate pairs (%d exact, %d near, %d across classes: look alike, labels differ); "
                         "scores count them as given, see %s", ds, summary.n_pairs, summary.n_exact,
                         summary.n_near, summary.n_cross_class, art.report_path(root, ds))
 
@@ -683,7 +683,8 @@ class Run:
         nearest neighbour: every stored pair whose distance is at most ``FEATURE_DUPLICATE_RATIO`` x median(d1)
         and at most ``exp(m - FEATURE_DUPLICATE_SIGMAS * s)``, where m and s are the median and the robust
         standard deviation (1.4826 MAD) of log(d1) over the positive d1. Such a pair is the same picture for
-        this layer, whatever its files say; across classes, a likely label mistake.
+        this layer, whatever its files say. Across classes it is only a hint (close vectors, labels differ): label
+        mistakes are confident learning's to flag (precompute.label_issues).
         """
         root, ds = self.root, self.dataset
         metric = "cosine" if "cosine" in metrics else next(iter(metrics), None)
@@ -746,6 +747,11 @@ class Run:
                 log.warning("skipped %s: %s", spec.backbone, exc)
             finally:
                 self._write_report(time.perf_counter() - start)
+        if labeled:  # confident learning over the trained models' deepest layers (precompute.label_issues)
+            from precompute.label_issues import write_label_issues
+
+            self.report["label_issues"] = write_label_issues(self.root, self.dataset, manifest, seed=cfg.seed)
+            self._write_report(time.perf_counter() - start)
         return summarize_run(self.root, self.dataset)
 
     def _open_index(self) -> None:
@@ -848,11 +854,11 @@ def _rounded_pair(values: np.ndarray) -> list[float | None]:
 
 
 def _pair_records(pairs: pd.DataFrame, manifest: pd.DataFrame, labeled: bool) -> list[dict[str, Any]]:
-    """Duplicate pairs as the report lists them: files, labels, and whether a label is likely wrong."""
+    """Duplicate pairs as the report lists them: files, labels, and whether the labels differ."""
     paths = manifest["path"].tolist()
     labels = manifest["label"].astype(str).tolist() if labeled else [None] * len(paths)
     return [{"a": paths[a], "b": paths[b], "label_a": labels[a], "label_b": labels[b], "kind": kind,
-             "phash_distance": int(distance), "likely_label_mistake": bool(cross)}
+             "phash_distance": int(distance), "labels_differ": bool(cross)}
             for a, b, kind, distance, cross in pairs[["a", "b", "kind", "phash_distance", "cross_class"]]
             .itertuples(index=False)]
 

@@ -6,6 +6,7 @@ the pipeline, the app and the tools read and change these objects, never the JSO
     ArtifactIndex                      schema_version, versions (package -> version), datasets
       DatasetEntry                     per dataset: source folder, n_images, labels, fingerprint, files
         DatasetDuplicates              exact / perceptual-hash duplicate counts (duplicates.parquet)
+        LabelIssues                    confident-learning label issues (label_issues.parquet)
         Baseline                       scores of a random ranking: BaselineParams, summary
         ModelEntry                     per model key (``vgg16``, ``efficientnet-lite0-random``, ...)
           WeightsInfo                  where the weights came from, and why
@@ -488,6 +489,20 @@ class DatasetDuplicates(Record):
 
 
 @dataclass(kw_only=True)
+class LabelIssues(Record):
+    """Likely label mistakes found by confident learning (``label_issues.parquet``, precompute.label_issues):
+    the method, the layers it learned from, its parameters and the count."""
+
+    path: str = _spec(_str, required=True, what="label issues file")
+    method: str = _spec(_str, default="")
+    evidence: list[str] = _spec(_list(_str), default_factory=list)
+    n_folds: int | None = _spec(_int)
+    max_quality: float | None = _spec(_float)
+    n_issues: int = _spec(_int, default=0)
+    extra: dict[str, Any] = _extra()
+
+
+@dataclass(kw_only=True)
 class BaselineParams(Record):
     """What the random-ranking baseline depends on; another value recomputes it."""
 
@@ -524,6 +539,7 @@ class DatasetEntry(Record):
     fingerprint: str | None = _spec(_str)
     models: dict[str, ModelEntry] = _spec(_mapping(_record(ModelEntry)), default_factory=dict)
     duplicates: DatasetDuplicates | None = _spec(_record(DatasetDuplicates))
+    label_issues: LabelIssues | None = _spec(_record(LabelIssues))
     baseline: Baseline | None = _spec(_record(Baseline))
     extra: dict[str, Any] = _extra()
 
@@ -552,6 +568,6 @@ class ArtifactIndex(Record):
 
 __all__ = [
     "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates",
-    "DatasetEntry", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
+    "DatasetEntry", "LabelIssues", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
     "Record", "SchemaError", "TfjsExport", "UmapParams", "WeightsInfo",
 ]

@@ -50,7 +50,7 @@ def test_duplicates_are_found_listed_and_flagged_across_classes(duplicated_run: 
     assert named == {("blue/green-1-mislabelled.bmp", "green/green-1.png"): True,
                      ("red/red-0.png", "red/red-copy.png"): False}
     report = json.loads(art.report_path(out, "colours").read_text())
-    mistakes = [p for p in report["duplicates"]["pairs"] if p["likely_label_mistake"]]
+    mistakes = [p for p in report["duplicates"]["pairs"] if p["labels_differ"]]
     assert [(p["a"], p["b"]) for p in mistakes] == [("blue/green-1-mislabelled.bmp", "green/green-1.png")]
     # Per layer: the planted pairs are at distance 0, far below the typical nearest neighbour.
     for layer in entry["models"]["pixels"]["layers"].values():
