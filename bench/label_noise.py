@@ -60,8 +60,10 @@ class NoiseResult:
         return self.n_hits / self.n_flipped if self.n_flipped else float("nan")
 
     def line(self) -> str:
-        return (f"{self.dataset}: label-mistake flags precision {self.precision:.2f} recall {self.recall:.2f} "
-                f"({len(self.seeds)} seeds, {100 * self.fraction:g} % flipped)")
+        return (
+            f"{self.dataset}: label-mistake flags precision {self.precision:.2f} recall {self.recall:.2f} "
+            f"({len(self.seeds)} seeds, {100 * self.fraction:g} % flipped)"
+        )
 
 
 def flip_labels(labels: Sequence[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +97,16 @@ def measure(root: Path, dataset: str, seeds: Sequence[int], fraction: float) -> 
         flagged = detect_label_issues(features, noisy, seed=seed)["id"].to_numpy()
         hits = int(np.isin(flagged, flipped).sum())
         per_seed.append({"seed": int(seed), "flipped": len(flipped), "flagged": len(flagged), "hits": hits})
-    return NoiseResult(dataset, [int(s) for s in seeds], fraction, sum(r["flipped"] for r in per_seed),
-                       sum(r["flagged"] for r in per_seed), sum(r["hits"] for r in per_seed),
-                       [f"{m}/{layer}" for m, layer in layers], per_seed)
+    return NoiseResult(
+        dataset,
+        [int(s) for s in seeds],
+        fraction,
+        sum(r["flipped"] for r in per_seed),
+        sum(r["flagged"] for r in per_seed),
+        sum(r["hits"] for r in per_seed),
+        [f"{m}/{layer}" for m, layer in layers],
+        per_seed,
+    )
 
 
 def _artifacts_for(folder: Path, root: Path, stack: contextlib.ExitStack) -> tuple[Path, str]:
@@ -129,10 +138,20 @@ def _seeds(text: str) -> list[int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench label_noise", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", type=Path, default=list(DEFAULT_DATA), metavar="FOLDER",
-                        help="dataset folders (default: the two embedded datasets)")
-    parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("SISP_ARTIFACTS", "artifacts")),
-                        help="artifacts root holding their features (default: ./artifacts or $SISP_ARTIFACTS)")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        type=Path,
+        default=list(DEFAULT_DATA),
+        metavar="FOLDER",
+        help="dataset folders (default: the two embedded datasets)",
+    )
+    parser.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path(os.environ.get("SISP_ARTIFACTS", "artifacts")),
+        help="artifacts root holding their features (default: ./artifacts or $SISP_ARTIFACTS)",
+    )
     parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_SEEDS), help="comma-separated (default 0..4)")
     parser.add_argument("--fraction", type=float, default=0.05, help="share of labels flipped (default 0.05)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
@@ -155,8 +174,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for r in result.per_seed:
                     print(f"  seed {r['seed']}: {r['hits']} of {r['flagged']} flags on the {r['flipped']} flipped")
     if args.json:
-        args.json.write_text(json.dumps([{**asdict(r), "precision": r.precision, "recall": r.recall}
-                                         for r in results], indent=2))
+        args.json.write_text(
+            json.dumps([{**asdict(r), "precision": r.precision, "recall": r.recall} for r in results], indent=2)
+        )
     return 0
 
 

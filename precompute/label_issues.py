@@ -82,8 +82,14 @@ def evidence_layers(entry: DatasetEntry) -> list[tuple[str, str]]:
     return sorted(found)
 
 
-def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, n_classes: int, seed: int = 0,
-                                n_folds: int = N_FOLDS, n_repeats: int = N_REPEATS) -> np.ndarray:
+def out_of_sample_probabilities(
+    features: np.ndarray,
+    labels: np.ndarray,
+    n_classes: int,
+    seed: int = 0,
+    n_folds: int = N_FOLDS,
+    n_repeats: int = N_REPEATS,
+) -> np.ndarray:
     """Class probabilities of each image from a logistic regression that never saw its label.
 
     Parameters
@@ -156,13 +162,21 @@ def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataF
     keep = flagged & (suggested != labels) & (quality <= MAX_QUALITY)
     rows = np.flatnonzero(keep)
     rows = rows[np.argsort(quality[rows], kind="stable")]
-    return pd.DataFrame({"id": rows.astype(np.int64), "label": labels[rows].astype(np.int64),
-                         "suggested": suggested[rows].astype(np.int64), "confidence": confidence[rows],
-                         "quality": quality[rows]}, columns=list(ISSUE_COLUMNS))
+    return pd.DataFrame(
+        {
+            "id": rows.astype(np.int64),
+            "label": labels[rows].astype(np.int64),
+            "suggested": suggested[rows].astype(np.int64),
+            "confidence": confidence[rows],
+            "quality": quality[rows],
+        },
+        columns=list(ISSUE_COLUMNS),
+    )
 
 
-def detect_label_issues(feature_sets: Sequence[np.ndarray], labels: Sequence, seed: int = 0,
-                        details: dict | None = None) -> pd.DataFrame:
+def detect_label_issues(
+    feature_sets: Sequence[np.ndarray], labels: Sequence, seed: int = 0, details: dict | None = None
+) -> pd.DataFrame:
     """Confident learning over the combined out-of-sample probabilities of several feature sets.
 
     Parameters
@@ -186,7 +200,8 @@ def detect_label_issues(feature_sets: Sequence[np.ndarray], labels: Sequence, se
     if len(classes) < 2:
         return pd.DataFrame(columns=list(ISSUE_COLUMNS))
     probabilities, kept = combine_probabilities(
-        [out_of_sample_probabilities(f, codes, len(classes), seed) for f in feature_sets], codes)
+        [out_of_sample_probabilities(f, codes, len(classes), seed) for f in feature_sets], codes
+    )
     if details is not None:
         details["kept"] = kept
     issues = find_label_issues(probabilities, codes)
@@ -209,19 +224,41 @@ def write_label_issues(root: Path, dataset: str, manifest: pd.DataFrame, seed: i
     features = [art.read_array(art.features_path(root, dataset, model, layer)) for model, layer in layers]
     issues = detect_label_issues(features, manifest["label"].astype(str).tolist(), seed=seed)
     art.write_table(path, issues)
-    record = LabelIssues(path=art.relative(root, path), method="cleanlab confident learning (prune_by_noise_rate)",
-                         evidence=[f"{model}/{layer}" for model, layer in layers], n_folds=N_FOLDS,
-                         max_quality=MAX_QUALITY, n_issues=len(issues))
+    record = LabelIssues(
+        path=art.relative(root, path),
+        method="cleanlab confident learning (prune_by_noise_rate)",
+        evidence=[f"{model}/{layer}" for model, layer in layers],
+        n_folds=N_FOLDS,
+        max_quality=MAX_QUALITY,
+        n_issues=len(issues),
+    )
 
     def change(index: ArtifactIndex) -> None:
         index.datasets[dataset].label_issues = record
 
     art.update_index(root, change)
     paths = manifest["path"].tolist()
-    return {**record.to_dict(), "issues": [
-        {"path": paths[int(row.id)], "label": row.label, "suggested": row.suggested,
-         "confidence": round(float(row.confidence), 3)} for row in issues.itertuples(index=False)]}
+    return {
+        **record.to_dict(),
+        "issues": [
+            {
+                "path": paths[int(row.id)],
+                "label": row.label,
+                "suggested": row.suggested,
+                "confidence": round(float(row.confidence), 3),
+            }
+            for row in issues.itertuples(index=False)
+        ],
+    }
 
 
-__all__ = ["ISSUE_COLUMNS", "MAX_QUALITY", "TRAINED_SOURCES", "detect_label_issues", "evidence_layers",
-           "find_label_issues", "out_of_sample_probabilities", "write_label_issues"]
+__all__ = [
+    "ISSUE_COLUMNS",
+    "MAX_QUALITY",
+    "TRAINED_SOURCES",
+    "detect_label_issues",
+    "evidence_layers",
+    "find_label_issues",
+    "out_of_sample_probabilities",
+    "write_label_issues",
+]

@@ -567,7 +567,7 @@ class ArtifactIndex(Record):
 
 
 __all__ = [
-    "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates",
-    "DatasetEntry", "LabelIssues", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
+    "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates", "LabelIssues",
+    "DatasetEntry", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
     "Record", "SchemaError", "TfjsExport", "UmapParams", "WeightsInfo",
 ]
