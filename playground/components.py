@@ -13,7 +13,7 @@ from dash import dcc, html
 
 from playground import ids
 from playground.ranking import Result, closeness
-from playground.tables import DUPLICATE_KINDS, LABEL_MISTAKE, interval_columns
+from playground.tables import DUPLICATE_KINDS, LABELS_DIFFER, interval_columns, label_issue_text
 
 THUMB_ROUTE = "/thumbs"
 IMAGE_ROUTE = "/images"  # full-size images (downscaled to at most playground.images.MAX_SIDE px)
@@ -131,7 +131,7 @@ def _evidence(row: dict[str, Any]) -> str:
 
 
 def duplicate_badges(evidence: list[dict[str, Any]] | None, partner: str = "the query") -> list[html.Span]:
-    """Badges of one duplicate pair: its strongest kind, and "likely label mistake" across classes.
+    """Badges of one duplicate pair: its strongest kind, and "look alike, labels differ" across classes.
 
     Parameters
     ----------
@@ -146,12 +146,27 @@ def duplicate_badges(evidence: list[dict[str, Any]] | None, partner: str = "the 
     if any(row["cross_class"] for row in evidence):
         badges.append(
             html.Span(
-                LABEL_MISTAKE,
-                className="badge badge-mistake",
-                title="The two images look alike but carry different labels: one of them is probably mislabeled.",
+                LABELS_DIFFER,
+                className="badge badge-differ",
+                title="The two images look alike but carry different labels. On its own that is weak evidence of a "
+                "wrong label (close pairs are common in shallow or untrained layers); the label check (cleanlab) "
+                "flags the labels that are probably wrong.",
             )
         )
     return badges
+
+
+def label_issue_badge(issue: dict[str, Any] | None) -> html.Span | None:
+    """The badge of an image whose label confident learning finds probably wrong (``tables.label_issues_by_id``)."""
+    if not issue:
+        return None
+    return html.Span(
+        label_issue_text(issue),
+        className="badge badge-issue",
+        title=f"Given label {issue['label']}. A logistic regression on trained deep layers' features, cross-validated "
+        "so that it never saw this image's label, gives that label little probability (cleanlab confident "
+        f"learning; label quality {float(issue['quality']):.3f}). Check the image and fix the label if it is wrong.",
+    )
 
 
 def _bar_title(result: Result, metric: str | None, fraction: float, near: float, far: float) -> str:
@@ -175,6 +190,7 @@ def result_card(
     span: tuple[float, float] = (0.0, 0.0),
     pick_type: str = ids.RESULT_PICK,
     where: str = "results",
+    issue: dict[str, Any] | None = None,
 ) -> html.Div:
     """One ranked result: thumbnail, rank, its distance with the metric named, a bar placing it between the
     farthest (empty) and the closest (full) result shown, label, same/other class mark, a full-size button,
@@ -220,6 +236,7 @@ def result_card(
             html.Div(label_text(result.label), className="label"),
             html.Div(mark, className=f"mark {mark_class}") if mark else None,
             html.Div(duplicate_badges(duplicate), className="badges") if duplicate else None,
+            html.Div(label_issue_badge(issue), className="badges") if issue else None,
         ],
         className=f"result-card {mark_class}",
         **{
@@ -240,8 +257,10 @@ def results_grid(
     metric: str | None = None,
     pick_type: str = ids.RESULT_PICK,
     where: str = "results",
+    issues: dict[int, dict[str, Any]] | None = None,
 ) -> html.Div:
-    """Result cards in rank order; ``duplicates`` maps a result id to its duplicate pair with the query.
+    """Result cards in rank order; ``duplicates`` maps a result id to its duplicate pair with the query and
+    ``issues`` an image id to its label issue (``tables.label_issues_by_id``).
 
     Each card's bar is its :func:`~playground.ranking.closeness` within these results.
     """
@@ -252,7 +271,8 @@ def results_grid(
     span = (min(finite), max(finite)) if finite else (0.0, 0.0)
     return html.Div(
         [
-            result_card(dataset, r, clickable, duplicates.get(r.image_id), metric, float(f), span, pick_type, where)
+            result_card(dataset, r, clickable, duplicates.get(r.image_id), metric, float(f), span, pick_type, where,
+                        (issues or {}).get(r.image_id))
             for r, f in zip(results, fractions, strict=True)
         ],
         className="results-grid",
@@ -347,6 +367,34 @@ def duplicate_pair(dataset: str, number: int, evidence: list[dict[str, Any]], qu
         ],
         className="duplicate-pair" + (" cross" if row["cross_class"] else "") + (" current" if query in (a, b) else ""),
         **{"data-pair": f"{a}-{b}", "data-kind": row["kind"]},
+    )
+
+
+def label_issue_row(dataset: str, number: int, issue: dict[str, Any], query: int | None = None) -> html.Div:
+    """One row of the duplicates panel's label checks: the image (click to make it the query), its given label
+    and the flag with the suggested label."""
+    image_id = int(issue["id"])
+    return html.Div(
+        [
+            html.Button(
+                thumbnail(dataset, image_id, str(issue["label"])),
+                id={"type": ids.DUPLICATE_PICK, "pair": f"issue-{number}", "index": image_id},
+                className="result-pick",
+                title=f"Search with image {image_id} ({issue['label']})",
+                n_clicks=0,
+            ),
+            html.Div(
+                [
+                    html.Div(f"image {image_id}", className="muted"),
+                    html.Div(f"labelled {issue['label']}", className="label"),
+                    html.Div(label_issue_badge(issue), className="badges"),
+                    html.Div("the current query", className="muted") if query == image_id else None,
+                ],
+                className="pair-caption",
+            ),
+        ],
+        className="duplicate-pair label-issue" + (" current" if query == image_id else ""),
+        **{"data-issue": str(image_id), "data-suggested": str(issue["suggested"])},
     )
 
 

@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.colors import qualitative
 
+from playground.tables import PARAMS_RUN, PARAMS_WHOLE
+
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
 # Classes on the embeddings map. Ten colours from the colour-blind-safe schemes of Paul Tol and of Okabe & Ito,
 # chosen to keep the smallest CIEDE2000 difference between any two of them, the white background and the
@@ -603,6 +605,8 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
         positions, placed = placed[: len(members)], placed[len(members):]
         colour = PALETTE[i % len(PALETTE)]
         interval, hover = _interval_hover(members, low, high)
+        whole = members.get(PARAMS_WHOLE, pd.Series([np.nan] * len(members), index=members.index))
+        whole_text = ["?" if pd.isna(n) else f"{n:,.0f}" for n in whole]
         fig.add_trace(
             go.Scatter(
                 x=members["parameters"],
@@ -617,11 +621,12 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
                 marker={"size": 10, "color": colour},
                 error_y=_error_bars(members, score, low, high, colour),
                 customdata=[
-                    _click_data(m, layer, metric, text)
-                    for m, layer, metric, text in zip(members["model"], members["layer"], members["metric"],
-                                                      interval, strict=True)
+                    [*_click_data(m, layer, metric, text), n_whole]
+                    for m, layer, metric, text, n_whole in zip(members["model"], members["layer"],
+                                                               members["metric"], interval, whole_text, strict=True)
                 ],
-                hovertemplate="%{text}<br>%{x:,.0f} parameters<br>best: %{customdata[1]} / %{customdata[2]}<br>"
+                hovertemplate="%{text}<br>%{x:,.0f} " + PARAMS_RUN + " (up to its deepest layer computed)<br>"
+                "%{customdata[4]} " + PARAMS_WHOLE + "<br>best: %{customdata[1]} / %{customdata[2]}<br>"
                 + score
                 + " %{y:.3f}"
                 + hover.replace("%{customdata}", "%{customdata[3]}")
@@ -636,8 +641,8 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
         shapes=[shape for shape, _ in lines],
         annotations=[annotation for _, annotation in lines if annotation],
         **_compare_layout(title or f"Model size against best {score}"),
-        xaxis={"title": "parameters of the network it runs (log axis)", "type": "log", "range": x_range,
-               **log_ticks(x_range, format_count), "automargin": True},
+        xaxis={"title": f"{PARAMS_RUN}: the network up to its deepest layer computed (log axis)", "type": "log",
+               "range": x_range, **log_ticks(x_range, format_count), "automargin": True},
         yaxis={"title": score, "range": y_range, "automargin": True},
         legend={"orientation": "h", "y": -0.25, "x": 0},
         hovermode="closest",

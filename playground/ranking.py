@@ -108,12 +108,15 @@ def majority_label(results: list[Result]) -> tuple[str, int] | None:
     return best, int(counts[best])
 
 
-def query_scores(store: Store, dataset: str, model: str, layer: str, metric: str, query: int) -> pd.DataFrame | None:
+def query_scores(store: Store, dataset: str, model: str, layer: str, metric: str, query: int,
+                 k: int | None = None) -> pd.DataFrame | None:
     """The query's own scores beside the layer's mean and a random ranking's.
 
     Returns a table indexed by score name with columns ``query``, ``mean`` (over all queries of this
     model / layer / metric), ``class mean`` (over the query's class), ``random`` (expected score of a
-    random ranking for a query of this class); None for an unlabeled dataset.
+    random ranking for a query of this class); None for an unlabeled dataset. With ``k`` (the number of
+    results shown), its first row is ``precision@k``, so the table speaks of the results on screen
+    (:func:`precision_at_k_row`).
     """
     scores = store.scores(dataset, model, layer, metric)
     if scores is None:
@@ -132,4 +135,30 @@ def query_scores(store: Store, dataset: str, model: str, layer: str, metric: str
     else:
         base = store.baseline_summary(dataset)
         table["random"] = [base.get(name, np.nan) for name in names]
+    if k is not None and f"precision@{k}" not in table.index:
+        row = precision_at_k_row(store, dataset, model, layer, metric, query, k)
+        if row is not None:
+            table = pd.concat([pd.DataFrame([row], index=pd.Index([f"precision@{k}"], name="score")), table])
+    elif k is not None:
+        table = table.loc[[f"precision@{k}", *[n for n in table.index if n != f"precision@{k}"]]]
     return table
+
+
+def precision_at_k_row(store: Store, dataset: str, model: str, layer: str, metric: str, query: int,
+                       k: int) -> dict[str, float] | None:
+    """precision@k of the query, its class and every query, from the stored rankings, and a random ranking's
+    expectation ((n_c - 1) / (n - 1): any depth); None when ``k`` is deeper than the rankings stored.
+
+    The stored scores hold a few cut-offs (1, 5, 10, 15...); the results shown can be any number. Ties at
+    the cut count in stored order here (the stored scores average over tie orders), a difference only where
+    distances tie exactly at rank k.
+    """
+    indices, _ = store.neighbors(dataset, model, layer, metric)
+    if not 1 <= k <= indices.shape[1]:
+        return None
+    labels = np.asarray(store.labels(dataset)).astype(str)
+    per_query = (labels[indices[:, :k]] == labels[:, None]).mean(axis=1)
+    mine = labels == labels[query]
+    n, n_class = len(labels), int(mine.sum())
+    return {"query": float(per_query[query]), "class mean": float(per_query[mine].mean()),
+            "mean": float(per_query.mean()), "random": (n_class - 1) / (n - 1) if n > 1 else np.nan}

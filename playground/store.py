@@ -356,6 +356,22 @@ class Store:
             return None
         return self._pairs(art.duplicates_path(self.root, dataset), dataset)
 
+    def label_issues(self, dataset: str) -> pd.DataFrame | None:
+        """Likely label mistakes found by confident learning (``label_issues.parquet``, precompute.label_issues),
+        worst first, or None when not computed (unlabeled, or older artifacts).
+
+        Columns ``id``, ``label``, ``suggested``, ``confidence`` (the suggested class's probability) and
+        ``quality``; the index entry (``dataset(ds).label_issues``) names the layers it learned from.
+        """
+        if self.dataset(dataset).label_issues is None:
+            return None
+        path = art.label_issues_path(self.root, dataset)
+        table = self._read(_cached_table, path, dataset)
+        ids = table["id"].to_numpy() if "id" in table.columns else None
+        if ids is None or (ids.size and not (ids.min() >= 0 and ids.max() < self.n_images(dataset))):
+            raise self._broken(path, dataset, "lacks image ids in range")
+        return table
+
     def layer_duplicates(self, dataset: str, model: str, layer: str) -> pd.DataFrame | None:
         """Pairs far closer in this layer's features than its typical nearest neighbour, or None when not computed.
 

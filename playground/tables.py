@@ -19,8 +19,12 @@ import pandas as pd
 from playground.store import MissingArtifact, Store
 from precompute.schema import ModelCost
 
+# Two parameter counts of one model, named the same way in every table and chart (issue #24): the network the model
+# runs (up to its deepest computed layer: what the size chart plots) and the whole model it was cut from.
+PARAMS_RUN = "parameters run"
+PARAMS_WHOLE = "parameters (whole model)"
 COST_COLUMNS = {
-    "n_params": "parameters",
+    "n_params": PARAMS_WHOLE,
     "gflops_per_image": "GFLOPs/image",
     "ms_per_image": "ms/image",
     "images_per_second": "images/s",
@@ -38,7 +42,24 @@ NEAR_BEST_SHARE = 0.95
 
 # Kinds of duplicate evidence, strongest first, as the app names them.
 DUPLICATE_KINDS = {"exact": "exact duplicate", "near": "near-duplicate", "feature": "feature near-duplicate"}
-LABEL_MISTAKE = "likely label mistake"
+# A pair of look-alikes across classes: a hint, not an accusation (one close pair says little about which label,
+# if any, is wrong). Label mistakes are confident learning's (precompute.label_issues): LABEL_ISSUE.
+LABELS_DIFFER = "look alike, labels differ"
+LABEL_ISSUE = "label probably wrong"
+
+
+def label_issue_text(issue: dict[str, Any]) -> str:
+    """A cleanlab flag in words: ``label probably wrong (suggested: hats, confidence 0.93)``."""
+    return f"{LABEL_ISSUE} (suggested: {issue['suggested']}, confidence {float(issue['confidence']):.2f})"
+
+
+def label_issues_by_id(store: Store, dataset: str) -> dict[int, dict[str, Any]]:
+    """Image id -> its label issue (``store.label_issues`` row); empty when none were computed or readable."""
+    try:
+        issues = store.label_issues(dataset)
+    except MissingArtifact:
+        return {}
+    return {} if issues is None else {int(row["id"]): row for row in issues.to_dict("records")}
 PAIR_COLUMNS = ["a", "b", "kind", "cross_class", "phash_distance", "distance", "label_a", "label_b"]
 
 # What compare_to_best says of a model.
@@ -198,7 +219,8 @@ def cost_table(store: Store, dataset: str, metric: str, score: str, summary: pd.
     for model in store.models(dataset):
         entry = store.model(dataset, model)
         cost = entry.cost
-        row = {"model": model, "weights": entry.weights.source if entry.weights else ""}
+        row = {"model": model, "weights": entry.weights.source if entry.weights else "",
+               PARAMS_RUN: _network_parameters(store, dataset, model)}
         row.update({label: cost.value(key) for key, label in COST_COLUMNS.items()})
         # Older indexes lack these: the model ran as its Keras weights.
         fallback = {"model_mb": cost.weights_mb, "runtime": "keras"}
@@ -482,7 +504,24 @@ def family_table(store: Store, dataset: str, score: str, summary: pd.DataFrame |
     best = best[["model", "layer", "metric", *_with_bounds(table, score)]].reset_index(drop=True)
     best.insert(1, "family", [model_family(store, dataset, model) for model in best["model"]])
     best.insert(2, "parameters", [_network_parameters(store, dataset, model) for model in best["model"]])
+    best[PARAMS_WHOLE] = [_as_float(store.model(dataset, model).cost.n_params) for model in best["model"]]
     return best
+
+
+def significant(value: Any, digits: int = 3) -> str:
+    """A measured figure to ``digits`` significant digits, with thousands separators: timings vary by more than
+    their fourth digit between runs (``10.950`` -> ``"10.9"``, ``7259.68`` -> ``"7,260"``); "—" for none.
+
+    >>> significant(10.950), significant(6.307), significant(7259.68), significant(0.01234), significant(None)
+    ('10.9', '6.31', '7,260', '0.0123', '—')
+    """
+    number = _as_float(value)
+    if not np.isfinite(number):
+        return "—"
+    if number == 0:
+        return "0"
+    decimals = digits - 1 - int(np.floor(np.log10(abs(number))))
+    return f"{round(number, decimals):,.{max(decimals, 0)}f}"
 
 
 def _network_parameters(store: Store, dataset: str, model: str) -> float:

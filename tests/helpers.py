@@ -157,6 +157,14 @@ def add_trust_entries(root: Path) -> dict[str, int]:
         "path": "shapes/pixels/pixels_8x8/duplicates.parquet", "metric": "cosine", "ratio": 0.25, "threshold": 0.02,
         "typical_distance": 0.08, "n_pairs": 2, "n_cross_class": 0,
     }
+    # A label issue as precompute.label_issues writes it (the fixture has no trained model to learn from): the
+    # query's second result, given its own label, suggested the class of the query.
+    issues = pd.DataFrame({"id": [second], "label": [str(labels[second])], "suggested": ["hats"],
+                           "confidence": [0.93], "quality": [0.012]})
+    art.write_table(art.label_issues_path(root, "shapes"), issues)
+    entry["label_issues"] = {"path": "shapes/label_issues.parquet", "method": "cleanlab confident learning",
+                             "evidence": ["efficientnet-lite0/top_conv"], "n_folds": 5, "max_quality": 0.05,
+                             "n_issues": 1}
     for model, model_entry in entry["models"].items():
         for layer, layer_entry in model_entry["layers"].items():
             for metric, result in layer_entry["metrics"].items():
@@ -174,6 +182,7 @@ def strip_trust_entries(root: Path) -> None:
     index = json.loads((root / "index.json").read_text())
     for entry in index["datasets"].values():
         entry.pop("duplicates", None)
+        entry.pop("label_issues", None)
         for model in entry.get("models", {}).values():
             for layer in model.get("layers", {}).values():
                 layer.pop("duplicates", None)

@@ -480,7 +480,7 @@ def test_store_checks_duplicate_files(trust, artifacts_copy):
         store.layer_duplicates("shapes", PIXELS, "pixels_8x8")
 
 
-def test_duplicate_pairs_put_likely_label_mistakes_first(trust):
+def test_duplicate_pairs_put_pairs_whose_labels_differ_first(trust):
     from playground.tables import duplicate_pairs, duplicates_of
 
     store, pair = trust
@@ -503,9 +503,15 @@ def test_results_badge_duplicates_of_the_query(trust):
     cards = {card.to_plotly_json()["props"]["data-image-id"]: card
              for card in find_class(render_results(store, sel), "result-card")}
     assert text_of(find_class(cards[str(pair["first"])], "badges")) == "exact duplicate"
-    assert text_of(find_class(cards[str(pair["second"])], "badges")) == "feature near-duplicate"
-    assert text_of(find_class(cards[str(pair["other"])], "badges")) == "near-duplicate likely label mistake"
+    # A look-alike pair across classes is said as such, not as a label mistake (issue #24: it accused correct
+    # labels); a label is called probably wrong only on confident learning's evidence, with its suggestion.
+    assert text_of(find_class(cards[str(pair["other"])], "badges")) == "near-duplicate look alike, labels differ"
+    assert "mistake" not in text_of(render_results(store, sel)) and "mislabeled" not in str(render_results(store, sel))
+    assert text_of(find_class(cards[str(pair["second"])], "badges")) == (
+        "feature near-duplicate label probably wrong (suggested: hats, confidence 0.93)")
     badged = {key for key, card in cards.items() if find_class(card, "badge")}
+    assert "label probably wrong (suggested: hats" in text_of(render_query_panel(
+        store, resolve_selection(store, {"dataset": "shapes", "query": pair["second"]})))
     assert badged == {str(pair[name]) for name in ("first", "second", "other")}
     assert "3 of them form a duplicate pair" in text_of(render_results(store, sel))
     # Another layer holds no feature pairs: only the dataset's hash pairs are badged.
@@ -522,16 +528,20 @@ def test_duplicates_panel_lists_pairs_with_counts(trust, monkeypatch):
     sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 5})
     children = render_duplicates(store, sel)
     summary = text_of(children[0])
-    assert summary == "Duplicates: 3 pairs (1 exact, 1 near, 2 feature); 1 likely label mistake"
+    assert summary == ("Duplicates: 3 pairs (1 exact, 1 near, 2 feature); 1 with labels that differ; "
+                       "1 label probably wrong")
     text = text_of(children)
     assert "free top-1 hit" in text and "guaranteed miss" in text and "as given" in text
     assert "at most 4 of 64 bits" in text and "0.25 × the layer's median nearest-neighbour distance" in text
-    rows = find_class(children, "duplicate-pair")
+    # cleanlab's label issues come first, with the suggested label; then the pairs, those across classes first.
+    issue, *rows = find_class(children, "duplicate-pair")
+    assert "label-issue" in issue.className.split() and "confidence 0.93" in text_of(issue)
+    assert text_of(children).index("Labels probably wrong: 1") < text_of(children).index("Duplicate pairs")
     assert len(rows) == 3 and "cross" in rows[0].className.split()
-    assert "likely label mistake" in text_of(rows[0]) and "likely label mistake" not in text_of(rows[1:])
+    assert "look alike, labels differ" in text_of(rows[0]) and "labels differ" not in text_of(rows[1:])
     buttons = [b for row in rows for b in row.children if getattr(b, "id", None)]
     assert [b.id["type"] for b in buttons] == [ids.DUPLICATE_PICK] * 6
-    assert len({json.dumps(b.id, sort_keys=True) for b in buttons}) == 6  # unique although image 0 recurs
+    assert len({json.dumps(b.id, sort_keys=True) for b in buttons + issue.children[:1]}) == 7  # unique ids
     assert [b.id["index"] for b in buttons[:2]] == [0, pair["other"]]
     monkeypatch.setattr("playground.callbacks.search.MAX_PAIRS_SHOWN", 1)
     assert "2 more pairs" in text_of(render_duplicates(store, sel))
@@ -554,7 +564,7 @@ def test_a_missing_duplicates_file_is_a_message_not_a_crash(trust, artifacts_cop
     store, _ = trust
     art.duplicates_path(artifacts_copy, "shapes").unlink()
     sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 0})
-    assert not find_class(render_results(store, sel), "badge")
+    assert all("badge-issue" in badge.className for badge in find_class(render_results(store, sel), "badge"))
     children = render_duplicates(store, sel)
     assert "unreadable" in text_of(children[0]) and "duplicates.parquet" in text_of(children)
 

@@ -302,6 +302,9 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
         out["family"] = figures.empty_figure("No scores to set against model size (unlabeled dataset).")
     cost = tables.cost_table(store, sel.dataset, metric, score or "", summary=summary, best=best)
     shown, merged = components.with_intervals(cost, [f"best {score}"])
+    timings = [c for c in ("ms/image", "images/s") if c in shown.columns]
+    shown = shown.assign(**{c: shown[c].map(tables.significant) for c in timings})
+    merged = [*merged, *timings]
     cost_winner = set()
     if score and f"best {score}" in cost.columns and cost[f"best {score}"].notna().any():
         position = int(cost[f"best {score}"].astype(float).reset_index(drop=True).idxmax())

@@ -42,7 +42,8 @@ def render_query_panel(store: Store, sel: Selection) -> Any:
                 ),
                 html.Div(
                     [html.Strong(components.label_text(label) or "unlabeled"),
-                     html.Div(f"image {sel.query}: {path}", className="muted path")],
+                     html.Div(f"image {sel.query}: {path}", className="muted path"),
+                     components.label_issue_badge(tables.label_issues_by_id(store, sel.dataset).get(sel.query))],
                     className="query-caption",
                 ),
             ],
@@ -53,7 +54,7 @@ def render_query_panel(store: Store, sel: Selection) -> Any:
         parts.append(components.message("This dataset has no labels, so there are no scores to show.", "info"))
         return parts
     try:
-        table = query_scores(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query)
+        table = query_scores(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query, k=sel.k)
     except MissingArtifact as exc:
         parts.append(components.message(str(exc), "warning"))
         return parts
@@ -86,7 +87,9 @@ def render_results(store: Store, sel: Selection) -> Any:
     summary = []
     if sel.labeled:
         same = sum(bool(r.same_class) for r in results)
-        summary = [html.P(f"{same} of {len(results)} results share the query's class.", className="hint")]
+        summary = [html.P(f"{same} of {len(results)} results share the query's class (precision@{len(results)} "
+                          f"{same / max(len(results), 1):.2f}, beside the mean in the query's scores).",
+                          className="hint")]
     duplicates = _query_duplicates(store, sel)
     n_badged = sum(r.image_id in duplicates for r in results)
     if n_badged:
@@ -97,7 +100,8 @@ def render_results(store: Store, sel: Selection) -> Any:
                 className="hint",
             )
         )
-    grid = components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates, metric=sel.metric)
+    grid = components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates, metric=sel.metric,
+                                   issues=tables.label_issues_by_id(store, sel.dataset))
     return summary + [grid, components.scale_note(sel.metric)]
 
 
@@ -112,10 +116,52 @@ def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, 
 
 
 def render_duplicates(store: Store, sel: Selection) -> list[Any]:
-    """Children of the duplicates panel (an html.Details): a summary line with the counts, why duplicates
-    matter, the thresholds, and the pairs with thumbnails, cross-class pairs (likely label mistakes) first."""
+    """Children of the duplicates panel (an html.Details): a summary line with the counts, the labels confident
+    learning finds probably wrong (first, with the suggested label), why duplicates matter, the thresholds, and
+    the pairs with thumbnails, pairs whose labels differ first."""
     if sel.dataset is None:
         return [html.Summary("Duplicates")]
+    issues_part = _label_issues_part(store, sel)
+    parts = _duplicates_part(store, sel)
+    if issues_part is None:
+        return parts
+    summary, *body = parts
+    return [html.Summary(f"{summary.children}; {issues_part[0]}"), *issues_part[1:], *body]
+
+
+def _label_issues_part(store: Store, sel: Selection) -> list[Any] | None:
+    """(summary text, children...) of the label checks, None when they were not run (unlabeled, older runs)."""
+    entry = store.dataset(sel.dataset).label_issues
+    if entry is None:
+        return None
+    try:
+        issues = store.label_issues(sel.dataset)
+    except MissingArtifact as exc:
+        return ["label checks unreadable", components.message(str(exc), "warning")]
+    n = len(issues)
+    text = f"{n} label{'s' if n != 1 else ''} probably wrong"
+    evidence = ", ".join(entry.evidence) or "?"
+    children: list[Any] = [
+        html.H4(f"Labels probably wrong: {n}"),
+        html.P(
+            f"Confident learning (cleanlab): a logistic regression on the features of {evidence}, cross-validated so "
+            "that no image's own label is used to judge it, gives each image's classes a probability; an image is "
+            "flagged when its given label gets little of it. Pairs of look-alikes with different labels (below) "
+            "are weaker evidence and are not flagged.",
+            className="hint",
+        ),
+    ]
+    if n:
+        rows = [components.label_issue_row(sel.dataset, i, issue, sel.query)
+                for i, issue in enumerate(issues.head(MAX_PAIRS_SHOWN).to_dict("records"))]
+        children.append(html.Div(rows, className="duplicate-list label-issues"))
+    else:
+        children.append(html.P("No label looks wrong.", className="muted"))
+    children.append(html.H4("Duplicate pairs"))
+    return [text, *children]
+
+
+def _duplicates_part(store: Store, sel: Selection) -> list[Any]:
     dataset_entry = store.dataset(sel.dataset).duplicates
     layer_entry = None
     if sel.model and sel.layer:
@@ -137,7 +183,7 @@ def render_duplicates(store: Store, sel: Selection) -> list[Any]:
     if not groups:
         summary = "Duplicates: none found"
     elif sel.labeled:
-        summary += f"; {n_cross} {tables.LABEL_MISTAKE}{'s' if n_cross != 1 else ''}"
+        summary += f"; {n_cross} with labels that differ"
     body: list[Any] = [
         html.P(
             "Why they matter: a duplicate is its twin's free top-1 hit when both share a class, and a guaranteed "
