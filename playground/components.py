@@ -12,7 +12,7 @@ import pandas as pd
 from dash import dcc, html
 
 from playground import ids
-from playground.ranking import Result, closeness
+from playground.ranking import WEAK_MATCH_QUANTILE, DistanceReference, Result, closeness
 from playground.tables import DUPLICATE_KINDS, LABELS_DIFFER, interval_columns, label_issue_text
 
 THUMB_ROUTE = "/thumbs"
@@ -191,6 +191,7 @@ def result_card(
     pick_type: str = ids.RESULT_PICK,
     where: str = "results",
     issue: dict[str, Any] | None = None,
+    closer: float | None = None,
 ) -> html.Div:
     """One ranked result: thumbnail, rank, its distance with the metric named, a bar placing it between the
     farthest (empty) and the closest (full) result shown, label, same/other class mark, a full-size button,
@@ -216,6 +217,10 @@ def result_card(
             n_clicks=0,
         )
     title = _bar_title(result, metric, fraction, *span)
+    absolute = None
+    if closer is not None and math.isfinite(closer):
+        absolute = closer_text(closer)
+        title = f"{absolute} in this collection (same model, layer and metric). {title}"
     return html.Div(
         [
             html.Div(f"#{result.rank}", className="rank"),
@@ -233,6 +238,7 @@ def result_card(
                 className="distance",
                 title=title,
             ),
+            html.Div(absolute, className="closer-than", title=title) if absolute else None,
             html.Div(label_text(result.label), className="label"),
             html.Div(mark, className=f"mark {mark_class}") if mark else None,
             html.Div(duplicate_badges(duplicate), className="badges") if duplicate else None,
@@ -258,6 +264,7 @@ def results_grid(
     pick_type: str = ids.RESULT_PICK,
     where: str = "results",
     issues: dict[int, dict[str, Any]] | None = None,
+    reference: DistanceReference | None = None,
 ) -> html.Div:
     """Result cards in rank order; ``duplicates`` maps a result id to its duplicate pair with the query and
     ``issues`` an image id to its label issue (``tables.label_issues_by_id``).
@@ -272,18 +279,40 @@ def results_grid(
     return html.Div(
         [
             result_card(dataset, r, clickable, duplicates.get(r.image_id), metric, float(f), span, pick_type, where,
-                        (issues or {}).get(r.image_id))
+                        (issues or {}).get(r.image_id),
+                        None if reference is None else reference.closer_than(r.distance))
             for r, f in zip(results, fractions, strict=True)
         ],
         className="results-grid",
     )
 
 
+def closer_text(share: float) -> str:
+    """``closer than 97 % of pairs``: a result's distance against the collection's own pairs. Floors, so that
+    "100 %" means no pair at all is closer."""
+    return f"closer than {math.floor(100 * share)} % of pairs"
+
+
+def match_strength_note(results: Sequence[Result], reference: DistanceReference | None) -> html.P | None:
+    """A warning line when even the best result is far: farther than most images are from their nearest
+    neighbour in this collection (``DistanceReference.weak``)."""
+    if not results or reference is None or not reference.weak(results[0].distance):
+        return None
+    share = reference.closer_than(results[0].distance)
+    return html.P(
+        f"Weak match: even the best result ({format_distance(results[0].distance)}) is farther than "
+        f"{100 * WEAK_MATCH_QUANTILE:.0f} % of this collection's images are from their nearest neighbour "
+        f"(it is only {closer_text(share)}). Nothing here may look like the query.",
+        className="hint weak-match",
+    )
+
+
 def scale_note(metric: str | None) -> html.P:
     """What the number and the bar of a result card mean (under the results)."""
     return html.P(
-        f"Each card shows the {metric or ''} distance to the query (smaller is closer); its bar places it "
-        "between the farthest result shown (empty) and the closest (full).",
+        f"Each card shows the {metric or ''} distance to the query (smaller is closer), how many of the "
+        "collection's own image pairs are farther apart (an absolute scale), and a bar placing it between the "
+        "farthest result shown (empty) and the closest (full): a full bar on #1 says nothing of how good it is.",
         className="hint",
     )
 

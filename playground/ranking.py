@@ -18,6 +18,11 @@ from precompute.similarity import similarity_from_distance
 
 # Scores shown beside a query, in this order (those the scores table holds).
 QUERY_SCORES = ("rwp@15", "precision@1", "precision@5", "precision@10", "precision@15", "ap")
+# The absolute reference of a result's distance: pairs of the collection's images measured under the same model,
+# layer and metric (all of them up to this many; beyond, every image against a seeded sample of queries).
+REFERENCE_PAIRS = 200_000
+# A best result farther than this share of the collection's own nearest neighbours is called a weak match.
+WEAK_MATCH_QUANTILE = 0.95
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,58 @@ def closeness(distances: Sequence[float]) -> np.ndarray:
     if far - near <= 0:
         return np.where(np.isfinite(d), 1.0, 0.0)
     return np.where(np.isfinite(d), np.clip((far - d) / (far - near), 0.0, 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class DistanceReference:
+    """Where a distance falls in a collection (one model / layer / metric): ``pairs`` are distances between
+    its images, sorted; ``nearest`` each image's distance to its nearest neighbour, sorted."""
+
+    pairs: np.ndarray
+    nearest: np.ndarray
+
+    def closer_than(self, distance: float) -> float:
+        """The share of the collection's pairs farther apart than ``distance`` (0..1; NaN for no pairs)."""
+        if not self.pairs.size or not np.isfinite(distance):
+            return float("nan")
+        return float(1.0 - np.searchsorted(self.pairs, distance, side="right") / self.pairs.size)
+
+    def weak(self, distance: float) -> bool:
+        """Whether a best result at ``distance`` is farther than :data:`WEAK_MATCH_QUANTILE` of the images'
+        own nearest neighbours."""
+        return bool(self.nearest.size) and distance > float(np.quantile(self.nearest, WEAK_MATCH_QUANTILE))
+
+
+_REFERENCES: dict[tuple, DistanceReference] = {}
+
+
+def distance_reference(store: Store, dataset: str, model: str, layer: str, metric: str) -> DistanceReference:
+    """The collection's own distances under this model / layer / metric (cached per features file version).
+
+    Every pair of images up to :data:`REFERENCE_PAIRS` pairs; beyond, a seeded sample of images against all of
+    them (themselves left out). The nearest-neighbour distances come from the stored rankings.
+    """
+    from precompute import artifacts as art
+    from precompute.similarity import pairwise_distances
+
+    path = art.features_path(store.root, dataset, model, layer)
+    key = (str(path), path.stat().st_mtime_ns if path.exists() else 0, metric)
+    if key not in _REFERENCES:
+        features = np.asarray(store.features(dataset, model, layer))
+        n = len(features)
+        rows = np.arange(n)
+        if n * (n - 1) // 2 > REFERENCE_PAIRS:
+            rows = np.sort(np.random.default_rng(0).choice(n, max(1, REFERENCE_PAIRS // n), replace=False))
+        distances = pairwise_distances(features[rows], features, metric)
+        keep = np.ones(distances.shape, dtype=bool)
+        keep[np.arange(len(rows)), rows] = False  # an image and itself
+        if len(rows) == n:
+            keep &= np.triu(np.ones((n, n), dtype=bool), k=1)  # each pair once
+        _, stored = store.neighbors(dataset, model, layer, metric)
+        if len(_REFERENCES) > 64:  # a bounded cache: a long-running server sees many layers and metrics
+            _REFERENCES.clear()
+        _REFERENCES[key] = DistanceReference(np.sort(distances[keep]), np.sort(stored[:, 0].astype(np.float64)))
+    return _REFERENCES[key]
 
 
 def majority_label(results: list[Result]) -> tuple[str, int] | None:

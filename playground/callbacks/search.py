@@ -12,7 +12,7 @@ from dash.exceptions import PreventUpdate
 
 from playground import components, ids, tables
 from playground.callbacks.guards import selection_in_view, selection_with_dataset
-from playground.ranking import query_results, query_scores
+from playground.ranking import distance_reference, query_results, query_scores
 from playground.state import Selection
 from playground.static_html import to_tree
 from playground.store import BrokenArtifact, MissingArtifact, Store
@@ -100,9 +100,11 @@ def render_results(store: Store, sel: Selection) -> Any:
                 className="hint",
             )
         )
+    reference = distance_reference(store, sel.dataset, sel.model, sel.layer, sel.metric)
     grid = components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates, metric=sel.metric,
-                                   issues=tables.label_issues_by_id(store, sel.dataset))
-    return summary + [grid, components.scale_note(sel.metric)]
+                                   issues=tables.label_issues_by_id(store, sel.dataset), reference=reference)
+    weak = components.match_strength_note(results, reference)
+    return summary + ([weak] if weak else []) + [grid, components.scale_note(sel.metric)]
 
 
 def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, Any]]]:

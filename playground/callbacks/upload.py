@@ -26,7 +26,7 @@ from dash.exceptions import PreventUpdate
 from playground import components, ids
 from playground.callbacks.guards import selection_in_view
 from playground.private import private_info
-from playground.ranking import feature_results, majority_label
+from playground.ranking import distance_reference, feature_results, majority_label
 from playground.state import Selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
 from playground.uploads import (
@@ -118,8 +118,13 @@ def render_upload_bytes(
     status.append(
         html.P("Click a result to search the dataset with it, or ⤢ to see it full size.", className="hint")
     )
+    reference = distance_reference(store, sel.dataset, sel.model, sel.layer, sel.metric)
+    weak = components.match_strength_note(results, reference)
+    if weak is not None:
+        status.append(weak)
     grid = components.results_grid(
-        sel.dataset, results, clickable=True, metric=sel.metric, pick_type=ids.UPLOAD_PICK, where="upload"
+        sel.dataset, results, clickable=True, metric=sel.metric, pick_type=ids.UPLOAD_PICK, where="upload",
+        reference=reference,
     )
     return status, [grid, components.scale_note(sel.metric)]
 
@@ -171,8 +176,12 @@ def render_private_results(store: Store, query: dict[str, Any] | None) -> Any:
             f"Most common label among the top {len(results)}: {vote[0]} ({vote[1]} of {len(results)}).",
             className="hint",
         ))
+    reference = distance_reference(store, dataset, model, layer, metric)
+    weak = components.match_strength_note(results, reference)
+    if weak is not None:
+        parts.append(weak)
     parts.append(components.results_grid(dataset, results, clickable=True, metric=metric,
-                                         pick_type=ids.UPLOAD_PICK, where="upload"))
+                                         pick_type=ids.UPLOAD_PICK, where="upload", reference=reference))
     parts.append(components.scale_note(metric))
     return html.Div(parts, className="private-results", **{"data-ranked-by": "server"})
 
