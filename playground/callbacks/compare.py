@@ -89,6 +89,30 @@ def _name(row: pd.Series) -> str:
     return f"{row['model']} / {row['layer']} / {row['metric']}"
 
 
+# One visible sentence per score, under the answer (the tooltips hold the formulas).
+SCORE_SENTENCES = {
+    "rwp@15": "rwp@15 (rank-weighted precision at 15): the share of the 15 nearest images that share the query's "
+    "class, with the first ranks counting most; 1 means all 15 do, a random ranking scores the class's share of "
+    "the collection.",
+}
+
+
+def trade_off_line(result: tables.Answer) -> str | None:
+    """The trade-off in one line: the cheapest configuration that comes near the best, as shares of the best's
+    score and FLOPs, with the paired difference: "efficientnet-lite0 / top_conv: 93 % of the best rwp@15 at
+    45 % of its GFLOPs (difference -0.030 [-0.050, -0.010])". None when nothing cheaper comes near."""
+    best, score = result.best, result.score
+    row = result.near if result.near is not None else result.cheapest
+    if row is None or row.get("verdict") == tables.BEST:
+        return None
+    flops, best_flops = row["layer GFLOPs"], best["layer GFLOPs"]
+    cost = (f"{percent_of(flops, best_flops)} of its GFLOPs" if pd.notna(flops) and pd.notna(best_flops)
+            and best_flops > 0 else "an unknown cost")
+    difference = components.format_interval(row["difference"], row["difference low"], row["difference high"])
+    return (f"{row['model']} / {row['layer']}: {percent_of(row[score], best[score])} of the best {score} at "
+            f"{cost} (difference {difference}).")
+
+
 def render_answer(result: tables.Answer | None) -> Any:
     """The answer block at the top of Compare: best configuration, its cost, the cheapest one as good as it."""
     if result is None:
@@ -102,6 +126,12 @@ def render_answer(result: tables.Answer | None) -> Any:
             className="answer-best",
         )
     ]
+    trade_off = trade_off_line(result)
+    if trade_off:
+        lines.append(html.P([html.Strong("Trade-off: "), trade_off], className="answer-trade-off"))
+    explained = SCORE_SENTENCES.get(score)
+    if explained:
+        lines.append(html.P(explained, className="answer-score"))
     cost = result.model_cost
     parts = []
     if pd.notna(best["layer GFLOPs"]):

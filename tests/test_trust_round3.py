@@ -1,0 +1,189 @@
+"""Trust, round 3 (issue #24): label-mistake flags from confident learning, closeness on an absolute scale, one
+name per parameter count, a trade-off line, scores that follow the number of results, a legible palette."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.label_noise import flip_labels
+from precompute.label_issues import detect_label_issues, evidence_layers, find_label_issues
+from precompute.schema import DatasetEntry
+
+
+# ------------------------------------------------------------------------------------- label issues
+def _clusters(n_per_class: int = 30, n_classes: int = 4, dim: int = 24, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim)) * 3
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return centres[labels] + rng.normal(size=(len(labels), dim)), labels.astype(str)
+
+
+def test_confident_learning_finds_flipped_labels_and_suggests_the_true_class():
+    features, labels = _clusters()
+    noisy, flipped = flip_labels(labels, 0.05, seed=3)
+    assert len(flipped) == 6 and (noisy[flipped] != labels[flipped]).all()
+    assert (noisy[np.setdiff1d(np.arange(len(labels)), flipped)] == labels[np.setdiff1d(np.arange(len(labels)),
+                                                                                              flipped)]).all()
+    details: dict = {}
+    issues = detect_label_issues([features, features + 0.1], noisy, seed=0, details=details)
+    assert set(issues["id"]) == set(flipped)
+    assert (issues["suggested"].to_numpy() == labels[issues["id"]]).all()
+    assert (issues["label"].to_numpy() == noisy[issues["id"]]).all()
+    assert issues["quality"].is_monotonic_increasing and (issues["confidence"] > 0.5).all()
+    assert details["kept"] == [0, 1]
+
+
+def test_clean_labels_are_not_accused_and_a_layer_that_knows_nothing_is_left_out():
+    features, labels = _clusters(seed=1)
+    noise = np.random.default_rng(2).normal(size=features.shape)  # an "untrained" layer: no class structure
+    details: dict = {}
+    assert detect_label_issues([features, noise], labels, seed=0, details=details).empty
+    assert details["kept"] == [0]  # its accuracy is far below the trained layer's
+
+
+def test_only_a_confident_low_quality_label_is_flagged():
+    labels = np.array([0, 0, 1, 1])
+    probabilities = np.array([[0.9, 0.1], [0.02, 0.98], [0.1, 0.9], [0.5, 0.5]])
+    issues = find_label_issues(probabilities, labels)
+    assert issues["id"].tolist() == [1] and issues["suggested"].tolist() == [1]
+
+
+def test_evidence_is_the_deepest_layer_of_trained_float_models_never_pixels_or_random_weights():
+    def model(source, layers, quantize=None):
+        return {"backbone": "x", "weights": {"source": source},
+                "config": {"backbone": "x", "weights_source": source, "quantize": quantize},
+                "layers": {name: {"dim": 4, "order": i} for i, name in enumerate(layers)}}
+
+    entry = DatasetEntry.from_dict({"n_images": 3, "models": {
+        "lite0": model("imagenet", ["stem_conv", "top_conv"]),
+        "lite0-random": model("random", ["stem_conv", "top_conv"]),
+        "pixels": model("none", ["pixels_8x8"]),
+        "lite0-int8": model("imagenet", ["top_conv"], quantize="int8"),
+        "mobilenetv2-nsfwjs": model("nsfwjs", ["Conv1", "block_10_project"]),
+    }})
+    assert evidence_layers(entry) == [("lite0", "top_conv"), ("mobilenetv2-nsfwjs", "block_10_project")]
+
+
+def test_the_pipeline_writes_no_label_flags_without_a_trained_model(playground_artifacts):
+    """The test artifacts hold only pixels and an untrained EfficientNet-Lite0: no flag may come from them."""
+    from precompute import artifacts as art
+
+    entry = art.read_index(playground_artifacts).datasets["shapes"]
+    assert entry.labeled and entry.label_issues is None
+    assert not art.label_issues_path(playground_artifacts, "shapes").exists()
+
+
+def test_bench_label_noise_line_format(tmp_path, monkeypatch, capsys):
+    from bench import label_noise
+
+    def fake(root, dataset, seeds, fraction):
+        return label_noise.NoiseResult(dataset, list(seeds), fraction, 50, 40, 34, ["m/l"], [])
+
+    monkeypatch.setattr(label_noise, "measure", fake)
+    monkeypatch.setattr(label_noise, "_artifacts_for", lambda folder, root, stack: (root, folder.name))
+    folder = tmp_path / "birds"
+    folder.mkdir()
+    assert label_noise.main(["--data", str(folder), "--artifacts", str(tmp_path)]) == 0
+    assert capsys.readouterr().out == "birds: label-mistake flags precision 0.85 recall 0.68 (5 seeds, 5 % flipped)\n"
+
+
+# ------------------------------------------------------------------- closeness on an absolute scale
+def test_distance_reference_places_a_distance_among_the_collections_pairs():
+    from playground.ranking import DistanceReference
+
+    reference = DistanceReference(pairs=np.arange(1, 101, dtype=float), nearest=np.linspace(0.5, 1.5, 21))
+    assert reference.closer_than(3.0) == pytest.approx(0.97)
+    assert reference.closer_than(0.1) == 1.0 and reference.closer_than(1000) == 0.0
+    assert not reference.weak(1.0) and reference.weak(1.49)
+
+
+def test_result_cards_say_where_the_distance_falls_and_a_far_best_result_is_called_weak(playground_artifacts):
+    from playground.callbacks.upload import render_private_results
+    from playground.store import Store
+    from tests.helpers import find_class, text_of
+
+    store = Store(playground_artifacts)
+    features = np.asarray(store.features("shapes", "pixels", "pixels_8x8"))
+    near = {"dataset": "shapes", "model": "pixels", "layer": "pixels_8x8", "metric": "euclidean", "k": 3,
+            "features": features[4].tolist()}
+    panel = render_private_results(store, near)
+    cards = find_class(panel, "result-card")
+    assert text_of(find_class(cards[0], "closer-than")) == "closer than 100 % of pairs"
+    assert "in this collection" in cards[0].title if hasattr(cards[0], "title") else True
+    assert not find_class(panel, "weak-match")
+    far = dict(near, features=(features.max(axis=0) * 5).tolist())
+    panel = render_private_results(store, far)
+    assert "Weak match: even the best result" in text_of(find_class(panel, "weak-match"))
+    assert "closer than 0 % of pairs" in text_of(panel)
+
+
+# --------------------------------------------------------------- parameter counts, timings, trade-off
+def test_significant_digits():
+    from playground.tables import significant
+
+    assert [significant(v) for v in (10.950, 6.307, 7259.68, 0.5)] == ["10.9", "6.31", "7,260", "0.500"]
+
+
+def test_both_parameter_counts_are_named_alike_in_the_cost_table_and_the_size_chart(playground_artifacts):
+    from playground import figures
+    from playground.store import Store
+    from playground.tables import PARAMS_RUN, PARAMS_WHOLE, cost_table, family_table
+
+    store = Store(playground_artifacts)
+    costs = cost_table(store, "shapes", "cosine", "rwp@15")
+    assert {PARAMS_RUN, PARAMS_WHOLE} <= set(costs.columns) and "parameters" not in costs.columns
+    lite = costs.set_index("model").loc["efficientnet-lite0-random"]
+    assert 0 < lite[PARAMS_RUN] <= lite[PARAMS_WHOLE]
+    figure = figures.family_figure(family_table(store, "shapes", "rwp@15"), "rwp@15")
+    assert PARAMS_RUN in figure.layout.xaxis.title.text
+    hover = next(trace.hovertemplate for trace in figure.data if trace.hovertemplate)
+    assert PARAMS_RUN in hover and PARAMS_WHOLE in hover
+
+
+def test_the_compare_answer_has_a_trade_off_line_and_explains_rwp():
+    from playground import tables
+    from playground.callbacks.compare import render_answer, trade_off_line
+    from precompute.schema import ModelCost
+    from tests.helpers import text_of
+
+    best = pd.Series({"model": "lite2", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.60,
+                      "layer GFLOPs": 0.88, "layer parameters": 4.0e6})
+    near = pd.Series({"model": "efficientnet-lite0", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.558,
+                      "layer GFLOPs": 0.396, "layer parameters": 3.0e6, "verdict": tables.BELOW,
+                      "difference": -0.03, "difference low": -0.05, "difference high": -0.01, "p_value": 0.01})
+    cheapest = pd.concat([best, pd.Series({"verdict": tables.BEST, "difference": 0.0, "difference low": 0.0,
+                                           "difference high": 0.0, "p_value": 1.0})])
+    answer = tables.Answer(score="rwp@15", best=best, baseline=0.1, model_cost=ModelCost(), cheapest=cheapest,
+                           near=near, share=0.95, n_tested=20, n_ruled_out=132)
+    assert trade_off_line(answer) == ("efficientnet-lite0 / top_conv: 93 % of the best rwp@15 at 45 % of its GFLOPs "
+                                      "(difference -0.030 [-0.050, -0.010]).")
+    text = text_of(render_answer(answer))
+    assert "Trade-off:" in text and "efficientnet-lite0 / top_conv: 93 % of the best rwp@15" in text
+    assert "rwp@15 (rank-weighted precision at 15)" in text
+
+
+# ----------------------------------------------------------------- scores follow the results shown
+def test_the_query_scores_start_with_precision_at_the_number_of_results_shown(playground_artifacts):
+    from playground.callbacks.search import render_query_panel, render_results
+    from playground.ranking import query_results, query_scores
+    from playground.state import resolve_selection
+    from playground.store import Store
+    from tests.helpers import text_of
+
+    store = Store(playground_artifacts)
+    table = query_scores(store, "shapes", "pixels", "pixels_8x8", "cosine", 2, k=3)
+    results = query_results(store, "shapes", "pixels", "pixels_8x8", "cosine", 2, 3)
+    assert table.index[0] == "precision@3"
+    assert table.loc["precision@3", "query"] == pytest.approx(np.mean([r.same_class for r in results]))
+    assert 0 < table.loc["precision@3", "random"] < 1
+    sel = resolve_selection(store, {"dataset": "shapes", "model": "pixels", "layer": "pixels_8x8", "query": 2,
+                                    "k": 3})
+    same = sum(r.same_class for r in results)
+    assert f"{same} of 3 results share the query's class (precision@3 {same / 3:.2f}" in text_of(
+        render_results(store, sel))
+    assert "precision@3" in text_of(render_query_panel(store, sel))
+    # At a stored cut-off the row is moved first, not repeated.
+    table = query_scores(store, "shapes", "pixels", "pixels_8x8", "cosine", 2, k=5)
+    assert table.index[0] == "precision@5" and list(table.index).count("precision@5") == 1
