@@ -645,9 +645,13 @@
         return runPrivate(info, state.image).catch(function (error) {
           if (error && error.decode) { // not an image this browser decodes: say so, send nothing
             state.image = null;
+            // The error's own text may end in a parenthesis: say it after a colon, not inside another pair. Only
+            // an image type this browser cannot decode (a TIFF) is worth sending to the server; a text file is not.
+            var imageType = /^image\//.test(blob.type || "");
             var text = [h("Strong", {}, (filename || "your image") + ": "),
-              "this file cannot be used as an image in this browser (" + error.message + "). It was not sent; " +
-              "switch private mode off to let the server try to read it."];
+              "this browser cannot decode it as an image: " + String(error.message).replace(/\.$/, "") +
+              ". It was not sent" + (imageType ? "; switch private mode off to let the server try to read it."
+                : ". Choose a PNG, JPEG, GIF, BMP or WebP image.")];
             return [noUpdate(), noUpdate(), message(text, "error"), null, { "private": true }, null];
           }
           console.error("private mode failed; the server computes the features", error);

@@ -67,6 +67,7 @@ UPLOAD_SERVER = "upload-server"
 # Private mode (playground/private.py, assets/private_upload.js): the browser embeds the image with TensorFlow.js.
 PRIVATE_MODE = "private-mode"  # dcc.Checklist: ["on"] when private mode is on
 PRIVATE_VARIANT = "private-variant"  # dcc.RadioItems: the export's weight variant (float32, float16, ...)
+PRIVATE_VARIANT_CONTROL = "private-variant-control"  # its labelled wrapper, hidden while private mode is off
 PRIVATE_LINE = "private-line"  # what private mode will do with this selection, or why it cannot
 PRIVATE_INFO = "private-info"  # dcc.Store: playground.private.private_info of the selection
 # dcc.Store {"features", "dataset", "model", "layer", "metric", "k", "at"}: an image's feature vector computed in

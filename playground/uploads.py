@@ -96,7 +96,9 @@ def decode_contents(contents: str | None) -> bytes:
 
 def _too_big(n_bytes: int) -> str:
     mib = 1024 * 1024
-    return f"The file is {n_bytes / mib:.1f} MB; the limit is {MAX_UPLOAD_BYTES / mib:.0f} MB. Downscale it first."
+    # One unit, binary, said as such: 12,005,939 bytes are 11.4 MiB (12.0 MB), over a 10 MiB limit.
+    return (f"The file is {n_bytes / mib:.1f} MiB ({n_bytes:,} bytes); the limit is {MAX_UPLOAD_BYTES / mib:.0f} MiB. "
+            "Downscale it first.")
 
 
 def too_big_message(n_bytes: int) -> str:

@@ -248,7 +248,8 @@ def open_image(
     except ImageDecodeError:
         raise
     except UnidentifiedImageError as exc:
-        raise ImageDecodeError(f"{name}: not an image PIL can read") from exc
+        raise ImageDecodeError(f"{name}: not an image file this tool can read (PNG, JPEG, GIF, BMP, TIFF, WebP...)"
+                               ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageDecodeError(f"{name}: too many pixels ({exc})") from exc
     except PermissionError as exc:

@@ -997,7 +997,7 @@ def test_a_file_refused_by_the_browser_gets_a_message():
     message = render_rejected({"name": "huge.tif", "size": 15 * 1024 * 1024, "verdict": "too_big"})
     assert find_class(message, "message-error")
     assert text_of(message) == (
-        "huge.tif:  The file is 15.0 MB; the limit is 10 MB. Downscale it first. It was not sent."
+        "huge.tif:  The file is 15.0 MiB (15,728,640 bytes); the limit is 10 MiB. Downscale it first. It was not sent."
     )
 
 

@@ -187,3 +187,25 @@ def test_the_query_scores_start_with_precision_at_the_number_of_results_shown(pl
     # At a stored cut-off the row is moved first, not repeated.
     table = query_scores(store, "shapes", "pixels", "pixels_8x8", "cosine", 2, k=5)
     assert table.index[0] == "precision@5" and list(table.index).count("precision@5") == 1
+
+
+# ------------------------------------------------------------------------- private mode and errors
+def test_private_mode_off_is_said_in_words_and_hides_the_model_download():
+    from playground.callbacks.upload import private_mode_state
+
+    label, class_name, style = private_mode_state(False)
+    assert label.startswith("Private mode off") and "server computes" in label and "browser" not in label
+    assert "off" in class_name.split() and style == {"display": "none"}
+    label, class_name, style = private_mode_state(True)
+    assert label.startswith("Private mode on") and "off" not in class_name.split() and style == {}
+
+
+def test_upload_errors_use_one_unit_and_no_library_names():
+    from playground.uploads import too_big_message
+    from precompute.datasets import ImageDecodeError, decode_image
+
+    text = too_big_message(12_005_939)
+    assert text.startswith("The file is 11.4 MiB (12,005,939 bytes); the limit is 10 MiB.") and " MB" not in text
+    with pytest.raises(ImageDecodeError) as error:
+        decode_image(b"plain text, not an image")
+    assert "PIL" not in str(error.value) and "not an image file" in str(error.value)

@@ -186,6 +186,16 @@ def render_private_results(store: Store, query: dict[str, Any] | None) -> Any:
     return html.Div(parts, className="private-results", **{"data-ranked-by": "server"})
 
 
+def private_mode_state(on: bool) -> tuple[str, str, dict[str, str]]:
+    """(the switch's label, its class, the model-download control's style) for private mode on or off: off is
+    said in words, not only by the check glyph, and the download choice that no longer applies is hidden."""
+    from playground.views.upload import PRIVATE_OFF_LABEL, PRIVATE_ON_LABEL
+
+    if on:
+        return PRIVATE_ON_LABEL, "toggle private-mode", {}
+    return PRIVATE_OFF_LABEL, "toggle private-mode off", {"display": "none"}
+
+
 def private_mode_on(clicks: int | None) -> bool:
     """Private mode's toggle button is on until pressed, and after every second press."""
     return not (clicks or 0) % 2
@@ -221,7 +231,8 @@ def upload_outputs(
         except UploadError as exc:
             message = components.message([html.Strong(f"{filename or 'your image'}: "), str(exc)], "error")
             return message, None, None, None
-        kept = {"key": keep_upload(data), "name": filename}
+        # The reason it went to the server is kept with it: every later rendering (another backbone) says it again.
+        kept = {"key": keep_upload(data), "name": filename, "reason": reason}
         return (*render_upload_bytes(store, sel, data, filename, reason), kept, None)
     if isinstance(kept, dict) and kept.get("private"):
         raise PreventUpdate  # the browser holds the image and searches again (assets/private_upload.js)
@@ -231,7 +242,7 @@ def upload_outputs(
     if data is None:
         text = f"{kept.get('name') or 'Your image'} is no longer kept on the server; drop it again."
         return components.message(text, "info"), None, None, no_update
-    return (*render_upload_bytes(store, sel, data, kept.get("name")), no_update, no_update)
+    return (*render_upload_bytes(store, sel, data, kept.get("name"), kept.get("reason")), no_update, no_update)
 
 
 def register(app: Dash, store: Store) -> None:
@@ -299,6 +310,16 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.PRIVATE_MODE, "aria-pressed"),
         Input(ids.PRIVATE_MODE, "n_clicks"),
     )
+
+    @app.callback(
+        Output(ids.PRIVATE_MODE, "children"),
+        Output(ids.PRIVATE_MODE, "className"),
+        Output(ids.PRIVATE_VARIANT_CONTROL, "style"),
+        Input(ids.PRIVATE_MODE, "n_clicks"),
+        prevent_initial_call=True,
+    )
+    def show_private_mode(clicks):
+        return private_mode_state(private_mode_on(clicks))
 
     # A feature vector from the browser (a dataset too big to search there): the server ranks, the page renders.
     @app.callback(

@@ -5,6 +5,9 @@ from dash import dcc, html
 from playground import components, ids
 from playground.uploads import BROWSER_MAX_BYTES, MAX_UPLOAD_BYTES
 
+PRIVATE_ON_LABEL = "Private mode on: your image's features are computed in this browser"
+PRIVATE_OFF_LABEL = "Private mode off: the server computes your image's features"
+
 
 def _private_panel() -> html.Div:
     """Private mode's switch (a toggle button, on by default), the weight variant to download, and a line saying
@@ -14,7 +17,7 @@ def _private_panel() -> html.Div:
             # A toggle button (aria-pressed), as the map's thumbnails: Dash 4's dcc.Checklist nests its input in
             # an option role. On while its clicks are even.
             html.Button(
-                "Private mode: compute the image's features in this browser",
+                PRIVATE_ON_LABEL,
                 id=ids.PRIVATE_MODE,
                 n_clicks=0,
                 className="toggle private-mode",
@@ -22,8 +25,11 @@ def _private_panel() -> html.Div:
                 "features.",
                 **{"aria-pressed": "true"},
             ),
-            components.control("Model download", components.dropdown(ids.PRIVATE_VARIANT), "private-variant",
-                               ids.PRIVATE_VARIANT),
+            html.Div(
+                components.control("Model download", components.dropdown(ids.PRIVATE_VARIANT), "private-variant",
+                                   ids.PRIVATE_VARIANT),
+                id=ids.PRIVATE_VARIANT_CONTROL,
+            ),
             html.Div(id=ids.PRIVATE_LINE, className="hint private-line", **{"aria-live": "polite"}),
         ],
         className="private-panel",
@@ -58,7 +64,7 @@ def layout() -> html.Div:
                     _private_panel(),
                     html.P(
                         [
-                            f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MB. ",
+                            f"JPEG, PNG, WebP, GIF, BMP or TIFF, up to {limit_mb} MiB. ",
                             html.Strong("Without private mode "),
                             "the server computes the features: your image is processed in its memory and is never "
                             "written to disk or sent anywhere else.",
