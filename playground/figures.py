@@ -229,7 +229,9 @@ def umap_figure(
         clickmode="event",
         dragmode="lasso",
         hovermode="closest",
-        legend={"itemsizing": "constant", "title": {"text": "class" if labels is not None else ""}},
+        # Under the map, in rows: at 1000 px a legend beside it took a third of a 450 px map (issue #24).
+        legend={"itemsizing": "constant", "title": {"text": "class" if labels is not None else ""},
+                "orientation": "h", "x": 0, "xanchor": "left", "y": -0.04, "yanchor": "top"},
         uirevision=revision,
         selectionrevision=selection_revision,
         xaxis={"showticklabels": False, "title": {"text": "UMAP 1"}, "zeroline": False},
@@ -477,10 +479,15 @@ def place_labels(
     def overlap(a, b) -> float:
         return max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
 
+    # A label must not sit right beside another model's marker either, or it reads as that marker's name (issue
+    # #24: "efficientnet-lite1" beside lite0's dot): other markers count with this margin around them.
+    margin = font
+
     def cost(i: int, candidate) -> float:
         inside = overlap(candidate, (0, 0, width, height))
         area = (candidate[2] - candidate[0]) * (candidate[3] - candidate[1])
-        others = [o for j, o in enumerate(obstacles) if j != i]
+        others = [(o[0] - margin, o[1] - margin, o[2] + margin, o[3] + margin) if j < n else o
+                  for j, o in enumerate(obstacles) if j != i]
         return 2 * (area - inside) + sum(overlap(candidate, o) for o in others)
 
     positions = []
@@ -515,7 +522,7 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str, metric: str = ""
         return empty_figure("No scores to set against cost.")
     colours = [PALETTE[i % len(PALETTE)] for i in range(len(table))]  # same colour per model as the line chart
     part = table.assign(_colour=colours).dropna(subset=[score_column])
-    params = part["parameters"].fillna(0).astype(float)
+    params = part[PARAMS_WHOLE].fillna(0).astype(float)
     megabytes = part["model MB"].fillna(0).astype(float) if "model MB" in part else params * 4 / 1e6
     sizes = 10 + 30 * np.sqrt(megabytes / max(megabytes.max(), 1e-9))
     winner = part[score_column].astype(float).idxmax()
@@ -547,7 +554,7 @@ def cost_quality_figure(table: pd.DataFrame, score_column: str, metric: str = ""
             ],
             hovertemplate="%{text}<br>%{x:.2f} ms/image<br>"
             + score_column
-            + " %{y:.3f} (best layer %{customdata[1]})<br>%{customdata[3]:,.0f} parameters<br>"
+            + " %{y:.3f} (best layer %{customdata[1]})<br>%{customdata[3]:,.0f} " + PARAMS_WHOLE + "<br>"
             + "%{customdata[4]:.3f} GFLOPs<br>%{customdata[5]:.2f} MB model file<br>click: open in Search"
             + "<extra></extra>",
         )

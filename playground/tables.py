@@ -233,7 +233,12 @@ def cost_table(store: Store, dataset: str, metric: str, score: str, summary: pd.
                 if bound in best.columns:
                     row[name] = best.loc[model, bound]
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    # The answer first: the best layer and score right after the model, the costs after them (at 1000 px the
+    # score column was behind a horizontal scroll, issue #24).
+    first = [c for c in ("model", "best layer", f"best {score}", *interval_columns(f"best {score}"))
+             if c in table.columns]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
 def best_configuration(table: pd.DataFrame, score: str) -> pd.Series | None:

@@ -16,7 +16,9 @@ def layout() -> html.Div:
                     html.P(
                         "Each point is an image, placed by UMAP from the selected layer's features. Click a point to "
                         "make it the query (the star; its top results are circled). Drag to lasso a group, or pick "
-                        "box select, zoom or pan in the toolbar; double-click to clear or zoom out.",
+                        "box select, zoom or pan in the toolbar; double-click to clear or zoom out. UMAP keeps "
+                        "neighbourhoods but distorts distances: the query's nearest results (circled) can land far "
+                        "from it on the map, and gaps between groups mean little.",
                         className="hint",
                     ),
                     # A toggle button (aria-pressed): Dash 4's dcc.Checklist nests its input in an option role.
