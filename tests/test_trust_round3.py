@@ -209,3 +209,34 @@ def test_upload_errors_use_one_unit_and_no_library_names():
     with pytest.raises(ImageDecodeError) as error:
         decode_image(b"plain text, not an image")
     assert "PIL" not in str(error.value) and "not an image file" in str(error.value)
+
+
+# ------------------------------------------------------------------------------- layout at 1000 px
+def test_the_cost_table_starts_with_the_best_layer_and_score(playground_artifacts):
+    from playground.store import Store
+    from playground.tables import cost_table
+
+    costs = cost_table(Store(playground_artifacts), "shapes", "cosine", "rwp@15")
+    assert list(costs.columns[:3]) == ["model", "best layer", "best rwp@15"]
+
+
+def test_a_label_does_not_sit_beside_another_models_marker():
+    from playground.figures import place_labels
+
+    # Two markers 24 px apart, as lite0 and lite1 on the quality-vs-cost chart: a name centred above or below
+    # its own dot spans the other dot too (the old placement); each goes on its outer side instead.
+    x, y = [0.0, 0.12], [0.5, 0.5]
+    positions = place_labels(x, y, ["efficientnet-lite0", "efficientnet-lite1"], [-1, 1], [0, 1], sizes=20)
+    assert positions == ["middle left", "middle right"]
+
+
+def test_the_map_legend_sits_under_it_and_a_note_says_umap_distorts_distances():
+    from playground.figures import umap_figure
+    from playground.views.embeddings import layout
+    from tests.helpers import text_of
+
+    coords = np.random.default_rng(0).normal(size=(30, 2))
+    labels = np.array([f"c{i % 10}" for i in range(30)])
+    figure = umap_figure(coords, labels, 0, [1, 2, 3])
+    assert figure.layout.legend.orientation == "h" and figure.layout.legend.y < 0
+    assert "distorts distances" in text_of(layout())
