@@ -17,22 +17,24 @@ from plotly.colors import qualitative
 from playground.tables import PARAMS_RUN, PARAMS_WHOLE
 
 PALETTE = qualitative.Plotly + qualitative.D3 + qualitative.Alphabet
-# Classes on the embeddings map. Ten colours from the colour-blind-safe schemes of Paul Tol and of Okabe & Ito,
-# chosen to keep the smallest CIEDE2000 difference between any two of them, the white background and the
-# query's yellow star as large as possible (11.7) under normal, protan, deutan and tritan vision (Machado et al.
-# 2009 simulation; tests/test_playground_logic.py checks it), ordered so that the first few are the most
-# distinct. Classes 11 to 20 reuse the colours with another marker shape, so 20 classes stay distinct.
+# Classes on the embeddings map (issue #24): every colour at least 3:1 contrast on the white map (WCAG's bound for
+# graphics; the former pale cyan #99DDFF had 1.49:1) and at least 30 CIEDE2000 apart from each other for normal
+# vision (the former palette had pairs at 21-26). Found by a farthest-point search over the sRGB colours (steps of
+# 15) with that contrast, ordered so that the first few are the most distinct. The price: under simulated
+# protan, deutan and tritan vision (Machado et al. 2009) the closest pair is 6.9 apart (the former palette kept
+# 11.7); dark colours with 3:1 contrast leave little room on the axes those eyes lose. tests/test_trust_round3.py
+# and tests/test_playground_logic.py check both. Classes 11 to 20 reuse the colours with another marker shape.
 CLASS_COLOURS = (
-    "#332288",  # indigo
-    "#77AADD",  # light blue
-    "#117733",  # green
-    "#EE3377",  # magenta
-    "#BBBBBB",  # grey
-    "#999933",  # olive
-    "#AA4499",  # purple
-    "#99DDFF",  # pale cyan
-    "#882255",  # wine
-    "#CC79A7",  # pink
+    "#961EF0",  # violet
+    "#2DA500",  # green
+    "#F06900",  # orange
+    "#0F0F00",  # near black
+    "#0096E1",  # blue
+    "#960F2D",  # wine
+    "#1E003C",  # deep indigo
+    "#A58796",  # mauve grey
+    "#00695A",  # teal
+    "#785A00",  # brown
 )
 CLASS_SYMBOLS = ("circle", "diamond", "square", "triangle-up")
 QUERY_COLOUR = "#FFD400"

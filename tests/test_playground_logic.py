@@ -1036,7 +1036,9 @@ def test_class_palette_is_distinct_for_colour_blind_eyes_and_20_classes():
             deltaE_ciede2000(lab[i], lab[j]) for i, j in combinations(range(len(colours)), 2)
             if not (i >= len(CLASS_COLOURS) and j >= len(CLASS_COLOURS))
         )
-        assert smallest > 11, name
+        # 30 CIEDE2000 for normal vision with 3:1 contrast on white (issue #24) leaves 6.9 under simulated
+        # colour-vision deficiencies (playground/figures.py, CLASS_COLOURS).
+        assert smallest > (29 if name == "normal" else 6.5), name
     styles = [class_style(i) for i in range(20)]
     assert len(set(styles)) == 20 and len({colour for colour, _ in styles}) == 10
 

@@ -240,3 +240,25 @@ def test_the_map_legend_sits_under_it_and_a_note_says_umap_distorts_distances():
     figure = umap_figure(coords, labels, 0, [1, 2, 3])
     assert figure.layout.legend.orientation == "h" and figure.layout.legend.y < 0
     assert "distorts distances" in text_of(layout())
+
+
+# ----------------------------------------------------------------------------------------- palette
+def test_class_colours_contrast_with_the_map_and_differ_by_30_ciede2000():
+    from itertools import combinations
+
+    from skimage.color import deltaE_ciede2000, rgb2lab
+
+    from playground.figures import CLASS_COLOURS
+
+    def luminance(colour: str) -> float:
+        rgb = np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])
+        linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        return float(linear @ [0.2126, 0.7152, 0.0722])
+
+    background = "#FFFFFF"  # plotly_white: the map's plot area
+    for colour in CLASS_COLOURS[:10]:
+        contrast = (luminance(background) + 0.05) / (luminance(colour) + 0.05)
+        assert contrast >= 3.0, (colour, round(contrast, 2))
+    lab = rgb2lab(np.array([[[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in CLASS_COLOURS[:10]]]))[0]
+    smallest = min(deltaE_ciede2000(lab[i], lab[j]) for i, j in combinations(range(10), 2))
+    assert smallest >= 30, round(float(smallest), 1)

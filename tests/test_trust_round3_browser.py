@@ -30,13 +30,14 @@ def test_results_on_the_first_screen_at_1000_px_with_closeness(dash_duo, playgro
     dash_duo.driver.set_window_size(1000, 1000)
     wait_for_results(dash_duo, 3)
     driver = dash_duo.driver
-    top = driver.execute_script("return document.querySelector('#results .result-card').getBoundingClientRect().top")
+    top = driver.execute_script(
+        "return document.querySelector('#search-results .result-card').getBoundingClientRect().top")
     assert top < driver.execute_script("return window.innerHeight"), "no result on the first screen at 1000 px"
-    card = dash_duo.find_element("#results .result-card")
+    card = dash_duo.find_element("#search-results .result-card")
     assert "closer than" in card.text and "% of pairs" in card.text
     # The scores follow the number of results: precision@3 first.
     dash_duo.wait_for_contains_text(".scores-table", "precision@3", timeout=TIMEOUT)
-    assert "(precision@3" in dash_duo.find_element("#results").text
+    assert "(precision@3" in dash_duo.find_element("#search-results").text
     assert_accessible(dash_duo, axe_script, "search at 1000 px")
 
 
