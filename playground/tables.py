@@ -39,6 +39,9 @@ LAYER_COST_COLUMNS = {"gflops": "layer GFLOPs", "n_params": "layer parameters"}
 # Besides the cheapest configuration the paired test cannot tell from the best, the answer names the cheapest one
 # that reaches this share of the best score (when it is cheaper still).
 NEAR_BEST_SHARE = 0.95
+# The trade-off line names the cheapest configuration that reaches this share of the best score, when no cheaper
+# one reaches NEAR_BEST_SHARE (issue #24: "93 % of the best rwp@15 at 45 % of its GFLOPs").
+TRADE_OFF_SHARE = 0.9
 
 # Kinds of duplicate evidence, strongest first, as the app names them.
 DUPLICATE_KINDS = {"exact": "exact duplicate", "near": "near-duplicate", "feature": "feature near-duplicate"}
@@ -373,6 +376,7 @@ class Answer:
     share: float
     n_tested: int
     n_ruled_out: int = 0
+    trade_off: pd.Series | None = None
 
     @property
     def multiple_of_random(self) -> float | None:
@@ -419,11 +423,13 @@ def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHAR
         return None
     best = table.loc[table[score].idxmax()]
     reference = (best["model"], best["layer"], best["metric"])
-    cheapest, near, n_tested, n_ruled_out = None, None, 0, 0
+    cheapest, near, n_tested, n_ruled_out, trade = None, None, 0, 0, None
     for position, row in table.iterrows():
         key = (row["model"], row["layer"], row["metric"])
         if near is None and row[score] >= share * best[score] and key != reference:
             near = position
+        if trade is None and row[score] >= TRADE_OFF_SHARE * best[score] and key != reference:
+            trade = position
         if key == reference:
             cheapest = pd.concat([row, pd.Series({"verdict": BEST, **dict.fromkeys(_TEST_COLUMNS, np.nan)})])
             break
@@ -443,10 +449,15 @@ def answer(store: Store, dataset: str, score: str, share: float = NEAR_BEST_SHAR
                                                      (row["model"], row["layer"], row["metric"]), score))])
     else:
         near_row = None
+    trade_row = None
+    if trade is not None and _cheaper(table.loc[trade], best):
+        row = table.loc[trade]
+        trade_row = pd.concat([row, pd.Series(_paired(store, dataset, reference,
+                                                      (row["model"], row["layer"], row["metric"]), score))])
     baseline = store.baseline_summary(dataset).get(score)
     return Answer(score=score, best=best, baseline=None if baseline is None else float(baseline),
                   model_cost=store.model(dataset, best["model"]).cost, cheapest=cheapest,
-                  near=near_row, share=share, n_tested=n_tested, n_ruled_out=n_ruled_out)
+                  near=near_row, share=share, n_tested=n_tested, n_ruled_out=n_ruled_out, trade_off=trade_row)
 
 
 def _clearly_below(row: pd.Series, best: pd.Series, score: str) -> bool:

@@ -152,16 +152,23 @@ def test_the_compare_answer_has_a_trade_off_line_and_explains_rwp():
                       "layer GFLOPs": 0.88, "layer parameters": 4.0e6})
     near = pd.Series({"model": "efficientnet-lite0", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.558,
                       "layer GFLOPs": 0.396, "layer parameters": 3.0e6, "verdict": tables.BELOW,
-                      "difference": -0.03, "difference low": -0.05, "difference high": -0.01, "p_value": 0.01})
+                      "difference": 0.03, "difference low": 0.01, "difference high": 0.05, "p_value": 0.01})
     cheapest = pd.concat([best, pd.Series({"verdict": tables.BEST, "difference": 0.0, "difference low": 0.0,
                                            "difference high": 0.0, "p_value": 1.0})])
     answer = tables.Answer(score="rwp@15", best=best, baseline=0.1, model_cost=ModelCost(), cheapest=cheapest,
                            near=near, share=0.95, n_tested=20, n_ruled_out=132)
     assert trade_off_line(answer) == ("efficientnet-lite0 / top_conv: 93 % of the best rwp@15 at 45 % of its GFLOPs "
-                                      "(difference -0.030 [-0.050, -0.010]).")
+                                      "(best minus it, paired over the same queries: 0.030 [0.010, 0.050]).")
     text = text_of(render_answer(answer))
     assert "Trade-off:" in text and "efficientnet-lite0 / top_conv: 93 % of the best rwp@15" in text
     assert "rwp@15 (rank-weighted precision at 15)" in text
+    # Nothing within 95 % is cheaper: the cheapest configuration within 90 % is the trade-off.
+    trade = near.copy()
+    answer = tables.Answer(score="rwp@15", best=best, baseline=0.1, model_cost=ModelCost(), cheapest=cheapest,
+                           near=None, share=0.95, n_tested=20, n_ruled_out=132, trade_off=trade)
+    assert trade_off_line(answer).startswith("efficientnet-lite0 / top_conv: 93 % of the best rwp@15")
+    assert trade_off_line(tables.Answer(score="rwp@15", best=best, baseline=0.1, model_cost=ModelCost(),
+                                        cheapest=cheapest, near=None, share=0.95, n_tested=1)) is None
 
 
 # ----------------------------------------------------------------- scores follow the results shown

@@ -30,6 +30,8 @@ def main() -> None:
     # 137: the dataset's default query (its rwp@15, 0.400, is nearest the mean of the default model, 0.400).
     parser.add_argument("--query", type=int, default=137)
     parser.add_argument("--photo", default="coffee", help="the scikit-image sample photo to upload (default coffee)")
+    parser.add_argument("--settle", type=float, default=4.0,
+                        help="seconds to wait for callbacks and charts per view (default 4; more on a loaded machine)")
     args = parser.parse_args()
 
     from PIL import Image
@@ -54,7 +56,7 @@ def main() -> None:
             for view in VIEWS:
                 driver.set_window_size(width, 1000)
                 driver.get(f"{args.url}/{view}?{query}")
-                time.sleep(4)  # callbacks and plotly rendering settle
+                time.sleep(args.settle)  # callbacks and plotly rendering settle
                 if view == "embeddings":
                     _lasso(driver)
                 if view == "upload":

@@ -100,17 +100,22 @@ SCORE_SENTENCES = {
 def trade_off_line(result: tables.Answer) -> str | None:
     """The trade-off in one line: the cheapest configuration that comes near the best, as shares of the best's
     score and FLOPs, with the paired difference: "efficientnet-lite0 / top_conv: 93 % of the best rwp@15 at
-    45 % of its GFLOPs (difference -0.030 [-0.050, -0.010])". None when nothing cheaper comes near."""
+    45 % of its GFLOPs (best minus it, paired over the same queries: 0.030 [0.010, 0.050])". None when nothing
+    cheaper comes within ``tables.TRADE_OFF_SHARE`` of the best."""
     best, score = result.best, result.score
-    row = result.near if result.near is not None else result.cheapest
-    if row is None or row.get("verdict") == tables.BEST:
+    row = result.near
+    if row is None and result.cheapest is not None and result.cheapest.get("verdict") != tables.BEST:
+        row = result.cheapest
+    if row is None:
+        row = result.trade_off  # the cheapest within TRADE_OFF_SHARE of the best, when nothing nearer is cheaper
+    if row is None:
         return None
     flops, best_flops = row["layer GFLOPs"], best["layer GFLOPs"]
     cost = (f"{percent_of(flops, best_flops)} of its GFLOPs" if pd.notna(flops) and pd.notna(best_flops)
             and best_flops > 0 else "an unknown cost")
     difference = components.format_interval(row["difference"], row["difference low"], row["difference high"])
     return (f"{row['model']} / {row['layer']}: {percent_of(row[score], best[score])} of the best {score} at "
-            f"{cost} (difference {difference}).")
+            f"{cost} (best minus it, paired over the same queries: {difference}).")
 
 
 def render_answer(result: tables.Answer | None) -> Any:
