@@ -219,8 +219,8 @@ def _print_summary(run: object, summary: object) -> None:
             flag = " (look alike, labels differ)" if pair["labels_differ"] else ""
             print(f"    {pair['a']} = {pair['b']} ({pair['kind']}){flag}")
     issues = report.get("label_issues") or {}
-    if issues.get("n_issues"):
-        print(f"  {issues['n_issues']} label(s) probably wrong (cleanlab over {', '.join(issues['evidence'])}), "
+    if issues.get("found"):
+        print(f"  {issues['found']} label(s) probably wrong (cleanlab over {', '.join(issues['layers'])}), "
               "see report.json:")
         for issue in issues["issues"][:10]:
             print(f"    {issue['path']}: {issue['label']} -> suggested {issue['suggested']} "

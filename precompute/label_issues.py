@@ -238,8 +238,11 @@ def write_label_issues(root: Path, dataset: str, manifest: pd.DataFrame, seed: i
 
     art.update_index(root, change)
     paths = manifest["path"].tolist()
+    # The report names things its own way (the index's record is LabelIssues): what was found, from which layers.
     return {
-        **record.to_dict(),
+        "found": len(issues),
+        "layers": record.evidence,
+        "method": record.method,
         "issues": [
             {
                 "path": paths[int(row.id)],

@@ -92,8 +92,8 @@ def _name(row: pd.Series) -> str:
 # One visible sentence per score, under the answer (the tooltips hold the formulas).
 SCORE_SENTENCES = {
     "rwp@15": "rwp@15 (rank-weighted precision at 15): the share of the 15 nearest images that share the query's "
-    "class, with the first ranks counting most; 1 means all 15 do, a random ranking scores the class's share of "
-    "the collection.",
+    "class, with the first ranks counting most; 1 means all 15 do, and chance is the class's share of the "
+    "collection.",
 }
 
 
