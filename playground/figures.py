@@ -650,7 +650,7 @@ def family_figure(table: pd.DataFrame, score: str, baseline: float | None = None
         shapes=[shape for shape, _ in lines],
         annotations=[annotation for _, annotation in lines if annotation],
         **_compare_layout(title or f"Model size against best {score}"),
-        xaxis={"title": f"{PARAMS_RUN}: the network up to its deepest layer computed (log axis)", "type": "log",
+        xaxis={"title": f"{PARAMS_RUN} (to the deepest layer; log axis)", "type": "log",
                "range": x_range, **log_ticks(x_range, format_count), "automargin": True},
         yaxis={"title": score, "range": y_range, "automargin": True},
         legend={"orientation": "h", "y": -0.25, "x": 0},
