@@ -37,9 +37,12 @@ Examples
 
 from __future__ import annotations
 
+import hashlib
+import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -293,6 +296,60 @@ def _ProxyLogits(n_classes: int, scale: float, name: str) -> Any:  # noqa: N802 
     return _proxy_layer_class()(n_classes, scale, name=name)
 
 
+# ------------------------------------------------------------------------------------------- storage and Keras
+
+
+def head_layer_name(layer: str) -> str:
+    """The Keras (and TF.js) name of the Dense layer of ``layer``'s head: ``top_conv__head``."""
+    return f"{layer}__head"
+
+
+def write_heads(path: str | Path, heads: dict[str, LinearHead]) -> str:
+    """Store heads (layer -> head) as one ``.npz`` (``<layer>/kernel``, ``<layer>/bias``), atomically; returns the
+    file's SHA-256 (the stored model config records it, so that a changed file is noticed)."""
+    from precompute.artifacts import atomic_path
+
+    path = Path(path)
+    arrays = {}
+    for layer, head in heads.items():
+        arrays[f"{layer}/kernel"] = head.kernel.astype(np.float32)
+        arrays[f"{layer}/bias"] = head.bias.astype(np.float32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, **arrays)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def read_heads(path: str | Path, sha256: str | None = None) -> dict[str, LinearHead]:
+    """The heads of :func:`write_heads`; a ValueError when the file's SHA-256 is not ``sha256`` (when given)."""
+    data = Path(path).read_bytes()
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"The head file {path} changed since its model was stored (SHA-256 mismatch); rerun "
+                         "precompute with --train-head to retrain it.")
+    with np.load(io.BytesIO(data)) as arrays:
+        layers = sorted({name.rsplit("/", 1)[0] for name in arrays.files})
+        return {layer: LinearHead(arrays[f"{layer}/kernel"], arrays[f"{layer}/bias"]) for layer in layers}
+
+
+def append_heads(feature_model: Any, layers: Sequence[str], heads: dict[str, LinearHead]) -> Any:
+    """``feature_model`` (one pooled output per layer) with each layer's head as a Dense layer on its output.
+
+    The result is a plain functional model (GlobalAveragePooling2D -> Dense), which LiteRT converts and TF.js loads
+    as is; a browser finds each head by :func:`head_layer_name` and may train it further with TF.js ``fit``.
+    """
+    import keras
+
+    missing = [layer for layer in layers if layer not in heads]
+    if missing:
+        raise ValueError(f"The head file has no head for layer(s) {', '.join(missing)}; it has {', '.join(heads)}.")
+    outputs = []
+    for layer, tensor in zip(layers, feature_model.outputs, strict=True):
+        head = heads[layer]
+        dense = keras.layers.Dense(head.dim, name=head_layer_name(layer), dtype="float32")
+        outputs.append(dense(tensor))
+        dense.set_weights([np.asarray(head.kernel, np.float32), np.asarray(head.bias, np.float32)])
+    return keras.Model(feature_model.inputs[0], outputs, name=f"{feature_model.name}_head")
+
+
 # ------------------------------------------------------------------------------------------- protocol
 
 
@@ -478,7 +535,11 @@ __all__ = [
     "LeakError",
     "LinearHead",
     "check_no_leak",
+    "append_heads",
     "check_trainable",
+    "head_layer_name",
+    "read_heads",
+    "write_heads",
     "compare",
     "cross_validate",
     "fit_head",
