@@ -156,7 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.dataset_dir is None:
             parser.error("DATASET_DIR is required")
         from precompute.pipeline import AUTO_MODELS, ModelRequest, Run, RunConfig, parse_model_request
-
         from precompute.stages.head import parse_head_requests
 
         train_heads = parse_head_requests(args.train_head)

@@ -323,8 +323,10 @@ def read_heads(path: str | Path, sha256: str | None = None) -> dict[str, LinearH
     """The heads of :func:`write_heads`; a ValueError when the file's SHA-256 is not ``sha256`` (when given)."""
     data = Path(path).read_bytes()
     if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"The head file {path} changed since its model was stored (SHA-256 mismatch); rerun "
-                         "precompute with --train-head to retrain it.")
+        raise ValueError(
+            f"The head file {path} changed since its model was stored (SHA-256 mismatch); rerun "
+            "precompute with --train-head to retrain it."
+        )
     with np.load(io.BytesIO(data)) as arrays:
         layers = sorted({name.rsplit("/", 1)[0] for name in arrays.files})
         return {layer: LinearHead(arrays[f"{layer}/kernel"], arrays[f"{layer}/bias"]) for layer in layers}

@@ -228,5 +228,5 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     return extract
 
 
-__all__ = ["HEAD_SUFFIX", "STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model", "load_extractor",
-           "load_feature_model", "model_name", "resolve_config_weights"]
+__all__ = ["HEAD_SUFFIX", "STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model",
+           "load_extractor", "load_feature_model", "model_name", "resolve_config_weights"]

@@ -784,8 +784,8 @@ class Run:
             return  # HeadStage.plan says what to run
         fingerprint = folder_fingerprint(self.config.dataset_dir, exclude=[self.root], content=self.config.hash_files)
         if not dataset_is_current(entry, fingerprint):
-            raise HeadInputError(f"{self.dataset}: the folder {self.config.dataset_dir} changed since its features were "
-                                 f"computed; recompute them first (precompute {self.config.dataset_dir} --out "
+            raise HeadInputError(f"{self.dataset}: the folder {self.config.dataset_dir} changed since its features "
+                                 f"were computed; recompute them first (precompute {self.config.dataset_dir} --out "
                                  f"{self.root} --backbones MODEL), then train the head.")
 
     def _open_index(self) -> None:

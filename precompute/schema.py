@@ -584,6 +584,7 @@ class ArtifactIndex(Record):
 
 __all__ = [
     "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates",
-    "DatasetEntry", "HeadLayer", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost", "ModelEntry",
+    "DatasetEntry", "HeadLayer", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost",
+    "ModelEntry",
     "Record", "SchemaError", "TfjsExport", "UmapParams", "WeightsInfo",
 ]

@@ -34,6 +34,7 @@ from precompute.head import (
     HeadInputError,
     HeadSettings,
     LinearHead,
+    check_trainable,
     compare,
     cross_validate,
     fit_head,
@@ -42,7 +43,6 @@ from precompute.head import (
     read_heads,
     summary_line,
     write_heads,
-    check_trainable,
 )
 from precompute.models import HEAD_SUFFIX, ModelConfig
 from precompute.schema import ArtifactIndex, HeadLayer, LayerEntry, MetricEntry, ModelEntry, TfjsExport
@@ -65,8 +65,10 @@ def parse_head_requests(text: str | list[str] | tuple[str, ...] | None) -> tuple
     parts = [p.strip() for p in (text.split(",") if isinstance(text, str) else text) if p.strip()]
     for part in parts:
         if part != BEST and (part.count("/") != 1 or not all(part.split("/"))):
-            raise ValueError(f"--train-head takes MODEL/LAYER[,MODEL/LAYER...] or best, got {part!r} "
-                             "(e.g. efficientnet-lite2/top_conv).")
+            raise ValueError(
+                f"--train-head takes MODEL/LAYER[,MODEL/LAYER...] or best, got {part!r} "
+                "(e.g. efficientnet-lite2/top_conv)."
+            )
     return tuple(parts)
 
 
@@ -106,8 +108,10 @@ class HeadStage:
         index = art.read_index(self.root)
         entry = index.datasets.get(ds)
         if entry is None:
-            raise HeadInputError(f"{ds}: not precomputed in {self.root} yet, so there are no features to train a "
-                                 f"head on; run `{self._fix('--backbones MODEL')}` first.")
+            raise HeadInputError(
+                f"{ds}: not precomputed in {self.root} yet, so there are no features to train a "
+                f"head on; run `{self._fix('--backbones MODEL')}` first."
+            )
         if not entry.labeled:
             check_trainable(None, ds)
         check_trainable(_stored_labels(self.root, ds), ds)
@@ -130,8 +134,10 @@ class HeadStage:
                 if value is not None and (best is None or value > best[0]):
                     best = (value, key, name)
         if best is None:
-            raise HeadInputError(f"{self.dataset}: --train-head best needs stored {metric} scores and there are none; "
-                                 f"run `{self._fix('--backbones MODEL')}` first.")
+            raise HeadInputError(
+                f"{self.dataset}: --train-head best needs stored {metric} scores and there are none; "
+                f"run `{self._fix('--backbones MODEL')}` first."
+            )
         return best[1], best[2]
 
     def _check_pair(self, index: ArtifactIndex, model: str, layer: str) -> None:
@@ -139,25 +145,35 @@ class HeadStage:
         models = index.datasets[ds].models
         stored = sorted(k for k, m in models.items() if not m.head)
         if model.endswith(HEAD_SUFFIX) or (model in models and models[model].head):
-            raise HeadInputError(f"{ds}: {model} is itself a trained head; train on its base model instead "
-                                 f"(--train-head {model.removesuffix(HEAD_SUFFIX)}/{layer}).")
+            raise HeadInputError(
+                f"{ds}: {model} is itself a trained head; train on its base model instead "
+                f"(--train-head {model.removesuffix(HEAD_SUFFIX)}/{layer})."
+            )
         if model not in models:
-            raise HeadInputError(f"{ds}: no model {model!r} is computed (stored: {', '.join(stored) or 'none'}); "
-                                 f"compute it with `{self._fix(f'--backbones {model}')}`, or pick a stored one.")
+            raise HeadInputError(
+                f"{ds}: no model {model!r} is computed (stored: {', '.join(stored) or 'none'}); "
+                f"compute it with `{self._fix(f'--backbones {model}')}`, or pick a stored one."
+            )
         entry = models[model]
         if entry.config.quantize:
-            raise HeadInputError(f"{ds}: {model} is a LiteRT {entry.config.quantize} variant; train the head on its "
-                                 f"float model ({entry.config.backbone}).")
+            raise HeadInputError(
+                f"{ds}: {model} is a LiteRT {entry.config.quantize} variant; train the head on its "
+                f"float model ({entry.config.backbone})."
+            )
         if layer not in entry.layers:
-            raise HeadInputError(f"{ds}: {model} has no layer {layer!r} computed (stored: "
-                                 f"{', '.join(entry.layer_names())}); compute it with "
-                                 f"`{self._fix(f'--backbones {model} --layers {layer}')}` "
-                                 f"(`precompute --list-layers {entry.backbone}` lists valid names).")
+            raise HeadInputError(
+                f"{ds}: {model} has no layer {layer!r} computed (stored: "
+                f"{', '.join(entry.layer_names())}); compute it with "
+                f"`{self._fix(f'--backbones {model} --layers {layer}')}` "
+                f"(`precompute --list-layers {entry.backbone}` lists valid names)."
+            )
         path = art.features_path(self.root, ds, model, layer)
         problem = art.check_matrix(path, index.datasets[ds].n_images, entry.layers[layer].dim)
         if problem:
-            raise HeadInputError(f"{ds}: the features of {model}/{layer} ({art.relative(self.root, path)}) {problem}; "
-                                 f"recompute them with `{self._fix(f'--backbones {model} --layers {layer}')}`.")
+            raise HeadInputError(
+                f"{ds}: the features of {model}/{layer} ({art.relative(self.root, path)}) {problem}; "
+                f"recompute them with `{self._fix(f'--backbones {model} --layers {layer}')}`."
+            )
 
     # ------------------------------------------------------------------------------------------ work
     def execute(self, pairs: list[tuple[str, str]], manifest: pd.DataFrame) -> list[str]:
@@ -172,8 +188,7 @@ class HeadStage:
                 lines[(model, layer)] = line
         return [lines[pair] for pair in pairs]
 
-    def _train_model(self, model: str, layers: list[str], manifest: pd.DataFrame, labels: np.ndarray
-                     ) -> dict[str, str]:
+    def _train_model(self, model: str, layers: list[str], manifest: pd.DataFrame, labels: np.ndarray) -> dict[str, str]:
         root, ds, run = self.root, self.dataset, self.run
         key = head_model_name(model)
         index = art.read_index(root)
@@ -197,25 +212,32 @@ class HeadStage:
             features_path = art.features_path(root, ds, model, layer)
             features_sha = _sha256_file(features_path)
             previous = old_heads.get(layer)
-            if (previous is not None and layer in stored_heads and not run.config.force
-                    and previous.features_sha256 == features_sha and previous.labels_sha256 == labels_sha
-                    and previous.settings == self.settings.to_dict() and previous.base_model == model
-                    and self._layer_sound(old, key, layer)):
+            if (
+                previous is not None
+                and layer in stored_heads
+                and not run.config.force
+                and previous.features_sha256 == features_sha
+                and previous.labels_sha256 == labels_sha
+                and previous.settings == self.settings.to_dict()
+                and previous.base_model == model
+                and self._layer_sound(old, key, layer)
+            ):
                 records[layer], heads[layer] = previous, stored_heads[layer]
                 continue
             if layer not in layers:  # an earlier head gone stale: retrained only when asked for
                 continue
             features = art.read_array(features_path)
-            records[layer], heads[layer] = self._train_layer(model, layer, features, labels, features_sha,
-                                                             labels_sha)
+            records[layer], heads[layer] = self._train_layer(model, layer, features, labels, features_sha, labels_sha)
             trained.append(layer)
         if trained or old is None or set(records) != set(old_heads):
             self._store(model, key, base, records, heads, head_path, manifest, trained)
         else:
             log.info("%s: heads current (%s), nothing to train", key, ", ".join(records))
-        run.report["models"][key] = {"status": "done" if trained else "current", "layers": list(records),
-                                     "weights": f"{base.weights.description if base.weights else model} + heads "
-                                     f"trained on {len(labels)} labels"}
+        run.report["models"][key] = {
+            "status": "done" if trained else "current",
+            "layers": list(records),
+            "weights": f"{base.weights.description if base.weights else model} + heads trained on {len(labels)} labels",
+        }
         return {layer: summary_line(ds, key, layer, records[layer].evaluation["headline"]) for layer in layers}
 
     def _layer_sound(self, old: ModelEntry | None, key: str, layer: str) -> bool:
@@ -225,11 +247,17 @@ class HeadStage:
         n_images = art.read_index(self.root).datasets[self.dataset].n_images
         return art.check_matrix(path, n_images, old.layers[layer].dim) is None and "cosine" in old.layers[layer].metrics
 
-    def _train_layer(self, model: str, layer: str, features: np.ndarray, labels: np.ndarray, features_sha: str,
-                     labels_sha: str) -> tuple[HeadLayer, LinearHead]:
+    def _train_layer(
+        self, model: str, layer: str, features: np.ndarray, labels: np.ndarray, features_sha: str, labels_sha: str
+    ) -> tuple[HeadLayer, LinearHead]:
         settings = self.settings
-        log.info("%s/%s: scoring a %s head on held-out halves, then training it on all %d labels", model, layer,
-                 settings.kind, len(labels))
+        log.info(
+            "%s/%s: scoring a %s head on held-out halves, then training it on all %d labels",
+            model,
+            layer,
+            settings.kind,
+            len(labels),
+        )
         start = time.perf_counter()
         results = cross_validate(features, labels, settings, top_n=self.run.config.top_n)
         evaluation = {protocol: compare(result, seed=settings.seed) for protocol, result in results.items()}
@@ -237,11 +265,21 @@ class HeadStage:
         evaluation_seconds = time.perf_counter() - start
         head = fit_head(features, labels, settings)
         self._cv_scores[(model, layer)] = results["headline"].head
-        record = HeadLayer(kind=settings.kind, settings=settings.to_dict(), base_model=model,
-                           dim_in=int(features.shape[1]), dim=head.dim, n_params=head.n_params,
-                           train_seconds=round(head.train_seconds, 3), evaluation_seconds=round(evaluation_seconds, 2),
-                           features_sha256=features_sha, labels_sha256=labels_sha, n_labels=len(labels),
-                           evaluation=evaluation, curve=curve)
+        record = HeadLayer(
+            kind=settings.kind,
+            settings=settings.to_dict(),
+            base_model=model,
+            dim_in=int(features.shape[1]),
+            dim=head.dim,
+            n_params=head.n_params,
+            train_seconds=round(head.train_seconds, 3),
+            evaluation_seconds=round(evaluation_seconds, 2),
+            features_sha256=features_sha,
+            labels_sha256=labels_sha,
+            n_labels=len(labels),
+            evaluation=evaluation,
+            curve=curve,
+        )
         log.info("%s", summary_line(self.dataset, head_model_name(model), layer, evaluation["headline"]))
         return record, head
 
@@ -251,8 +289,17 @@ class HeadStage:
             self._cv: dict[tuple[str, str], pd.DataFrame] = {}
         return self._cv
 
-    def _store(self, model: str, key: str, base: ModelEntry, records: dict[str, HeadLayer],
-               heads: dict[str, LinearHead], head_path: Path, manifest: pd.DataFrame, trained: list[str]) -> None:
+    def _store(
+        self,
+        model: str,
+        key: str,
+        base: ModelEntry,
+        records: dict[str, HeadLayer],
+        heads: dict[str, LinearHead],
+        head_path: Path,
+        manifest: pd.DataFrame,
+        trained: list[str],
+    ) -> None:
         from precompute.pipeline import Run
 
         root, ds, run = self.root, self.dataset, self.run
@@ -263,21 +310,32 @@ class HeadStage:
             features = art.read_array(art.features_path(root, ds, model, layer))
             art.write_array(art.features_path(root, ds, key, layer), heads[layer].transform(features))
         tfjs = self._export(key, config, layers) if run.config.tfjs else None
-        cost = replace(base.cost, extra={**base.cost.extra,
-                                         "head_params": int(sum(h.n_params for h in heads.values()))})
+        cost = replace(
+            base.cost, extra={**base.cost.extra, "head_params": int(sum(h.n_params for h in heads.values()))}
+        )
 
         def change(index: ArtifactIndex) -> None:
             models = index.datasets[ds].models
             old = models.get(key)
-            entry = ModelEntry(backbone=base.backbone,
-                               description=f"{base.description} + a head trained on this dataset's labels",
-                               weights=base.weights, config=config.to_stored(), cost=cost, tfjs=tfjs, head=records)
+            entry = ModelEntry(
+                backbone=base.backbone,
+                description=f"{base.description} + a head trained on this dataset's labels",
+                weights=base.weights,
+                config=config.to_stored(),
+                cost=cost,
+                tfjs=tfjs,
+                head=records,
+            )
             for layer in layers:
                 kept = old.layers.get(layer) if old is not None and layer not in trained else None
                 base_layer = base.layers[layer]
                 entry.layers[layer] = kept or LayerEntry(
-                    dim=heads[layer].dim, features=art.relative(root, art.features_path(root, ds, key, layer)),
-                    n_params=(base_layer.n_params or 0) + heads[layer].n_params, gflops=base_layer.gflops, metrics={})
+                    dim=heads[layer].dim,
+                    features=art.relative(root, art.features_path(root, ds, key, layer)),
+                    n_params=(base_layer.n_params or 0) + heads[layer].n_params,
+                    gflops=base_layer.gflops,
+                    metrics={},
+                )
             models[key] = entry
 
         art.update_index(root, change)
@@ -308,11 +366,15 @@ class HeadStage:
         def change(index: ArtifactIndex) -> None:
             metric: MetricEntry = index.datasets[ds].models[key].layers[layer].metrics["cosine"]
             metric.summary = {k: (None if pd.isna(v) else round(float(v), 5)) for k, v in summary.items()}
-            metric.summary_ci = {c: [None if not np.isfinite(v) else round(float(v), 5) for v in intervals[:, i]]
-                                 for i, c in enumerate(columns)}
-            metric.extra["scores_protocol"] = ("held-out: seeded stratified halves, the head trained on one half's "
-                                               "labels, the other half's images as queries against the whole "
-                                               "collection less the query, then swapped")
+            metric.summary_ci = {
+                c: [None if not np.isfinite(v) else round(float(v), 5) for v in intervals[:, i]]
+                for i, c in enumerate(columns)
+            }
+            metric.extra["scores_protocol"] = (
+                "held-out: seeded stratified halves, the head trained on one half's "
+                "labels, the other half's images as queries against the whole "
+                "collection less the query, then swapped"
+            )
 
         art.update_index(root, change)
 
@@ -331,22 +393,38 @@ class HeadStage:
         absolute = replace(config, head=str(root / config.head))
         try:
             _, feature_model = build_keras_feature_model(absolute, layers)
-            heads = {layer: {"dense": head_layer_name(layer), "input": f"the pooled output of {layer}",
-                             "units": int(feature_model.get_layer(head_layer_name(layer)).units)}
-                     for layer in layers}
-            spec = export_feature_model(feature_model, layers, get_backbone(config.backbone).preprocess,
-                                        config.input_size, folder, self.run.config.tfjs,
-                                        head={"layers": heads, "note": "each output is Dense(pooled layer "
-                                              "features): the head, trainable further with TF.js fit"})
+            heads = {
+                layer: {
+                    "dense": head_layer_name(layer),
+                    "input": f"the pooled output of {layer}",
+                    "units": int(feature_model.get_layer(head_layer_name(layer)).units),
+                }
+                for layer in layers
+            }
+            spec = export_feature_model(
+                feature_model,
+                layers,
+                get_backbone(config.backbone).preprocess,
+                config.input_size,
+                folder,
+                self.run.config.tfjs,
+                head={
+                    "layers": heads,
+                    "note": "each output is Dense(pooled layer features): the head, trainable further with TF.js fit",
+                },
+            )
         except NotExportableError as exc:
             log.warning("%s: no TF.js export: %s", key, exc)
             return TfjsExport(reason=str(exc), version=EXPORTER_VERSION)
         finally:
             keras.backend.clear_session()
         seconds = time.perf_counter() - start
-        return TfjsExport(variant_bytes={name: files.bytes for name, files in spec.variants.items()},
-                          export=art.relative(root, art.tfjs_export_path(root, ds, key)), version=EXPORTER_VERSION,
-                          export_seconds=round(seconds, 2))
+        return TfjsExport(
+            variant_bytes={name: files.bytes for name, files in spec.variants.items()},
+            export=art.relative(root, art.tfjs_export_path(root, ds, key)),
+            version=EXPORTER_VERSION,
+            export_seconds=round(seconds, 2),
+        )
 
 
 def _stored_labels(root: Path, dataset: str) -> np.ndarray | None:
