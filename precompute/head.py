@@ -57,6 +57,8 @@ PROTOCOLS = ("headline", "strict")
 CURVE_POINTS: tuple[int | str, ...] = (1, 2, 5, 10, "half")
 HEADLINE_SCORES = ("precision@1", "precision@5", "precision@15", "rwp@15", "ap")
 METRIC = "cosine"
+# Bump when the training code changes what a head computes, so that stored heads are retrained.
+HEAD_VERSION = 1
 # What `--train-head` needs of a dataset: each class at least this many images (one per half).
 MIN_CLASS_IMAGES = 2
 
@@ -94,7 +96,7 @@ class HeadSettings:
             raise ValueError(f"dim and epochs must be at least 1, got dim={self.dim}, epochs={self.epochs}.")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "version": HEAD_VERSION}
 
 
 @dataclass
@@ -171,6 +173,10 @@ def fit_head(features: np.ndarray, labels: np.ndarray, settings: HeadSettings) -
     kernel, bias = _fit_lda(x, y)
     if settings.kind == "proxy":
         kernel, bias = _fit_proxy(x, y, settings, kernel, bias)
+    # One scale for the whole map, so that the training features have unit root-mean-square: rankings by cosine
+    # or euclidean are unchanged, and float32 errors of a forward pass stay small in absolute terms too.
+    rms = float(np.sqrt(np.mean((x @ kernel + bias) ** 2))) or 1.0
+    kernel, bias = kernel / rms, bias / rms
     return LinearHead(
         kernel.astype(np.float32), bias.astype(np.float32), time.perf_counter() - start, [str(c) for c in np.unique(y)]
     )

@@ -112,6 +112,15 @@ class ModelConfig:
                                  head=self.head or None, head_sha256=self.head_sha256 or None)
 
 
+def rooted_config(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
+    """A stored config (its dict) with its head file, stored relative to the artifacts root, made absolute under
+    ``root``: what :func:`load_feature_model` needs to rebuild a ``<backbone>+head`` model anywhere."""
+    config = dict(config)
+    if config.get("head") and not Path(config["head"]).is_absolute():
+        config["head"] = str(Path(root) / config["head"])
+    return config
+
+
 def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:
     """The weights a stored config names, resolved on this machine.
 
@@ -229,4 +238,4 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
 
 
 __all__ = ["HEAD_SUFFIX", "STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model",
-           "load_extractor", "load_feature_model", "model_name", "resolve_config_weights"]
+           "load_extractor", "load_feature_model", "rooted_config", "model_name", "resolve_config_weights"]

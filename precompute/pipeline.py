@@ -745,7 +745,8 @@ class Run:
             pairs = heads.plan()
         self._open_index()
         art.update_index(self.root, lambda index: index.versions.update(_versions()))
-        manifest = self.prepare_dataset()
+        # Heads alone read the stored manifest (checked current): --force then retrains heads, not the dataset.
+        manifest = art.read_manifest(self.root, self.dataset) if heads is not None else self.prepare_dataset()
         labeled = bool(manifest["label"].notna().all())
         if labeled:
             self.write_baseline(manifest)
