@@ -132,7 +132,7 @@ class RunConfig:
     # Heads to train on the labels (precompute.stages.head): MODEL/LAYER or "best"; with no models asked for, the
     # run trains them on the stored features only, checking everything before it writes anything.
     train_heads: tuple[str, ...] = ()
-    head_kind: str = "lda"
+    head_kind: str = "proxy"
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
