@@ -136,3 +136,14 @@ def test_learning_curve_and_summary_line():
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="valid: lda, proxy"):
         hd.HeadSettings(kind="svm")
+
+
+@pytest.mark.slow
+def test_the_proxy_head_trains_in_keras_and_beats_the_base_held_out():
+    """The Keras normalised-softmax head (imports TensorFlow: slow tier)."""
+    x, y = _data(per_class=25)
+    settings = hd.HeadSettings(kind="proxy", dim=8, epochs=60)
+    head = hd.fit_head(x, y, settings)
+    assert head.kernel.shape == (x.shape[1], 8) and np.isfinite(head.transform(x)).all()
+    comparison = hd.compare(hd.cross_validate(x, y, settings, top_n=20)["headline"])
+    assert comparison["precision@5"]["ci"][0] > 0
