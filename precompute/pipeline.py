@@ -776,6 +776,10 @@ class Run:
                 self._write_report(time.perf_counter() - start)
         return summarize_run(self.root, self.dataset)
 
+    def report_model(self, key: str, **fields: Any) -> None:
+        """Record a model's outcome in the run's report (the closing summary lists it)."""
+        self.report["models"][key] = fields
+
     def _check_folder_unchanged(self) -> None:
         """Heads alone train on stored features: refuse when the folder changed since they were computed."""
         from precompute.head import HeadInputError

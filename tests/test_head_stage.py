@@ -137,15 +137,16 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
     assert stored_head_lines(out) == [printed[-1]]
     index = art.read_index(out)
     entry = index.datasets["shapes"].models[key]
-    record = entry.head["top_conv"]
+    record = entry.trained_heads["top_conv"]
     assert (
-        record.train_seconds < 30
-        and record.dim == len(index.datasets["shapes"].classes) - 1
-        and set(record.evaluation) == {"headline", "strict"}
+        record.fit_seconds < 30
+        and record.head_kind == "proxy"
+        and record.head_dim == record.head_settings["dim"]
+        and set(record.heldout) == {"headline", "strict"}
     )
-    assert [p["labels_per_class"] for p in record.curve] == [1, 2, 5, 10, "half"]
+    assert [p["labels_per_class"] for p in record.learning_curve] == [1, 2, 5, 10, "half"]
     metric = entry.layers["top_conv"].metrics["cosine"]
-    assert metric.score("precision@5") == record.evaluation["headline"]["precision@5"]["head"]
+    assert metric.score("precision@5") == record.heldout["headline"]["precision@5"]["head"]
     assert entry.layers["top_conv"].umap and entry.tfjs.variant_bytes
     # Resumable: nothing changed, nothing retrained.
     stamp = art.features_path(out, "shapes", key, "top_conv").stat().st_mtime_ns
@@ -157,7 +158,7 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
     from precompute.datasets import load_for_model
 
     images = np.stack([load_for_model(folder / p, 64) for p in manifest["path"][:4]])
-    config = rooted_config(entry.config.to_dict(), out)
+    config = rooted_config(entry.config, out)
     scale = np.abs(stored).max()
     for runtime in ("keras", "litert"):
         got = load_extractor(config, ["top_conv"], runtime)(images)[0]
