@@ -442,11 +442,13 @@ def cross_validate(
     fit: Callable[[np.ndarray, np.ndarray, HeadSettings], LinearHead] = fit_head,
     split: Callable[[np.ndarray, int], np.ndarray] = split_halves,
     train_rows_of: Callable[..., np.ndarray] = take_per_class,
+    base_cache: dict[tuple[str, int], pd.DataFrame] | None = None,
 ) -> dict[str, FoldResult]:
     """Held-out per-query scores of a head and of the frozen base, by protocol (see the module notes).
 
     ``fit``, ``split`` and ``train_rows_of`` are the steps, replaceable in tests; whatever they return, the rows
-    ``fit`` actually receives are checked against the fold's queries (:func:`check_no_leak`).
+    ``fit`` actually receives are checked against the fold's queries (:func:`check_no_leak`). ``base_cache`` (a dict
+    shared between calls on the same features, labels and seed) keeps the frozen base's scores per fold.
     """
     features = np.asarray(features)
     labels = np.asarray([str(v) for v in labels])
@@ -468,7 +470,14 @@ def cross_validate(
         for protocol in protocols:
             gallery = rows if protocol == "headline" else queries
             parts[protocol]["head"].append(_query_scores(projected, labels, queries, gallery, top_n))
-            parts[protocol]["base"].append(_query_scores(features, labels, queries, gallery, top_n))
+            key = (protocol, fold)
+            if base_cache is None or key not in base_cache:  # the base does not learn: one ranking per fold
+                base = _query_scores(features, labels, queries, gallery, top_n)
+                if base_cache is None:
+                    parts[protocol]["base"].append(base)
+                    continue
+                base_cache[key] = base
+            parts[protocol]["base"].append(base_cache[key])
     return {
         p: FoldResult(pd.concat(v["head"]).sort_index(), pd.concat(v["base"]).sort_index()) for p, v in parts.items()
     }
@@ -514,10 +523,13 @@ def learning_curve(
     training half, for each point; points above the smallest half are capped there (and said so)."""
     labels = np.asarray([str(v) for v in labels])
     smallest_half = int(pd.Series(labels).value_counts().min()) // 2
+    base_cache: dict[tuple[str, int], pd.DataFrame] = {}
     curve = []
     for point in points:
         per_class = point if point == "half" else min(int(point), max(smallest_half, 1))
-        result = cross_validate(features, labels, settings, per_class, (protocol,), top_n)[protocol]
+        result = cross_validate(features, labels, settings, per_class, (protocol,), top_n, base_cache=base_cache)[
+            protocol
+        ]
         row = compare(result, (score,), seed=settings.seed)[score]
         curve.append(
             {
