@@ -171,3 +171,27 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
     transformed = images[..., :] * np.asarray(spec["scale"], np.float32) + np.asarray(spec["offset"], np.float32)
     outputs, _ = predict_in_node(art.tfjs_dir(out, "shapes", key) / "float32", transformed)
     assert np.abs(outputs[0] - stored[:4]).max() <= 1e-5 * max(scale, 1.0)
+
+
+def test_bench_head_prints_the_line_of_every_stored_head(tmp_path, capsys):
+    from bench.head import main as bench_head
+    from precompute.schema import HeadLayer
+
+    _, out = _stored(tmp_path, {"a": 3, "b": 3})
+    comparison = {"precision@5": {"base": 0.5031, "head": 0.5921, "difference": 0.089, "ci": [0.0521, 0.1274]}}
+
+    def add_head(index):
+        base = index.datasets["photos"].models["pixels"]
+        record = HeadLayer(
+            head_kind="lda", base_model="pixels", input_dim=8, head_dim=1, heldout={"headline": comparison}
+        )
+        index.datasets["photos"].models["pixels+head"] = ModelEntry(
+            backbone="pixels", config=base.config, trained_heads={"pixels_8x8": record}
+        )
+
+    art.update_index(out, add_head)
+    assert bench_head(["--artifacts", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "photos pixels+head/pixels_8x8: held-out precision@5 base 0.503 head 0.592 difference +0.089 [0.052, 0.127]"
+    )
+    assert bench_head(["--artifacts", str(tmp_path / "none")]) in (1, 2)
