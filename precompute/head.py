@@ -213,6 +213,8 @@ def _fit_lda(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if shrinkage >= 1.0 or ridge <= 0:
             return rhs / max(ridge, 1e-12)
         scale = (1.0 - shrinkage) / n
+        if n > width_d:  # more images than dimensions: W itself is the smaller system
+            return np.linalg.solve(scale * (residuals.T @ residuals) + ridge * np.eye(width_d), rhs)
         inner = np.eye(n) * (ridge / scale) + residuals @ residuals.T
         return (rhs - residuals.T @ np.linalg.solve(inner, residuals @ rhs)) / ridge
 
