@@ -195,3 +195,48 @@ def test_bench_head_prints_the_line_of_every_stored_head(tmp_path, capsys):
         "photos pixels+head/pixels_8x8: held-out precision@5 base 0.503 head 0.592 difference +0.089 [0.052, 0.127]"
     )
     assert bench_head(["--artifacts", str(tmp_path / "none")]) in (1, 2)
+
+
+def test_the_adapted_section_renders_a_stored_head(tmp_path):
+    from playground.adapted import adapted_rows, is_head_model, render_adapted
+    from playground.store import Store
+    from precompute.schema import HeadLayer
+    from tests.helpers import text_of
+
+    _, out = _stored(tmp_path, {"a": 3, "b": 3})
+    item = {
+        "base": 0.5,
+        "base_ci": [0.4, 0.6],
+        "head": 0.6,
+        "head_ci": [0.5, 0.7],
+        "difference": 0.1,
+        "ci": [0.02, 0.18],
+        "p_value": 0.01,
+    }
+    curve = [{"labels_per_class": p, **item} for p in (1, "half")]
+
+    def add_head(index):
+        base = index.datasets["photos"].models["pixels"]
+        record = HeadLayer(
+            head_kind="lda",
+            base_model="pixels",
+            input_dim=8,
+            head_dim=1,
+            n_params=9,
+            n_labels=6,
+            fit_seconds=0.01,
+            heldout={"headline": {"precision@5": item}, "strict": {"precision@5": item}},
+            learning_curve=curve,
+        )
+        index.datasets["photos"].models["pixels+head"] = ModelEntry(
+            backbone="pixels", config=base.config, trained_heads={"pixels_8x8": record}
+        )
+
+    art.update_index(out, add_head)
+    store = Store(out)
+    assert is_head_model(store, "photos", "pixels+head") and not is_head_model(store, "photos", "pixels")
+    assert adapted_rows(store, "photos")["verdict precision@5"].tolist() == ["head better"]
+    text = text_of(render_adapted(store, "photos"))
+    assert (
+        "A head trained on your 6 labels (pixels+head, pixels_8x8) lifts held-out precision@5 from 0.50 to 0.60" in text
+    )
