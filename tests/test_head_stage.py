@@ -126,7 +126,7 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
         "--top-n",
         "20",
         "--tfjs",
-        "float32,uint8",
+        "float32",
     ]
     assert main([*args, "--backbones", "efficientnet-lite0:random", "--layers", "top_conv"]) == 0
     capsys.readouterr()
