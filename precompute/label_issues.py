@@ -70,13 +70,15 @@ ISSUE_COLUMNS = ("id", "label", "suggested", "confidence", "quality")
 def evidence_layers(entry: DatasetEntry) -> list[tuple[str, str]]:
     """The ``(model, layer)`` pairs confident learning learns from: the deepest layer of each trained model.
 
-    A model counts when its weights were learned (:data:`TRAINED_SOURCES`) and it is a float model (a quantised
-    variant repeats its float twin). The layer is the last in network order among those stored.
+    A model counts when its weights were learned (:data:`TRAINED_SOURCES`), it is a float model (a quantised
+    variant repeats its float twin) and it is no ``<backbone>+head`` (trained on the labels under test).
+    The layer is the last in network order among those stored.
     """
     found = []
     for key, model in entry.models.items():
         source = model.weights.source if model.weights is not None else model.config.weights_source
-        if source not in TRAINED_SOURCES or model.config.quantize or not model.layers:
+        # A trained head has seen these very labels: its features would vote for them (circular evidence).
+        if source not in TRAINED_SOURCES or model.config.quantize or model.config.head_file or not model.layers:
             continue
         found.append((key, model.layer_names()[-1]))
     return sorted(found)
