@@ -50,10 +50,10 @@ def test_only_a_confident_low_quality_label_is_flagged():
     assert issues["id"].tolist() == [1] and issues["suggested"].tolist() == [1]
 
 
-def test_evidence_is_the_deepest_layer_of_trained_float_models_never_pixels_or_random_weights():
-    def model(source, layers, quantize=None):
+def test_evidence_is_the_deepest_layer_of_trained_float_models_never_pixels_or_random_weights_or_heads():
+    def model(source, layers, quantize=None, head_file=None):
         return {"backbone": "x", "weights": {"source": source},
-                "config": {"backbone": "x", "weights_source": source, "quantize": quantize},
+                "config": {"backbone": "x", "weights_source": source, "quantize": quantize, "head_file": head_file},
                 "layers": {name: {"dim": 4, "order": i} for i, name in enumerate(layers)}}
 
     entry = DatasetEntry.from_dict({"n_images": 3, "models": {
@@ -62,6 +62,8 @@ def test_evidence_is_the_deepest_layer_of_trained_float_models_never_pixels_or_r
         "pixels": model("none", ["pixels_8x8"]),
         "lite0-int8": model("imagenet", ["top_conv"], quantize="int8"),
         "mobilenetv2-nsfwjs": model("nsfwjs", ["Conv1", "block_10_project"]),
+        # Trained on the very labels under test: its vote would be circular.
+        "lite0+head": model("imagenet", ["top_conv"], head_file="heads/lite0.h5"),
     }})
     assert evidence_layers(entry) == [("lite0", "top_conv"), ("mobilenetv2-nsfwjs", "block_10_project")]
 
