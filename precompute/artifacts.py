@@ -145,6 +145,40 @@ def relative(root: Path, path: Path) -> str:
 # ---------------------------------------------------------------------------------------- atomic writes
 
 
+def current_umask() -> int:
+    """This process' umask, read without changing it (Linux: ``/proc/self/status``; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # the only portable reader; another thread creating a file now would see 022
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give ``path`` (and, for a folder, everything in it) the mode ``open()`` and ``mkdir()`` would have given it.
+
+    ``tempfile.mkstemp`` and ``mkdtemp`` create 0600 files and 0700 folders whatever the umask, so artifacts
+    written through them would be readable by their owner only: a web service running as another account (a
+    common split from the build job) could not serve them. Files get ``0o666 & ~umask``, folders ``0o777 & ~umask``.
+    """
+    mask = current_umask()
+    path = Path(path)
+    if not path.is_dir():
+        os.chmod(path, 0o666 & ~mask)
+        return
+    os.chmod(path, 0o777 & ~mask)
+    for folder, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -161,6 +195,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        follow_umask(tmp_path)  # mkstemp made it 0600; after the writer, which may have replaced the file
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -181,6 +216,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        follow_umask(tmp)  # mkdtemp made it 0700
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -9,14 +9,20 @@ root reads any file whatever its mode; where that cannot be done they skip and s
 from __future__ import annotations
 
 import http.client
+import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from playground import server as srv
+from precompute import artifacts as art
+from precompute.pipeline import ModelRequest, Run, RunConfig
+from tests.helpers import make_dataset
 
 # ------------------------------------------------------------------------------------- trickling clients
 N_TRICKLING = 250
@@ -143,3 +149,58 @@ def test_queue_depth_warnings_are_rate_limited(bounded_server: srv.BoundedServer
         logger.removeFilter(limiter)
     lines = [record.getMessage() for record in caplog.records]
     assert lines == ["Task queue depth is 0", "Task queue depth is 7 (999 more such warnings in the last 10 s)"]
+
+
+# ------------------------------------------------------------------------------------------- file modes
+@pytest.fixture
+def umask_027() -> Iterator[int]:
+    previous = os.umask(0o027)
+    try:
+        yield 0o027
+    finally:
+        os.umask(previous)
+
+
+def _modes(root: Path) -> dict[str, str]:
+    """{relative path: octal mode} of every file and folder under ``root`` (the root included)."""
+    return {
+        (path.relative_to(root).as_posix() or "."): oct(path.stat().st_mode & 0o777)
+        for path in [root, *root.rglob("*")]
+    }
+
+
+@pytest.mark.slow  # a whole run: UMAP's JIT compilation alone takes seconds
+def test_a_run_writes_files_and_folders_as_the_umask_says(tmp_path: Path, umask_027: int) -> None:
+    """A whole (tiny, pixels) run under umask 027: every file 0640 and every folder 0750, as open() and mkdir()
+    would make them; before, the 0600 of tempfile.mkstemp (and 0700 folders of mkdtemp)."""
+    assert art.current_umask() == 0o027
+    dataset = make_dataset(tmp_path / "ds", per_class=4)
+    out = tmp_path / "out"
+    Run(
+        RunConfig(
+            dataset, out, [ModelRequest("pixels")], metrics=("cosine",), top_n=5, progress=False, umap_neighbors=4
+        )
+    ).execute()
+    modes = _modes(out)
+    wrong = {name: mode for name, mode in modes.items() if mode != oct(0o750 if (out / name).is_dir() else 0o640)}
+    assert len(modes) > 20 and not wrong, f"{len(wrong)} of {len(modes)} paths ignore the umask: {wrong}"
+
+
+def test_whole_folder_exports_follow_the_umask(tmp_path: Path, umask_027: int) -> None:
+    from precompute.ports.tfjs_export import _replacing
+
+    assert art.current_umask() == 0o027
+    with art.atomic_path(tmp_path / "a.npy") as tmp:
+        np.save(tmp, np.zeros(3))
+    assert oct((tmp_path / "a.npy").stat().st_mode & 0o777) == "0o640"
+
+    with art.atomic_dir(tmp_path / "export") as tmp:
+        (tmp / "sub").mkdir()
+        (tmp / "sub" / "a.bin").write_bytes(b"x")
+    target = tmp_path / "model" / "tfjs"
+    with _replacing(target) as tmp:
+        (tmp / "export.json").write_text("{}")
+        (tmp / "float32").mkdir()
+        os.chmod(tmp / "export.json", 0o600)  # a copy keeps its source's mode (shutil.copy2 from a cache)
+    assert _modes(tmp_path / "export") == {".": "0o750", "sub": "0o750", "sub/a.bin": "0o640"}
+    assert _modes(target) == {".": "0o750", "export.json": "0o640", "float32": "0o750"}
