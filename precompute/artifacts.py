@@ -271,7 +271,7 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):  # not a damaged file: deleting it would be the wrong fix
         raise
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"Cannot read {path}: {exc}. Delete it and rerun precompute.") from exc

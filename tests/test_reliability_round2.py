@@ -8,9 +8,14 @@ root reads any file whatever its mode; where that cannot be done they skip and s
 
 from __future__ import annotations
 
+import errno
 import http.client
+import json
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +28,7 @@ from playground import server as srv
 from precompute import artifacts as art
 from precompute.pipeline import ModelRequest, Run, RunConfig
 from tests.helpers import make_dataset
+from tests.playground_fixtures import REPO
 
 # ------------------------------------------------------------------------------------- trickling clients
 N_TRICKLING = 250
@@ -204,3 +210,116 @@ def test_whole_folder_exports_follow_the_umask(tmp_path: Path, umask_027: int) -
         os.chmod(tmp / "export.json", 0o600)  # a copy keeps its source's mode (shutil.copy2 from a cache)
     assert _modes(tmp_path / "export") == {".": "0o750", "sub": "0o750", "sub/a.bin": "0o640"}
     assert _modes(target) == {".": "0o750", "export.json": "0o640", "float32": "0o750"}
+
+
+# ------------------------------------------------------------------------------------ unreadable folders
+# The child that reads as an unprivileged account: root with the two capabilities that let it read any file
+# dropped from its bounding set (setpriv, util-linux), so that file modes apply to it as to any user. It first
+# checks that a mode-000 probe file is unreadable, and exits 77 when it is not.
+_DROP = ["--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+_UNREADABLE_PROBE = """
+import json, logging, sys
+try:
+    open(sys.argv[1], "rb").close()
+    sys.exit(77)
+except PermissionError:
+    pass
+logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+from playground.app import create_app
+from playground.callbacks.search import render_results
+from playground.state import resolve_selection
+from playground.static_html import to_tree
+from playground.store import MissingArtifact, Store
+from tests.helpers import text_of
+
+root = sys.argv[2]
+out = {}
+store = Store(root)
+try:
+    sel = resolve_selection(store, {"dataset": "shapes", "model": "pixels", "layer": "pixels_8x8", "metric": "cosine"})
+    out["results"] = text_of(render_results(store, sel))
+except MissingArtifact as exc:
+    out["results"] = "MissingArtifact: " + str(exc)
+for name, call in [("index", lambda: store.index()),
+                   ("scores", lambda: store.scores("shapes", "pixels", "pixels_8x8", "cosine"))]:
+    try:
+        call()
+        out[name] = None
+    except MissingArtifact as exc:
+        out[name] = str(exc)
+client = create_app(root).server.test_client()
+answers = [client.get(f"/thumbs/shapes/{i}.jpg", headers={"Host": "localhost"}) for i in range(12)]
+out["thumbs"] = sorted({(r.status_code, r.get_data()[:300].decode(errors="replace")) for r in answers})
+print(json.dumps(out))
+"""
+
+
+def _read_as_unprivileged(root: Path, tmp: Path) -> tuple[dict, str]:
+    """Run the probe above over ``root`` with file modes enforced; its JSON answer and its stderr (the log)."""
+    probe = tmp / "probe-000"
+    probe.write_text("x")
+    probe.chmod(0)
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop the capabilities that "
+                        "let root read a mode-000 file, so the permission checks were not run")
+        command = [setpriv, *_DROP, sys.executable, "-c", _UNREADABLE_PROBE, str(probe), str(root)]
+    else:
+        command = [sys.executable, "-c", _UNREADABLE_PROBE, str(probe), str(root)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
+    if result.returncode == 77:
+        pytest.skip("the capability drop did not take effect here (a mode-000 file stayed readable), so the "
+                    "permission checks were not run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
+
+
+@pytest.mark.slow  # a child process that imports the app: 5-40 s here
+def test_an_unreadable_thumbnail_folder_is_one_message_and_one_log_line(artifacts_copy: Path, tmp_path: Path) -> None:
+    thumbs = artifacts_copy / "shapes" / "thumbs"
+    thumbs.chmod(0)
+    try:
+        answer, log = _read_as_unprivileged(artifacts_copy, tmp_path)
+    finally:
+        thumbs.chmod(0o755)
+    message = ("shapes/thumbs cannot be read by the account running playground (permission denied). Give it read "
+               "access")
+    assert [status for status, _ in answer["thumbs"]] == [500], answer["thumbs"]  # one answer for all 12
+    assert message in answer["thumbs"][0][1]
+    assert "Thumbnails cannot be shown: " + message in answer["results"]  # the page says it, above the results
+    assert "Traceback" not in log and str(artifacts_copy) not in answer["thumbs"][0][1]
+    assert log.count("shapes/thumbs cannot be read") == 1, log  # 12 requests, one log line
+
+
+@pytest.mark.slow  # two child processes that import the app
+def test_an_unreadable_model_folder_or_index_names_it_with_the_permissions_fix(artifacts_copy: Path,
+                                                                               tmp_path: Path) -> None:
+    model = artifacts_copy / "shapes" / "pixels"
+    index = artifacts_copy / "index.json"
+    model.chmod(0)
+    try:
+        answer, log = _read_as_unprivileged(artifacts_copy, tmp_path)
+    finally:
+        model.chmod(0o755)
+    assert answer["scores"].startswith("shapes/pixels cannot be read by the account running playground "
+                                       "(permission denied)"), answer["scores"]
+    assert "PermissionError" not in answer["results"] and "shapes/pixels cannot be read" in answer["results"]
+    assert "Traceback" not in log
+    index.chmod(0)
+    try:
+        answer, log = _read_as_unprivileged(artifacts_copy, tmp_path)
+    finally:
+        index.chmod(0o644)
+    assert answer["index"].startswith("index.json cannot be read by the account running playground"), answer
+    assert "Delete it" not in answer["index"] and "Traceback" not in log
+
+
+def test_an_io_error_is_called_damage_with_a_rerun_as_the_fix(artifacts_copy: Path) -> None:
+    from playground.store import Store
+
+    store = Store(artifacts_copy)
+    problem = store.os_problem(artifacts_copy / "shapes" / "manifest.parquet", "shapes", OSError(errno.EIO, "I/O"))
+    assert str(problem).startswith("shapes/manifest.parquet cannot be read (I/O): the file or the disk is damaged. "
+                                   "Rerun precompute for shapes")
