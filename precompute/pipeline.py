@@ -798,7 +798,9 @@ def _in_child(function: Any, *args: Any) -> None:
     exception is raised here."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context()) as pool:
+    from precompute.interrupt import ignore_in_child  # Ctrl-C: the run's process stops the child, no traceback
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context(), initializer=ignore_in_child) as pool:
         pool.submit(function, *args).result()
 
 

@@ -8,11 +8,14 @@ root reads any file whatever its mode; where that cannot be done they skip and s
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.client
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -262,16 +265,20 @@ def _read_as_unprivileged(root: Path, tmp: Path) -> tuple[dict, str]:
     if os.geteuid() == 0:
         setpriv = shutil.which("setpriv")
         if setpriv is None:
-            pytest.skip("running as root and setpriv (util-linux) is missing: cannot drop the capabilities that "
-                        "let root read a mode-000 file, so the permission checks were not run")
+            pytest.skip(
+                "running as root and setpriv (util-linux) is missing: cannot drop the capabilities that "
+                "let root read a mode-000 file, so the permission checks were not run"
+            )
         command = [setpriv, *_DROP, sys.executable, "-c", _UNREADABLE_PROBE, str(probe), str(root)]
     else:
         command = [sys.executable, "-c", _UNREADABLE_PROBE, str(probe), str(root)]
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
     if result.returncode == 77:
-        pytest.skip("the capability drop did not take effect here (a mode-000 file stayed readable), so the "
-                    "permission checks were not run")
+        pytest.skip(
+            "the capability drop did not take effect here (a mode-000 file stayed readable), so the "
+            "permission checks were not run"
+        )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1]), result.stderr
 
@@ -284,8 +291,7 @@ def test_an_unreadable_thumbnail_folder_is_one_message_and_one_log_line(artifact
         answer, log = _read_as_unprivileged(artifacts_copy, tmp_path)
     finally:
         thumbs.chmod(0o755)
-    message = ("shapes/thumbs cannot be read by the account running playground (permission denied). Give it read "
-               "access")
+    message = "shapes/thumbs cannot be read by the account running playground (permission denied). Give it read access"
     assert [status for status, _ in answer["thumbs"]] == [500], answer["thumbs"]  # one answer for all 12
     assert message in answer["thumbs"][0][1]
     assert "Thumbnails cannot be shown: " + message in answer["results"]  # the page says it, above the results
@@ -294,8 +300,9 @@ def test_an_unreadable_thumbnail_folder_is_one_message_and_one_log_line(artifact
 
 
 @pytest.mark.slow  # two child processes that import the app
-def test_an_unreadable_model_folder_or_index_names_it_with_the_permissions_fix(artifacts_copy: Path,
-                                                                               tmp_path: Path) -> None:
+def test_an_unreadable_model_folder_or_index_names_it_with_the_permissions_fix(
+    artifacts_copy: Path, tmp_path: Path
+) -> None:
     model = artifacts_copy / "shapes" / "pixels"
     index = artifacts_copy / "index.json"
     model.chmod(0)
@@ -303,8 +310,9 @@ def test_an_unreadable_model_folder_or_index_names_it_with_the_permissions_fix(a
         answer, log = _read_as_unprivileged(artifacts_copy, tmp_path)
     finally:
         model.chmod(0o755)
-    assert answer["scores"].startswith("shapes/pixels cannot be read by the account running playground "
-                                       "(permission denied)"), answer["scores"]
+    assert answer["scores"].startswith(
+        "shapes/pixels cannot be read by the account running playground (permission denied)"
+    ), answer["scores"]
     assert "PermissionError" not in answer["results"] and "shapes/pixels cannot be read" in answer["results"]
     assert "Traceback" not in log
     index.chmod(0)
@@ -321,5 +329,143 @@ def test_an_io_error_is_called_damage_with_a_rerun_as_the_fix(artifacts_copy: Pa
 
     store = Store(artifacts_copy)
     problem = store.os_problem(artifacts_copy / "shapes" / "manifest.parquet", "shapes", OSError(errno.EIO, "I/O"))
-    assert str(problem).startswith("shapes/manifest.parquet cannot be read (I/O): the file or the disk is damaged. "
-                                   "Rerun precompute for shapes")
+    assert str(problem).startswith(
+        "shapes/manifest.parquet cannot be read (I/O): the file or the disk is damaged. Rerun precompute for shapes"
+    )
+
+
+# ------------------------------------------------------------------------------------------------ Ctrl-C
+def _command(name: str) -> list[str]:
+    """The installed console script (what a user types), else ``python -m``."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [sys.executable, str(script)] if name == "precompute" else [sys.executable, "-m", name]
+    return [sys.executable, "-m", "precompute.cli" if name == "precompute" else name]
+
+
+def _interrupt(command: list[str], after_s: float | str, to_group: bool = True, timeout: float = 240) -> dict:
+    """Start ``command`` in a session of its own, send SIGINT ``after_s`` seconds later (or once stderr shows the
+    text ``after_s``) to its process group, as a terminal's Ctrl-C does (``to_group=False``: to the process alone),
+    and report how it ended: exit code, seconds from the signal to the exit, the stderr lines printed after the
+    signal, and the processes of its tree still alive a second later."""
+    import psutil
+
+    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
+    )
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: process.stderr.read1(65536), b"")), daemon=True)
+    reader.start()
+    start = time.monotonic()
+    try:
+        if isinstance(after_s, str):
+            while after_s.encode() not in b"".join(chunks):
+                assert process.poll() is None, b"".join(chunks).decode(errors="replace")[-3000:]
+                assert time.monotonic() - start < timeout, f"never printed {after_s!r}"
+                time.sleep(0.05)
+        else:
+            time.sleep(after_s)
+        assert process.poll() is None, "it ended before the signal: " + b"".join(chunks).decode(errors="replace")
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+        before = len(b"".join(chunks))
+        signalled = time.monotonic()
+        (os.killpg if to_group else os.kill)(process.pid, signal.SIGINT)
+        code = process.wait(timeout=30)
+        seconds = time.monotonic() - signalled
+        reader.join(timeout=5)
+        time.sleep(1.0)
+        alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        output = b"".join(chunks)
+        # Lines, progress bars' \r-separated updates apart; a bar's own updates are not lines a user reads.
+        after = [
+            text
+            for text in re.split(r"[\r\n]", output[before:].decode(errors="replace"))
+            if text.strip() and "%|" not in text
+        ]
+        return {
+            "code": code,
+            "seconds": seconds,
+            "after": after,
+            "alive": alive,
+            "n_tree": len(tree),
+            "all": output.decode(errors="replace"),
+        }
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def _assert_stopped(result: dict, line: str) -> None:
+    assert result["code"] == 130, result["all"][-3000:]
+    assert result["seconds"] < 2.0, f"stopped {result['seconds']:.2f} s after the signal"
+    after = result["after"]
+    assert after == [line], f"{len(after)} lines after the signal: {after[:20]}"
+    assert not result["alive"], f"left running: {[(p.pid, p.name()) for p in result['alive']]}"
+
+
+RESUME_LINE = "precompute: interrupted; finished files are kept, rerun the same command to resume."
+
+
+@pytest.mark.slow  # real precompute processes
+@pytest.mark.parametrize("moment", [0.3, "scan images", "pixels (3 layers): 100%"])
+def test_ctrl_c_stops_precompute_with_one_line(tmp_path: Path, moment: float | str) -> None:
+    """While Python imports, while the run scans, and once extraction and UMAP (numba) run: each time one line,
+    exit 130 within 2 s, no process left."""
+    dataset = make_dataset(tmp_path / "ds", per_class=30)
+    result = _interrupt(
+        [
+            *_command("precompute"),
+            str(dataset),
+            "--out",
+            str(tmp_path / "out"),
+            "--backbones",
+            "pixels",
+            "--tfjs",
+            "none",
+        ],
+        moment,
+    )
+    _assert_stopped(result, RESUME_LINE)
+
+
+@pytest.mark.slow  # the default models' first run, stopped while a model's child process extracts
+def test_ctrl_c_stops_the_default_models_run_and_its_model_processes(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "ds", per_class=6)
+    result = _interrupt([*_command("precompute"), str(dataset), "--out", str(tmp_path / "out")], "efficientnet-lite0")
+    assert result["n_tree"] >= 2, "the run should have had its model processes by then"
+    _assert_stopped(result, RESUME_LINE)
+
+
+@pytest.mark.slow  # the main command's first run (a precompute child), then the server
+def test_ctrl_c_stops_playground_in_its_first_run_and_while_serving(tmp_path: Path) -> None:
+    dataset = make_dataset(tmp_path / "ds", per_class=6)
+    command = [
+        *_command("playground"),
+        "--artifacts",
+        str(tmp_path / "out"),
+        "--data",
+        str(dataset),
+        "--port",
+        str(_free_port()),
+    ]
+    result = _interrupt(command, "efficientnet-lite0")  # the precompute child runs the default models
+    assert result["n_tree"] >= 3
+    _assert_stopped(result, "playground: interrupted; finished files are kept, rerun the same command to resume.")
+    serving = [
+        *_command("playground"),
+        "--artifacts",
+        str(tmp_path / "empty"),
+        "--no-precompute",
+        "--port",
+        str(_free_port()),
+    ]
+    result = _interrupt(serving, "Serving on", to_group=False)
+    _assert_stopped(result, "playground: interrupted; stopped serving.")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
