@@ -250,6 +250,18 @@ def remove_stale_temporaries(folder: Path, older_than_seconds: float = 0.0, recu
     return removed
 
 
+def models_on_disk(root: Path) -> list[str]:
+    """``dataset/model`` of every model folder under ``root`` that holds features, whatever the index says: what a
+    new index (``--force`` over an unreadable one) leaves out of the app unless it is recomputed."""
+    found = []
+    root = Path(root)
+    for dataset in sorted(p for p in root.iterdir() if (p / "manifest.parquet").is_file()) if root.is_dir() else []:
+        for model in sorted(p for p in dataset.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if any(model.glob("*/features.npy")):
+                found.append(f"{dataset.name}/{model.name}")
+    return found
+
+
 def set_aside_index(root: Path) -> Path | None:
     """Rename an unreadable ``index.json`` to ``index.json.broken-<UTC time>`` (``--force`` over a broken index)."""
     import datetime as dt

@@ -757,8 +757,15 @@ class Run:
                 raise art.ArtifactError(f"{exc} To start a new index, rerun with --force: the unreadable one is "
                                         "kept beside it as index.json.broken-<time>.") from None
             kept = art.set_aside_index(self.root)
-            log.warning("%s; --force: it is kept as %s and a new index is started (other datasets in this "
-                        "folder must be recomputed)", exc, kept.name if kept else "-")
+            # Say exactly which computed models the new index leaves out (their files stay, the app stops showing
+            # them): all but those this run computes.
+            requested = {f"{self.dataset}/{m.backbone}{'' if m.weights in ('auto', 'imagenet') else '-' + m.weights}"
+                         for m in self.config.models}
+            dropped = [name for name in art.models_on_disk(self.root) if name not in requested]
+            self.report["dropped_from_index"] = dropped
+            log.warning("%s; --force: it is kept as %s and a new index is started. It will hold only what this run "
+                        "computes; left out, files kept on disk, until recomputed (`precompute DATASET_DIR --out "
+                        "...` for each): %s", exc, kept.name if kept else "-", ", ".join(dropped) or "nothing")
         removed = art.remove_stale_temporaries(art.dataset_dir(self.root, self.dataset))
         # Index temporaries of other runs sharing the root may be in flight: only old ones go.
         removed += art.remove_stale_temporaries(self.root, older_than_seconds=600, recursive=False)
