@@ -182,6 +182,14 @@ def install_guards(dash_app: Any, hosts: Iterable[str]) -> None:
             return None
         return Response(f"400 Bad Request: {problem}.\n", status=400, mimetype="text/plain")
 
+    # A path under /_dash-component-suites/ that is not one of Dash's files ("..", an unknown package or file):
+    # Dash raises DependencyException, which Flask answered as a 500 with a traceback in the log.
+    from dash.exceptions import DependencyException
+
+    @server.errorhandler(DependencyException)
+    def _not_a_component_file(exc: Exception) -> Response:
+        return Response("404 Not Found: no such component file.\n", status=404, mimetype="text/plain")
+
     server.wsgi_app = HostAllowList(server.wsgi_app, hosts)
 
 

@@ -519,6 +519,69 @@ def test_force_over_a_broken_index_says_exactly_which_models_it_leaves_out(tmp_p
     run = Run(RunConfig(dataset, root, [ModelRequest("pixels")], force=True, progress=False))
     with caplog.at_level("WARNING"):
         run._open_index()
-    assert run.report["dropped_from_index"] == ["ds/efficientnet-lite0", "ds/efficientnet-lite0-random",
-                                                "other/pixels"]
+    assert run.report["dropped_from_index"] == ["ds/efficientnet-lite0", "ds/efficientnet-lite0-random", "other/pixels"]
     assert "ds/efficientnet-lite0, ds/efficientnet-lite0-random, other/pixels" in caplog.text
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` pixels (8-bit grey) and holds one empty row: a header to refuse."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * (width + 1)))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_decompression_bomb_is_refused_in_the_apps_words() -> None:
+    from playground import uploads
+
+    bomb = _png_header(20_000, 20_000)  # 400 megapixels: Pillow refuses to open it at all
+    for call in (lambda: uploads.check_pixels(bomb), lambda: uploads.prepare_image(bomb, 32)):
+        with pytest.raises(uploads.UploadError) as refused:
+            call()
+        assert str(refused.value) == (
+            "The image is 400,000,000 pixels, over the upload limit of 29,826,161 pixels "
+            "(29.8 megapixels); downscale it."
+        )
+
+
+def test_an_upload_name_is_cut_to_a_bounded_length(playground_artifacts: Path) -> None:
+    from PIL import Image
+
+    from playground.callbacks.upload import render_upload
+    from playground.state import resolve_selection
+    from playground.store import Store
+    from tests.helpers import data_url, text_of
+    from tests.playground_fixtures import png_bytes
+
+    store = Store(playground_artifacts)
+    sel = resolve_selection(store, {"dataset": "shapes", "model": "pixels", "layer": "pixels_8x8", "metric": "cosine"})
+    name = "a" * 1_000_000 + ".png"
+    status, _ = render_upload(store, sel, data_url(png_bytes(Image.new("RGB", (40, 40), "red"))), name)
+    text = text_of(status)
+    assert len(text) < 1000 and "a" * 99 + "…" + "a" * 95 + ".png" in text  # 199 characters, cut in the middle
+    broken, _ = render_upload(store, sel, "data:image/png;base64,!!!", name)  # the error message names it too
+    assert len(text_of(broken)) < 1000
+
+
+def test_a_component_suites_path_outside_dash_is_a_404_without_traceback(caplog) -> None:
+    from playground.app import create_app
+
+    client = create_app(Path("/nonexistent-artifacts")).server.test_client()
+    with caplog.at_level("WARNING"):
+        for path in (
+            "/_dash-component-suites/../etc/passwd",
+            "/_dash-component-suites/dash/../../setup.py",
+            "/_dash-component-suites/nope/x.js",
+            "/_dash-component-suites/dash/x.js",
+        ):
+            assert client.get(path, headers={"Host": "localhost"}).status_code == 404, path
+    assert "Traceback" not in caplog.text and "DependencyException" not in caplog.text
