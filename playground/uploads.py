@@ -139,8 +139,10 @@ def _bomb_message(exc: Exception) -> str:
     """The app's words for Pillow's DecompressionBombError (raised from the header, before any decoding)."""
     match = _BOMB_PIXELS.search(str(exc))
     size = f" is {int(match['pixels']):,} pixels," if match else ""
-    return (f"The image{size} over the upload limit of {MAX_UPLOAD_PIXELS:,} pixels "
-            f"({MAX_UPLOAD_PIXELS / 1e6:.1f} megapixels); downscale it.")
+    return (
+        f"The image{size} over the upload limit of {MAX_UPLOAD_PIXELS:,} pixels "
+        f"({MAX_UPLOAD_PIXELS / 1e6:.1f} megapixels); downscale it."
+    )
 
 
 def check_pixels(data: bytes, draft_size: int | None = None) -> None:

@@ -8,14 +8,11 @@ root reads any file whatever its mode; where that cannot be done they skip and s
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import http.client
 import json
 import os
-import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.ctrl_c import command_of, interrupt_command
 from playground import server as srv
 from precompute import artifacts as art
 from precompute.pipeline import ModelRequest, Run, RunConfig
@@ -324,79 +322,18 @@ def test_an_unreadable_model_folder_or_index_names_it_with_the_permissions_fix(
     assert "Delete it" not in answer["index"] and "Traceback" not in log
 
 
-def test_an_io_error_is_called_damage_with_a_rerun_as_the_fix(artifacts_copy: Path) -> None:
-    from playground.store import Store
+def test_an_io_error_is_called_damage_with_a_rerun_as_the_fix(tmp_path: Path) -> None:
+    from playground.store import Store, UnreadableArtifact
 
-    store = Store(artifacts_copy)
-    problem = store.os_problem(artifacts_copy / "shapes" / "manifest.parquet", "shapes", OSError(errno.EIO, "I/O"))
+    store = Store(tmp_path)
+    problem = store.os_problem(tmp_path / "shapes" / "manifest.parquet", "shapes", OSError(errno.EIO, "I/O"))
+    assert isinstance(problem, UnreadableArtifact)
     assert str(problem).startswith(
         "shapes/manifest.parquet cannot be read (I/O): the file or the disk is damaged. Rerun precompute for shapes"
     )
 
 
 # ------------------------------------------------------------------------------------------------ Ctrl-C
-def _command(name: str) -> list[str]:
-    """The installed console script (what a user types), else ``python -m``."""
-    script = Path(sys.executable).parent / name
-    if script.exists():
-        return [sys.executable, str(script)] if name == "precompute" else [sys.executable, "-m", name]
-    return [sys.executable, "-m", "precompute.cli" if name == "precompute" else name]
-
-
-def _interrupt(command: list[str], after_s: float | str, to_group: bool = True, timeout: float = 240) -> dict:
-    """Start ``command`` in a session of its own, send SIGINT ``after_s`` seconds later (or once stderr shows the
-    text ``after_s``) to its process group, as a terminal's Ctrl-C does (``to_group=False``: to the process alone),
-    and report how it ended: exit code, seconds from the signal to the exit, the stderr lines printed after the
-    signal, and the processes of its tree still alive a second later."""
-    import psutil
-
-    env = dict(os.environ, PYTHONPATH=str(REPO), TF_CPP_MIN_LOG_LEVEL="3")
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True
-    )
-    chunks: list[bytes] = []
-    reader = threading.Thread(target=lambda: chunks.extend(iter(lambda: process.stderr.read1(65536), b"")), daemon=True)
-    reader.start()
-    start = time.monotonic()
-    try:
-        if isinstance(after_s, str):
-            while after_s.encode() not in b"".join(chunks):
-                assert process.poll() is None, b"".join(chunks).decode(errors="replace")[-3000:]
-                assert time.monotonic() - start < timeout, f"never printed {after_s!r}"
-                time.sleep(0.05)
-        else:
-            time.sleep(after_s)
-        assert process.poll() is None, "it ended before the signal: " + b"".join(chunks).decode(errors="replace")
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-        before = len(b"".join(chunks))
-        signalled = time.monotonic()
-        (os.killpg if to_group else os.kill)(process.pid, signal.SIGINT)
-        code = process.wait(timeout=30)
-        seconds = time.monotonic() - signalled
-        reader.join(timeout=5)
-        time.sleep(1.0)
-        alive = [p for p in tree if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        output = b"".join(chunks)
-        # Lines, progress bars' \r-separated updates apart; a bar's own updates are not lines a user reads.
-        after = [
-            text
-            for text in re.split(r"[\r\n]", output[before:].decode(errors="replace"))
-            if text.strip() and "%|" not in text
-        ]
-        return {
-            "code": code,
-            "seconds": seconds,
-            "after": after,
-            "alive": alive,
-            "n_tree": len(tree),
-            "all": output.decode(errors="replace"),
-        }
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
-
-
 def _assert_stopped(result: dict, line: str) -> None:
     assert result["code"] == 130, result["all"][-3000:]
     assert result["seconds"] < 2.0, f"stopped {result['seconds']:.2f} s after the signal"
@@ -414,9 +351,9 @@ def test_ctrl_c_stops_precompute_with_one_line(tmp_path: Path, moment: float | s
     """While Python imports, while the run scans, and once extraction and UMAP (numba) run: each time one line,
     exit 130 within 2 s, no process left."""
     dataset = make_dataset(tmp_path / "ds", per_class=30)
-    result = _interrupt(
+    result = interrupt_command(
         [
-            *_command("precompute"),
+            *command_of("precompute"),
             str(dataset),
             "--out",
             str(tmp_path / "out"),
@@ -433,7 +370,9 @@ def test_ctrl_c_stops_precompute_with_one_line(tmp_path: Path, moment: float | s
 @pytest.mark.slow  # the default models' first run, stopped while a model's child process extracts
 def test_ctrl_c_stops_the_default_models_run_and_its_model_processes(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=6)
-    result = _interrupt([*_command("precompute"), str(dataset), "--out", str(tmp_path / "out")], "efficientnet-lite0")
+    result = interrupt_command(
+        [*command_of("precompute"), str(dataset), "--out", str(tmp_path / "out")], "efficientnet-lite0"
+    )
     assert result["n_tree"] >= 2, "the run should have had its model processes by then"
     _assert_stopped(result, RESUME_LINE)
 
@@ -442,7 +381,7 @@ def test_ctrl_c_stops_the_default_models_run_and_its_model_processes(tmp_path: P
 def test_ctrl_c_stops_playground_in_its_first_run_and_while_serving(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "ds", per_class=6)
     command = [
-        *_command("playground"),
+        *command_of("playground"),
         "--artifacts",
         str(tmp_path / "out"),
         "--data",
@@ -450,18 +389,18 @@ def test_ctrl_c_stops_playground_in_its_first_run_and_while_serving(tmp_path: Pa
         "--port",
         str(_free_port()),
     ]
-    result = _interrupt(command, "efficientnet-lite0")  # the precompute child runs the default models
+    result = interrupt_command(command, "efficientnet-lite0")  # the precompute child runs the default models
     assert result["n_tree"] >= 3
     _assert_stopped(result, "playground: interrupted; finished files are kept, rerun the same command to resume.")
     serving = [
-        *_command("playground"),
+        *command_of("playground"),
         "--artifacts",
         str(tmp_path / "empty"),
         "--no-precompute",
         "--port",
         str(_free_port()),
     ]
-    result = _interrupt(serving, "Serving on", to_group=False)
+    result = interrupt_command(serving, "Serving on", to_group=False)
     _assert_stopped(result, "playground: interrupted; stopped serving.")
 
 
