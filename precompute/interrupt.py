@@ -112,7 +112,7 @@ def _silence() -> None:
         os.dup2(devnull, 2)
 
 
-def end_descendants(timeout_s: float = 1.0) -> None:
+def end_descendants(timeout_s: float = 0.5) -> None:
     """SIGKILL every descendant of this process, all at once, and wait for them (at most ``timeout_s``).
 
     SIGKILL rather than SIGTERM: what a child is writing goes through ``precompute.artifacts``' atomic writes
