@@ -87,7 +87,7 @@ def interrupt_command(command: list[str], after_s: float | str, to_group: bool =
         process.wait(timeout=30)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -139,7 +139,7 @@ def main() -> None:
             "--data",
             str(dataset),
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ]
         _report("playground (first run)", "efficientnet-lite0", interrupt_command(command, "efficientnet-lite0"))
         command = [
@@ -148,7 +148,7 @@ def main() -> None:
             str(base / "empty"),
             "--no-precompute",
             "--port",
-            str(_free_port()),
+            str(free_port()),
         ]
         _report(
             "playground (serving), SIGINT to the process",

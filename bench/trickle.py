@@ -18,7 +18,7 @@ import threading
 import time
 
 
-def _hello(environ: dict, start_response) -> list[bytes]:
+def hello(environ: dict, start_response) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
 
@@ -28,7 +28,7 @@ def _plain_server():
     from waitress import create_server
 
     return create_server(
-        _hello,
+        hello,
         host="127.0.0.1",
         port=0,
         threads=8,
@@ -39,7 +39,8 @@ def _plain_server():
     )
 
 
-def _is_closed(sock: socket.socket) -> bool:
+def is_closed(sock: socket.socket) -> bool:
+    """True when the server closed ``sock`` (EOF or reset), False while it is open."""
     sock.setblocking(False)
     try:
         return sock.recv(1) == b""
@@ -61,7 +62,7 @@ def main() -> None:
     if args.server == "bounded":
         from playground.server import create_server
 
-        server = create_server(_hello, "127.0.0.1", 0)
+        server = create_server(hello, "127.0.0.1", 0)
     else:
         server = _plain_server()
     threading.Thread(target=server.run, daemon=True).start()
@@ -99,9 +100,9 @@ def main() -> None:
     except OSError as exc:
         answer = f"no answer after {time.perf_counter() - t0:.1f} s ({type(exc).__name__})"
     print(f"server={args.server} trickling={args.connections} interval={args.interval:g}s: normal request {answer}")
-    while time.monotonic() - start < args.hold and not all(map(_is_closed, socks)):
+    while time.monotonic() - start < args.hold and not all(map(is_closed, socks)):
         time.sleep(0.5)
-    still = sum(not _is_closed(sock) for sock in socks)
+    still = sum(not is_closed(sock) for sock in socks)
     print(f"  trickling connections still open after {time.monotonic() - start:.1f} s: {still}")
     stop.set()
     for sock in socks:

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.ctrl_c import command_of, interrupt_command
+from bench.ctrl_c import command_of, free_port, interrupt_command
+from bench.trickle import hello, is_closed
 from playground import server as srv
 from precompute import artifacts as art
 from precompute.pipeline import ModelRequest, Run, RunConfig
@@ -36,15 +37,10 @@ N_TRICKLING = 250
 N_TRICKLING_ADDRESSES = 10  # 25 connections from each of 127.0.0.2 .. 127.0.0.11: under the per-address limit
 
 
-def _hello(environ: dict, start_response) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
-    return [b"ok"]
-
-
 @pytest.fixture
 def bounded_server() -> Iterator[srv.BoundedServer]:
     """The playground's waitress server on 127.0.0.1 (any free port), short arrival deadlines, run in a thread."""
-    server = srv.create_server(_hello, "127.0.0.1", 0, threads=4, header_timeout=3, request_timeout=5)
+    server = srv.create_server(hello, "127.0.0.1", 0, threads=4, header_timeout=3, request_timeout=5)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
@@ -61,17 +57,6 @@ def _open(port: int, source: str) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
     sock.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # a request begun, never finished
     return sock
-
-
-def _is_closed(sock: socket.socket) -> bool:
-    """True when the server closed ``sock`` (EOF or reset), False while it is open."""
-    sock.setblocking(False)
-    try:
-        return sock.recv(1) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
 
 
 def _normal_request(port: int) -> tuple[int, float]:
@@ -102,9 +87,9 @@ def test_trickling_connections_do_not_lock_out_a_normal_request(bounded_server: 
         # The deadline: all of them closed once their headers are 3 s late (checked each second), and well before
         # waitress' 20 s idle timeout would have (they never went idle).
         deadline = started + 3 + 3
-        while time.monotonic() < deadline and not all(map(_is_closed, socks)):
+        while time.monotonic() < deadline and not all(map(is_closed, socks)):
             time.sleep(0.25)
-        still_open = sum(not _is_closed(sock) for sock in socks)
+        still_open = sum(not is_closed(sock) for sock in socks)
         assert still_open == 0, f"{still_open} trickling connections outlived the 3 s header deadline"
     finally:
         for sock in socks:
@@ -117,7 +102,7 @@ def test_one_address_holds_at_most_the_client_connection_limit(bounded_server: s
     socks = [_open(port, "127.0.0.42") for _ in range(limit + 10)]
     try:
         time.sleep(0.5)
-        closed = [_is_closed(sock) for sock in socks]
+        closed = [is_closed(sock) for sock in socks]
         assert sum(closed) == 10 and not any(closed[:limit]), f"{sum(closed)} closed of {len(socks)}"
         status, seconds = _normal_request(port)  # another address is not affected
         assert status == 200 and seconds < 1.0
@@ -126,13 +111,13 @@ def test_one_address_holds_at_most_the_client_connection_limit(bounded_server: s
             sock.close()
 
 
-def test_a_trickled_body_is_closed_at_the_request_deadline(bounded_server: srv.BoundedServer) -> None:
+def test_a_trickled_bodyis_closed_at_the_request_deadline(bounded_server: srv.BoundedServer) -> None:
     port = bounded_server.effective_port
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
     try:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n")
         start = time.monotonic()
-        while not _is_closed(sock) and time.monotonic() - start < 9:
+        while not is_closed(sock) and time.monotonic() - start < 9:
             sock.setblocking(True)
             sock.sendall(b"x")
             time.sleep(0.5)
@@ -386,7 +371,7 @@ def test_ctrl_c_stops_playground_in_its_first_run_and_while_serving(tmp_path: Pa
         "--data",
         str(dataset),
         "--port",
-        str(_free_port()),
+        str(free_port()),
     ]
     result = interrupt_command(command, "efficientnet-lite0")  # the precompute child runs the default models
     assert result["n_tree"] >= 3
@@ -397,16 +382,10 @@ def test_ctrl_c_stops_playground_in_its_first_run_and_while_serving(tmp_path: Pa
         str(tmp_path / "empty"),
         "--no-precompute",
         "--port",
-        str(_free_port()),
+        str(free_port()),
     ]
     result = interrupt_command(serving, "Serving on", to_group=False)
     _assert_stopped(result, "playground: interrupted; stopped serving.")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------------ smaller ones
