@@ -422,22 +422,35 @@ def test_a_pixels_upload_imports_no_tensorflow_and_matches_keras() -> None:
         np.testing.assert_allclose(np.asarray(got, dtype=np.float32), np.asarray(want), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow  # a whole (tiny, pixels) run
 def test_force_over_a_broken_index_says_exactly_which_models_it_leaves_out(tmp_path: Path, caplog) -> None:
     root = tmp_path / "out"
-    dataset = make_dataset(tmp_path / "ds", per_class=2)
-    for name in ("ds/pixels", "ds/efficientnet-lite0", "ds/efficientnet-lite0-random", "other/pixels"):
+    dataset = make_dataset(tmp_path / "ds", per_class=3)
+    for name in ("ds/efficientnet-lite0", "ds/efficientnet-lite0-random", "other/pixels"):  # files of other runs
         layer = root / name / "some_layer"
         layer.mkdir(parents=True)
         np.save(layer / "features.npy", np.zeros((2, 2), np.float32))
-    (root / "ds" / "manifest.parquet").write_bytes(b"x")
     (root / "other" / "manifest.parquet").write_bytes(b"x")
-    (root / "ds" / "thumbs").mkdir()
     (root / "index.json").write_text('{"schema_version": 1, "datas')
-    run = Run(RunConfig(dataset, root, [ModelRequest("pixels")], force=True, progress=False))
+    run = Run(
+        RunConfig(
+            dataset,
+            root,
+            [ModelRequest("pixels")],
+            metrics=("cosine",),
+            top_n=5,
+            force=True,
+            progress=False,
+            umap_neighbors=4,
+            tfjs=(),
+        )
+    )
     with caplog.at_level("WARNING"):
-        run._open_index()
-    assert run.report["dropped_from_index"] == ["ds/efficientnet-lite0", "ds/efficientnet-lite0-random", "other/pixels"]
-    assert "ds/efficientnet-lite0, ds/efficientnet-lite0-random, other/pixels" in caplog.text
+        run.execute()
+    dropped = ["ds/efficientnet-lite0", "ds/efficientnet-lite0-random", "other/pixels"]  # ds/pixels was recomputed
+    assert run.report["dropped_from_index"] == dropped
+    assert json.loads(art.report_path(root, "ds").read_text())["dropped_from_index"] == dropped
+    assert "leaves out 3 computed model(s)" in caplog.text and ", ".join(dropped) in caplog.text
 
 
 def _png_header(width: int, height: int) -> bytes:
