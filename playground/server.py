@@ -195,11 +195,11 @@ def install_guards(dash_app: Any, hosts: Iterable[str]) -> None:
 
 # ------------------------------------------------------------------------------------------------ server
 # Why extend waitress rather than change servers: waitress already parses every request in its event loop, so a
-# trickling client costs a socket, never one of the THREADS; what it lacks is a deadline on a request's arrival and
-# a per-address count. Both are a few lines on its channel and server classes (below), against the same tested
-# parser, thread pool and limits. gunicorn's sync workers hold a worker per trickling connection; its async
-# workers and the ASGI servers would bring gevent or an ASGI bridge for a WSGI app, and their own timeouts are
-# per read too (nginx's client_header_timeout bounds the whole header only in front of them).
+# trickling client costs a socket, never one of the THREADS; what it lacks is a deadline on a request's arrival
+# (its channel_timeout resets on every byte) and a count per client address. Both are a few lines on its own
+# channel and server classes (below), keeping its tested parser, thread pool and limits. The alternatives cost
+# more: gunicorn's sync workers give each trickling connection a worker process, its async workers bring gevent,
+# and an ASGI server would need a WSGI bridge; a reverse proxy is the answer on a network (docs/playground.md).
 
 
 class _RateLimit(logging.Filter):
@@ -256,13 +256,15 @@ class BoundedServer(TcpWSGIServer):
     client_connection_limit: int = CLIENT_CONNECTION_LIMIT
 
     def handle_accept(self) -> None:
+        """waitress' own accept, with connections beyond ``client_connection_limit`` per address closed at once."""
         try:
             accepted = self.accept()
-        except OSError:
+            if accepted is None:
+                return
+            conn, addr = accepted
+            self.set_socket_options(conn)
+        except OSError:  # as waitress: a socket the peer already closed must not stop the server
             return
-        if accepted is None:
-            return
-        conn, addr = accepted
         client = addr[0] if isinstance(addr, tuple) else addr
         held = sum(1 for channel in list(self.active_channels.values()) if _client_of(channel) == client)
         if held >= self.client_connection_limit:
@@ -271,7 +273,6 @@ class BoundedServer(TcpWSGIServer):
             )
             conn.close()
             return
-        self.set_socket_options(conn)
         self.channel_class(self, conn, self.fix_addr(addr), self.adj, map=self._map)
 
     def maintenance(self, now: float) -> None:
