@@ -47,6 +47,7 @@ def install(prog: str, message: str = RESUME, quiet: bool = False) -> None:
     if _settings["installed"]:
         return
     _settings["installed"] = True
+    _settings["pid"] = os.getpid()
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
@@ -90,6 +91,8 @@ def stop() -> None:
     """Print the line, end every descendant process, exit 130. Whichever thread comes first does it."""
     if not _lock.acquire(blocking=False):
         return  # the other thread is already stopping the process
+    if os.getpid() != _settings.get("pid"):  # a plain fork() inherited the handler: its parent prints and stops
+        os._exit(EXIT_CODE)
     try:
         if not _settings["quiet"]:
             prog = _settings["prog"]
