@@ -10,9 +10,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from precompute import interrupt
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
@@ -111,13 +114,17 @@ def precompute_in_child(artifacts: Path, data_dirs: list[Path]) -> int:
             continue
         command = [sys.executable, "-m", "playground", "--precompute-only", "--artifacts", str(artifacts),
                    "--data", str(data)]
-        code = subprocess.run(command, env=env, check=False).returncode
+        code = subprocess.run(command, env={**env, interrupt.QUIET_ENV: "1"}, check=False).returncode
+        if interrupt.installed() and code in (interrupt.EXIT_CODE, -signal.SIGINT):  # Ctrl-C reached it first
+            interrupt.stop()
         first_failure = first_failure or code
     return first_failure
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if argv is None:  # the command, not a call from Python: Ctrl-C prints one line, exits 130, ends the children
+        interrupt.install("playground")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     artifacts = Path(args.artifacts)
     if args.precompute_only:
@@ -137,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     server = "Dash's development server" if args.dev else f"waitress, {THREADS} threads"
     print(f"playground: serving {artifacts.resolve()} at http://{args.host}:{args.port}/ ({server}; host names "
           f"allowed: {', '.join(hosts)})", file=sys.stderr)
+    if argv is None:
+        interrupt.set_message("interrupted; stopped serving.")
     if args.dev:
         app.run(host=args.host, port=args.port, debug=False)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
 from playground.private import add_private_routes
 from playground.server import LOOPBACK_HOSTS, MAX_REQUEST_BYTES, install_guards
 from playground.state import DEFAULT_K, MAX_K, VIEWS
-from playground.store import MissingArtifact, Store
+from playground.store import MissingArtifact, Store, UnreadableArtifact
 from playground.views import VIEW_LAYOUTS, VIEW_TITLES
 from precompute.artifacts import check_name
 
@@ -178,6 +179,21 @@ def serve_layout() -> html.Div:
     )
 
 
+# An unreadable thumbnails folder fails every thumbnail of every page (84 a page): its message is logged once a
+# minute, as one line, not once per request with a traceback.
+_LOG_REPEAT_S = 60.0
+_last_logged: dict[str, float] = {}
+
+
+def _log_once(message: str) -> None:
+    now = time.monotonic()
+    if now - _last_logged.get(message, -_LOG_REPEAT_S) >= _LOG_REPEAT_S:
+        if len(_last_logged) > 1000:
+            _last_logged.clear()
+        _last_logged[message] = now
+        log.warning("%s", message)
+
+
 def _add_thumbnail_route(app: Dash, store: Store) -> None:
     @app.server.route(f"{components.THUMB_ROUTE}/<path:rest>")
     def thumbnail(rest: str) -> Response:
@@ -187,6 +203,9 @@ def _add_thumbnail_route(app: Dash, store: Store) -> None:
         try:
             dataset = check_name(match["dataset"], "dataset name")
             path = store.thumb_file(dataset, int(match["image_id"]))
+        except UnreadableArtifact as exc:  # permissions, I/O: the server's fault, said once in the log
+            _log_once(f"thumbnails: {exc}")
+            return Response(f"500 Internal Server Error: {exc}\n", status=500, mimetype="text/plain")
         except (ValueError, MissingArtifact):
             abort(404)
         return send_file(path, mimetype="image/jpeg", max_age=3600)

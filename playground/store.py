@@ -8,12 +8,15 @@ A combination that was not computed (a metric missing for a layer, a model missi
 raises :class:`MissingArtifact`, whose message says what is missing and how to compute it; views
 show that message instead of failing. A file that exists but cannot be used (truncated, corrupt, from
 another schema version, or disagreeing with the index: wrong row count, neighbour ids out of range)
-raises :class:`BrokenArtifact`, a MissingArtifact too, so the same views show it the same way. Every
-message names files relative to the artifacts root: the page never shows a server path.
+raises :class:`BrokenArtifact`, a MissingArtifact too, so the same views show it the same way. A file or folder
+this process may not read (an ``OSError``: permissions, or an I/O error) is a BrokenArtifact whose message names it
+and the fix that fits: permissions for a permission error, a rerun for damage. Every message names files relative
+to the artifacts root: the page never shows a server path.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import zipfile
@@ -43,6 +46,10 @@ class BrokenArtifact(MissingArtifact, art.ArtifactError):
     """A file the artifacts hold but that cannot be used: unreadable, truncated, or disagreeing with the index."""
 
 
+class UnreadableArtifact(BrokenArtifact):
+    """A file or folder the file system refuses to read (``OSError``: permissions, an I/O error)."""
+
+
 # What the readers raise on a truncated, corrupt or foreign file: numpy (ValueError, EOFError, BadZipFile for an
 # .npz, KeyError for an .npz without the expected array), pyarrow (ArrowInvalid is a ValueError), the index's JSON
 # and schema checks (ArtifactError), FAISS (RuntimeError) and the file system (OSError).
@@ -51,6 +58,9 @@ READ_ERRORS = (art.ArtifactError, RuntimeError, ValueError, OSError, EOFError, K
 
 # An absolute POSIX path of two or more components, e.g. in an exception's message: /srv/x/y.npz -> y.npz.
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.~:/-])(?:/[\w.+@-]+)*/(?P<name>[\w.+@-]+)")
+
+
+_NO_DATASET = "The app shows no dataset until it is fixed."
 
 
 @lru_cache(maxsize=8)
@@ -154,17 +164,55 @@ class Store:
             return "Rerun precompute to rewrite it."
         return f"Rerun precompute for {dataset} (`precompute DATASET_DIR --out ARTIFACTS`) to rebuild it."
 
+    def _first_unreadable(self, path: Path) -> Path:
+        """The first folder on the way from the artifacts root to ``path`` that this process may not enter or
+        list, else ``path`` itself (a folder that may not be entered hides the modes of everything below it)."""
+        path = Path(path)
+        try:
+            parts = path.relative_to(self.root).parts
+        except ValueError:
+            return path
+        folder = self.root
+        for part in ("", *parts[:-1]):
+            folder = folder / part if part else folder
+            if not os.access(folder, os.R_OK | os.X_OK):
+                return folder
+        return path
+
+    def os_problem(self, path: Path, dataset: str | None, exc: OSError) -> UnreadableArtifact:
+        """One message for an ``OSError`` on an artifact: what could not be read (relative) and the fix that fits.
+
+        A permission error (``EACCES``, ``EPERM``) names the first folder or file on the way that this process may
+        not read, and says to give the account running playground read access; any other error (an I/O error, a
+        file that is not what it should be) says the file is damaged and to rerun precompute.
+        """
+        if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM):
+            blocked = self._first_unreadable(path)
+            what = "the artifacts folder" if blocked == self.root else self.name_of(blocked)
+            return UnreadableArtifact(
+                f"{what} cannot be read by the account running playground (permission denied). Give it read "
+                "access, e.g. `chmod -R a+rX` on the artifacts folder, or serve as the account that wrote them."
+            )
+        reason = exc.strerror or type(exc).__name__
+        return UnreadableArtifact(
+            f"{self.name_of(path)} cannot be read ({reason}): the file or the disk is damaged. {self._fix(dataset)}"
+        )
+
     def _mtime_ns(self, path: Path, dataset: str | None) -> int:
         try:
             return os.stat(path).st_mtime_ns
         except FileNotFoundError:
             raise MissingArtifact(f"{self.name_of(path)} does not exist. {self._fix(dataset)}") from None
+        except OSError as exc:
+            raise self.os_problem(path, dataset, exc) from None
 
     def _read(self, cached: Any, path: Path, dataset: str | None, *extra: Any) -> Any:
         """``cached(str(path), mtime, *extra)``, with any reader failure turned into a BrokenArtifact."""
         mtime = self._mtime_ns(path, dataset)
         try:
             return cached(str(path), mtime, *extra)
+        except OSError as exc:
+            raise self.os_problem(path, dataset, exc) from None
         except READ_ERRORS as exc:
             reason = self.public_text(str(exc)) or type(exc).__name__
             raise BrokenArtifact(
@@ -186,8 +234,12 @@ class Store:
             mtime = os.stat(path).st_mtime_ns
         except FileNotFoundError:
             return art.empty_index()
+        except OSError as exc:
+            raise BrokenArtifact(f"{self.os_problem(path, None, exc)} {_NO_DATASET}") from None
         try:
             return _cached_index(str(self.root), mtime)
+        except OSError as exc:
+            raise BrokenArtifact(f"{self.os_problem(path, None, exc)} {_NO_DATASET}") from None
         except READ_ERRORS as exc:
             if isinstance(exc, art.ArtifactError):  # the reader's own words and fix (schema, version, JSON error)
                 reason = self.public_text(str(exc))
@@ -446,6 +498,24 @@ class Store:
         if not 0 <= int(image_id) < self.n_images(dataset):
             raise MissingArtifact(f"No image {image_id} in {dataset!r}.")
         path = art.thumb_path(self.root, dataset, int(image_id))
-        if not path.is_file():
-            raise MissingArtifact(f"{self.name_of(path)} does not exist. {self._fix(dataset)}")
+        try:
+            with open(path, "rb"):  # stat alone passes a file whose mode forbids reading it
+                pass
+        except FileNotFoundError:
+            raise MissingArtifact(f"{self.name_of(path)} does not exist. {self._fix(dataset)}") from None
+        except IsADirectoryError:
+            raise self._broken(path, dataset, "is a folder, not a thumbnail") from None
+        except OSError as exc:
+            raise self.os_problem(path, dataset, exc) from None
         return path
+
+    def thumbs_problem(self, dataset: str) -> str | None:
+        """Why the dataset's thumbnails cannot be served (their folder unreadable), or None: views say it once
+        instead of showing a page of broken images."""
+        try:
+            self.thumb_file(dataset, 0)
+        except BrokenArtifact as exc:
+            return f"Thumbnails cannot be shown: {exc}"
+        except MissingArtifact:  # a missing thumbnail is named when it is asked for
+            return None
+        return None

@@ -22,6 +22,7 @@ import functools
 import hashlib
 import io
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -57,6 +58,8 @@ MODE_BYTES_PER_PIXEL = dict.fromkeys(("I;16", "I;16B", "I;16L", "I;16N", "I", "F
 # 29.8 million pixels of an 8-bit image (a 6,300 x 4,700 photo); 15.8 million of a WebP, 7.9 of a 16-bit image.
 MAX_UPLOAD_PIXELS = DECODE_BUDGET_BYTES // DECODE_BYTES_PER_PIXEL
 PREVIEW_SIZE = 192
+# The longest upload file name the page shows and the server keeps (longer ones are cut in the middle).
+MAX_NAME_CHARS = 200
 _FEATURE_CACHE_SIZE = 16
 # The uploads kept by key for later selections: the latest ones up to this many bytes (the newest is always
 # kept); an upload that went asks to be dropped again.
@@ -121,6 +124,29 @@ def pixel_limit(image_format: str | None, mode: str) -> int:
     return MAX_UPLOAD_PIXELS * DECODE_BYTES_PER_PIXEL // cost
 
 
+def display_name(filename: str | None) -> str | None:
+    """An upload's file name as the page shows it (and the server keeps it): at most MAX_NAME_CHARS characters,
+    cut in the middle. The browser sends any name it is given (a 9 MB one came back twice in an 18 MB answer)."""
+    if not filename or len(filename) <= MAX_NAME_CHARS:
+        return filename
+    half = (MAX_NAME_CHARS - 1) // 2
+    return f"{filename[:half]}…{filename[-half:]}"
+
+
+# Pillow's refusal of an image far over its own limit: "Image size (N pixels) exceeds limit of M pixels, ...".
+_BOMB_PIXELS = re.compile(r"\((?P<pixels>[0-9]+) pixels\)")
+
+
+def _bomb_message(exc: Exception) -> str:
+    """The app's words for Pillow's DecompressionBombError (raised from the header, before any decoding)."""
+    match = _BOMB_PIXELS.search(str(exc))
+    size = f" is {int(match['pixels']):,} pixels," if match else ""
+    return (
+        f"The image{size} over the upload limit of {MAX_UPLOAD_PIXELS:,} pixels "
+        f"({MAX_UPLOAD_PIXELS / 1e6:.1f} megapixels); downscale it."
+    )
+
+
 def check_pixels(data: bytes, draft_size: int | None = None) -> None:
     """Refuse, from the header alone, an image whose decoding would take more than DECODE_BUDGET_BYTES.
 
@@ -133,6 +159,8 @@ def check_pixels(data: bytes, draft_size: int | None = None) -> None:
             if draft_size and image.format == "JPEG":
                 image.draft("RGB", (draft_size, draft_size))  # sets the decoder's scale; decodes nothing
             decoded, image_format, mode = image.size, image.format, image.mode
+    except Image.DecompressionBombError as exc:  # Pillow refuses to open it at all: far over our limit too
+        raise UploadError(_bomb_message(exc)) from None
     except Exception:  # decoding gives the precise reason
         return
     limit = pixel_limit(image_format, mode)
@@ -219,7 +247,9 @@ def prepare_image(data: bytes, size: int) -> np.ndarray:
     except ImageDecodeError as exc:
         reason = str(exc).removeprefix("upload: ")
         raise UploadError(f"This file cannot be used as an image: {reason}.") from None
-    except (MemoryError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise UploadError(_bomb_message(exc)) from None
+    except MemoryError as exc:
         raise UploadError(f"The image is too large to decode ({type(exc).__name__}).") from None
 
 

@@ -150,6 +150,40 @@ def relative(root: Path, path: Path) -> str:
 # ---------------------------------------------------------------------------------------- atomic writes
 
 
+def current_umask() -> int:
+    """This process' umask, read without changing it (Linux: ``/proc/self/status``; elsewhere set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # the only portable reader; another thread creating a file now would see 022
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: Path) -> None:
+    """Give ``path`` (and, for a folder, everything in it) the mode ``open()`` and ``mkdir()`` would have given it.
+
+    ``tempfile.mkstemp`` and ``mkdtemp`` create 0600 files and 0700 folders whatever the umask, so artifacts
+    written through them would be readable by their owner only: a web service running as another account (a
+    common split from the build job) could not serve them. Files get ``0o666 & ~umask``, folders ``0o777 & ~umask``.
+    """
+    mask = current_umask()
+    path = Path(path)
+    if not path.is_dir():
+        os.chmod(path, 0o666 & ~mask)
+        return
+    os.chmod(path, 0o777 & ~mask)
+    for folder, dirs, files in os.walk(path):
+        for name in dirs:
+            os.chmod(os.path.join(folder, name), 0o777 & ~mask)
+        for name in files:
+            os.chmod(os.path.join(folder, name), 0o666 & ~mask)
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -166,6 +200,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        follow_umask(tmp_path)  # mkstemp made it 0600; after the writer, which may have replaced the file
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -186,6 +221,7 @@ def atomic_dir(path: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         yield tmp
+        follow_umask(tmp)  # mkdtemp made it 0700
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -219,6 +255,18 @@ def remove_stale_temporaries(folder: Path, older_than_seconds: float = 0.0, recu
     return removed
 
 
+def models_on_disk(root: Path) -> list[str]:
+    """``dataset/model`` of every model folder under ``root`` that holds features, whatever the index says: what a
+    new index (``--force`` over an unreadable one) leaves out of the app unless it is recomputed."""
+    found = []
+    root = Path(root)
+    for dataset in sorted(p for p in root.iterdir() if (p / "manifest.parquet").is_file()) if root.is_dir() else []:
+        for model in sorted(p for p in dataset.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if any(model.glob("*/features.npy")):
+                found.append(f"{dataset.name}/{model.name}")
+    return found
+
+
 def set_aside_index(root: Path) -> Path | None:
     """Rename an unreadable ``index.json`` to ``index.json.broken-<UTC time>`` (``--force`` over a broken index)."""
     import datetime as dt
@@ -240,7 +288,7 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     try:
         return json.loads(Path(path).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):  # not a damaged file: deleting it would be the wrong fix
         raise
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"Cannot read {path}: {exc}. Delete it and rerun precompute.") from exc

@@ -9,15 +9,21 @@ import os
 import sys
 from pathlib import Path
 
-from precompute.ann import ANN_KINDS, parse_params
-from precompute.artifacts import ArtifactError
-from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone
-from precompute.datasets import DatasetError
-from precompute.distributed import ENGINES
-from precompute.extract import ACTIVATION_BUDGET_MB
-from precompute.ports.tfjs_export import VARIANTS, parse_variants
-from precompute.runtimes import QUANTIZATIONS, RUNTIMES, parse_quantizations
-from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name
+from precompute import interrupt
+
+# Ctrl-C during the imports below counts too: the command sets its handler up first (see main()).
+if __name__ == "__main__" or interrupt.is_command("precompute"):
+    interrupt.install("precompute")
+
+from precompute.ann import ANN_KINDS, parse_params  # noqa: E402
+from precompute.artifacts import ArtifactError  # noqa: E402
+from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableError, get_backbone  # noqa: E402
+from precompute.datasets import DatasetError  # noqa: E402
+from precompute.distributed import ENGINES  # noqa: E402
+from precompute.extract import ACTIVATION_BUDGET_MB  # noqa: E402
+from precompute.ports.tfjs_export import VARIANTS, parse_variants  # noqa: E402
+from precompute.runtimes import QUANTIZATIONS, RUNTIMES, parse_quantizations  # noqa: E402
+from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name  # noqa: E402
 
 
 def _csv(text: str) -> list[str]:
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:  # the command itself, not a call from Python: Ctrl-C prints one line and exits 130
+        interrupt.install("precompute")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.list_backbones:

@@ -18,6 +18,7 @@ default layers and weight sources): everything here reads the registry.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,10 +230,46 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     already converted (by the precompute run, in ``$SISP_CACHE_DIR/litert``) loads and runs without importing
     TensorFlow or Keras (the backbone's preprocessing is NumPy: ``precompute.backbones.PixelAffine``).
     """
+    config = ModelConfig.coerce(config)
+    pixels = _pixels_extractor(config, layers)
+    if pixels is not None:
+        return pixels
     model = load_feature_model(config, layers, runtime)
 
     def extract(images: np.ndarray) -> list[np.ndarray]:
         return extract_array(model.runner, np.asarray(images, dtype=np.float32), model.preprocess)
+
+    return extract
+
+
+_PIXELS_LAYER = re.compile(r"^pixels_(?P<grid>[0-9]+)x(?P=grid)$")
+
+
+def _pixels_extractor(config: ModelConfig, layers: Sequence[str]) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+    """The ``pixels`` baseline in NumPy, or None for any other model: an upload with it then imports no TensorFlow
+    (+500 MiB resident and 3 s for an average over a grid). Computes what its Keras model does (``backbones._pixels``:
+    ``AveragePooling2D(size // grid)``, valid padding, then flattened, on ``x / 255``); the tests compare the two."""
+    if config.backbone != "pixels" or config.pooling != "flatten" or config.quantize:
+        return None
+    grids = []
+    for name in layers:
+        match = _PIXELS_LAYER.match(name)
+        if match is None:
+            return None
+        grids.append(int(match["grid"]))
+    preprocess = get_backbone("pixels").preprocess
+
+    def extract(images: np.ndarray) -> list[np.ndarray]:
+        x = np.asarray(preprocess(np.asarray(images, dtype=np.float32)), dtype=np.float32)
+        n, size = len(x), x.shape[1]
+        outputs = []
+        for grid in grids:
+            pool = size // grid
+            cells = (size - pool) // pool + 1  # Keras' valid pooling: leftover rows and columns are dropped
+            cropped = x[:, : cells * pool, : cells * pool, :]
+            pooled = cropped.reshape(n, cells, pool, cells, pool, x.shape[3]).mean(axis=(2, 4), dtype=np.float32)
+            outputs.append(pooled.reshape(n, -1))
+        return outputs
 
     return extract
 

@@ -808,8 +808,10 @@ class Run:
                 raise art.ArtifactError(f"{exc} To start a new index, rerun with --force: the unreadable one is "
                                         "kept beside it as index.json.broken-<time>.") from None
             kept = art.set_aside_index(self.root)
-            log.warning("%s; --force: it is kept as %s and a new index is started (other datasets in this "
-                        "folder must be recomputed)", exc, kept.name if kept else "-")
+            self.report["dropped_from_index"] = []  # filled in by _write_report, once the new index is written
+            log.warning("%s; --force: it is kept as %s and a new index is started: it will hold only what this run "
+                        "computes. Computed models on disk now: %s", exc, kept.name if kept else "-",
+                        ", ".join(art.models_on_disk(self.root)) or "none")
         removed = art.remove_stale_temporaries(art.dataset_dir(self.root, self.dataset))
         # Index temporaries of other runs sharing the root may be in flight: only old ones go.
         removed += art.remove_stale_temporaries(self.root, older_than_seconds=600, recursive=False)
@@ -817,6 +819,15 @@ class Run:
             log.info("removed %d temporary files left by an interrupted run", len(removed))
 
     def _write_report(self, seconds: float) -> None:
+        if "dropped_from_index" in self.report:  # --force over an unreadable index: say exactly what it left out
+            index = art.read_index(self.root)
+            held = {f"{name}/{model}" for name, entry in index.datasets.items() for model in entry.models}
+            dropped = [name for name in art.models_on_disk(self.root) if name not in held]
+            self.report["dropped_from_index"] = dropped
+            if dropped:
+                log.warning("the new index leaves out %d computed model(s), their files kept on disk; the app shows "
+                            "them again once recomputed (`precompute DATASET_DIR --out ...`): %s", len(dropped),
+                            ", ".join(dropped))
         self.report.update(finished=_now(), seconds=round(seconds, 1), config=_jsonable(asdict(self.config)))
         art.write_json(art.report_path(self.root, self.dataset), self.report)
 
@@ -849,7 +860,9 @@ def _in_child(function: Any, *args: Any) -> None:
     exception is raised here."""
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context()) as pool:
+    from precompute.interrupt import ignore_in_child  # Ctrl-C: the run's process stops the child, no traceback
+
+    with ProcessPoolExecutor(max_workers=1, mp_context=_model_process_context(), initializer=ignore_in_child) as pool:
         pool.submit(function, *args).result()
 
 

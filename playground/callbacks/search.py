@@ -88,11 +88,14 @@ def render_results(store: Store, sel: Selection) -> Any:
     except MissingArtifact as exc:  # BrokenArtifact included: its message says what is wrong with the file
         return components.message(str(exc) if isinstance(exc, BrokenArtifact) else f"Not computed: {exc}", "warning")
     summary = []
+    thumbs_problem = store.thumbs_problem(sel.dataset)
+    if thumbs_problem:
+        summary.append(components.message(thumbs_problem, "error"))
     if sel.labeled:
         same = sum(bool(r.same_class) for r in results)
-        summary = [html.P(f"{same} of {len(results)} results share the query's class (precision@{len(results)} "
-                          f"{same / max(len(results), 1):.2f}, beside the mean in the query's scores).",
-                          className="hint")]
+        summary.append(html.P(f"{same} of {len(results)} results share the query's class (precision@{len(results)} "
+                              f"{same / max(len(results), 1):.2f}, beside the mean in the query's scores).",
+                              className="hint"))
     duplicates = _query_duplicates(store, sel)
     n_badged = sum(r.image_id in duplicates for r in results)
     if n_badged:

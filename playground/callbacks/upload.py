@@ -32,6 +32,7 @@ from playground.store import BrokenArtifact, MissingArtifact, Store
 from playground.uploads import (
     UploadError,
     decode_contents,
+    display_name,
     keep_upload,
     kept_upload,
     too_big_message,
@@ -46,7 +47,7 @@ TOO_BIG = "too_big"  # UPLOAD_CHECK's verdict for a file the browser refused
 
 def render_rejected(check: dict[str, Any]) -> Any:
     """The message for a file the browser refused (``check``: name and size from assets/playground.js)."""
-    name = check.get("name") or "your file"
+    name = display_name(check.get("name")) or "your file"
     return components.message([html.Strong(f"{name}: "), too_big_message(int(check.get("size") or 0))], "error")
 
 
@@ -57,6 +58,7 @@ def render_upload(store: Store, sel: Selection, contents: str | None, filename: 
     """(status panel, results panel) for an upload; every failure becomes a message, never a traceback."""
     if not contents:
         return components.message(NO_IMAGE, "info"), None
+    filename = display_name(filename)
     try:
         data = decode_contents(contents)
     except UploadError as exc:
@@ -69,7 +71,7 @@ def render_upload_bytes(
 ) -> tuple[Any, Any]:
     """:func:`render_upload` of decoded bytes (a new upload, or one kept on the server); ``reason``: why the
     server computed the features (private mode was not used), said in the page."""
-    name = filename or "your image"
+    name = display_name(filename) or "your image"
     if sel.dataset is None or sel.model is None:
         return components.message(
             "No model was computed for this dataset, so there is nothing to search.", "warning"
@@ -218,7 +220,7 @@ def upload_outputs(
 ) -> tuple[Any, Any, Any, Any]:
     """(status, results, kept key, upload store) after a new file for the server, a size check or a selection."""
     upload = upload if isinstance(upload, dict) else {}
-    contents, filename, reason = upload.get("contents"), upload.get("filename"), upload.get("reason")
+    contents, filename, reason = upload.get("contents"), display_name(upload.get("filename")), upload.get("reason")
     refused = bool(check) and check.get("verdict") == TOO_BIG
     new_file = ctx.triggered_id == ids.UPLOAD_SERVER
     if not refused and (ctx.triggered_id == ids.UPLOAD_CHECK or (new_file and not contents)):

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 
+from precompute import artifacts
 from precompute.backbones import PixelAffine
 
 TFJS_VERSION = "4.22.0"  # the TensorFlow.js the app serves (precompute.npm_files.TFJS); its loader reads these files
@@ -598,6 +599,7 @@ def _replacing(out_dir: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
         yield tmp
+        artifacts.follow_umask(tmp)  # mkdtemp made it 0700, and copies keep their source's mode
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
