@@ -47,6 +47,12 @@ class RocchioParams:
 # The probe (and the page's default): one round on the top 15 of openclipart-200 / efficientnet-lite2 /
 # top_conv / cosine lifts mean precision@15 from 0.373 to 0.521 with these.
 ROCCHIO = RocchioParams()
+# The in-browser head (assets/feedback.js, ``trainHead``): a logistic layer on L2-normalised features, started at
+# the Rocchio direction times ``scale`` and fitted with TF.js for ``epochs`` full-batch Adam steps.
+HEAD = {"epochs": 30, "learningRate": 0.01, "scale": 10.0}
+# What the page runs by default: the better of the two in `python -m bench feedback` (docs/benchmarks.md).
+METHODS = ("rocchio", "head")
+DEFAULT_METHOD = "rocchio"
 
 
 def _norm(row: np.ndarray) -> float:
