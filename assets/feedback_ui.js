@@ -380,6 +380,15 @@
       var exclude = c.query !== null && c.query !== undefined ? c.query : -1;
       var before = session.ranking;
       var t0 = now();
+      var rocchio = function (note) {
+        var t0r = now();
+        var vector = window.sispFeedback.rocchio(query, data.features, c.dim, relevant, notRelevant, c.metric,
+          c.rocchio);
+        var ranked = window.sispFeedback.rankRefined(vector, data.features, c.dim, c.metric, c.k, exclude);
+        return { ids: Array.from(ranked.ids), values: Array.from(ranked.distances), kind: "distance",
+          how: "Rocchio (α " + c.rocchio.alpha + ", β " + c.rocchio.beta + ", γ " + c.rocchio.gamma + ")" +
+            (note || ""), ms: now() - t0r, loadMs: 0, method: "rocchio" };
+      };
       var run;
       if (method === "head") {
         run = loadTF(c).then(function (loaded) {
@@ -390,21 +399,20 @@
             var ranked = window.sispFeedback.rankByScores(out.scores, c.k, exclude);
             return { ids: Array.from(ranked.ids), values: Array.from(ranked.scores), kind: "score",
               how: "a small head fitted with TensorFlow.js (" + out.epochs + " steps of fit, backend " +
-                loaded.backend + ")", ms: now() - t1, loadMs: t1 - t0 };
+                loaded.backend + ")", ms: now() - t1, loadMs: t1 - t0, method: "head" };
           });
+        }, function (error) {
+          console.error("TensorFlow.js failed; Rocchio instead", error);
+          return rocchio(" instead of the head: TensorFlow.js did not load (" + (error && error.message ? error.message :
+            error) + ")");
         });
       } else {
-        var vector = window.sispFeedback.rocchio(query, data.features, c.dim, relevant, notRelevant, c.metric,
-          c.rocchio);
-        var ranked = window.sispFeedback.rankRefined(vector, data.features, c.dim, c.metric, c.k, exclude);
-        run = Promise.resolve({ ids: Array.from(ranked.ids), values: Array.from(ranked.distances), kind: "distance",
-          how: "Rocchio (α " + c.rocchio.alpha + ", β " + c.rocchio.beta + ", γ " + c.rocchio.gamma + ")",
-          ms: now() - t0, loadMs: 0 });
+        run = Promise.resolve(rocchio());
       }
       return run.then(function (out) {
         remember(session);
         session.round += 1;
-        session.lastMethod = method;
+        session.lastMethod = out.method;
         showRanking(session, out.ids, out.values, out.kind);
         var wasSame = countSame(session, before), nowSame = countSame(session, out.ids);
         var marks = relevant.length + " relevant, " + notRelevant.length + " not";
@@ -422,7 +430,7 @@
           " in " + ms(out.ms) + (out.loadMs > 50 ? " (+ " + ms(out.loadMs) + " to load TensorFlow.js)" : "") +
           "; nothing was sent." + (offList ? " " + offList + " marked image" + (offList === 1 ? " is" : "s are") +
           " not among these results and still count." : "");
-        session.bar.setAttribute("data-method", method);
+        session.bar.setAttribute("data-method", out.method);
         session.bar.setAttribute("data-refine-ms", out.ms.toFixed(2));
         session.bar.setAttribute("data-round", String(session.round));
         say(session, session.sentence);
@@ -501,7 +509,9 @@
         "metric measures, and the results are ranked by that metric."]),
       el("p", {}, ["The small head is a logistic layer w·x/|x| + b fitted in this browser with TensorFlow.js (" +
         c.head.epochs + " steps of Adam, learning rate " + c.head.learningRate + ") on the marks and the query " +
-        "(relevant), started from the Rocchio direction; it ranks by its score, whatever the metric."]),
+        "(relevant), started from the Rocchio direction; it ranks by its score, whatever the metric. It is the " +
+        "default: in python -m bench feedback it beats Rocchio after one round (docs/benchmarks.md), and the " +
+        "sentence after each Refine says which ran."]),
       el("p", {}, ["Everything runs in this browser: the layer's features and the thumbnails are fetched once, " +
         "the same for any marks, and the marks live only in this page and in the address after # (which " +
         "browsers do not send), so a link shares the refined view."]),

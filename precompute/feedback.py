@@ -52,7 +52,7 @@ ROCCHIO = RocchioParams()
 HEAD = {"epochs": 30, "learningRate": 0.01, "scale": 10.0}
 # What the page runs by default: the better of the two in `python -m bench feedback` (docs/benchmarks.md).
 METHODS = ("rocchio", "head")
-DEFAULT_METHOD = "rocchio"
+DEFAULT_METHOD = "head"
 
 
 def _norm(row: np.ndarray) -> float:
