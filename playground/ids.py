@@ -94,6 +94,7 @@ COMPARE_HEATMAP = "compare-heatmap"
 COMPARE_COST = "compare-cost"
 COMPARE_COST_GRAPH = "compare-cost-graph"
 COMPARE_MESSAGE = "compare-message"
+COMPARE_ADAPTED = "compare-adapted"
 COMPARE_DOWNLOAD_BUTTON = "compare-download-button"
 COMPARE_DOWNLOAD = "compare-download"
 RESULT_PICK = "pick-result"  # pattern-matching type of a result thumbnail

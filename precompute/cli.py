@@ -111,6 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"TF.js layers exports of every model for private search in the browser, from "
                         f"{','.join(VARIANTS)} (default: all; the TF.js converter's weight quantisations), written "
                         "to <out>/<dataset>/<model>/tfjs/; none skips them")
+    parser.add_argument("--train-head", metavar="MODEL/LAYER[,...]|best", default=None,
+                        help="train a head on the dataset's labels over a stored layer's features (best: the best "
+                        "layer of the best model by the stored scores) and store it as the model <MODEL>+head, with "
+                        "held-out scores (docs/heads.md). Without --backbones, only the heads are trained")
+    parser.add_argument("--head-kind", choices=["lda", "proxy"], default="lda",
+                        help="how the head is fitted: lda (shrinkage LDA) or proxy (a Keras projection trained with a "
+                        "normalised-softmax loss, started from LDA); default lda")
     parser.add_argument("--force", action="store_true",
                         help="recompute everything instead of resuming; also replaces a stored dataset of the same "
                         "name from another folder, and starts a new index over an unreadable one")
@@ -149,9 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.dataset_dir is None:
             parser.error("DATASET_DIR is required")
         from precompute.pipeline import AUTO_MODELS, ModelRequest, Run, RunConfig, parse_model_request
+        from precompute.stages.head import parse_head_requests
 
-        auto = args.backbones is None or args.backbones == ["auto"]
-        specs = [parse_model_request(s, args.weights) for s in (AUTO_MODELS if auto else args.backbones)]
+        train_heads = parse_head_requests(args.train_head)
+        heads_only = bool(train_heads) and args.backbones is None
+        auto = not heads_only and (args.backbones is None or args.backbones == ["auto"])
+        specs = [] if heads_only else [parse_model_request(s, args.weights)
+                                       for s in (AUTO_MODELS if auto else args.backbones)]
         if args.layers:
             if len(specs) != 1:
                 parser.error("--layers needs exactly one backbone in --backbones")
@@ -165,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,
             engine=args.engine, dask_address=args.dask_scheduler, runtime=args.runtime, quantize=args.quantize,
-            tfjs=args.tfjs,
+            tfjs=args.tfjs, train_heads=train_heads, head_kind=args.head_kind,
             # The default models, each extracted in a child of its own: in one process they peak over 2 GB.
             model_processes=auto,
         )
@@ -220,6 +231,8 @@ def _print_summary(run: object, summary: object) -> None:
             print(f"    {pair['a']} = {pair['b']} ({pair['kind']}){flag}")
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(summary.to_string(index=False) if len(summary) else "(nothing computed)")
+    for line in report.get("heads") or []:  # one line per head, headline protocol, for scripts
+        print(line)
 
 
 if __name__ == "__main__":

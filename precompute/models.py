@@ -29,6 +29,8 @@ from precompute.extract import build_feature_model, check_layers, extract_array
 from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
 from precompute.schema import StoredModelConfig
 
+# The name of a model with a trained head on top: ``efficientnet-lite2+head``.
+HEAD_SUFFIX = "+head"
 # Weight sources a stored config can hold (resolved: never "auto").
 STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
 
@@ -65,10 +67,13 @@ class ModelConfig:
     seed: int | None = None
     quantize: str | None = None
     calibration: str | None = None
+    head: str | None = None  # a trained head's weights file (``precompute.head``): ``<backbone>+head``
+    head_sha256: str | None = None
 
     @property
     def name(self) -> str:
-        return model_name(self.backbone, self.weights_source, self.quantize)
+        name = model_name(self.backbone, self.weights_source, self.quantize)
+        return f"{name}{HEAD_SUFFIX}" if self.head else name
 
     def to_dict(self) -> dict[str, Any]:
         """The index's ``config`` entry. ``quantize`` only when set: float32 models keep the config (and so the
@@ -88,7 +93,8 @@ class ModelConfig:
             raise ValueError(f"Unknown stored weight source {stored.weights_source!r}; valid: "
                              f"{', '.join(STORED_WEIGHT_SOURCES)}.")
         return cls(stored.backbone, stored.weights_source, int(stored.input_size), stored.pooling or "avg",
-                   stored.weights_file, stored.seed, stored.quantize, stored.calibration)
+                   stored.weights_file, stored.seed, stored.quantize, stored.calibration, stored.head,
+                   stored.head_sha256)
 
     @classmethod
     def coerce(cls, config: Any) -> ModelConfig:
@@ -102,7 +108,17 @@ class ModelConfig:
         weights_file = None if self.weights_file is None else str(self.weights_file)
         return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
                                  seed=self.seed, input_size=self.input_size, pooling=self.pooling,
-                                 quantize=self.quantize or None, calibration=self.calibration or None)
+                                 quantize=self.quantize or None, calibration=self.calibration or None,
+                                 head=self.head or None, head_sha256=self.head_sha256 or None)
+
+
+def rooted_config(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
+    """A stored config (its dict) with its head file, stored relative to the artifacts root, made absolute under
+    ``root``: what :func:`load_feature_model` needs to rebuild a ``<backbone>+head`` model anywhere."""
+    config = dict(config)
+    if config.get("head") and not Path(config["head"]).is_absolute():
+        config["head"] = str(Path(root) / config["head"])
+    return config
 
 
 def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:
@@ -132,7 +148,12 @@ def build_keras_feature_model(config: ModelConfig, layers: Sequence[str]) -> tup
     base = build_base(backbone, resolve_config_weights(config), config.input_size)
     check_layers(base, layers, backbone.name)
     flatten = config.pooling == "flatten"
-    return base, build_feature_model(base, layers, "avg" if flatten else config.pooling, flatten=flatten)
+    model = build_feature_model(base, layers, "avg" if flatten else config.pooling, flatten=flatten)
+    if config.head:
+        from precompute.head import append_heads, read_heads
+
+        model = append_heads(model, layers, read_heads(config.head, config.head_sha256))
+    return base, model
 
 
 @dataclass
@@ -216,5 +237,5 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     return extract
 
 
-__all__ = ["STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model", "load_extractor",
-           "load_feature_model", "model_name", "resolve_config_weights"]
+__all__ = ["HEAD_SUFFIX", "STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model",
+           "load_extractor", "load_feature_model", "rooted_config", "model_name", "resolve_config_weights"]

@@ -129,6 +129,10 @@ class RunConfig:
     model_processes: bool = False
     # TF.js layers exports of every model (precompute.ports.tfjs_export), in these variants; () writes none.
     tfjs: tuple[str, ...] = VARIANTS
+    # Heads to train on the labels (precompute.stages.head): MODEL/LAYER or "best"; with no models asked for, the
+    # run trains them on the stored features only, checking everything before it writes anything.
+    train_heads: tuple[str, ...] = ()
+    head_kind: str = "lda"
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -148,6 +152,12 @@ class RunConfig:
         check_runtime(self.runtime)
         parse_quantizations(self.quantize)
         parse_variants(list(self.tfjs))
+        if self.train_heads:
+            from precompute.head import HeadSettings
+            from precompute.stages.head import parse_head_requests
+
+            parse_head_requests(list(self.train_heads))
+            HeadSettings(kind=self.head_kind)
 
 
 def parse_model_request(text: str, weights: str = "auto") -> ModelRequest:
@@ -726,9 +736,17 @@ class Run:
     def _execute(self) -> pd.DataFrame:
         cfg = self.config
         start = time.perf_counter()
+        heads = None
+        if cfg.train_heads and not cfg.models:  # heads alone: check them all before anything is written
+            from precompute.stages.head import HeadStage
+
+            heads = HeadStage(self)
+            self._check_folder_unchanged()
+            pairs = heads.plan()
         self._open_index()
         art.update_index(self.root, lambda index: index.versions.update(_versions()))
-        manifest = self.prepare_dataset()
+        # Heads alone read the stored manifest (checked current): --force then retrains heads, not the dataset.
+        manifest = art.read_manifest(self.root, self.dataset) if heads is not None else self.prepare_dataset()
         labeled = bool(manifest["label"].notna().all())
         if labeled:
             self.write_baseline(manifest)
@@ -746,7 +764,30 @@ class Run:
                 log.warning("skipped %s: %s", spec.backbone, exc)
             finally:
                 self._write_report(time.perf_counter() - start)
+        if cfg.train_heads:
+            from precompute.stages.head import HeadStage
+
+            if heads is None:  # after this run's models: the layers they computed count
+                heads = HeadStage(self)
+                pairs = heads.plan()
+            try:
+                self.report["heads"] = heads.execute(pairs, manifest)
+            finally:
+                self._write_report(time.perf_counter() - start)
         return summarize_run(self.root, self.dataset)
+
+    def _check_folder_unchanged(self) -> None:
+        """Heads alone train on stored features: refuse when the folder changed since they were computed."""
+        from precompute.head import HeadInputError
+
+        entry = art.read_index(self.root).datasets.get(self.dataset)
+        if entry is None:
+            return  # HeadStage.plan says what to run
+        fingerprint = folder_fingerprint(self.config.dataset_dir, exclude=[self.root], content=self.config.hash_files)
+        if not dataset_is_current(entry, fingerprint):
+            raise HeadInputError(f"{self.dataset}: the folder {self.config.dataset_dir} changed since its features "
+                                 f"were computed; recompute them first (precompute {self.config.dataset_dir} --out "
+                                 f"{self.root} --backbones MODEL), then train the head.")
 
     def _open_index(self) -> None:
         """Check the index before any work; with --force, set a broken one aside; clear stale temporary files."""

@@ -14,6 +14,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html
 from dash.exceptions import PreventUpdate
 
 from playground import components, figures, ids, tables
+from playground.adapted import render_adapted
 from playground.callbacks.guards import selection_in_view
 from playground.state import Selection, to_url
 from playground.static_html import to_tree
@@ -330,6 +331,7 @@ def register(app: Dash, store: Store) -> None:
         Output(ids.COMPARE_HEATMAP, "figure"),
         Output(ids.COMPARE_COST, "tree"),
         Output(ids.COMPARE_COST_GRAPH, "figure"),
+        Output(ids.COMPARE_ADAPTED, "children"),
         Input(ids.VIEW_SELECTION.format("compare"), "data"),
         Input(ids.COMPARE_SCORE, "value"),
     )
@@ -349,6 +351,7 @@ def register(app: Dash, store: Store) -> None:
             out["heatmap"],
             to_tree(out["cost"]),
             out["cost_figure"],
+            render_adapted(store, sel.dataset) if sel.labeled else None,
         )
 
     @app.callback(

@@ -11,6 +11,7 @@ from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html,
 from dash.exceptions import PreventUpdate
 
 from playground import components, feedback, ids, tables
+from playground.adapted import SEEN_LABELS_NOTE, is_head_model
 from playground.callbacks.guards import selection_in_view, selection_with_dataset
 from playground.ranking import query_results, query_scores
 from playground.state import Selection
@@ -49,6 +50,8 @@ def render_query_panel(store: Store, sel: Selection) -> Any:
             className="query-card",
         )
     ]
+    if sel.model and is_head_model(store, sel.dataset, sel.model):
+        parts.append(components.message(SEEN_LABELS_NOTE, "info"))
     if not sel.labeled:
         parts.append(components.message("This dataset has no labels, so there are no scores to show.", "info"))
         return parts

@@ -45,6 +45,7 @@ def layout() -> html.Div:
                 className="answer-block",
             ),
             html.Div(id=ids.COMPARE_HEADLINE),
+            html.Div(id=ids.COMPARE_ADAPTED),  # heads trained on the labels (playground/adapted.py), if any
             _graph(ids.COMPARE_LAYERS),
             html.H3("Each model's best layer against the best configuration"),
             html.P(

@@ -91,14 +91,18 @@ class TfjsExportSpec:
     layers: tuple[str, ...]
     output_dims: tuple[int, ...]
     variants: dict[str, VariantFiles] = field(default_factory=dict)
+    # A model with trained heads (precompute.head): where each head is (its Dense layer per output); else None.
+    head: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        head = {"head": self.head} if self.head else {}
         return {
             "format": EXPORT_FORMAT, "exporter_version": EXPORTER_VERSION, "tfjs_version": TFJS_VERSION,
             "input_size": self.input_size, "channel_order": self.transform.channel_order,
             "scale": list(self.transform.scale), "offset": list(self.transform.offset),
             "layers": list(self.layers), "output_dims": list(self.output_dims),
             "variants": {name: {"bytes": v.bytes, "files": list(v.files)} for name, v in self.variants.items()},
+            **head,
         }
 
     @classmethod
@@ -107,7 +111,8 @@ class TfjsExportSpec:
             raise ValueError(f"export.json format {data.get('format')!r}; this version reads {EXPORT_FORMAT}.")
         transform = PixelAffine(data["channel_order"], tuple(data["scale"]), tuple(data["offset"]))
         variants = {name: VariantFiles(int(v["bytes"]), tuple(v["files"])) for name, v in data["variants"].items()}
-        return cls(int(data["input_size"]), transform, tuple(data["layers"]), tuple(data["output_dims"]), variants)
+        return cls(int(data["input_size"]), transform, tuple(data["layers"]), tuple(data["output_dims"]), variants,
+                   data.get("head"))
 
 
 def parse_variants(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -515,7 +520,7 @@ def _generated_by() -> str:
 
 def export_feature_model(feature_model: Any, layers: Sequence[str], preprocess: Callable[[np.ndarray], np.ndarray],
                          input_size: int, out_dir: str | os.PathLike[str],
-                         variants: Sequence[str] = VARIANTS) -> TfjsExportSpec:
+                         variants: Sequence[str] = VARIANTS, head: dict[str, Any] | None = None) -> TfjsExportSpec:
     """Write ``feature_model`` (``precompute.extract.build_feature_model``) as TF.js layers models under ``out_dir``.
 
     Parameters
@@ -526,6 +531,8 @@ def export_feature_model(feature_model: Any, layers: Sequence[str], preprocess: 
     input_size : ``s``
     out_dir : the ``tfjs`` folder; replaced as a whole, atomically, once every variant is written
     variants : names of ``VARIANTS``
+    head : for a model with trained heads (``precompute.head.append_heads``), how to find them (``export.json``'s
+        ``head``: per layer its Dense layer's name and width)
 
     Returns
     -------
@@ -558,7 +565,7 @@ def export_feature_model(feature_model: Any, layers: Sequence[str], preprocess: 
     dims = tuple(int(out.shape[-1]) for out in feature_model.outputs)
     with _replacing(Path(out_dir)) as tmp:
         written = {v: _write_variant(tmp / v, graph.topology, graph.weights, v) for v in variants}
-        spec = TfjsExportSpec(input_size, transform, tuple(layers), dims, written)
+        spec = TfjsExportSpec(input_size, transform, tuple(layers), dims, written, head)
         (tmp / EXPORT_FILE).write_text(json.dumps(spec.to_dict(), indent=1), encoding="utf-8")
     return spec
 

@@ -1,0 +1,1 @@
+"""Pipeline stages that take and return schema records (``precompute.pipeline`` calls them)."""
