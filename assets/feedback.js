@@ -8,6 +8,8 @@
                                                    the query's own row (exclude: its id, or -1 for an upload)
      trainHead(tf, features, dim, query, relevant, notRelevant, metric, options)
                                                    -> Promise<{kernel, bias, scores, ms, epochs, loss}>
+     trainHybrid(tf, features, dim, query, relevant, notRelevant, project, options)
+                                                   -> Promise<{scores, ms, epochs, loss}>: a server head fine-tuned
      rankByScores(scores, k, exclude)              -> {ids, scores}: highest first, ties by the lower id
      parseMarks(text, n) / formatMarks(marks)      the deep link's form of the marks (image ids only)
 
@@ -190,6 +192,80 @@
     });
   }
 
+  // The hybrid flow: a head trained on the server (precompute/head.py: z = x K + b, searched by cosine), loaded
+  // from its TF.js export, fine-tuned here on the marks. The model scores s(x) = v . z(x)/|z(x)| + c: v starts at
+  // the Rocchio direction in the head's space (so before any step it ranks like Rocchio there), and K, b, v, c
+  // are all fitted on the marks and the query with a logistic loss, K and b at a smaller learning rate and held
+  // near the server's weights by an L2 penalty (a few marks must not undo what thousands of labels taught).
+  var HYBRID = Object.freeze({ epochs: 30, learningRate: 0.01, headLearningRate: 0.001, anchor: 1.0, scale: 10.0 });
+
+  function trainHybrid(tf, features, dim, query, relevant, notRelevant, project, options) {
+    var o = Object.assign({}, HYBRID, options || {});
+    var n = features.length / dim;
+    var m = project.bias.length;
+    if (project.kernel.length !== dim * m) {
+      throw new Error("the server head's kernel holds " + project.kernel.length + " values, not " + dim + " x " + m);
+    }
+    checkIds(relevant, n, "relevant");
+    checkIds(notRelevant, n, "not relevant");
+    var t0 = typeof performance !== "undefined" ? performance.now() : Date.now();
+    var rows = [query].concat(relevant.map(function (id) { return features.subarray(id * dim, (id + 1) * dim); }),
+      notRelevant.map(function (id) { return features.subarray(id * dim, (id + 1) * dim); }));
+    var xs = new Float32Array(rows.length * dim);
+    rows.forEach(function (row, i) { xs.set(row, i * dim); });
+    var ys = new Float32Array(rows.length);
+    for (var i = 0; i <= relevant.length; i++) ys[i] = 1;
+    var K0 = tf.tensor2d(project.kernel, [dim, m]);
+    var b0 = tf.tensor1d(project.bias);
+    var X = tf.tensor2d(xs, [rows.length, dim]);
+    var Y = tf.tensor2d(ys, [rows.length, 1]);
+    var embed = function (x, K, b) {
+      var z = tf.add(tf.matMul(x, K), b);
+      return tf.div(z, tf.maximum(tf.norm(z, 2, 1, true), 1e-12));
+    };
+    // v0: the Rocchio direction among the marks' unit head features; c0: the marks' mean logit at 0.
+    var init = tf.tidy(function () {
+      var Z = embed(X, K0, b0);
+      var q = Z.slice([0, 0], [1, m]);
+      var dir = q;
+      if (relevant.length) dir = tf.add(dir, tf.mul(ROCCHIO.beta, Z.slice([1, 0], [relevant.length, m]).mean(0, true)));
+      if (notRelevant.length) {
+        dir = tf.sub(dir, tf.mul(ROCCHIO.gamma, Z.slice([1 + relevant.length, 0], [notRelevant.length, m]).mean(0, true)));
+      }
+      var v = tf.mul(o.scale, tf.div(dir, tf.maximum(tf.norm(dir), 1e-12))).reshape([m, 1]);
+      var c = tf.neg(tf.matMul(Z, v).mean());
+      return { v: v, c: c };
+    });
+    var K = tf.variable(K0.clone()), b = tf.variable(b0.clone());
+    var v = tf.variable(init.v), c = tf.variable(init.c.reshape([1]));
+    var fast = tf.train.adam(o.learningRate), slow = tf.train.adam(o.headLearningRate);
+    var lossOf = function () {
+      var logits = tf.add(tf.matMul(embed(X, K, b), v), c);
+      var anchor = tf.mul(o.anchor, tf.add(tf.sum(tf.square(tf.sub(K, K0))), tf.sum(tf.square(tf.sub(b, b0)))));
+      return tf.add(tf.losses.sigmoidCrossEntropy(Y, logits), anchor);
+    };
+    var last = null;
+    for (var step = 0; step < o.epochs; step++) {
+      // One loss, two learning rates: the gradients once, each optimizer applies its own variables'.
+      var grads = tf.variableGrads(lossOf);
+      fast.applyGradients({ [v.name]: grads.grads[v.name], [c.name]: grads.grads[c.name] });
+      slow.applyGradients({ [K.name]: grads.grads[K.name], [b.name]: grads.grads[b.name] });
+      if (step === o.epochs - 1) last = grads.value.dataSync()[0];
+      grads.value.dispose();
+      Object.keys(grads.grads).forEach(function (key) { grads.grads[key].dispose(); });
+    }
+    var scores = tf.tidy(function () {
+      var F = tf.tensor2d(features, [n, dim]);
+      return tf.add(tf.matMul(embed(F, K, b), v), c).reshape([n]);
+    });
+    return scores.data().then(function (values) {
+      var t1 = typeof performance !== "undefined" ? performance.now() : Date.now();
+      [K0, b0, X, Y, K, b, v, c, init.v, init.c, scores].forEach(function (t) { t.dispose(); });
+      fast.dispose(); slow.dispose();
+      return { scores: Float32Array.from(values), ms: t1 - t0, epochs: o.epochs, loss: last };
+    });
+  }
+
   // ------------------------------------------------------------------------------------ deep links
   // "rel=3,17&not=5" in the URL's fragment (never sent to a server). Returns the marks that are image ids
   // of this dataset, and a problem per value that is not (the page shows them as notices).
@@ -247,6 +323,8 @@
     rankRefined: rankRefined,
     rankByScores: rankByScores,
     trainHead: trainHead,
+    HYBRID: HYBRID,
+    trainHybrid: trainHybrid,
     parseMarks: parseMarks,
     formatMarks: formatMarks,
   });

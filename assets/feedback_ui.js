@@ -148,6 +148,37 @@
     return cache.tf;
   }
 
+  function loadFeatures(url, n, dim) {
+    var key = "features " + url;
+    if (!cache.data[key]) {
+      cache.data[key] = fetchOk(url).then(function (r) { return r.arrayBuffer(); }).then(function (buffer) {
+        var features = new Float32Array(buffer);
+        if (features.length !== n * dim) throw new Error("the base layer's features are not " + n + " x " + dim);
+        return features;
+      });
+      cache.data[key].catch(function () { delete cache.data[key]; });
+    }
+    return cache.data[key];
+  }
+
+  // The server head's Dense layer, read from its TF.js export (the whole model is loaded once, as private mode
+  // loads it, and only the Dense layer's weights are kept).
+  function loadServerHead(ctx, tf) {
+    var h = ctx.hybrid;
+    var key = "head " + h.model_url;
+    if (!cache.data[key]) {
+      cache.data[key] = tf.loadLayersModel(h.model_url).then(function (model) {
+        var weights = model.getLayer(h.dense).getWeights();
+        return Promise.all([weights[0].data(), weights[1].data()]).then(function (values) {
+          model.dispose();
+          return { kernel: Float32Array.from(values[0]), bias: Float32Array.from(values[1]) };
+        });
+      });
+      cache.data[key].catch(function () { delete cache.data[key]; });
+    }
+    return cache.data[key];
+  }
+
   function queryVector(session, data) {
     var ctx = session.ctx;
     if (ctx.query !== null && ctx.query !== undefined) {
@@ -390,7 +421,28 @@
             (note || ""), ms: now() - t0r, loadMs: 0, method: "rocchio" };
       };
       var run;
-      if (method === "head") {
+      if (method === "hybrid" && c.hybrid) {
+        var h = c.hybrid;
+        run = Promise.all([loadTF(c), loadFeatures(h.features, c.n_images, h.dim)]).then(function (loaded) {
+          return loadServerHead(c, loaded[0].tf).then(function (head) {
+            var t1 = now();
+            var base = loaded[1];
+            var q = exclude >= 0 ? base.slice(exclude * h.dim, (exclude + 1) * h.dim) : query;
+            return window.sispFeedback.trainHybrid(loaded[0].tf, base, h.dim, q, relevant, notRelevant, head,
+              h.settings).then(function (out) {
+              var ranked = window.sispFeedback.rankByScores(out.scores, c.k, exclude);
+              return { ids: Array.from(ranked.ids), values: Array.from(ranked.scores), kind: "score",
+                how: "the server's head (" + h.model + ", from its TensorFlow.js export) fine-tuned here on the " +
+                  "marks (" + out.epochs + " steps, backend " + loaded[0].backend + ")", ms: now() - t1,
+                loadMs: t1 - t0, method: "hybrid" };
+            });
+          });
+        }, function (error) {
+          console.error("TensorFlow.js failed; Rocchio instead", error);
+          return rocchio(" instead of the server head: TensorFlow.js did not load (" + (error && error.message ?
+            error.message : error) + ")");
+        });
+      } else if (method === "head") {
         run = loadTF(c).then(function (loaded) {
           var t1 = now();
           var init = session.serverHead || null;
@@ -512,6 +564,11 @@
         "(relevant), started from the Rocchio direction; it ranks by its score, whatever the metric. It is the " +
         "default: in python -m bench feedback it beats Rocchio after one round (docs/benchmarks.md), and the " +
         "sentence after each Refine says which ran."]),
+      c.hybrid ? el("p", {}, ["The server head + fine-tune (the default here): " + c.hybrid.model + " is a linear " +
+        "head the server trained on the dataset's labels (precompute --train-head); the page loads it from its " +
+        "TensorFlow.js export and fits it further on your marks, in this browser (a logistic score on its unit " +
+        "outputs started from the Rocchio direction, the head's weights at a 10x smaller learning rate and held " +
+        "near the server's)."]) : el("span", {}, []),
       el("p", {}, ["Everything runs in this browser: the layer's features and the thumbnails are fetched once, " +
         "the same for any marks, and the marks live only in this page and in the address after # (which " +
         "browsers do not send), so a link shares the refined view."]),
@@ -527,7 +584,11 @@
       el("option", { value: "rocchio" }, ["Rocchio (move the query)"]),
       el("option", { value: "head" }, ["small head (TF.js fit)"]),
     ]);
-    session.method.value = c.default_method || "rocchio";
+    if (c.hybrid) {
+      session.method.appendChild(el("option", { value: "hybrid" }, ["server head + fine-tune (" + c.hybrid.model +
+        ")"]));
+    }
+    session.method.value = c.hybrid ? "hybrid" : c.default_method || "rocchio";
     session.counts = el("span", { "class": "feedback-counts muted", "aria-live": "polite" }, []);
     session.status = el("p", { "class": "feedback-status hint", "aria-live": "polite" }, []);
     session.refineButton.addEventListener("click", function () { refine(session); });

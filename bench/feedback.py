@@ -10,6 +10,13 @@ round on the top 15 with Rocchio (what the page computes, ``precompute.feedback`
 
     <dataset> <model>/<layer>/<metric>: precision@15 0.373 -> 0.521 [0.49, 0.55], residual 0.301 -> 0.388
 
+and, where the model has a stored head (``<model>+head``, precompute --train-head) or ``--hybrid MODEL`` asks, the
+hybrid line: each query ranked by the head (``precompute.head``, default settings) trained *without* its half of
+the labels (the halves of the head's held-out scores), then one round of in-browser fine-tuning of that head on
+the top 15's marks (``trainHybrid``)::
+
+    <dataset> <model>+head/<layer>/<metric>: precision@15 0.617 -> 0.763 [0.73, 0.79], residual ...
+
 then, indented, every depth and round, and the in-browser head (``assets/feedback.js`` ``trainHead``: TF.js
 ``fit`` in node, CPU backend, the page's code) on one round of the top 15, beside Rocchio with a paired interval.
 
@@ -65,8 +72,9 @@ def _precision(ids: np.ndarray, labels: np.ndarray, query_labels: np.ndarray) ->
     return (labels[ids] == query_labels[:, None]).mean(axis=1)
 
 
-def simulate(features: np.ndarray, labels: np.ndarray, metric: str, depth: int, rounds: int,
-             start: np.ndarray | None = None) -> dict:
+def simulate(
+    features: np.ndarray, labels: np.ndarray, metric: str, depth: int, rounds: int, start: np.ndarray | None = None
+) -> dict:
     """Rocchio rounds for every query; ``start`` (n, K+) gives each query's first ranking (default: the features')."""
     from precompute.feedback import rocchio_query
 
@@ -89,22 +97,31 @@ def simulate(features: np.ndarray, labels: np.ndarray, metric: str, depth: int, 
         vectors = np.stack([rocchio_query(features[q], features, *marks[q], metric) for q in queries])
         ranking = _ranked(vectors, features, metric, self_only, K + depth)
         residual = _ranked(vectors, features, metric, marked, K)
-        out["rounds"].append({
-            "after": _precision(ranking[:, :K], labels, labels),
-            "residual_before": None if residual_before is None else _precision(residual_before, labels, labels),
-            "residual_after": _precision(residual, labels, labels),
-            "marks": [(list(r), list(s)) for r, s in marks],
-        })
+        out["rounds"].append(
+            {
+                "after": _precision(ranking[:, :K], labels, labels),
+                "residual_before": None if residual_before is None else _precision(residual_before, labels, labels),
+                "residual_after": _precision(residual, labels, labels),
+                "marks": [(list(r), list(s)) for r, s in marks],
+            }
+        )
     return out
 
 
-def head_round(features: np.ndarray, labels: np.ndarray, metric: str, marks: list[tuple[list[int], list[int]]],
-               options: dict | None = None) -> dict:
+def head_round(
+    features: np.ndarray,
+    labels: np.ndarray,
+    metric: str,
+    marks: list[tuple[list[int], list[int]]],
+    options: dict | None = None,
+) -> dict:
     """One round of the in-browser head (TF.js in node) on the given marks: precision@15, residual, fit times."""
     from precompute.feedback import rank_by_scores
 
-    tasks = [{"query": q, "relevant": rel, "notRelevant": nrel, "options": options or {}}
-             for q, (rel, nrel) in enumerate(marks)]
+    tasks = [
+        {"query": q, "relevant": rel, "notRelevant": nrel, "options": options or {}}
+        for q, (rel, nrel) in enumerate(marks)
+    ]
     rows = run_node_heads(features, metric, tasks)
     after, residual, ms = [], [], []
     for q, ((rel, nrel), row) in enumerate(zip(marks, rows, strict=True)):
@@ -118,17 +135,43 @@ def head_round(features: np.ndarray, labels: np.ndarray, metric: str, marks: lis
     return {"after": np.array(after), "residual_after": np.array(residual), "fit_ms": np.array(ms)}
 
 
-def run_node_heads(features: np.ndarray, metric: str, tasks: list[dict], timeout: float = 3600) -> list[dict]:
-    """``trainHead`` of assets/feedback.js for each task, in node with TF.js' tf.min.js (CPU backend)."""
+def run_node_heads(
+    features: np.ndarray, metric: str, tasks: list[dict], timeout: float = 3600, project=None
+) -> list[dict]:
+    """``trainHead`` of assets/feedback.js for each task, in node with TF.js' tf.min.js (CPU backend); with
+    ``project`` (a ``precompute.head.LinearHead``), ``trainHybrid`` from that server head."""
     from precompute.npm_files import TFJS
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "features.f32"
         np.ascontiguousarray(features, dtype="<f4").tofile(path)
         done = subprocess.run(
-            ["node", str(NODE_DRIVER), str(TFJS.find(fetch=False)), str(ASSETS), str(path), str(len(features)),
-             str(features.shape[1])],
-            input=json.dumps({"metric": metric, "tasks": tasks}), capture_output=True, text=True, timeout=timeout,
+            [
+                "node",
+                str(NODE_DRIVER),
+                str(TFJS.find(fetch=False)),
+                str(ASSETS),
+                str(path),
+                str(len(features)),
+                str(features.shape[1]),
+            ],
+            input=json.dumps(
+                {
+                    "metric": metric,
+                    "tasks": tasks,
+                    "project": None
+                    if project is None
+                    else {
+                        "kernel": base64.b64encode(
+                            np.ascontiguousarray(project.kernel, dtype="<f4").tobytes()
+                        ).decode(),
+                        "bias": [float(v) for v in project.bias],
+                    },
+                }
+            ),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
             check=False,
         )
     if done.returncode != 0:
@@ -137,6 +180,59 @@ def run_node_heads(features: np.ndarray, metric: str, tasks: list[dict], timeout
     for row in rows:
         row["scores"] = np.frombuffer(base64.b64decode(row["scores"]), np.float32)
     return rows
+
+
+def hybrid(features: np.ndarray, labels: np.ndarray, depth: int = K, options: dict | None = None) -> dict:
+    """The hybrid flow, held out: each query ranked by the server head (``precompute.head``, default settings)
+    trained on the other half of the labels (``split_halves``, as the head's held-out scores), gallery the whole
+    collection less the query (the headline protocol); the user marks the top ``depth``; then one round of the
+    in-browser fine-tuning of that head (``trainHybrid``, TF.js in node), and Rocchio in the head's space beside it."""
+    from precompute.feedback import rank_by_scores, rocchio_query
+    from precompute.head import HeadSettings, fit_head, split_halves
+
+    settings = HeadSettings()
+    n = len(features)
+    rows = np.arange(n)
+    folds = split_halves(labels, settings.seed)
+    before, after, rocchio_after = np.zeros(n), np.zeros(n), np.zeros(n)
+    residual_before, residual_after = np.zeros(n), np.zeros(n)
+    ms = []
+    for fold in (0, 1):
+        queries = rows[folds == fold]
+        head = fit_head(features[folds != fold], labels[folds != fold], settings)
+        z = head.transform(features)
+        top = _ranked(z[queries], z, "cosine", [{int(q)} for q in queries], K + depth)
+        marks = []
+        for q, ranked in zip(queries, top, strict=True):
+            rel = [int(i) for i in ranked[:depth] if labels[i] == labels[q]]
+            nrel = [int(i) for i in ranked[:depth] if labels[i] != labels[q]]
+            marks.append((rel, nrel))
+            before[q] = np.mean(labels[ranked[:K]] == labels[q])
+        marked = [{int(q), *r, *s} for q, (r, s) in zip(queries, marks, strict=True)]
+        residual = _ranked(z[queries], z, "cosine", marked, K)
+        residual_before[queries] = _precision(residual, labels, labels[queries])
+        vectors = np.stack([rocchio_query(z[q], z, r, s, "cosine") for q, (r, s) in zip(queries, marks, strict=True)])
+        moved = _ranked(vectors, z, "cosine", [{int(q)} for q in queries], K)
+        rocchio_after[queries] = _precision(moved, labels, labels[queries])
+        tasks = [
+            {"query": int(q), "relevant": r, "notRelevant": s, "options": options or {}}
+            for q, (r, s) in zip(queries, marks, strict=True)
+        ]
+        for q, (r, s), row in zip(queries, marks, run_node_heads(features, "cosine", tasks, project=head), strict=True):
+            scores = row["scores"]
+            after[q] = np.mean(labels[rank_by_scores(scores, K, exclude=int(q))] == labels[q])
+            rest = scores.copy()
+            rest[[*r, *s]] = -np.inf
+            residual_after[q] = np.mean(labels[rank_by_scores(rest, K, exclude=int(q))] == labels[q])
+            ms.append(row["ms"])
+    return {
+        "before": before,
+        "after": after,
+        "rocchio_after": rocchio_after,
+        "residual_before": residual_before,
+        "residual_after": residual_after,
+        "fit_ms": np.array(ms),
+    }
 
 
 def _ci(values: np.ndarray) -> tuple[float, float]:
@@ -230,8 +326,15 @@ def browser_times(root: Path, dataset: str, model: str, layer: str, metric: str)
             if browser.driver.execute_script("return Boolean(window.sispFeedback && window.sispPrivateUpload)"):
                 break
             time.sleep(0.1)
-        result = browser.driver.execute_async_script(BROWSER_TIMING, ctx["urls"]["features"], ctx["n_images"],
-                                                     ctx["dim"], ctx["urls"]["tf"], ctx["urls"]["wasm"], metric)
+        result = browser.driver.execute_async_script(
+            BROWSER_TIMING,
+            ctx["urls"]["features"],
+            ctx["n_images"],
+            ctx["dim"],
+            ctx["urls"]["tf"],
+            ctx["urls"]["wasm"],
+            metric,
+        )
     if "error" in result:
         raise RuntimeError(result["error"])
     return result
@@ -261,6 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", action="append", help="only these datasets (default: every labeled one)")
     parser.add_argument("--model", action="append", help="only these models (default: every one)")
     parser.add_argument("--no-head", action="store_true", help="skip the in-browser head (TF.js in node)")
+    parser.add_argument(
+        "--hybrid",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="the hybrid line for MODEL too (default: the models with a stored <model>+head)",
+    )
     parser.add_argument("--no-browser", action="store_true", help="skip the timings in headless Chromium")
     parser.add_argument("--out", type=Path, help="write every figure as JSON")
     args = parser.parse_args(argv)
@@ -269,8 +379,11 @@ def main(argv: list[str] | None = None) -> int:
 
     root = Path(args.artifacts)
     store = Store(root)
-    configs = [c for c in configurations(store, args.metric)
-               if (not args.dataset or c[0] in args.dataset) and (not args.model or c[1] in args.model)]
+    configs = [
+        c
+        for c in configurations(store, args.metric)
+        if (not args.dataset or c[0] in args.dataset) and (not args.model or c[1] in args.model)
+    ]
     if not configs:
         print(f"no labeled dataset with {args.metric} in {root}", file=sys.stderr)
         return 2
@@ -286,49 +399,98 @@ def main(argv: list[str] | None = None) -> int:
             for r in ROUNDS:
                 rnd = sim["rounds"][r - 1]
                 low, high = _ci(rnd["after"])
-                row = {"before": float(sim["before"].mean()), "after": float(rnd["after"].mean()),
-                       "after_ci": [low, high], "residual_before": float(rnd["residual_before"].mean()),
-                       "residual_after": float(rnd["residual_after"].mean())}
+                row = {
+                    "before": float(sim["before"].mean()),
+                    "after": float(rnd["after"].mean()),
+                    "after_ci": [low, high],
+                    "residual_before": float(rnd["residual_before"].mean()),
+                    "residual_after": float(rnd["residual_after"].mean()),
+                }
                 entry["runs"][f"top{depth}_round{r}"] = row
                 if depth == K and r == 1:
-                    main_line = (f"{dataset} {model}/{layer}/{args.metric}: precision@15 {row['before']:.3f} -> "
-                                 f"{row['after']:.3f} [{low:.2f}, {high:.2f}], residual {row['residual_before']:.3f}"
-                                 f" -> {row['residual_after']:.3f}")
+                    main_line = (
+                        f"{dataset} {model}/{layer}/{args.metric}: precision@15 {row['before']:.3f} -> "
+                        f"{row['after']:.3f} [{low:.2f}, {high:.2f}], residual {row['residual_before']:.3f}"
+                        f" -> {row['residual_after']:.3f}"
+                    )
                     rocchio_after, rocchio_residual, marks = rnd["after"], rnd["residual_after"], rnd["marks"]
         print(main_line, flush=True)
         for key, row in entry["runs"].items():
-            print(f"    rocchio {key:<13} precision@15 {row['before']:.3f} -> {row['after']:.3f} "
-                  f"[{row['after_ci'][0]:.2f}, {row['after_ci'][1]:.2f}], residual {row['residual_before']:.3f} -> "
-                  f"{row['residual_after']:.3f}")
+            print(
+                f"    rocchio {key:<13} precision@15 {row['before']:.3f} -> {row['after']:.3f} "
+                f"[{row['after_ci'][0]:.2f}, {row['after_ci'][1]:.2f}], residual {row['residual_before']:.3f} -> "
+                f"{row['residual_after']:.3f}"
+            )
         if not args.no_head:
             head = head_round(features, labels, args.metric, marks)
             low, high = _ci(head["after"])
             diff = _paired(head["after"], rocchio_after)
             entry["head_top15_round1"] = {
-                "after": float(head["after"].mean()), "after_ci": [low, high],
+                "after": float(head["after"].mean()),
+                "after_ci": [low, high],
                 "residual_after": float(head["residual_after"].mean()),
-                "minus_rocchio": float(diff["mean_difference"]), "minus_rocchio_ci": list(map(float, diff["ci"])),
+                "minus_rocchio": float(diff["mean_difference"]),
+                "minus_rocchio_ci": list(map(float, diff["ci"])),
                 "fit_ms_median_node_cpu": float(np.median(head["fit_ms"])),
             }
             h = entry["head_top15_round1"]
-            print(f"    head    top15_round1  precision@15 {entry['runs']['top15_round1']['before']:.3f} -> "
-                  f"{h['after']:.3f} [{low:.2f}, {high:.2f}], residual -> {h['residual_after']:.3f}; head - rocchio "
-                  f"{h['minus_rocchio']:+.3f} [{h['minus_rocchio_ci'][0]:+.3f}, {h['minus_rocchio_ci'][1]:+.3f}] "
-                  f"(residual {h['residual_after'] - float(rocchio_residual.mean()):+.3f}); fit "
-                  f"{h['fit_ms_median_node_cpu']:.0f} ms (node, cpu)", flush=True)
+            print(
+                f"    head    top15_round1  precision@15 {entry['runs']['top15_round1']['before']:.3f} -> "
+                f"{h['after']:.3f} [{low:.2f}, {high:.2f}], residual -> {h['residual_after']:.3f}; head - rocchio "
+                f"{h['minus_rocchio']:+.3f} [{h['minus_rocchio_ci'][0]:+.3f}, {h['minus_rocchio_ci'][1]:+.3f}] "
+                f"(residual {h['residual_after'] - float(rocchio_residual.mean()):+.3f}); fit "
+                f"{h['fit_ms_median_node_cpu']:.0f} ms (node, cpu)",
+                flush=True,
+            )
+        if f"{model}+head" in store.models(dataset) or model in args.hybrid:
+            hy = hybrid(features, labels)
+            low, high = _ci(hy["after"])
+            diff = _paired(hy["after"], hy["rocchio_after"])
+            entry["hybrid"] = {
+                "before": float(hy["before"].mean()),
+                "after": float(hy["after"].mean()),
+                "after_ci": [low, high],
+                "residual_before": float(hy["residual_before"].mean()),
+                "residual_after": float(hy["residual_after"].mean()),
+                "rocchio_in_head_space": float(hy["rocchio_after"].mean()),
+                "minus_rocchio": float(diff["mean_difference"]),
+                "minus_rocchio_ci": list(map(float, diff["ci"])),
+                "fit_ms_median_node_cpu": float(np.median(hy["fit_ms"])),
+            }
+            h = entry["hybrid"]
+            print(
+                f"{dataset} {model}+head/{layer}/cosine: precision@15 {h['before']:.3f} -> {h['after']:.3f} "
+                f"[{low:.2f}, {high:.2f}], residual {h['residual_before']:.3f} -> {h['residual_after']:.3f}",
+                flush=True,
+            )
+            print(
+                f"    hybrid: Rocchio in the head's space {h['rocchio_in_head_space']:.3f}; fine-tune - Rocchio "
+                f"{h['minus_rocchio']:+.3f} [{h['minus_rocchio_ci'][0]:+.3f}, {h['minus_rocchio_ci'][1]:+.3f}]; "
+                f"fine-tune {h['fit_ms_median_node_cpu']:.0f} ms (node, cpu)",
+                flush=True,
+            )
         entry["server_refine_ms"] = server_refine_ms(features, labels, args.metric)
-        print(f"    server refine {entry['server_refine_ms']:.2f} ms (median, {len(features)} images, "
-              f"dim {features.shape[1]})", flush=True)
+        print(
+            f"    server refine {entry['server_refine_ms']:.2f} ms (median, {len(features)} images, "
+            f"dim {features.shape[1]})",
+            flush=True,
+        )
         report["configs"].append(entry)
     if not args.no_browser and shutil.which("chromium"):
         dataset, model, layer = configs[0]
         times = browser_times(root, dataset, model, layer, args.metric)
         report["browser"] = {"dataset": dataset, "model": model, "layer": layer, **times}
-        print(f"browser refine (Rocchio + ranking, headless Chromium): 200 images {times['rocchio_200_ms']:.1f} ms, "
-              f"5,000 images {times['rocchio_5000_ms']:.1f} ms (median of 21; first {times['rocchio_200_first_ms']:.1f}"
-              f" / {times['rocchio_5000_first_ms']:.1f} ms); head fine-tune on 15 marks: "
-              + ", ".join(f"{v['backend']} {v['median_ms']:.0f} ms (first {v['first_ms']:.0f} ms)"
-                          for k, v in times.items() if k.startswith("head_")), flush=True)
+        print(
+            f"browser refine (Rocchio + ranking, headless Chromium): 200 images {times['rocchio_200_ms']:.1f} ms, "
+            f"5,000 images {times['rocchio_5000_ms']:.1f} ms (median of 21; first {times['rocchio_200_first_ms']:.1f}"
+            f" / {times['rocchio_5000_first_ms']:.1f} ms); head fine-tune on 15 marks: "
+            + ", ".join(
+                f"{v['backend']} {v['median_ms']:.0f} ms (first {v['first_ms']:.0f} ms)"
+                for k, v in times.items()
+                if k.startswith("head_")
+            ),
+            flush=True,
+        )
     report["load_after"] = _load()
     print(f"# load after: {_load()}")
     if args.out:

@@ -20,10 +20,11 @@ import numpy as np
 from dash import html
 
 from playground import components, ids
-from playground.private import _url, searchable_in_browser, wasm_urls
+from playground.private import _url, read_export, searchable_in_browser, tfjs_dir, wasm_urls
 from playground.store import MissingArtifact, Store
-from precompute.feedback import DEFAULT_METHOD, HEAD, ROCCHIO, RocchioParams
+from precompute.feedback import DEFAULT_METHOD, HEAD, HYBRID, ROCCHIO, RocchioParams
 from precompute.npm_files import TFJS
+from precompute.ports.tfjs_export import read_export_spec
 
 CONTEXT_CLASS = "feedback-context"
 
@@ -88,7 +89,51 @@ def context_data(
             "wasm": wasm_urls(),
         },
     )
+    hybrid = _hybrid(store, dataset, model, layer, fingerprint, view)
+    if hybrid:
+        data["hybrid"] = hybrid
     return data
+
+
+HEAD_SUFFIX = "+head"
+
+
+def _hybrid(store: Store, dataset: str, model: str, layer: str, fingerprint: str, view: str) -> dict[str, Any] | None:
+    """Where the server trained a head for this layer (``<model>+head``, precompute --train-head) and exported it
+    to TF.js: the export's model.json (float32 weights where there are) and the name of the head's Dense layer,
+    and the base layer's features, which the head maps. None when there is no such head.
+
+    Viewing the base model, the refine fine-tunes its head; viewing ``<model>+head`` in Search, the same (its
+    features are the head's outputs, so the base's features are fetched too). An upload viewed on the head model
+    has only the head's vector in the browser, so it gets no hybrid refine.
+    """
+    base = model[: -len(HEAD_SUFFIX)] if model.endswith(HEAD_SUFFIX) else model
+    head_model = base + HEAD_SUFFIX
+    if view == "upload" and model == head_model:
+        return None
+    try:
+        if head_model not in store.models(dataset) or layer not in store.layers(dataset, head_model):
+            return None
+        export, _reason = read_export(store, dataset, head_model)
+        spec = read_export_spec(tfjs_dir(store.root, dataset, head_model))
+        dense = ((spec.head or {}).get("layers") or {}).get(layer)
+        n_images, dim = store.features(dataset, base, layer).shape
+    except (MissingArtifact, OSError, ValueError, KeyError, TypeError):
+        return None
+    if export is None or not dense or not searchable_in_browser(n_images, dim):
+        return None
+    variant = "float32" if "float32" in export.variants else next(iter(export.variants))
+    return {
+        "model": head_model,
+        "base": base,
+        "dense": dense["dense"],
+        "units": int(dense["units"]),
+        "variant": variant,
+        "model_url": _url(dataset, head_model, variant, "model.json", version=fingerprint),
+        "features": _url(dataset, base, layer, "features.f32", version=fingerprint),
+        "dim": int(dim),
+        "settings": dict(HYBRID),
+    }
 
 
 def context(

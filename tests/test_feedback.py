@@ -290,3 +290,36 @@ def _check_stored(store, dataset: str, model: str, layer: str) -> None:
     for (metric, query, rel, nrel), got in zip(cases, call_feedback(calls), strict=True):
         want = feedback.refine(features[query], features, rel, nrel, metric, 15, exclude=query)
         np.testing.assert_array_equal(got["ids"], want.indices[0], err_msg=f"{metric}, query {query}")
+
+
+# ------------------------------------------------------------------------------------------- the page's context
+
+
+def test_results_panel_carries_what_the_browser_needs_and_says_when_too_big(playground_artifacts, monkeypatch):
+    from playground import feedback as page_feedback
+    from playground import private
+    from playground.callbacks.search import render_results
+    from playground.state import Selection
+    from playground.static_html import to_tree
+    from playground.store import Store
+
+    store = Store(playground_artifacts)
+    layer = store.layers("shapes", "pixels")[-1]
+    sel = Selection(
+        view="search", dataset="shapes", model="pixels", layer=layer, metric="cosine", query=3, k=10, labeled=True
+    )
+    tree = json.dumps(to_tree(render_results(store, sel)))
+    assert page_feedback.CONTEXT_CLASS in tree
+    data = page_feedback.context_data(store, "shapes", "pixels", layer, "cosine", 3, 10, "search")
+    n, dim = store.features("shapes", "pixels", layer).shape
+    assert data["available"] and data["n_images"] == n and data["dim"] == dim and data["query"] == 3
+    assert data["urls"]["features"].startswith(f"/private/shapes/pixels/{layer}/features.f32?v=")
+    assert data["rocchio"] == {"alpha": 1.0, "beta": 1.0, "gamma": 0.5}
+    assert data["default_method"] == feedback.DEFAULT_METHOD and "hybrid" not in data  # no head stored here
+    vector = np.arange(dim, dtype=np.float32)
+    upload = page_feedback.context_data(store, "shapes", "pixels", layer, "cosine", None, 10, "upload", vector)
+    assert np.array_equal(np.frombuffer(base64.b64decode(upload["query_vector"]), "<f4"), vector)
+    monkeypatch.setattr(private, "LOCAL_SEARCH_MAX_IMAGES", 5)
+    monkeypatch.setattr(page_feedback, "searchable_in_browser", lambda n, d: n <= private.LOCAL_SEARCH_MAX_IMAGES)
+    big = page_feedback.context_data(store, "shapes", "pixels", layer, "cosine", 3, 10, "search")
+    assert not big["available"] and "up to 5,000 images (shapes has 24" in big["reason"]
