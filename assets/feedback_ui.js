@@ -17,6 +17,36 @@
   var MARK_TEXT = { relevant: "✓", not: "✗" };
   var MARK_NAME = { relevant: "relevant", not: "not relevant" };
   var sessions = {}; // panel id -> session
+  // "dataset fingerprint" -> {query id: Map(image id -> mark)}: every query marked in this tab (sessionStorage:
+  // it stays in this browser, and goes with the tab).
+  var taught = readTaught();
+
+  function readTaught() {
+    var out = {};
+    try {
+      var saved = JSON.parse(sessionStorage.getItem("sisp-feedback-marks") || "{}");
+      Object.keys(saved).forEach(function (key) {
+        out[key] = {};
+        Object.keys(saved[key]).forEach(function (q) { out[key][q] = new Map(saved[key][q]); });
+      });
+    } catch (error) {
+      return {};
+    }
+    return out;
+  }
+
+  function saveTaught() {
+    var plain = {};
+    Object.keys(taught).forEach(function (key) {
+      plain[key] = {};
+      Object.keys(taught[key]).forEach(function (q) { plain[key][q] = Array.from(taught[key][q].entries()); });
+    });
+    try {
+      sessionStorage.setItem("sisp-feedback-marks", JSON.stringify(plain));
+    } catch (error) {
+      // storage full or off: the marks stay in this page only
+    }
+  }
   var cache = { data: {}, tf: null };
   var hashPending = typeof location !== "undefined" && /(^|[#&])(rel|not)=/.test(location.hash);
 
@@ -529,11 +559,24 @@
     session.refineButton.disabled = session.busy || !marked || !session.ctx.available;
     session.undoButton.disabled = session.busy || !session.history.length;
     session.resetButton.disabled = session.busy || (!marked && session.round === 0);
+    if (session.download) {
+      var rows = pairRows(session.ctx);
+      session.download.hidden = !rows.length;
+      session.download.textContent = "Download marks (" + rows.length + " pair" + (rows.length === 1 ? "" : "s") +
+        ", CSV)";
+    }
     session.counts.textContent = markedIds(session, "relevant").length + " relevant, " +
       markedIds(session, "not").length + " not relevant";
   }
 
   function afterChange(session, text) {
+    var c = session.ctx;
+    if (c.view === "search" && c.query !== null && c.query !== undefined) {
+      var key = c.dataset + " " + c.fingerprint;
+      taught[key] = taught[key] || {};
+      taught[key][c.query] = new Map(session.marks);
+      saveTaught();
+    }
     updateButtons(session);
     writeHash(session);
     if (text) say(session, text);
@@ -547,6 +590,34 @@
     if (url !== location.pathname + location.search + location.hash) history.replaceState(history.state, "", url);
     var share = document.getElementById("share-link");
     if (share) share.setAttribute("href", location.pathname + location.search + (fragment ? "#" + fragment : ""));
+  }
+
+  // The marks of every query of this dataset marked in this tab, as the rows precompute --pairs reads
+  // (precompute/feedback.py read_pairs): made and saved here, from an object URL (no request).
+  function pairRows(c) {
+    var rows = [];
+    var queries = taught[c.dataset + " " + c.fingerprint] || {};
+    Object.keys(queries).forEach(function (query) {
+      queries[query].forEach(function (mark, id) { rows.push(query + "," + id + "," + (mark === "relevant" ? 1 : 0)); });
+    });
+    return rows;
+  }
+
+  function pairsCsv(session) {
+    var c = session.ctx;
+    return "# sisp feedback pairs: dataset=" + c.dataset + ", fingerprint=" + c.fingerprint + "\n" +
+      "query id,result id,relevant\n" + pairRows(c).join("\n") + "\n";
+  }
+
+  function downloadPairs(session) {
+    var c = session.ctx;
+    var text = pairsCsv(session);
+    var url = URL.createObjectURL(new Blob([text], { type: "text/csv" }));
+    var link = el("a", { href: url, download: "marks-" + c.dataset + ".csv" });
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
   }
 
   function helpText(c) {
@@ -571,7 +642,9 @@
         "near the server's)."]) : el("span", {}, []),
       el("p", {}, ["Everything runs in this browser: the layer's features and the thumbnails are fetched once, " +
         "the same for any marks, and the marks live only in this page and in the address after # (which " +
-        "browsers do not send), so a link shares the refined view."]),
+        "browsers do not send), so a link shares the refined view. Download marks saves the marks of every query " +
+        "marked in this tab as a CSV of pairs; precompute --train-head MODEL/LAYER --pairs FILE adds them to " +
+        "the next head's training on the server (docs/feedback.md)."]),
     ];
   }
 
@@ -590,6 +663,12 @@
     }
     session.method.value = c.hybrid ? "hybrid" : c.default_method || "rocchio";
     session.counts = el("span", { "class": "feedback-counts muted", "aria-live": "polite" }, []);
+    if (c.view === "search") {
+      session.download = el("button", { type: "button", "class": "feedback-download", hidden: "",
+        title: "The marks of every query marked in this tab, as pairs (query id, result id, relevant) that " +
+          "precompute --train-head ... --pairs FILE adds to the next head's training" }, ["Download marks"]);
+      session.download.addEventListener("click", function () { downloadPairs(session); });
+    }
     session.status = el("p", { "class": "feedback-status hint", "aria-live": "polite" }, []);
     session.refineButton.addEventListener("click", function () { refine(session); });
     session.undoButton.addEventListener("click", function () { undo(session); });
@@ -597,7 +676,8 @@
     var bar = el("div", { "class": "feedback-bar", role: "group", "aria-label": "Relevance feedback",
       "data-view": c.view }, [
       el("div", { "class": "feedback-controls" }, [session.refineButton, session.undoButton, session.resetButton,
-        el("label", {}, ["Learn with ", session.method]), session.counts]),
+        el("label", {}, ["Learn with ", session.method]), session.counts].concat(session.download ?
+        [session.download] : [])),
       session.status,
       el("details", { "class": "feedback-help" }, [el("summary", {}, ["How refining works"])].concat(helpText(c))),
     ]);
@@ -689,6 +769,7 @@
   window.sispFeedbackUI = {
     session: function (panelId) { return sessions[panelId] || null; },
     refine: function (panelId) { return refine(sessions[panelId]); },
+    pairsCsv: function (panelId) { return pairsCsv(sessions[panelId]); },
     loadTF: loadTF,
   };
 })();

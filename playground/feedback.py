@@ -66,7 +66,7 @@ def context_data(
         fingerprint = store.dataset(dataset).fingerprint or ""
     except MissingArtifact as exc:
         return {**data, "available": False, "reason": str(exc)}
-    data.update(n_images=int(n_images), dim=int(dim), labeled=store.is_labeled(dataset))
+    data.update(n_images=int(n_images), dim=int(dim), labeled=store.is_labeled(dataset), fingerprint=fingerprint)
     if not searchable_in_browser(n_images, dim):
         return {
             **data,

@@ -166,3 +166,135 @@ def rank_by_scores(scores: np.ndarray, k: int, exclude: int | None = None) -> np
         ids = ids[ids != exclude]
     order = np.lexsort((ids, -scores[ids].astype(np.float64)))
     return ids[order[:k]]
+
+
+# ------------------------------------------------------------------------------------------- marks as labels
+# The page's "Download marks" CSV (assets/feedback_ui.js): a comment line naming the dataset and its fingerprint,
+# a header, then one row per mark. ``precompute --train-head ... --pairs FILE`` adds them to the head's training.
+PAIRS_HEADER = ("query id", "result id", "relevant")
+PAIRS_COMMENT = "# sisp feedback pairs"
+
+
+class PairsError(ValueError):
+    """A pairs CSV that cannot be used; the message names the file, the rows and what is wrong with each."""
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Marks as training pairs: ``query``, ``result`` int arrays and ``relevant`` bool array, one per row."""
+
+    query: np.ndarray
+    result: np.ndarray
+    relevant: np.ndarray
+    dataset: str
+    fingerprint: str
+
+    def sha256(self) -> str:
+        import hashlib
+
+        rows = "\n".join(f"{q},{r},{int(v)}" for q, r, v in zip(self.query, self.result, self.relevant, strict=True))
+        return hashlib.sha256(rows.encode()).hexdigest()
+
+
+def read_pairs(path: str, dataset: str, fingerprint: str | None, n_images: int, max_listed: int = 10) -> Pairs:
+    """Read and check a pairs CSV against the dataset it is meant for; :class:`PairsError` names every bad row.
+
+    Checks, all before anything is used: the comment line names this dataset and its current fingerprint (a CSV of
+    another dataset, or of this one before it changed, is refused: its ids may name other images); the header;
+    each row's ids are image ids of the dataset (0..n-1), ``relevant`` is 1/0 (or true/false), the result is not
+    the query; no pair appears both relevant and not relevant (rows named by their line numbers).
+    """
+    import csv
+
+    try:
+        text = open(path, encoding="utf-8", newline="").read()  # noqa: SIM115 - read whole
+    except OSError as exc:
+        raise PairsError(f"--pairs {path}: cannot read it ({exc.strerror or exc}).") from exc
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith(PAIRS_COMMENT):
+        raise PairsError(
+            f"--pairs {path}: line 1 must be the page's '{PAIRS_COMMENT}: dataset=..., fingerprint=...' "
+            "line (download the marks again from the page)."
+        )
+    meta = dict(
+        part.strip().split("=", 1) for part in lines[0][len(PAIRS_COMMENT) :].lstrip(":").split(",") if "=" in part
+    )
+    if meta.get("dataset") != dataset:
+        raise PairsError(
+            f"--pairs {path}: made for dataset {meta.get('dataset')!r}, not {dataset!r}; its ids name "
+            "another dataset's images. Nothing was changed."
+        )
+    if fingerprint and meta.get("fingerprint") != fingerprint:
+        raise PairsError(
+            f"--pairs {path}: stale: made when {dataset} had fingerprint {meta.get('fingerprint')!r}; "
+            f"it is now {fingerprint!r} (its images changed), so its ids may name other images. Mark "
+            "the results again in the page. Nothing was changed."
+        )
+    rows = list(csv.reader(lines[1:]))
+    if not rows or tuple(c.strip() for c in rows[0]) != PAIRS_HEADER:
+        raise PairsError(f"--pairs {path}: line 2 must be the header {','.join(PAIRS_HEADER)}.")
+    problems: list[str] = []
+    query, result, relevant, seen = [], [], [], {}
+    truth = {"1": True, "true": True, "0": False, "false": False}
+    for number, row in enumerate(rows[1:], start=3):
+        if not row or all(not c.strip() for c in row):
+            continue
+        cells = [c.strip() for c in row]
+        if len(cells) != 3:
+            problems.append(f"line {number}: {len(cells)} values, not 3")
+            continue
+        q, r, v = cells
+        bad = [
+            f"{name} {value!r} is not an image id of {dataset} (0..{n_images - 1})"
+            for name, value in (("query id", q), ("result id", r))
+            if not value.isdigit() or int(value) >= n_images
+        ]
+        if v.lower() not in truth:
+            bad.append(f"relevant {v!r} is not 1/0 (or true/false)")
+        if not bad and q == r:
+            bad.append("the result is the query itself")
+        if bad:
+            problems.append(f"line {number}: " + "; ".join(bad))
+            continue
+        key, value = (int(q), int(r)), truth[v.lower()]
+        if key in seen and seen[key][1] != value:
+            problems.append(
+                f"lines {seen[key][0]} and {number}: pair {key[0]},{key[1]} is marked both relevant and not relevant"
+            )
+            continue
+        if key in seen:
+            continue
+        seen[key] = (number, value)
+        query.append(key[0])
+        result.append(key[1])
+        relevant.append(value)
+    if problems:
+        listed = "\n  ".join(problems[:max_listed])
+        more = f"\n  ... and {len(problems) - max_listed} more" if len(problems) > max_listed else ""
+        raise PairsError(
+            f"--pairs {path}: {len(problems)} bad row{'s' if len(problems) != 1 else ''}, nothing was "
+            f"changed:\n  {listed}{more}"
+        )
+    if not query:
+        raise PairsError(f"--pairs {path}: no pair after the header.")
+    return Pairs(np.array(query), np.array(result), np.array(relevant, dtype=bool), dataset, meta.get("fingerprint"))
+
+
+def training_set(features: np.ndarray, labels: np.ndarray, pairs: Pairs | None) -> tuple[np.ndarray, np.ndarray]:
+    """The head's training rows with the marks added: a relevant pair adds the result's features once more under
+    the query's label (the user says it belongs there, whatever its own label); a not-relevant pair whose result
+    carries the query's label takes that result out of the training rows (the user doubts the label). Without
+    pairs, the features and labels unchanged."""
+    features, labels = np.asarray(features), np.asarray(labels)
+    if pairs is None:
+        return features, labels
+    keep = np.ones(len(labels), dtype=bool)
+    extra_rows, extra_labels = [], []
+    for q, r, relevant in zip(pairs.query, pairs.result, pairs.relevant, strict=True):
+        if relevant:
+            extra_rows.append(r)
+            extra_labels.append(labels[q])
+        elif labels[r] == labels[q]:
+            keep[r] = False
+    rows = np.concatenate([np.flatnonzero(keep), np.asarray(extra_rows, dtype=np.int64)])
+    return features[rows], np.concatenate([labels[keep], np.asarray(extra_labels, dtype=labels.dtype)])

@@ -323,3 +323,48 @@ def test_results_panel_carries_what_the_browser_needs_and_says_when_too_big(play
     monkeypatch.setattr(page_feedback, "searchable_in_browser", lambda n, d: n <= private.LOCAL_SEARCH_MAX_IMAGES)
     big = page_feedback.context_data(store, "shapes", "pixels", layer, "cosine", 3, 10, "search")
     assert not big["available"] and "up to 5,000 images (shapes has 24" in big["reason"]
+
+
+# ------------------------------------------------------------------------------------------- marks as labels
+
+
+def _pairs_csv(tmp_path: Path, rows: list[str], dataset: str = "shapes", fingerprint: str = "fp1") -> str:
+    path = tmp_path / "marks.csv"
+    path.write_text(
+        f"{feedback.PAIRS_COMMENT}: dataset={dataset}, fingerprint={fingerprint}\n"
+        "query id,result id,relevant\n" + "\n".join(rows) + "\n"
+    )
+    return str(path)
+
+
+def test_pairs_csv_is_read_and_checked_naming_the_rows(tmp_path):
+    good = feedback.read_pairs(_pairs_csv(tmp_path, ["3,5,1", "3,7,0", "3,5,true"]), "shapes", "fp1", 24)
+    assert good.query.tolist() == [3, 3] and good.result.tolist() == [5, 7] and good.relevant.tolist() == [True, False]
+    with pytest.raises(feedback.PairsError, match="made for dataset 'other', not 'shapes'"):
+        feedback.read_pairs(_pairs_csv(tmp_path, ["3,5,1"], dataset="other"), "shapes", "fp1", 24)
+    with pytest.raises(feedback.PairsError, match="stale: .*'fp0'.*now 'fp1'"):
+        feedback.read_pairs(_pairs_csv(tmp_path, ["3,5,1"], fingerprint="fp0"), "shapes", "fp1", 24)
+    rows = ["3,5,1", "3,99,1", "x,2,0", "4,4,1", "3,5,0", "6,7,maybe"]
+    with pytest.raises(feedback.PairsError) as caught:
+        feedback.read_pairs(_pairs_csv(tmp_path, rows), "shapes", "fp1", 24)
+    text = str(caught.value)
+    assert "5 bad rows, nothing was changed" in text
+    assert "line 4: result id '99' is not an image id of shapes (0..23)" in text
+    assert "line 5: query id 'x'" in text and "line 6: the result is the query itself" in text
+    assert "lines 3 and 7: pair 3,5 is marked both relevant and not relevant" in text
+    assert "line 8: relevant 'maybe'" in text
+    missing = tmp_path / "none.csv"
+    with pytest.raises(feedback.PairsError, match="cannot read it"):
+        feedback.read_pairs(str(missing), "shapes", "fp1", 24)
+
+
+def test_pairs_add_to_the_heads_training_rows():
+    features = np.arange(12, dtype=np.float32).reshape(6, 2)
+    labels = np.array(["a", "a", "a", "b", "b", "b"])
+    pairs = feedback.Pairs(np.array([0, 0]), np.array([4, 1]), np.array([True, False]), "d", "f")
+    x, y = feedback.training_set(features, labels, pairs)
+    # image 4 joins the query's class "a" once more; image 1 (labelled "a", marked not relevant) leaves
+    assert y.tolist() == ["a", "a", "b", "b", "b", "a"]
+    np.testing.assert_array_equal(x, features[[0, 2, 3, 4, 5, 4]])
+    same = feedback.training_set(features, labels, None)
+    assert same[0] is not None and np.array_equal(same[1], labels)
