@@ -90,15 +90,16 @@
     }
     // An upload searched in this browser (private_upload.js): its info and the features it computed.
     var last = window.sispPrivateLast;
-    if (panel.id === "upload-results" && panel.querySelector('[data-ranked-by="browser"]') && last && last.info) {
+    if (panel.id === "upload-results" && panel.querySelector("[data-ranked-by]") && last && last.info) {
       var info = last.info;
       return {
         view: "upload", dataset: info.dataset, model: info.model, layer: info.layer, metric: info.metric,
         query: null, k: info.k, n_images: info.n_images, dim: info.dim, labeled: info.labeled,
-        available: Boolean(info.local), reason: info.local ? null : "refining runs in this browser, for datasets " +
-          "of up to 5,000 images",
+        available: true, reason: null, local: Boolean(info.local),
         thumb_route: info.thumb_route, ids: { view_image: info.ids.view_image, pick: info.ids.pick },
-        urls: { features: info.urls.features, labels: info.urls.labels, tf: info.urls.tf, wasm: info.urls.wasm },
+        urls: { features: info.urls.features, labels: info.urls.labels, tf: info.urls.tf, wasm: info.urls.wasm,
+          rows: "/feedback/" + [info.dataset, info.model, info.layer].map(encodeURIComponent).join("/") + "/rows",
+          rank: "/feedback/rank" },
         rocchio: window.sispFeedback.ROCCHIO, head: window.sispFeedback.HEAD,
         vector: Float32Array.from(last.features), at: last.at,
       };
@@ -315,7 +316,8 @@
         "aria-label": "Show " + name + " full size" }, ["⤢"]),
       el("button", { id: dashId({ type: ctx.ids.pick, index: id }), "class": "result-pick",
         "data-click-store": "query-click", title: "Search with this image" },
-      [el("img", { src: data.thumbs[id] || "", alt: name, title: name, "class": "thumb " })]),
+      [el("img", { src: data.thumbs ? data.thumbs[id] || "" : ctx.thumb_route + "/" + encodeURIComponent(ctx.dataset) +
+        "/" + id + ".jpg", alt: name, title: name, "class": "thumb " })]),
       el("div", { "class": "bar", role: "img" }, [el("div", { "class": "bar-fill" })]),
       el("div", { "class": "distance" }, [el("span", { "class": "metric-name" }, [ctx.metric]), " "]),
       el("div", { "class": "label" }, [label || ""]),
@@ -409,8 +411,40 @@
     return ids.filter(function (id) { return labels[id] === session.queryLabel; }).length;
   }
 
+  // The vector path (a dataset too big for the browser): the features of the results shown (ids the server has
+  // just ranked), fetched per result list; the refined query is computed here and only it is sent.
+  function fetchRows(session, ids) {
+    var missing = ids.filter(function (id) { return !session.rows.has(id); });
+    if (!missing.length) return Promise.resolve();
+    var c = session.ctx;
+    return fetchOk(c.urls.rows + "?ids=" + missing.join(",")).then(function (r) { return r.json(); }).then(function (got) {
+      var raw = atob(got.rows), bytes = new Uint8Array(raw.length);
+      for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
+      var values = new Float32Array(bytes.buffer);
+      got.ids.forEach(function (id, j) {
+        session.rows.set(id, values.slice(j * got.dim, (j + 1) * got.dim));
+        if (got.labels) session.data.labels[id] = got.labels[j];
+      });
+    });
+  }
+
   function startLoading(session) {
     if (!session.ctx.available) return null;
+    if (session.ctx.local === false) {
+      session.data = session.data || { labels: {}, thumbs: null, features: null };
+      var q = session.ctx.query;
+      var ids = session.ranking.concat(q !== null && q !== undefined ? [q] : []);
+      session.loading = fetchRows(session, ids).then(function () {
+        session.queryLabel = q !== null && q !== undefined && session.ctx.labeled ? session.data.labels[q] : null;
+        session.bar.setAttribute("data-ready", "true");
+        return session.data;
+      });
+      session.loading.catch(function (error) {
+        session.loading = null;
+        say(session, "Refining needs the results' features, which did not load (" + error.message + ").", true);
+      });
+      return session.loading;
+    }
     session.loading = loadData(session.ctx).then(function (data) {
       session.data = data;
       var q = session.ctx.query;
@@ -437,7 +471,7 @@
     updateButtons(session);
     return (session.loading || startLoading(session)).then(function (data) {
       var c = session.ctx;
-      var query = queryVector(session, data);
+      var query = c.local === false ? null : queryVector(session, data);
       var exclude = c.query !== null && c.query !== undefined ? c.query : -1;
       var before = session.ranking;
       var t0 = now();
@@ -451,7 +485,9 @@
             (note || ""), ms: now() - t0r, loadMs: 0, method: "rocchio" };
       };
       var run;
-      if (method === "hybrid" && c.hybrid) {
+      if (c.local === false) {
+        run = refineByVector(session, relevant, notRelevant, exclude);
+      } else if (method === "hybrid" && c.hybrid) {
         var h = c.hybrid;
         run = Promise.all([loadTF(c), loadFeatures(h.features, c.n_images, h.dim)]).then(function (loaded) {
           return loadServerHead(c, loaded[0].tf).then(function (head) {
@@ -508,10 +544,11 @@
             " results are new";
         }
         var offList = relevant.concat(notRelevant).filter(function (id) { return out.ids.indexOf(id) < 0; }).length;
-        session.sentence = marks + ": " + what + ". Round " + session.round + ", " + out.how + ", in this browser" +
-          " in " + ms(out.ms) + (out.loadMs > 50 ? " (+ " + ms(out.loadMs) + " to load TensorFlow.js)" : "") +
-          "; nothing was sent." + (offList ? " " + offList + " marked image" + (offList === 1 ? " is" : "s are") +
-          " not among these results and still count." : "");
+        session.sentence = marks + ": " + what + ". Round " + session.round + ", " + out.how +
+          (out.sent ? ", in " + ms(out.ms) + "." : ", in this browser in " + ms(out.ms) +
+            (out.loadMs > 50 ? " (+ " + ms(out.loadMs) + " to load TensorFlow.js)" : "") + "; nothing was sent.") +
+          (offList ? " " + offList + " marked image" + (offList === 1 ? " is" : "s are") +
+            " not among these results and still count." : "");
         session.bar.setAttribute("data-method", out.method);
         session.bar.setAttribute("data-refine-ms", out.ms.toFixed(2));
         session.bar.setAttribute("data-round", String(session.round));
@@ -523,6 +560,46 @@
     }).then(function () {
       session.busy = false;
       updateButtons(session);
+    });
+  }
+
+  function refineByVector(session, relevant, notRelevant, exclude) {
+    var c = session.ctx;
+    var t0 = now();
+    var marked = relevant.concat(notRelevant);
+    var offList = marked.filter(function (id) { return !session.rows.has(id); });
+    if (offList.length) {
+      return Promise.reject(new Error("marked image" + (offList.length > 1 ? "s " : " ") + offList.join(", ") +
+        " never appeared in the results here, so this page has not its features (this dataset is too big to " +
+        "hold in the browser); clear " + (offList.length > 1 ? "those marks" : "that mark")));
+    }
+    var query;
+    if (exclude >= 0) {
+      query = session.rows.get(exclude);
+    } else {
+      query = queryVector(session, null);
+    }
+    var compact = new Float32Array(marked.length * c.dim);
+    marked.forEach(function (id, i) { compact.set(session.rows.get(id), i * c.dim); });
+    var rel = relevant.map(function (_, i) { return i; });
+    var not = notRelevant.map(function (_, i) { return relevant.length + i; });
+    var vector = window.sispFeedback.rocchio(query, compact, c.dim, rel, not, c.metric, c.rocchio);
+    var bytes = new Uint8Array(vector.buffer), text = "";
+    for (var i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    var t1 = now();
+    return fetch(c.urls.rank, { method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ dataset: c.dataset, model: c.model, layer: c.layer, metric: c.metric, k: c.k,
+        exclude: exclude >= 0 ? exclude : null, vector: btoa(text) }) }).then(function (response) {
+      if (!response.ok) throw new Error("the server answered " + response.status);
+      return response.json();
+    }).then(function (got) {
+      if (got.labels) got.ids.forEach(function (id, j) { session.data.labels[id] = got.labels[j]; });
+      var out = { ids: got.ids, values: got.distances, kind: "distance",
+        how: "Rocchio (α " + c.rocchio.alpha + ", β " + c.rocchio.beta + ", γ " + c.rocchio.gamma + ") computed " +
+          "here; this dataset is too big for the browser, so only the refined query vector (" + c.dim +
+          " numbers) went to the server, which ranked it", ms: now() - t0, loadMs: 0, method: "rocchio",
+        sent: true, serverMs: now() - t1 };
+      return fetchRows(session, got.ids).then(function () { return out; });  // the next round's marks
     });
   }
 
@@ -657,11 +734,14 @@
       el("option", { value: "rocchio" }, ["Rocchio (move the query)"]),
       el("option", { value: "head" }, ["small head (TF.js fit)"]),
     ]);
+    if (c.local === false) {
+      session.method.removeChild(session.method.lastChild);  // the head needs every image's features here
+    }
     if (c.hybrid) {
       session.method.appendChild(el("option", { value: "hybrid" }, ["server head + fine-tune (" + c.hybrid.model +
         ")"]));
     }
-    session.method.value = c.hybrid ? "hybrid" : c.default_method || "rocchio";
+    session.method.value = c.local === false ? "rocchio" : c.hybrid ? "hybrid" : c.default_method || "rocchio";
     session.counts = el("span", { "class": "feedback-counts muted", "aria-live": "polite" }, []);
     if (c.view === "search") {
       session.download = el("button", { type: "button", "class": "feedback-download", hidden: "",
@@ -702,7 +782,7 @@
     var session = {
       ctx: c, key: key, grid: grid, marks: new Map(), history: [], round: 0, cards: new Map(),
       original: [], originalParts: new Map(), ranking: null, values: null, valueKind: "original", sentence: "",
-      data: null, loading: null, queryLabel: null, busy: false,
+      data: null, loading: null, queryLabel: null, busy: false, rows: new Map(),
     };
     grid.querySelectorAll(".result-card[data-image-id]").forEach(function (card) {
       var id = Number(card.getAttribute("data-image-id"));

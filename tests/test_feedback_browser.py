@@ -104,7 +104,9 @@ def test_marks_refine_undo_reset_deep_link_and_nothing_sent(playground_artifacts
         browser.network()
         served = len(browser.requests)
         _button(driver, same[0], "clear").click()  # the deep link's marks cleared by mouse
-        _button(driver, other[0], "not").click()  # pressed again: cleared
+        assert _button(driver, same[0], "relevant").get_attribute("aria-pressed") == "false"
+        driver.find_element("css selector", "#search-results .feedback-reset").click()  # the rest, and the ranking
+        _poll(lambda: [c["id"] for c in _cards(driver)] == first, what="Reset restores the original ranking")
         _poll(lambda: all(c["mark"] == "" for c in _cards(driver)), what="marks cleared")
         assert _button(driver, same[0], "relevant").get_attribute("aria-pressed") == "false"
         shown = [c["id"] for c in _cards(driver)]
@@ -131,7 +133,7 @@ def test_marks_refine_undo_reset_deep_link_and_nothing_sent(playground_artifacts
         before = [c["id"] for c in _cards(driver)]
         driver.execute_script("document.querySelector('#search-results .feedback-method').value = 'rocchio'")
         driver.find_element("css selector", "#search-results .feedback-refine").click()
-        _poll(lambda: _bar(driver, "data-round") == "2", what="a second round")
+        _poll(lambda: _bar(driver, "data-round") == "1", what="a refine by Rocchio")
         after = _cards(driver)
         want = feedback.refine(features[QUERY], features, rel, nrel, METRIC, K, exclude=QUERY)
         assert [c["id"] for c in after] == [int(i) for i in want.indices[0]], "the browser ranks as Python does"
@@ -169,3 +171,49 @@ def test_marks_refine_undo_reset_deep_link_and_nothing_sent(playground_artifacts
         assert all(name.startswith(("tf.min.js", "tf-backend-wasm", "tfjs-backend-wasm")) for name in loaded), loaded
         ids = [c["id"] for c in _cards(driver)]
         assert QUERY not in ids and sum(labels[i] == labels[QUERY] for i in ids) >= len(rel)
+
+
+def test_a_dataset_too_big_for_the_browser_sends_only_the_refined_vector(playground_artifacts, monkeypatch):
+    """Above the browser's limit the page computes Rocchio from the shown results' rows and sends the vector."""
+    import json
+
+    from playground import private
+
+    monkeypatch.setattr(private, "LOCAL_SEARCH_MAX_IMAGES", 5)
+    clear_caches()
+    store = Store(playground_artifacts)
+    layer = store.layers(DATASET, MODEL)[-1]
+    features = np.asarray(store.features(DATASET, MODEL, layer), dtype=np.float32)
+    labels = np.asarray(store.labels(DATASET)).astype(str)
+    first = [int(i) for i in store.neighbors(DATASET, MODEL, layer, METRIC)[0][QUERY, :K]]
+    with BrowserSession(create_app(playground_artifacts)) as browser:
+        driver = browser.driver
+        browser.open(f"/search?dataset={DATASET}&model={MODEL}&layer={layer}&metric={METRIC}&query={QUERY}&k={K}")
+        _poll(lambda: _bar(driver, "data-view") == "search", what="the feedback bar")
+        options = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#search-results .feedback-method option')).map(o => o.value)"
+        )
+        assert options == ["rocchio"], "the head needs every image's features: not offered here"
+        browser.network()
+        rel = [i for i in first if labels[i] == labels[QUERY]][:2]
+        nrel = [i for i in first if labels[i] != labels[QUERY]][:2]
+        for i in rel:
+            _button(driver, i, "relevant").click()
+        for i in nrel:
+            _button(driver, i, "not").click()
+        _poll(lambda: _bar(driver, "data-ready") == "true", what="the shown results' rows")
+        driver.find_element("css selector", "#search-results .feedback-refine").click()
+        _poll(lambda: _bar(driver, "data-round") == "1", what="a refine through the server")
+        want = feedback.refine(features[QUERY], features, rel, nrel, METRIC, K, exclude=QUERY)
+        assert [c["id"] for c in _cards(driver)] == [int(i) for i in want.indices[0]]
+        assert "only the refined query vector" in _status(driver)
+        sent = _network(browser)
+        posts = [r for r in sent if r["method"] == "POST"]
+        assert len(posts) == 1 and posts[0]["url"].endswith("/feedback/rank"), [r["url"] for r in sent]
+        body = json.loads(posts[0]["postData"])
+        assert set(body) == {"dataset", "model", "layer", "metric", "k", "exclude", "vector"}
+        assert body["exclude"] == QUERY  # the query the server is already ranking, and no mark
+        for request in sent:  # rows of result lists only: the first list (and the query), then the refined one
+            if "/rows?" in request["url"]:
+                ids = {int(v) for v in request["url"].split("ids=")[1].split(",")}
+                assert ids <= set(first) | {QUERY} | {int(i) for i in want.indices[0]}, ids
