@@ -197,7 +197,7 @@
   // the Rocchio direction in the head's space (so before any step it ranks like Rocchio there), and K, b, v, c
   // are all fitted on the marks and the query with a logistic loss, K and b at a smaller learning rate and held
   // near the server's weights by an L2 penalty (a few marks must not undo what thousands of labels taught).
-  var HYBRID = Object.freeze({ epochs: 30, learningRate: 0.01, headLearningRate: 0.001, anchor: 1.0, scale: 10.0 });
+  var HYBRID = Object.freeze({ epochs: 30, learningRate: 0.01, headLearningRate: 0.0002, anchor: 1.0, scale: 10.0 });
 
   function trainHybrid(tf, features, dim, query, relevant, notRelevant, project, options) {
     var o = Object.assign({}, HYBRID, options || {});

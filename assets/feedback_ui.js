@@ -715,7 +715,7 @@
       c.hybrid ? el("p", {}, ["The server head + fine-tune (the default here): " + c.hybrid.model + " is a linear " +
         "head the server trained on the dataset's labels (precompute --train-head); the page loads it from its " +
         "TensorFlow.js export and fits it further on your marks, in this browser (a logistic score on its unit " +
-        "outputs started from the Rocchio direction, the head's weights at a 10x smaller learning rate and held " +
+        "outputs started from the Rocchio direction, the head's weights at a 50x smaller learning rate and held " +
         "near the server's)."]) : el("span", {}, []),
       el("p", {}, ["Everything runs in this browser: the layer's features and the thumbnails are fetched once, " +
         "the same for any marks, and the marks live only in this page and in the address after # (which " +

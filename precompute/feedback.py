@@ -51,7 +51,7 @@ ROCCHIO = RocchioParams()
 # the Rocchio direction times ``scale`` and fitted with TF.js for ``epochs`` full-batch Adam steps.
 HEAD = {"epochs": 30, "learningRate": 0.01, "scale": 10.0}
 # The hybrid flow (``trainHybrid``): a server head (precompute/head.py) fine-tuned on the marks; see feedback.js.
-HYBRID = {"epochs": 30, "learningRate": 0.01, "headLearningRate": 0.001, "anchor": 1.0, "scale": 10.0}
+HYBRID = {"epochs": 30, "learningRate": 0.01, "headLearningRate": 0.0002, "anchor": 1.0, "scale": 10.0}
 # What the page runs by default: the better of the two in `python -m bench feedback` (docs/benchmarks.md).
 METHODS = ("rocchio", "head", "hybrid")
 DEFAULT_METHOD = "head"

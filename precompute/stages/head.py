@@ -352,7 +352,7 @@ class HeadStage:
 
         art.update_index(root, change)
         # Rankings, UMAP and duplicates like any model's, by cosine (the metric the head is trained for).
-        products = Run(replace(run.config, metrics=("cosine",), models=[], train_heads=()))
+        products = Run(replace(run.config, metrics=("cosine",), models=[], train_heads=(), head_pairs=None))
         products.dataset = ds
         labeled = True
         for order, layer in enumerate(layers):
