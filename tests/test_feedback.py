@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import tempfile
 from pathlib import Path
@@ -329,7 +330,7 @@ def test_results_panel_carries_what_the_browser_needs_and_says_when_too_big(play
 
 
 def _pairs_csv(tmp_path: Path, rows: list[str], dataset: str = "shapes", fingerprint: str = "fp1") -> str:
-    path = tmp_path / "marks.csv"
+    path = tmp_path / f"marks-{len(list(tmp_path.glob('marks-*.csv')))}.csv"
     path.write_text(
         f"{feedback.PAIRS_COMMENT}: dataset={dataset}, fingerprint={fingerprint}\n"
         "query id,result id,relevant\n" + "\n".join(rows) + "\n"
@@ -368,3 +369,52 @@ def test_pairs_add_to_the_heads_training_rows():
     np.testing.assert_array_equal(x, features[[0, 2, 3, 4, 5, 4]])
     same = feedback.training_set(features, labels, None)
     assert same[0] is not None and np.array_equal(same[1], labels)
+
+
+def _stored_photos(tmp_path: Path) -> tuple[Path, Path, str]:
+    from precompute import artifacts as art
+    from tests.test_head_stage import _stored
+
+    folder, out = _stored(tmp_path, {"a": 4, "b": 4})
+    return folder, out, art.read_index(out).datasets["photos"].fingerprint
+
+
+def test_train_head_refuses_a_bad_pairs_csv_naming_the_rows_and_changes_nothing(tmp_path, capsys):
+    from precompute import artifacts as art
+    from precompute.cli import main
+
+    folder, out, fingerprint = _stored_photos(tmp_path)
+    before = art.index_path(out).read_bytes()
+    files = sorted(p for p in out.rglob("*") if p.is_file())
+    cases = [
+        (_pairs_csv(tmp_path, ["0,1,1"], dataset="photos", fingerprint="old"), "stale: made when photos had"),
+        (_pairs_csv(tmp_path, ["0,1,1"], dataset="shapes", fingerprint=fingerprint), "made for dataset 'shapes'"),
+        (
+            _pairs_csv(tmp_path, ["0,1,1", "0,40,1", "0,1,0"], dataset="photos", fingerprint=fingerprint),
+            r"2 bad rows.*line 4: result id '40'.*lines 3 and 5",
+        ),
+    ]
+    for path, expected in cases:
+        args = [str(folder), "--out", str(out), "--train-head", "pixels/pixels_8x8", "--pairs", path, "--no-progress"]
+        assert main(args) == 2
+        message = capsys.readouterr().err
+        assert re.search(expected, message, flags=re.S), message
+        assert art.index_path(out).read_bytes() == before
+        assert sorted(p for p in out.rglob("*") if p.is_file()) == files
+    assert main([str(folder), "--out", str(out), "--pairs", cases[0][0], "--no-progress"]) == 2
+    assert "needs --train-head" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_train_head_learns_from_a_good_pairs_csv(tmp_path):
+    from precompute import artifacts as art
+    from precompute.cli import main
+
+    folder, out, fingerprint = _stored_photos(tmp_path)
+    base = [str(folder), "--out", str(out), "--train-head", "pixels/pixels_8x8", "--tfjs", "none", "--no-progress"]
+    assert main(base) == 0
+    plain = art.read_index(out).datasets["photos"].models["pixels+head"].head["pixels_8x8"].labels_sha256
+    path = _pairs_csv(tmp_path, ["0,5,1", "0,1,0"], dataset="photos", fingerprint=fingerprint)
+    assert main([*base, "--pairs", path]) == 0
+    taught = art.read_index(out).datasets["photos"].models["pixels+head"].head["pixels_8x8"].labels_sha256
+    assert taught != plain, "other marks make another head (retrained, not reused)"
