@@ -323,7 +323,8 @@ def test_results_panel_carries_what_the_browser_needs_and_says_when_too_big(play
     monkeypatch.setattr(private, "LOCAL_SEARCH_MAX_IMAGES", 5)
     monkeypatch.setattr(page_feedback, "searchable_in_browser", lambda n, d: n <= private.LOCAL_SEARCH_MAX_IMAGES)
     big = page_feedback.context_data(store, "shapes", "pixels", layer, "cosine", 3, 10, "search")
-    assert not big["available"] and "up to 5,000 images (shapes has 24" in big["reason"]
+    assert big["available"] and big["local"] is False  # the vector path: rows of the results, the vector sent
+    assert big["urls"]["rows"] == f"/feedback/shapes/pixels/{layer}/rows" and big["urls"]["rank"] == "/feedback/rank"
 
 
 # ------------------------------------------------------------------------------------------- marks as labels
