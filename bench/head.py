@@ -53,7 +53,7 @@ def measure(root: Path, dataset: str, pair: str, kinds: list[str], curve: bool) 
             seconds.append(round(head.train_seconds, 3))
         row["train_seconds"] = seconds
         row["head_params"] = head.n_params
-        row["head_dim"] = head.dim
+        row["output_dim"] = head.dim
         if curve:
             row["curve"] = learning_curve(features, labels, settings)
         out["kinds"][kind] = row

@@ -32,7 +32,7 @@ SEEN_LABELS_NOTE = (
 
 def is_head_model(store: Store, dataset: str, model: str) -> bool:
     try:
-        return bool(store.model(dataset, model).head)
+        return bool(store.model(dataset, model).trained_heads)
     except LookupError:
         return False
 
@@ -48,13 +48,13 @@ def adapted_rows(store: Store, dataset: str, protocol: str = "headline") -> pd.D
     rows = []
     for key in store.models(dataset):
         entry = store.model(dataset, key)
-        for layer, record in (entry.head or {}).items():
-            evaluation = record.evaluation.get(protocol, {})
+        for layer, record in (entry.trained_heads or {}).items():
+            evaluation = record.heldout.get(protocol, {})
             row: dict[str, Any] = {
                 "model": key,
                 "layer": layer,
                 "base": record.base_model,
-                "kind": record.kind,
+                "kind": record.head_kind,
                 "labels": record.n_labels,
             }
             for score in SCORES:
@@ -73,9 +73,9 @@ def adapted_rows(store: Store, dataset: str, protocol: str = "headline") -> pd.D
                     if item["ci"][1] < 0
                     else "not distinguishable"
                 )
-            row["train seconds"] = record.train_seconds
+            row["train seconds"] = record.fit_seconds
             row["head parameters"] = record.n_params
-            row["head dims"] = f"{record.dim_in} → {record.dim}"
+            row["head dims"] = f"{record.input_dim} → {record.head_dim}"
             row["export bytes added"] = _export_added(store, dataset, key, record.base_model)
             rows.append(row)
     return pd.DataFrame(rows)
@@ -192,12 +192,12 @@ def render_adapted(store: Store, dataset: str | None) -> Any:
             )
         )
     for key in dict.fromkeys(rows["model"]):
-        for layer, record in (store.model(dataset, key).head or {}).items():
-            if record.curve:
+        for layer, record in (store.model(dataset, key).trained_heads or {}).items():
+            if record.learning_curve:
                 children.append(
                     components.graph(
                         f"adapted-curve-{key}-{layer}".replace("+", "-"),
-                        figure=learning_curve_figure(record.curve, f"Learning curve: {key} / {layer}"),
+                        figure=learning_curve_figure(record.learning_curve, f"Learning curve: {key} / {layer}"),
                     )
                 )
     return html.Div(children, className="adapted-section")

@@ -253,7 +253,7 @@ def upload_features(store: Store, dataset: str, model: str, layer: str, data: by
     from precompute.models import rooted_config
 
     # The extractor's argument: the config as the index stores it (a trained head's file found under the root).
-    config = rooted_config(stored.to_dict(), store.root)
+    config = rooted_config(stored, store.root)
     key = (hashlib.sha256(data).hexdigest(), json.dumps(config, sort_keys=True), tuple(layers))
     with _model_lock:
         cached = _feature_cache.get(key)

@@ -17,6 +17,7 @@ default layers and weight sources): everything here reads the registry.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,13 +68,13 @@ class ModelConfig:
     seed: int | None = None
     quantize: str | None = None
     calibration: str | None = None
-    head: str | None = None  # a trained head's weights file (``precompute.head``): ``<backbone>+head``
+    head_file: str | None = None  # a trained head's weights file (``precompute.head``): ``<backbone>+head``
     head_sha256: str | None = None
 
     @property
     def name(self) -> str:
         name = model_name(self.backbone, self.weights_source, self.quantize)
-        return f"{name}{HEAD_SUFFIX}" if self.head else name
+        return f"{name}{HEAD_SUFFIX}" if self.head_file else name
 
     def to_dict(self) -> dict[str, Any]:
         """The index's ``config`` entry. ``quantize`` only when set: float32 models keep the config (and so the
@@ -93,7 +94,7 @@ class ModelConfig:
             raise ValueError(f"Unknown stored weight source {stored.weights_source!r}; valid: "
                              f"{', '.join(STORED_WEIGHT_SOURCES)}.")
         return cls(stored.backbone, stored.weights_source, int(stored.input_size), stored.pooling or "avg",
-                   stored.weights_file, stored.seed, stored.quantize, stored.calibration, stored.head,
+                   stored.weights_file, stored.seed, stored.quantize, stored.calibration, stored.head_file,
                    stored.head_sha256)
 
     @classmethod
@@ -109,16 +110,15 @@ class ModelConfig:
         return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
                                  seed=self.seed, input_size=self.input_size, pooling=self.pooling,
                                  quantize=self.quantize or None, calibration=self.calibration or None,
-                                 head=self.head or None, head_sha256=self.head_sha256 or None)
+                                 head_file=self.head_file or None, head_sha256=self.head_sha256 or None)
 
 
-def rooted_config(config: Mapping[str, Any], root: str | Path) -> dict[str, Any]:
-    """A stored config (its dict) with its head file, stored relative to the artifacts root, made absolute under
-    ``root``: what :func:`load_feature_model` needs to rebuild a ``<backbone>+head`` model anywhere."""
-    config = dict(config)
-    if config.get("head") and not Path(config["head"]).is_absolute():
-        config["head"] = str(Path(root) / config["head"])
-    return config
+def rooted_config(stored: StoredModelConfig, root: str | Path) -> dict[str, Any]:
+    """A stored config as a dict, its head file (stored relative to the artifacts root) made absolute under ``root``:
+    what :func:`load_feature_model` needs to rebuild a ``<backbone>+head`` model anywhere."""
+    if stored.head_file and not Path(stored.head_file).is_absolute():
+        stored = dataclasses.replace(stored, head_file=str(Path(root) / stored.head_file))
+    return stored.to_dict()
 
 
 def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:
@@ -149,10 +149,10 @@ def build_keras_feature_model(config: ModelConfig, layers: Sequence[str]) -> tup
     check_layers(base, layers, backbone.name)
     flatten = config.pooling == "flatten"
     model = build_feature_model(base, layers, "avg" if flatten else config.pooling, flatten=flatten)
-    if config.head:
+    if config.head_file:
         from precompute.head import append_heads, read_heads
 
-        model = append_heads(model, layers, read_heads(config.head, config.head_sha256))
+        model = append_heads(model, layers, read_heads(config.head_file, config.head_sha256))
     return base, model
 
 

@@ -132,9 +132,13 @@ class RunConfig:
     # Heads to train on the labels (precompute.stages.head): MODEL/LAYER or "best"; with no models asked for, the
     # run trains them on the stored features only, checking everything before it writes anything.
     train_heads: tuple[str, ...] = ()
+<<<<<<< HEAD
     head_kind: str = "lda"
     # A CSV of marks downloaded from the page (precompute.feedback.read_pairs), added to the heads' training.
     head_pairs: str | None = None
+=======
+    head_kind: str = "proxy"
+>>>>>>> head
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -779,6 +783,10 @@ class Run:
             finally:
                 self._write_report(time.perf_counter() - start)
         return summarize_run(self.root, self.dataset)
+
+    def report_model(self, key: str, **fields: Any) -> None:
+        """Record a model's outcome in the run's report (the closing summary lists it)."""
+        self.report["models"][key] = fields
 
     def _check_folder_unchanged(self) -> None:
         """Heads alone train on stored features: refuse when the folder changed since they were computed."""

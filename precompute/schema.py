@@ -411,7 +411,7 @@ class StoredModelConfig(Record):
     calibration: str | None = _spec(_str)
     # A trained head (precompute.head) only: its weights file, relative to the artifacts root, and their SHA-256;
     # the feature model is the backbone's with one Dense layer per layer on top (``<backbone>+head``).
-    head: str | None = _spec(_str)
+    head_file: str | None = _spec(_str)
     head_sha256: str | None = _spec(_str)
     extra: dict[str, Any] = _extra()
 
@@ -464,25 +464,25 @@ class TfjsExport(Record):
 class HeadLayer(Record):
     """The head of one layer (``precompute.head``): how it was trained, on what, and its held-out scores.
 
-    ``evaluation`` maps each protocol (``headline``, ``strict``) to ``{score: {base, base_ci, head, head_ci,
-    difference, ci, p_value, distinguishable, n_queries}}``; ``curve`` lists the learning curve's points
+    ``heldout`` maps each protocol (``headline``, ``strict``) to ``{score: {base, base_ci, head, head_ci,
+    difference, ci, p_value, distinguishable, n_queries}}``; ``learning_curve`` lists the learning curve's points
     (``labels_per_class``, base/head precision@5 with intervals, the difference). ``features_sha256`` and
     ``labels_sha256`` identify what it was trained on (another value retrains it).
     """
 
-    kind: str = _spec(_str, required=True, what="head kind")
-    settings: dict[str, Any] = _spec(_mapping(_json), default_factory=dict)
+    head_kind: str = _spec(_str, required=True, what="head kind")
+    head_settings: dict[str, Any] = _spec(_mapping(_json), default_factory=dict)
     base_model: str = _spec(_str, required=True, what="base model")
-    dim_in: int = _spec(_int, required=True)
-    dim: int = _spec(_int, required=True)
+    input_dim: int = _spec(_int, required=True)
+    head_dim: int = _spec(_int, required=True)
     n_params: int = _spec(_int, default=0)
-    train_seconds: float | None = _spec(_float)
-    evaluation_seconds: float | None = _spec(_float)
+    fit_seconds: float | None = _spec(_float)
+    heldout_seconds: float | None = _spec(_float)
     features_sha256: str | None = _spec(_str)
     labels_sha256: str | None = _spec(_str)
     n_labels: int | None = _spec(_int)
-    evaluation: dict[str, Any] = _spec(_mapping(_json), default_factory=dict)
-    curve: list[Any] = _spec(_list(_json), default_factory=list)
+    heldout: dict[str, Any] = _spec(_mapping(_json), default_factory=dict)
+    learning_curve: list[Any] = _spec(_list(_json), default_factory=list)
     extra: dict[str, Any] = _extra()
 
 
@@ -498,7 +498,7 @@ class ModelEntry(Record):
     layers: dict[str, LayerEntry] = _spec(_mapping(_record(LayerEntry)), default_factory=dict)
     tfjs: TfjsExport | None = _spec(_record(TfjsExport))  # absent before exports existed (then redone)
     # A trained head's model (``<backbone>+head``): its head per layer; None for every other model.
-    head: dict[str, HeadLayer] | None = _spec(_mapping(_record(HeadLayer)))
+    trained_heads: dict[str, HeadLayer] | None = _spec(_mapping(_record(HeadLayer)))
     extra: dict[str, Any] = _extra()
 
     def layer_names(self) -> list[str]:

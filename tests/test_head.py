@@ -32,11 +32,12 @@ def test_split_halves_is_stratified_and_seeded():
     assert not np.array_equal(folds, hd.split_halves(labels, seed=4))
 
 
-def test_lda_directions_solve_the_generalised_eigenproblem():
+@pytest.mark.parametrize(("per_class", "dim"), [(6, 30), (20, 12)])  # n < D (Woodbury), n > D (direct)
+def test_lda_directions_solve_the_generalised_eigenproblem(per_class, dim):
     """The Woodbury / small-eigenproblem route against scipy's D x D generalised eigh with the same W and B."""
     from sklearn.covariance import ledoit_wolf_shrinkage
 
-    x, y = _data(n_classes=4, per_class=6, dim=30, noise_dims=26)  # n = 24 < D = 30: the shrinkage matters
+    x, y = _data(n_classes=4, per_class=per_class, dim=dim, noise_dims=dim - 4)
     x = x.astype(np.float64)
     kernel, bias = hd._fit_lda(x, y)
     classes, codes = np.unique(y, return_inverse=True)
@@ -48,7 +49,7 @@ def test_lda_directions_solve_the_generalised_eigenproblem():
     m = np.sqrt(np.bincount(codes) / len(x))[:, None] * (means - x.mean(axis=0))
     values, vectors = scipy.linalg.eigh(m.T @ m, w)
     reference = vectors[:, np.argsort(values)[::-1][:3]]
-    assert kernel.shape == (30, 3)
+    assert kernel.shape == (dim, 3)
     for j in range(3):  # the same directions (up to sign), scaled so that v^T W v = 1
         cosine = abs(kernel[:, j] @ w @ reference[:, j])
         assert cosine == pytest.approx(1.0, abs=1e-6)
@@ -136,3 +137,14 @@ def test_learning_curve_and_summary_line():
 def test_settings_are_checked():
     with pytest.raises(ValueError, match="valid: lda, proxy"):
         hd.HeadSettings(kind="svm")
+
+
+@pytest.mark.slow
+def test_the_proxy_head_trains_in_keras_and_beats_the_base_held_out():
+    """The Keras normalised-softmax head (imports TensorFlow: slow tier)."""
+    x, y = _data(per_class=25)
+    settings = hd.HeadSettings(kind="proxy", dim=8, epochs=60)
+    head = hd.fit_head(x, y, settings)
+    assert head.kernel.shape == (x.shape[1], 8) and np.isfinite(head.transform(x)).all()
+    comparison = hd.compare(hd.cross_validate(x, y, settings, top_n=20)["headline"])
+    assert comparison["precision@5"]["ci"][0] > 0

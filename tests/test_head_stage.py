@@ -126,7 +126,7 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
         "--top-n",
         "20",
         "--tfjs",
-        "float32,uint8",
+        "float32",
     ]
     assert main([*args, "--backbones", "efficientnet-lite0:random", "--layers", "top_conv"]) == 0
     capsys.readouterr()
@@ -137,11 +137,16 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
     assert stored_head_lines(out) == [printed[-1]]
     index = art.read_index(out)
     entry = index.datasets["shapes"].models[key]
-    record = entry.head["top_conv"]
-    assert record.train_seconds < 30 and record.dim == 3 and set(record.evaluation) == {"headline", "strict"}
-    assert [p["labels_per_class"] for p in record.curve] == [1, 2, 5, 10, "half"]
+    record = entry.trained_heads["top_conv"]
+    assert (
+        record.fit_seconds < 30
+        and record.head_kind == "proxy"
+        and record.head_dim == record.head_settings["dim"]
+        and set(record.heldout) == {"headline", "strict"}
+    )
+    assert [p["labels_per_class"] for p in record.learning_curve] == [1, 2, 5, 10, "half"]
     metric = entry.layers["top_conv"].metrics["cosine"]
-    assert metric.score("precision@5") == record.evaluation["headline"]["precision@5"]["head"]
+    assert metric.score("precision@5") == record.heldout["headline"]["precision@5"]["head"]
     assert entry.layers["top_conv"].umap and entry.tfjs.variant_bytes
     # Resumable: nothing changed, nothing retrained.
     stamp = art.features_path(out, "shapes", key, "top_conv").stat().st_mtime_ns
@@ -153,7 +158,7 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
     from precompute.datasets import load_for_model
 
     images = np.stack([load_for_model(folder / p, 64) for p in manifest["path"][:4]])
-    config = rooted_config(entry.config.to_dict(), out)
+    config = rooted_config(entry.config, out)
     scale = np.abs(stored).max()
     for runtime in ("keras", "litert"):
         got = load_extractor(config, ["top_conv"], runtime)(images)[0]
@@ -166,3 +171,72 @@ def test_a_trained_head_is_a_model_for_search_uploads_and_the_browser(tmp_path, 
     transformed = images[..., :] * np.asarray(spec["scale"], np.float32) + np.asarray(spec["offset"], np.float32)
     outputs, _ = predict_in_node(art.tfjs_dir(out, "shapes", key) / "float32", transformed)
     assert np.abs(outputs[0] - stored[:4]).max() <= 1e-5 * max(scale, 1.0)
+
+
+def test_bench_head_prints_the_line_of_every_stored_head(tmp_path, capsys):
+    from bench.head import main as bench_head
+    from precompute.schema import HeadLayer
+
+    _, out = _stored(tmp_path, {"a": 3, "b": 3})
+    comparison = {"precision@5": {"base": 0.5031, "head": 0.5921, "difference": 0.089, "ci": [0.0521, 0.1274]}}
+
+    def add_head(index):
+        base = index.datasets["photos"].models["pixels"]
+        record = HeadLayer(
+            head_kind="lda", base_model="pixels", input_dim=8, head_dim=1, heldout={"headline": comparison}
+        )
+        index.datasets["photos"].models["pixels+head"] = ModelEntry(
+            backbone="pixels", config=base.config, trained_heads={"pixels_8x8": record}
+        )
+
+    art.update_index(out, add_head)
+    assert bench_head(["--artifacts", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "photos pixels+head/pixels_8x8: held-out precision@5 base 0.503 head 0.592 difference +0.089 [0.052, 0.127]"
+    )
+    assert bench_head(["--artifacts", str(tmp_path / "none")]) in (1, 2)
+
+
+def test_the_adapted_section_renders_a_stored_head(tmp_path):
+    from playground.adapted import adapted_rows, is_head_model, render_adapted
+    from playground.store import Store
+    from precompute.schema import HeadLayer
+    from tests.helpers import text_of
+
+    _, out = _stored(tmp_path, {"a": 3, "b": 3})
+    item = {
+        "base": 0.5,
+        "base_ci": [0.4, 0.6],
+        "head": 0.6,
+        "head_ci": [0.5, 0.7],
+        "difference": 0.1,
+        "ci": [0.02, 0.18],
+        "p_value": 0.01,
+    }
+    curve = [{"labels_per_class": p, **item} for p in (1, "half")]
+
+    def add_head(index):
+        base = index.datasets["photos"].models["pixels"]
+        record = HeadLayer(
+            head_kind="lda",
+            base_model="pixels",
+            input_dim=8,
+            head_dim=1,
+            n_params=9,
+            n_labels=6,
+            fit_seconds=0.01,
+            heldout={"headline": {"precision@5": item}, "strict": {"precision@5": item}},
+            learning_curve=curve,
+        )
+        index.datasets["photos"].models["pixels+head"] = ModelEntry(
+            backbone="pixels", config=base.config, trained_heads={"pixels_8x8": record}
+        )
+
+    art.update_index(out, add_head)
+    store = Store(out)
+    assert is_head_model(store, "photos", "pixels+head") and not is_head_model(store, "photos", "pixels")
+    assert adapted_rows(store, "photos")["verdict precision@5"].tolist() == ["head better"]
+    text = text_of(render_adapted(store, "photos"))
+    assert (
+        "A head trained on your 6 labels (pixels+head, pixels_8x8) lifts held-out precision@5 from 0.50 to 0.60" in text
+    )

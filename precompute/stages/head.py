@@ -24,7 +24,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,9 +47,6 @@ from precompute.head import (
 )
 from precompute.models import HEAD_SUFFIX, ModelConfig
 from precompute.schema import ArtifactIndex, HeadLayer, LayerEntry, MetricEntry, ModelEntry, TfjsExport
-
-if TYPE_CHECKING:
-    from precompute.pipeline import Run
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +89,7 @@ def _sha256_labels(labels: np.ndarray) -> str:
 class HeadStage:
     """The head stage of one run (``precompute.pipeline.Run``): :meth:`plan` checks, :meth:`execute` trains."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Any) -> None:  # a precompute.pipeline.Run (not imported: the pipeline imports this)
         self.run = run
         self.root: Path = run.root
         self.dataset: str = run.dataset
@@ -137,7 +134,7 @@ class HeadStage:
         metric, score = BEST_BY
         best: tuple[float, str, str] | None = None
         for key, model in index.datasets[self.dataset].models.items():
-            if model.head or model.config.quantize:
+            if model.trained_heads or model.config.quantize:
                 continue
             for name, layer in model.layers.items():
                 value = layer.metrics.get(metric).score(score) if metric in layer.metrics else None
@@ -153,8 +150,8 @@ class HeadStage:
     def _check_pair(self, index: ArtifactIndex, model: str, layer: str) -> None:
         ds = self.dataset
         models = index.datasets[ds].models
-        stored = sorted(k for k, m in models.items() if not m.head)
-        if model.endswith(HEAD_SUFFIX) or (model in models and models[model].head):
+        stored = sorted(k for k, m in models.items() if not m.trained_heads)
+        if model.endswith(HEAD_SUFFIX) or (model in models and models[model].trained_heads):
             raise HeadInputError(
                 f"{ds}: {model} is itself a trained head; train on its base model instead "
                 f"(--train-head {model.removesuffix(HEAD_SUFFIX)}/{layer})."
@@ -204,7 +201,7 @@ class HeadStage:
         index = art.read_index(root)
         base = index.datasets[ds].models[model]
         old = index.datasets[ds].models.get(key)
-        old_heads = dict(old.head or {}) if old and old.config.backbone == base.config.backbone else {}
+        old_heads = dict(old.trained_heads or {}) if old and old.config.backbone == base.config.backbone else {}
         head_path = art.dataset_dir(root, ds) / key / HEAD_FILE
         stored_heads: dict[str, LinearHead] = {}
         if old_heads and head_path.is_file():
@@ -230,7 +227,7 @@ class HeadStage:
                 and not run.config.force
                 and previous.features_sha256 == features_sha
                 and previous.labels_sha256 == labels_sha
-                and previous.settings == self.settings.to_dict()
+                and previous.head_settings == self.settings.to_dict()
                 and previous.base_model == model
                 and self._layer_sound(old, key, layer)
             ):
@@ -245,12 +242,13 @@ class HeadStage:
             self._store(model, key, base, records, heads, head_path, manifest, trained)
         else:
             log.info("%s: heads current (%s), nothing to train", key, ", ".join(records))
-        run.report["models"][key] = {
-            "status": "done" if trained else "current",
-            "layers": list(records),
-            "weights": f"{base.weights.description if base.weights else model} + heads trained on {len(labels)} labels",
-        }
-        return {layer: summary_line(ds, key, layer, records[layer].evaluation["headline"]) for layer in layers}
+        run.report_model(
+            key,
+            status="done" if trained else "current",
+            layers=list(records),
+            weights=f"{base.weights.description if base.weights else model} + heads trained on {len(labels)} labels",
+        )
+        return {layer: summary_line(ds, key, layer, records[layer].heldout["headline"]) for layer in layers}
 
     def _layer_sound(self, old: ModelEntry | None, key: str, layer: str) -> bool:
         if old is None or layer not in old.layers:
@@ -278,19 +276,19 @@ class HeadStage:
         head = fit_head(*training_set(features, labels, self.pairs), settings)
         self._cv_scores[(model, layer)] = results["headline"].head
         record = HeadLayer(
-            kind=settings.kind,
-            settings=settings.to_dict(),
+            head_kind=settings.kind,
+            head_settings=settings.to_dict(),
             base_model=model,
-            dim_in=int(features.shape[1]),
-            dim=head.dim,
+            input_dim=int(features.shape[1]),
+            head_dim=head.dim,
             n_params=head.n_params,
-            train_seconds=round(head.train_seconds, 3),
-            evaluation_seconds=round(evaluation_seconds, 2),
+            fit_seconds=round(head.train_seconds, 3),
+            heldout_seconds=round(evaluation_seconds, 2),
             features_sha256=features_sha,
             labels_sha256=labels_sha,
             n_labels=len(labels),
-            evaluation=evaluation,
-            curve=curve,
+            heldout=evaluation,
+            learning_curve=curve,
         )
         log.info("%s", summary_line(self.dataset, head_model_name(model), layer, evaluation["headline"]))
         return record, head
@@ -312,11 +310,9 @@ class HeadStage:
         manifest: pd.DataFrame,
         trained: list[str],
     ) -> None:
-        from precompute.pipeline import Run
-
         root, ds, run = self.root, self.dataset, self.run
         sha = write_heads(head_path, heads)
-        config = replace(ModelConfig.from_dict(base.config), head=art.relative(root, head_path), head_sha256=sha)
+        config = replace(ModelConfig.from_dict(base.config), head_file=art.relative(root, head_path), head_sha256=sha)
         layers = [name for name in base.layer_names() if name in heads]
         for layer in trained:
             features = art.read_array(art.features_path(root, ds, model, layer))
@@ -336,7 +332,7 @@ class HeadStage:
                 config=config.to_stored(),
                 cost=cost,
                 tfjs=tfjs,
-                head=records,
+                trained_heads=records,
             )
             for layer in layers:
                 kept = old.layers.get(layer) if old is not None and layer not in trained else None
@@ -352,7 +348,7 @@ class HeadStage:
 
         art.update_index(root, change)
         # Rankings, UMAP and duplicates like any model's, by cosine (the metric the head is trained for).
-        products = Run(replace(run.config, metrics=("cosine",), models=[], train_heads=(), head_pairs=None))
+        products = type(run)(replace(run.config, metrics=("cosine",), models=[], train_heads=(), head_pairs=None))
         products.dataset = ds
         labeled = True
         for order, layer in enumerate(layers):
@@ -402,7 +398,7 @@ class HeadStage:
         folder = art.tfjs_dir(root, ds, key)
         start = time.perf_counter()
         keras.backend.clear_session()
-        absolute = replace(config, head=str(root / config.head))
+        absolute = replace(config, head_file=str(root / config.head_file))
         try:
             _, feature_model = build_keras_feature_model(absolute, layers)
             heads = {
@@ -453,9 +449,9 @@ def stored_head_lines(root: Path, dataset: str | None = None) -> list[str]:
         if dataset is not None and name != dataset:
             continue
         for key, model in entry.models.items():
-            for layer, record in (model.head or {}).items():
-                if "headline" in record.evaluation:
-                    lines.append(summary_line(name, key, layer, record.evaluation["headline"]))
+            for layer, record in (model.trained_heads or {}).items():
+                if "headline" in record.heldout:
+                    lines.append(summary_line(name, key, layer, record.heldout["headline"]))
     return lines
 
 
