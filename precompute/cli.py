@@ -115,19 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train a head on the dataset's labels over a stored layer's features (best: the best "
                         "layer of the best model by the stored scores) and store it as the model <MODEL>+head, with "
                         "held-out scores (docs/heads.md). Without --backbones, only the heads are trained")
-<<<<<<< HEAD
-    parser.add_argument("--head-kind", choices=["lda", "proxy"], default="lda",
-                        help="how the head is fitted: lda (shrinkage LDA) or proxy (a Keras projection trained with a "
-                        "normalised-softmax loss, started from LDA); default lda")
+    parser.add_argument("--head-kind", choices=["lda", "proxy"], default="proxy",
+                        help="how the head is fitted: proxy (a Keras Dense(64) projection trained with a normalised-"
+                        "softmax loss, started from LDA; default: it scored better held out) or lda (shrinkage LDA)")
     parser.add_argument("--pairs", metavar="FILE", default=None,
                         help="with --train-head: a CSV of marks downloaded from the page (relevance feedback: query "
                         "id, result id, relevant) added to the heads' training; a CSV of another dataset, a stale "
                         "one or one with bad rows is refused, naming the rows, and nothing is changed")
-=======
-    parser.add_argument("--head-kind", choices=["lda", "proxy"], default="proxy",
-                        help="how the head is fitted: proxy (a Keras Dense(64) projection trained with a normalised-"
-                        "softmax loss, started from LDA; default: it scored better held out) or lda (shrinkage LDA)")
->>>>>>> head
     parser.add_argument("--force", action="store_true",
                         help="recompute everything instead of resuming; also replaces a stored dataset of the same "
                         "name from another folder, and starts a new index over an unreadable one")

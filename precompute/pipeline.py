@@ -132,13 +132,9 @@ class RunConfig:
     # Heads to train on the labels (precompute.stages.head): MODEL/LAYER or "best"; with no models asked for, the
     # run trains them on the stored features only, checking everything before it writes anything.
     train_heads: tuple[str, ...] = ()
-<<<<<<< HEAD
-    head_kind: str = "lda"
+    head_kind: str = "proxy"
     # A CSV of marks downloaded from the page (precompute.feedback.read_pairs), added to the heads' training.
     head_pairs: str | None = None
-=======
-    head_kind: str = "proxy"
->>>>>>> head
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
