@@ -412,8 +412,18 @@ def test_train_head_learns_from_a_good_pairs_csv(tmp_path):
     from precompute.cli import main
 
     folder, out, fingerprint = _stored_photos(tmp_path)
-    base = [str(folder), "--out", str(out), "--train-head", "pixels/pixels_8x8", "--head-kind", "lda", "--tfjs", "none",
-            "--no-progress"]
+    base = [
+        str(folder),
+        "--out",
+        str(out),
+        "--train-head",
+        "pixels/pixels_8x8",
+        "--head-kind",
+        "lda",
+        "--tfjs",
+        "none",
+        "--no-progress",
+    ]
     assert main(base) == 0
     plain = art.read_index(out).datasets["photos"].models["pixels+head"].trained_heads["pixels_8x8"].labels_sha256
     path = _pairs_csv(tmp_path, ["0,5,1", "0,1,0"], dataset="photos", fingerprint=fingerprint)
