@@ -168,7 +168,8 @@
     model.compile({ optimizer: tf.train.adam(o.learningRate), loss: "binaryCrossentropy" });
     var xs = tf.tensor2d(data.xs, [data.n, dim]);
     var ys = tf.tensor2d(data.ys, [data.n, 1]);
-    return model.fit(xs, ys, { epochs: o.epochs, batchSize: data.n, shuffle: false, verbose: 0 }).then(function (h) {
+    return model.fit(xs, ys, { epochs: o.epochs, batchSize: data.n, shuffle: false, verbose: 0,
+      yieldEvery: "never" }).then(function (h) {  // no waits for the next frame between the steps
       var weights = model.getWeights();
       return Promise.all([weights[0].data(), weights[1].data()]).then(function (values) {
         var w = values[0], b = values[1][0];
