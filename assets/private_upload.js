@@ -573,7 +573,8 @@
     var labels = local ? fetchJSON(info.urls.labels) : null;
     return embed(info, image.blob).then(function (result) {
       window.sispPrivateLast = { features: Array.from(result.features), timings: result.timings,
-        backend: result.backend, variant: info.variant, mode: local ? "local" : "vector" };
+        backend: result.backend, variant: info.variant, mode: local ? "local" : "vector", info: info,
+        at: Date.now() };  // info and at: relevance feedback on these results (feedback_ui.js)
       if (!local) {
         var query = { features: Array.from(result.features), dataset: info.dataset, model: info.model,
           layer: info.layer, metric: info.metric, k: info.k, at: Date.now() };

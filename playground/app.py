@@ -14,6 +14,7 @@ from flask import Response, abort, send_file
 from playground import components, ids
 from playground.callbacks import register_callbacks
 from playground.callbacks.guards import callback_error_handler
+from playground.feedback import add_feedback_routes
 from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
 from playground.private import add_private_routes
 from playground.server import LOOPBACK_HOSTS, MAX_REQUEST_BYTES, install_guards
@@ -253,6 +254,7 @@ def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable
     _add_thumbnail_route(app, store)
     _add_image_route(app, store)
     add_private_routes(app, store)
+    add_feedback_routes(app, store)
     register_callbacks(app, store)
     install_guards(app, allowed_hosts)
     app.playground_store = store  # for tests and the benchmark

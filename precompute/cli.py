@@ -124,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--head-kind", choices=["lda", "proxy"], default="proxy",
                         help="how the head is fitted: proxy (a Keras Dense(64) projection trained with a normalised-"
                         "softmax loss, started from LDA; default: it scored better held out) or lda (shrinkage LDA)")
+    parser.add_argument("--pairs", metavar="FILE", default=None,
+                        help="with --train-head: a CSV of marks downloaded from the page (relevance feedback: query "
+                        "id, result id, relevant) added to the heads' training; a CSV of another dataset, a stale "
+                        "one or one with bad rows is refused, naming the rows, and nothing is changed")
     parser.add_argument("--force", action="store_true",
                         help="recompute everything instead of resuming; also replaces a stored dataset of the same "
                         "name from another folder, and starts a new index over an unreadable one")
@@ -184,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
             umap_neighbors=args.umap_neighbors, umap_min_dist=args.umap_min_dist, seed=args.seed,
             force=args.force, hash_files=args.hash_files, progress=not args.no_progress, name=args.name,
             engine=args.engine, dask_address=args.dask_scheduler, runtime=args.runtime, quantize=args.quantize,
-            tfjs=args.tfjs, train_heads=train_heads, head_kind=args.head_kind,
+            tfjs=args.tfjs, train_heads=train_heads, head_kind=args.head_kind, head_pairs=args.pairs,
             # The default models, each extracted in a child of its own: in one process they peak over 2 GB.
             model_processes=auto,
         )

@@ -133,6 +133,8 @@ class RunConfig:
     # run trains them on the stored features only, checking everything before it writes anything.
     train_heads: tuple[str, ...] = ()
     head_kind: str = "proxy"
+    # A CSV of marks downloaded from the page (precompute.feedback.read_pairs), added to the heads' training.
+    head_pairs: str | None = None
 
     def validate(self) -> None:
         if not Path(self.dataset_dir).is_dir():
@@ -158,6 +160,8 @@ class RunConfig:
 
             parse_head_requests(list(self.train_heads))
             HeadSettings(kind=self.head_kind)
+        if self.head_pairs and not self.train_heads:
+            raise ValueError(f"--pairs {self.head_pairs} needs --train-head: the marks are added to a head's training.")
 
 
 def parse_model_request(text: str, weights: str = "auto") -> ModelRequest:

@@ -10,7 +10,7 @@ from typing import Any
 from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
-from playground import components, ids, tables
+from playground import components, feedback, ids, tables
 from playground.adapted import SEEN_LABELS_NOTE, is_head_model
 from playground.callbacks.guards import selection_in_view, selection_with_dataset
 from playground.ranking import distance_reference, query_results, query_scores
@@ -110,7 +110,8 @@ def render_results(store: Store, sel: Selection) -> Any:
     grid = components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates, metric=sel.metric,
                                    issues=tables.label_issues_by_id(store, sel.dataset), reference=reference)
     weak = components.match_strength_note(results, reference)
-    return summary + ([weak] if weak else []) + [grid, components.scale_note(sel.metric)]
+    marks = feedback.context(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query, sel.k, "search")
+    return summary + ([weak] if weak else []) + [grid, components.scale_note(sel.metric), marks]
 
 
 def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, Any]]]:

@@ -23,7 +23,7 @@ import numpy as np
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
-from playground import components, ids
+from playground import components, feedback, ids
 from playground.callbacks.guards import selection_in_view
 from playground.private import private_info
 from playground.ranking import distance_reference, feature_results, majority_label
@@ -128,7 +128,8 @@ def render_upload_bytes(
         sel.dataset, results, clickable=True, metric=sel.metric, pick_type=ids.UPLOAD_PICK, where="upload",
         reference=reference,
     )
-    return status, [grid, components.scale_note(sel.metric)]
+    marks = feedback.context(store, sel.dataset, sel.model, sel.layer, sel.metric, None, sel.k, "upload", features)
+    return status, [grid, components.scale_note(sel.metric), marks]
 
 
 def render_private_line(info: dict[str, Any], mode_on: bool, variant: str | None) -> Any:

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from precompute import artifacts as art
+from precompute.feedback import Pairs, read_pairs, training_set
 from precompute.head import (
     HeadInputError,
     HeadSettings,
@@ -93,6 +94,7 @@ class HeadStage:
         self.root: Path = run.root
         self.dataset: str = run.dataset
         self.settings = HeadSettings(kind=run.config.head_kind, seed=run.config.seed)
+        self.pairs: Pairs | None = None  # the page's marks (--pairs), read and checked by plan()
 
     # ------------------------------------------------------------------------------------------ checks
     def _fix(self, what: str) -> str:
@@ -118,6 +120,14 @@ class HeadStage:
             self._check_pair(index, model, layer)
             if (model, layer) not in pairs:
                 pairs.append((model, layer))
+        if self.run.config.head_pairs:
+            self.pairs = read_pairs(self.run.config.head_pairs, ds, entry.fingerprint, entry.n_images)
+            log.info(
+                "%s: %d marked pairs from %s added to the heads' training",
+                ds,
+                len(self.pairs.query),
+                self.run.config.head_pairs,
+            )
         return pairs
 
     def _best(self, index: ArtifactIndex) -> tuple[str, str]:
@@ -201,6 +211,8 @@ class HeadStage:
                 log.warning("%s: %s; retraining its heads", key, exc)
                 old_heads = {}
         labels_sha = _sha256_labels(labels)
+        if self.pairs is not None:  # other marks, another head
+            labels_sha = hashlib.sha256(f"{labels_sha}+{self.pairs.sha256()}".encode()).hexdigest()
         records: dict[str, HeadLayer] = {}
         heads: dict[str, LinearHead] = {}
         trained: list[str] = []
@@ -261,7 +273,7 @@ class HeadStage:
         evaluation = {protocol: compare(result, seed=settings.seed) for protocol, result in results.items()}
         curve = learning_curve(features, labels, settings, top_n=self.run.config.top_n)
         evaluation_seconds = time.perf_counter() - start
-        head = fit_head(features, labels, settings)
+        head = fit_head(*training_set(features, labels, self.pairs), settings)
         self._cv_scores[(model, layer)] = results["headline"].head
         record = HeadLayer(
             head_kind=settings.kind,
@@ -336,7 +348,7 @@ class HeadStage:
 
         art.update_index(root, change)
         # Rankings, UMAP and duplicates like any model's, by cosine (the metric the head is trained for).
-        products = type(run)(replace(run.config, metrics=("cosine",), models=[], train_heads=()))
+        products = type(run)(replace(run.config, metrics=("cosine",), models=[], train_heads=(), head_pairs=None))
         products.dataset = ds
         labeled = True
         for order, layer in enumerate(layers):
