@@ -77,6 +77,7 @@ class Visit:
     failed: list[str]
     console_errors: list[str]
     largest: list[tuple[str, float, str]]  # (path, KB, Content-Encoding)
+    footer: str = ""  # the page footer's text (it names the artifacts folder)
     statuses: dict[str, int] = field(default_factory=dict)  # path -> HTTP status
     later: dict[str, dict[str, float]] = field(default_factory=dict)  # view -> {"kb", "ms"}
 
@@ -211,6 +212,7 @@ def visit(base: str, dataset: str | None = None, later_views: bool = False) -> V
         driver.get(url)
         settle(driver, network, lambda: driver.execute_script("return window.__firstVisit.results !== null;"))
         stamps = driver.execute_script("return window.__firstVisit;")
+        footer = driver.execute_script("const f = document.querySelector('footer'); return f ? f.innerText : '';")
         timing = driver.execute_script("return performance.getEntriesByType('navigation')[0].toJSON();")
         first_bytes = network.total_bytes()
         first = list(network.requests.values())
@@ -244,6 +246,7 @@ def visit(base: str, dataset: str | None = None, later_views: bool = False) -> V
             ],
             console_errors=console,
             largest=[(_path(r["url"])[:90], r["bytes"] / 1024, r["encoding"] or "-") for r in largest],
+            footer=footer,
             statuses={_path(r["url"]): r["status"] for r in everything if r["status"] is not None},
             later=later,
         )
