@@ -55,11 +55,16 @@ new MutationObserver(function () {
   }
 }).observe(document, {subtree: true, childList: true});
 """
-# A view's Plotly figure has been drawn: plotly's SVG layers, or its WebGL canvas (scattergl).
+# A view's Plotly figures have been drawn with data: every plot in the shown view holds a trace with points as
+# plotly drew it (``_fullData``, ``_length``; a heatmap has none); an empty figure, drawn while a view is hidden or
+# before its data came, has no such trace.
 VIEW_DRAWN_JS = """
 const view = document.getElementById(arguments[0]);
-return !!(view && view.style.display !== "none" &&
-          view.querySelector(".js-plotly-plot .main-svg, .js-plotly-plot canvas"));
+if (!view || view.style.display === "none") { return false; }
+const plots = Array.from(view.querySelectorAll(".js-plotly-plot"));
+return plots.length > 0 && plots.every(function (plot) {
+  return (plot._fullData || []).some(function (trace) { return trace._length > 0 || trace.type === "heatmap"; });
+});
 """
 
 

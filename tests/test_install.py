@@ -285,3 +285,16 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves_from_any_folder(tmp_pat
     assert page.console_errors == [] and page.failed == [] and page.offsite == []
     assert not page.plotly, "Search fetched plotly.min.js"
     assert str(expected_root) in page.footer
+
+
+def test_compressed_bundles_are_kept_and_nothing_else_is(playground_artifacts):
+    from playground.app import create_app
+    from playground.compression import BundleCache, bundle_key
+
+    client = create_app(playground_artifacts).server.test_client()
+    url = "/_dash-component-suites/plotly/package_data/plotly.min.js"
+    first = client.get(url, headers={"Accept-Encoding": "br"}).get_data()
+    assert client.get(url, headers={"Accept-Encoding": "br"}).get_data() == first
+    cache = BundleCache()
+    cache.set("br;" + bundle_key(type("R", (), {"method": "POST", "path": "/_dash-update-component"})()), b"x")
+    assert cache.data == {}  # a callback's answer is never kept
