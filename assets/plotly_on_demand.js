@@ -5,7 +5,8 @@
    dcc.Graph asks for Plotly as soon as it mounts, shown or not. Its loader (dash_core_components' Graph, Dash 4)
    does `Promise.resolve(window.Plotly || <inject window._dashPlotlyJSURL's script>)`. So this script sets
    `window.Plotly` to a thenable before any graph mounts: the graphs wait on it (as they would on the script) and
-   it injects the very same script, served locally (no CDN), once a view holding a graph is shown. The script
+   it injects the very same script, served locally (no CDN), once a view holding a graph is shown (or its tab is
+   pointed at or focused, a moment before the click). The script
    replaces `window.Plotly` with the real library when it runs; the graphs then draw.
 
    Callbacks whose inputs are a graph's properties wait for the graph (Dash's isAppReady), so none of Search's does:
@@ -60,12 +61,25 @@
     return false;
   }
 
+  // The pointer on (or the keyboard focus reaching) the tab of such a view: the download starts before the click.
+  function tabIntent(event) {
+    var tab = event.target && event.target.closest ? event.target.closest(".tab") : null;
+    var view = tab && tab.id ? document.getElementById(tab.id.replace(/^view-tab-/, "view-")) : null;
+    if (view && view.querySelector(".dash-graph")) {
+      document.removeEventListener("pointerover", tabIntent);
+      document.removeEventListener("focusin", tabIntent);
+      load();
+    }
+  }
+
   var observer = null;
 
   function watch() {
     if (observer || loading) {
       return;
     }
+    document.addEventListener("pointerover", tabIntent);
+    document.addEventListener("focusin", tabIntent);
     observer = new MutationObserver(function (records) {
       for (var i = 0; i < records.length; i += 1) {
         var target = records[i].target;
