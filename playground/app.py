@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -14,6 +15,7 @@ from flask import Response, abort, send_file
 from playground import components, ids
 from playground.callbacks import register_callbacks
 from playground.callbacks.guards import callback_error_handler
+from playground.compression import install_compression
 from playground.feedback import add_feedback_routes
 from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
 from playground.private import add_private_routes
@@ -22,11 +24,10 @@ from playground.state import DEFAULT_K, MAX_K, VIEWS
 from playground.store import MissingArtifact, Store, UnreadableArtifact
 from playground.views import VIEW_LAYOUTS, VIEW_TITLES
 from precompute.artifacts import check_name
+from precompute.locations import assets_dir
 
 log = logging.getLogger(__name__)
 
-# Styles live in the repository's top-level assets/ folder, found relative to this package.
-ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 _THUMB_PATH = re.compile(r"^(?P<dataset>[^/]+)/(?P<image_id>[0-9]{1,9})\.jpg$")
 FIRST_VISIT_HINT = (
     "New here? Click any image to see the ones most like it, then try another backbone, layer or metric above."
@@ -138,7 +139,8 @@ def _controls() -> html.Section:
     )
 
 
-def serve_layout() -> html.Div:
+def serve_layout(artifacts_root: Path | None = None) -> html.Div:
+    """The page; its footer names the artifacts folder the app reads (``artifacts_root``, when given)."""
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),
@@ -171,8 +173,12 @@ def serve_layout() -> html.Div:
             ),
             _viewer(),
             html.Footer(
-                f"Images are served as thumbnails, and at most {MAX_SIDE} px wide in the viewer; uploads are "
-                "processed in memory only.",
+                [
+                    f"Images are served as thumbnails, and at most {MAX_SIDE} px wide in the viewer; uploads are "
+                    "processed in memory only.",
+                    *([" Artifacts: ", html.Code(str(artifacts_root), className="artifacts-root")]
+                      if artifacts_root else []),
+                ],
                 className="footer",
             ),
         ],
@@ -238,24 +244,27 @@ def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable
     (``playground.server.HostAllowList``); malformed callback bodies get a 400.
     """
     store = Store(artifacts_root)
-    assets = ASSETS_DIR if ASSETS_DIR.is_dir() else None
+    assets = assets_dir()
+    if not assets.is_dir():  # a package built without its assets: say so, rather than serve a page without its scripts
+        raise FileNotFoundError(f"the app's scripts and styles are missing: {assets} is not a folder (a wheel built "
+                                "without setup.py's build_py step?)")
     app = Dash(
         __name__,
         title="Semantic Image Search Playground",
         update_title=None,
-        assets_folder=str(assets) if assets else str(Path(__file__).parent / "_no_assets"),
-        include_assets_files=assets is not None,
+        assets_folder=str(assets),
         suppress_callback_exceptions=False,
         on_error=callback_error_handler(store),
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.index_string = INDEX_STRING
-    app.layout = serve_layout
+    app.layout = functools.partial(serve_layout, Path(artifacts_root).resolve())
     _add_thumbnail_route(app, store)
     _add_image_route(app, store)
     add_private_routes(app, store)
     add_feedback_routes(app, store)
     register_callbacks(app, store)
     install_guards(app, allowed_hosts)
+    install_compression(app)
     app.playground_store = store  # for tests and the benchmark
     return app

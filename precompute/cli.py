@@ -21,6 +21,7 @@ from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableEr
 from precompute.datasets import DatasetError  # noqa: E402
 from precompute.distributed import ENGINES  # noqa: E402
 from precompute.extract import ACTIVATION_BUDGET_MB  # noqa: E402
+from precompute.locations import default_artifacts_root, describe_default_artifacts, package_version  # noqa: E402
 from precompute.ports.tfjs_export import VARIANTS, parse_variants  # noqa: E402
 from precompute.runtimes import QUANTIZATIONS, RUNTIMES, parse_quantizations  # noqa: E402
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name  # noqa: E402
@@ -52,9 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  precompute /shared/photos --engine dask --dask-scheduler tcp://host:8786   (see docs/distributed.md)\n"
         "A dataset is a folder with one sub-folder per class (or a flat folder: unlabeled, no scores).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     parser.add_argument("dataset_dir", nargs="?", type=Path, help="image folder to process")
-    parser.add_argument("--out", type=Path, default=Path(os.environ.get("SISP_ARTIFACTS", "artifacts")),
-                        help="artifacts root (default: ./artifacts or $SISP_ARTIFACTS)")
+    parser.add_argument("--out", type=Path, default=default_artifacts_root(),
+                        help=f"artifacts root (default here: {describe_default_artifacts().replace('%', '%%')})")
     parser.add_argument("--name", help="dataset name in the artifacts (default: the folder name)")
     parser.add_argument(
         "--backbones", type=_csv, default=None,
