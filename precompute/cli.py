@@ -218,6 +218,10 @@ def _print_summary(run: object, summary: object) -> None:
         for pair in sorted(duplicates["pairs"], key=lambda p: not p["likely_label_mistake"])[:10]:
             flag = " LIKELY LABEL MISTAKE" if pair["likely_label_mistake"] else ""
             print(f"    {pair['a']} = {pair['b']} ({pair['kind']}){flag}")
+    if report.get("stage_seconds"):
+        from precompute.layer_stage import format_stage_seconds
+
+        print(f"  time per stage: {format_stage_seconds(report['stage_seconds'])}")
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(summary.to_string(index=False) if len(summary) else "(nothing computed)")
 

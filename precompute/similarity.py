@@ -23,7 +23,7 @@ Najork, ECIR 2008) instead of by the index order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,7 +160,7 @@ def top_k_from_distances(distances: np.ndarray, k: int, exclude: np.ndarray | No
 
 
 def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024,
-                   groups: np.ndarray | None = None) -> Ranking:
+                   groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> Ranking:
     """Exact top-N neighbours of every row among the other rows (the row itself excluded).
 
     Parameters
@@ -172,6 +172,8 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
     groups : int array (n,), optional
         Class code of each row; with it, :attr:`Ranking.tied_beyond_same` counts the tied candidates
         beyond the cut that share the query's class (what tie-aware scores need).
+    progress : callable, optional
+        Called with the number of rows ranked after each block of ``chunk_rows`` (a progress bar's ``update``).
 
     Returns
     -------
@@ -192,6 +194,8 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
         query_groups = None if groups is None else np.asarray(groups)[start:stop]
         parts.append(rank(np.asarray(features[start:stop]), features, metric, top_n,
                           exclude=np.arange(start, stop), groups=groups, query_groups=query_groups))
+        if progress is not None:
+            progress(stop - start)
     return concat_rankings(parts)
 
 
