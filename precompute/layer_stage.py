@@ -4,7 +4,8 @@ After a model's features are written, each layer gets a UMAP layout, a ranking a
 feature-duplicate table. The rankings use every CPU (BLAS, or the compiled scans of ``precompute.kernels``);
 a seeded UMAP runs on one thread. So :class:`LayerStage` runs the UMAP layouts of a model's layers, one after the
 other, in a worker process (:class:`UmapWorker`) while this process ranks: the two together keep both cores busy.
-It does so only when both fit the run's memory budget (``--memory-mb``, :func:`fits_in_memory`); otherwise each
+It does so only when both fit the run's memory budget (``--memory-mb``) on a collection large enough to pay for
+the worker's start (:func:`use_worker`); otherwise each
 layout is computed here, in turn, as before. Results do not depend on the choice: the same function, inputs and
 seed give the same layout in either process, and rankings are computed here in both cases.
 
@@ -34,6 +35,9 @@ STAGES = ("scan", "extraction", "rankings", "scores", "umap", "duplicates")
 # Fashion-MNIST (10,000 images) and rounded up. Plus the worker's own interpreter, numba and UMAP modules.
 _UMAP_BYTES_PER_IMAGE = 4096
 _WORKER_BYTES = 600 * 2**20
+# Below this many images a layout takes a second or two: less than starting the worker (importing UMAP and
+# compiling its numba functions there, about 10 s on the 2-core development machine).
+WORKER_MIN_IMAGES = 2000
 
 
 class StageClock:
@@ -79,15 +83,16 @@ def format_stage_seconds(seconds: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def fits_in_memory(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int = 1024) -> bool:
-    """Whether a UMAP layout in a worker and this process's rankings fit ``budget_mb`` together.
+def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int = 1024) -> bool:
+    """Whether to compute the layouts in a worker: two or more of them, at least ``WORKER_MIN_IMAGES`` images,
+    and the worker's layout and this process's rankings fit ``budget_mb`` together.
 
     The worker holds one layer's features (float32) and UMAP's per-image arrays; a ranking holds one block of
     ``chunk_rows x n_images`` distances (float64 at most: minkowski) and its candidates' twin block.
     """
     umap_bytes = _WORKER_BYTES + n_images * (4 * max(dims, default=0) + _UMAP_BYTES_PER_IMAGE)
     rank_bytes = 2 * 8 * min(chunk_rows, n_images) * n_images
-    return umap_bytes + rank_bytes <= budget_mb * 2**20
+    return len(dims) > 1 and n_images >= WORKER_MIN_IMAGES and umap_bytes + rank_bytes <= budget_mb * 2**20
 
 
 def compute_umap_file(features_path: str, n_neighbors: int, min_dist: float, seed: int
@@ -190,5 +195,5 @@ def _umap_here(features: np.ndarray, n_neighbors: int, min_dist: float, seed: in
     return coords, time.perf_counter() - start
 
 
-__all__ = ["STAGES", "LayerStage", "StageClock", "UmapWorker", "compute_umap_file", "fits_in_memory",
+__all__ = ["STAGES", "LayerStage", "StageClock", "UmapWorker", "compute_umap_file", "use_worker",
            "format_stage_seconds"]

@@ -38,7 +38,7 @@ from precompute.backbones import (
 from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
-from precompute.layer_stage import LayerStage, StageClock, UmapWorker, fits_in_memory
+from precompute.layer_stage import LayerStage, StageClock, UmapWorker, use_worker
 from precompute.models import FeatureModel, ModelConfig, build_keras_feature_model, load_feature_model
 from precompute.ports.tfjs_export import EXPORTER_VERSION, VARIANTS, NotExportableError, parse_variants
 from precompute.run_summary import summarize_run
@@ -376,7 +376,7 @@ class Run:
                                       refresh=name in todo)]
         dims = [entry.layers[name].dim for name, _ in umaps]
         worker = None
-        if len(umaps) > 1 and fits_in_memory(n_images, dims, cfg.activation_budget_mb):
+        if use_worker(n_images, dims, cfg.activation_budget_mb):
             if self._umap_worker is None:
                 self._umap_worker = UmapWorker(_model_process_context(), _die_with_parent)
                 self._resources.callback(self._umap_worker.close)
