@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 
-# Feature rows per block: 64 x 1,280 float32 = 320 KB, in the L2 cache of a core while 4 queries at a time read it.
-_FEATURE_BLOCK = 64
-_FASTMATH = {"reassoc", "nsz", "nnan", "ninf", "contract"}  # inputs are checked finite before a scan
 KERNEL_FAMILIES = ("manhattan", "chebyshev", "minkowski")
 _MAX_INTEGER_POWER = 8  # minkowski p up to this integer: |d| ** p by multiplications (vectorised) instead of pow
 
@@ -97,118 +94,8 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-_COMPILED: dict = {}
-
-
 def _kernels() -> dict:
-    """The three kernels, compiled on first use (numba; cached on disk next to this module where writable)."""
-    if _COMPILED:
-        return _COMPILED
-    import numba
-    from llvmlite import ir
-    from numba import types
-    from numba.extending import intrinsic
+    """The three compiled kernels (``precompute._kernels_numba``, imported on first use)."""
+    from precompute import _kernels_numba as compiled
 
-    @intrinsic
-    def float_bits(typingctx, value):  # pragma: no cover - compiled
-        """A float32's bits as an int32 (LLVM ``bitcast``): integer maxima vectorise where float ones do not."""
-
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], ir.IntType(32))
-
-        return types.int32(types.float32), codegen
-
-    jit = numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
-
-    @jit
-    def manhattan(q, x, out):  # pragma: no cover - compiled
-        b, dim = q.shape
-        n = x.shape[0]
-        stop4 = b - b % 4
-        for lo in range(0, n, _FEATURE_BLOCK):
-            hi = min(lo + _FEATURE_BLOCK, n)
-            for i in range(0, stop4, 4):
-                r0, r1, r2, r3 = q[i], q[i + 1], q[i + 2], q[i + 3]
-                for j in range(lo, hi):
-                    v = x[j]
-                    a0 = a1 = a2 = a3 = np.float32(0.0)
-                    for k in range(dim):
-                        w = v[k]
-                        a0 += abs(r0[k] - w)
-                        a1 += abs(r1[k] - w)
-                        a2 += abs(r2[k] - w)
-                        a3 += abs(r3[k] - w)
-                    out[i, j] = float_bits(a0)
-                    out[i + 1, j] = float_bits(a1)
-                    out[i + 2, j] = float_bits(a2)
-                    out[i + 3, j] = float_bits(a3)
-            for i in range(stop4, b):
-                r0 = q[i]
-                for j in range(lo, hi):
-                    v = x[j]
-                    a0 = np.float32(0.0)
-                    for k in range(dim):
-                        a0 += abs(r0[k] - v[k])
-                    out[i, j] = float_bits(a0)
-
-    @jit
-    def chebyshev(q, x, out):  # pragma: no cover - compiled
-        b, dim = q.shape
-        n = x.shape[0]
-        stop4 = b - b % 4
-        for lo in range(0, n, _FEATURE_BLOCK):
-            hi = min(lo + _FEATURE_BLOCK, n)
-            for i in range(0, stop4, 4):
-                r0, r1, r2, r3 = q[i], q[i + 1], q[i + 2], q[i + 3]
-                for j in range(lo, hi):
-                    v = x[j]
-                    m0 = m1 = m2 = m3 = np.int32(0)
-                    for k in range(dim):
-                        w = v[k]
-                        m0 = max(m0, float_bits(abs(r0[k] - w)))
-                        m1 = max(m1, float_bits(abs(r1[k] - w)))
-                        m2 = max(m2, float_bits(abs(r2[k] - w)))
-                        m3 = max(m3, float_bits(abs(r3[k] - w)))
-                    out[i, j] = m0
-                    out[i + 1, j] = m1
-                    out[i + 2, j] = m2
-                    out[i + 3, j] = m3
-            for i in range(stop4, b):
-                r0 = q[i]
-                for j in range(lo, hi):
-                    v = x[j]
-                    m0 = np.int32(0)
-                    for k in range(dim):
-                        m0 = max(m0, float_bits(abs(r0[k] - v[k])))
-                    out[i, j] = m0
-
-    @jit
-    def minkowski(q, x, p, integer_power, out):  # pragma: no cover - compiled
-        b, dim = q.shape
-        n = x.shape[0]
-        root = 1.0 / p
-        for lo in range(0, n, _FEATURE_BLOCK):
-            hi = min(lo + _FEATURE_BLOCK, n)
-            for i in range(b):
-                r = q[i]
-                for j in range(lo, hi):
-                    v = x[j]
-                    acc = 0.0
-                    if integer_power == 3:  # the default p: a loop the compiler vectorises
-                        for k in range(dim):
-                            d = abs(np.float64(r[k]) - np.float64(v[k]))
-                            acc += d * d * d
-                    elif integer_power:
-                        for k in range(dim):
-                            d = abs(np.float64(r[k]) - np.float64(v[k]))
-                            t = d
-                            for _ in range(integer_power - 1):
-                                t *= d
-                            acc += t
-                    else:
-                        for k in range(dim):
-                            acc += abs(np.float64(r[k]) - np.float64(v[k])) ** p
-                    out[i, j] = acc**root
-
-    _COMPILED.update(manhattan=manhattan, chebyshev=chebyshev, minkowski=minkowski)
-    return _COMPILED
+    return {"manhattan": compiled.manhattan, "chebyshev": compiled.chebyshev, "minkowski": compiled.minkowski}
