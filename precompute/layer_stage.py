@@ -134,8 +134,9 @@ class UmapWorker:
 class LayerStage:
     """Progress bars, clock and UMAP scheduling of one model's layer stage.
 
-    ``umap_for(layer)`` returns the layer's layout, from the worker when :meth:`submit_umaps` sent it there,
-    else computed here; ``rank_progress`` is the callback the rankings call with each block of rows done.
+    ``umap_for(layer)`` returns the layer's layout, from the worker when :meth:`submit_umaps` sent it there
+    (the pipeline collects those after all the model's rankings, so the rankings never wait for a layout), else
+    computed here; ``rank_progress`` is the callback the rankings call with each block of rows done.
     """
 
     def __init__(self, key: str, n_images: int, n_layers: int, metrics: list[str], clock: StageClock,
@@ -163,12 +164,15 @@ class LayerStage:
             if self.worker is not None:
                 self._jobs[layer] = self.worker.submit(path, n_neighbors, min_dist, seed)
 
-    def umap_for(self, layer: str, features: np.ndarray, n_neighbors: int, min_dist: float, seed: int
+    def umap_for(self, layer: str, features: np.ndarray | None, n_neighbors: int, min_dist: float, seed: int
                  ) -> np.ndarray:
-        """The layer's layout: the worker's result (waited for), else computed here now."""
+        """The layer's layout: the worker's result (waited for), else computed here now (from ``features``, or
+        from the features file :meth:`submit_umaps` was given)."""
         job = self._jobs.pop(layer, None)
         if job is not None and self._params[layer][1:] == (n_neighbors, min_dist, seed):
             coords, seconds = job.get()
+        elif features is None:
+            coords, seconds = compute_umap_file(str(self._params[layer][0]), n_neighbors, min_dist, seed)
         else:
             coords, seconds = _umap_here(features, n_neighbors, min_dist, seed)
         self.clock.add("umap", seconds)

@@ -385,8 +385,24 @@ class Run:
         stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed)
         try:
             yield stage
+            if worker is not None:  # the rankings are done: collect the worker's layouts, in order
+                for name, _ in umaps:
+                    self._write_umap(key, name, stage)
         finally:
             stage.close()
+
+    def _write_umap(self, key: str, layer: str, stage: LayerStage) -> None:
+        """Write a layout the worker computed and record it in the index."""
+        cfg, root, ds = self.config, self.root, self.dataset
+        upath = art.umap_path(root, ds, key, layer)
+        art.write_array(upath, stage.umap_for(layer, None, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
+        params = self._umap_params()
+
+        def change(index: ArtifactIndex) -> None:
+            target = index.datasets[ds].models[key].layers[layer]
+            target.umap, target.umap_params = art.relative(root, upath), params
+
+        art.update_index(root, change)
 
     def _umap_needed(self, entry: LayerEntry, upath: Path, n_images: int, refresh: bool) -> bool:
         cfg = self.config
@@ -705,11 +721,11 @@ class Run:
             reranked.add(metric)
             self.clock.add("scores", time.perf_counter() - t0)  # and the rankings' file
             stage.skip("scores")
-        if layer in stage.umap_layers:  # after the rankings: the worker computed it meanwhile
+        if layer not in stage.umap_layers:
+            stage.skip("umap")
+        elif stage.worker is None:  # else the worker lays it out meanwhile, written by _write_umap after the rankings
             art.write_array(upath, stage.umap_for(layer, features, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
             new_umap = art.relative(root, upath)
-        else:
-            stage.skip("umap")
         with self.clock.time("duplicates"):
             duplicates = self._feature_duplicates(key, layer, manifest, labeled, metrics, reranked,
                                                   entry.duplicates)
