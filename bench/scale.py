@@ -37,8 +37,9 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def rank_stage(features_path: Path, metrics: list[str], engines: list[str], queries: int | None, top_n: int = 50
-               ) -> list[dict]:
+def rank_stage(
+    features_path: Path, metrics: list[str], engines: list[str], queries: int | None, top_n: int = 50
+) -> list[dict]:
     """Seconds (wall and process CPU) of each (engine, metric) ranking of the features at ``features_path``."""
     import precompute.similarity as sim
 
@@ -56,22 +57,34 @@ def rank_stage(features_path: Path, metrics: list[str], engines: list[str], quer
                 parts = []
                 for lo in range(0, rows, 1024):
                     hi = min(lo + 1024, rows)
-                    parts.append(sim.rank(np.asarray(features[lo:hi]), features, metric, top_n,
-                                          exclude=np.arange(lo, hi)))
+                    parts.append(
+                        sim.rank(np.asarray(features[lo:hi]), features, metric, top_n, exclude=np.arange(lo, hi))
+                    )
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             finally:
                 sim._KERNEL_FAMILIES = saved
             rankings[engine, metric] = sim.concat_rankings(parts)
             scale = n / rows
-            results.append({"metric": metric, "engine": engine, "n": n, "dim": int(features.shape[1]),
-                            "rows_ranked": rows, "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
-                            "seconds_all_rows": round(wall * scale, 1)})
+            results.append(
+                {
+                    "metric": metric,
+                    "engine": engine,
+                    "n": n,
+                    "dim": int(features.shape[1]),
+                    "rows_ranked": rows,
+                    "seconds": round(wall, 2),
+                    "cpu_seconds": round(cpu, 2),
+                    "seconds_all_rows": round(wall * scale, 1),
+                }
+            )
             print(json.dumps(results[-1]), flush=True)
         if len(engines) == 2:
             a, b = rankings[engines[0], metric], rankings[engines[1], metric]
-            same = (np.array_equal(a.indices, b.indices) and np.array_equal(a.distances.view(np.int32),
-                                                                              b.distances.view(np.int32))
-                    and np.array_equal(a.tied_beyond, b.tied_beyond))
+            same = (
+                np.array_equal(a.indices, b.indices)
+                and np.array_equal(a.distances.view(np.int32), b.distances.view(np.int32))
+                and np.array_equal(a.tied_beyond, b.tied_beyond)
+            )
             print(json.dumps({"metric": metric, "identical": bool(same)}), flush=True)
             results.append({"metric": metric, "identical": bool(same)})
     return results
@@ -87,17 +100,37 @@ def run_sizes(sizes: list[int], work: Path, extra: list[str]) -> list[dict]:
         if not data.exists():
             per_class = "0" if size >= 70000 else str(size // 10)
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "tools.fashion_mnist", str(data), "--per-class", per_class,
-                            "--split", "all"], check=True, env=env)
+            subprocess.run(
+                [sys.executable, "-m", "tools.fashion_mnist", str(data), "--per-class", per_class, "--split", "all"],
+                check=True,
+                env=env,
+            )
             build = round(time.perf_counter() - start, 1)
-        command = [sys.executable, "-m", "precompute.cli", str(data), "--out", str(out),
-                   "--backbones", "efficientnet-lite0,pixels", "--tfjs", "none", *extra]
+        command = [
+            sys.executable,
+            "-m",
+            "precompute.cli",
+            str(data),
+            "--out",
+            str(out),
+            "--backbones",
+            "efficientnet-lite0,pixels",
+            "--tfjs",
+            "none",
+            *extra,
+        ]
         start = time.perf_counter()
         subprocess.run(command, check=True, env=env)
         seconds = round(time.perf_counter() - start, 1)
         report = json.loads(next(out.glob("*/report.json")).read_text())
-        results.append({"size": size, "build_seconds": build, "precompute_seconds": seconds,
-                        "stage_seconds": report.get("stage_seconds")})
+        results.append(
+            {
+                "size": size,
+                "build_seconds": build,
+                "precompute_seconds": seconds,
+                "stage_seconds": report.get("stage_seconds"),
+            }
+        )
         print(json.dumps(results[-1]), flush=True)
     return results
 

@@ -58,6 +58,7 @@ def manhattan(q, x, out):
                     a0 += abs(r0[k] - v[k])
                 out[i, j] = float_bits(a0)
 
+
 @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
 def chebyshev(q, x, out):
     b, dim = q.shape
@@ -89,6 +90,7 @@ def chebyshev(q, x, out):
                     m0 = max(m0, float_bits(abs(r0[k] - v[k])))
                 out[i, j] = m0
 
+
 @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
 def minkowski(q, x, p, integer_power, out):
     b, dim = q.shape
@@ -116,4 +118,3 @@ def minkowski(q, x, p, integer_power, out):
                     for k in range(dim):
                         acc += abs(np.float64(r[k]) - np.float64(v[k])) ** p
                 out[i, j] = acc**root
-

@@ -44,8 +44,9 @@ def relative_error(family: str, dim: int, p: float | None = None) -> float:
     raise ValueError(f"No scan kernel for the {family!r} family; kernels exist for {', '.join(KERNEL_FAMILIES)}.")
 
 
-def scan_distances(queries: np.ndarray, features: np.ndarray, family: str, p: float = 1.0,
-                   threads: int | None = None) -> np.ndarray:
+def scan_distances(
+    queries: np.ndarray, features: np.ndarray, family: str, p: float = 1.0, threads: int | None = None
+) -> np.ndarray:
     """Approximate distances (n_queries, n) of float32 ``queries`` (b, dim) to float32 ``features`` (n, dim).
 
     Returns float32 for manhattan and chebyshev, float64 for minkowski, each value within

@@ -65,8 +65,10 @@ class StageClock:
 
     def to_dict(self) -> dict[str, Any]:
         """Rounded to 0.1 s: ``{"scan": .., "extraction": .., "rankings": {metric: ..}, ...}``."""
-        return {stage: ({m: round(s, 1) for m, s in value.items()} if isinstance(value, dict) else round(value, 1))
-                for stage, value in self.seconds.items()}
+        return {
+            stage: ({m: round(s, 1) for m, s in value.items()} if isinstance(value, dict) else round(value, 1))
+            for stage, value in self.seconds.items()
+        }
 
 
 def format_stage_seconds(seconds: dict[str, Any]) -> str:
@@ -95,8 +97,7 @@ def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int =
     return len(dims) > 1 and n_images >= WORKER_MIN_IMAGES and umap_bytes + rank_bytes <= budget_mb * 2**20
 
 
-def compute_umap_file(features_path: str, n_neighbors: int, min_dist: float, seed: int
-                      ) -> tuple[np.ndarray, float]:
+def compute_umap_file(features_path: str, n_neighbors: int, min_dist: float, seed: int) -> tuple[np.ndarray, float]:
     """The UMAP layout of the features stored at ``features_path`` and its wall seconds (what the worker runs)."""
     from precompute import artifacts as art
     from precompute.embed import compute_umap
@@ -139,8 +140,16 @@ class LayerStage:
     computed here; ``rank_progress`` is the callback the rankings call with each block of rows done.
     """
 
-    def __init__(self, key: str, n_images: int, n_layers: int, metrics: list[str], clock: StageClock,
-                 progress: bool, worker: UmapWorker | None = None) -> None:
+    def __init__(
+        self,
+        key: str,
+        n_images: int,
+        n_layers: int,
+        metrics: list[str],
+        clock: StageClock,
+        progress: bool,
+        worker: UmapWorker | None = None,
+    ) -> None:
         from tqdm.auto import tqdm
 
         self.key, self.clock, self.worker = key, clock, worker
@@ -148,10 +157,14 @@ class LayerStage:
         self._params: dict[str, tuple] = {}
         self.umap_layers: set[str] = set()  # the layers whose layout is to be (re)computed
         self.bars = {
-            "rankings": tqdm(total=n_images * n_layers * len(metrics), desc=f"{key} rankings", unit="row",
-                             disable=not progress, unit_scale=True),
-            "scores": tqdm(total=n_layers * len(metrics), desc=f"{key} scores", unit="ranking",
-                           disable=not progress),
+            "rankings": tqdm(
+                total=n_images * n_layers * len(metrics),
+                desc=f"{key} rankings",
+                unit="row",
+                disable=not progress,
+                unit_scale=True,
+            ),
+            "scores": tqdm(total=n_layers * len(metrics), desc=f"{key} scores", unit="ranking", disable=not progress),
             "umap": tqdm(total=n_layers, desc=f"{key} UMAP", unit="layer", disable=not progress),
             "duplicates": tqdm(total=n_layers, desc=f"{key} duplicates", unit="layer", disable=not progress),
         }
@@ -164,8 +177,9 @@ class LayerStage:
             if self.worker is not None:
                 self._jobs[layer] = self.worker.submit(path, n_neighbors, min_dist, seed)
 
-    def umap_for(self, layer: str, features: np.ndarray | None, n_neighbors: int, min_dist: float, seed: int
-                 ) -> np.ndarray:
+    def umap_for(
+        self, layer: str, features: np.ndarray | None, n_neighbors: int, min_dist: float, seed: int
+    ) -> np.ndarray:
         """The layer's layout: the worker's result (waited for), else computed here now (from ``features``, or
         from the features file :meth:`submit_umaps` was given)."""
         job = self._jobs.pop(layer, None)
@@ -199,5 +213,12 @@ def _umap_here(features: np.ndarray, n_neighbors: int, min_dist: float, seed: in
     return coords, time.perf_counter() - start
 
 
-__all__ = ["STAGES", "LayerStage", "StageClock", "UmapWorker", "compute_umap_file", "use_worker",
-           "format_stage_seconds"]
+__all__ = [
+    "STAGES",
+    "LayerStage",
+    "StageClock",
+    "UmapWorker",
+    "compute_umap_file",
+    "use_worker",
+    "format_stage_seconds",
+]
