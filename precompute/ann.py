@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -248,9 +249,11 @@ def search(query_features: np.ndarray, features: np.ndarray, metric: str, top_n:
 
 
 def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, index: AnnIndex | None = None,
-                   chunk_rows: int = 1024, groups: np.ndarray | None = None) -> Ranking:
+                   chunk_rows: int = 1024, groups: np.ndarray | None = None,
+                   progress: Callable[[int], None] | None = None) -> Ranking:
     """Top-N neighbours of every row among the others (itself excluded), as ``similarity.rank_neighbors_exact``
-    returns them, but through ``index`` when one is given. Reads ``features`` ``chunk_rows`` rows at a time."""
+    returns them, but through ``index`` when one is given. Reads ``features`` ``chunk_rows`` rows at a time;
+    ``progress`` is called with the rows done after each block."""
     n = len(features)
     if n < 2:
         raise ValueError(f"Need at least 2 images to rank neighbours, got {n}.")
@@ -261,6 +264,8 @@ def rank_neighbors(features: np.ndarray, metric: str, top_n: int = 50, index: An
         parts.append(search(np.asarray(features[lo:hi]), features, metric, k, index, exclude=np.arange(lo, hi),
                             chunk_rows=chunk_rows, groups=groups,
                             query_groups=None if groups is None else np.asarray(groups)[lo:hi]))
+        if progress is not None:
+            progress(hi - lo)
     ranking = concat_rankings(parts)
     short = int((ranking.indices < 0).any(axis=1).sum())
     if short:

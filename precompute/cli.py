@@ -250,6 +250,10 @@ def _print_summary(run: object, summary: object) -> None:
         for issue in issues["issues"][:10]:
             print(f"    {issue['path']}: {issue['label']} -> suggested {issue['suggested']} "
                   f"(confidence {issue['confidence']:.2f})")
+    if report.get("stage_seconds"):
+        from precompute.layer_stage import format_stage_seconds
+
+        print(f"  time per stage: {format_stage_seconds(report['stage_seconds'])}")
     with pd.option_context("display.width", 160, "display.max_rows", 200):
         print(summary.to_string(index=False) if len(summary) else "(nothing computed)")
     for line in report.get("heads") or []:  # one line per head, headline protocol, for scripts

@@ -339,3 +339,46 @@ else:
         """Set bits of each uint64, as uint8: a lookup table over its 8 bytes."""
         as_bytes = np.ascontiguousarray(values, dtype=np.uint64).view(np.uint8).reshape(*values.shape, 8)
         return _BYTE_POPCOUNT[as_bytes].sum(axis=-1, dtype=np.uint8, out=out)
+
+
+class KeptHashes:
+    """The hashes of the images kept so far, asked one candidate at a time: "does it duplicate any of them?".
+
+    The incremental form of :func:`hash_pairs` for samplers that keep an image only when it duplicates none kept
+    before it (``tools.fashion_mnist``, ``tools.openclipart``): the same rule (equal content hash, or perceptual
+    hashes at most ``max_distance`` bits apart), but each question costs one XOR and popcount per kept hash,
+    vectorised over a growing ``uint64`` array, and a set look-up, instead of a table of every pair. A 10,000-image
+    sample asks about 5e7 XORs in all (well under a second) where rebuilding the pairs table for each candidate
+    took minutes.
+
+    >>> kept = KeptHashes()
+    >>> kept.add("c0", "ffff0000ffff0000")
+    >>> kept.duplicates("c1", "ffff0000ffff0001"), kept.duplicates("c1", "0000ffff0000ffff"), len(kept)
+    (True, False, 1)
+    """
+
+    def __init__(self, max_distance: int = PHASH_MAX_DISTANCE) -> None:
+        self.max_distance = int(max_distance)
+        self._content: set[str] = set()
+        self._bits = np.empty(1024, dtype=np.uint64)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def duplicates(self, content: str, perceptual: str) -> bool:
+        """Whether an image with these hashes duplicates one kept (its pixels, or its perceptual hash)."""
+        if content in self._content:
+            return True
+        bits = _parse_phashes([perceptual], 1)[0]
+        distances = _popcount(self._bits[: self._n] ^ bits)
+        return bool((distances <= self.max_distance).any())
+
+    def add(self, content: str, perceptual: str) -> None:
+        """Keep an image's hashes (whether or not it duplicates another: the caller decides)."""
+        bits = _parse_phashes([perceptual], 1)[0]
+        if self._n == len(self._bits):
+            self._bits = np.concatenate([self._bits, np.empty_like(self._bits)])
+        self._bits[self._n] = bits
+        self._n += 1
+        self._content.add(content)

@@ -16,7 +16,7 @@ import os
 import platform
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -38,6 +38,7 @@ from precompute.backbones import (
 from precompute.datasets import DatasetError, build_manifest, dataset_name, folder_fingerprint, load_batches
 from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
+from precompute.layer_stage import LayerStage, StageClock, UmapWorker, use_worker
 from precompute.models import FeatureModel, ModelConfig, build_keras_feature_model, load_feature_model
 from precompute.ports.tfjs_export import EXPORTER_VERSION, VARIANTS, NotExportableError, parse_variants
 from precompute.run_summary import summarize_run
@@ -201,6 +202,8 @@ class Run:
                                        "started": _now(), "models": {}, "skipped_files": []}
         self._resources = ExitStack()  # the Dask client (and LocalCluster) of --engine dask, closed by execute()
         self._client: Any = None
+        self._umap_worker: UmapWorker | None = None  # the layer stage's UMAP process (precompute.layer_stage)
+        self.clock = StageClock()  # seconds per stage, for report.json and the summary
 
     # -------------------------------------------------------------------------------------- dataset
     def prepare_dataset(self) -> pd.DataFrame:
@@ -361,17 +364,69 @@ class Run:
         in_child = cfg.model_processes and cfg.engine == "local"
         if todo:
             extract = self._extract_in_child if in_child else self._extract
-            extract(backbone, weights, key, todo, manifest, model_config, fresh=stale, export_layers=export_layers)
+            with self.clock.time("extraction"):
+                extract(backbone, weights, key, todo, manifest, model_config, fresh=stale,
+                        export_layers=export_layers)
         elif cfg.tfjs and not self._tfjs_sound(key, export_layers):
             if in_child:
                 _in_child(_export_model, self.config, key, model_config, export_layers,
                           logging.getLogger().getEffectiveLevel())
             else:
                 self._export_only(key, model_config, export_layers)
-        for order, name in enumerate(layers):
-            # New features make everything derived from them stale, whatever the disk holds.
-            self._layer_products(key, name, order, manifest, labeled, refresh=name in todo)
+        # New features make everything derived from them stale, whatever the disk holds.
+        with self._layer_stage(key, layers, todo, len(manifest)) as stage:
+            for order, name in enumerate(layers):
+                self._layer_products(key, name, order, manifest, labeled, refresh=name in todo, stage=stage)
         self.report["models"][key]["status"] = "done"
+
+    @contextlib.contextmanager
+    def _layer_stage(self, key: str, layers: list[str], todo: list[str], n_images: int) -> Iterator[LayerStage]:
+        """The model's layer stage (precompute.layer_stage): progress bars, and its UMAP layouts queued in the
+        run's worker process when they fit --memory-mb beside the rankings."""
+        cfg, root, ds = self.config, self.root, self.dataset
+        entry = art.read_index(root).datasets[ds].models[key]
+        umaps = [(name, art.features_path(root, ds, key, name)) for name in layers
+                 if self._umap_needed(entry.layers[name], art.umap_path(root, ds, key, name), n_images,
+                                      refresh=name in todo)]
+        dims = [entry.layers[name].dim for name, _ in umaps]
+        worker = None
+        if use_worker(n_images, dims, cfg.activation_budget_mb):
+            if self._umap_worker is None:
+                self._umap_worker = UmapWorker(_model_process_context(), _die_with_parent)
+                self._resources.callback(self._umap_worker.close)
+            worker = self._umap_worker
+        stage = LayerStage(key, n_images, len(layers), list(cfg.metrics), self.clock, cfg.progress, worker)
+        stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed)
+        try:
+            yield stage
+            if worker is not None:  # the rankings are done: collect the worker's layouts, in order
+                for name, _ in umaps:
+                    self._write_umap(key, name, stage)
+        finally:
+            stage.close()
+
+    def _write_umap(self, key: str, layer: str, stage: LayerStage) -> None:
+        """Write a layout the worker computed and record it in the index."""
+        cfg, root, ds = self.config, self.root, self.dataset
+        upath = art.umap_path(root, ds, key, layer)
+        art.write_array(upath, stage.umap_for(layer, None, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
+        params = self._umap_params()
+
+        def change(index: ArtifactIndex) -> None:
+            target = index.datasets[ds].models[key].layers[layer]
+            target.umap, target.umap_params = art.relative(root, upath), params
+
+        art.update_index(root, change)
+
+    def _umap_needed(self, entry: LayerEntry, upath: Path, n_images: int, refresh: bool) -> bool:
+        cfg = self.config
+        return (cfg.force or refresh or not umap_is_current(entry, self._umap_params())
+                or self._broken(upath, art.check_matrix(upath, n_images, 2)))
+
+    def _umap_params(self) -> UmapParams:
+        cfg = self.config
+        return UmapParams(n_neighbors=cfg.umap_neighbors, min_dist=cfg.umap_min_dist, metric="euclidean",
+                          seed=cfg.seed)
 
     def _calibration_rows(self, manifest: pd.DataFrame) -> np.ndarray:
         """The manifest rows that calibrate an int8full conversion: a sample seeded by the run's seed."""
@@ -604,10 +659,10 @@ class Run:
                                progress=cfg.progress, desc=f"{key} ({len(model.layers)} layers, dask)")
 
     def _layer_products(self, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool,
-                        refresh: bool = False) -> None:
+                        refresh: bool = False, stage: LayerStage | None = None) -> None:
         """UMAP, rankings, scores and feature duplicates of one layer: each redone when its parameters changed,
-        its file is missing or damaged (checked, and named in the log), or ``refresh`` (new features)."""
-        from precompute.embed import compute_umap
+        its file is missing or damaged (checked, and named in the log), or ``refresh`` (new features).
+        ``stage`` (see ``_layer_stage``) knows which layouts to compute, and shows and times the work."""
         from precompute.scores import compute_query_scores
 
         cfg, root, ds = self.config, self.root, self.dataset
@@ -615,15 +670,12 @@ class Run:
         features = art.read_array(art.features_path(root, ds, key, layer), mmap=True)
         n_images = len(features)
         entry = art.read_index(root).datasets[ds].models[key].layers[layer]
-        umap_params = UmapParams(n_neighbors=cfg.umap_neighbors, min_dist=cfg.umap_min_dist, metric="euclidean",
-                                 seed=cfg.seed)
+        umap_params = self._umap_params()
         upath = art.umap_path(root, ds, key, layer)
         new_umap = None
-        if redo or not umap_is_current(entry, umap_params) or self._broken(upath, art.check_matrix(upath, n_images, 2)):
-            coords = compute_umap(np.asarray(features), n_neighbors=cfg.umap_neighbors,
-                                  min_dist=cfg.umap_min_dist, seed=cfg.seed)
-            art.write_array(upath, coords)
-            new_umap = art.relative(root, upath)
+        if stage is None:  # called on its own: the stage of this one layer
+            with self._layer_stage(key, [layer], [layer] if redo else [], n_images) as own:
+                return self._layer_products(key, layer, order, manifest, labeled, refresh, own)
         metrics = dict(entry.metrics)
         labels = manifest["label"].to_numpy() if labeled else None
         groups = pd.factorize(labels, sort=True)[0] if labeled else None
@@ -644,17 +696,23 @@ class Run:
                     and (not approximate or ipath.exists())
                     and not self._broken(npath, art.check_neighbors(npath, n_images, depth))
                     and not (labeled and self._broken(spath, art.check_table(spath, n_images)))):
+                stage.skip("rankings", n_images)
+                stage.skip("scores")
                 continue
             t0 = time.perf_counter()
             index = None
             if approximate:
                 index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
                 ann.write_index(ipath, index)
-                ranking = ann.rank_neighbors(features, metric, cfg.top_n, index, groups=groups)
+                ranking = ann.rank_neighbors(features, metric, cfg.top_n, index, groups=groups,
+                                             progress=stage.rank_progress)
             else:
-                ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups)
+                ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups,
+                                               progress=stage.rank_progress)
                 ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
             rank_seconds = time.perf_counter() - t0
+            self.clock.add("rankings", rank_seconds, metric)
+            t0 = time.perf_counter()
             art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond,
                                 ranking.tied_beyond_same)
             result = MetricEntry(neighbors=art.relative(root, npath), top_n=int(ranking.indices.shape[1]),
@@ -675,7 +733,17 @@ class Run:
                 result.bootstrap = bootstrap
             metrics[metric] = result
             reranked.add(metric)
-        duplicates = self._feature_duplicates(key, layer, manifest, labeled, metrics, reranked, entry.duplicates)
+            self.clock.add("scores", time.perf_counter() - t0)  # and the rankings' file
+            stage.skip("scores")
+        if layer not in stage.umap_layers:
+            stage.skip("umap")
+        elif stage.worker is None:  # else the worker lays it out meanwhile, written by _write_umap after the rankings
+            art.write_array(upath, stage.umap_for(layer, features, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
+            new_umap = art.relative(root, upath)
+        with self.clock.time("duplicates"):
+            duplicates = self._feature_duplicates(key, layer, manifest, labeled, metrics, reranked,
+                                                  entry.duplicates)
+        stage.skip("duplicates")
 
         def change(index: ArtifactIndex) -> None:
             target = index.datasets[ds].models[key].layers[layer]
@@ -751,7 +819,8 @@ class Run:
         self._open_index()
         art.update_index(self.root, lambda index: index.versions.update(_versions()))
         # Heads alone read the stored manifest (checked current): --force then retrains heads, not the dataset.
-        manifest = art.read_manifest(self.root, self.dataset) if heads is not None else self.prepare_dataset()
+        with self.clock.time("scan"):
+            manifest = art.read_manifest(self.root, self.dataset) if heads is not None else self.prepare_dataset()
         labeled = bool(manifest["label"].notna().all())
         if labeled:
             self.write_baseline(manifest)
@@ -832,7 +901,8 @@ class Run:
                 log.warning("the new index leaves out %d computed model(s), their files kept on disk; the app shows "
                             "them again once recomputed (`precompute DATASET_DIR --out ...`): %s", len(dropped),
                             ", ".join(dropped))
-        self.report.update(finished=_now(), seconds=round(seconds, 1), config=_jsonable(asdict(self.config)))
+        self.report.update(finished=_now(), seconds=round(seconds, 1), stage_seconds=self.clock.to_dict(),
+                           config=_jsonable(asdict(self.config)))
         art.write_json(art.report_path(self.root, self.dataset), self.report)
 
 

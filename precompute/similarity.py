@@ -23,7 +23,7 @@ Najork, ECIR 2008) instead of by the index order.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,7 +108,10 @@ def pairwise_distances(queries: np.ndarray, features: np.ndarray, metric: str) -
 # the exact float64 distances of the surviving candidates only: several times faster for one query over 1,000 x
 # 1280 features and more, and the same results (every row that can reach the top k survives; _blas_candidates).
 FLOAT64_SCAN_MAX = 500_000
+# Manhattan, chebyshev and minkowski scan with the compiled kernels of precompute.kernels (float32 SIMD, every
+# CPU) above the same size, and rank the surviving candidates with cdist (_kernel_candidates).
 _BLAS_FAMILIES = ("cosine", "euclidean")
+_KERNEL_FAMILIES = ("manhattan", "chebyshev", "minkowski")
 _SCAN_SLACK = 4.0  # safety factor on the float32 error bound
 
 
@@ -157,7 +160,7 @@ def top_k_from_distances(distances: np.ndarray, k: int, exclude: np.ndarray | No
 
 
 def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024,
-                   groups: np.ndarray | None = None) -> Ranking:
+                   groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> Ranking:
     """Exact top-N neighbours of every row among the other rows (the row itself excluded).
 
     Parameters
@@ -169,6 +172,8 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
     groups : int array (n,), optional
         Class code of each row; with it, :attr:`Ranking.tied_beyond_same` counts the tied candidates
         beyond the cut that share the query's class (what tie-aware scores need).
+    progress : callable, optional
+        Called with the number of rows ranked after each block of ``chunk_rows`` (a progress bar's ``update``).
 
     Returns
     -------
@@ -189,6 +194,8 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
         query_groups = None if groups is None else np.asarray(groups)[start:stop]
         parts.append(rank(np.asarray(features[start:stop]), features, metric, top_n,
                           exclude=np.arange(start, stop), groups=groups, query_groups=query_groups))
+        if progress is not None:
+            progress(stop - start)
     return concat_rankings(parts)
 
 
@@ -227,10 +234,14 @@ def rank(queries: np.ndarray, features: np.ndarray, metric: str, top_n: int, exc
     k = min(int(top_n), n - (0 if exclude is None else 1))
     if k < 1:
         raise ValueError(f"top_n must be >= 1 and the features must hold more rows, got top_n={top_n}.")
-    family, _ = parse_metric(metric)
+    family, kwargs = parse_metric(metric)
     if family in _BLAS_FAMILIES and n * features.shape[1] > FLOAT64_SCAN_MAX:
         candidates = _blas_candidates(queries, features, family, k, exclude, feature_chunk)
         return rerank_candidates(queries, features, candidates, metric, k, exclude, groups, query_groups)
+    if family in _KERNEL_FAMILIES and n * features.shape[1] > FLOAT64_SCAN_MAX:
+        candidates = _kernel_candidates(queries, features, family, kwargs.get("p", 1.0), k, exclude, feature_chunk)
+        if candidates is not None:  # None: values a compiled scan cannot bound (not float32, or huge)
+            return rerank_candidates(queries, features, candidates, metric, k, exclude, groups, query_groups)
     block = np.empty((len(queries), n), dtype=np.float32)
     for lo in range(0, n, feature_chunk):
         chunk = np.asarray(features[lo : lo + feature_chunk])
@@ -318,6 +329,67 @@ def _blas_candidates(queries: np.ndarray, features: np.ndarray, family: str, k: 
         ids = np.flatnonzero(keep[row])
         candidates[row, : ids.size] = ids
     return candidates
+
+
+def _kernel_candidates(queries: np.ndarray, features: np.ndarray, family: str, p: float, k: int,
+                       exclude: np.ndarray | None, feature_chunk: int) -> np.ndarray | None:
+    """Every row that can be in a query's exact top k (ties at the cut included), from a compiled scan.
+
+    The scan (:func:`precompute.kernels.scan_distances`) is within a relative error ``e``
+    (:func:`precompute.kernels.relative_error`) of each exact distance: its terms are non-negative, so the
+    error of a sum or a maximum is relative to the distance itself. A row whose exact distance reaches the k-th
+    exact one, or rounds to the same float32 (a tie), then has a scan value at most ``kth (1 + e) / (1 - e)``
+    times ``1 + 2 eps32``, ``kth`` the k-th scan value; ``e`` is taken ``_SCAN_SLACK`` times larger, and an
+    absolute term covers float32 subnormals (flushed to zero or not). Returns int64 (n_queries, m) row ids,
+    -1 padded; None where the values are not float32 or large enough to overflow the scan, which the caller
+    then ranks the slow way.
+    """
+    from precompute import kernels
+
+    dim = features.shape[1]
+    q = np.asarray(queries)
+    if not _scannable(q, family, p, dim):
+        return None
+    approx = None
+    for lo in range(0, len(features), feature_chunk):
+        chunk = np.asarray(features[lo : lo + feature_chunk])
+        if not np.isfinite(chunk).all():
+            bad = int((~np.isfinite(chunk)).any(axis=1).sum())
+            raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
+        if not _scannable(chunk, family, p, dim):
+            return None
+        block = kernels.scan_distances(q, chunk, family, p)
+        if approx is None:
+            approx = np.empty((len(q), len(features)), dtype=block.dtype)
+        approx[:, lo : lo + len(chunk)] = block
+    if exclude is not None:
+        rows = np.flatnonzero(exclude >= 0)
+        approx[rows, exclude[rows]] = np.inf
+    error = _SCAN_SLACK * kernels.relative_error(family, dim, p)
+    tiny = float(np.finfo(np.float32).tiny)
+    exponent = {"manhattan": 1.0, "chebyshev": np.inf, "minkowski": p}[family]
+    absolute = 2 * tiny * dim ** (1 / exponent)
+    if family == "minkowski":
+        absolute += (dim * float(np.finfo(np.float64).tiny)) ** (1 / p)
+    kth = np.partition(approx, k - 1, axis=1)[:, k - 1].astype(np.float64)
+    bound = kth * ((1 + error) / (1 - error)) * (1 + 2 * float(np.finfo(np.float32).eps)) + _SCAN_SLACK * absolute
+    keep = approx <= bound[:, None]
+    width = int(keep.sum(axis=1).max())
+    candidates = np.full((len(q), width), -1, dtype=np.int64)
+    for row in range(len(q)):
+        ids = np.flatnonzero(keep[row])
+        candidates[row, : ids.size] = ids
+    return candidates
+
+
+def _scannable(values: np.ndarray, family: str, p: float, dim: int) -> bool:
+    """Whether a compiled scan bounds its error on these rows: float32 values (exactly), far from overflow."""
+    if values.dtype != np.float32 and not np.array_equal(values.astype(np.float32), values):
+        return False
+    largest = 2.0 * float(np.abs(values).max(initial=0.0))  # bounds every difference with rows as large
+    if family == "minkowski":  # float64 powers: (2 max)^p dim must stay far below 1e308
+        return largest == 0 or p * np.log10(largest) + np.log10(dim) < 300
+    return largest * dim < 1e37  # float32 sums (and maxima) far below 3.4e38
 
 
 def _check_exclude(exclude: np.ndarray | None, n_queries: int) -> np.ndarray | None:

@@ -165,6 +165,39 @@ def test_hash_pairs_matches_brute_force_on_random_hashes(monkeypatch, block: int
     assert 0 < sum(k == "exact" for *_, k, _, _ in expected) < len(expected)
 
 
+def test_kept_hashes_keeps_what_hash_pairs_would_keep() -> None:
+    """The samplers' incremental check (KeptHashes, growing past its first buffer) against rebuilding the pairs
+    table of every kept hash plus the candidate, as the samplers did before: the same images kept."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    centres = rng.integers(0, 1 << 63, size=300, dtype=np.uint64)
+    values = centres[rng.integers(0, 300, n)]
+    for _ in range(4):
+        flip = rng.random(n) < 0.7
+        values = values ^ (flip.astype(np.uint64) << rng.integers(0, 64, n).astype(np.uint64))
+    perceptual = [f"{int(v):016x}" for v in values]
+    content = [f"c{int(i)}" for i in rng.integers(0, 1400, n)]
+    kept_slow: list[int] = []
+    for i in range(0, n, 7):  # every seventh: the slow reference is quadratic
+        rows = [*kept_slow, i]
+        pairs = hash_pairs([content[r] for r in rows], [perceptual[r] for r in rows])
+        if not (pairs["b"] == len(kept_slow)).any():
+            kept_slow.append(i)
+    kept, kept_fast = dup.KeptHashes(), []
+    for i in range(0, n, 7):
+        if not kept.duplicates(content[i], perceptual[i]):
+            kept.add(content[i], perceptual[i])
+            kept_fast.append(i)
+    assert kept_fast == kept_slow and len(kept) == len(kept_fast)
+    assert 20 < n // 7 - len(kept_fast) < n // 7 // 2  # both kinds of duplicates were met, most images kept
+    big = dup.KeptHashes()
+    for i in range(n):
+        big.add(content[i], perceptual[i])
+    assert len(big) == n > 1024 and big.duplicates("new", perceptual[-1]) and big.duplicates(content[0], "0" * 16)
+    with pytest.raises(ValueError, match="expected 16 hex digits"):
+        big.duplicates("new", "xyz")
+
+
 def test_hash_pairs_names_what_is_wrong() -> None:
     zero = "0000000000000000"
     with pytest.raises(ValueError, match=r"perceptual_hashes\[1\] is 'xyz'; expected 16 hex digits"):

@@ -101,3 +101,55 @@ def test_blas_scan_of_large_sets_gives_the_float64_results_exactly(metric: str, 
     assert (full.tied_beyond > 0).any()
     single = sim.search_exact(features[3], features, metric, top_n=12, exclude=np.array([3]))
     np.testing.assert_array_equal(single.indices[0], full.indices[3])
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3", "minkowski-p1.5",
+                                    "minkowski-p11"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_scanned_rankings_are_todays_rankings_bit_for_bit(metric: str, threads: int, monkeypatch) -> None:
+    """Every metric above FLOAT64_SCAN_MAX (float32 scan, exact float64 re-rank of the candidates) against the same
+    engine with every distance computed in float64 (today's path): the same ids, order, float32 distances and ties
+    at the cut, on features full of ties (small integers, duplicate rows, near-duplicates, zero and subnormal
+    values), with a query count that is not a multiple of the kernels' four-query tiles."""
+    import precompute.kernels as kernels
+    import precompute.similarity as sim
+
+    rng = np.random.default_rng(11)
+    features = rng.integers(0, 3, size=(403, 40)).astype(np.float32)  # three levels: huge tie groups
+    features[7] = features[2]  # exact duplicates
+    features[100:160] += rng.normal(scale=1e-4, size=(60, 40)).astype(np.float32)  # near-ties
+    features[200:210] = 0.0
+    features[210, :3] = np.float32(1e-41)  # a subnormal
+    features[300:] *= np.float32(1e-3)  # another scale
+    groups = np.arange(len(features)) % 5
+    real = kernels.default_threads
+    monkeypatch.setattr(kernels, "default_threads", lambda: threads)
+    monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 10**12)
+    full = sim.rank_neighbors_exact(features, metric, top_n=9, groups=groups, chunk_rows=101)
+    monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 0)
+    scanned = sim.rank_neighbors_exact(features, metric, top_n=9, groups=groups, chunk_rows=101)
+    np.testing.assert_array_equal(scanned.indices, full.indices)
+    np.testing.assert_array_equal(scanned.distances.view(np.int32), full.distances.view(np.int32))
+    np.testing.assert_array_equal(scanned.tied_beyond, full.tied_beyond)
+    np.testing.assert_array_equal(scanned.tied_beyond_same, full.tied_beyond_same)
+    assert (full.tied_beyond > 0).sum() >= 20  # many queries with ties at the cut
+    assert real() >= 1
+
+
+def test_scan_kernels_stay_within_their_error_bound() -> None:
+    """The compiled scans against SciPy's float64 cdist, relative to each distance, under the bound the
+    candidate rule assumes; chebyshev's maximum is exact up to the one rounding of a float32 difference."""
+    from precompute.kernels import relative_error, scan_distances
+
+    rng = np.random.default_rng(2)
+    features = (rng.standard_normal((70, 300)) * rng.uniform(0.01, 100, size=(70, 1))).astype(np.float32)
+    queries = features[:9]
+    for family, scipy_name, p in [("manhattan", "cityblock", None), ("chebyshev", "chebyshev", None),
+                                  ("minkowski", "minkowski", 3.0), ("minkowski", "minkowski", 2.5)]:
+        kwargs = {} if p is None else {"p": p}
+        exact = cdist(queries.astype(np.float64), features.astype(np.float64), scipy_name, **kwargs)
+        scanned = scan_distances(queries, features, family, **kwargs, threads=2)
+        relative = np.abs(scanned - exact) / np.where(exact > 0, exact, 1.0)
+        assert relative.max() <= relative_error(family, 300, p), family
+    with pytest.raises(ValueError, match="kernels exist for manhattan, chebyshev, minkowski"):
+        scan_distances(queries, features, "cosine")

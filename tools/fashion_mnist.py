@@ -20,10 +20,14 @@ import sys
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tools._export import run_export
+
+if TYPE_CHECKING:
+    from precompute.duplicates import KeptHashes
 
 DEFAULT_SOURCE = Path("/usr/share/datasets/fashion-mnist")
 # Class folder names: the official label names, made safe for paths ("T-shirt/top" has a slash).
@@ -82,8 +86,10 @@ def sample_indices(labels: np.ndarray, per_class: int, seed: int = 0, images: np
     candidates follow in an order of their own, drawn by ``numpy.random.default_rng([seed, label])``: the first
     generator, and so every later class's first draw, is the same whether or not a duplicate was replaced.
     """
+    from precompute.duplicates import KeptHashes
+
     rng = np.random.default_rng(seed)
-    kept: list[tuple[str, str]] = []  # hashes of every image chosen so far, in all classes
+    kept = KeptHashes()  # hashes of every image chosen so far, in all classes
     chosen = []
     for label in np.unique(labels):
         members = np.flatnonzero(labels == label)
@@ -103,27 +109,27 @@ def sample_indices(labels: np.ndarray, per_class: int, seed: int = 0, images: np
     return np.sort(np.concatenate(chosen))
 
 
-def distinct_indices(order: Iterable[int], images: np.ndarray, kept: list[tuple[str, str]]) -> Iterator[int]:
+def distinct_indices(order: Iterable[int], images: np.ndarray, kept: KeptHashes) -> Iterator[int]:
     """The indices in ``order`` whose image duplicates none kept before it; each one yielded adds to ``kept``.
 
     A duplicate has the same pixels as a kept image or a perceptual hash within
-    ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of its hash (:func:`precompute.duplicates.hash_pairs`),
-    both taken on the image the pipeline will decode from the written PNG. ``kept`` holds
-    ``(content_hash, perceptual_hash)`` pairs; share one list between classes to drop duplicates across them.
+    ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of its hash (the rule of
+    :func:`precompute.duplicates.hash_pairs`), both taken on the image the pipeline will decode from the written
+    PNG. ``kept`` (:class:`precompute.duplicates.KeptHashes`) holds the hashes of the images kept; share one
+    between classes to drop duplicates across them.
     """
     from PIL import Image
 
     from precompute.datasets import decode_image
-    from precompute.duplicates import content_hash, hash_pairs, perceptual_hash
+    from precompute.duplicates import content_hash, perceptual_hash
 
     for index in order:
         buffer = io.BytesIO()
         Image.fromarray(images[index], mode="L").save(buffer, "PNG", compress_level=1)
         decoded = decode_image(buffer.getvalue())  # grey to RGB, as the pipeline reads the file
-        hashed = [*kept, (content_hash(decoded), perceptual_hash(decoded))]
-        pairs = hash_pairs([content for content, _ in hashed], [perceptual for _, perceptual in hashed])
-        if not (pairs["b"] == len(kept)).any():  # no pair with the candidate, the last row
-            kept.append(hashed[-1])
+        hashes = content_hash(decoded), perceptual_hash(decoded)
+        if not kept.duplicates(*hashes):
+            kept.add(*hashes)
             yield int(index)
 
 

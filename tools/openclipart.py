@@ -23,11 +23,15 @@ import sys
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from tools._export import run_export
+
+if TYPE_CHECKING:
+    from precompute.duplicates import KeptHashes
 
 DEFAULT_SOURCE = Path("/usr/share/openclipart/png")
 # Class folder name -> topic folder in the library. Chosen as the topics of >= 20 drawings that each show one
@@ -89,8 +93,10 @@ def export_image_folder(out: str | Path, per_class: int = 20, seed: int = 0,
     if not source.is_dir():
         raise FileNotFoundError(f"{source} not found. Install the Open Clip Art Library "
                                 "(Debian: `apt-get install openclipart-png`) or pass --source with its png folder.")
+    from precompute.duplicates import KeptHashes
+
     rng = np.random.default_rng(seed)
-    kept: list[tuple[str, str]] = []  # hashes of every drawing kept so far, in all classes
+    kept = KeptHashes()  # hashes of every drawing kept so far, in all classes
     with atomic_dir(Path(out)) as tmp, tqdm(total=per_class * len(classes), desc="export", unit="img") as bar:
         for name, topic in classes.items():
             files = candidates(source / topic)
@@ -119,23 +125,20 @@ def usable_drawings(files: list[Path], order: Iterable[int]) -> Iterator[tuple[P
             yield files[index], drawing
 
 
-def distinct_drawings(drawings: Iterable[tuple[Path, Image.Image]], kept: list[tuple[str, str]]
+def distinct_drawings(drawings: Iterable[tuple[Path, Image.Image]], kept: KeptHashes
                       ) -> Iterator[tuple[Path, Image.Image]]:
     """The drawings that duplicate none kept before them; each one yielded adds its hashes to ``kept``.
 
     A duplicate has the same pixels as a kept drawing or a perceptual hash within
-    ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of its hash (:func:`precompute.duplicates.hash_pairs`),
-    both taken on the image the pipeline will decode from the written file. ``kept`` holds
-    ``(content_hash, perceptual_hash)`` pairs; share one list between classes to drop duplicates across them.
+    ``precompute.duplicates.PHASH_MAX_DISTANCE`` bits of its hash (the rule of
+    :func:`precompute.duplicates.hash_pairs`), both taken on the image the pipeline will decode from the written
+    file. ``kept`` (:class:`precompute.duplicates.KeptHashes`) holds the hashes of the drawings kept; share one
+    between classes to drop duplicates across them.
     """
-    from precompute.duplicates import hash_pairs
-
     for path, drawing in drawings:
         hashes = _decoded_hashes(drawing)
-        hashed = [*kept, hashes]
-        pairs = hash_pairs([content for content, _ in hashed], [perceptual for _, perceptual in hashed])
-        if not (pairs["b"] == len(kept)).any():  # no pair with the candidate, the last row
-            kept.append(hashes)
+        if not kept.duplicates(*hashes):
+            kept.add(*hashes)
             yield path, drawing
 
 

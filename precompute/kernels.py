@@ -1,0 +1,102 @@
+"""Compiled distance kernels for the metrics that are not matrix products: manhattan, chebyshev, minkowski-pP.
+
+They only *scan*: :func:`precompute.similarity.rank` uses the block of approximate distances they write to find
+every row that can reach a query's exact top k (ties at the cut included), and the exact float64 formulas of
+:func:`precompute.similarity.pairwise_distances` then rank those candidates. So their rounding never reaches a
+stored ranking; it is bounded (:func:`relative_error`) and the candidate rule allows for it.
+
+- manhattan and chebyshev are computed in float32: ``|a - b|`` has one rounding (relative error at most u, the
+  float32 unit roundoff), a maximum is exact, and a sum of ``dim`` non-negative terms in any order is within
+  ``(dim - 1) u`` of its exact value *relative to the sum itself*. The compiled loop may therefore reorder the
+  sum for SIMD (``fastmath`` reassociation) without changing the bound.
+- minkowski-pP is computed in float64 (``|a - b| ** p`` would underflow float32 for close vectors), the same
+  argument with float64's unit roundoff and a few more roundings for the powers and the root.
+
+Queries and features are float32 rows (the features the pipeline stores), checked finite by the caller.
+Queries are processed four at a time against blocks of feature rows small enough to stay in cache, the queries
+split between threads (one per CPU; the compiled loops release the GIL).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+KERNEL_FAMILIES = ("manhattan", "chebyshev", "minkowski")
+_MAX_INTEGER_POWER = 8  # minkowski p up to this integer: |d| ** p by multiplications (vectorised) instead of pow
+
+
+def relative_error(family: str, dim: int, p: float | None = None) -> float:
+    """A bound on ``|scan - exact| / exact`` for one distance of :func:`scan_distances` (before any safety factor).
+
+    manhattan: ``dim`` float32 roundings of non-negative terms and their sum; chebyshev: one rounding of the
+    difference (the maximum is exact); minkowski: in float64, the difference, the power (``2 p`` units: the
+    difference's error raised to ``p``, and ``p - 1`` products or ``pow``), the sum, then the root (which divides
+    the relative error by ``p``) and its own rounding.
+    """
+    u32 = float(np.finfo(np.float32).eps) / 2
+    if family == "manhattan":
+        return (dim + 2) * u32
+    if family == "chebyshev":
+        return 2 * u32
+    if family == "minkowski":
+        u64 = float(np.finfo(np.float64).eps) / 2
+        return ((dim + 2 * p + 4) / p + 2) * u64
+    raise ValueError(f"No scan kernel for the {family!r} family; kernels exist for {', '.join(KERNEL_FAMILIES)}.")
+
+
+def scan_distances(
+    queries: np.ndarray, features: np.ndarray, family: str, p: float = 1.0, threads: int | None = None
+) -> np.ndarray:
+    """Approximate distances (n_queries, n) of float32 ``queries`` (b, dim) to float32 ``features`` (n, dim).
+
+    Returns float32 for manhattan and chebyshev, float64 for minkowski, each value within
+    :func:`relative_error` of the exact distance, relative to it. ``threads`` (default: the CPUs this process
+    may use) split the queries; the kernels release the GIL.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if family not in KERNEL_FAMILIES:
+        relative_error(family, 1)  # raises, naming the families
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    out = np.empty((len(q), len(x)), dtype=np.float64 if family == "minkowski" else np.int32)
+    kernel = _kernels()[family]
+    power = float(p)
+    integer_power = int(power) if power == int(power) and power <= _MAX_INTEGER_POWER else 0
+    threads = max(1, min(threads or default_threads(), (len(q) + 3) // 4))
+    bounds = np.linspace(0, len(q), threads + 1).astype(int) // 4 * 4
+    bounds[-1] = len(q)
+    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+
+    def work(part: tuple[int, int]) -> None:
+        lo, hi = part
+        if family == "minkowski":
+            kernel(q[lo:hi], x, power, integer_power, out[lo:hi])
+        else:
+            kernel(q[lo:hi], x, out[lo:hi])
+
+    if len(parts) == 1:
+        work(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(work, parts))
+    # Non-negative float32 values order like their bit patterns read as integers: the chebyshev and manhattan
+    # kernels keep their float32 results in int32 storage (the chebyshev maximum is taken on the bits).
+    return out if family == "minkowski" else out.view(np.float32)
+
+
+def default_threads() -> int:
+    """The CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _kernels() -> dict:
+    """The three compiled kernels (``precompute._kernels_numba``, imported on first use)."""
+    from precompute import _kernels_numba as compiled
+
+    return {"manhattan": compiled.manhattan, "chebyshev": compiled.chebyshev, "minkowski": compiled.minkowski}

@@ -1,0 +1,62 @@
+"""The layer stage's clock, its choice of a UMAP worker, and a run whose layouts come from the worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from precompute import artifacts as art
+from precompute import layer_stage
+from precompute.layer_stage import StageClock, format_stage_seconds, use_worker
+from precompute.pipeline import ModelRequest, Run
+from tests.helpers import config, make_dataset
+
+
+def test_clock_adds_stages_and_rankings_per_metric() -> None:
+    clock = StageClock()
+    clock.add("scan", 1.26)
+    clock.add("rankings", 2.0, "cosine")
+    clock.add("rankings", 3.04, "cosine")
+    clock.add("rankings", 7.0, "manhattan")
+    with clock.time("umap"):
+        pass
+    seconds = clock.to_dict()
+    assert seconds["scan"] == 1.3 and seconds["rankings"] == {"cosine": 5.0, "manhattan": 7.0}
+    assert set(seconds) == set(layer_stage.STAGES)
+    line = format_stage_seconds(seconds)
+    assert line.startswith("scan 1 s, extraction 0 s, rankings 12 s (cosine 5, manhattan 7), scores 0 s")
+    with pytest.raises(ValueError, match="Unknown stage 'ranking'; stages: scan, extraction, rankings"):
+        clock.add("ranking", 1.0)
+
+
+def test_the_worker_is_used_for_several_layouts_of_a_large_enough_set_within_the_budget() -> None:
+    assert use_worker(10_000, [1280, 3072], 3072)
+    assert not use_worker(10_000, [1280], 3072)  # one layout: nothing to overlap with the next layers
+    assert not use_worker(500, [1280, 3072], 3072)  # small: starting the worker costs more than it saves
+    assert not use_worker(10_000, [1280, 3072], 500)  # over --memory-mb
+    assert not use_worker(200_000, [1280, 3072], 3072)
+
+
+@pytest.mark.slow
+def test_layouts_from_the_worker_equal_those_computed_in_process(tmp_path: Path, monkeypatch) -> None:
+    """The same run with the worker (forced on a small set) and without: identical layouts and rankings, and the
+    stage seconds in the report."""
+    dataset = make_dataset(tmp_path / "colours")
+    Run(config(dataset, tmp_path / "here", models=[ModelRequest("pixels")])).execute()
+    monkeypatch.setattr(layer_stage, "WORKER_MIN_IMAGES", 0)
+    run = Run(config(dataset, tmp_path / "worker", models=[ModelRequest("pixels")]))
+    run.execute()
+    assert run._umap_worker is not None  # the layouts did come from the worker
+    here = sorted((tmp_path / "here").rglob("*.np[yz]"))
+    assert len(here) == 3 * 4  # features, layout and two rankings of three layers
+    for path in here:
+        other = tmp_path / "worker" / path.relative_to(tmp_path / "here")
+        if path.suffix == ".npy":
+            assert np.array_equal(np.load(path), np.load(other)), path
+        else:
+            a, b = np.load(path), np.load(other)
+            assert all(np.array_equal(a[key], b[key]) for key in a.files), path
+    seconds = art.read_json(art.report_path(tmp_path / "worker", "colours"))["stage_seconds"]
+    assert set(seconds["rankings"]) == {"cosine", "euclidean"} and seconds["umap"] > 0
