@@ -261,9 +261,12 @@
     });
     return scores.data().then(function (values) {
       var t1 = typeof performance !== "undefined" ? performance.now() : Date.now();
+      // The fitted weights (for a check of the scores from them: tests/test_feedback_browser.py).
+      var fitted = { kernel: K.dataSync().slice(), bias: b.dataSync().slice(), direction: v.dataSync().slice(),
+        offset: c.dataSync()[0] };
       [K0, b0, X, Y, K, b, v, c, init.v, init.c, scores].forEach(function (t) { t.dispose(); });
       fast.dispose(); slow.dispose();
-      return { scores: Float32Array.from(values), ms: t1 - t0, epochs: o.epochs, loss: last };
+      return { scores: Float32Array.from(values), ms: t1 - t0, epochs: o.epochs, loss: last, fitted: fitted };
     });
   }
 
