@@ -246,7 +246,9 @@ def test_the_hybrid_flow_loads_the_server_head_fine_tunes_it_and_sends_nothing(a
 
     with BrowserSession(create_app(artifacts_copy)) as browser:
         driver = browser.driver
-        browser.open(f"/search?dataset={DATASET}&model={quote(head_model)}&layer={layer}&metric={METRIC}&query={QUERY}&k={K}")
+        browser.open(
+            f"/search?dataset={DATASET}&model={quote(head_model)}&layer={layer}&metric={METRIC}&query={QUERY}&k={K}"
+        )
         _poll(lambda: _bar(driver, "data-view") == "search", what="the feedback bar")
         summary = "#search-results p.hint[data-ranking]"
         original = driver.find_element("css selector", summary).text
