@@ -9,7 +9,7 @@
      trainHead(tf, features, dim, query, relevant, notRelevant, metric, options)
                                                    -> Promise<{kernel, bias, scores, ms, epochs, loss}>
      trainHybrid(tf, features, dim, query, relevant, notRelevant, project, options)
-                                                   -> Promise<{scores, ms, epochs, loss}>: a server head fine-tuned
+                                                   -> Promise<{scores, ms, epochs, loss, fitted}>: a server head fine-tuned
      rankByScores(scores, k, exclude)              -> {ids, scores}: highest first, ties by the lower id
      parseMarks(text, n) / formatMarks(marks)      the deep link's form of the marks (image ids only)
 
