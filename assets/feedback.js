@@ -9,7 +9,7 @@
      trainHead(tf, features, dim, query, relevant, notRelevant, metric, options)
                                                    -> Promise<{kernel, bias, scores, ms, epochs, loss}>
      trainHybrid(tf, features, dim, query, relevant, notRelevant, project, options)
-                                                   -> Promise<{scores, ms, epochs, loss}>: a server head fine-tuned
+                                                   -> Promise<{scores, ms, epochs, loss, fitted}>: a server head fine-tuned
      rankByScores(scores, k, exclude)              -> {ids, scores}: highest first, ties by the lower id
      parseMarks(text, n) / formatMarks(marks)      the deep link's form of the marks (image ids only)
 
@@ -261,9 +261,12 @@
     });
     return scores.data().then(function (values) {
       var t1 = typeof performance !== "undefined" ? performance.now() : Date.now();
+      // The fitted weights (for a check of the scores from them: tests/test_feedback_browser.py).
+      var fitted = { kernel: K.dataSync().slice(), bias: b.dataSync().slice(), direction: v.dataSync().slice(),
+        offset: c.dataSync()[0] };
       [K0, b0, X, Y, K, b, v, c, init.v, init.c, scores].forEach(function (t) { t.dispose(); });
       fast.dispose(); slow.dispose();
-      return { scores: Float32Array.from(values), ms: t1 - t0, epochs: o.epochs, loss: last };
+      return { scores: Float32Array.from(values), ms: t1 - t0, epochs: o.epochs, loss: last, fitted: fitted };
     });
   }
 

@@ -376,7 +376,40 @@
     session.ranking = ids;
     session.values = values;
     session.valueKind = valueKind;
+    updateSummary(session);
   }
+
+  // The server's line above the results ("N of 15 results share the query's class ...") describes its own
+  // ranking; after a refine it says what the refined results shown hold, and the server's figure beside it.
+  var SUMMARY = /^(\d+) of (\d+) results share the query's class/;
+
+  function findSummary(panel) {
+    var found = null;
+    panel.querySelectorAll("p.hint").forEach(function (p) {
+      if (!found && SUMMARY.test(p.textContent)) found = p;
+    });
+    return found ? { node: found, text: found.textContent } : null;
+  }
+
+  function updateSummary(session) {
+    var s = session.summary;
+    if (!s || !s.node.isConnected) return;
+    var same = session.valueKind === "original" ? null : countSame(session, session.ranking);
+    if (same === null) {
+      s.node.textContent = s.text;
+      s.node.setAttribute("data-ranking", "server");
+      return;
+    }
+    var k = session.ranking.length;
+    var was = SUMMARY.exec(s.text);
+    s.node.textContent = "Refined (round " + session.round + ", " + (METHOD_NAME[session.lastMethod] ||
+      session.lastMethod) + "): " + same + " of " + k + " results shown share the query's class (precision@" + k +
+      " " + (same / Math.max(k, 1)).toFixed(2) + "); the server's ranking before your marks: " + was[1] + " of " +
+      was[2] + ". Reset shows it again.";
+    s.node.setAttribute("data-ranking", "refined");
+  }
+
+  var METHOD_NAME = { rocchio: "Rocchio", head: "the small head", hybrid: "the server head + fine-tune" };
 
   function ctx(session) {
     return session.ctx;
@@ -500,7 +533,8 @@
               return { ids: Array.from(ranked.ids), values: Array.from(ranked.scores), kind: "score",
                 how: "the server's head (" + h.model + ", from its TensorFlow.js export) fine-tuned here on the " +
                   "marks (" + out.epochs + " steps, backend " + loaded[0].backend + ")", ms: now() - t1,
-                loadMs: t1 - t0, method: "hybrid" };
+                loadMs: t1 - t0, method: "hybrid",
+                fit: { server: head, fitted: out.fitted, scores: out.scores, model: h.model } };
             });
           });
         }, function (error) {
@@ -517,7 +551,8 @@
             var ranked = window.sispFeedback.rankByScores(out.scores, c.k, exclude);
             return { ids: Array.from(ranked.ids), values: Array.from(ranked.scores), kind: "score",
               how: "a small head fitted with TensorFlow.js (" + out.epochs + " steps of fit, backend " +
-                loaded.backend + ")", ms: now() - t1, loadMs: t1 - t0, method: "head" };
+                loaded.backend + ")", ms: now() - t1, loadMs: t1 - t0, method: "head",
+              fit: { fitted: { kernel: out.kernel, bias: out.bias }, scores: out.scores } };
           });
         }, function (error) {
           console.error("TensorFlow.js failed; Rocchio instead", error);
@@ -531,6 +566,7 @@
         remember(session);
         session.round += 1;
         session.lastMethod = out.method;
+        session.lastFit = out.fit || null;  // what the head learned, for the tests (window.sispFeedbackUI)
         showRanking(session, out.ids, out.values, out.kind);
         var wasSame = countSame(session, before), nowSame = countSame(session, out.ids);
         var marks = relevant.length + " relevant, " + notRelevant.length + " not";
@@ -612,6 +648,7 @@
     session.sentence = state.sentence;
     session.cards.forEach(function (card, id) { paintMark(card, session.marks.get(id) || null); });
     if (state.ranking !== session.ranking) showRanking(session, state.ranking, state.values, state.valueKind);
+    else updateSummary(session);
     afterChange(session, "Undone. " + (state.sentence || ""));
   }
 
@@ -791,6 +828,8 @@
       saveOriginal(session, card);
     });
     session.ranking = session.original;
+    session.summary = findSummary(panel);
+    if (session.summary) session.summary.node.setAttribute("data-ranking", "server");
     grid.parentNode.insertBefore(buildBar(session), grid);
     sessions[panel.id] = session;
     session.cards.forEach(function (card) { decorate(session, card); });
@@ -800,7 +839,7 @@
       session.marks = new Map(carried.marks);
       session.method.value = carried.method.value;
       session.cards.forEach(function (card, id) { paintMark(card, session.marks.get(id) || null); });
-      if (carried.round > 0) refine(session).then(function () { session.round = carried.round; });
+      if (carried.round > 0) refine(session).then(function () { session.round = carried.round; updateSummary(session); });
     } else if (hashPending && c.view === "search") {
       hashPending = false;
       applyHash(session);

@@ -158,6 +158,25 @@ def head_scores(kernel: np.ndarray, bias: float, features: np.ndarray) -> np.nda
     return scores.astype(np.float32)
 
 
+def hybrid_scores(
+    kernel: np.ndarray, bias: np.ndarray, direction: np.ndarray, offset: float, features: np.ndarray
+) -> np.ndarray:
+    """The hybrid flow's scores (assets/feedback.js ``trainHybrid``) from its fitted weights, float32: the server
+    head's outputs ``z = x K + b`` of every row, scaled to length 1, dotted with ``direction``, plus ``offset``.
+
+    ``kernel`` (dim, m) (or flat, row-major as TF.js holds it), ``bias`` (m,), ``direction`` (m,). The browser
+    computes this in float32 with TF.js (its backend's order of sums), so the two agree to float32 rounding, not
+    bit for bit; rankings agree where scores are not within that rounding of each other.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    bias = np.asarray(bias, dtype=np.float32).astype(np.float64).reshape(-1)
+    kernel = np.asarray(kernel, dtype=np.float32).astype(np.float64).reshape(features.shape[1], len(bias))
+    z = features @ kernel + bias
+    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+    direction = np.asarray(direction, dtype=np.float32).astype(np.float64).reshape(-1)
+    return (z @ direction + float(offset)).astype(np.float32)
+
+
 def rank_by_scores(scores: np.ndarray, k: int, exclude: int | None = None) -> np.ndarray:
     """Ids of the ``k`` highest scores, ties by the lower id, ``exclude`` left out."""
     scores = np.asarray(scores, dtype=np.float32)

@@ -255,6 +255,16 @@ def test_rank_by_scores_ties_by_lower_id():
     np.testing.assert_array_equal(feedback.rank_by_scores(scores, 4, exclude=1), [3, 0, 2, 4])
 
 
+def test_hybrid_scores_are_the_unit_head_outputs_dotted_with_the_direction():
+    rng = np.random.default_rng(0)
+    features, kernel, bias = rng.normal(size=(6, 4)), rng.normal(size=(4, 3)), rng.normal(size=3)
+    direction, offset = rng.normal(size=3), 0.25
+    z = features @ kernel.astype(np.float32) + bias.astype(np.float32)
+    want = (z / np.linalg.norm(z, axis=1, keepdims=True)) @ direction.astype(np.float32) + offset
+    got = feedback.hybrid_scores(kernel.reshape(-1), bias, direction, offset, features)  # flat, as TF.js holds it
+    assert got.dtype == np.float32 and np.allclose(got, want, atol=1e-6)
+
+
 @needs_node
 @pytest.mark.slow
 def test_refine_parity_on_stored_features(playground_artifacts):

@@ -217,3 +217,117 @@ def test_a_dataset_too_big_for_the_browser_sends_only_the_refined_vector(playgro
             if "/rows?" in request["url"]:
                 ids = {int(v) for v in request["url"].split("ids=")[1].split(",")}
                 assert ids <= set(first) | {QUERY} | {int(i) for i in want.indices[0]}, ids
+
+
+def test_the_hybrid_flow_loads_the_server_head_fine_tunes_it_and_sends_nothing(artifacts_copy, playground_artifacts):
+    """Search on ``pixels+head`` (a head trained here on the fixture, ~6 s, with its TF.js export): the page loads
+    the head from the export, fine-tunes it on the marks (the sentence says so), ranks as Python's recomputation
+    from the fitted weights, updates the summary line above the results, and sends nothing about the marks."""
+    from urllib.parse import quote
+
+    from precompute.cli import main
+
+    head_model, layer = f"{MODEL}+head", "pixels_8x8"
+    folder = playground_artifacts.parent / DATASET  # the fixture's image folder (tests/playground_fixtures.py)
+    args = [str(folder), "--out", str(artifacts_copy), "--no-progress", "--tfjs", "float32"]
+    assert main([*args, "--train-head", f"{MODEL}/{layer}"]) == 0
+    clear_caches()
+    store = Store(artifacts_copy)
+    base = np.asarray(store.features(DATASET, MODEL, layer), dtype=np.float32)
+    stored = np.asarray(store.features(DATASET, head_model, layer), dtype=np.float32)
+    labels = np.asarray(store.labels(DATASET)).astype(str)
+    first = [int(i) for i in store.neighbors(DATASET, head_model, layer, METRIC)[0][QUERY, :K]]
+    server_same = sum(labels[i] == labels[QUERY] for i in first)
+    rel = [i for i in first if labels[i] == labels[QUERY]][:3]
+    nrel = [i for i in first if labels[i] != labels[QUERY]][:2] or [
+        int(i) for i in np.flatnonzero(labels != labels[QUERY])[:2]
+    ]
+    assert rel, "the fixture's head must put some of the query's class among the first results"
+
+    with BrowserSession(create_app(artifacts_copy)) as browser:
+        driver = browser.driver
+        browser.open(
+            f"/search?dataset={DATASET}&model={quote(head_model)}&layer={layer}&metric={METRIC}&query={QUERY}&k={K}"
+        )
+        _poll(lambda: _bar(driver, "data-view") == "search", what="the feedback bar")
+        summary = "#search-results p.hint[data-ranking]"
+        original = driver.find_element("css selector", summary).text
+        assert [c["id"] for c in _cards(driver)] == first, "the server's ranking"
+        assert original.startswith(f"{server_same} of {K} results share the query's class"), original
+        options = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#search-results .feedback-method option')).map(o => o.value)"
+        )
+        method = driver.execute_script("return document.querySelector('#search-results .feedback-method').value")
+        assert "hybrid" in options and method == "hybrid", f"the server head is offered, and the default: {options}"
+
+        browser.network()
+        served = len(browser.requests)
+        for i in rel:
+            _button(driver, i, "relevant").click()
+        for i in nrel:
+            _button(driver, i, "not").click()
+        _poll(lambda: _bar(driver, "data-ready") == "true", what="the once-per-layer download")
+        driver.find_element("css selector", "#search-results .feedback-refine").click()
+        _poll(
+            lambda: _bar(driver, "data-round") == "1" or "failed" in _status(driver),
+            120,
+            what="a refine by the server head + fine-tune",
+        )
+        sentence = _status(driver)
+        assert _bar(driver, "data-method") == "hybrid", sentence
+        assert f"the server's head ({head_model}, from its TensorFlow.js export) fine-tuned here" in sentence
+        assert "nothing was sent" in sentence
+
+        fit = driver.execute_script(
+            "const f = window.sispFeedbackUI.session('search-results').lastFit; return f && {"
+            "model: f.model, serverKernel: Array.from(f.server.kernel), serverBias: Array.from(f.server.bias), "
+            "kernel: Array.from(f.fitted.kernel), bias: Array.from(f.fitted.bias), "
+            "direction: Array.from(f.fitted.direction), offset: f.fitted.offset, scores: Array.from(f.scores)};"
+        )
+        assert fit and fit["model"] == head_model
+        # The head the page loaded from the export is the server's: it maps the base features to the stored ones.
+        units = len(fit["serverBias"])
+        server = np.asarray(fit["serverKernel"], np.float32).reshape(base.shape[1], units)
+        mapped = base.astype(np.float64) @ server + np.asarray(fit["serverBias"])
+        assert np.abs(mapped - stored).max() <= 1e-4 * max(np.abs(stored).max(), 1.0)
+        assert not np.allclose(fit["kernel"], fit["serverKernel"]), "the fine-tune moved the head's own weights"
+        # The ranking: the page's scores are Python's from the fitted weights, and both rank alike.
+        python = feedback.hybrid_scores(fit["kernel"], fit["bias"], fit["direction"], fit["offset"], base)
+        scores = np.asarray(fit["scores"], np.float32)
+        assert np.abs(python - scores).max() <= 1e-4 * max(np.abs(scores).max(), 1.0)
+        shown = [c["id"] for c in _cards(driver)]
+        assert shown == [int(i) for i in feedback.rank_by_scores(scores, K, exclude=QUERY)]
+        assert shown == [int(i) for i in feedback.rank_by_scores(python, K, exclude=QUERY)]
+
+        # The line above the results describes the refined results now, and the server's ranking beside them.
+        now_same = sum(labels[i] == labels[QUERY] for i in shown)
+        line = driver.find_element("css selector", summary)
+        assert line.get_attribute("data-ranking") == "refined"
+        assert f"{now_same} of {K} results shown share the query's class" in line.text, line.text
+        assert f"the server's ranking before your marks: {server_same} of {K}" in line.text
+        assert f"{now_same} of {K} now share the query's class, was {server_same}" in sentence
+        driver.find_element("css selector", "#search-results .feedback-reset").click()
+        _poll(lambda: [c["id"] for c in _cards(driver)] == first, what="Reset restores the server's ranking")
+        line = driver.find_element("css selector", summary)
+        assert line.text == original and line.get_attribute("data-ranking") == "server"
+
+        # What went out during the marks and the refine: GETs of files that are the same whatever is marked.
+        sent = _network(browser)
+        assert all(r["method"] == "GET" and not r.get("postData") for r in sent), sent
+        paths = [r["url"].split("?")[0].split("/", 3)[-1] for r in sent]
+        thumbs = [p for p in paths if p.startswith("thumbs/")]
+        static = [p for p in paths if not p.startswith("thumbs/")]
+        assert len(set(thumbs)) == store.dataset(DATASET).n_images, "every thumbnail, whatever is marked"
+        allowed = (
+            f"private/{DATASET}/{MODEL}/{layer}/features.f32",  # the base features: what the head maps
+            f"private/{DATASET}/{head_model.replace('+', '%2B')}/{layer}/features.f32",
+            f"private/{DATASET}/labels.json",
+            f"private/{DATASET}/{head_model.replace('+', '%2B')}/float32/",  # the export: model.json, weights
+            "private/tf.min.js",
+            "private/tf-backend-wasm",
+            "private/tfjs-backend-wasm",
+        )
+        assert all(p.startswith(allowed) for p in static), static
+        assert any(p.endswith("float32/model.json") for p in static), f"the head came from its export: {static}"
+        assert all(f"={QUERY}" not in r["url"] and "rel=" not in r["url"] for r in sent)
+        assert all(method == "GET" and not body for method, _path, body in browser.requests[served:])
