@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -187,6 +188,23 @@ def _first_selection(page: html.Div, store: Store) -> None:
         page[component_id].value = getattr(sel, key)
     page[ids.TOP_K].value = sel.k
     page[ids.MODEL_INFO].children = info
+
+
+def warm_up(app: Dash) -> threading.Thread:
+    """Read what the default page shows (features, rankings, thumbnails' manifest) in a background thread while the
+    server starts, so that its first visitor does not wait for cold caches. Best effort: a failure is the page's to
+    say, on the visit."""
+
+    def run() -> None:
+        try:
+            store = app.playground_store
+            initial_search(store, update_selection(store, None, "/", "", {}, None, None))
+        except Exception:
+            log.debug("warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="playground-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def serve_layout(artifacts_root: Path | None = None, store: Store | None = None) -> html.Div:
