@@ -182,8 +182,12 @@ def _first_selection(page: html.Div, store: Store) -> None:
     for (component_id, prop), value in values.items():
         setattr(page[component_id], prop, value)
     page[ids.VIEW_SELECTION.format("search")].data = sel.to_dict()
-    for component_id, key in ((ids.DATASET, "dataset"), (ids.MODEL, "model"), (ids.LAYER, "layer"),
-                              (ids.METRIC, "metric")):
+    for component_id, key in (
+        (ids.DATASET, "dataset"),
+        (ids.MODEL, "model"),
+        (ids.LAYER, "layer"),
+        (ids.METRIC, "metric"),
+    ):
         page[component_id].options = options[key]
         page[component_id].value = getattr(sel, key)
     page[ids.TOP_K].value = sel.k

@@ -304,7 +304,11 @@ SEARCH_OUTPUTS = (
 
 
 def search_outputs(
-    store: Store, selection: dict | None, current_class: str | None, page_state: dict | None, shown: dict | None,
+    store: Store,
+    selection: dict | None,
+    current_class: str | None,
+    page_state: dict | None,
+    shown: dict | None,
     trigger: Any = None,
 ) -> tuple[Any, ...]:
     """The Search view's callback: the values of ``SEARCH_OUTPUTS`` for a selection (``no_update`` where the
