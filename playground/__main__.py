@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if code:
             print(f"playground: precompute stopped (exit code {code}); serving what the artifacts hold.",
                   file=sys.stderr)
-    from playground.app import create_app
+    from playground.app import create_app, warm_up
     from playground.server import THREADS, allowed_hosts, serve
 
     hosts = allowed_hosts(args.host, args.allow_host)
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
           f"allowed: {', '.join(hosts)})", file=sys.stderr)
     if argv is None:
         interrupt.set_message("interrupted; stopped serving.")
+    warm_up(app)
     if args.dev:
         app.run(host=args.host, port=args.port, debug=False)
     else:

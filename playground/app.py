@@ -5,16 +5,20 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dash import Dash, dcc, html
-from flask import Response, abort, send_file
+from flask import Response, abort, has_request_context, request, send_file
 
 from playground import components, ids
 from playground.callbacks import register_callbacks
+from playground.callbacks.controller import control_options, model_info, update_selection
 from playground.callbacks.guards import callback_error_handler
+from playground.callbacks.search import initial_search
 from playground.compression import install_compression
 from playground.feedback import add_feedback_routes
 from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
@@ -32,12 +36,19 @@ _THUMB_PATH = re.compile(r"^(?P<dataset>[^/]+)/(?P<image_id>[0-9]{1,9})\.jpg$")
 FIRST_VISIT_HINT = (
     "New here? Click any image to see the ones most like it, then try another backbone, layer or metric above."
 )
-# Dash's page with a language for screen readers, and its scripts outside a second <footer> landmark.
+# Dash's page with a language for screen readers, and its scripts outside a second <footer> landmark. The layout
+# (which holds the first Search results, see ``serve_layout``) and the callbacks' list are fetched while the scripts
+# load and run (preloads the renderer's own requests then take: same URL, mode and credentials), rather than after.
 INDEX_STRING = """<!DOCTYPE html>
 <html lang="en">
     <head>
         {%metas%}
         <title>{%title%}</title>
+        <link rel="preload" href="PREFIX_dash-layout" as="fetch" crossorigin="anonymous">
+        <link rel="preload" href="PREFIX_dash-dependencies" as="fetch" crossorigin="anonymous">
+        <link rel="preload" href="PREFIX_dash-component-suites/dash/dcc/async-dropdown.js" as="script">
+        <link rel="preload" href="PREFIX_dash-component-suites/dash/dcc/async-upload.js" as="script">
+        <link rel="preload" href="PREFIX_dash-component-suites/dash/dcc/async-graph.js" as="script">
         {%favicon%}
         {%css%}
     </head>
@@ -139,8 +150,77 @@ def _controls() -> html.Section:
     )
 
 
-def serve_layout(artifacts_root: Path | None = None) -> html.Div:
-    """The page; its footer names the artifacts folder the app reads (``artifacts_root``, when given)."""
+def _page_url() -> tuple[str, str] | None:
+    """(pathname, search) of the page whose renderer asks for the layout: the ``Referer`` of its layout request
+    (a same-origin fetch, sent in full by browsers' default policy); None outside a request or without one."""
+    if not has_request_context() or not request.referrer:
+        return None
+    url = urlsplit(request.referrer)
+    if url.netloc != request.host:
+        return None
+    return url.path or "/", f"?{url.query}" if url.query else ""
+
+
+def _first_selection(page: html.Div, store: Store) -> None:
+    """Fill the page with what the controller and the Search view's callback would answer first, when the page's
+    URL opens Search: its results are shown as the layout arrives, with no callback round before them. The
+    controller still runs on load (it writes the URL, the tabs, the notices); finding the Search view's store
+    already holding its selection, it leaves the view alone."""
+    url = _page_url()
+    if url is None:
+        return
+    try:
+        sel = update_selection(store, None, *url, {}, None, None)
+        if sel.view != "search":
+            return
+        values = initial_search(store, sel)
+        options = control_options(store, sel)
+        info = model_info(store, sel)
+    except Exception:  # the callbacks will say what is wrong, as on any page
+        log.debug("no first selection in the layout", exc_info=True)
+        return
+    for (component_id, prop), value in values.items():
+        setattr(page[component_id], prop, value)
+    page[ids.VIEW_SELECTION.format("search")].data = sel.to_dict()
+    for component_id, key in (
+        (ids.DATASET, "dataset"),
+        (ids.MODEL, "model"),
+        (ids.LAYER, "layer"),
+        (ids.METRIC, "metric"),
+    ):
+        page[component_id].options = options[key]
+        page[component_id].value = getattr(sel, key)
+    page[ids.TOP_K].value = sel.k
+    page[ids.MODEL_INFO].children = info
+
+
+def warm_up(app: Dash) -> threading.Thread:
+    """Read what the default page shows (features, rankings, thumbnails' manifest) in a background thread while the
+    server starts, so that its first visitor does not wait for cold caches. Best effort: a failure is the page's to
+    say, on the visit."""
+
+    def run() -> None:
+        try:
+            store = app.playground_store
+            initial_search(store, update_selection(store, None, "/", "", {}, None, None))
+        except Exception:
+            log.debug("warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=run, name="playground-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def serve_layout(artifacts_root: Path | None = None, store: Store | None = None) -> html.Div:
+    """The page; its footer names the artifacts folder the app reads (``artifacts_root``, when given). With a
+    ``store``, a page opening Search holds its first results (``_first_selection``)."""
+    page = _page(artifacts_root)
+    if store is not None:
+        _first_selection(page, store)
+    return page
+
+
+def _page(artifacts_root: Path | None) -> html.Div:
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),
@@ -257,8 +337,8 @@ def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable
         on_error=callback_error_handler(store),
     )
     app.server.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    app.index_string = INDEX_STRING
-    app.layout = functools.partial(serve_layout, Path(artifacts_root).resolve())
+    app.index_string = INDEX_STRING.replace("PREFIX", app.config.requests_pathname_prefix)
+    app.layout = functools.partial(serve_layout, Path(artifacts_root).resolve(), store)
     _add_thumbnail_route(app, store)
     _add_image_route(app, store)
     add_private_routes(app, store)

@@ -121,6 +121,51 @@ def test_the_footer_names_the_artifacts_folder(playground_artifacts):
     assert f"Artifacts: {playground_artifacts.resolve()}" in text
 
 
+def test_the_first_search_results_come_with_the_layout(playground_artifacts):
+    """A page opening Search (its URL is the layout request's Referer) gets its first results in the layout, with no
+    callback round before them, deep link included; another view, another site's page or no Referer get the bare
+    layout, which the controller's first answer fills as before. The page preloads the layout while its scripts
+    load."""
+    import json
+
+    from playground import ids
+    from playground.app import create_app
+
+    client = create_app(playground_artifacts).server.test_client()
+
+    def component(node, wanted):
+        if isinstance(node, dict):
+            if node.get("props", {}).get("id") == wanted:
+                return node
+            children = node.get("props", {}).get("children") if "props" in node else None
+            return component(children, wanted)
+        if isinstance(node, list):
+            return next((found for child in node if (found := component(child, wanted)) is not None), None)
+        return None
+
+    def layout(referer=None):
+        response = client.get("/_dash-layout", headers={"Referer": referer} if referer else {})
+        assert response.status_code == 200
+        return json.loads(response.get_data(as_text=True))
+
+    store_id = ids.VIEW_SELECTION.format("search")
+    for referer, query in (("http://localhost/", None), ("http://localhost/search?dataset=shapes&query=5", 5)):
+        page = layout(referer)
+        selection = component(page, store_id)["props"]["data"]
+        assert selection["view"] == "search" and selection["dataset"] == "shapes"
+        assert query is None or selection["query"] == query
+        results = json.dumps(component(page, ids.RESULTS)["props"]["tree"])
+        assert "result-card" in results
+        assert component(page, ids.GRID_SHOWN)["props"]["data"]["dataset"] == "shapes"
+        assert component(page, ids.DATASET)["props"]["value"] == "shapes"
+    for referer in (None, "http://localhost/embeddings?dataset=shapes", "http://elsewhere.example/search"):
+        page = layout(referer)
+        assert component(page, store_id)["props"].get("data") is None
+        assert "result-card" not in json.dumps(component(page, ids.RESULTS)["props"])
+    html = client.get("/search").get_data(as_text=True)
+    assert '<link rel="preload" href="/_dash-layout" as="fetch" crossorigin="anonymous">' in html
+
+
 def test_responses_are_compressed_and_keep_their_caching(playground_artifacts):
     import re
 

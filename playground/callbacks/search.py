@@ -291,6 +291,63 @@ def class_filter(store: Store, sel: Selection, current: str | None) -> tuple[lis
     return [{"label": c, "value": c} for c in classes], current if current in classes else None
 
 
+SEARCH_OUTPUTS = (
+    (ids.QUERY_PANEL, "tree"),
+    (ids.RESULTS, "tree"),
+    (ids.DUPLICATES, "tree"),
+    (ids.GRID_CLASS, "options"),
+    (ids.GRID_CLASS, "value"),
+    (ids.GRID, "tree"),
+    (ids.GRID_PAGE_LABEL, "children"),
+    (ids.GRID_SHOWN, "data"),
+)
+
+
+def search_outputs(
+    store: Store,
+    selection: dict | None,
+    current_class: str | None,
+    page_state: dict | None,
+    shown: dict | None,
+    trigger: Any = None,
+) -> tuple[Any, ...]:
+    """The Search view's callback: the values of ``SEARCH_OUTPUTS`` for a selection (``no_update`` where the
+    browser holds them already)."""
+    sel = selection_in_view(selection, "search")
+    if sel.dataset is None:  # no dataset (none computed, or an unreadable index): the panels say so
+        panels = render_query_panel(store, sel), render_results(store, sel), render_duplicates(store, sel)
+        return (*map(to_tree, panels), [], None, [], "", None)
+    by_grid = trigger in (ids.GRID_CLASS, ids.GRID_PAGE)
+    options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
+    page_ids, page, _ = grid_page(store, sel, chosen, page_state)
+    grid_key = {"dataset": sel.dataset, "class": chosen, "page": page, "ids": page_ids}
+    if grid_key == shown:  # the same page: the highlight of the query moves in the browser (markQuery)
+        grid, label, grid_key = no_update, no_update, no_update
+    else:
+        grid, label = render_grid(store, sel, chosen, page_state)
+        grid = to_tree(grid)
+    if by_grid:
+        return no_update, no_update, no_update, no_update, no_update, grid, label, grid_key
+    same_dataset = bool(shown) and shown.get("dataset") == sel.dataset
+    return (
+        to_tree(render_query_panel(store, sel)),
+        to_tree(render_results(store, sel)),
+        to_tree(render_duplicates(store, sel)),
+        no_update if same_dataset else options,
+        no_update if chosen == current_class else chosen,
+        grid,
+        label,
+        grid_key,
+    )
+
+
+def initial_search(store: Store, sel: Selection) -> dict[tuple[str, str], Any]:
+    """The Search view's panels for the page's first layout, ``{(component id, property): value}``: the first
+    selection's results are in the page as it arrives, without a callback round (``playground.app.serve_layout``)."""
+    values = search_outputs(store, sel.to_dict(), None, None, None)
+    return {key: value for key, value in zip(SEARCH_OUTPUTS, values, strict=True) if value is not no_update}
+
+
 def register(app: Dash, store: Store) -> None:
     # One callback for the whole view, so that a new selection renders it in one round trip; a class filter or
     # a page turn redraws only the grid, and a new query on the page shown redraws no grid (GRID_SHOWN). The
@@ -308,34 +365,12 @@ def register(app: Dash, store: Store) -> None:
         Input(ids.GRID_CLASS, "value"),
         Input(ids.GRID_PAGE, "data"),
         State(ids.GRID_SHOWN, "data"),
+        # Not on load: the page's layout holds the first selection's panels already (``initial_search``), or,
+        # when it could not tell the URL, the controller's first answer fills the view's store, which calls this.
+        prevent_initial_call=True,
     )
     def update_search(selection, current_class, page_state, shown):
-        sel = selection_in_view(selection, "search")
-        if sel.dataset is None:  # no dataset (none computed, or an unreadable index): the panels say so
-            panels = render_query_panel(store, sel), render_results(store, sel), render_duplicates(store, sel)
-            return (*map(to_tree, panels), [], None, [], "", None)
-        by_grid = ctx.triggered_id in (ids.GRID_CLASS, ids.GRID_PAGE)
-        options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
-        page_ids, page, _ = grid_page(store, sel, chosen, page_state)
-        grid_key = {"dataset": sel.dataset, "class": chosen, "page": page, "ids": page_ids}
-        if grid_key == shown:  # the same page: the highlight of the query moves in the browser (markQuery)
-            grid, label, grid_key = no_update, no_update, no_update
-        else:
-            grid, label = render_grid(store, sel, chosen, page_state)
-            grid = to_tree(grid)
-        if by_grid:
-            return no_update, no_update, no_update, no_update, no_update, grid, label, grid_key
-        same_dataset = bool(shown) and shown.get("dataset") == sel.dataset
-        return (
-            to_tree(render_query_panel(store, sel)),
-            to_tree(render_results(store, sel)),
-            to_tree(render_duplicates(store, sel)),
-            no_update if same_dataset else options,
-            no_update if chosen == current_class else chosen,
-            grid,
-            label,
-            grid_key,
-        )
+        return search_outputs(store, selection, current_class, page_state, shown, ctx.triggered_id)
 
     # The query's thumbnail in the grid is marked in the browser (its data-query names the query): a new query on
     # the same page sends no grid.
