@@ -168,13 +168,13 @@ def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, s
     kinds = dict(zip(result_ids(dash_duo), result_attribute(dash_duo, "duplicate"), strict=True))
     assert kinds[str(pair["first"])] == "exact" and kinds[str(pair["other"])] == "near"
     card = dash_duo.find_element(f".result-card[data-image-id='{pair['other']}']")
-    assert "likely label mistake" in card.text
+    assert "look alike, labels differ" in card.text  # a hint, not an accusation (issue #24)
 
     # The duplicates panel opens on a click; its first pair crosses classes; a thumbnail there becomes the query.
-    dash_duo.wait_for_contains_text("#duplicates-panel summary", "1 likely label mistake", timeout=TIMEOUT)
+    dash_duo.wait_for_contains_text("#duplicates-panel summary", "1 with labels that differ", timeout=TIMEOUT)
     dash_duo.find_element("#duplicates-panel summary").click()
     first_pair = dash_duo.find_element("#duplicates-panel .duplicate-pair")
-    assert "cross" in first_pair.get_attribute("class") and "likely label mistake" in first_pair.text
+    assert "cross" in first_pair.get_attribute("class") and "look alike, labels differ" in first_pair.text
     dash_duo.driver.save_screenshot(str(screenshot_dir / "search-duplicates.png"))
     first_pair.find_elements("css selector", "button")[1].click()
     _poll(lambda: f"query={pair['other']}" in dash_duo.driver.current_url)
