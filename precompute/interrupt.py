@@ -17,11 +17,13 @@ processes forked for extraction printed their own tracebacks. :func:`install` re
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
 import sys
 import threading
+import time
 
 EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 RESUME = "interrupted; finished files are kept, rerun the same command to resume."
@@ -53,6 +55,19 @@ def install(prog: str, message: str = RESUME, quiet: bool = False) -> None:
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     signal.signal(signal.SIGINT, _on_signal)
     threading.Thread(target=_watch, args=(read_fd,), name="interrupt-watcher", daemon=True).start()
+    atexit.register(_wait_for_stop)
+
+
+def _wait_for_stop(limit_s: float = 10.0) -> None:
+    """At interpreter exit, while the watcher thread is stopping the process: wait for its ``os._exit(130)``.
+
+    The main thread may end first while the watcher kills the children (a child's death can make the run raise):
+    Python's shutdown would then freeze the daemon watcher before its ``os._exit`` and the command would exit 1.
+    atexit callbacks run before that freeze, so waiting here lets the stop routine finish.
+    """
+    deadline = time.monotonic() + limit_s
+    while _settings.get("stopping") and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def installed() -> bool:
@@ -93,6 +108,7 @@ def stop() -> None:
         return  # the other thread is already stopping the process
     if os.getpid() != _settings.get("pid"):  # a plain fork() inherited the handler: its parent prints and stops
         os._exit(EXIT_CODE)
+    _settings["stopping"] = True
     try:
         if not _settings["quiet"]:
             prog = _settings["prog"]
