@@ -18,7 +18,7 @@ A folder whose dataset is not in the artifacts root is computed first, into a te
 default models (minutes). Tune on other seeds than the ones reported (``--seeds 100,101,102,103,104``).
 
     python -m bench label_noise
-    python -m bench label_noise --data data/openclipart-200 --artifacts /work/main/artifacts --verbose
+    python -m bench label_noise --data data/openclipart-200 --artifacts artifacts --verbose
 """
 
 from __future__ import annotations
