@@ -179,6 +179,8 @@ def run_node_heads(
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     for row in rows:
         row["scores"] = np.frombuffer(base64.b64decode(row["scores"]), np.float32)
+        if row.get("kernel"):  # a task that asked for its fitted weights ("kernel": true)
+            row["kernel"] = np.frombuffer(base64.b64decode(row["kernel"]), np.float32)
     return rows
 
 

@@ -15,19 +15,18 @@ import json
 import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.feedback import run_node_heads
 from precompute import feedback, similarity
 from tests.test_private_js import CODEC_JS, METRICS, NODE, JsError, _results, _wire, needs_node, tied_features
-from tests.tfjs_node import tfjs_path, tfjs_unavailable
+from tests.tfjs_node import tfjs_unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
-HEAD_DRIVER = ROOT / "bench" / "feedback_node.js"
 
 DRIVER = (
     CODEC_JS.replace("window.sispPrivate[call.fn]", "window.sispFeedback[call.fn]")
@@ -189,38 +188,6 @@ def test_deep_link_marks_parse_with_a_problem_per_bad_value():
     assert fmt == "rel=3,17&not=5"
 
 
-def run_heads(features: np.ndarray, metric: str, tasks: list[dict], timeout: float = 600) -> list[dict]:
-    """The in-browser head (bench/feedback_node.js) for each task; scores as float32 arrays."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "features.f32"
-        np.ascontiguousarray(features, dtype="<f4").tofile(path)
-        done = subprocess.run(
-            [
-                "node",
-                str(HEAD_DRIVER),
-                str(tfjs_path()),
-                str(ASSETS),
-                str(path),
-                str(len(features)),
-                str(features.shape[1]),
-            ],
-            input=json.dumps({"metric": metric, "tasks": tasks}),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = []
-    for line in done.stdout.splitlines():
-        row = json.loads(line)
-        row["scores"] = np.frombuffer(base64.b64decode(row["scores"]), np.float32)
-        if row.get("kernel"):
-            row["kernel"] = np.frombuffer(base64.b64decode(row["kernel"]), np.float32)
-        out.append(row)
-    return out
-
-
 needs_tfjs = pytest.mark.skipif(tfjs_unavailable() is not None, reason=f"TF.js in node: {tfjs_unavailable()}")
 
 
@@ -239,7 +206,7 @@ def test_head_ranks_by_its_scores_and_learns_from_marks():
         tasks.append({"query": query, "relevant": relevant, "notRelevant": not_relevant, "kernel": True})
         expected.append(query)
         before.append(np.mean(labels[top] == labels[query]))
-    for query, row in zip(expected, run_heads(features, "cosine", tasks), strict=True):
+    for query, row in zip(expected, run_node_heads(features, "cosine", tasks, timeout=600), strict=True):
         np.testing.assert_array_equal(row["scores"], feedback.head_scores(row["kernel"], row["bias"], features))
         top = feedback.rank_by_scores(row["scores"], 15, exclude=query)
         assert query not in top
