@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.load_app import stop_server
+
 REPO = Path(__file__).resolve().parent.parent
 TIMEOUT_S = 60.0
 QUIET_S = 1.0  # the page has settled when no request was in flight for this long
@@ -322,12 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_until_up(host, port, 120, server)
         visits = [visit(f"http://{host}:{port}", args.dataset, args.later_views) for _ in range(args.repeat)]
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
     report(visits)
     if args.json:
         Path(args.json).write_text(

@@ -245,6 +245,17 @@ def start_server(artifacts: str, port: int, extra: list[str]) -> subprocess.Pope
     return subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def stop_server(server: subprocess.Popen | None, seconds: float = 10) -> None:
+    """End a server this benchmark started (None: one it did not start): SIGTERM, then SIGKILL after ``seconds``."""
+    if server is None:
+        return
+    server.terminate()
+    try:
+        server.wait(seconds)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     where = parser.add_mutually_exclusive_group(required=True)
@@ -298,12 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"upload of {args.upload.name}: {upload(client, fed, selection, args.upload)}; {memory_mb(pid)}")
         return 0 if sum(errors.values()) == 0 and browse_errors == 0 else 1
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_server(server)
 
 
 def _count_images(client: Client, selection: dict) -> int:
