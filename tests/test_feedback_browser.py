@@ -75,13 +75,20 @@ def _network(browser: BrowserSession) -> list[dict]:
     return [r for r in browser.network() if not r["url"].startswith(("blob:", "data:"))]
 
 
-def test_marks_refine_undo_reset_deep_link_and_nothing_sent(playground_artifacts):
+def _stored(root, model: str = MODEL, layer: str | None = None) -> tuple[Store, str, np.ndarray, np.ndarray, list[int]]:
+    """The store over ``root`` (caches cleared), the layer (default: the model's last), its features, the labels
+    and QUERY's first K results as the server ranks them."""
     clear_caches()
-    store = Store(playground_artifacts)
-    layer = store.layers(DATASET, MODEL)[-1]
-    features = np.asarray(store.features(DATASET, MODEL, layer), dtype=np.float32)
+    store = Store(root)
+    layer = layer or store.layers(DATASET, model)[-1]
+    features = np.asarray(store.features(DATASET, model, layer), dtype=np.float32)
     labels = np.asarray(store.labels(DATASET)).astype(str)
-    first = [int(i) for i in store.neighbors(DATASET, MODEL, layer, METRIC)[0][QUERY, :K]]
+    first = [int(i) for i in store.neighbors(DATASET, model, layer, METRIC)[0][QUERY, :K]]
+    return store, layer, features, labels, first
+
+
+def test_marks_refine_undo_reset_deep_link_and_nothing_sent(playground_artifacts):
+    store, layer, features, labels, first = _stored(playground_artifacts)
     same = [i for i in first if labels[i] == labels[QUERY]]
     other = [i for i in first if labels[i] != labels[QUERY]]
     assert same and other, "the fixture's top results must hold both classes"
@@ -180,12 +187,7 @@ def test_a_dataset_too_big_for_the_browser_sends_only_the_refined_vector(playgro
     from playground import private
 
     monkeypatch.setattr(private, "LOCAL_SEARCH_MAX_IMAGES", 5)
-    clear_caches()
-    store = Store(playground_artifacts)
-    layer = store.layers(DATASET, MODEL)[-1]
-    features = np.asarray(store.features(DATASET, MODEL, layer), dtype=np.float32)
-    labels = np.asarray(store.labels(DATASET)).astype(str)
-    first = [int(i) for i in store.neighbors(DATASET, MODEL, layer, METRIC)[0][QUERY, :K]]
+    store, layer, features, labels, first = _stored(playground_artifacts)
     with BrowserSession(create_app(playground_artifacts)) as browser:
         driver = browser.driver
         browser.open(f"/search?dataset={DATASET}&model={MODEL}&layer={layer}&metric={METRIC}&query={QUERY}&k={K}")
@@ -231,12 +233,8 @@ def test_the_hybrid_flow_loads_the_server_head_fine_tunes_it_and_sends_nothing(a
     folder = playground_artifacts.parent / DATASET  # the fixture's image folder (tests/playground_fixtures.py)
     args = [str(folder), "--out", str(artifacts_copy), "--no-progress", "--tfjs", "float32"]
     assert main([*args, "--train-head", f"{MODEL}/{layer}"]) == 0
-    clear_caches()
-    store = Store(artifacts_copy)
+    store, _, stored, labels, first = _stored(artifacts_copy, head_model, layer)
     base = np.asarray(store.features(DATASET, MODEL, layer), dtype=np.float32)
-    stored = np.asarray(store.features(DATASET, head_model, layer), dtype=np.float32)
-    labels = np.asarray(store.labels(DATASET)).astype(str)
-    first = [int(i) for i in store.neighbors(DATASET, head_model, layer, METRIC)[0][QUERY, :K]]
     server_same = sum(labels[i] == labels[QUERY] for i in first)
     rel = [i for i in first if labels[i] == labels[QUERY]][:3]
     nrel = [i for i in first if labels[i] != labels[QUERY]][:2] or [
