@@ -323,9 +323,14 @@ def _blas_candidates(queries: np.ndarray, features: np.ndarray, family: str, k: 
         slack = _SCAN_SLACK * (dim + 2) * unit * scale
     kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
     keep = approx <= (kth + slack)[:, None]
+    return _padded_ids(keep)
+
+
+def _padded_ids(keep: np.ndarray) -> np.ndarray:
+    """The column ids of each row's True cells, ``(n_rows, widest row)`` int64, short rows padded with -1."""
     width = int(keep.sum(axis=1).max())
-    candidates = np.full((len(q), width), -1, dtype=np.int64)
-    for row in range(len(q)):
+    candidates = np.full((len(keep), width), -1, dtype=np.int64)
+    for row in range(len(keep)):
         ids = np.flatnonzero(keep[row])
         candidates[row, : ids.size] = ids
     return candidates
@@ -374,12 +379,7 @@ def _kernel_candidates(queries: np.ndarray, features: np.ndarray, family: str, p
     kth = np.partition(approx, k - 1, axis=1)[:, k - 1].astype(np.float64)
     bound = kth * ((1 + error) / (1 - error)) * (1 + 2 * float(np.finfo(np.float32).eps)) + _SCAN_SLACK * absolute
     keep = approx <= bound[:, None]
-    width = int(keep.sum(axis=1).max())
-    candidates = np.full((len(q), width), -1, dtype=np.int64)
-    for row in range(len(q)):
-        ids = np.flatnonzero(keep[row])
-        candidates[row, : ids.size] = ids
-    return candidates
+    return _padded_ids(keep)
 
 
 def _scannable(values: np.ndarray, family: str, p: float, dim: int) -> bool:
