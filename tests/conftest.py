@@ -6,7 +6,12 @@ import shutil
 
 import pytest
 
-from tests.playground_fixtures import artifacts_copy, playground_artifacts, screenshot_dir  # noqa: F401
+from tests.playground_fixtures import (  # noqa: F401
+    artifacts_copy,
+    axe_script,
+    playground_artifacts,
+    screenshot_dir,
+)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -97,3 +97,15 @@ def photo_png() -> bytes:
 def screenshot_dir() -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture(scope="module")
+def axe_script() -> str | None:
+    """axe-core's script (precompute/npm_files.py: npm pack, cached), or None where it cannot be had (the
+    accessibility tests then say they were skipped, and why)."""
+    from precompute.npm_files import AXE_CORE, NpmFileUnavailable
+
+    try:
+        return AXE_CORE.find().read_text()
+    except NpmFileUnavailable:
+        return None

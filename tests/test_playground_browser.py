@@ -195,17 +195,6 @@ def test_duplicate_badges_panel_and_compare_headline(dash_duo, artifacts_copy, s
 
 
 # ------------------------------------------------------------------------------- UX round 2 (issue #13)
-@pytest.fixture(scope="module")
-def axe_script() -> str | None:
-    """axe-core's script (precompute/npm_files.py: npm pack, cached), or None where it cannot be had."""
-    from precompute.npm_files import AXE_CORE, NpmFileUnavailable
-
-    try:
-        return AXE_CORE.find().read_text()
-    except NpmFileUnavailable:
-        return None
-
-
 def test_axe_core_is_available(axe_script):
     if axe_script is None:
         pytest.skip("axe-core could not be fetched (npm missing or offline): accessibility checks did not run")

@@ -13,17 +13,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::DeprecationWarning:selenium.*")]
 
 
-@pytest.fixture(scope="module")
-def axe_script() -> str | None:
-    """axe-core's script, or None where it cannot be had (test_playground_browser reports that skip)."""
-    from precompute.npm_files import AXE_CORE, NpmFileUnavailable
-
-    try:
-        return AXE_CORE.find().read_text()
-    except NpmFileUnavailable:
-        return None
-
-
 def test_results_on_the_first_screen_at_1000_px_with_closeness(dash_duo, playground_artifacts, axe_script):
     start(dash_duo, playground_artifacts, f"/search?dataset=shapes&model={LITE}&layer=top_conv&metric=cosine&query=3"
           "&k=3")
