@@ -63,7 +63,7 @@ def _first_difference(a: Any, b: Any, where: str = "") -> str:
             if a[key] != b[key]:
                 return _first_difference(a[key], b[key], f"{where}/{key}")
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
             if x != y:
                 return _first_difference(x, y, f"{where}[{i}]")
     return f"{where}: {str(a)[:80]!r} != {str(b)[:80]!r}"
