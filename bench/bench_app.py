@@ -23,12 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from plotly.io.json import to_json_plotly  # noqa: E402
 
-from playground.callbacks.compare import render_compare  # noqa: E402
 from playground.callbacks.controller import control_options, update_selection  # noqa: E402
-from playground.callbacks.embeddings import render_embeddings  # noqa: E402
-from playground.callbacks.search import render_grid, render_query_panel, render_results  # noqa: E402
 from playground.state import DEFAULT_DATASET, resolve_selection  # noqa: E402
 from playground.store import Store, clear_caches  # noqa: E402
+from playground.views.compare import render_compare  # noqa: E402
+from playground.views.embeddings import render_embeddings  # noqa: E402
+from playground.views.search import render_grid, render_query_panel, render_results  # noqa: E402
 
 
 def timed(timings: dict[str, list[float]], name: str, function, *args):

@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from PIL import Image  # noqa: E402
 
 from playground import uploads  # noqa: E402
-from playground.callbacks.upload import render_upload  # noqa: E402
 from playground.state import DEFAULT_DATASET, resolve_selection  # noqa: E402
 from playground.store import Store  # noqa: E402
+from playground.views.upload import render_upload  # noqa: E402
 from tests.helpers import text_of  # noqa: E402  (the text of a Dash component tree)
 
 

@@ -15,10 +15,9 @@ from dash import Dash, dcc, html
 from flask import Response, abort, has_request_context, request, send_file
 
 from playground import components, ids
-from playground.callbacks import register_callbacks
+from playground.callbacks import controller, page
 from playground.callbacks.controller import control_options, model_info, update_selection
 from playground.callbacks.guards import callback_error_handler
-from playground.callbacks.search import initial_search
 from playground.compression import install_compression
 from playground.feedback import add_feedback_routes
 from playground.images import MAX_SIDE, ImageUnavailable, full_size_jpeg
@@ -26,7 +25,8 @@ from playground.private import add_private_routes
 from playground.server import LOOPBACK_HOSTS, MAX_REQUEST_BYTES, install_guards
 from playground.state import DEFAULT_K, MAX_K, VIEWS
 from playground.store import MissingArtifact, Store, UnreadableArtifact
-from playground.views import VIEW_LAYOUTS, VIEW_TITLES
+from playground.views import VIEW_REGISTRY
+from playground.views.search import initial_search
 from precompute.artifacts import check_name
 from precompute.locations import assets_dir
 
@@ -64,8 +64,8 @@ INDEX_STRING = """<!DOCTYPE html>
 def _header() -> html.Header:
     # Views are links (reachable with Tab, opened with Enter, each its own URL); the controller sets their hrefs.
     tabs = [
-        dcc.Link(VIEW_TITLES[view], id=ids.VIEW_TAB.format(view), href=f"/{view}", className="tab")
-        for view in VIEWS
+        dcc.Link(view.title, id=ids.VIEW_TAB.format(view.name), href=f"/{view.name}", className="tab")
+        for view in VIEW_REGISTRY.values()
     ]
     return html.Header(
         [
@@ -242,12 +242,12 @@ def _page(artifacts_root: Path | None) -> html.Div:
                         html.Div(
                             # Each view opens with its title as a heading (read out, not shown): the page's h1
                             # is followed by an h2 before any view's h3.
-                            [html.H2(VIEW_TITLES[view], className="visually-hidden"), VIEW_LAYOUTS[view]()],
-                            id=ids.VIEW_DIV.format(view),
+                            [html.H2(view.title, className="visually-hidden"), view.layout()],
+                            id=ids.VIEW_DIV.format(view.name),
                             className="view",
-                            style={"display": "block" if view == "search" else "none"},
+                            style={"display": "block" if view.name == "search" else "none"},
                         )
-                        for view in VIEWS
+                        for view in VIEW_REGISTRY.values()
                     ],
                 ]
             ),
@@ -343,7 +343,8 @@ def create_app(artifacts_root: str | Path = "artifacts", allowed_hosts: Iterable
     _add_image_route(app, store)
     add_private_routes(app, store)
     add_feedback_routes(app, store)
-    register_callbacks(app, store)
+    for register in (controller.register, page.register, *(view.register for view in VIEW_REGISTRY.values())):
+        register(app, store)
     install_guards(app, allowed_hosts)
     install_compression(app)
     app.playground_store = store  # for tests and the benchmark

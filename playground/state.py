@@ -16,6 +16,8 @@ from urllib.parse import parse_qs, urlencode
 
 from playground.store import MissingArtifact, Store
 
+# The views, in the order of their tabs: each name is a path of the URL and its module in playground/views/ (the one
+# place a view is registered; see playground/views/__init__.py).
 VIEWS = ("search", "upload", "embeddings", "compare")
 DEFAULT_VIEW = "search"
 DEFAULT_DATASET = "openclipart-200"

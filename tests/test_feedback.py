@@ -276,10 +276,10 @@ def _check_stored(store, dataset: str, model: str, layer: str) -> None:
 def test_results_panel_carries_what_the_browser_needs_and_says_when_too_big(playground_artifacts, monkeypatch):
     from playground import feedback as page_feedback
     from playground import private
-    from playground.callbacks.search import render_results
     from playground.state import Selection
     from playground.static_html import to_tree
     from playground.store import Store
+    from playground.views.search import render_results
 
     store = Store(playground_artifacts)
     layer = store.layers("shapes", "pixels")[-1]

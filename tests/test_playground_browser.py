@@ -349,7 +349,7 @@ def test_upload_size_check_busy_line_and_results_that_open_in_search(
         time.sleep(2.0)
         return real(*args)
 
-    monkeypatch.setattr("playground.callbacks.upload.upload_features", slow)
+    monkeypatch.setattr("playground.views.upload.upload_features", slow)
     start(dash_duo, playground_artifacts, "/upload?dataset=shapes&model=pixels&layer=pixels_16x16&metric=cosine&k=6")
     dash_duo.wait_for_contains_text("#upload-status", "No image yet", timeout=TIMEOUT)
     driver = dash_duo.driver

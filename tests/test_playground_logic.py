@@ -14,15 +14,15 @@ import pytest
 from PIL import Image
 
 from playground import uploads
-from playground.callbacks.compare import render_compare
 from playground.callbacks.controller import control_options, update_selection
-from playground.callbacks.embeddings import render_embeddings, tooltip
-from playground.callbacks.search import grid_page, render_query_panel, render_results
-from playground.callbacks.upload import render_upload
 from playground.ranking import feature_results, majority_label, query_results, query_scores
 from playground.state import DEFAULT_DATASET, Selection, parse_url, resolve_selection, to_url
 from playground.store import MissingArtifact, Store
 from playground.tables import class_breakdown, cost_table, summary_table
+from playground.views.compare import render_compare
+from playground.views.embeddings import render_embeddings, tooltip
+from playground.views.search import grid_page, render_query_panel, render_results
+from playground.views.upload import render_upload
 from tests.helpers import add_trust_entries, data_url, find_class, strip_trust_entries, text_of
 from tests.playground_fixtures import draw_shape, photo_png, png_bytes
 
@@ -125,7 +125,7 @@ def test_switching_dataset_resets_the_query(store):
 
 
 def test_grid_paging_opens_the_page_of_the_query(store, monkeypatch):
-    monkeypatch.setattr("playground.callbacks.search.PAGE_SIZE", 10)
+    monkeypatch.setattr("playground.views.search.PAGE_SIZE", 10)
     sel = resolve_selection(store, {"dataset": "shapes", "query": 23})
     ids, page, n_pages = grid_page(store, sel, None, None)
     assert (page, n_pages, ids) == (2, 3, [20, 21, 22, 23])
@@ -453,7 +453,7 @@ def test_store_reads_duplicate_tables(trust):
 
 def test_the_pipeline_entries_are_read(store):
     """What precompute itself writes (no hand-made entries): tables with the documented columns, intervals."""
-    from playground.callbacks.search import render_duplicates
+    from playground.views.search import render_duplicates
 
     assert {"a", "b", "kind", "phash_distance", "cross_class"} <= set(store.duplicates("shapes").columns)
     assert {"a", "b", "distance", "cross_class"} <= set(store.layer_duplicates("shapes", LITE, "top_conv").columns)
@@ -522,7 +522,7 @@ def test_results_badge_duplicates_of_the_query(trust):
 
 def test_duplicates_panel_lists_pairs_with_counts(trust, monkeypatch):
     from playground import ids
-    from playground.callbacks.search import render_duplicates
+    from playground.views.search import render_duplicates
 
     store, pair = trust
     sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 5})
@@ -543,12 +543,12 @@ def test_duplicates_panel_lists_pairs_with_counts(trust, monkeypatch):
     assert [b.id["type"] for b in buttons] == [ids.DUPLICATE_PICK] * 6
     assert len({json.dumps(b.id, sort_keys=True) for b in buttons + issue.children[:1]}) == 7  # unique ids
     assert [b.id["index"] for b in buttons[:2]] == [0, pair["other"]]
-    monkeypatch.setattr("playground.callbacks.search.MAX_PAIRS_SHOWN", 1)
+    monkeypatch.setattr("playground.views.search.MAX_PAIRS_SHOWN", 1)
     assert "2 more pairs" in text_of(render_duplicates(store, sel))
 
 
 def test_older_artifacts_show_no_badges_and_say_duplicates_were_not_looked_for(old_store):
-    from playground.callbacks.search import render_duplicates
+    from playground.views.search import render_duplicates
 
     sel = resolve_selection(old_store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 0})
     assert not find_class(render_results(old_store, sel), "badge")
@@ -558,7 +558,7 @@ def test_older_artifacts_show_no_badges_and_say_duplicates_were_not_looked_for(o
 
 
 def test_a_missing_duplicates_file_is_a_message_not_a_crash(trust, artifacts_copy):
-    from playground.callbacks.search import render_duplicates
+    from playground.views.search import render_duplicates
     from precompute import artifacts as art
 
     store, _ = trust
@@ -622,8 +622,8 @@ def test_compare_to_best_runs_the_paired_test_on_per_query_scores(trust):
 
 
 def test_verdicts_in_words():
-    from playground.callbacks.compare import render_verdicts, verdict_text
     from playground.tables import ABOVE, BELOW, BEST, NOT_COMPARABLE, NOT_DISTINGUISHABLE
+    from playground.views.compare import render_verdicts, verdict_text
 
     def row(model, verdict, difference=np.nan, low=np.nan, high=np.nan, p=np.nan):
         return {"model": model, "layer": "l", "metric": "cosine", "rwp@15": 0.4, "rwp@15 low": 0.35,
@@ -964,7 +964,7 @@ def test_query_requests_from_uploads_and_the_viewer_open_search():
     from dash.exceptions import PreventUpdate
 
     from playground import ids
-    from playground.callbacks.search import query_request
+    from playground.callbacks.controller import click_request as query_request
 
     assert query_request({"type": ids.UPLOAD_PICK, "index": 4}, [{"value": 1}], None, None)["view"] == "search"
     grid = query_request({"type": ids.PICK, "index": 4}, [{"value": 1}], None, None)
@@ -992,7 +992,7 @@ def test_upload_results_open_in_search_and_full_size(store):
 
 
 def test_a_file_refused_by_the_browser_gets_a_message():
-    from playground.callbacks.upload import render_rejected
+    from playground.views.upload import render_rejected
 
     message = render_rejected({"name": "huge.tif", "size": 15 * 1024 * 1024, "verdict": "too_big"})
     assert find_class(message, "message-error")
@@ -1060,7 +1060,7 @@ def test_embeddings_figure_selection_and_thumbnails(store, monkeypatch):
 
 def test_selection_strip_counts_classes_and_offers_each_image(store):
     from playground import ids
-    from playground.callbacks.embeddings import class_mix, render_selection, selected_ids
+    from playground.views.embeddings import class_mix, render_selection, selected_ids
 
     sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2})
     points = {"points": [{"customdata": i} for i in (0, 1, 9, 17, 1, 2)] + [{"customdata": 2}]}
@@ -1076,7 +1076,7 @@ def test_selection_strip_counts_classes_and_offers_each_image(store):
 
 def test_the_map_keeps_a_selection_across_queries_and_clears_it_on_another_map(store):
     from playground import ids
-    from playground.callbacks.embeddings import next_selection
+    from playground.views.embeddings import next_selection
 
     lasso = {"points": [{"customdata": 3}, {"customdata": 5}], "lassoPoints": {"x": [0], "y": [0]}}
     state = next_selection(None, "shapes/pixels/a", "selection", None)
@@ -1097,7 +1097,7 @@ def test_the_map_keeps_a_selection_across_queries_and_clears_it_on_another_map(s
 
 
 def test_neighbours_beside_the_map_are_the_query_results(store):
-    from playground.callbacks.embeddings import render_neighbours
+    from playground.views.embeddings import render_neighbours
 
     sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "metric": "euclidean", "query": 6,
                                     "k": 7})
@@ -1192,8 +1192,8 @@ def _best_key(store):
 
 
 def test_answer_finds_a_cheap_copy_of_the_best(artifacts_copy):
-    from playground.callbacks.compare import render_answer
     from playground.tables import NOT_DISTINGUISHABLE, answer
+    from playground.views.compare import render_answer
 
     store = Store(artifacts_copy)
     best = _best_key(store)
@@ -1228,8 +1228,8 @@ def test_answer_names_a_cheaper_configuration_within_the_stated_share(artifacts_
 
 
 def test_answer_in_words():
-    from playground.callbacks.compare import percent_of, render_answer, share_words
     from playground.tables import BEST, NOT_DISTINGUISHABLE, Answer
+    from playground.views.compare import percent_of, render_answer, share_words
     from precompute.schema import ModelCost
 
     assert [share_words(r) for r in (0.5, 0.34, 0.25, 0.42, 0.95)] == [
@@ -1350,7 +1350,7 @@ def test_compare_layers_are_named_per_model_and_winners_are_bold(store):
 
 
 def test_a_click_on_a_compare_chart_opens_that_configuration_in_search(store):
-    from playground.callbacks.compare import search_target
+    from playground.views.compare import search_target
 
     sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "metric": "euclidean", "query": 5,
                                     "k": 9})

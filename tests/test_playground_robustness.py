@@ -25,14 +25,14 @@ import pytest
 from PIL import Image
 
 from playground import ids, uploads
-from playground.callbacks.compare import render_compare
-from playground.callbacks.embeddings import render_embeddings
-from playground.callbacks.search import render_duplicates, render_query_panel, render_results
-from playground.callbacks.upload import render_upload
 from playground.ranking import feature_results, query_results
 from playground.server import HostAllowList, allowed_hosts, check_callback_body, host_name
 from playground.state import resolve_selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
+from playground.views.compare import render_compare
+from playground.views.embeddings import render_embeddings
+from playground.views.search import render_duplicates, render_query_panel, render_results
+from playground.views.upload import render_upload
 from precompute import artifacts as art
 from tests.helpers import callback_request, controller_request, data_url, text_of
 from tests.playground_fixtures import REPO, png_bytes
@@ -198,7 +198,7 @@ def test_messages_name_files_relative_to_the_root(artifacts_copy):
 
 
 def test_an_unexpected_upload_failure_shows_no_server_path(playground_artifacts, monkeypatch):
-    import playground.callbacks.upload as upload_view
+    import playground.views.upload as upload_view
 
     def fail(*args):
         raise OSError(f"cannot open {playground_artifacts}/shapes/weights.h5 nor /home/someone/.keras/w.h5")

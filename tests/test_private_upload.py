@@ -155,7 +155,7 @@ def test_tfjs_route_says_why_when_tfjs_is_missing(private_artifacts, monkeypatch
 
 @NEEDS_TFJS
 def test_private_info_says_what_the_browser_does(private_artifacts, monkeypatch):
-    from playground.callbacks.upload import render_private_line
+    from playground.views.upload import render_private_line
 
     store = Store(private_artifacts)
     layer = store.layers("shapes", LITE)[-1]
@@ -182,8 +182,8 @@ def test_private_info_says_what_the_browser_does(private_artifacts, monkeypatch)
 def test_browser_feature_vector_is_ranked_like_an_upload(private_artifacts):
     from dash.exceptions import PreventUpdate
 
-    from playground.callbacks.upload import render_private_results
     from playground.ranking import feature_results
+    from playground.views.upload import render_private_results
     from tests.helpers import find_class, text_of
 
     store = Store(private_artifacts)

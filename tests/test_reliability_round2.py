@@ -211,7 +211,7 @@ except PermissionError:
     pass
 logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 from playground.app import create_app
-from playground.callbacks.search import render_results
+from playground.views.search import render_results
 from playground.state import resolve_selection
 from playground.static_html import to_tree
 from playground.store import MissingArtifact, Store
@@ -486,9 +486,9 @@ def test_a_decompression_bomb_is_refused_in_the_apps_words() -> None:
 def test_an_upload_name_is_cut_to_a_bounded_length(playground_artifacts: Path) -> None:
     from PIL import Image
 
-    from playground.callbacks.upload import render_upload
     from playground.state import resolve_selection
     from playground.store import Store
+    from playground.views.upload import render_upload
     from tests.helpers import data_url, text_of
     from tests.playground_fixtures import png_bytes
 

@@ -102,8 +102,8 @@ def test_distance_reference_places_a_distance_among_the_collections_pairs():
 
 
 def test_result_cards_say_where_the_distance_falls_and_a_far_best_result_is_called_weak(playground_artifacts):
-    from playground.callbacks.upload import render_private_results
     from playground.store import Store
+    from playground.views.upload import render_private_results
     from tests.helpers import find_class, text_of
 
     store = Store(playground_artifacts)
@@ -146,7 +146,7 @@ def test_both_parameter_counts_are_named_alike_in_the_cost_table_and_the_size_ch
 
 def test_the_compare_answer_has_a_trade_off_line_and_explains_rwp():
     from playground import tables
-    from playground.callbacks.compare import render_answer, trade_off_line
+    from playground.views.compare import render_answer, trade_off_line
     from precompute.schema import ModelCost
     from tests.helpers import text_of
 
@@ -175,10 +175,10 @@ def test_the_compare_answer_has_a_trade_off_line_and_explains_rwp():
 
 # ----------------------------------------------------------------- scores follow the results shown
 def test_the_query_scores_start_with_precision_at_the_number_of_results_shown(playground_artifacts):
-    from playground.callbacks.search import render_query_panel, render_results
     from playground.ranking import query_results, query_scores
     from playground.state import resolve_selection
     from playground.store import Store
+    from playground.views.search import render_query_panel, render_results
     from tests.helpers import text_of
 
     store = Store(playground_artifacts)
@@ -200,7 +200,7 @@ def test_the_query_scores_start_with_precision_at_the_number_of_results_shown(pl
 
 # ------------------------------------------------------------------------- private mode and errors
 def test_private_mode_off_is_said_in_words_and_hides_the_model_download():
-    from playground.callbacks.upload import private_mode_state
+    from playground.views.upload import private_mode_state
 
     label, class_name, style = private_mode_state(False)
     assert label.startswith("Private mode off") and "server computes" in label and "browser" not in label

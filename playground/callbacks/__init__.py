@@ -1,11 +1,3 @@
-"""Callbacks, one module per view, each a thin ``register(app, store)`` over pure functions."""
-
-from dash import Dash
-
-from playground.callbacks import compare, controller, embeddings, page, search, upload
-from playground.store import Store
-
-
-def register_callbacks(app: Dash, store: Store) -> None:
-    for module in (controller, page, search, upload, embeddings, compare):
-        module.register(app, store)
+"""The callbacks that belong to no one view: the controller (URL, controls and clicks in, one selection out), the
+page-wide viewer and hint, and the guards every view's callbacks start with. Each view's own callbacks sit with its
+layout in ``playground/views/``."""

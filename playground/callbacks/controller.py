@@ -9,13 +9,13 @@ it would resolve (bench/requests_per_click.py counts one controller request per 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from dash import ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
 
 from playground import components, ids
-from playground.callbacks.search import PICK_INPUTS
-from playground.callbacks.search import query_request as click_request
 from playground.state import VIEWS, Selection, default_query, parse_url, resolve_selection, stored_depth, to_url
 from playground.store import MissingArtifact, Store
 
@@ -26,6 +26,38 @@ _CONTROL_KEYS = {
     ids.METRIC: "metric",
     ids.TOP_K: "k",
 }
+
+
+# What picks a query among Dash components: upload results (buttons), a point of the map, the viewer's "Search
+# with this image". They reach the controller through one clientside callback. The buttons of the static panels
+# (grid, results, duplicate pairs, neighbours, selection strip) write the same store from assets/static_html.js.
+PICK_INPUTS = (
+    Input({"type": ids.UPLOAD_PICK, "index": ALL}, "n_clicks"),
+    Input(ids.UMAP_GRAPH, "clickData"),
+    Input(ids.VIEWER_SEARCH, "n_clicks"),
+)
+
+
+def click_request(trigger: Any, triggered: list[dict], click_data: dict | None, viewer_image: int | None) -> dict:
+    """What a click asks for: ``{"id": image id, "at": time}``, with ``"view": "search"`` when the click should
+    also open Search (an upload result, the viewer's button). PreventUpdate for a re-render's zero clicks."""
+    if trigger is None or not triggered or not triggered[0].get("value"):
+        raise PreventUpdate
+    view = None
+    if trigger == ids.UMAP_GRAPH:
+        try:
+            image_id = int(click_data["points"][0]["customdata"])
+        except (TypeError, KeyError, IndexError, ValueError):
+            raise PreventUpdate from None
+    elif trigger == ids.VIEWER_SEARCH:
+        if viewer_image is None:
+            raise PreventUpdate
+        image_id, view = int(viewer_image), "search"
+    else:
+        image_id = int(trigger["index"])
+        if trigger.get("type") == ids.UPLOAD_PICK:
+            view = "search"
+    return {"id": image_id, "at": time.time(), **({"view": view} if view else {})}
 
 
 def request_from(
