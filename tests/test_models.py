@@ -34,15 +34,26 @@ def test_a_bad_config_is_named() -> None:
         ModelConfig.from_dict({"backbone": "vgg16", "weights_source": "auto", "input_size": 32})
 
 
-def test_the_builder_gives_uploads_the_pipeline_model() -> None:
+def test_an_upload_with_the_pixels_baseline_gets_the_mean_of_each_block_of_pixels() -> None:
+    """What ``load_extractor`` returns, computed by hand: ``pixels_8x8`` of a 32 px image is the mean of each 4x4
+    block of ``x / 255``, block row by block row, channels last (``pixels_16x16``: of each 2x2 block). The Keras
+    model a precompute run builds for the same config gives the same features (uploads search the run's features)."""
     config = ModelConfig("pixels", "none", 32, "flatten")
-    model = load_feature_model(config, ["pixels_8x8", "pixels_16x16"], runtime="keras")
-    assert model.runtime == "keras" and model.base is not None and model.tflite is None
+    layers = ["pixels_8x8", "pixels_16x16"]
     images = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    expected = []
+    for grid in (8, 16):
+        side = 32 // grid
+        expected.append(np.array([[images[n, i * side:(i + 1) * side, j * side:(j + 1) * side, c].mean() / 255
+                                   for i in range(grid) for j in range(grid) for c in range(3)] for n in range(3)]))
+
+    uploads = load_extractor(config.to_dict(), layers, runtime="keras")(images)
+    model = load_feature_model(config, layers, runtime="keras")
+    assert model.runtime == "keras" and model.base is not None and model.tflite is None
     from precompute.extract import extract_array
 
-    direct = extract_array(model.runner, images, model.preprocess)
-    uploads = load_extractor(config.to_dict(), ["pixels_8x8", "pixels_16x16"], runtime="keras")(images)
-    assert [d.shape for d in direct] == [(3, 192), (3, 768)]
-    for a, b in zip(direct, uploads, strict=True):
-        np.testing.assert_array_equal(a, b)
+    pipeline = extract_array(model.runner, images, model.preprocess)
+    for features in (uploads, pipeline):
+        assert [f.shape for f in features] == [(3, 192), (3, 768)]
+        for got, want in zip(features, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -205,11 +205,12 @@ def test_no_server_callback_receives_the_uploads_contents(tmp_path):
     from playground.app import create_app
 
     app = create_app(tmp_path)
-    for key, spec in app.callback_map.items():
-        reads = [f"{dep['id']}.{dep['property']}" for dep in spec["inputs"] + spec["state"]
-                 if isinstance(dep["id"], str)]
-        if f"{ids.UPLOAD}.contents" in reads:
-            assert "callback" not in spec, key  # clientside only: assets/private_upload.js decides
+    readers = [key for key, spec in app.callback_map.items()
+               if {"id": ids.UPLOAD, "property": "contents"} in spec["inputs"] + spec["state"]]
+    # One reader, assets/private_upload.js' onUpload, clientside: it decides whether the contents go anywhere. None
+    # would mean the upload's id or property was renamed and this test no longer looks at it.
+    assert len(readers) == 1, readers
+    assert "callback" not in app.callback_map[readers[0]], readers  # no server function behind it
 
 
 # ------------------------------------------------------------------------------------------------ Chromium
