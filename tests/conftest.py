@@ -9,8 +9,12 @@ import pytest
 from tests.playground_fixtures import (  # noqa: F401
     artifacts_copy,
     axe_script,
+    old_store,
     playground_artifacts,
     screenshot_dir,
+    store,
+    trust,
+    trusted_artifacts,
 )
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -5,6 +5,9 @@
 - ``shapes``: 3 labeled classes x 8 coloured shapes, models ``pixels`` and ``efficientnet-lite0-random``
   (input 64 px), every default metric, rankings stored to depth 20;
 - ``shapes-flat``: 6 unlabeled images (a flat folder), model ``pixels`` only.
+
+``store`` reads them; ``trust`` is a private copy with the duplicate tables, label checks and intervals that
+``tests.helpers.add_trust_entries`` adds, ``old_store`` one without them (as older runs left them).
 """
 
 from __future__ import annotations
@@ -78,6 +81,49 @@ def artifacts_copy(playground_artifacts: Path, tmp_path: Path) -> Path:
     shutil.copytree(playground_artifacts, copy)
     clear_caches()
     return copy
+
+
+@pytest.fixture
+def store(playground_artifacts: Path):
+    """A store over the session's artifacts (its caches are shared: copy the artifacts before damaging them)."""
+    from playground.store import Store
+
+    return Store(playground_artifacts)
+
+
+@pytest.fixture(scope="session")
+def trusted_artifacts(
+    playground_artifacts: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, int]]:
+    """The artifacts with ``tests.helpers.add_trust_entries`` applied, once per session (its bootstrap intervals
+    take about a second): duplicate tables, label checks and intervals, and the ids of the pair it adds."""
+    from tests.helpers import add_trust_entries
+
+    root = tmp_path_factory.mktemp("trusted") / "artifacts"
+    shutil.copytree(playground_artifacts, root)
+    return root, add_trust_entries(root)
+
+
+@pytest.fixture
+def trust(artifacts_copy: Path, trusted_artifacts: tuple[Path, dict[str, int]]):
+    """``artifacts_copy`` as ``add_trust_entries`` leaves it (a copy of the trusted artifacts), and its store."""
+    from playground.store import Store, clear_caches
+
+    template, ids = trusted_artifacts
+    shutil.rmtree(artifacts_copy)
+    shutil.copytree(template, artifacts_copy)
+    clear_caches()
+    return Store(artifacts_copy), ids
+
+
+@pytest.fixture
+def old_store(artifacts_copy: Path):
+    """A store over artifacts as a run before the duplicate tables, label checks and intervals left them."""
+    from playground.store import Store
+    from tests.helpers import strip_trust_entries
+
+    strip_trust_entries(artifacts_copy)
+    return Store(artifacts_copy)
 
 
 def png_bytes(image: Image.Image, **save_args) -> bytes:
