@@ -67,9 +67,24 @@ def build_artifacts(base: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def playground_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An artifacts root made by the real pipeline (about 30-40 s on 2 cores, once per session)."""
-    return build_artifacts(tmp_path_factory.mktemp("playground"))
+def playground_artifacts(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """An artifacts root made by the real pipeline (about 30-40 s on 2 cores), once per test session.
+
+    The pytest-xdist workers share one build (the first to ask builds it under a file lock, the others wait for it),
+    rather than each building its own: two builds at once took a third of the fast tier's processor time. Tests read
+    it; a test that changes artifacts works on ``artifacts_copy``."""
+    if worker_id == "master":  # one process (-n 0)
+        return build_artifacts(tmp_path_factory.mktemp("playground"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent / "playground"  # the session's folder, above each worker's
+    with FileLock(f"{shared}.lock"):
+        built = shared / "built"
+        if not built.is_file():
+            shutil.rmtree(shared, ignore_errors=True)  # what a failed build left
+            build_artifacts(shared)
+            built.touch()
+    return shared / "artifacts"
 
 
 @pytest.fixture
