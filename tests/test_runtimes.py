@@ -142,7 +142,8 @@ def test_linear_convolutions_are_read_out_in_numpy_with_the_same_features(cache:
     assert maxed.readouts is None and not runtimes.readout_path(maxed.path).exists()
 
 
-@pytest.mark.parametrize("pooling", ["avg", "max"])
+# max pooling converts as avg does (the fast tier keeps avg; 5-9 s each).
+@pytest.mark.parametrize("pooling", ["avg", pytest.param("max", marks=pytest.mark.slow)])
 def test_twelve_outputs_come_back_in_the_feature_models_order(cache: Path, monkeypatch: pytest.MonkeyPatch,
                                                                pooling: str) -> None:
     """The frozen-graph conversion writes no signature: LiteRTModel takes the outputs in the model's order, which
@@ -193,6 +194,7 @@ def test_efficientnet_lite0_folds_every_batchnorm_on_litert(cache: Path) -> None
         assert relative_difference(e, g) < TOLERANCE
 
 
+@pytest.mark.slow  # a MobileNetV2 conversion: 20-45 s
 def test_chunked_invocations_give_the_batch_features(cache: Path) -> None:
     """LiteRTModel runs a batch in chunks of invoke_batch images (default: 224 x 224 pixels' worth, so 49 images
     at 32 px, 1 at 224 px): the same features for any chunking."""
@@ -250,6 +252,7 @@ def test_int8full_needs_calibration_images(cache: Path) -> None:
         runtimes.convert_to_tflite(object(), cache / "x.tflite", "int8full")
 
 
+@pytest.mark.slow  # a calibrated full-integer MobileNetV2 conversion: 25-50 s
 def test_int8full_is_full_integer_with_float_input_and_output(cache: Path) -> None:
     """Every weight and activation tensor int8 (int32 biases), the input and the outputs float32."""
     _, got, lite, _ = keras_and_litert("mobilenetv2", 32, n_layers=2, quantize="int8full")

@@ -186,6 +186,7 @@ def test_random_baseline_is_exact_expectation_over_all_orderings(depth: int) -> 
     assert baseline.loc["c", ["recall@1", "ndcg@1", "ap"]].isna().all()
 
 
+@pytest.mark.slow  # 300 random rankings scored (6-18 s); the exact expectation over all orderings is fast-tier
 def test_random_baseline_matches_monte_carlo_mean() -> None:
     rng = np.random.default_rng(7)
     labels = rng.choice(["p", "q", "r"], size=60, p=[0.5, 0.3, 0.2])

@@ -21,7 +21,8 @@ def _tie_orders(order: np.ndarray, distances: np.ndarray):
         yield np.concatenate([np.asarray(g, dtype=int) for g in choice])
 
 
-@pytest.mark.parametrize("depth", [3, 5, 11])
+# Depth 3 in the fast tier; the deeper two (about 5-13 s each) in the full suite.
+@pytest.mark.parametrize("depth", [3, *(pytest.param(depth, marks=pytest.mark.slow) for depth in (5, 11))])
 def test_tie_aware_scores_are_the_mean_over_every_order_of_the_ties(depth: int) -> None:
     """Brute force: score every order of each full ranking's tie groups, truncate to depth, average."""
     rng = np.random.default_rng(depth)
