@@ -123,7 +123,7 @@ def render_embeddings(
             urls = [components.thumb_url(sel.dataset, i) for i in range(len(coords))]
         else:
             info = components.message(
-                f"Thumbnails are drawn for up to {figures.figures.MAX_THUMBNAIL_POINTS} images; this dataset has "
+                f"Thumbnails are drawn for up to {figures.MAX_THUMBNAIL_POINTS} images; this dataset has "
                 f"{len(coords):,}, so the map shows dots.",
                 "info",
             )
