@@ -1,4 +1,6 @@
-"""Component ids, in one place so views and callbacks cannot drift apart."""
+"""Component ids that more than one module uses (the page, the controller, shared components, the browser's scripts,
+the benchmarks), in one place so that they cannot drift apart. An id that one view alone uses is a constant of its
+module in ``playground/views/``, beside its layout and its callbacks."""
 
 URL = "url"
 SELECTION = "selection"  # dcc.Store: the resolved Selection as a dict, written on every change (read as State)
@@ -40,14 +42,9 @@ MODEL_INFO = "model-info"
 GRID = "image-grid"
 GRID_PAGE = "grid-page"  # dcc.Store {"dataset": name, "page": n}
 GRID_SHOWN = "grid-shown"  # dcc.Store {"dataset", "class", "page", "ids"}: the grid page on screen
-GRID_PREV = "grid-prev"
-GRID_NEXT = "grid-next"
-GRID_PAGE_LABEL = "grid-page-label"
-GRID_CLASS = "grid-class-filter"
 PICK = "pick-image"  # pattern-matching type: {"type": PICK, "index": image id}
 QUERY_PANEL = "query-panel"
 RESULTS = "search-results"
-DUPLICATES = "duplicates-panel"  # html.Details: the dataset's duplicate pairs
 DUPLICATE_PICK = "pick-duplicate"  # pattern-matching type: {"type": ..., "pair": n, "index": image id}
 
 # Upload
@@ -76,26 +73,6 @@ PRIVATE_QUERY = "private-query"
 
 # Embeddings
 UMAP_GRAPH = "umap-graph"
-UMAP_TOOLTIP = "umap-tooltip"
-UMAP_INFO = "umap-info"
-UMAP_THUMBS = "umap-thumbnails"  # dcc.Checklist: draw thumbnails instead of dots
-UMAP_NEIGHBOURS = "umap-neighbours"
-UMAP_SELECTION = "umap-selection"
-UMAP_STATE = "umap-state"  # dcc.Store {"key": dataset/model/layer, "ids": selected image ids, "cleared": n}
 
-# Compare
-COMPARE_SCORE = "compare-score"
-COMPARE_HEADLINE = "compare-headline"
-COMPARE_ANSWER = "compare-answer"
-COMPARE_FAMILY_GRAPH = "compare-family-graph"
-COMPARE_VERDICTS = "compare-verdicts"
-COMPARE_LAYERS = "compare-layers-graph"
-COMPARE_TABLE = "compare-table"
-COMPARE_HEATMAP = "compare-heatmap"
-COMPARE_COST = "compare-cost"
-COMPARE_COST_GRAPH = "compare-cost-graph"
-COMPARE_MESSAGE = "compare-message"
-COMPARE_ADAPTED = "compare-adapted"
-COMPARE_DOWNLOAD_BUTTON = "compare-download-button"
-COMPARE_DOWNLOAD = "compare-download"
+# Result thumbnails (components.results_grid)
 RESULT_PICK = "pick-result"  # pattern-matching type of a result thumbnail

@@ -12,7 +12,13 @@ import pytest
 
 from playground.state import parse_url, resolve_selection
 from playground.tables import cost_table, summary_table
-from playground.views.compare import render_compare
+from playground.views.compare import (
+    COMPARE_COST_GRAPH,
+    COMPARE_FAMILY_GRAPH,
+    COMPARE_HEATMAP,
+    COMPARE_LAYERS,
+    render_compare,
+)
 from tests.helpers import find_class, text_of
 
 PIXELS, LITE = "pixels", "efficientnet-lite0-random"
@@ -207,8 +213,8 @@ def test_compare_click_callback_writes_the_url(playground_artifacts):
 
     app = create_app(playground_artifacts)
     clicks = [(key, c) for key, c in app.callback_map.items()
-              if {i["id"] for i in c["inputs"]} == {ids.COMPARE_LAYERS, ids.COMPARE_FAMILY_GRAPH,
-                                                     ids.COMPARE_COST_GRAPH, ids.COMPARE_HEATMAP}]
+              if {i["id"] for i in c["inputs"]} == {COMPARE_LAYERS, COMPARE_FAMILY_GRAPH,
+                                                     COMPARE_COST_GRAPH, COMPARE_HEATMAP}]
     assert len(clicks) == 1 and {i["property"] for i in clicks[0][1]["inputs"]} == {"clickData"}
     # Duplicate outputs (allow_duplicate) of the controller's URL: the URL is resolved like any link.
     assert clicks[0][0].startswith(f"..{ids.URL}.pathname@") and f"...{ids.URL}.search@" in clicks[0][0]

@@ -29,9 +29,9 @@ from playground.ranking import feature_results, query_results
 from playground.server import HostAllowList, allowed_hosts, check_callback_body, host_name
 from playground.state import resolve_selection
 from playground.store import BrokenArtifact, MissingArtifact, Store
-from playground.views.compare import render_compare
+from playground.views.compare import COMPARE_TABLE, render_compare
 from playground.views.embeddings import render_embeddings
-from playground.views.search import render_duplicates, render_query_panel, render_results
+from playground.views.search import DUPLICATES, render_duplicates, render_query_panel, render_results
 from playground.views.upload import render_upload
 from precompute import artifacts as art
 from tests.helpers import callback_request, controller_request, data_url, text_of
@@ -245,7 +245,7 @@ def test_a_callback_hitting_a_broken_file_answers_200_with_the_message(artifacts
     # Every view's callbacks answer (200, or 204 for PreventUpdate), none a 500.
     for view in ("search", "upload", "embeddings", "compare"):
         sel = {**selection, "view": view}
-        for output_id in (ids.RESULTS, ids.DUPLICATES, ids.GRID, ids.UPLOAD_STATUS, ids.UMAP_GRAPH, ids.COMPARE_TABLE):
+        for output_id in (ids.RESULTS, DUPLICATES, ids.GRID, ids.UPLOAD_STATUS, ids.UMAP_GRAPH, COMPARE_TABLE):
             status = client.post("/_dash-update-component", json=callback_request(app, output_id, sel)).status_code
             assert status in (200, 204), (view, output_id, status)
 

@@ -10,6 +10,7 @@ from dash import dcc, html
 from playground import components, ids
 from playground.ranking import Result
 from playground.static_html import CLICK_STORES, StaticHtml, static, style_text, to_tree
+from playground.views.search import DUPLICATES
 
 
 def test_nodes_keep_tags_attributes_text_and_order():
@@ -68,10 +69,10 @@ def test_only_html_components_and_known_props_convert():
 
 
 def test_the_component_carries_its_tree_and_attributes():
-    panel = static(ids.DUPLICATES, html.Summary("Duplicates"), tag="details", className="duplicates-panel")
+    panel = static(DUPLICATES, html.Summary("Duplicates"), tag="details", className="duplicates-panel")
     props = panel.to_plotly_json()
     assert props["namespace"] == "playground_static" and props["type"] == "StaticHtml"
-    assert props["props"] == {"id": ids.DUPLICATES, "tree": [["summary", {}, ["Duplicates"]]], "tag": "details",
+    assert props["props"] == {"id": DUPLICATES, "tree": [["summary", {}, ["Duplicates"]]], "tag": "details",
                               "className": "duplicates-panel"}
     assert StaticHtml(id="x", **{"aria-live": "polite"}).to_plotly_json()["props"]["aria-live"] == "polite"
     with pytest.raises(TypeError):

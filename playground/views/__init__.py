@@ -3,8 +3,9 @@ reads no data, the ``render_*`` functions that fill it from a selection, and ``r
 the callbacks that call them.
 
 A view is registered once: its name in ``playground.state.VIEWS`` (the paths the URL accepts, in the order of the
-tabs) names its module here, ``playground/views/<name>.py``. Adding a view touches those two files; its component
-ids may sit in its module (``playground/ids.py`` holds the ids that other modules or the browser's scripts use).
+tabs) names its module here, ``playground/views/<name>.py``. Adding a view touches those two files: the ids that
+its components alone use are constants of its module (``playground/ids.py`` holds those that other modules or the
+browser's scripts use too).
 """
 
 from __future__ import annotations

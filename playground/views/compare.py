@@ -27,9 +27,26 @@ from playground.static_html import StaticHtml, to_tree
 from playground.store import Store
 
 TITLE = "Compare"
+
+# Component ids of this view alone (playground/ids.py holds those that other modules and the page's scripts use).
+COMPARE_SCORE = "compare-score"
+COMPARE_HEADLINE = "compare-headline"
+COMPARE_ANSWER = "compare-answer"
+COMPARE_FAMILY_GRAPH = "compare-family-graph"
+COMPARE_VERDICTS = "compare-verdicts"
+COMPARE_LAYERS = "compare-layers-graph"
+COMPARE_TABLE = "compare-table"
+COMPARE_HEATMAP = "compare-heatmap"
+COMPARE_COST = "compare-cost"
+COMPARE_COST_GRAPH = "compare-cost-graph"
+COMPARE_MESSAGE = "compare-message"
+COMPARE_ADAPTED = "compare-adapted"
+COMPARE_DOWNLOAD_BUTTON = "compare-download-button"
+COMPARE_DOWNLOAD = "compare-download"
+
 # The charts whose points open their configuration in Search when clicked (customdata [model, layer, metric, ...];
 # the heatmap's cells by their column, "model (layer)" as tables.class_breakdown names it).
-CLICKABLE_GRAPHS = (ids.COMPARE_LAYERS, ids.COMPARE_FAMILY_GRAPH, ids.COMPARE_COST_GRAPH, ids.COMPARE_HEATMAP)
+CLICKABLE_GRAPHS = (COMPARE_LAYERS, COMPARE_FAMILY_GRAPH, COMPARE_COST_GRAPH, COMPARE_HEATMAP)
 _COLUMN = re.compile(r"^(?P<model>.+) \((?P<layer>[^()]+)\)$")
 # Box and lasso select do nothing in Compare (a click opens a point in Search).
 _GRAPH_CONFIG = {"modeBarButtonsToRemove": ["select2d", "lasso2d", "autoScale2d"]}
@@ -46,10 +63,10 @@ def layout() -> html.Div:
                 [
                     html.Label("Score", className="control-label"),
                     dcc.Dropdown(
-                        id=ids.COMPARE_SCORE, value="rwp@15", clearable=False, options=[], className="score-select"
+                        id=COMPARE_SCORE, value="rwp@15", clearable=False, options=[], className="score-select"
                     ),
-                    html.Button("Download CSV", id=ids.COMPARE_DOWNLOAD_BUTTON, n_clicks=0, className="button"),
-                    dcc.Download(id=ids.COMPARE_DOWNLOAD),
+                    html.Button("Download CSV", id=COMPARE_DOWNLOAD_BUTTON, n_clicks=0, className="button"),
+                    dcc.Download(id=COMPARE_DOWNLOAD),
                     html.Span(
                         "The metric comes from the bar above; the CSV holds every model, layer and metric.",
                         className="hint",
@@ -57,17 +74,17 @@ def layout() -> html.Div:
                 ],
                 className="compare-controls",
             ),
-            html.Div(id=ids.COMPARE_MESSAGE),
+            html.Div(id=COMPARE_MESSAGE),
             html.Div(
                 [
-                    html.Div(id=ids.COMPARE_ANSWER, className="answer-text"),
-                    _graph(ids.COMPARE_FAMILY_GRAPH, "answer-figure"),
+                    html.Div(id=COMPARE_ANSWER, className="answer-text"),
+                    _graph(COMPARE_FAMILY_GRAPH, "answer-figure"),
                 ],
                 className="answer-block",
             ),
-            html.Div(id=ids.COMPARE_HEADLINE),
-            html.Div(id=ids.COMPARE_ADAPTED),  # heads trained on the labels (playground/adapted.py), if any
-            _graph(ids.COMPARE_LAYERS),
+            html.Div(id=COMPARE_HEADLINE),
+            html.Div(id=COMPARE_ADAPTED),  # heads trained on the labels (playground/adapted.py), if any
+            _graph(COMPARE_LAYERS),
             html.H3("Each model's best layer against the best configuration"),
             html.P(
                 "A paired test over the same queries: the best configuration's per-query score minus the model's, "
@@ -75,17 +92,17 @@ def layout() -> html.Div:
                 "distinguishable: that interval contains 0. No correction for the several comparisons is made.",
                 className="hint",
             ),
-            StaticHtml(id=ids.COMPARE_VERDICTS, className="table-wrap"),
+            StaticHtml(id=COMPARE_VERDICTS, className="table-wrap"),
             html.H3("Best layer score per metric and model"),
             html.P("Bold: each model's best metric (its best configuration); click any chart's point to open that "
                    "model, layer and metric in Search.", className="hint"),
-            StaticHtml(id=ids.COMPARE_TABLE, className="table-wrap"),
+            StaticHtml(id=COMPARE_TABLE, className="table-wrap"),
             html.Div(
                 [
-                    html.Div(_graph(ids.COMPARE_HEATMAP), className="half"),
+                    html.Div(_graph(COMPARE_HEATMAP), className="half"),
                     html.Div(
                         [
-                            _graph(ids.COMPARE_COST_GRAPH),
+                            _graph(COMPARE_COST_GRAPH),
                             html.P(
                                 "Marker area: the size of the model file that ran (float32 weights, or the LiteRT "
                                 "file of a -float16 / -int8 variant), so a quantised variant is a smaller dot; "
@@ -106,7 +123,7 @@ def layout() -> html.Div:
                 "on its machine, with the runtime that ran it.",
                 className="hint",
             ),
-            StaticHtml(id=ids.COMPARE_COST, className="table-wrap"),
+            StaticHtml(id=COMPARE_COST, className="table-wrap"),
         ]
     )
 
@@ -442,21 +459,21 @@ def render_compare(store: Store, sel: Selection, score: str | None) -> dict[str,
 
 def register(app: Dash, store: Store) -> None:
     @app.callback(
-        Output(ids.COMPARE_SCORE, "options"),
-        Output(ids.COMPARE_SCORE, "value"),
-        Output(ids.COMPARE_MESSAGE, "children"),
-        Output(ids.COMPARE_ANSWER, "children"),
-        Output(ids.COMPARE_FAMILY_GRAPH, "figure"),
-        Output(ids.COMPARE_HEADLINE, "children"),
-        Output(ids.COMPARE_LAYERS, "figure"),
-        Output(ids.COMPARE_VERDICTS, "tree"),
-        Output(ids.COMPARE_TABLE, "tree"),
-        Output(ids.COMPARE_HEATMAP, "figure"),
-        Output(ids.COMPARE_COST, "tree"),
-        Output(ids.COMPARE_COST_GRAPH, "figure"),
-        Output(ids.COMPARE_ADAPTED, "children"),
+        Output(COMPARE_SCORE, "options"),
+        Output(COMPARE_SCORE, "value"),
+        Output(COMPARE_MESSAGE, "children"),
+        Output(COMPARE_ANSWER, "children"),
+        Output(COMPARE_FAMILY_GRAPH, "figure"),
+        Output(COMPARE_HEADLINE, "children"),
+        Output(COMPARE_LAYERS, "figure"),
+        Output(COMPARE_VERDICTS, "tree"),
+        Output(COMPARE_TABLE, "tree"),
+        Output(COMPARE_HEATMAP, "figure"),
+        Output(COMPARE_COST, "tree"),
+        Output(COMPARE_COST_GRAPH, "figure"),
+        Output(COMPARE_ADAPTED, "children"),
         Input(ids.VIEW_SELECTION.format("compare"), "data"),
-        Input(ids.COMPARE_SCORE, "value"),
+        Input(COMPARE_SCORE, "value"),
     )
     def update_compare(selection, score):
         sel = selection_in_view(selection, "compare")
@@ -494,8 +511,8 @@ def register(app: Dash, store: Store) -> None:
         return target
 
     @app.callback(
-        Output(ids.COMPARE_DOWNLOAD, "data"),
-        Input(ids.COMPARE_DOWNLOAD_BUTTON, "n_clicks"),
+        Output(COMPARE_DOWNLOAD, "data"),
+        Input(COMPARE_DOWNLOAD_BUTTON, "n_clicks"),
         State(ids.SELECTION, "data"),
         prevent_initial_call=True,
     )

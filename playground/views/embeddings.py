@@ -17,6 +17,15 @@ from playground.static_html import StaticHtml, static, to_tree
 from playground.store import MissingArtifact, Store
 
 TITLE = "Embeddings"
+
+# Component ids of this view alone (playground/ids.py holds those that other modules and the page's scripts use).
+UMAP_TOOLTIP = "umap-tooltip"
+UMAP_INFO = "umap-info"
+UMAP_THUMBS = "umap-thumbnails"  # dcc.Checklist: draw thumbnails instead of dots
+UMAP_NEIGHBOURS = "umap-neighbours"
+UMAP_SELECTION = "umap-selection"
+UMAP_STATE = "umap-state"  # dcc.Store {"key": dataset/model/layer, "ids": selected image ids, "cleared": n}
+
 # Thumbnails shown in the selection strip; the class mix above it counts every selected image.
 MAX_STRIP = 120
 
@@ -37,7 +46,7 @@ def layout() -> html.Div:
                     # A toggle button (aria-pressed): Dash 4's dcc.Checklist nests its input in an option role.
                     html.Button(
                         "Thumbnails instead of dots",
-                        id=ids.UMAP_THUMBS,
+                        id=UMAP_THUMBS,
                         n_clicks=0,
                         className="toggle",
                         title="Draw each image's thumbnail on the map (datasets up to "
@@ -47,14 +56,14 @@ def layout() -> html.Div:
                 ],
                 className="umap-toolbar",
             ),
-            html.Div(id=ids.UMAP_INFO),
-            dcc.Store(id=ids.UMAP_STATE, data={"key": None, "ids": None, "cleared": 0}),
+            html.Div(id=UMAP_INFO),
+            dcc.Store(id=UMAP_STATE, data={"key": None, "ids": None, "cleared": 0}),
             html.Div(
                 [
                     html.Div(
                         [
                             static(
-                                ids.UMAP_SELECTION,
+                                UMAP_SELECTION,
                                 html.P("Lasso or box-select points on the map to see their images and class mix "
                                        "here.", className="hint"),
                                 className="selection-strip",
@@ -71,14 +80,14 @@ def layout() -> html.Div:
                         className="umap-main",
                     ),
                     html.Aside(
-                        StaticHtml(id=ids.UMAP_NEIGHBOURS),
+                        StaticHtml(id=UMAP_NEIGHBOURS),
                         className="umap-side fit-viewport",
                         **{"aria-label": "Neighbours of the query"},
                     ),
                 ],
                 className="umap-layout",
             ),
-            dcc.Tooltip(id=ids.UMAP_TOOLTIP),
+            dcc.Tooltip(id=UMAP_TOOLTIP),
         ]
     )
 
@@ -289,14 +298,14 @@ def register(app: Dash, store: Store) -> None:
     # are static HTML (``to_tree``): one component each in the browser.
     @app.callback(
         Output(ids.UMAP_GRAPH, "figure"),
-        Output(ids.UMAP_INFO, "children"),
-        Output(ids.UMAP_STATE, "data"),
-        Output(ids.UMAP_NEIGHBOURS, "tree"),
-        Output(ids.UMAP_SELECTION, "tree"),
+        Output(UMAP_INFO, "children"),
+        Output(UMAP_STATE, "data"),
+        Output(UMAP_NEIGHBOURS, "tree"),
+        Output(UMAP_SELECTION, "tree"),
         Input(ids.VIEW_SELECTION.format("embeddings"), "data"),
-        Input(ids.UMAP_THUMBS, "n_clicks"),
+        Input(UMAP_THUMBS, "n_clicks"),
         Input(ids.UMAP_GRAPH, "selectedData"),
-        State(ids.UMAP_STATE, "data"),
+        State(UMAP_STATE, "data"),
     )
     def update_embeddings(selection, thumbs, selected_data, state):
         sel = selection_in_view(selection, "embeddings")
@@ -308,19 +317,19 @@ def register(app: Dash, store: Store) -> None:
         figure, info = render_embeddings(
             store, sel, thumbnails_on(thumbs), key, f"{key}#{new['cleared']}", new["ids"] or None
         )
-        neighbours = to_tree(render_neighbours(store, sel)) if ctx.triggered_id != ids.UMAP_THUMBS else no_update
+        neighbours = to_tree(render_neighbours(store, sel)) if ctx.triggered_id != UMAP_THUMBS else no_update
         return figure, info, new, neighbours, strip
 
     app.clientside_callback(
         ClientsideFunction(namespace="playground", function_name="togglePressed"),
-        Output(ids.UMAP_THUMBS, "aria-pressed"),
-        Input(ids.UMAP_THUMBS, "n_clicks"),
+        Output(UMAP_THUMBS, "aria-pressed"),
+        Input(UMAP_THUMBS, "n_clicks"),
     )
 
     @app.callback(
-        Output(ids.UMAP_TOOLTIP, "show"),
-        Output(ids.UMAP_TOOLTIP, "bbox"),
-        Output(ids.UMAP_TOOLTIP, "children"),
+        Output(UMAP_TOOLTIP, "show"),
+        Output(UMAP_TOOLTIP, "bbox"),
+        Output(UMAP_TOOLTIP, "children"),
         Input(ids.UMAP_GRAPH, "hoverData"),
         State(ids.SELECTION, "data"),
     )

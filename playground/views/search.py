@@ -23,6 +23,14 @@ from precompute import artifacts as art
 from precompute.schema import DatasetDuplicates, LayerDuplicates
 
 TITLE = "Search"
+
+# Component ids of this view alone (playground/ids.py holds those that other modules and the page's scripts use).
+GRID_PREV = "grid-prev"
+GRID_NEXT = "grid-next"
+GRID_PAGE_LABEL = "grid-page-label"
+GRID_CLASS = "grid-class-filter"
+DUPLICATES = "duplicates-panel"  # html.Details: the dataset's duplicate pairs
+
 PAGE_SIZE = 48
 # Pairs listed in the duplicates panel; the counts above the list cover them all.
 MAX_PAIRS_SHOWN = 60
@@ -36,17 +44,17 @@ def layout() -> html.Div:
                     html.H3("Pick a query"),
                     html.Div(
                         [
-                            html.Label("Filter the grid by class", htmlFor=ids.GRID_CLASS, className="visually-hidden"),
+                            html.Label("Filter the grid by class", htmlFor=GRID_CLASS, className="visually-hidden"),
                             dcc.Dropdown(
-                                id=ids.GRID_CLASS, placeholder="all classes", clearable=True, className="grid-filter"
+                                id=GRID_CLASS, placeholder="all classes", clearable=True, className="grid-filter"
                             ),
                             html.Button(
-                                "◀", id=ids.GRID_PREV, n_clicks=0, className="page-button", title="previous page",
+                                "◀", id=GRID_PREV, n_clicks=0, className="page-button", title="previous page",
                                 **{"aria-label": "previous page"},
                             ),
-                            html.Span(id=ids.GRID_PAGE_LABEL, className="page-label", **{"aria-live": "polite"}),
+                            html.Span(id=GRID_PAGE_LABEL, className="page-label", **{"aria-live": "polite"}),
                             html.Button(
-                                "▶", id=ids.GRID_NEXT, n_clicks=0, className="page-button", title="next page",
+                                "▶", id=GRID_NEXT, n_clicks=0, className="page-button", title="next page",
                                 **{"aria-label": "next page"},
                             ),
                         ],
@@ -62,7 +70,7 @@ def layout() -> html.Div:
                     dcc.Loading(StaticHtml(id=ids.QUERY_PANEL, className="query-panel"), type="dot"),
                     html.H3("Top results"),
                     dcc.Loading(StaticHtml(id=ids.RESULTS), type="dot"),
-                    static(ids.DUPLICATES, html.Summary("Duplicates"), tag="details", className="duplicates-panel"),
+                    static(DUPLICATES, html.Summary("Duplicates"), tag="details", className="duplicates-panel"),
                 ],
                 className="main-panel",
             ),
@@ -330,11 +338,11 @@ def class_filter(store: Store, sel: Selection, current: str | None) -> tuple[lis
 SEARCH_OUTPUTS = (
     (ids.QUERY_PANEL, "tree"),
     (ids.RESULTS, "tree"),
-    (ids.DUPLICATES, "tree"),
-    (ids.GRID_CLASS, "options"),
-    (ids.GRID_CLASS, "value"),
+    (DUPLICATES, "tree"),
+    (GRID_CLASS, "options"),
+    (GRID_CLASS, "value"),
     (ids.GRID, "tree"),
-    (ids.GRID_PAGE_LABEL, "children"),
+    (GRID_PAGE_LABEL, "children"),
     (ids.GRID_SHOWN, "data"),
 )
 
@@ -353,7 +361,7 @@ def search_outputs(
     if sel.dataset is None:  # no dataset (none computed, or an unreadable index): the panels say so
         panels = render_query_panel(store, sel), render_results(store, sel), render_duplicates(store, sel)
         return (*map(to_tree, panels), [], None, [], "", None)
-    by_grid = trigger in (ids.GRID_CLASS, ids.GRID_PAGE)
+    by_grid = trigger in (GRID_CLASS, ids.GRID_PAGE)
     options, chosen = (no_update, current_class) if by_grid else class_filter(store, sel, current_class)
     page_ids, page, _ = grid_page(store, sel, chosen, page_state)
     grid_key = {"dataset": sel.dataset, "class": chosen, "page": page, "ids": page_ids}
@@ -391,14 +399,14 @@ def register(app: Dash, store: Store) -> None:
     @app.callback(
         Output(ids.QUERY_PANEL, "tree"),
         Output(ids.RESULTS, "tree"),
-        Output(ids.DUPLICATES, "tree"),
-        Output(ids.GRID_CLASS, "options"),
-        Output(ids.GRID_CLASS, "value"),
+        Output(DUPLICATES, "tree"),
+        Output(GRID_CLASS, "options"),
+        Output(GRID_CLASS, "value"),
         Output(ids.GRID, "tree"),
-        Output(ids.GRID_PAGE_LABEL, "children"),
+        Output(GRID_PAGE_LABEL, "children"),
         Output(ids.GRID_SHOWN, "data"),
         Input(ids.VIEW_SELECTION.format("search"), "data"),
-        Input(ids.GRID_CLASS, "value"),
+        Input(GRID_CLASS, "value"),
         Input(ids.GRID_PAGE, "data"),
         State(ids.GRID_SHOWN, "data"),
         # Not on load: the page's layout holds the first selection's panels already (``initial_search``), or,
@@ -419,15 +427,15 @@ def register(app: Dash, store: Store) -> None:
 
     @app.callback(
         Output(ids.GRID_PAGE, "data"),
-        Input(ids.GRID_PREV, "n_clicks"),
-        Input(ids.GRID_NEXT, "n_clicks"),
+        Input(GRID_PREV, "n_clicks"),
+        Input(GRID_NEXT, "n_clicks"),
         State(ids.SELECTION, "data"),
-        State(ids.GRID_CLASS, "value"),
+        State(GRID_CLASS, "value"),
         State(ids.GRID_PAGE, "data"),
         prevent_initial_call=True,
     )
     def turn_page(_prev, _next, selection, current_class, page_state):
         sel = selection_with_dataset(selection)
         _, page, n_pages = grid_page(store, sel, current_class, page_state)
-        step = -1 if ctx.triggered_id == ids.GRID_PREV else 1
+        step = -1 if ctx.triggered_id == GRID_PREV else 1
         return {"dataset": sel.dataset, "class": current_class, "page": min(max(page + step, 0), n_pages - 1)}
