@@ -67,6 +67,19 @@ def test_thumbnail_route_rejects_traversal_and_bad_ids(client, path):
     assert client.get(path).status_code == 404
 
 
+def test_each_view_module_is_registered_once_by_its_name():
+    """A view is its module in playground/views/ and its name in state.VIEWS (README, "Where to add"): a module left
+    out of the list, or a name without a module, fails here rather than as a missing tab."""
+    from playground import views
+    from playground.state import VIEWS
+
+    modules = sorted(path.stem for path in Path(views.__file__).parent.glob("*.py") if path.stem != "__init__")
+    assert sorted(VIEWS) == modules and len(set(VIEWS)) == len(VIEWS)
+    assert list(views.VIEW_REGISTRY) == list(VIEWS)  # the tabs' order
+    for name, view in views.VIEW_REGISTRY.items():
+        assert view.name == name and view.title and callable(view.layout) and callable(view.register)
+
+
 def test_app_layout_and_defaults(playground_artifacts):
     from playground.__main__ import parse_args
     from playground.app import create_app
