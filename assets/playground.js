@@ -32,7 +32,7 @@
       }
       return { trigger: trigger, value: triggered[0].value, at: Date.now() };
     },
-    // The grid's thumbnail of the query is marked (callbacks/search.py sends no new grid for a new query on the
+    // The grid's thumbnail of the query is marked (views/search.py sends no new grid for a new query on the
     // same page; the grid is static HTML, assets/static_html.js). Returns the query, the grid's data-query.
     markQuery: function (selection) {
       var query = selection ? selection.query : null;
@@ -67,7 +67,7 @@
 
   // ------------------------------------------------------------------------------------ the upload check
   // dcc.Upload refuses a file over its max_size without any event; report every file's size first, so that the
-  // page can say why (callbacks/upload.py). The previous upload is cleared either way: a refused file leaves
+  // page can say why (views/upload.py). The previous upload is cleared either way: a refused file leaves
   // none, and an accepted one always arrives as a change (even with the same contents as the last one), so that
   // its results replace the "Reading..." line.
   function checkFiles(target, files) {

@@ -11,7 +11,7 @@
 
    Callbacks whose inputs are a graph's properties wait for the graph (Dash's isAppReady), so none of Search's does:
    the map's clicks reach the controller through a clientside callback that does not fire on load
-   (callbacks/search.py PICK_INPUTS, prevent_initial_call). tests/test_install.py's browser check and
+   (callbacks/controller.py PICK_INPUTS, prevent_initial_call). tests/test_install.py's browser check and
    bench/first_visit.py (--later-views) verify both: no plotly.min.js on Search, figures drawn in the later views. */
 (function () {
   "use strict";

@@ -184,7 +184,7 @@ class BrowserSession:
 
 
 def page_info(store: Store, dataset: str, model: str, layer: str, metric: str, k: int, variant: str) -> dict:
-    """The private info the page gets for this selection (callbacks/upload.py's ``private_panel``)."""
+    """The private info the page gets for this selection (views/upload.py's ``private_panel``)."""
     info = private_info(store, dataset, model, layer)
     if not info.get("available"):
         raise SystemExit(f"private mode is unavailable for {dataset}/{model}/{layer}: {info.get('reason')}")
