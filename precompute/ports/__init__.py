@@ -6,5 +6,6 @@ cache (``precompute.weights_cache``).
   ``import_tfjs`` is its command line (``import-tfjs``).
 - ``nsfwjs``: the npm package nsfwjs' MobileNetV2 and InceptionV3, found or fetched, converted through ``tfjs``.
 
-File formats are read by ``precompute.readers``.
+File formats are read by ``precompute.readers``. The other direction, a Keras feature model written out for the
+browser, is ``precompute.tfjs_export``; no module here imports the backbone registry (``precompute.backbones``).
 """
