@@ -307,7 +307,7 @@
 
   // ------------------------------------------------------------------------------------------- model input
   // export.json's map: reorder the channels to channel_order, then x * scale[c] + offset[c] for the model's
-  // channel c (after the reordering), computed in double and stored as float32 (precompute.ports.tfjs_export).
+  // channel c (after the reordering), computed in double and stored as float32 (precompute.tfjs_export).
   function preprocess(pixels, spec) {
     var order = spec.channel_order === "bgr" ? [2, 1, 0] : spec.channel_order === "rgb" ? [0, 1, 2] : null;
     if (!order) throw new Error("channel_order must be 'rgb' or 'bgr', got " + spec.channel_order);

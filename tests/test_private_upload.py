@@ -27,8 +27,10 @@ from bench.private_upload import (
     top_ids,
 )
 from playground import ids, private
-from playground.store import Store, clear_caches
+from playground.store import BrokenArtifact, MissingArtifact, Store, clear_caches
+from precompute import artifacts as art
 from precompute import npm_files
+from precompute.readers.tfjs import read_export_spec
 
 LITE, PIXELS = "efficientnet-lite0-random", "pixels"
 NEEDS_CHROMIUM = pytest.mark.skipif(
@@ -70,7 +72,7 @@ def private_artifacts(playground_artifacts: Path, tmp_path_factory: pytest.TempP
     clear_caches()
     for model in (LITE, PIXELS):
         export_stored_model(root, "shapes", model)
-    shutil.rmtree(private.tfjs_dir(root, "shapes-flat", PIXELS), ignore_errors=True)
+    shutil.rmtree(art.tfjs_dir(root, "shapes-flat", PIXELS), ignore_errors=True)
     index = json.loads((root / "index.json").read_text())
     index["datasets"]["shapes-flat"]["models"][PIXELS]["tfjs"] = {"reason": NO_EXPORT}
     (root / "index.json").write_text(json.dumps(index))
@@ -139,6 +141,30 @@ def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_
         answer = client.get(path)
         # 404, or Dash's page for a path the routes do not match (a client normalises "..": /private/index.json)
         assert answer.status_code == 404 or (answer.mimetype == "text/html" and b"schema_version" not in answer.data)
+
+
+def test_the_store_reads_the_export_and_names_a_missing_or_broken_one(private_artifacts, tmp_path):
+    root = tmp_path / "artifacts"
+    shutil.copytree(private_artifacts, root)
+    clear_caches()
+    store = Store(root)
+    spec = store.tfjs_export("shapes", LITE)
+    assert spec == read_export_spec(art.tfjs_dir(root, "shapes", LITE)) and store.tfjs_export("shapes", LITE) is spec
+    assert list(spec.layers) == store.layers("shapes", LITE)
+    assert store.tfjs_file("shapes", LITE, "export.json") == art.tfjs_export_path(root, "shapes", LITE)
+    model_json = store.tfjs_file("shapes", LITE, "model.json", variant="uint8")
+    assert model_json == art.tfjs_variant_dir(root, "shapes", LITE, "uint8") / "model.json"
+    for name, variant in (("export.json", "uint8"), ("model.json", None), ("..", "uint8"), ("model.json", "..."),
+                          ("model.json", "int4")):
+        with pytest.raises(MissingArtifact):
+            store.tfjs_file("shapes", LITE, name, variant=variant)
+    with pytest.raises(MissingArtifact, match="tfjs/export.json does not exist"):
+        store.tfjs_export("shapes-flat", PIXELS)
+    art.tfjs_export_path(root, "shapes", LITE).write_text(json.dumps({"format": 1, "scale": 3}))
+    with pytest.raises(BrokenArtifact, match=f"shapes/{LITE}/tfjs/export.json cannot be read"):
+        store.tfjs_export("shapes", LITE)
+    export, reason = private.read_export(store, "shapes", LITE)
+    assert export is None and "export is unreadable" in reason and str(root) not in reason
 
 
 def test_tfjs_route_says_why_when_tfjs_is_missing(private_artifacts, monkeypatch, tmp_path):
@@ -467,7 +493,7 @@ def test_a_tfjs_failure_falls_back_to_the_server(private_artifacts, tmp_path):
     clear_caches()
     layer = Store(root).layers("shapes", LITE)[-1]
     variant = private.DEFAULT_VARIANT
-    for shard in (private.tfjs_dir(root, "shapes", LITE) / variant).glob("*.bin"):
+    for shard in (art.tfjs_dir(root, "shapes", LITE) / variant).glob("*.bin"):
         shard.unlink()  # the model cannot load in the browser
     path = tmp_path / "chelsea.png"
     path.write_bytes(photo_bytes("chelsea", "PNG"))

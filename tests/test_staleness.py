@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from precompute.schema import ArtifactIndex, BaselineParams, BootstrapParams, UmapParams
+from precompute.schema import ArtifactIndex, BaselineParams, BootstrapParams, TfjsExport, UmapParams
 from precompute.staleness import (
     TIE_SCORING,
     baseline_is_current,
@@ -14,6 +14,7 @@ from precompute.staleness import (
     feature_duplicates_are_current,
     metric_is_current,
     model_is_current,
+    tfjs_is_current,
     umap_is_current,
 )
 from precompute.stats import bootstrap_params
@@ -55,3 +56,20 @@ def test_dataset_model_layer_and_baseline_rules() -> None:
     assert not feature_duplicates_are_current(None, "cosine", 0.1, 3.0)
     assert baseline_is_current(entry, BaselineParams(depth=10, ks=[1, 5, 10], n_images=18))
     assert not baseline_is_current(entry, BaselineParams(depth=15, ks=[1, 5, 10, 15], n_images=18))
+
+
+def test_a_stored_tfjs_export_is_reused_only_from_the_same_exporter_with_the_same_variants() -> None:
+    model = _entry().models["pixels"]
+    written = dataclasses.replace(model, tfjs=TfjsExport(variant_bytes={"float32": 40, "uint8": 10}, version=2))
+    assert tfjs_is_current(written, ("uint8", "float32"), 2)  # the variants as a set: their order does not matter
+    assert not tfjs_is_current(written, ("float32",), 2)  # fewer variants asked for
+    assert not tfjs_is_current(written, ("float32", "float16", "uint8"), 2)  # more
+    assert not tfjs_is_current(written, ("float32", "uint8"), 3)  # another exporter version
+    assert not tfjs_is_current(None, ("float32",), 2)  # a model not stored yet
+    assert not tfjs_is_current(dataclasses.replace(model, tfjs=None), ("float32",), 2)  # a run from before exports
+    unversioned = dataclasses.replace(model, tfjs=TfjsExport(variant_bytes={"float32": 40}))
+    assert not tfjs_is_current(unversioned, ("float32",), 2)
+    # Found impossible (a layer TF.js cannot load): current for any variants until the exporter changes.
+    impossible = dataclasses.replace(model, tfjs=TfjsExport(reason="a layer TF.js cannot load", version=2))
+    assert tfjs_is_current(impossible, ("float32",), 2) and tfjs_is_current(impossible, ("float16", "uint8"), 2)
+    assert not tfjs_is_current(impossible, ("float32",), 3)
