@@ -7,6 +7,7 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from precompute.similarity import (
+    METRICS,
     metric_name,
     parse_metric,
     rank_neighbors_exact,
@@ -18,6 +19,11 @@ from precompute.similarity import (
 SCIPY = {"cosine": ("cosine", {}), "euclidean": ("euclidean", {}), "manhattan": ("cityblock", {}),
          "chebyshev": ("chebyshev", {}), "minkowski-p3": ("minkowski", {"p": 3}),
          "minkowski-p1.5": ("minkowski", {"p": 1.5})}
+
+
+def test_every_registered_metric_has_an_independent_reference() -> None:
+    """SCIPY is the brute-force reference, written apart from the registry: a metric added there needs one here."""
+    assert {parse_metric(metric)[0] for metric in SCIPY} == set(METRICS)
 
 
 def _brute_force(features: np.ndarray, metric: str, top_n: int) -> tuple[np.ndarray, np.ndarray]:
