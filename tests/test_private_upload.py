@@ -179,6 +179,29 @@ def test_private_info_says_what_the_browser_does(private_artifacts, monkeypatch)
     assert "Private mode is off" in render_private_line(info, False, "float16")
 
 
+@NEEDS_TFJS
+def test_private_info_gives_the_distance_reference_and_keeps_other_metrics_on_the_server(private_artifacts,
+                                                                                         monkeypatch):
+    """A local search gets the collection's distance reference (its cards say "closer than N %" as the server's
+    do); a registered metric the browser does not compute (browser=False) is ranked by the server."""
+    import dataclasses
+
+    from playground.ranking import distance_reference
+    from precompute import similarity
+
+    store = Store(private_artifacts)
+    layer = store.layers("shapes", LITE)[-1]
+    info = private.private_info(store, "shapes", LITE, layer, "cosine")
+    assert info["local"] and info["reference"] == distance_reference(store, "shapes", LITE, layer,
+                                                                     "cosine").for_browser()
+    assert len(info["reference"]["closer"]) == 101 and info["reference"]["weak_above"] > 0
+    assert private.private_info(store, "shapes", LITE, layer)["reference"] is None  # no metric: nothing to place
+
+    monkeypatch.setitem(similarity.METRICS, "cosine", dataclasses.replace(similarity.METRICS["cosine"], browser=False))
+    info = private.private_info(store, "shapes", LITE, layer, "cosine")
+    assert info["available"] and not info["local"] and info["reference"] is None
+
+
 def test_browser_feature_vector_is_ranked_like_an_upload(private_artifacts):
     from dash.exceptions import PreventUpdate
 
