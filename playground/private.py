@@ -19,7 +19,8 @@ answers 404 for anything else, and is cached for a year when the URL carries the
 (``?v=``): a recomputed dataset gets a new fingerprint, hence new URLs.
 
 The browser side is ``assets/private_upload.js`` (the glue) over ``assets/private_search.js``
-(``window.sispPrivate``: decoding, the PIL-identical resize, preprocessing, exact search).
+(``window.sispPrivate``: decoding, the PIL-identical resize, preprocessing, exact search) and
+``assets/private_cards.js`` (``window.sispCards``: the result cards, as ``playground.components`` draws them).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Private mode's result cards against the server's: the same results drawn by assets/private_upload.js (under
+"""Private mode's result cards against the server's: the same results drawn by assets/private_cards.js (under
 node) and by playground/components.py, compared as component trees.
 
 The browser draws the results of a search it ran itself with its own copies of seven Python functions
@@ -36,8 +36,8 @@ PAGE_IDS = {"view_image": ids.VIEW_IMAGE, "pick": ids.UPLOAD_PICK}
 NODE_RENDER = r"""
 globalThis.window = globalThis;
 require(process.env.SISP_SEARCH_JS);
-require(process.env.SISP_UPLOAD_JS);
-const render = window.sispPrivateUpload.render;
+require(process.env.SISP_CARDS_JS);
+const render = window.sispCards;
 let input = "";
 process.stdin.on("data", (chunk) => { input += chunk; });
 process.stdin.on("end", () => {
@@ -64,7 +64,7 @@ def run_script(job: dict[str, Any]) -> dict[str, Any]:
     env = {
         **os.environ,
         "SISP_SEARCH_JS": str(ROOT / "assets" / "private_search.js"),
-        "SISP_UPLOAD_JS": str(ROOT / "assets" / "private_upload.js"),
+        "SISP_CARDS_JS": str(ROOT / "assets" / "private_cards.js"),
     }
     done = subprocess.run(
         [NODE, "-e", NODE_RENDER],
