@@ -80,9 +80,8 @@ def metric_is_current(done: MetricEntry | None, *, depth: int, search: str, labe
     parameters (approximate search). The files themselves are checked by the caller."""
     if done is None:
         return False
-    return (done.top_n == depth and done.search == search and done.ties == TIE_SCORING
-            and (not labeled or (done.bootstrap == bootstrap and scores_are_complete(done.summary,
-                                                                                    cutoffs_within(depth))))
+    scored = not labeled or (done.bootstrap == bootstrap and scores_are_complete(done.summary, cutoffs_within(depth)))
+    return (done.top_n == depth and done.search == search and done.ties == TIE_SCORING and scored
             and (ann_params is None or done.ann_params == ann_params))
 
 

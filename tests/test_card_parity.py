@@ -228,6 +228,7 @@ def test_private_mode_cards_are_the_servers_cards():
         DistanceReference(pairs, pairs[:50]),
         DistanceReference(np.array([0.5]), np.array([0.5])),
         DistanceReference(np.arange(1.0, 101.0), np.linspace(0.5, 1.5, 21)),
+        DistanceReference(np.repeat([0.25, 0.5, 1.0, 3.0], [7, 1, 40, 3]), np.array([0.25, 1.0])),  # tied pairs
     ]
     probes = [
         np.concatenate([r.pairs, (r.pairs[1:] + r.pairs[:-1]) / 2, [r.pairs[0] - 1, r.pairs[-1] + 1]]).tolist()
