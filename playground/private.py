@@ -19,7 +19,8 @@ answers 404 for anything else, and is cached for a year when the URL carries the
 (``?v=``): a recomputed dataset gets a new fingerprint, hence new URLs.
 
 The browser side is ``assets/private_upload.js`` (the glue) over ``assets/private_search.js``
-(``window.sispPrivate``: decoding, the PIL-identical resize, preprocessing, exact search).
+(``window.sispPrivate``: decoding, the PIL-identical resize, preprocessing, exact search) and
+``assets/private_cards.js`` (``window.sispCards``: the result cards, as ``playground.components`` draws them).
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from urllib.parse import quote
 import numpy as np
 from flask import Response, abort, request, send_file
 
+from playground.ranking import distance_reference
 from playground.store import BrokenArtifact, MissingArtifact, Store
 from precompute.artifacts import check_name
 from precompute.npm_files import TFJS, TFJS_WASM, NpmFileUnavailable
 from precompute.schema_export import EXPORT_FILE
+from precompute.similarity import METRICS, parse_metric
 from precompute.tfjs_export import VARIANTS
 
 log = logging.getLogger(__name__)
@@ -130,12 +133,15 @@ def _url(*parts: str, version: str | None) -> str:
     return f"{path}?v={quote(version)}" if version else path
 
 
-def private_info(store: Store, dataset: str | None, model: str | None, layer: str | None) -> dict[str, Any]:
+def private_info(store: Store, dataset: str | None, model: str | None, layer: str | None,
+                 metric: str | None = None) -> dict[str, Any]:
     """What the page needs for private mode with this selection (JSON for a dcc.Store).
 
     ``available`` is False with a ``reason`` when the browser cannot embed the image (no export, a layer the
-    export lacks, TensorFlow.js missing); ``local`` says whether the browser searches itself (a small dataset)
-    or sends the feature vector for the server to rank.
+    export lacks, TensorFlow.js missing); ``local`` says whether the browser searches itself (a small dataset,
+    a metric that assets/private_search.js computes) or sends the feature vector for the server to rank. With
+    ``metric``, a local search also gets the collection's distance reference (``reference``:
+    ``ranking.DistanceReference.for_browser``), so that its cards say what the server's say.
     """
     info: dict[str, Any] = {"dataset": dataset, "model": model, "layer": layer, "available": False}
     if dataset is None or model is None or layer is None:
@@ -156,10 +162,11 @@ def private_info(store: Store, dataset: str | None, model: str | None, layer: st
         return {**info, "reason": problem}
     position = export.layers.index(layer)
     dim = export.output_dims[position]
-    local = searchable_in_browser(n_images, dim)
+    local = searchable_in_browser(n_images, dim) and (metric is None or _computed_in_browser(metric))
     variants = dict(export.variants)
     return {
         **info,
+        "reference": _browser_reference(store, dataset, model, layer, metric) if local and metric else None,
         "available": True,
         "reason": None,
         "layer_index": position,
@@ -178,6 +185,21 @@ def private_info(store: Store, dataset: str | None, model: str | None, layer: st
             "labels": _url(dataset, "labels.json", version=fingerprint),
         },
     }
+
+
+def _computed_in_browser(metric: str) -> bool:
+    """Whether assets/private_search.js computes ``metric`` (the registry's ``browser``; unknown names: no)."""
+    try:
+        return METRICS[parse_metric(metric)[0]].browser
+    except ValueError:
+        return False
+
+
+def _browser_reference(store: Store, dataset: str, model: str, layer: str, metric: str) -> dict[str, Any] | None:
+    try:
+        return distance_reference(store, dataset, model, layer, metric).for_browser()
+    except MissingArtifact:  # the metric was not computed: the browser's search says so
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- routes

@@ -205,6 +205,29 @@ def test_private_info_says_what_the_browser_does(private_artifacts, monkeypatch)
     assert "Private mode is off" in render_private_line(info, False, "float16")
 
 
+@NEEDS_TFJS
+def test_private_info_gives_the_distance_reference_and_keeps_other_metrics_on_the_server(private_artifacts,
+                                                                                         monkeypatch):
+    """A local search gets the collection's distance reference (its cards say "closer than N %" as the server's
+    do); a registered metric the browser does not compute (browser=False) is ranked by the server."""
+    import dataclasses
+
+    from playground.ranking import distance_reference
+    from precompute import similarity
+
+    store = Store(private_artifacts)
+    layer = store.layers("shapes", LITE)[-1]
+    info = private.private_info(store, "shapes", LITE, layer, "cosine")
+    assert info["local"] and info["reference"] == distance_reference(store, "shapes", LITE, layer,
+                                                                     "cosine").for_browser()
+    assert len(info["reference"]["closer"]) == 101 and info["reference"]["weak_above"] > 0
+    assert private.private_info(store, "shapes", LITE, layer)["reference"] is None  # no metric: nothing to place
+
+    monkeypatch.setitem(similarity.METRICS, "cosine", dataclasses.replace(similarity.METRICS["cosine"], browser=False))
+    info = private.private_info(store, "shapes", LITE, layer, "cosine")
+    assert info["available"] and not info["local"] and info["reference"] is None
+
+
 def test_browser_feature_vector_is_ranked_like_an_upload(private_artifacts):
     from dash.exceptions import PreventUpdate
 
@@ -298,6 +321,8 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
     private_artifacts, tmp_path, photo, model, layer, screenshot_dir
 ):
     from playground.app import create_app
+    from playground.callbacks.upload import render_private_results
+    from tests.helpers import find_class, text_of
 
     store = Store(private_artifacts)
     layer = layer or store.layers("shapes", model)[-1]
@@ -320,6 +345,12 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
         assert "nothing about your image was sent" in report.text
         assert "this image" in browser.driver.find_element("css selector", ".private-timings").text
         features = np.asarray(browser.driver.execute_script("return window.sispPrivateLast.features;"), np.float32)
+        # The cards place each distance on the collection's own scale, and a far best result is called weak, in
+        # the server's words (issue #24; tests/test_card_parity.py compares the renderers in full).
+        closer = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('.private-results[data-ranked-by=browser] .result-card'))"
+            ".map(card => card.querySelector('.closer-than')?.textContent);")
+        weak = [e.text for e in browser.driver.find_elements("css selector", f"#{ids.UPLOAD_STATUS} .weak-match")]
         browser.driver.save_screenshot(str(screenshot_dir / f"upload-private-{photo}.png"))
         assert_image_never_sent(browser, data)
         # Nor anything that depends on it: no feature vector, no result ids (the results' buttons stay clientside).
@@ -332,6 +363,11 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
     print(f"{photo} / {model} / {layer}: cosine browser vs server {cosine(features, expected):.7f}")
     assert cosine(features, expected) >= 0.999
     assert got == top_ids(store, "shapes", model, layer, "cosine", expected, 10)
+    server = render_private_results(store, {"features": features.tolist(), "dataset": "shapes", "model": model,
+                                            "layer": layer, "metric": "cosine", "k": 10})
+    assert closer == [text_of(find_class(card, "closer-than")) for card in find_class(server, "result-card")]
+    assert all(text.startswith("closer than ") for text in closer)
+    assert weak == [text_of(note) for note in find_class(server, "weak-match")]
 
 
 
