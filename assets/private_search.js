@@ -7,6 +7,7 @@
      preprocess(pixels, spec)     -> Float32Array: the model's input (export.json's channel_order/scale/offset)
      search(query, features, dim, metric, k) -> {ids: Int32Array, distances: Float64Array} similarity.search_exact
      similarity(metric, distance) -> number or Float64Array                            similarity_from_distance
+     metrics                      -> the metric families search computes               similarity.METRICS
    tests/test_private_js.py checks each against the Python side and measures where the browser's decoder differs
    from PIL's. */
 (function () {
@@ -307,7 +308,7 @@
 
   // ------------------------------------------------------------------------------------------- model input
   // export.json's map: reorder the channels to channel_order, then x * scale[c] + offset[c] for the model's
-  // channel c (after the reordering), computed in double and stored as float32 (precompute.ports.tfjs_export).
+  // channel c (after the reordering), computed in double and stored as float32 (precompute.tfjs_export).
   function preprocess(pixels, spec) {
     var order = spec.channel_order === "bgr" ? [2, 1, 0] : spec.channel_order === "rgb" ? [0, 1, 2] : null;
     if (!order) throw new Error("channel_order must be 'rgb' or 'bgr', got " + spec.channel_order);
@@ -325,6 +326,44 @@
   // artifacts store), ranked by (distance, row id).
   var MINKOWSKI = /^minkowski-p(\d+(?:\.\d+)?)$/;
 
+  // The metric families, by precompute.similarity.METRICS' names: each gives the distance from the query to the
+  // feature row at ``row`` (qq: the query's squared norm; p: minkowski's). A family registered there and missing
+  // here must be marked browser=False there (tests/test_private_js.py checks both lists).
+  var FAMILIES = {
+    cosine: function (query, features, row, dim, qq) {
+      var dot = 0.0, xx = 0.0;
+      for (var j = 0; j < dim; j++) {
+        var x = features[row + j];
+        dot += query[j] * x; xx += x * x;
+      }
+      var norms = Math.sqrt(qq) * Math.sqrt(xx);
+      return Math.min(Math.max(1.0 - (norms > 0 ? dot / norms : 0.0), 0.0), 2.0);
+    },
+    euclidean: function (query, features, row, dim, qq) {
+      var dot = 0.0, xx = 0.0;
+      for (var j = 0; j < dim; j++) {
+        var x = features[row + j];
+        dot += query[j] * x; xx += x * x;
+      }
+      return Math.sqrt(Math.max(qq + xx - 2.0 * dot, 0.0));
+    },
+    manhattan: function (query, features, row, dim) {
+      var d = 0.0;
+      for (var j = 0; j < dim; j++) d += Math.abs(query[j] - features[row + j]);
+      return d;
+    },
+    chebyshev: function (query, features, row, dim) {
+      var d = 0.0;
+      for (var j = 0; j < dim; j++) d = Math.max(d, Math.abs(query[j] - features[row + j]));
+      return d;
+    },
+    minkowski: function (query, features, row, dim, qq, p) {
+      var d = 0.0;
+      for (var j = 0; j < dim; j++) d += Math.pow(Math.abs(query[j] - features[row + j]), p);
+      return Math.pow(d, 1.0 / p);
+    },
+  };
+
   function parseMetric(metric) {
     var match = MINKOWSKI.exec(metric);
     if (match) {
@@ -332,42 +371,19 @@
       if (p < 1 || p === 2) throw new Error(metric + ": minkowski needs p >= 1 and p != 2.");
       return { family: "minkowski", p: p };
     }
-    if (["cosine", "euclidean", "manhattan", "chebyshev"].indexOf(metric) >= 0) return { family: metric };
-    throw new Error("Unknown metric " + JSON.stringify(metric) + ". Valid metrics: cosine, euclidean, manhattan, " +
-                    "chebyshev, minkowski-p<P> (e.g. minkowski-p3; p != 2).");
+    if (metric !== "minkowski" && Object.prototype.hasOwnProperty.call(FAMILIES, metric)) return { family: metric };
+    var names = Object.keys(FAMILIES).filter(function (name) { return name !== "minkowski"; });
+    throw new Error("Unknown metric " + JSON.stringify(metric) + ". Valid metrics: " + names.join(", ") +
+                    ", minkowski-p<P> (e.g. minkowski-p3; p != 2).");
   }
 
   function distancesTo(query, features, dim, metric) {
-    var family = metric.family, p = metric.p, n = features.length / dim;
+    var distance = FAMILIES[metric.family], p = metric.p, n = features.length / dim;
     var out = new Float64Array(n);
     var qq = 0.0;
     for (var j = 0; j < dim; j++) qq += query[j] * query[j];
     for (var i = 0, row = 0; i < n; i++, row += dim) {
-      var d;
-      if (family === "cosine" || family === "euclidean") {
-        var dot = 0.0, xx = 0.0;
-        for (j = 0; j < dim; j++) {
-          var x = features[row + j];
-          dot += query[j] * x; xx += x * x;
-        }
-        if (family === "euclidean") {
-          d = Math.sqrt(Math.max(qq + xx - 2.0 * dot, 0.0));
-        } else {
-          var norms = Math.sqrt(qq) * Math.sqrt(xx);
-          d = Math.min(Math.max(1.0 - (norms > 0 ? dot / norms : 0.0), 0.0), 2.0);
-        }
-      } else if (family === "manhattan") {
-        d = 0.0;
-        for (j = 0; j < dim; j++) d += Math.abs(query[j] - features[row + j]);
-      } else if (family === "chebyshev") {
-        d = 0.0;
-        for (j = 0; j < dim; j++) d = Math.max(d, Math.abs(query[j] - features[row + j]));
-      } else {
-        d = 0.0;
-        for (j = 0; j < dim; j++) d += Math.pow(Math.abs(query[j] - features[row + j]), p);
-        d = Math.pow(d, 1.0 / p);
-      }
-      out[i] = Math.fround(d);
+      out[i] = Math.fround(distance(query, features, row, dim, qq, p));
     }
     return out;
   }
@@ -412,5 +428,6 @@
     preprocess: preprocess,
     search: search,
     similarity: similarity,
+    metrics: Object.freeze(Object.keys(FAMILIES)),  // the metric families search computes
   });
 })();

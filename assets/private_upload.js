@@ -6,7 +6,8 @@
    export's model is downloaded once, window.sispPrivate (assets/private_search.js) decodes, resizes and
    preprocesses the image exactly as the server does, and the model gives the layer's feature vector. Then either
    - the browser searches the dataset itself (small datasets: the layer's features and every thumbnail are fetched
-     once, whatever the image, so no request depends on it), and renders the results like the server's grid; or
+     once, whatever the image, so no request depends on it), and renders the results like the server's grid
+     (assets/private_cards.js); or
    - only the feature vector goes to the server (ids.PRIVATE_QUERY), which ranks and renders.
    Otherwise (private mode off, no export, TensorFlow.js missing or failing) the contents go to the server callback
    through ids.UPLOAD_SERVER, with the reason, and the page says it. The image itself never goes into a request in
@@ -33,11 +34,7 @@
   }
 
   function h(type, props, children) {
-    var out = Object.assign({}, props || {});
-    if (children !== undefined) {
-      out.children = children;
-    }
-    return { namespace: "dash_html_components", type: type, props: out };
+    return cards().h(type, props, children);
   }
 
   function message(text, kind) {
@@ -357,144 +354,9 @@
   }
 
   // ------------------------------------------------------------------------------------ rendering
-  // As playground/components.py: format_distance, closeness, label_text, result_card, results_grid.
-  function formatDistance(d) {
-    if (d === null || d === undefined || !isFinite(d)) {
-      return "—";
-    }
-    var m = Math.abs(d);
-    if (m >= 1000) {
-      return Math.round(d).toLocaleString("en-US");
-    }
-    if (m >= 1) {
-      return d.toFixed(3 - Math.floor(Math.log10(m)));
-    }
-    if (m !== 0 && m < 1e-4) {
-      var parts = d.toExponential(3).split("e");
-      var exponent = Number(parts[1]);
-      return parts[0] + "e" + (exponent < 0 ? "-" : "+") + String(Math.abs(exponent)).padStart(2, "0");
-    }
-    return d.toPrecision(4);
-  }
-
-  function closeness(distances) {
-    var finite = distances.filter(function (d) { return isFinite(d); });
-    if (!finite.length) {
-      return distances.map(function () { return 0; });
-    }
-    var near = Math.min.apply(null, finite);
-    var far = Math.max.apply(null, finite);
-    return distances.map(function (d) {
-      if (!isFinite(d)) {
-        return 0;
-      }
-      return far - near <= 0 ? 1 : Math.min(1, Math.max(0, (far - d) / (far - near)));
-    });
-  }
-
-  function labelText(label) {
-    if (!label) {
-      return [];
-    }
-    var parts = String(label).split("_");
-    var out = [];
-    parts.forEach(function (part, i) {
-      if (i < parts.length - 1) {
-        out.push(part + "_", h("Wbr", {}));
-      } else {
-        out.push(part);
-      }
-    });
-    return out;
-  }
-
-  function percent(fraction, digits) {
-    return (100 * fraction).toFixed(digits) + "%";
-  }
-
-  function barTitle(distance, similarity, metric, fraction, near, far) {
-    var text = (metric ? metric + " distance" : "distance") + " " + formatDistance(distance);
-    if (metric === "cosine") {
-      text += " (cosine similarity " + similarity.toFixed(4) + ")";
-    }
-    if (far > near) {
-      text += ". Bar: " + percent(fraction, 0) + " of the way from the farthest result shown (" +
-        formatDistance(far) + ") to the closest (" + formatDistance(near) + ").";
-    }
-    return text;
-  }
-
-  function resultCard(info, rank, id, distance, similarity, label, thumbUrl, fraction, near, far) {
-    var name = "image " + id + (label ? " (" + label + ")" : "");
-    var title = barTitle(distance, similarity, info.metric, fraction, near, far);
-    var props = {
-      className: "result-card ",
-      "data-image-id": String(id),
-      "data-same": "",
-      "data-duplicate": "",
-      "data-distance": String(distance),
-      "data-bar": fraction.toFixed(4),
-    };
-    return h("Div", props, [
-      h("Div", { className: "rank" }, "#" + rank),
-      h("Button", {
-        id: { type: info.ids.view_image, where: "upload", index: id },
-        className: "zoom-button", title: "Show " + name + " full size", n_clicks: 0,
-        "aria-label": "Show " + name + " full size",
-      }, "⤢"),
-      h("Button", {
-        id: { type: info.ids.pick, index: id }, className: "result-pick", title: "Search with this image",
-        n_clicks: 0,
-      }, h("Img", { src: thumbUrl, alt: name, title: name, className: "thumb " })),
-      h("Div", {
-        className: "bar", title: title, role: "img",
-        "aria-label": percent(fraction, 0) + " of the way from the farthest result shown to the closest",
-      }, [h("Div", { className: "bar-fill", style: { width: percent(fraction, 1) } })]),
-      h("Div", { className: "distance", title: title },
-        [h("Span", { className: "metric-name" }, info.metric || "distance"), " ", formatDistance(distance)]),
-      h("Div", { className: "label" }, labelText(label)),
-    ]);
-  }
-
-  function resultsGrid(info, ids, distances, labels, thumbs) {
-    var fractions = closeness(distances);
-    var finite = distances.filter(function (d) { return isFinite(d); });
-    var near = finite.length ? Math.min.apply(null, finite) : 0;
-    var far = finite.length ? Math.max.apply(null, finite) : 0;
-    var cards = ids.map(function (id, i) {
-      var label = labels ? labels[id] : null;
-      var similarity = window.sispPrivate.similarity(info.metric, distances[i]);
-      return resultCard(info, i + 1, id, distances[i], similarity, label, thumbs[id], fractions[i], near, far);
-    });
-    return h("Div", { className: "results-grid" }, cards);
-  }
-
-  function scaleNote(metric) {
-    return h("P", { className: "hint" },
-      "Each card shows the " + (metric || "") + " distance to the query (smaller is closer); its bar places it " +
-      "between the farthest result shown (empty) and the closest (full).");
-  }
-
-  function majority(ids, labels) {
-    if (!labels || !ids.length) {
-      return null;
-    }
-    var counts = {};
-    var first = {};
-    ids.forEach(function (id, i) {
-      var label = labels[id];
-      counts[label] = (counts[label] || 0) + 1;
-      if (!(label in first)) {
-        first[label] = i;
-      }
-    });
-    var best = null;
-    Object.keys(counts).forEach(function (label) {
-      if (best === null || counts[label] > counts[best] || (counts[label] === counts[best] && first[label] < first[best])) {
-        best = label;
-      }
-    });
-    return [best, counts[best]];
+  // The result cards are assets/private_cards.js' (window.sispCards, drawn as playground/components.py draws them).
+  function cards() {
+    return window.sispCards;
   }
 
   function statusPanel(info, image, result, how, extra) {
@@ -591,14 +453,18 @@
         window.sispPrivateLast.distances = distances;
         var labelList = loaded[1].labels;
         var status = statusPanel(info, image, result, "local", "; search " + ms(searchMs));
-        var vote = majority(ids, labelList);
+        var vote = cards().majority(ids, labelList);
         if (vote && info.labeled) {
           status.push(h("P", { className: "hint" }, "Most common label among the top " + ids.length + ": " +
             vote[0] + " (" + vote[1] + " of " + ids.length + ")."));
         }
         status.push(h("P", { className: "hint" }, "Click a result to search the dataset with it, or ⤢ to see it full size."));
+        var weak = cards().weakNote(info.reference, distances);
+        if (weak) {
+          status.push(weak);
+        }
         var results = h("Div", { className: "private-results", "data-ranked-by": "browser" },
-          [resultsGrid(info, ids, distances, labelList, loaded[2]), scaleNote(info.metric)]);
+          [cards().resultsGrid(info, ids, distances, labelList, loaded[2]), cards().scaleNote(info.metric)]);
         return [noUpdate(), noUpdate(), status, results, { "private": true }, null];
       });
     }).then(function (outputs) {

@@ -9,7 +9,7 @@ size, the model's load time (download and build, then a warm-up run), the median
 backend that ran (wasm, webgl, cpu in turn; headless Chromium has no GPU, so webgl is software-rendered or
 missing), the backend the page picks on its own and why, and the load average.
 
-A model without an export is exported first (``precompute.ports.tfjs_export``, into the artifacts' own
+A model without an export is exported first (``precompute.tfjs_export``, into the artifacts' own
 ``<dataset>/<model>/tfjs``), so this also runs on artifacts computed before the export existed.
 
     .venv/bin/python -m bench private_upload --artifacts artifacts
@@ -37,8 +37,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from playground.private import DEFAULT_VARIANT, VARIANTS, private_info, read_export, tfjs_dir  # noqa: E402
+from playground.private import DEFAULT_VARIANT, VARIANTS, private_info, read_export  # noqa: E402
 from playground.store import Store  # noqa: E402
+from precompute.artifacts import tfjs_dir  # noqa: E402
 
 # scikit-image's colour photographs (skimage.data), the issue's test images.
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -60,7 +61,7 @@ def photo_bytes(name: str, image_format: str = "JPEG") -> bytes:
 def export_stored_model(root: Path, dataset: str, model: str, variants: tuple[str, ...] = VARIANTS) -> Path:
     """Write the TF.js export of a computed model (as precompute does), unless it has one; its ``tfjs`` folder."""
     from precompute.models import load_feature_model
-    from precompute.ports.tfjs_export import export_feature_model
+    from precompute.tfjs_export import export_feature_model
 
     store = Store(root)
     folder = tfjs_dir(store.root, dataset, model)

@@ -1,7 +1,7 @@
 """TF.js exports vs Keras: each model's export size per variant and how far TensorFlow.js' features are from Keras'.
 
 For every model of a dataset in an artifacts folder, the feature model over all its stored layers is exported
-(``precompute.ports.tfjs_export``, into a temporary folder: the artifacts are not touched), then scikit-image's
+(``precompute.tfjs_export``, into a temporary folder: the artifacts are not touched), then scikit-image's
 photos (and optionally some dataset images) are embedded by Keras and by TensorFlow.js 4.22 in node (CPU backend,
 ``tests/tfjs_predict.js``), for each variant. Printed per (model, variant): bytes, the largest relative deviation
 (max |tfjs - keras| / max |keras| over a layer's outputs, worst layer), the lowest cosine similarity, and the share of
@@ -50,7 +50,7 @@ def measure_model(root: Path, dataset: str, key: str, n_images: int, variants: t
     from precompute.datasets import load_for_model
     from precompute.extract import run_feature_model
     from precompute.models import ModelConfig, load_feature_model
-    from precompute.ports.tfjs_export import NotExportableError, export_feature_model
+    from precompute.tfjs_export import NotExportableError, export_feature_model
     from tests.tfjs_node import predict_in_node
 
     index = artifacts.read_index(root)
@@ -96,7 +96,7 @@ def measure_model(root: Path, dataset: str, key: str, n_images: int, variants: t
 
 
 def main(argv: list[str] | None = None) -> int:
-    from precompute.ports.tfjs_export import VARIANTS, parse_variants
+    from precompute.tfjs_export import VARIANTS, parse_variants
 
     parser = argparse.ArgumentParser(prog="python -m bench tfjs_export", description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, default=Path(os.environ.get("SISP_ARTIFACTS", "artifacts")))

@@ -25,12 +25,11 @@ from dash import html
 from flask import Response, abort, jsonify, request
 
 from playground import components, ids
-from playground.private import _url, read_export, searchable_in_browser, tfjs_dir, wasm_urls
+from playground.private import _url, read_export, searchable_in_browser, wasm_urls
 from playground.store import MissingArtifact, Store
 from precompute.artifacts import check_name
 from precompute.feedback import DEFAULT_METHOD, HEAD, HYBRID, ROCCHIO, RocchioParams
 from precompute.npm_files import TFJS
-from precompute.ports.tfjs_export import read_export_spec
 
 CONTEXT_CLASS = "feedback-context"
 FEEDBACK_ROUTE = "/feedback"
@@ -120,7 +119,7 @@ def _hybrid(store: Store, dataset: str, model: str, layer: str, fingerprint: str
         if head_model not in store.models(dataset) or layer not in store.layers(dataset, head_model):
             return None
         export, _reason = read_export(store, dataset, head_model)
-        spec = read_export_spec(tfjs_dir(store.root, dataset, head_model))
+        spec = store.tfjs_export(dataset, head_model)
         dense = ((spec.head or {}).get("layers") or {}).get(layer)
         n_images, dim = store.features(dataset, base, layer).shape
     except (MissingArtifact, OSError, ValueError, KeyError, TypeError):

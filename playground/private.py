@@ -19,12 +19,12 @@ answers 404 for anything else, and is cached for a year when the URL carries the
 (``?v=``): a recomputed dataset gets a new fingerprint, hence new URLs.
 
 The browser side is ``assets/private_upload.js`` (the glue) over ``assets/private_search.js``
-(``window.sispPrivate``: decoding, the PIL-identical resize, preprocessing, exact search).
+(``window.sispPrivate``: decoding, the PIL-identical resize, preprocessing, exact search) and
+``assets/private_cards.js`` (``window.sispCards``: the result cards, as ``playground.components`` draws them).
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -36,11 +36,13 @@ from urllib.parse import quote
 import numpy as np
 from flask import Response, abort, request, send_file
 
-from playground.store import MissingArtifact, Store
-from precompute import artifacts as art
+from playground.ranking import distance_reference
+from playground.store import BrokenArtifact, MissingArtifact, Store
 from precompute.artifacts import check_name
 from precompute.npm_files import TFJS, TFJS_WASM, NpmFileUnavailable
-from precompute.ports.tfjs_export import EXPORT_FILE, VARIANTS, TfjsExportSpec, read_export_spec
+from precompute.schema_export import EXPORT_FILE
+from precompute.similarity import METRICS, parse_metric
+from precompute.tfjs_export import VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -71,37 +73,25 @@ class ExportInfo:
     variants: dict[str, int] = field(default_factory=dict)
 
 
-def tfjs_dir(root: Path, dataset: str, model: str) -> Path:
-    """``<root>/<dataset>/<model>/tfjs`` (``precompute.artifacts.tfjs_dir``)."""
-    return art.tfjs_dir(root, dataset, model)
-
-
-@functools.lru_cache(maxsize=64)
-def _read_spec(folder: str, mtime_ns: int) -> TfjsExportSpec:
-    return read_export_spec(folder)
-
-
 def read_export(store: Store, dataset: str, model: str) -> tuple[ExportInfo | None, str | None]:
     """(the model's export, None), or (None, why there is none).
 
     The sizes and the reason a model has none come from the index (``ModelEntry.tfjs``); the layers and the
-    input size from export.json, which the browser reads too, so it must exist. An index written before exports
-    existed has no record: then export.json's own sizes are used.
+    input size from export.json (``Store.tfjs_export``), which the browser reads too, so it must exist. An index
+    written before exports existed has no record: then export.json's own sizes are used.
     """
     record = store.model(dataset, model).tfjs
     if record is not None and not record.variant_bytes:
         return None, record.reason or f"{model} has no TensorFlow.js export"
-    path = tfjs_dir(store.root, dataset, model) / EXPORT_FILE
     try:
-        spec = _read_spec(str(path.parent), path.stat().st_mtime_ns)
-        sizes = record.variant_bytes if record is not None else {
-            name: files.bytes for name, files in spec.variants.items()}
-        variants = {name: int(sizes[name]) for name in VARIANTS if name in sizes and name in spec.variants}
-        info = ExportInfo(list(spec.layers), list(spec.output_dims), spec.input_size, variants)
-    except FileNotFoundError:
+        spec = store.tfjs_export(dataset, model)
+    except BrokenArtifact as exc:
+        return None, f"{model}'s TensorFlow.js export is unreadable ({exc})"
+    except MissingArtifact:
         return None, f"{model} has no TensorFlow.js export (precompute writes it: --tfjs)"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return None, f"{model}'s TensorFlow.js export is unreadable ({type(exc).__name__}: {exc})"
+    sizes = record.variant_bytes if record is not None else {name: files.bytes for name, files in spec.variants.items()}
+    variants = {name: int(sizes[name]) for name in VARIANTS if name in sizes and name in spec.variants}
+    info = ExportInfo(list(spec.layers), list(spec.output_dims), spec.input_size, variants)
     if not info.variants:
         return None, f"{model}'s TensorFlow.js export lists no variant"
     return info, None
@@ -143,12 +133,15 @@ def _url(*parts: str, version: str | None) -> str:
     return f"{path}?v={quote(version)}" if version else path
 
 
-def private_info(store: Store, dataset: str | None, model: str | None, layer: str | None) -> dict[str, Any]:
+def private_info(store: Store, dataset: str | None, model: str | None, layer: str | None,
+                 metric: str | None = None) -> dict[str, Any]:
     """What the page needs for private mode with this selection (JSON for a dcc.Store).
 
     ``available`` is False with a ``reason`` when the browser cannot embed the image (no export, a layer the
-    export lacks, TensorFlow.js missing); ``local`` says whether the browser searches itself (a small dataset)
-    or sends the feature vector for the server to rank.
+    export lacks, TensorFlow.js missing); ``local`` says whether the browser searches itself (a small dataset,
+    a metric that assets/private_search.js computes) or sends the feature vector for the server to rank. With
+    ``metric``, a local search also gets the collection's distance reference (``reference``:
+    ``ranking.DistanceReference.for_browser``), so that its cards say what the server's say.
     """
     info: dict[str, Any] = {"dataset": dataset, "model": model, "layer": layer, "available": False}
     if dataset is None or model is None or layer is None:
@@ -169,10 +162,11 @@ def private_info(store: Store, dataset: str | None, model: str | None, layer: st
         return {**info, "reason": problem}
     position = export.layers.index(layer)
     dim = export.output_dims[position]
-    local = searchable_in_browser(n_images, dim)
+    local = searchable_in_browser(n_images, dim) and (metric is None or _computed_in_browser(metric))
     variants = dict(export.variants)
     return {
         **info,
+        "reference": _browser_reference(store, dataset, model, layer, metric) if local and metric else None,
         "available": True,
         "reason": None,
         "layer_index": position,
@@ -191,6 +185,21 @@ def private_info(store: Store, dataset: str | None, model: str | None, layer: st
             "labels": _url(dataset, "labels.json", version=fingerprint),
         },
     }
+
+
+def _computed_in_browser(metric: str) -> bool:
+    """Whether assets/private_search.js computes ``metric`` (the registry's ``browser``; unknown names: no)."""
+    try:
+        return METRICS[parse_metric(metric)[0]].browser
+    except ValueError:
+        return False
+
+
+def _browser_reference(store: Store, dataset: str, model: str, layer: str, metric: str) -> dict[str, Any] | None:
+    try:
+        return distance_reference(store, dataset, model, layer, metric).for_browser()
+    except MissingArtifact:  # the metric was not computed: the browser's search says so
+        return None
 
 
 # ---------------------------------------------------------------------------------------------- routes
@@ -258,8 +267,9 @@ def add_private_routes(app: Any, store: Store) -> None:
     @app.server.route(f"{PRIVATE_ROUTE}/<dataset>/<model>/{EXPORT_FILE}")
     def private_export(dataset: str, model: str) -> Response:
         fingerprint = fingerprint_of(dataset, model)
-        path = tfjs_dir(store.root, dataset, model) / EXPORT_FILE
-        if not path.is_file():
+        try:
+            path = store.tfjs_file(dataset, model, EXPORT_FILE)
+        except MissingArtifact:
             abort(404)
         return _cached(send_file(path, mimetype="application/json", max_age=0), fingerprint)
 
@@ -269,8 +279,9 @@ def add_private_routes(app: Any, store: Store) -> None:
             if not _FILE_NAME.match(name):
                 abort(404)
             fingerprint = fingerprint_of(dataset, model)
-            path = tfjs_dir(store.root, dataset, model) / part / name
-            if not path.is_file():
+            try:
+                path = store.tfjs_file(dataset, model, name, variant=part)
+            except MissingArtifact:
                 abort(404)
             mimetype = _MIMETYPES[Path(name).suffix]
             return _cached(send_file(path, mimetype=mimetype, max_age=0), fingerprint)

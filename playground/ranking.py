@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -121,6 +122,26 @@ class DistanceReference:
         """Whether a best result at ``distance`` is farther than :data:`WEAK_MATCH_QUANTILE` of the images'
         own nearest neighbours."""
         return bool(self.nearest.size) and distance > float(np.quantile(self.nearest, WEAK_MATCH_QUANTILE))
+
+    def for_browser(self) -> dict[str, Any]:
+        """What the browser needs to word a distance as :meth:`closer_than` and :meth:`weak` do, in 103 numbers
+        rather than the pairs (private mode's cards, assets/private_cards.js).
+
+        ``closer[p]`` (p = 0..100) is the distance below which a result is closer than at least p % of the pairs,
+        the whole percent that ``components.closer_text`` writes (None: any distance): ``floor(100 *
+        closer_than(d)) >= p`` exactly when ``d < closer[p]``, with the same float arithmetic, so the browser's
+        words are the server's. ``weak_above`` is the distance a best result must exceed to be a weak match.
+        """
+        n = self.pairs.size
+        closer: list[float | None] = []
+        if n:
+            # The percent at a distance with `count` pairs at or below it, as closer_than and closer_text compute it
+            # (it falls as count grows); then for each p, the most pairs at or below d that still give p % or more.
+            percents = np.floor(100 * (1.0 - np.arange(n + 1) / n))
+            counts = np.searchsorted(-percents, -np.arange(101.0), side="right") - 1
+            closer = [float(self.pairs[count]) if count < n else None for count in counts]
+        weak_above = float(np.quantile(self.nearest, WEAK_MATCH_QUANTILE)) if self.nearest.size else None
+        return {"closer": closer, "weak_above": weak_above, "weak_quantile": WEAK_MATCH_QUANTILE}
 
 
 _REFERENCES: dict[tuple, DistanceReference] = {}

@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from precompute import artifacts as art
+from precompute.readers.tfjs import read_export_spec
 from precompute.schema import ArtifactIndex, DatasetEntry, LayerEntry, MetricEntry, ModelEntry
+from precompute.schema_export import EXPORT_FILE, TfjsExportSpec
 
 # Array and table caches: enough for every (model, layer, metric) of a few datasets.
 _ARRAY_CACHE_SIZE = 256
@@ -112,6 +114,11 @@ def _cached_paired(path_a: str, mtime_a: int, path_b: str, mtime_b: int, score: 
     return paired_comparison(a[score].to_numpy(dtype=float), values_b.to_numpy(dtype=float))
 
 
+@lru_cache(maxsize=64)
+def _cached_export_spec(path: str, mtime_ns: int) -> TfjsExportSpec:
+    return read_export_spec(Path(path).parent)
+
+
 @lru_cache(maxsize=16)  # an index holds about its features' size in memory: keep only a few
 def _cached_ann_index(path: str, mtime_ns: int, metric: str, params: tuple) -> Any:
     from precompute import ann
@@ -121,7 +128,8 @@ def _cached_ann_index(path: str, mtime_ns: int, metric: str, params: tuple) -> A
 
 def clear_caches() -> None:
     """Forget every cached file (tests; the mtime keys already catch recomputed files)."""
-    caches = (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary, _cached_paired)
+    caches = (_cached_index, _cached_array, _cached_neighbors, _cached_table, _cached_summary, _cached_paired,
+              _cached_export_spec)
     for cached in (*caches, _cached_ann_index):
         cached.cache_clear()
 
@@ -461,6 +469,34 @@ class Store:
             path = art.scores_path(self.root, dataset, model, layer, metric)
             paths.append((str(path), self._mtime_ns(path, dataset)))
         return _cached_paired(*paths[0], *paths[1], score)
+
+    def tfjs_export(self, dataset: str, model: str) -> TfjsExportSpec:
+        """The manifest of a model's TF.js export (``export.json``, ``precompute.schema_export``): its layers and
+        their widths, the input size and transform, each variant's files.
+
+        Whether the model should have an export, and its sizes, are the index's (``model(...).tfjs``). Raises
+        MissingArtifact when the file does not exist, BrokenArtifact when it cannot be read or does not fit its format.
+        """
+        self.model(dataset, model)
+        return self._read(_cached_export_spec, art.tfjs_export_path(self.root, dataset, model), dataset)
+
+    def tfjs_file(self, dataset: str, model: str, name: str, variant: str | None = None) -> Path:
+        """Path of a file of a model's TF.js export, checked: a known model, safe names, an existing file.
+
+        ``export.json`` (``name`` = ``EXPORT_FILE``) has no ``variant``; ``model.json`` and the weight shards sit in
+        their variant's folder. Raises MissingArtifact for anything else.
+        """
+        self.model(dataset, model)
+        try:
+            art.check_name(name, "file name")
+            folder = (art.tfjs_dir(self.root, dataset, model) if variant is None
+                      else art.tfjs_variant_dir(self.root, dataset, model, variant))
+        except ValueError as exc:
+            raise MissingArtifact(str(exc)) from None
+        path = folder / name
+        if (variant is None) != (name == EXPORT_FILE) or not path.is_file():
+            raise MissingArtifact(f"{self.name_of(path)} is not a file of {model}'s TF.js export. {self._fix(dataset)}")
+        return path
 
     def baseline_summary(self, dataset: str) -> dict[str, float]:
         baseline = self.dataset(dataset).baseline

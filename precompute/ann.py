@@ -1,6 +1,7 @@
 """Approximate nearest-neighbour search with FAISS, for datasets too big for exact all-pairs rankings.
 
-How each metric is searched (``METRIC_PLANS``):
+How each metric is searched (``METRIC_PLANS``, from each entry's ``faiss`` and ``pool`` in the registry
+``precompute.similarity.METRICS``):
 
 - ``cosine``: inner product of L2-normalised vectors (``1 - <a/|a|, b/|b|>`` is the cosine distance).
 - ``euclidean``: FAISS' L2 (squared distances rank like distances).
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from precompute.similarity import Ranking, concat_rankings, parse_metric, rerank_candidates
+from precompute.similarity import METRICS, Ranking, concat_rankings, parse_metric, rerank_candidates
 from precompute.similarity import rank as exact_rank
 
 # kind -> default parameters; `params` passed by callers may only use these keys.
@@ -48,14 +49,9 @@ ANN_KINDS: dict[str, dict[str, int]] = {
     "flat": {},
 }
 DEFAULT_KIND = "hnsw"
-# metric family -> (FAISS metric name, candidate pool factor). Minkowski borrows L2 candidates (see above).
-METRIC_PLANS: dict[str, tuple[str, int]] = {
-    "cosine": ("METRIC_INNER_PRODUCT", 2),
-    "euclidean": ("METRIC_L2", 2),
-    "manhattan": ("METRIC_L1", 2),
-    "chebyshev": ("METRIC_Linf", 2),
-    "minkowski": ("METRIC_L2", 4),
-}
+# metric family -> (FAISS metric name, candidate pool factor), from the metric registry. Minkowski borrows L2
+# candidates (see above).
+METRIC_PLANS: dict[str, tuple[str, int]] = {name: (metric.faiss, metric.pool) for name, metric in METRICS.items()}
 
 
 @dataclass

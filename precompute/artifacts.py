@@ -129,7 +129,7 @@ def layer_duplicates_path(root: Path, dataset: str, model: str, layer: str) -> P
 
 
 def tfjs_dir(root: Path, dataset: str, model: str) -> Path:
-    """A model's TF.js export (``precompute.ports.tfjs_export``): ``export.json`` and one folder per variant."""
+    """A model's TF.js export (``precompute.tfjs_export``): ``export.json`` and one folder per variant."""
     return dataset_dir(root, dataset) / check_name(model, "model name") / "tfjs"
 
 
@@ -248,7 +248,7 @@ def remove_stale_temporaries(folder: Path, older_than_seconds: float = 0.0, recu
                 path.unlink()
                 removed.append(path)
             elif path.is_dir() and path.name.endswith(".tmp") and now - path.stat().st_mtime >= older_than_seconds:
-                shutil.rmtree(path)  # a whole-folder export's temporary (precompute.ports.tfjs_export)
+                shutil.rmtree(path)  # a whole-folder export's temporary (precompute.tfjs_export)
                 removed.append(path)
         except OSError:
             continue

@@ -22,9 +22,9 @@ from precompute.datasets import DatasetError  # noqa: E402
 from precompute.distributed import ENGINES  # noqa: E402
 from precompute.extract import ACTIVATION_BUDGET_MB  # noqa: E402
 from precompute.locations import default_artifacts_root, describe_default_artifacts, package_version  # noqa: E402
-from precompute.ports.tfjs_export import VARIANTS, parse_variants  # noqa: E402
 from precompute.runtimes import QUANTIZATIONS, RUNTIMES, parse_quantizations  # noqa: E402
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name  # noqa: E402
+from precompute.tfjs_export import VARIANTS, parse_variants  # noqa: E402
 
 
 def _csv(text: str) -> list[str]:

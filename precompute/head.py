@@ -405,7 +405,7 @@ def _query_scores(
 ) -> pd.DataFrame:
     """Per-query scores (project's tie-aware scores) of ``query_rows`` searched by cosine among ``gallery_rows``
     (the query itself excluded); the queries must be gallery rows. Index: the dataset row of each query."""
-    from precompute.scores import DEFAULT_KS, compute_query_scores
+    from precompute.scores import compute_query_scores, cutoffs_within
     from precompute.similarity import rank_neighbors_exact
 
     gallery_rows = np.asarray(gallery_rows)
@@ -413,11 +413,10 @@ def _query_scores(
     groups = pd.factorize(sub_labels, sort=True)[0]
     depth = min(top_n, len(gallery_rows) - 1)
     ranking = rank_neighbors_exact(features[gallery_rows], METRIC, depth, groups=groups)
-    ks = [k for k in DEFAULT_KS if k <= depth] or [depth]
     scores = compute_query_scores(
         ranking.indices,
         sub_labels,
-        ks=ks,
+        ks=cutoffs_within(depth),
         distances=ranking.distances,
         tied_beyond=ranking.tied_beyond,
         tied_beyond_same=ranking.tied_beyond_same,

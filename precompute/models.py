@@ -228,7 +228,7 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     Returns ``extract(images (n, h, w, 3) uint8/float 0..255) -> list of (n, dim)``, resizing nothing: callers pass
     images already at the config's ``input_size``. ``runtime`` as in :func:`load_feature_model`; a LiteRT model
     already converted (by the precompute run, in ``$SISP_CACHE_DIR/litert``) loads and runs without importing
-    TensorFlow or Keras (the backbone's preprocessing is NumPy: ``precompute.backbones.PixelAffine``).
+    TensorFlow or Keras (the backbone's preprocessing is NumPy: ``precompute.preprocessing.PixelAffine``).
     """
     config = ModelConfig.coerce(config)
     pixels = _pixels_extractor(config, layers)

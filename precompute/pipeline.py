@@ -40,7 +40,6 @@ from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS, bounded_batch_size, extract_to_files
 from precompute.layer_stage import LayerStage, StageClock, UmapWorker, use_worker
 from precompute.models import FeatureModel, ModelConfig, build_keras_feature_model, load_feature_model
-from precompute.ports.tfjs_export import EXPORTER_VERSION, VARIANTS, NotExportableError, parse_variants
 from precompute.run_summary import summarize_run
 from precompute.runtimes import check_runtime, device_name, parse_quantizations
 from precompute.schema import (
@@ -59,6 +58,7 @@ from precompute.schema import (
     UmapParams,
     WeightsInfo,
 )
+from precompute.schema_export import EXPORTER_VERSION
 from precompute.scores import DEFAULT_KS
 from precompute.similarity import DEFAULT_METRICS, parse_metric, rank_neighbors_exact
 from precompute.staleness import (
@@ -72,6 +72,7 @@ from precompute.staleness import (
     umap_is_current,
 )
 from precompute.stats import bootstrap_ci, bootstrap_params
+from precompute.tfjs_export import VARIANTS, NotExportableError, parse_variants
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ class RunConfig:
     # Extract each model in a short-lived child process (local engine), forked from a server that has imported
     # TensorFlow once, so that every model's memory goes back to the OS when it is done (see _extract_in_child).
     model_processes: bool = False
-    # TF.js layers exports of every model (precompute.ports.tfjs_export), in these variants; () writes none.
+    # TF.js layers exports of every model (precompute.tfjs_export), in these variants; () writes none.
     tfjs: tuple[str, ...] = VARIANTS
     # Heads to train on the labels (precompute.stages.head): MODEL/LAYER or "best"; with no models asked for, the
     # run trains them on the stored features only, checking everything before it writes anything.
@@ -475,7 +476,7 @@ class Run:
     def _export_files_sound(self, dataset: str, key: str, record: TfjsExport, layers: list[str],
                             warn: bool = False) -> bool:
         """Whether the export folder of ``dataset``'s ``key`` covers ``layers`` and holds every recorded file."""
-        from precompute.ports.tfjs_export import read_export_spec
+        from precompute.readers.tfjs import read_export_spec
 
         folder = art.tfjs_dir(self.root, dataset, key)
         try:
@@ -517,7 +518,7 @@ class Run:
         variant, whose features come from a model TF.js does not run (its float model's export serves it).
         """
         from precompute.extract import build_feature_model
-        from precompute.ports.tfjs_export import export_feature_model, link_export
+        from precompute.tfjs_export import export_feature_model, link_export
 
         folder = art.tfjs_dir(self.root, self.dataset, key)
         if model_config.quantize:

@@ -445,12 +445,12 @@ class ModelCost(Record):
 
 @dataclass(kw_only=True)
 class TfjsExport(Record):
-    """A model's TF.js layers export (``precompute.ports.tfjs_export``), or why it has none.
+    """A model's TF.js layers export (``precompute.tfjs_export``), or why it has none.
 
     ``variant_bytes`` maps each written variant (``float32``, ``float16``, ``uint16``, ``uint8``) to its bytes on disk
     (``model.json`` and its shards); empty with a ``reason`` when the model cannot be exported (a layer TF.js
-    cannot load, a LiteRT-only variant). ``export`` is ``export.json``'s path relative to the artifacts root;
-    ``version`` the exporter's (``EXPORTER_VERSION``: another one redoes the export).
+    cannot load, a LiteRT-only variant). ``export`` is ``export.json``'s path relative to the artifacts root (its
+    record: ``precompute.schema_export``); ``version`` the exporter's (``EXPORTER_VERSION``: another redoes it).
     """
 
     variant_bytes: dict[str, int] = _spec(_mapping(_int, "mapping of byte counts"), default_factory=dict)

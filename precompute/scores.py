@@ -90,6 +90,18 @@ def score_columns(ks: Sequence[int] = DEFAULT_KS) -> list[str]:
     return columns
 
 
+def cutoffs_within(depth: int) -> list[int]:
+    """The cut-offs of ``DEFAULT_KS`` that fit in ``depth`` stored neighbours (``[depth]`` where none does): those a
+    run scores its rankings at, and so the score columns it stores (:func:`score_columns`).
+
+    Examples
+    --------
+    >>> cutoffs_within(50), cutoffs_within(8)
+    ([1, 5, 10, 15], [1, 5])
+    """
+    return [k for k in DEFAULT_KS if k <= depth] or [depth]
+
+
 # ---------------------------------------------------------------------------------------------- public
 
 

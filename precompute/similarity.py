@@ -28,13 +28,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# name -> scikit-learn metric; the registry every other module validates against.
-METRICS: dict[str, str] = {
-    "cosine": "cosine",
-    "euclidean": "euclidean",
-    "manhattan": "manhattan",
-    "chebyshev": "chebyshev",
-    "minkowski": "minkowski",
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric family of :data:`METRICS`: what the rest of the tool needs to know of it.
+
+    Attributes
+    ----------
+    scipy : SciPy ``cdist``'s name of its formula; None for cosine and euclidean, computed from one BLAS
+        product by :func:`pairwise_distances` (scikit-learn's formulas)
+    scan : how a search of a large set finds its candidates before the exact float64 ranking: ``"blas"`` (a
+        float32 BLAS product), ``"kernel"`` (the compiled scans of :mod:`precompute.kernels`), or None (every
+        distance in float64)
+    faiss : the FAISS metric whose index proposes the candidates of an approximate search (:mod:`precompute.ann`)
+    pool : how many candidates FAISS proposes per result wanted: ``pool x (k + 1)``
+    browser : whether ``assets/private_search.js`` computes it, so that private mode can search in the browser;
+        False is a deliberate exception (the browser then sends the feature vector and the server ranks), and
+        tests/test_private_js.py fails on a registered metric the script lacks that is not marked so
+    """
+
+    scipy: str | None
+    scan: str | None
+    faiss: str
+    pool: int
+    browser: bool = True
+
+
+# The registry every other module validates against and derives its lists from (the FAISS plans of
+# precompute.ann, the metrics private mode computes in the browser, the tests' metric lists). Adding a metric is
+# an entry here (with its formula in pairwise_distances unless SciPy has it) and its formula in
+# assets/private_search.js.
+METRICS: dict[str, Metric] = {
+    "cosine": Metric(scipy=None, scan="blas", faiss="METRIC_INNER_PRODUCT", pool=2),
+    "euclidean": Metric(scipy=None, scan="blas", faiss="METRIC_L2", pool=2),
+    "manhattan": Metric(scipy="cityblock", scan="kernel", faiss="METRIC_L1", pool=2),
+    "chebyshev": Metric(scipy="chebyshev", scan="kernel", faiss="METRIC_Linf", pool=2),
+    # FAISS' HNSW ignores an Lp metric's p: minkowski borrows L2 candidates, twice as many (precompute.ann).
+    "minkowski": Metric(scipy="minkowski", scan="kernel", faiss="METRIC_L2", pool=4),
 }
 DEFAULT_METRICS = ("cosine", "euclidean", "manhattan", "chebyshev")
 DEFAULT_MINKOWSKI_P = 3.0
@@ -61,7 +91,7 @@ def parse_metric(name: str) -> tuple[str, dict[str, float]]:
             raise ValueError(f"{name}: minkowski needs p >= 1 and p != 2.")
         return "minkowski", {"p": p}
     if name in METRICS and name != "minkowski":
-        return METRICS[name], {}
+        return name, {}
     raise ValueError(
         f"Unknown metric {name!r}. Valid metrics: {', '.join(m for m in METRICS if m != 'minkowski')}, "
         "minkowski-p<P> (e.g. minkowski-p3; p != 2)."
@@ -91,7 +121,7 @@ def pairwise_distances(queries: np.ndarray, features: np.ndarray, metric: str) -
     family, kwargs = parse_metric(metric)
     q = np.asarray(queries, dtype=np.float64)
     x = np.asarray(features, dtype=np.float64)
-    if family in _BLAS_FAMILIES:
+    if METRICS[family].scipy is None:  # cosine, euclidean
         dots = q @ x.T
         q_sq = np.einsum("ij,ij->i", q, q)[:, None]
         x_sq = np.einsum("ij,ij->i", x, x)[None, :]
@@ -100,8 +130,7 @@ def pairwise_distances(queries: np.ndarray, features: np.ndarray, metric: str) -
         norms = np.sqrt(q_sq) * np.sqrt(x_sq)
         similarity = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
         return np.clip(1.0 - similarity, 0.0, 2.0)
-    name = {"manhattan": "cityblock", "chebyshev": "chebyshev", "minkowski": "minkowski"}[family]
-    return cdist(q, x, metric=name, **kwargs)
+    return cdist(q, x, metric=METRICS[family].scipy, **kwargs)
 
 
 # Above this many feature values (n x dim), cosine and euclidean searches first scan in float32 BLAS and compute
@@ -110,8 +139,8 @@ def pairwise_distances(queries: np.ndarray, features: np.ndarray, metric: str) -
 FLOAT64_SCAN_MAX = 500_000
 # Manhattan, chebyshev and minkowski scan with the compiled kernels of precompute.kernels (float32 SIMD, every
 # CPU) above the same size, and rank the surviving candidates with cdist (_kernel_candidates).
-_BLAS_FAMILIES = ("cosine", "euclidean")
-_KERNEL_FAMILIES = ("manhattan", "chebyshev", "minkowski")
+_BLAS_FAMILIES = tuple(name for name, metric in METRICS.items() if metric.scan == "blas")
+_KERNEL_FAMILIES = tuple(name for name, metric in METRICS.items() if metric.scan == "kernel")
 _SCAN_SLACK = 4.0  # safety factor on the float32 error bound
 
 

@@ -11,10 +11,11 @@ from precompute import ann
 from precompute import artifacts as art
 from precompute.cli import main as cli_main
 from precompute.pipeline import ModelRequest, Run, RunConfig
-from precompute.similarity import rank_neighbors_exact, search_exact
+from precompute.similarity import METRICS as SIMILARITY_METRICS
+from precompute.similarity import metric_name, rank_neighbors_exact, search_exact
 from tests.helpers import make_dataset
 
-METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3")
+METRICS = tuple(metric_name(name) for name in SIMILARITY_METRICS)  # every registered metric (minkowski-p3)
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +41,14 @@ def test_hnsw_recall_on_clustered_data(clustered: np.ndarray, exact: dict, metri
     # Whatever FAISS proposed, the distances written are the true ones.
     found = indices[:, 0] == exact[metric][0][:, 0]
     np.testing.assert_allclose(distances[found, 0], exact[metric][1][found, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_every_registered_metric_has_a_faiss_plan() -> None:
+    import faiss
+
+    assert set(ann.METRIC_PLANS) == set(SIMILARITY_METRICS)
+    for family, (faiss_metric, pool) in ann.METRIC_PLANS.items():
+        assert isinstance(getattr(faiss, faiss_metric), int) and pool >= 1, family
 
 
 @pytest.mark.parametrize("metric", ("cosine", "euclidean", "manhattan", "chebyshev"))

@@ -98,3 +98,16 @@ def test_precompute_never_imports_playground() -> None:
     for name, path in modules.items():
         if name.startswith("precompute"):
             assert not any(m.startswith("playground") for m in _imported(name, path, modules)), name
+
+
+def test_ports_readers_and_preprocessing_import_nothing_above_them() -> None:
+    """The weight converters (``ports``), the file readers, the preprocessing maps and the export manifest are used
+    by the registry, the models, the exporter and the pipeline, never the other way round (#21: ``ports`` imported
+    ``PixelAffine`` from ``backbones``)."""
+    modules = _modules()
+    above = {"precompute.backbones", "precompute.models", "precompute.pipeline", "precompute.tfjs_export"}
+    below = [name for name in modules if name.startswith(("precompute.ports", "precompute.readers"))
+             or name in ("precompute.preprocessing", "precompute.schema_export")]
+    assert len(below) >= 8  # the modules really were found
+    for name in below:
+        assert not _imported(name, modules[name], modules) & above, name

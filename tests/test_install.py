@@ -325,7 +325,8 @@ def test_the_wheel_installs_into_a_fresh_venv_and_serves_from_any_folder(tmp_pat
     # 4. The page: results and the grid rendered, the private mode's scripts served, no console error.
     assert page.results_ms is not None and page.grid_ms is not None, "the Search view rendered no results"
     scripts = {path.split("?")[0]: status for path, status in page.statuses.items() if path.startswith("/assets/")}
-    assert scripts.get("/assets/private_search.js") == 200 and scripts.get("/assets/private_upload.js") == 200, scripts
+    private = ("/assets/private_search.js", "/assets/private_cards.js", "/assets/private_upload.js")
+    assert all(scripts.get(path) == 200 for path in private), scripts
     assert all(status == 200 for status in scripts.values()), scripts
     assert page.console_errors == [] and page.failed == [] and page.offsite == []
     assert not page.plotly, "Search fetched plotly.min.js"

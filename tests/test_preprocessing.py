@@ -1,4 +1,4 @@
-"""Every backbone's preprocessing is NumPy data (``precompute.backbones.PixelAffine``) equal to the function it
+"""Every backbone's preprocessing is NumPy data (``precompute.preprocessing.PixelAffine``) equal to the function it
 stands for: ``keras.applications.<module>.preprocess_input``, the EfficientNet-Lite port's, the pixels baseline's."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from precompute.backbones import BACKBONES, PixelAffine, apply_pixel_affine, get_backbone
+from precompute.backbones import BACKBONES, get_backbone
+from precompute.preprocessing import PixelAffine, apply_pixel_affine
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -37,7 +37,10 @@ from precompute.datasets import decode_image, load_for_model
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "assets" / "private_search.js"
 NODE = shutil.which("node")
-METRICS = ("cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3", "minkowski-p1.5")
+# Every registered metric the script computes (minkowski at its default p and at a fractional one); the registry
+# marks the deliberate exceptions (browser=False), test_the_script_computes_every_registered_metric the others.
+METRICS = (*(similarity.metric_name(name) for name, metric in similarity.METRICS.items() if metric.browser),
+           "minkowski-p1.5")
 
 # The wire format of both drivers: typed arrays as {dtype, b64}; {url} arguments become fetched Blobs (browser).
 CODEC_JS = r"""
@@ -252,6 +255,18 @@ def test_search_equals_search_exact_for_every_metric_with_ties():
         assert got["ids"].dtype == np.int32 and got["distances"].dtype == np.float64
         np.testing.assert_array_equal(got["ids"], ranking.indices[0], err_msg=f"{metric}, k={k}")
         np.testing.assert_array_equal(got["distances"], ranking.distances[0].astype(np.float64), err_msg=metric)
+
+
+@needs_node
+def test_the_script_computes_every_registered_metric():
+    """A metric added to precompute.similarity.METRICS needs its formula in private_search.js, or browser=False
+    there (then private mode sends the feature vector and the server ranks): the script's list is the registry's."""
+    script = f"globalThis.window = globalThis; require({json.dumps(str(SCRIPT))});" \
+             "process.stdout.write(JSON.stringify(window.sispPrivate.metrics));"
+    done = subprocess.run([NODE, "-e", script], capture_output=True, text=True, timeout=60, check=True)
+    in_browser = {name for name, metric in similarity.METRICS.items() if metric.browser}
+    assert set(json.loads(done.stdout)) == in_browser
+    assert {similarity.parse_metric(m)[0] for m in METRICS} == in_browser  # the searches below cover each
 
 
 @needs_node

@@ -27,8 +27,10 @@ from bench.private_upload import (
     top_ids,
 )
 from playground import ids, private
-from playground.store import Store, clear_caches
+from playground.store import BrokenArtifact, MissingArtifact, Store, clear_caches
+from precompute import artifacts as art
 from precompute import npm_files
+from precompute.readers.tfjs import read_export_spec
 
 LITE, PIXELS = "efficientnet-lite0-random", "pixels"
 NEEDS_CHROMIUM = pytest.mark.skipif(
@@ -70,7 +72,7 @@ def private_artifacts(playground_artifacts: Path, tmp_path_factory: pytest.TempP
     clear_caches()
     for model in (LITE, PIXELS):
         export_stored_model(root, "shapes", model)
-    shutil.rmtree(private.tfjs_dir(root, "shapes-flat", PIXELS), ignore_errors=True)
+    shutil.rmtree(art.tfjs_dir(root, "shapes-flat", PIXELS), ignore_errors=True)
     index = json.loads((root / "index.json").read_text())
     index["datasets"]["shapes-flat"]["models"][PIXELS]["tfjs"] = {"reason": NO_EXPORT}
     (root / "index.json").write_text(json.dumps(index))
@@ -141,6 +143,30 @@ def test_routes_serve_tfjs_exports_features_and_labels_with_path_checks(private_
         assert answer.status_code == 404 or (answer.mimetype == "text/html" and b"schema_version" not in answer.data)
 
 
+def test_the_store_reads_the_export_and_names_a_missing_or_broken_one(private_artifacts, tmp_path):
+    root = tmp_path / "artifacts"
+    shutil.copytree(private_artifacts, root)
+    clear_caches()
+    store = Store(root)
+    spec = store.tfjs_export("shapes", LITE)
+    assert spec == read_export_spec(art.tfjs_dir(root, "shapes", LITE)) and store.tfjs_export("shapes", LITE) is spec
+    assert list(spec.layers) == store.layers("shapes", LITE)
+    assert store.tfjs_file("shapes", LITE, "export.json") == art.tfjs_export_path(root, "shapes", LITE)
+    model_json = store.tfjs_file("shapes", LITE, "model.json", variant="uint8")
+    assert model_json == art.tfjs_variant_dir(root, "shapes", LITE, "uint8") / "model.json"
+    for name, variant in (("export.json", "uint8"), ("model.json", None), ("..", "uint8"), ("model.json", "..."),
+                          ("model.json", "int4")):
+        with pytest.raises(MissingArtifact):
+            store.tfjs_file("shapes", LITE, name, variant=variant)
+    with pytest.raises(MissingArtifact, match="tfjs/export.json does not exist"):
+        store.tfjs_export("shapes-flat", PIXELS)
+    art.tfjs_export_path(root, "shapes", LITE).write_text(json.dumps({"format": 1, "scale": 3}))
+    with pytest.raises(BrokenArtifact, match=f"shapes/{LITE}/tfjs/export.json cannot be read"):
+        store.tfjs_export("shapes", LITE)
+    export, reason = private.read_export(store, "shapes", LITE)
+    assert export is None and "export is unreadable" in reason and str(root) not in reason
+
+
 def test_tfjs_route_says_why_when_tfjs_is_missing(private_artifacts, monkeypatch, tmp_path):
     from playground.app import create_app
 
@@ -177,6 +203,29 @@ def test_private_info_says_what_the_browser_does(private_artifacts, monkeypatch)
     assert not pixels["available"] and pixels["reason"] == NO_EXPORT
     assert "Private mode is unavailable here" in render_private_line(pixels, True, None)
     assert "Private mode is off" in render_private_line(info, False, "float16")
+
+
+@NEEDS_TFJS
+def test_private_info_gives_the_distance_reference_and_keeps_other_metrics_on_the_server(private_artifacts,
+                                                                                         monkeypatch):
+    """A local search gets the collection's distance reference (its cards say "closer than N %" as the server's
+    do); a registered metric the browser does not compute (browser=False) is ranked by the server."""
+    import dataclasses
+
+    from playground.ranking import distance_reference
+    from precompute import similarity
+
+    store = Store(private_artifacts)
+    layer = store.layers("shapes", LITE)[-1]
+    info = private.private_info(store, "shapes", LITE, layer, "cosine")
+    assert info["local"] and info["reference"] == distance_reference(store, "shapes", LITE, layer,
+                                                                     "cosine").for_browser()
+    assert len(info["reference"]["closer"]) == 101 and info["reference"]["weak_above"] > 0
+    assert private.private_info(store, "shapes", LITE, layer)["reference"] is None  # no metric: nothing to place
+
+    monkeypatch.setitem(similarity.METRICS, "cosine", dataclasses.replace(similarity.METRICS["cosine"], browser=False))
+    info = private.private_info(store, "shapes", LITE, layer, "cosine")
+    assert info["available"] and not info["local"] and info["reference"] is None
 
 
 def test_browser_feature_vector_is_ranked_like_an_upload(private_artifacts):
@@ -273,6 +322,8 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
     private_artifacts, tmp_path, photo, model, layer, screenshot_dir
 ):
     from playground.app import create_app
+    from playground.views.upload import render_private_results
+    from tests.helpers import find_class, text_of
 
     store = Store(private_artifacts)
     layer = layer or store.layers("shapes", model)[-1]
@@ -295,6 +346,12 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
         assert "nothing about your image was sent" in report.text
         assert "this image" in browser.driver.find_element("css selector", ".private-timings").text
         features = np.asarray(browser.driver.execute_script("return window.sispPrivateLast.features;"), np.float32)
+        # The cards place each distance on the collection's own scale, and a far best result is called weak, in
+        # the server's words (issue #24; tests/test_card_parity.py compares the renderers in full).
+        closer = browser.driver.execute_script(
+            "return Array.from(document.querySelectorAll('.private-results[data-ranked-by=browser] .result-card'))"
+            ".map(card => card.querySelector('.closer-than')?.textContent);")
+        weak = [e.text for e in browser.driver.find_elements("css selector", f"#{ids.UPLOAD_STATUS} .weak-match")]
         browser.driver.save_screenshot(str(screenshot_dir / f"upload-private-{photo}.png"))
         assert_image_never_sent(browser, data)
         # Nor anything that depends on it: no feature vector, no result ids (the results' buttons stay clientside).
@@ -307,6 +364,11 @@ def test_private_mode_searches_in_the_browser_and_sends_nothing_of_the_image(
     print(f"{photo} / {model} / {layer}: cosine browser vs server {cosine(features, expected):.7f}")
     assert cosine(features, expected) >= 0.999
     assert got == top_ids(store, "shapes", model, layer, "cosine", expected, 10)
+    server = render_private_results(store, {"features": features.tolist(), "dataset": "shapes", "model": model,
+                                            "layer": layer, "metric": "cosine", "k": 10})
+    assert closer == [text_of(find_class(card, "closer-than")) for card in find_class(server, "result-card")]
+    assert all(text.startswith("closer than ") for text in closer)
+    assert weak == [text_of(note) for note in find_class(server, "weak-match")]
 
 
 
@@ -468,7 +530,7 @@ def test_a_tfjs_failure_falls_back_to_the_server(private_artifacts, tmp_path):
     clear_caches()
     layer = Store(root).layers("shapes", LITE)[-1]
     variant = private.DEFAULT_VARIANT
-    for shard in (private.tfjs_dir(root, "shapes", LITE) / variant).glob("*.bin"):
+    for shard in (art.tfjs_dir(root, "shapes", LITE) / variant).glob("*.bin"):
         shard.unlink()  # the model cannot load in the browser
     path = tmp_path / "chelsea.png"
     path.write_bytes(photo_bytes("chelsea", "PNG"))

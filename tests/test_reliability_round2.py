@@ -178,7 +178,7 @@ def test_a_run_writes_files_and_folders_as_the_umask_says(tmp_path: Path, umask_
 
 
 def test_whole_folder_exports_follow_the_umask(tmp_path: Path, umask_027: int) -> None:
-    from precompute.ports.tfjs_export import _replacing
+    from precompute.tfjs_export import _replacing
 
     with art.atomic_path(tmp_path / "a.npy") as tmp:
         np.save(tmp, np.zeros(3))

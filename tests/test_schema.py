@@ -207,7 +207,7 @@ OTHER_DICTS = {
     "precompute/pipeline.py": {"self.report"},
     "precompute/cli.py": {"report", "duplicates", "model", "item"},
     "bench/load_app.py": {"selection"},
-    "precompute/ports/tfjs_export.py": {"data"},  # export.json, not the index
+    "precompute/schema_export.py": {"data"},  # export.json, not the index
     "precompute/feedback.py": {"meta"},  # the comment line of a marks CSV (--pairs), not the index
 }
 OWNERS = {"precompute/schema.py", "precompute/artifacts.py"}

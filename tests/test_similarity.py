@@ -7,6 +7,8 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from precompute.similarity import (
+    DEFAULT_MINKOWSKI_P,
+    METRICS,
     metric_name,
     parse_metric,
     rank_neighbors_exact,
@@ -15,9 +17,27 @@ from precompute.similarity import (
     top_k_from_distances,
 )
 
-SCIPY = {"cosine": ("cosine", {}), "euclidean": ("euclidean", {}), "manhattan": ("cityblock", {}),
-         "chebyshev": ("chebyshev", {}), "minkowski-p3": ("minkowski", {"p": 3}),
-         "minkowski-p1.5": ("minkowski", {"p": 1.5})}
+# Every registered metric (minkowski at its default p and a fractional one) by SciPy's name: the brute-force
+# reference for the engine's rankings and ties (cosine and euclidean: SciPy's formulas, not the engine's BLAS ones).
+SCIPY = {
+    **{metric_name(name): (metric.scipy or name, {"p": DEFAULT_MINKOWSKI_P} if name == "minkowski" else {})
+       for name, metric in METRICS.items()},
+    "minkowski-p1.5": ("minkowski", {"p": 1.5}),
+}
+
+
+def test_every_registry_entry_names_what_exists() -> None:
+    """Each metric's SciPy formula, scan and (test_ann) FAISS plan exist: an entry cannot name a missing one."""
+    from precompute import kernels
+
+    for name, metric in METRICS.items():
+        assert metric.scan in ("blas", "kernel", None), name
+        if metric.scipy is None:  # the BLAS formulas of pairwise_distances
+            assert name in ("cosine", "euclidean"), name
+        else:
+            assert cdist(np.ones((1, 3)), np.zeros((1, 3)), metric=metric.scipy).shape == (1, 1)
+        assert metric.scan != "blas" or metric.scipy is None, name
+        assert metric.scan != "kernel" or name in kernels.KERNEL_FAMILIES, name
 
 
 def _brute_force(features: np.ndarray, metric: str, top_n: int) -> tuple[np.ndarray, np.ndarray]:

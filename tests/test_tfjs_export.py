@@ -1,4 +1,4 @@
-"""Feature models exported as TF.js layers models (``precompute.ports.tfjs_export``).
+"""Feature models exported as TF.js layers models (``precompute.tfjs_export``).
 
 - the converter's quantisation, checked against tfjs-converter's ``quantization.py`` formulas written out by hand;
 - the input transform, derived from every ``keras.applications`` preprocessing mode, and refused when not affine;
@@ -20,10 +20,12 @@ import keras
 import numpy as np
 import pytest
 
-from precompute.backbones import PixelAffine
+from precompute import tfjs_export
 from precompute.extract import build_feature_model, run_feature_model
-from precompute.ports import tfjs_export
-from precompute.ports.tfjs_export import (
+from precompute.preprocessing import PixelAffine
+from precompute.readers import tfjs as tfjs_files
+from precompute.schema_export import EXPORTER_VERSION
+from precompute.tfjs_export import (
     VARIANTS,
     NotExportableError,
     derive_input_transform,
@@ -31,7 +33,6 @@ from precompute.ports.tfjs_export import (
     parse_variants,
     quantize_weight,
 )
-from precompute.readers import tfjs as tfjs_files
 from tests.tfjs_node import predict_in_node, tfjs_unavailable
 
 NODE_MISSING = tfjs_unavailable()
@@ -282,8 +283,8 @@ def test_precompute_exports_every_model_and_redoes_only_what_is_stale(tmp_path, 
     models = _pipeline_run(dataset, out)
     for key, entry in models.items():
         record = entry.tfjs
-        assert list(record.variant_bytes) == list(VARIANTS) and record.version == tfjs_export.EXPORTER_VERSION
-        spec = tfjs_export.read_export_spec(artifacts.tfjs_dir(out, "shapes", key))
+        assert list(record.variant_bytes) == list(VARIANTS) and record.version == EXPORTER_VERSION
+        spec = tfjs_files.read_export_spec(artifacts.tfjs_dir(out, "shapes", key))
         assert list(spec.layers) == entry.layer_names()
         for variant, size in record.variant_bytes.items():
             folder = artifacts.tfjs_variant_dir(out, "shapes", key, variant)

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from precompute import weights_cache
-from precompute.ports import import_tfjs, tfjs
+from precompute import import_tfjs, weights_cache
+from precompute.ports import tfjs
 from precompute.readers import tfjs as tfjs_files
 
 QUANT_MAX = {"uint8": 255, "uint16": 65535}

@@ -1,5 +1,5 @@
 // Run an exported TF.js layers model in node (tf.min.js, CPU backend), from memory: the check that TF.js itself
-// loads precompute.ports.tfjs_export's files and computes the same features as Keras.
+// loads precompute.tfjs_export's files and computes the same features as Keras.
 //   node tfjs_predict.js <tf.min.js> <variant folder> <inputs.f32> <n> <size> <outputs.f32>
 // inputs: n*size*size*3 little-endian float32, already transformed as export.json says. Writes every output of
 // every image (image-major, outputs in model order) as float32, prints {"dims": [...], "load_ms", "predict_ms"}.

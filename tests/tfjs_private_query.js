@@ -1,5 +1,5 @@
 // A private query's browser half, in node: assets/private_search.js resizes decoded RGB pixels like PIL and maps
-// them by export.json, then TensorFlow.js runs the exported model (precompute.ports.tfjs_export).
+// them by export.json, then TensorFlow.js runs the exported model (precompute.tfjs_export).
 //   node tfjs_private_query.js <tf.min.js> <private_search.js> <tfjs folder> <variant> <rgb.u8> <w> <h> <out.f32>
 // Writes the features of every output (model order) as float32; prints {"dims": [...]}.
 const fs = require('fs');

@@ -295,7 +295,7 @@ def private_mode_on(clicks: int | None) -> bool:
 
 def private_panel(store: Store, sel: Selection, mode: bool, variant: str | None) -> tuple[Any, ...]:
     """(private info for the page, variant options, variant, the line saying what happens) of a selection."""
-    info = private_info(store, sel.dataset, sel.model, sel.layer)
+    info = private_info(store, sel.dataset, sel.model, sel.layer, sel.metric)
     info.update(metric=sel.metric, k=sel.k, labeled=sel.labeled, mode_on=bool(mode),
                 thumb_route=components.THUMB_ROUTE,
                 ids={"view_image": ids.VIEW_IMAGE, "pick": ids.UPLOAD_PICK, "busy": ids.UPLOAD_BUSY})

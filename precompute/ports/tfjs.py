@@ -6,7 +6,7 @@ InceptionV3's numbers differ between Keras versions and sessions). Graph order i
 from the outputs that follows each layer's inputs in their given order (the branch order of each ``Concatenate``),
 so it does not depend on how either side lists its layers. Every pair must agree in layer type and weight shapes.
 
-Command line (``precompute.ports.import_tfjs``)::
+Command line (``precompute.import_tfjs``)::
 
     import-tfjs path/to/model.json --arch mobilenetv2 --out mobilenetv2.weights.h5
 

@@ -6,7 +6,8 @@ Quantised weights are stored as ``uint8``/``uint16`` codes with ``value = code *
 ``float16``. Some npm packages (nsfwjs) ship the same content as browserify bundles, ``model.min.js`` holding
 the JSON as a JavaScript object literal (``precompute.readers.js_literal``) and ``group1-shard1of1.min.js`` holding
 the shard as base64: both forms are read. ``topology_layers`` and ``topology_outputs`` read the layer graph of the
-topology; ``precompute.ports.tfjs`` maps the weights onto Keras models.
+topology; ``precompute.ports.tfjs`` maps the weights onto Keras models. ``read_export_spec`` reads the manifest of an
+export this project wrote (``export.json``, ``precompute.schema_export``; the files: ``precompute.tfjs_export``).
 
 Examples
 --------
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from precompute.readers.js_literal import parse_js_literal
+from precompute.schema_export import EXPORT_FILE, TfjsExportSpec
 
 # Stored dtypes of plain and quantised weights.
 _DTYPES: dict[str, np.dtype] = {
@@ -180,6 +182,19 @@ def _decode_weight(spec: dict[str, Any], buffer: bytes, offset: int, path: Path)
     # Float64 arithmetic, one rounding to float32: what tfjs computes, to within float32's precision.
     values = raw.astype(np.float64) * float(quant["scale"]) + float(quant["min"])
     return values.astype(np.float32), end, stored
+
+
+def read_export_spec(folder: str | os.PathLike[str]) -> TfjsExportSpec:
+    """``export.json`` of a TF.js export folder (``precompute.artifacts.tfjs_dir``).
+
+    Raises
+    ------
+    OSError
+        The file is missing or unreadable.
+    ValueError
+        Not JSON, another format, or a value that does not fit it.
+    """
+    return TfjsExportSpec.from_dict(json.loads((Path(folder) / EXPORT_FILE).read_text(encoding="utf-8")))
 
 
 # ------------------------------------------------------------------------------------------- topology

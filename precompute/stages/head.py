@@ -387,12 +387,13 @@ class HeadStage:
         art.update_index(root, change)
 
     def _export(self, key: str, config: ModelConfig, layers: list[str]) -> TfjsExport:
-        """The TF.js export of the backbone with the heads on top (``precompute.ports.tfjs_export``)."""
+        """The TF.js export of the backbone with the heads on top (``precompute.tfjs_export``)."""
         import keras
 
         from precompute.backbones import get_backbone
         from precompute.models import build_keras_feature_model
-        from precompute.ports.tfjs_export import EXPORTER_VERSION, NotExportableError, export_feature_model
+        from precompute.schema_export import EXPORTER_VERSION
+        from precompute.tfjs_export import NotExportableError, export_feature_model
 
         root, ds = self.root, self.dataset
         folder = art.tfjs_dir(root, ds, key)

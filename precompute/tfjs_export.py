@@ -17,14 +17,9 @@ arguments, ``DTypePolicy`` dicts). So this module writes the files itself, with 
   ``write_weights.py`` writes them; ``uint8``/``uint16`` by its ``quantization.py`` (affine per tensor, the range
   nudged so that 0 is exact, ``value = code * scale + min``), ``float16`` by a cast.
 
-The layout (``precompute.artifacts.tfjs_dir``)::
-
-    <artifacts>/<dataset>/<model>/tfjs/export.json
-    <artifacts>/<dataset>/<model>/tfjs/<variant>/model.json, group1-shard1of<n>.bin, ...
-
-``export.json`` (``EXPORT_FORMAT``) holds the input size, the input transform, the layers (one model output per
-layer, in that order, each the row ``features.npy`` stores: same pooling or flatten), their widths and each
-variant's files and bytes. ``precompute.readers.tfjs`` reads the variants back.
+The folder holds one folder per variant and ``export.json``, the manifest (its record and the layout:
+``precompute.schema_export``). ``precompute.readers.tfjs`` reads both back. This module changes no weight of a
+Keras model (the weight converters into Keras are ``precompute.ports``).
 
 Examples
 --------
@@ -42,23 +37,23 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from precompute import artifacts
-from precompute.backbones import PixelAffine
+from precompute.preprocessing import PixelAffine
+from precompute.readers.tfjs import read_export_spec
+from precompute.schema_export import EXPORT_FILE, TfjsExportSpec, VariantFiles
 
-TFJS_VERSION = "4.22.0"  # the TensorFlow.js the app serves (precompute.npm_files.TFJS); its loader reads these files
-EXPORT_FORMAT = 1
 VARIANTS = ("float32", "float16", "uint16", "uint8")  # the TF.js converter's weight quantisations, and none
 SHARD_BYTES = 4 * 1024 * 1024  # tfjs-converter's default: the largest file every major browser caches
-EXPORT_FILE = "export.json"
 MODEL_FILE = "model.json"
-# Bump when the files written change, so older exports are redone (precompute.staleness).
-EXPORTER_VERSION = 1
+# model.json's "convertedBy": this module's name when the first exports were written (precompute.ports.tfjs_export).
+# Kept so that every export stays byte-identical; changing it changes every model.json (bump EXPORTER_VERSION).
+CONVERTED_BY = "precompute.ports.tfjs_export"
 
 # Keras activation names TF.js computes the same way (Keras 3 serialises swish as "silu"). Not hard_sigmoid:
 # Keras 3 computes relu6(x + 3) / 6, TF.js 0.2 x + 0.5.
@@ -73,47 +68,6 @@ _AFFINE_INPUT_LAYERS = ("Rescaling", "Normalization")
 
 class NotExportableError(ValueError):
     """The model holds something TF.js 4.22's layers loader cannot load, or would compute differently."""
-
-
-@dataclass(frozen=True)
-class VariantFiles:
-    """One written variant: its files (``model.json`` first) and their total size."""
-
-    bytes: int
-    files: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class TfjsExportSpec:
-    """The content of ``export.json``."""
-
-    input_size: int
-    transform: PixelAffine
-    layers: tuple[str, ...]
-    output_dims: tuple[int, ...]
-    variants: dict[str, VariantFiles] = field(default_factory=dict)
-    # A model with trained heads (precompute.head): where each head is (its Dense layer per output); else None.
-    head: dict[str, Any] | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        head = {"head": self.head} if self.head else {}
-        return {
-            "format": EXPORT_FORMAT, "exporter_version": EXPORTER_VERSION, "tfjs_version": TFJS_VERSION,
-            "input_size": self.input_size, "channel_order": self.transform.channel_order,
-            "scale": list(self.transform.scale), "offset": list(self.transform.offset),
-            "layers": list(self.layers), "output_dims": list(self.output_dims),
-            "variants": {name: {"bytes": v.bytes, "files": list(v.files)} for name, v in self.variants.items()},
-            **head,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TfjsExportSpec:
-        if data.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"export.json format {data.get('format')!r}; this version reads {EXPORT_FORMAT}.")
-        transform = PixelAffine(data["channel_order"], tuple(data["scale"]), tuple(data["offset"]))
-        variants = {name: VariantFiles(int(v["bytes"]), tuple(v["files"])) for name, v in data["variants"].items()}
-        return cls(int(data["input_size"]), transform, tuple(data["layers"]), tuple(data["output_dims"]), variants,
-                   data.get("head"))
 
 
 def parse_variants(text: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -499,7 +453,7 @@ def _write_variant(folder: Path, topology: dict[str, Any], weights: list[tuple[s
     for i, path in enumerate(paths):
         (folder / path).write_bytes(data[i * SHARD_BYTES:(i + 1) * SHARD_BYTES])
     model_json = {
-        "format": "layers-model", "generatedBy": _generated_by(), "convertedBy": "precompute.ports.tfjs_export",
+        "format": "layers-model", "generatedBy": _generated_by(), "convertedBy": CONVERTED_BY,
         "modelTopology": topology, "weightsManifest": [{"paths": paths, "weights": specs}],
     }
     (folder / MODEL_FILE).write_text(json.dumps(model_json), encoding="utf-8")
@@ -607,13 +561,6 @@ def _replacing(out_dir: Path) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def read_export_spec(out_dir: str | os.PathLike[str]) -> TfjsExportSpec:
-    """``export.json`` of a ``tfjs`` folder."""
-    return TfjsExportSpec.from_dict(json.loads((Path(out_dir) / EXPORT_FILE).read_text(encoding="utf-8")))
-
-
-__all__ = ["ACTIVATIONS", "EXPORTER_VERSION", "EXPORT_FILE", "EXPORT_FORMAT", "LAYER_CONVERTERS", "MODEL_FILE",
-           "SHARD_BYTES", "TFJS_VERSION", "VARIANTS", "NotExportableError", "TfjsExportSpec",
-           "VariantFiles", "convert_graph", "derive_input_transform", "export_feature_model", "link_export",
-           "parse_variants",
-           "quantize_weight", "read_export_spec"]
+__all__ = ["ACTIVATIONS", "CONVERTED_BY", "LAYER_CONVERTERS", "MODEL_FILE", "SHARD_BYTES", "VARIANTS",
+           "NotExportableError", "convert_graph", "derive_input_transform", "export_feature_model", "link_export",
+           "parse_variants", "quantize_weight"]

@@ -1,6 +1,8 @@
-"""``import-tfjs``: convert a TensorFlow.js layers model into Keras weights for a ``keras.applications`` base.
+"""The ``import-tfjs`` command: convert a TensorFlow.js layers model into Keras weights for a ``keras.applications``
+base.
 
-Parses the command line and calls ``precompute.ports.tfjs.convert_layers_model``; prints which layers mapped.
+Parses the command line and calls ``precompute.ports.tfjs.convert_layers_model`` (the weight converter); prints which
+layers mapped. The ``precompute`` command is ``precompute.cli``.
 """
 
 from __future__ import annotations
