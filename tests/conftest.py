@@ -22,18 +22,10 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """Every browser test is also slow: `pytest -m "not slow"` (the fast tier) never starts Chromium.
-
-    The test files that need the playground artifacts run last but one: the first of them starts the one build the
-    workers share (tests/playground_fixtures.py), and the other worker runs files that need no artifacts meanwhile
-    instead of waiting for it. Files keep their tests together and their order otherwise (a stable sort)."""
+    """Every browser test is also slow: `pytest -m "not slow"` (the fast tier) never starts Chromium."""
     for item in items:
         if item.get_closest_marker("browser") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
-    needing = [item.path for item in items if "playground_artifacts" in item.fixturenames]
-    if needing:
-        first, rest = needing[0], set(needing)
-        items.sort(key=lambda item: 0 if item.path == first else 2 if item.path in rest else 1)
 
 
 def pytest_setup_options():
