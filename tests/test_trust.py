@@ -90,9 +90,9 @@ def test_stored_rankings_equal_the_app_search_path_for_every_metric(duplicated_r
                 assert [r.image_id for r in deep][:depth] == indices[query].tolist()
 
 
-def test_intervals_are_stored_seeded_and_bracket_the_mean(duplicated_run: tuple[Path, Path]) -> None:
-    _, out = duplicated_run
-    layer = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_16x16"]
+def test_intervals_are_stored_seeded_and_bracket_the_mean(playground_artifacts: Path) -> None:
+    out = playground_artifacts  # a real run's, shared with the playground tests (no pipeline run of its own)
+    layer = art.read_index(out).to_dict()["datasets"]["shapes"]["models"]["pixels"]["layers"]["pixels_16x16"]
     result = layer["metrics"]["cosine"]
     assert result["bootstrap"]["level"] == 0.95 and result["bootstrap"]["seed"] == 0
     scores = art.read_table(out / result["scores"])
