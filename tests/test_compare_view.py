@@ -36,14 +36,29 @@ def test_verdicts_in_words():
     from playground.views.compare import render_verdicts, verdict_text
 
     def row(model, verdict, difference=np.nan, low=np.nan, high=np.nan, p=np.nan):
-        return {"model": model, "layer": "l", "metric": "cosine", "rwp@15": 0.4, "rwp@15 low": 0.35,
-                "rwp@15 high": 0.45, "verdict": verdict, "difference": difference, "difference low": low,
-                "difference high": high, "p_value": p, "n_queries": 200}
+        return {
+            "model": model,
+            "layer": "l",
+            "metric": "cosine",
+            "rwp@15": 0.4,
+            "rwp@15 low": 0.35,
+            "rwp@15 high": 0.45,
+            "verdict": verdict,
+            "difference": difference,
+            "difference low": low,
+            "difference high": high,
+            "p_value": p,
+            "n_queries": 200,
+        }
 
     verdicts = pd.DataFrame(
-        [row("a", BEST), row("b", NOT_DISTINGUISHABLE, 0.012, -0.01, 0.034, 0.27),
-         row("c", BELOW, 0.052, 0.031, 0.074, 0.00031), row("d", NOT_COMPARABLE),
-         row("e", ABOVE, -0.05, -0.07, -0.03, 0.001)]
+        [
+            row("a", BEST),
+            row("b", NOT_DISTINGUISHABLE, 0.012, -0.01, 0.034, 0.27),
+            row("c", BELOW, 0.052, 0.031, 0.074, 0.00031),
+            row("d", NOT_COMPARABLE),
+            row("e", ABOVE, -0.05, -0.07, -0.03, 0.001),
+        ]
     )
     texts = [verdict_text(r) for _, r in verdicts.iterrows()]
     assert texts[0] == "best"
@@ -51,8 +66,9 @@ def test_verdicts_in_words():
     assert texts[2] == "below the best (difference 0.052 [0.031, 0.074], p = 0.00031)"
     assert texts[3].startswith("not comparable")
     assert texts[4] == "above the best on the queries both scored (difference -0.050 [-0.070, -0.030], p = 0.001)"
-    best = pd.Series({"model": "a", "layer": "l", "metric": "cosine", "rwp@15": 0.388, "rwp@15 low": 0.351,
-                      "rwp@15 high": 0.425})
+    best = pd.Series(
+        {"model": "a", "layer": "l", "metric": "cosine", "rwp@15": 0.388, "rwp@15 low": 0.351, "rwp@15 high": 0.425}
+    )
     headline, table = render_verdicts(best, verdicts, "cosine", "rwp@15")
     assert text_of(headline) == (
         "Best by rwp@15: a / l / cosine, 0.388 [0.351, 0.425] (95 % bootstrap interval over queries). "
@@ -103,24 +119,55 @@ def test_answer_in_words():
     from precompute.schema import ModelCost
 
     assert [share_words(r) for r in (0.5, 0.34, 0.25, 0.42, 0.95)] == [
-        "half the", "a third of the", "a quarter of the", "42 % of the", "95 % of the"]
+        "half the",
+        "a third of the",
+        "a quarter of the",
+        "42 % of the",
+        "95 % of the",
+    ]
     assert [percent_of(v, 1.0) for v in (0.97, 0.996, 1.0)] == ["97 %", "99.6 %", "100 %"]
-    best = pd.Series({"model": "efficientnet-lite2", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.4,
-                      "rwp@15 low": 0.37, "rwp@15 high": 0.43, "layer GFLOPs": 1.54, "layer parameters": 4.86e6})
-    cheapest = pd.Series({"model": "efficientnet-lite0", "layer": "top_conv", "metric": "cosine", "rwp@15": 0.388,
-                          "layer GFLOPs": 0.77, "layer parameters": 3.41e6, "verdict": NOT_DISTINGUISHABLE,
-                          "difference": 0.012, "difference low": -0.004, "difference high": 0.028, "p_value": 0.21,
-                          "n_queries": 200})
+    best = pd.Series(
+        {
+            "model": "efficientnet-lite2",
+            "layer": "top_conv",
+            "metric": "cosine",
+            "rwp@15": 0.4,
+            "rwp@15 low": 0.37,
+            "rwp@15 high": 0.43,
+            "layer GFLOPs": 1.54,
+            "layer parameters": 4.86e6,
+        }
+    )
+    cheapest = pd.Series(
+        {
+            "model": "efficientnet-lite0",
+            "layer": "top_conv",
+            "metric": "cosine",
+            "rwp@15": 0.388,
+            "layer GFLOPs": 0.77,
+            "layer parameters": 3.41e6,
+            "verdict": NOT_DISTINGUISHABLE,
+            "difference": 0.012,
+            "difference low": -0.004,
+            "difference high": 0.028,
+            "p_value": 0.21,
+            "n_queries": 200,
+        }
+    )
     result = Answer("rwp@15", best, 0.095, ModelCost(ms_per_image=41.23, layers_in_pass=8), cheapest, None, 0.95, 12)
     text = text_of(render_answer(result))
     assert "efficientnet-lite2 / top_conv / cosine, rwp@15 0.400 [0.370, 0.430], 4.2x a random ranking (0.095)" in text
-    assert ("1.54 GFLOPs per image and 4.9M parameters up to top_conv; 41.2 ms/image for efficientnet-lite2's "
-            "pass") in text
-    assert ("efficientnet-lite0 / top_conv / cosine reaches 97 % of the best (0.388) at half the FLOPs (0.77 vs 1.54 "
-            "GFLOPs) and 70 % of the parameters (3.4M vs 4.9M); the paired test cannot tell it from the best "
-            "(difference 0.012 [-0.004, 0.028], p = 0.21)") in text
-    alone = Answer("rwp@15", best, None, ModelCost(), pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30,
-                   5)
+    assert (
+        "1.54 GFLOPs per image and 4.9M parameters up to top_conv; 41.2 ms/image for efficientnet-lite2's pass"
+    ) in text
+    assert (
+        "efficientnet-lite0 / top_conv / cosine reaches 97 % of the best (0.388) at half the FLOPs (0.77 vs 1.54 "
+        "GFLOPs) and 70 % of the parameters (3.4M vs 4.9M); the paired test cannot tell it from the best "
+        "(difference 0.012 [-0.004, 0.028], p = 0.21)"
+    ) in text
+    alone = Answer(
+        "rwp@15", best, None, ModelCost(), pd.concat([best, pd.Series({"verdict": BEST})]), None, 0.95, 30, 5
+    )
     text = text_of(render_answer(alone))
     assert "random ranking" not in text and "falls below the best" in text
     assert "30 tested, 5 more clearly below by their intervals" in text
@@ -175,8 +222,7 @@ def test_compare_layers_are_named_per_model_and_winners_are_bold(store):
 def test_a_click_on_a_compare_chart_opens_that_configuration_in_search(store):
     from playground.views.compare import search_target
 
-    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "metric": "euclidean", "query": 5,
-                                    "k": 9})
+    sel = resolve_selection(store, {"view": "compare", "dataset": "shapes", "metric": "euclidean", "query": 5, "k": 9})
     out = render_compare(store, sel, "rwp@15")
 
     def click(figure, trace, point):
@@ -186,11 +232,23 @@ def test_a_click_on_a_compare_chart_opens_that_configuration_in_search(store):
     pathname, search = search_target(click(out["layers"], 0, 2), sel.to_dict())
     assert pathname == "/search"
     request = parse_url(pathname, search)
-    assert request == {"view": "search", "dataset": "shapes", "model": PIXELS, "layer": "pixels_32x32",
-                       "metric": "euclidean", "query": "5", "k": "9"}
+    assert request == {
+        "view": "search",
+        "dataset": "shapes",
+        "model": PIXELS,
+        "layer": "pixels_32x32",
+        "metric": "euclidean",
+        "query": "5",
+        "k": "9",
+    }
     opened = resolve_selection(store, request)
     assert (opened.view, opened.model, opened.layer, opened.metric, opened.query) == (
-        "search", PIXELS, "pixels_32x32", "euclidean", 5) and not opened.notices
+        "search",
+        PIXELS,
+        "pixels_32x32",
+        "euclidean",
+        5,
+    ) and not opened.notices
     # The family figure's point carries its own best metric; the cost figure's and the heatmap's the bar's.
     family = out["family"].data[0]
     _, search = search_target(click(out["family"], 0, 0), sel.to_dict())
@@ -212,9 +270,11 @@ def test_compare_click_callback_writes_the_url(playground_artifacts):
     from playground.app import create_app
 
     app = create_app(playground_artifacts)
-    clicks = [(key, c) for key, c in app.callback_map.items()
-              if {i["id"] for i in c["inputs"]} == {COMPARE_LAYERS, COMPARE_FAMILY_GRAPH,
-                                                     COMPARE_COST_GRAPH, COMPARE_HEATMAP}]
+    clicks = [
+        (key, c)
+        for key, c in app.callback_map.items()
+        if {i["id"] for i in c["inputs"]} == {COMPARE_LAYERS, COMPARE_FAMILY_GRAPH, COMPARE_COST_GRAPH, COMPARE_HEATMAP}
+    ]
     assert len(clicks) == 1 and {i["property"] for i in clicks[0][1]["inputs"]} == {"clickData"}
     # Duplicate outputs (allow_duplicate) of the controller's URL: the URL is resolved like any link.
     assert clicks[0][0].startswith(f"..{ids.URL}.pathname@") and f"...{ids.URL}.search@" in clicks[0][0]

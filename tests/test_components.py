@@ -18,7 +18,12 @@ def test_format_distance_keeps_four_significant_digits_without_exponents():
     from playground.components import format_distance
 
     assert [format_distance(d) for d in (0.35123, 0.0021, 12.314, 999.94, 1234.5, 0.0)] == [
-        "0.3512", "0.002100", "12.31", "999.9", "1,234", "0.000"
+        "0.3512",
+        "0.002100",
+        "12.31",
+        "999.9",
+        "1,234",
+        "0.000",
     ]
     assert format_distance(float("nan")) == "—"
 

@@ -43,8 +43,13 @@ def test_a_dataset_opens_on_its_default_query(store):
 
 def test_the_results_box_out_of_range_or_empty_gets_a_notice(store):
     sel = resolve_selection(store, {"dataset": "shapes", "k": 9})
-    for typed, notice, k in [(0, "0 became 1", 1), (100, "100 became 50", 50), (None, "The Results box is empty", 9),
-                             (2.5, "2.5 is not a whole number", 9), (12.0, None, 12)]:
+    for typed, notice, k in [
+        (0, "0 became 1", 1),
+        (100, "100 became 50", 50),
+        (None, "The Results box is empty", 9),
+        (2.5, "2.5 is not a whole number", 9),
+        (12.0, None, 12),
+    ]:
         after = update_selection(store, "top-k", "/search", "", {"k": typed}, None, sel.to_dict())
         assert after.k == k
         assert (notice in " ".join(after.notices)) if notice else not after.notices

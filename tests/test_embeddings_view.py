@@ -76,8 +76,9 @@ def test_the_map_keeps_a_selection_across_queries_and_clears_it_on_another_map(s
 def test_neighbours_beside_the_map_are_the_query_results(store):
     from playground.views.embeddings import render_neighbours
 
-    sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "metric": "euclidean", "query": 6,
-                                    "k": 7})
+    sel = resolve_selection(
+        store, {"view": "embeddings", "dataset": "shapes", "metric": "euclidean", "query": 6, "k": 7}
+    )
     panel = render_neighbours(store, sel)
     items = find_class(panel, "neighbour")
     expected = query_results(store, "shapes", sel.model, sel.layer, "euclidean", 6, 7)

@@ -37,18 +37,22 @@ def test_unlabeled_dataset_hides_scores_and_still_searches(store):
 def test_results_badge_duplicates_of_the_query(trust):
     store, pair = trust
     sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 0})
-    cards = {card.to_plotly_json()["props"]["data-image-id"]: card
-             for card in find_class(render_results(store, sel), "result-card")}
+    cards = {
+        card.to_plotly_json()["props"]["data-image-id"]: card
+        for card in find_class(render_results(store, sel), "result-card")
+    }
     assert text_of(find_class(cards[str(pair["first"])], "badges")) == "exact duplicate"
     # A look-alike pair across classes is said as such, not as a label mistake (issue #24: it accused correct
     # labels); a label is called probably wrong only on confident learning's evidence, with its suggestion.
     assert text_of(find_class(cards[str(pair["other"])], "badges")) == "near-duplicate look alike, labels differ"
     assert "mistake" not in text_of(render_results(store, sel)) and "mislabeled" not in str(render_results(store, sel))
     assert text_of(find_class(cards[str(pair["second"])], "badges")) == (
-        "feature near-duplicate label probably wrong (suggested: hats, confidence 0.93)")
+        "feature near-duplicate label probably wrong (suggested: hats, confidence 0.93)"
+    )
     badged = {key for key, card in cards.items() if find_class(card, "badge")}
-    assert "label probably wrong (suggested: hats" in text_of(render_query_panel(
-        store, resolve_selection(store, {"dataset": "shapes", "query": pair["second"]})))
+    assert "label probably wrong (suggested: hats" in text_of(
+        render_query_panel(store, resolve_selection(store, {"dataset": "shapes", "query": pair["second"]}))
+    )
     assert badged == {str(pair[name]) for name in ("first", "second", "other")}
     assert "3 of them form a duplicate pair" in text_of(render_results(store, sel))
     # Another layer holds no feature pairs: only the dataset's hash pairs are badged.
@@ -65,8 +69,9 @@ def test_duplicates_panel_lists_pairs_with_counts(trust, monkeypatch):
     sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_8x8", "query": 5})
     children = render_duplicates(store, sel)
     summary = text_of(children[0])
-    assert summary == ("Duplicates: 3 pairs (1 exact, 1 near, 2 feature); 1 with labels that differ; "
-                       "1 label probably wrong")
+    assert summary == (
+        "Duplicates: 3 pairs (1 exact, 1 near, 2 feature); 1 with labels that differ; 1 label probably wrong"
+    )
     text = text_of(children)
     assert "free top-1 hit" in text and "guaranteed miss" in text and "as given" in text
     assert "at most 4 of 64 bits" in text and "0.25 × the layer's median nearest-neighbour distance" in text
@@ -110,8 +115,9 @@ def test_a_missing_duplicates_file_is_a_message_not_a_crash(trust, artifacts_cop
 def test_result_cards_name_the_metric_and_scale_bars_within_the_results(store, metric):
     from playground.components import format_distance
 
-    sel = resolve_selection(store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_32x32", "metric": metric,
-                                    "query": 4, "k": 12})
+    sel = resolve_selection(
+        store, {"dataset": "shapes", "model": PIXELS, "layer": "pixels_32x32", "metric": metric, "query": 4, "k": 12}
+    )
     rendered = render_results(store, sel)
     cards = find_class(rendered, "result-card")
     results = query_results(store, "shapes", PIXELS, "pixels_32x32", metric, 4, 12)

@@ -40,7 +40,10 @@ def test_duplicate_pairs_put_pairs_whose_labels_differ_first(trust):
     store, pair = trust
     pairs = duplicate_pairs(store, "shapes", PIXELS, "pixels_8x8")
     assert list(zip(pairs["b"], pairs["kind"], strict=True)) == [
-        (pair["other"], "near"), (pair["first"], "exact"), (pair["first"], "feature"), (pair["second"], "feature")
+        (pair["other"], "near"),
+        (pair["first"], "exact"),
+        (pair["first"], "feature"),
+        (pair["second"], "feature"),
     ]
     assert pairs["cross_class"].tolist() == [True, False, False, False]
     labels = store.labels("shapes")
@@ -110,8 +113,13 @@ def _cost_order(store, dataset, score):
         for layer in store.layers(dataset, model):
             entry = store.layer(dataset, model, layer)
             for metric, result in entry.metrics.items():
-                rows.append(((entry.gflops, entry.n_params, -result.summary[score]), (model, layer, metric),
-                             result.summary[score]))
+                rows.append(
+                    (
+                        (entry.gflops, entry.n_params, -result.summary[score]),
+                        (model, layer, metric),
+                        result.summary[score],
+                    )
+                )
     return [(key, value) for _, key, value in sorted(rows, key=lambda r: r[0])]
 
 
@@ -239,14 +247,18 @@ def test_family_table_and_figure(store):
     assert model_family(store, "shapes", LITE) == "EfficientNet-Lite (random)"  # untrained: not the ImageNet curve
     assert model_family(store, "shapes", PIXELS) == PIXELS
 
-    made = pd.DataFrame({
-        "model": ["efficientnet-lite2", "efficientnet-lite0", "efficientnet-lite1", "mobilenetv2-nsfwjs", "pixels"],
-        "family": ["EfficientNet-Lite"] * 3 + ["mobilenetv2-nsfwjs", "pixels"],
-        "parameters": [4.87e6, 3.41e6, 4.19e6, 2.26e6, 0],
-        "layer": ["top_conv"] * 3 + ["block_10_project", "pixels_16x16"], "metric": ["cosine"] * 5,
-        "rwp@15": [0.42, 0.40, 0.41, 0.23, 0.16], "rwp@15 low": [0.39, 0.37, 0.38, 0.21, 0.14],
-        "rwp@15 high": [0.45, 0.43, 0.44, 0.25, 0.17],
-    })
+    made = pd.DataFrame(
+        {
+            "model": ["efficientnet-lite2", "efficientnet-lite0", "efficientnet-lite1", "mobilenetv2-nsfwjs", "pixels"],
+            "family": ["EfficientNet-Lite"] * 3 + ["mobilenetv2-nsfwjs", "pixels"],
+            "parameters": [4.87e6, 3.41e6, 4.19e6, 2.26e6, 0],
+            "layer": ["top_conv"] * 3 + ["block_10_project", "pixels_16x16"],
+            "metric": ["cosine"] * 5,
+            "rwp@15": [0.42, 0.40, 0.41, 0.23, 0.16],
+            "rwp@15 low": [0.39, 0.37, 0.38, 0.21, 0.14],
+            "rwp@15 high": [0.45, 0.43, 0.44, 0.25, 0.17],
+        }
+    )
     fig = family_figure(made, "rwp@15", baseline=0.095)
     lite, mobilenet = fig.data
     assert lite.name == "EfficientNet-Lite" and lite.mode == "lines+markers+text"
