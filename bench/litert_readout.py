@@ -5,7 +5,7 @@
 
 For each backbone and layer count: builds the feature model (``bench.speed.pick_layers``), converts it twice,
 without (``readout=False``: the conversion of before, each stored pre-BatchNorm output blocks a fold) and with
-``precompute.runtimes.plan_readouts``, counts each file's ops, checks both runtimes' features against Keras'
+``precompute.readouts.plan_readouts``, counts each file's ops, checks both runtimes' features against Keras'
 (largest difference relative to each layer's largest value), then times Keras one pass (batch 16), LiteRT before
 and LiteRT after on the same 32 images, in ``--rounds`` alternating rounds after one untimed call each. Prints
 the best and the median round of each, their ratios to Keras, and the load average. Nothing is stored.
