@@ -143,6 +143,10 @@ class Backbone:
     has_weights: bool = True  # False: no weights to resolve (source "none") and nothing to quantise
     fixed_input_size: bool = False  # input_size is part of the model (--input-size does not apply)
 
+    def __reduce__(self) -> tuple[Callable[[str], Backbone], tuple[str]]:
+        """Pickled as its name, and read back from the registry (a child process, a Dask worker)."""
+        return get_backbone, (self.name,)
+
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """The model input of RGB images 0..255 ``(..., 3)``: :func:`apply_pixel_affine` of ``pixel_affine``,
         float32, in NumPy (imports no TensorFlow)."""

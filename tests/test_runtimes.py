@@ -16,6 +16,7 @@ import pytest
 
 from precompute import artifacts as art
 from precompute import readouts, runtimes, weights_cache
+from precompute.backbones import get_backbone
 from precompute.pipeline import ModelRequest, Run
 from tests.helpers import config, make_dataset
 
@@ -264,15 +265,16 @@ def test_int8full_is_full_integer_with_float_input_and_output(cache: Path) -> No
 
 
 def test_runtime_choice(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
-    assert runtimes.resolve_runtime("keras", "efficientnet-lite0") == "keras"
-    assert runtimes.resolve_runtime("litert", "vgg16") == "litert"
-    assert runtimes.resolve_runtime("keras", "vgg16", quantize="int8") == "litert"
-    assert runtimes.resolve_runtime("auto", "efficientnet-lite0") == "litert"  # no GPU here
-    assert runtimes.resolve_runtime("auto", "vgg16") == "keras"
+    lite0, vgg16 = get_backbone("efficientnet-lite0"), get_backbone("vgg16")
+    assert runtimes.resolve_runtime("keras", lite0) == "keras"
+    assert runtimes.resolve_runtime("litert", vgg16) == "litert"
+    assert runtimes.resolve_runtime("keras", vgg16, quantize="int8") == "litert"
+    assert runtimes.resolve_runtime("auto", lite0) == "litert"  # no GPU here: the registry's auto_runtime_cpu
+    assert runtimes.resolve_runtime("auto", vgg16) == "keras"
     runtimes.write_runtime_table({"vgg16": "litert"}, {})  # what the bench measured on this machine wins
-    assert runtimes.resolve_runtime("auto", "vgg16") == "litert"
+    assert runtimes.resolve_runtime("auto", vgg16) == "litert"
     monkeypatch.setattr(runtimes, "gpu_present", lambda: True)
-    assert runtimes.resolve_runtime("auto", "efficientnet-lite0") == "keras"
+    assert runtimes.resolve_runtime("auto", lite0) == "keras"
     with pytest.raises(ValueError, match="'tpu'.*auto, keras, litert"):
         runtimes.check_runtime("tpu")
     with pytest.raises(ValueError, match="'int4'.*float16, int8"):
