@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,10 @@ class Backbone:
     auto_runtime_cpu: str = "keras"
     has_weights: bool = True  # False: no weights to resolve (source "none") and nothing to quantise
     fixed_input_size: bool = False  # input_size is part of the model (--input-size does not apply)
+    # The model in NumPy, when it has no weights to need Keras for: ``numpy_model(layers)`` returns
+    # ``features(preprocessed images) -> list of (n, dim)`` (flattened, unquantised), or None for other layers. An
+    # upload with it imports no TensorFlow (+500 MiB resident and 3 s for an average over a grid).
+    numpy_model: Callable[[Sequence[str]], Callable[[np.ndarray], list[np.ndarray]] | None] | None = None
 
     def __reduce__(self) -> tuple[Callable[[str], Backbone], tuple[str]]:
         """Pickled as its name, and read back from the registry (a child process, a Dask worker)."""
@@ -251,6 +255,33 @@ def _pixels() -> Callable:
     return build
 
 
+_PIXELS_LAYER = re.compile(r"^pixels_(?P<grid>[0-9]+)x(?P=grid)$")
+
+
+def _pixels_numpy(layers: Sequence[str]) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+    """What :func:`_pixels`' Keras model computes, in NumPy (``AveragePooling2D(size // grid)``, valid padding, then
+    flattened), over preprocessed images; None when a layer is not one of its grids. The tests compare the two."""
+    grids = []
+    for name in layers:
+        match = _PIXELS_LAYER.match(name)
+        if match is None:
+            return None
+        grids.append(int(match["grid"]))
+
+    def features(x: np.ndarray) -> list[np.ndarray]:
+        n, size = len(x), x.shape[1]
+        outputs = []
+        for grid in grids:
+            pool = size // grid
+            cells = (size - pool) // pool + 1  # Keras' valid pooling: leftover rows and columns are dropped
+            cropped = x[:, : cells * pool, : cells * pool, :]
+            pooled = cropped.reshape(n, cells, pool, cells, pool, x.shape[3]).mean(axis=(2, 4), dtype=np.float32)
+            outputs.append(pooled.reshape(n, -1))
+        return outputs
+
+    return features
+
+
 def _entry(name: str, keras_name: str, module: str, size: int, layers: tuple[str, ...], description: str,
            weights_file: str, **kwargs: Any) -> Backbone:
     return Backbone(name, _keras_app(keras_name), KERAS_PIXEL_AFFINES[module], size, layers, description,
@@ -311,7 +342,7 @@ BACKBONES: dict[str, Backbone] = {
         _lite_entry("lite2", 260, "4.9M", _LITE_LAYERS[2:]),
         Backbone("pixels", _pixels(), UNIT, 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
                  "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
-                 flatten=True, has_weights=False, fixed_input_size=True),
+                 flatten=True, has_weights=False, fixed_input_size=True, numpy_model=_pixels_numpy),
     ]
 }
 

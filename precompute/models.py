@@ -17,7 +17,6 @@ default layers, weight sources and runtime): everything here reads the registry.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,8 +130,13 @@ def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence
     A LiteRT model already converted is loaded without building the Keras model or importing TensorFlow.
     """
     config = checked_config(config)
-    layers = tuple(layers)
-    backbone = get_backbone(config.backbone)
+    return _load_feature_model(config, get_backbone(config.backbone), tuple(layers), runtime, tflite=tflite,
+                               keep_keras=keep_keras, calibration=calibration)
+
+
+def _load_feature_model(config: ModelConfig, backbone: Backbone, layers: tuple[str, ...], runtime: str, *,
+                        tflite: str | Path | None = None, keep_keras: bool = False,
+                        calibration: Callable[[], np.ndarray] | None = None) -> FeatureModel:
     runtime = resolve_runtime(runtime, backbone, config.quantize)
     built: list[Any] = []
 
@@ -162,45 +166,18 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     TensorFlow or Keras (the backbone's preprocessing is NumPy: ``precompute.backbones.PixelAffine``).
     """
     config = checked_config(config)
-    pixels = _pixels_extractor(config, layers)
-    if pixels is not None:
-        return pixels
-    model = load_feature_model(config, layers, runtime)
+    backbone = get_backbone(config.backbone)
+    numpy_model = backbone.numpy_model(layers) if backbone.numpy_model else None
+    if numpy_model is not None and config.pooling == "flatten" and not config.quantize:  # the model in NumPy
+
+        def extract_numpy(images: np.ndarray) -> list[np.ndarray]:
+            return numpy_model(np.asarray(backbone.preprocess(np.asarray(images, dtype=np.float32)), np.float32))
+
+        return extract_numpy
+    model = _load_feature_model(config, backbone, tuple(layers), runtime)
 
     def extract(images: np.ndarray) -> list[np.ndarray]:
         return extract_array(model.runner, np.asarray(images, dtype=np.float32), model.preprocess)
-
-    return extract
-
-
-_PIXELS_LAYER = re.compile(r"^pixels_(?P<grid>[0-9]+)x(?P=grid)$")
-
-
-def _pixels_extractor(config: ModelConfig, layers: Sequence[str]) -> Callable[[np.ndarray], list[np.ndarray]] | None:
-    """The ``pixels`` baseline in NumPy, or None for any other model: an upload with it then imports no TensorFlow
-    (+500 MiB resident and 3 s for an average over a grid). Computes what its Keras model does (``backbones._pixels``:
-    ``AveragePooling2D(size // grid)``, valid padding, then flattened, on ``x / 255``); the tests compare the two."""
-    if config.backbone != "pixels" or config.pooling != "flatten" or config.quantize:
-        return None
-    grids = []
-    for name in layers:
-        match = _PIXELS_LAYER.match(name)
-        if match is None:
-            return None
-        grids.append(int(match["grid"]))
-    preprocess = get_backbone("pixels").preprocess
-
-    def extract(images: np.ndarray) -> list[np.ndarray]:
-        x = np.asarray(preprocess(np.asarray(images, dtype=np.float32)), dtype=np.float32)
-        n, size = len(x), x.shape[1]
-        outputs = []
-        for grid in grids:
-            pool = size // grid
-            cells = (size - pool) // pool + 1  # Keras' valid pooling: leftover rows and columns are dropped
-            cropped = x[:, : cells * pool, : cells * pool, :]
-            pooled = cropped.reshape(n, cells, pool, cells, pool, x.shape[3]).mean(axis=(2, 4), dtype=np.float32)
-            outputs.append(pooled.reshape(n, -1))
-        return outputs
 
     return extract
 

@@ -1,17 +1,14 @@
 """The precompute run: dataset -> features per (model, layer) -> rankings, scores, UMAP, all resumable.
 
 A run is its configuration (:class:`RunConfig`) and a short loop over the stages of ``precompute.stages``, each
-taking and returning schema records: the dataset (``stages.dataset``: manifest, duplicates, baseline), then per
-requested model the model stage (``stages.model``: features with their cost, the TF.js export of
-``stages.export``, and the layer stage of ``stages.layer``: rankings, scores, UMAP, feature duplicates), label
-issues, and trained heads (``stages.head``). :class:`Run` is also the context the stages share: the configuration,
-the artifacts root and dataset name, the report, the clock, and the processes and clients the run holds.
+taking and returning schema records: the dataset (``stages.dataset``), then per requested model the model stage
+(``stages.model``: features and their cost, the TF.js export of ``stages.export``, the layer stage of
+``stages.layer``: rankings, scores, UMAP, feature duplicates), label issues, and trained heads (``stages.head``).
+:class:`Run` is also what the stages share: configuration, root, dataset name, report, clock, processes, clients.
 
 Each unit of work is written atomically and recorded in the index right after; a rerun skips what the index and
-disk agree is done with the same parameters, unless ``force``. What counts as "the same parameters" is
-``precompute.staleness``; the closing table is ``precompute.run_summary.summarize_run``.
+disk agree is done with the same parameters (``precompute.staleness``), unless ``force``.
 """
-
 from __future__ import annotations
 
 import logging
