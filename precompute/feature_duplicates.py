@@ -45,9 +45,13 @@ class FeatureDuplicates(NamedTuple):
     outlier_bound: float  # exp(m - sigmas * s) of the positive log distances; 0.0 when none is positive
 
 
-def find_feature_duplicates(indices: np.ndarray, distances: np.ndarray, labels: np.ndarray | None = None,
-                            ratio: float = FEATURE_DUPLICATE_RATIO, sigmas: float = FEATURE_DUPLICATE_SIGMAS
-                            ) -> FeatureDuplicates:
+def find_feature_duplicates(
+    indices: np.ndarray,
+    distances: np.ndarray,
+    labels: np.ndarray | None = None,
+    ratio: float = FEATURE_DUPLICATE_RATIO,
+    sigmas: float = FEATURE_DUPLICATE_SIGMAS,
+) -> FeatureDuplicates:
     """Feature near-duplicate pairs of one ranking.
 
     Parameters

@@ -35,10 +35,9 @@ def checked_config(config: ModelConfig | Mapping[str, Any]) -> ModelConfig:
     unknown keys, ``pooling`` ``avg`` where null; a ValueError names a missing key or an unknown weight source."""
     if not isinstance(config, ModelConfig):
         config = ModelConfig.from_dict(dict(config))
-    given = config.to_dict()
-    missing = [key for key in ("backbone", "weights_source", "input_size") if given.get(key) is None]
+    missing = [key for key in ("backbone", "weights_source", "input_size") if getattr(config, key) is None]
     if missing:
-        raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(given)}.")
+        raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(config.to_dict())}.")
     if config.weights_source not in STORED_WEIGHT_SOURCES:
         raise ValueError(f"Unknown stored weight source {config.weights_source!r}; valid: "
                          f"{', '.join(STORED_WEIGHT_SOURCES)}.")

@@ -133,8 +133,9 @@ def _record(cls: type[Record]) -> Converter:
     return lambda value, path: cls.from_dict(value, path)
 
 
-def _spec(convert: Converter, *, required: bool = False, keep_none: bool = False, what: str | None = None,
-          **kwargs: Any) -> Any:
+def _spec(
+    convert: Converter, *, required: bool = False, keep_none: bool = False, what: str | None = None, **kwargs: Any
+) -> Any:
     """A record field read by ``convert``.
 
     required : absent from the file is an error (``what`` names it in the message).
@@ -142,8 +143,7 @@ def _spec(convert: Converter, *, required: bool = False, keep_none: bool = False
     """
     if not required and "default" not in kwargs and "default_factory" not in kwargs:
         kwargs["default"] = None
-    return field(metadata={"convert": convert, "required": required, "keep_none": keep_none, "what": what},
-                 **kwargs)
+    return field(metadata={"convert": convert, "required": required, "keep_none": keep_none, "what": what}, **kwargs)
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -174,8 +174,14 @@ class Record:
         specs = _SPECS.get(cls)
         if specs is None:  # once per class: from_dict runs for every entry of a large index
             specs = _SPECS[cls] = tuple(
-                _FieldSpec(f.name, f.metadata["convert"], f.metadata["required"], f.metadata["keep_none"],
-                           f.metadata["what"], _default_of(f))
+                _FieldSpec(
+                    f.name,
+                    f.metadata["convert"],
+                    f.metadata["required"],
+                    f.metadata["keep_none"],
+                    f.metadata["what"],
+                    _default_of(f),
+                )
                 for f in cls._fields()
             )
         return specs
@@ -202,8 +208,11 @@ class Record:
                 values[name] = None
                 continue
             values[name] = spec.convert(value, f"{path}/{name}" if path else name)
-        extra = {key: value for key, value in data.items() if key not in values and key not in absent} \
-            if len(data) > len(values) else {}
+        extra = (
+            {key: value for key, value in data.items() if key not in values and key not in absent}
+            if len(data) > len(values)
+            else {}
+        )
         record = cls(**values, extra=extra)  # type: ignore[call-arg]
         record._check(path)
         if absent:  # keys an older writer left out are left out again (not written as null)

@@ -17,8 +17,9 @@ def _rankings(distances: list[list[float]], indices: list[list[int]]) -> tuple[n
 def test_a_pair_far_closer_than_the_typical_neighbour_is_found_once_with_its_class() -> None:
     # Nearest distances 0.01, 0.01, 1, 1, 1, 1: median 1, so the ratio bound is 0.1. log d1 = (-4.6, -4.6, 0, 0, 0, 0):
     # median 0, MAD 0, so the outlier bound is exp(0) = 1 and the ratio bound decides.
-    indices, distances = _rankings([[0.01, 2.0], [0.01, 2.0], [1, 3], [1, 3], [1, 3], [1, 3]],
-                                   [[1, 2], [0, 3], [3, 4], [2, 5], [5, 0], [4, 1]])
+    indices, distances = _rankings(
+        [[0.01, 2.0], [0.01, 2.0], [1, 3], [1, 3], [1, 3], [1, 3]], [[1, 2], [0, 3], [3, 4], [2, 5], [5, 0], [4, 1]]
+    )
     found = find_feature_duplicates(indices, distances, labels=np.array(["a", "b", "c", "c", "d", "d"]))
     assert found.typical_distance == 1.0 and found.outlier_bound == 1.0
     assert found.threshold == FEATURE_DUPLICATE_RATIO * 1.0

@@ -47,6 +47,20 @@ def test_a_bad_config_is_named() -> None:
         checked_config({"backbone": "vgg16", "weights_source": "auto", "input_size": 32})
 
 
+def test_a_backbone_states_its_facts_and_pickles_as_its_registry_entry() -> None:
+    import pickle
+
+    from precompute.backbones import BACKBONES, get_backbone, resolve_weights
+
+    assert all(pickle.loads(pickle.dumps(backbone)) is backbone for backbone in BACKBONES.values())
+    pixels, lite0 = get_backbone("pixels"), get_backbone("efficientnet-lite0")
+    assert not pixels.has_weights and resolve_weights(pixels, "imagenet").source == "none"
+    assert pixels.fixed_input_size and not lite0.fixed_input_size and lite0.has_weights
+    assert pixels.numpy_model(["pixels_8x8"]) is not None and pixels.numpy_model(["block1_conv1"]) is None
+    assert lite0.numpy_model is None and lite0.auto_runtime_cpu == "litert"
+    assert get_backbone("vgg16").auto_runtime_cpu == "keras"
+
+
 def test_the_builder_gives_uploads_the_pipeline_model() -> None:
     config = ModelConfig(backbone="pixels", weights_source="none", input_size=32, pooling="flatten")
     model = load_feature_model(config, ["pixels_8x8", "pixels_16x16"], runtime="keras")

@@ -42,18 +42,24 @@ def prepare_dataset(run: Any) -> tuple[DatasetEntry, pd.DataFrame]:
             if pairs is None:
                 write_duplicates(run, manifest, labeled)
             else:
-                run.report["duplicates"] = {**entry.duplicates.to_dict(),
-                                            "pairs": _pair_records(pairs, manifest, labeled)}
+                run.report["duplicates"] = {
+                    **entry.duplicates.to_dict(),
+                    "pairs": _pair_records(pairs, manifest, labeled),
+                }
             return art.read_index(root).datasets[ds], manifest
     if entry:
-        log.info("%s: the folder changed since the last run (or --force, or a broken manifest): rescanning, "
-                 "models recomputed", ds)
+        log.info(
+            "%s: the folder changed since the last run (or --force, or a broken manifest): rescanning, "
+            "models recomputed",
+            ds,
+        )
     # Thumbnails are named by row id: those of an older manifest must not outlive it; nor may model folders.
     shutil.rmtree(art.thumbs_dir(root, ds), ignore_errors=True)
-    for key in (entry.models if entry else {}):
+    for key in entry.models if entry else {}:
         shutil.rmtree(art.dataset_dir(root, ds) / art.check_name(key, "model name"), ignore_errors=True)
-    manifest, skipped, labeled = build_manifest(cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress,
-                                                exclude=[root])
+    manifest, skipped, labeled = build_manifest(
+        cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress, exclude=[root]
+    )
     art.write_table(path, manifest)
     run.report["skipped_files"] = skipped
     labels = manifest["label"]
@@ -62,15 +68,21 @@ def prepare_dataset(run: Any) -> tuple[DatasetEntry, pd.DataFrame]:
     def change(index: ArtifactIndex) -> None:
         old = index.datasets.get(ds)
         index.datasets[ds] = DatasetEntry(
-            source=run.report["source"], n_images=len(manifest), labeled=labeled,
-            classes=sorted(class_counts), class_counts={str(k): int(v) for k, v in class_counts.items()},
-            manifest=art.relative(root, path), thumbs=art.relative(root, art.thumbs_dir(root, ds)),
+            source=run.report["source"],
+            n_images=len(manifest),
+            labeled=labeled,
+            classes=sorted(class_counts),
+            class_counts={str(k): int(v) for k, v in class_counts.items()},
+            manifest=art.relative(root, path),
+            thumbs=art.relative(root, art.thumbs_dir(root, ds)),
             report=art.relative(root, art.report_path(root, ds)),
-            skipped_files=skipped, created=old.created if old and old.created else utc_now(),
+            skipped_files=skipped,
+            created=old.created if old and old.created else utc_now(),
             fingerprint=fingerprint,
             # A new manifest invalidates every model (and the baseline) computed on the old one.
             models={},
         )
+
     art.update_index(root, change)
     write_duplicates(run, manifest, labeled)
     return art.read_index(root).datasets[ds], manifest
@@ -82,13 +94,19 @@ def open_index(run: Any) -> None:
         art.read_index(run.root)
     except art.ArtifactError as exc:
         if not run.config.force:
-            raise art.ArtifactError(f"{exc} To start a new index, rerun with --force: the unreadable one is "
-                                    "kept beside it as index.json.broken-<time>.") from None
+            raise art.ArtifactError(
+                f"{exc} To start a new index, rerun with --force: the unreadable one is "
+                "kept beside it as index.json.broken-<time>."
+            ) from None
         kept = art.set_aside_index(run.root)
         run.report["dropped_from_index"] = []  # filled in by dropped_from_index, once the new index is written
-        log.warning("%s; --force: it is kept as %s and a new index is started: it will hold only what this run "
-                    "computes. Computed models on disk now: %s", exc, kept.name if kept else "-",
-                    ", ".join(art.models_on_disk(run.root)) or "none")
+        log.warning(
+            "%s; --force: it is kept as %s and a new index is started: it will hold only what this run "
+            "computes. Computed models on disk now: %s",
+            exc,
+            kept.name if kept else "-",
+            ", ".join(art.models_on_disk(run.root)) or "none",
+        )
     removed = art.remove_stale_temporaries(art.dataset_dir(run.root, run.dataset))
     # Index temporaries of other runs sharing the root may be in flight: only old ones go.
     removed += art.remove_stale_temporaries(run.root, older_than_seconds=600, recursive=False)
@@ -102,9 +120,12 @@ def dropped_from_index(root: Path) -> list[str]:
     held = {f"{name}/{model}" for name, entry in index.datasets.items() for model in entry.models}
     dropped = [name for name in art.models_on_disk(root) if name not in held]
     if dropped:
-        log.warning("the new index leaves out %d computed model(s), their files kept on disk; the app shows "
-                    "them again once recomputed (`precompute DATASET_DIR --out ...`): %s", len(dropped),
-                    ", ".join(dropped))
+        log.warning(
+            "the new index leaves out %d computed model(s), their files kept on disk; the app shows "
+            "them again once recomputed (`precompute DATASET_DIR --out ...`): %s",
+            len(dropped),
+            ", ".join(dropped),
+        )
     return dropped
 
 
@@ -117,9 +138,11 @@ def check_folder_unchanged(run: Any) -> None:
         return  # HeadStage.plan says what to run
     fingerprint = folder_fingerprint(run.config.dataset_dir, exclude=[run.root], content=run.config.hash_files)
     if not dataset_is_current(entry, fingerprint):
-        raise HeadInputError(f"{run.dataset}: the folder {run.config.dataset_dir} changed since its features "
-                             f"were computed; recompute them first (precompute {run.config.dataset_dir} --out "
-                             f"{run.root} --backbones MODEL), then train the head.")
+        raise HeadInputError(
+            f"{run.dataset}: the folder {run.config.dataset_dir} changed since its features "
+            f"were computed; recompute them first (precompute {run.config.dataset_dir} --out "
+            f"{run.root} --backbones MODEL), then train the head."
+        )
 
 
 def _check_identity(run: Any, entry: DatasetEntry | None) -> None:
@@ -167,14 +190,21 @@ def write_duplicates(run: Any, manifest: pd.DataFrame, labeled: bool) -> Dataset
     from precompute.duplicates import PHASH_MAX_DISTANCE, hash_pairs
 
     root, ds = run.root, run.dataset
-    pairs = hash_pairs(manifest["content_hash"].tolist(), manifest["phash"].tolist(),
-                       manifest["label"].astype(str).tolist() if labeled else None)
+    pairs = hash_pairs(
+        manifest["content_hash"].tolist(),
+        manifest["phash"].tolist(),
+        manifest["label"].astype(str).tolist() if labeled else None,
+    )
     path = art.duplicates_path(root, ds)
     art.write_table(path, pairs)
-    summary = DatasetDuplicates(path=art.relative(root, path), phash_max_distance=PHASH_MAX_DISTANCE,
-                                n_pairs=len(pairs), n_exact=int((pairs["kind"] == "exact").sum()),
-                                n_near=int((pairs["kind"] == "near").sum()),
-                                n_cross_class=int(pairs["cross_class"].sum()))
+    summary = DatasetDuplicates(
+        path=art.relative(root, path),
+        phash_max_distance=PHASH_MAX_DISTANCE,
+        n_pairs=len(pairs),
+        n_exact=int((pairs["kind"] == "exact").sum()),
+        n_near=int((pairs["kind"] == "near").sum()),
+        n_cross_class=int(pairs["cross_class"].sum()),
+    )
 
     def change(index: ArtifactIndex) -> None:
         index.datasets[ds].duplicates = summary
@@ -182,9 +212,16 @@ def write_duplicates(run: Any, manifest: pd.DataFrame, labeled: bool) -> Dataset
     art.update_index(root, change)
     run.report["duplicates"] = {**summary.to_dict(), "pairs": _pair_records(pairs, manifest, labeled)}
     if len(pairs):
-        log.warning("%s: %d duplicate pairs (%d exact, %d near, %d across classes: look alike, labels differ); "
-                    "scores count them as given, see %s", ds, summary.n_pairs, summary.n_exact,
-                    summary.n_near, summary.n_cross_class, art.report_path(root, ds))
+        log.warning(
+            "%s: %d duplicate pairs (%d exact, %d near, %d across classes: look alike, labels differ); "
+            "scores count them as given, see %s",
+            ds,
+            summary.n_pairs,
+            summary.n_exact,
+            summary.n_near,
+            summary.n_cross_class,
+            art.report_path(root, ds),
+        )
     return summary
 
 
@@ -198,8 +235,7 @@ def write_baseline(run: Any, manifest: pd.DataFrame) -> Baseline:
     # --top-n changes that depth, and the baseline with it.
     depth = min(run.config.top_n, len(manifest) - 1)
     params = BaselineParams(depth=depth, ks=score_ks(depth), n_images=len(manifest))
-    if (baseline_is_current(entry, params) and not run.config.force
-            and not run.broken(path, art.check_table(path))):
+    if baseline_is_current(entry, params) and not run.config.force and not run.broken(path, art.check_table(path)):
         return entry.baseline
     baseline = random_baseline(manifest["label"].to_numpy(), ks=params.ks, depth=depth)
     art.write_table(path, baseline)
@@ -235,12 +271,30 @@ def _pair_records(pairs: pd.DataFrame, manifest: pd.DataFrame, labeled: bool) ->
     """Duplicate pairs as the report lists them: files, labels, and whether the labels differ."""
     paths = manifest["path"].tolist()
     labels = manifest["label"].astype(str).tolist() if labeled else [None] * len(paths)
-    return [{"a": paths[a], "b": paths[b], "label_a": labels[a], "label_b": labels[b], "kind": kind,
-             "phash_distance": int(distance), "labels_differ": bool(cross)}
-            for a, b, kind, distance, cross in pairs[["a", "b", "kind", "phash_distance", "cross_class"]]
-            .itertuples(index=False)]
+    return [
+        {
+            "a": paths[a],
+            "b": paths[b],
+            "label_a": labels[a],
+            "label_b": labels[b],
+            "kind": kind,
+            "phash_distance": int(distance),
+            "labels_differ": bool(cross),
+        }
+        for a, b, kind, distance, cross in pairs[["a", "b", "kind", "phash_distance", "cross_class"]].itertuples(
+            index=False
+        )
+    ]
 
 
-__all__ = ["check_folder_unchanged", "dropped_from_index", "open_index", "prepare_dataset", "readable_table",
-           "score_ks", "summary_row",
-           "write_baseline", "write_duplicates"]
+__all__ = [
+    "check_folder_unchanged",
+    "dropped_from_index",
+    "open_index",
+    "prepare_dataset",
+    "readable_table",
+    "score_ks",
+    "summary_row",
+    "write_baseline",
+    "write_duplicates",
+]

@@ -32,12 +32,14 @@ def tfjs_sound(run: Any, key: str, layers: list[str]) -> bool:
     entry = art.read_index(run.root).datasets[run.dataset].models.get(key)
     if not tfjs_is_current(entry, tuple(run.config.tfjs), EXPORTER_VERSION):
         return False
-    return not entry.tfjs.variant_bytes or _export_files_sound(run.root, run.dataset, key, entry.tfjs, layers,
-                                                                warn=True)
+    return not entry.tfjs.variant_bytes or _export_files_sound(
+        run.root, run.dataset, key, entry.tfjs, layers, warn=True
+    )
 
 
-def _export_files_sound(root: Path, dataset: str, key: str, record: TfjsExport, layers: list[str],
-                        warn: bool = False) -> bool:
+def _export_files_sound(
+    root: Path, dataset: str, key: str, record: TfjsExport, layers: list[str], warn: bool = False
+) -> bool:
     """Whether the export folder of ``dataset``'s ``key`` covers ``layers`` and holds every recorded file."""
     from precompute.ports.tfjs_export import read_export_spec
 
@@ -66,17 +68,23 @@ def tfjs_twin(run: Any, key: str, config: ModelConfig, layers: list[str]) -> Pat
     index = art.read_index(run.root)
     for dataset, dataset_entry in index.datasets.items():
         entry = dataset_entry.models.get(key)
-        if (dataset == run.dataset or entry is None or entry.config != config or entry.tfjs is None
-                or not entry.tfjs.variant_bytes
-                or not tfjs_is_current(entry, tuple(run.config.tfjs), EXPORTER_VERSION)):
+        if (
+            dataset == run.dataset
+            or entry is None
+            or entry.config != config
+            or entry.tfjs is None
+            or not entry.tfjs.variant_bytes
+            or not tfjs_is_current(entry, tuple(run.config.tfjs), EXPORTER_VERSION)
+        ):
             continue
         if _export_files_sound(run.root, dataset, key, entry.tfjs, layers):
             return art.tfjs_dir(run.root, dataset, key)
     return None
 
 
-def export_tfjs(run: Any, key: str, config: ModelConfig, backbone: Backbone, base: Any, layers: list[str]
-                ) -> TfjsExport:
+def export_tfjs(
+    run: Any, key: str, config: ModelConfig, backbone: Backbone, base: Any, layers: list[str]
+) -> TfjsExport:
     """Write the TF.js export of the model over ``layers`` from its Keras ``base``; the record for the index.
 
     A model TF.js cannot load gets a record with the reason (logged) and no files; so does a LiteRT quantised
@@ -88,8 +96,10 @@ def export_tfjs(run: Any, key: str, config: ModelConfig, backbone: Backbone, bas
     folder = art.tfjs_dir(run.root, run.dataset, key)
     if config.quantize:
         shutil.rmtree(folder, ignore_errors=True)
-        return TfjsExport(reason=f"a LiteRT {config.quantize} model: TF.js runs the float model's export, "
-                          "not this one's weights", version=EXPORTER_VERSION)
+        return TfjsExport(
+            reason=f"a LiteRT {config.quantize} model: TF.js runs the float model's export, not this one's weights",
+            version=EXPORTER_VERSION,
+        )
     start = time.perf_counter()
     flatten = config.pooling == "flatten"
     twin = tfjs_twin(run, key, config, layers)
@@ -98,19 +108,27 @@ def export_tfjs(run: Any, key: str, config: ModelConfig, backbone: Backbone, bas
             spec = link_export(twin, folder)
         else:
             feature_model = build_feature_model(base, layers, "avg" if flatten else config.pooling, flatten=flatten)
-            spec = export_feature_model(feature_model, layers, backbone.preprocess, config.input_size, folder,
-                                        run.config.tfjs)
+            spec = export_feature_model(
+                feature_model, layers, backbone.preprocess, config.input_size, folder, run.config.tfjs
+            )
     except NotExportableError as exc:
         shutil.rmtree(folder, ignore_errors=True)
         log.warning("%s: no TF.js export: %s", key, exc)
         return TfjsExport(reason=str(exc), version=EXPORTER_VERSION)
     seconds = time.perf_counter() - start
-    log.info("%s: TF.js export (%s) %s in %.1f s", key, ", ".join(
-        f"{name} {files.bytes / 1e6:.1f} MB" for name, files in spec.variants.items()),
-        f"linked from {art.relative(run.root, twin)}" if twin else "written", seconds)
-    return TfjsExport(variant_bytes={name: files.bytes for name, files in spec.variants.items()},
-                      export=art.relative(run.root, art.tfjs_export_path(run.root, run.dataset, key)),
-                      version=EXPORTER_VERSION, export_seconds=round(seconds, 2))
+    log.info(
+        "%s: TF.js export (%s) %s in %.1f s",
+        key,
+        ", ".join(f"{name} {files.bytes / 1e6:.1f} MB" for name, files in spec.variants.items()),
+        f"linked from {art.relative(run.root, twin)}" if twin else "written",
+        seconds,
+    )
+    return TfjsExport(
+        variant_bytes={name: files.bytes for name, files in spec.variants.items()},
+        export=art.relative(run.root, art.tfjs_export_path(run.root, run.dataset, key)),
+        version=EXPORTER_VERSION,
+        export_seconds=round(seconds, 2),
+    )
 
 
 def export_only(run: Any, key: str, config: ModelConfig, backbone: Backbone, layers: list[str]) -> TfjsExport:
@@ -135,12 +153,20 @@ def export_only(run: Any, key: str, config: ModelConfig, backbone: Backbone, lay
 
 def export_in_child(run: Any, key: str, config: ModelConfig, backbone: Backbone, layers: list[str]) -> None:
     """:func:`export_only` in a child process of the fork server (``precompute.forkserver``)."""
-    in_child(_export_model, type(run), run.config, key, config, backbone, layers,
-             logging.getLogger().getEffectiveLevel())
+    in_child(
+        _export_model, type(run), run.config, key, config, backbone, layers, logging.getLogger().getEffectiveLevel()
+    )
 
 
-def _export_model(run_class: type, run_config: Any, key: str, config: ModelConfig, backbone: Backbone,
-                  layers: list[str], log_level: int = logging.INFO) -> None:
+def _export_model(
+    run_class: type,
+    run_config: Any,
+    key: str,
+    config: ModelConfig,
+    backbone: Backbone,
+    layers: list[str],
+    log_level: int = logging.INFO,
+) -> None:
     """The child's side of :func:`export_in_child`: the run's context rebuilt from its configuration."""
     child_setup(log_level)
     export_only(run_class(run_config), key, config, backbone, layers)

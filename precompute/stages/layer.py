@@ -186,8 +186,9 @@ def _umap_here(features: np.ndarray, n_neighbors: int, min_dist: float, seed: in
 # -------------------------------------------------------------------------------------------- the products
 
 
-def compute_layers(run: Any, key: str, layers: list[str], todo: list[str], manifest: pd.DataFrame,
-                   labeled: bool) -> dict[str, LayerEntry]:
+def compute_layers(
+    run: Any, key: str, layers: list[str], todo: list[str], manifest: pd.DataFrame, labeled: bool
+) -> dict[str, LayerEntry]:
     """The products of each of ``key``'s ``layers``, in order; ``todo`` are the layers whose features are new
     (everything derived from them is redone, whatever the disk holds). ``run``: a ``precompute.pipeline.Run``."""
     with layer_stage(run, key, layers, todo, len(manifest)) as stage:
@@ -202,9 +203,11 @@ def layer_stage(run: Any, key: str, layers: list[str], todo: list[str], n_images
     --memory-mb beside the rankings."""
     cfg, root, ds = run.config, run.root, run.dataset
     entry = art.read_index(root).datasets[ds].models[key]
-    umaps = [(name, art.features_path(root, ds, key, name)) for name in layers
-             if _umap_needed(run, entry.layers[name], art.umap_path(root, ds, key, name), n_images,
-                             refresh=name in todo)]
+    umaps = [
+        (name, art.features_path(root, ds, key, name))
+        for name in layers
+        if _umap_needed(run, entry.layers[name], art.umap_path(root, ds, key, name), n_images, refresh=name in todo)
+    ]
     dims = [entry.layers[name].dim for name, _ in umaps]
     worker = run.umap_worker() if use_worker(n_images, dims, cfg.activation_budget_mb) else None
     stage = LayerStage(key, n_images, len(layers), list(cfg.metrics), run.clock, cfg.progress, worker)
@@ -233,8 +236,12 @@ def _write_umap(run: Any, key: str, layer: str, stage: LayerStage) -> None:
 
 
 def _umap_needed(run: Any, entry: LayerEntry, upath: Path, n_images: int, refresh: bool) -> bool:
-    return (run.config.force or refresh or not umap_is_current(entry, umap_params(run.config))
-            or run.broken(upath, art.check_matrix(upath, n_images, 2)))
+    return (
+        run.config.force
+        or refresh
+        or not umap_is_current(entry, umap_params(run.config))
+        or run.broken(upath, art.check_matrix(upath, n_images, 2))
+    )
 
 
 def umap_params(cfg: Any) -> UmapParams:
@@ -242,8 +249,16 @@ def umap_params(cfg: Any) -> UmapParams:
     return UmapParams(n_neighbors=cfg.umap_neighbors, min_dist=cfg.umap_min_dist, metric="euclidean", seed=cfg.seed)
 
 
-def layer_products(run: Any, key: str, layer: str, order: int, manifest: pd.DataFrame, labeled: bool,
-                   refresh: bool = False, stage: LayerStage | None = None) -> LayerEntry:
+def layer_products(
+    run: Any,
+    key: str,
+    layer: str,
+    order: int,
+    manifest: pd.DataFrame,
+    labeled: bool,
+    refresh: bool = False,
+    stage: LayerStage | None = None,
+) -> LayerEntry:
     """UMAP, rankings, scores and feature duplicates of one layer: each redone when its parameters changed,
     its file is missing or damaged (checked, and named in the log), or ``refresh`` (new features).
     ``stage`` (see :func:`layer_stage`) knows which layouts to compute, and shows and times the work."""
@@ -273,12 +288,15 @@ def layer_products(run: Any, key: str, layer: str, order: int, manifest: pd.Data
         npath = art.neighbors_path(root, ds, key, layer, metric)
         spath = art.scores_path(root, ds, key, layer, metric)
         ipath = art.faiss_index_path(root, ds, key, layer, metric)
-        if (not redo
-                and metric_is_current(done, depth=depth, search=search, labeled=labeled, bootstrap=bootstrap,
-                                      ann_params=ann_params)
-                and (not approximate or ipath.exists())
-                and not run.broken(npath, art.check_neighbors(npath, n_images, depth))
-                and not (labeled and run.broken(spath, art.check_table(spath, n_images)))):
+        if (
+            not redo
+            and metric_is_current(
+                done, depth=depth, search=search, labeled=labeled, bootstrap=bootstrap, ann_params=ann_params
+            )
+            and (not approximate or ipath.exists())
+            and not run.broken(npath, art.check_neighbors(npath, n_images, depth))
+            and not (labeled and run.broken(spath, art.check_table(spath, n_images)))
+        ):
             stage.skip("rankings", n_images)
             stage.skip("scores")
             continue
@@ -287,8 +305,9 @@ def layer_products(run: Any, key: str, layer: str, order: int, manifest: pd.Data
         if approximate:
             index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
             ann.write_index(ipath, index)
-            ranking = ann.rank_neighbors(features, metric, cfg.top_n, index, groups=groups,
-                                         progress=stage.rank_progress)
+            ranking = ann.rank_neighbors(
+                features, metric, cfg.top_n, index, groups=groups, progress=stage.rank_progress
+            )
         else:
             ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups, progress=stage.rank_progress)
             ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
@@ -296,16 +315,26 @@ def layer_products(run: Any, key: str, layer: str, order: int, manifest: pd.Data
         run.clock.add("rankings", rank_seconds, metric)
         t0 = time.perf_counter()
         art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond, ranking.tied_beyond_same)
-        result = MetricEntry(neighbors=art.relative(root, npath), top_n=int(ranking.indices.shape[1]),
-                             search=search, rank_seconds=round(rank_seconds, 3), ties=TIE_SCORING,
-                             n_tied_at_cut=int((ranking.tied_beyond > 0).sum()))
+        result = MetricEntry(
+            neighbors=art.relative(root, npath),
+            top_n=int(ranking.indices.shape[1]),
+            search=search,
+            rank_seconds=round(rank_seconds, 3),
+            ties=TIE_SCORING,
+            n_tied_at_cut=int((ranking.tied_beyond > 0).sum()),
+        )
         if index is not None:
             result.index, result.ann_params = art.relative(root, ipath), ann_params
             result.index_params, result.build_seconds = dict(index.params), round(index.build_seconds, 3)
         if labeled:
-            scores = compute_query_scores(ranking.indices, labels, ks=score_ks(ranking.indices.shape[1]),
-                                          distances=ranking.distances, tied_beyond=ranking.tied_beyond,
-                                          tied_beyond_same=ranking.tied_beyond_same)
+            scores = compute_query_scores(
+                ranking.indices,
+                labels,
+                ks=score_ks(ranking.indices.shape[1]),
+                distances=ranking.distances,
+                tied_beyond=ranking.tied_beyond,
+                tied_beyond_same=ranking.tied_beyond_same,
+            )
             art.write_table(spath, scores)
             columns = [c for c in scores.columns if c != "label"]
             intervals = bootstrap_ci(scores[columns].to_numpy(dtype=np.float64), seed=cfg.seed)
@@ -340,9 +369,16 @@ def layer_products(run: Any, key: str, layer: str, order: int, manifest: pd.Data
     return updated[-1]
 
 
-def _feature_duplicates(run: Any, key: str, layer: str, manifest: pd.DataFrame, labeled: bool,
-                        metrics: dict[str, MetricEntry], reranked: set[str], done: LayerDuplicates | None
-                        ) -> LayerDuplicates | None:
+def _feature_duplicates(
+    run: Any,
+    key: str,
+    layer: str,
+    manifest: pd.DataFrame,
+    labeled: bool,
+    metrics: dict[str, MetricEntry],
+    reranked: set[str],
+    done: LayerDuplicates | None,
+) -> LayerDuplicates | None:
     """The layer's feature near-duplicates (``precompute.feature_duplicates``) under its cosine rankings (else its
     first metric's); None when the stored ones are current."""
     root, ds = run.root, run.dataset
@@ -350,8 +386,9 @@ def _feature_duplicates(run: Any, key: str, layer: str, manifest: pd.DataFrame, 
     if metric is None:
         return None
     path = art.layer_duplicates_path(root, ds, key, layer)
-    fresh = (feature_duplicates_are_current(done, metric, FEATURE_DUPLICATE_RATIO, FEATURE_DUPLICATE_SIGMAS)
-             and not run.broken(path, art.check_table(path)))
+    fresh = feature_duplicates_are_current(
+        done, metric, FEATURE_DUPLICATE_RATIO, FEATURE_DUPLICATE_SIGMAS
+    ) and not run.broken(path, art.check_table(path))
     if fresh and metric not in reranked and not run.config.force:
         return None
     indices, distances = art.read_neighbors(art.neighbors_path(root, ds, key, layer, metric))
@@ -359,15 +396,30 @@ def _feature_duplicates(run: Any, key: str, layer: str, manifest: pd.DataFrame, 
     found = find_feature_duplicates(indices, distances, labels)
     pairs = found.pairs
     art.write_table(path, pairs)
-    return LayerDuplicates(metric=metric, ratio=FEATURE_DUPLICATE_RATIO, sigmas=FEATURE_DUPLICATE_SIGMAS,
-                           path=art.relative(root, path), threshold=found.threshold,
-                           typical_distance=found.typical_distance, outlier_bound=found.outlier_bound,
-                           n_pairs=len(pairs), n_cross_class=int(pairs["cross_class"].sum()))
+    return LayerDuplicates(
+        metric=metric,
+        ratio=FEATURE_DUPLICATE_RATIO,
+        sigmas=FEATURE_DUPLICATE_SIGMAS,
+        path=art.relative(root, path),
+        threshold=found.threshold,
+        typical_distance=found.typical_distance,
+        outlier_bound=found.outlier_bound,
+        n_pairs=len(pairs),
+        n_cross_class=int(pairs["cross_class"].sum()),
+    )
 
 
 def _rounded_pair(values: np.ndarray) -> list[float | None]:
     return [None if not np.isfinite(v) else round(float(v), 5) for v in values]
 
 
-__all__ = ["LayerStage", "UmapWorker", "compute_layers", "compute_umap_file", "layer_products", "layer_stage",
-           "umap_params", "use_worker"]
+__all__ = [
+    "LayerStage",
+    "UmapWorker",
+    "compute_layers",
+    "compute_umap_file",
+    "layer_products",
+    "layer_stage",
+    "umap_params",
+    "use_worker",
+]

@@ -35,19 +35,24 @@ from precompute.staleness import model_is_current
 log = logging.getLogger(__name__)
 
 
-def resolve_model(run: Any, request: Any, manifest: pd.DataFrame
-                  ) -> tuple[Backbone, ResolvedWeights, ModelConfig, list[str]]:
+def resolve_model(
+    run: Any, request: Any, manifest: pd.DataFrame
+) -> tuple[Backbone, ResolvedWeights, ModelConfig, list[str]]:
     """``(backbone, weights, config, layers)`` of a ``precompute.pipeline.ModelRequest`` in ``run``'s settings."""
     cfg = run.config
     backbone = get_backbone(request.backbone)
     weights = resolve_weights(backbone, request.weights, seed=cfg.seed)
     layers = list(request.layers or weights.default_layers or backbone.default_layers)
     config = ModelConfig(
-        backbone=backbone.name, weights_source=weights.source,
-        weights_file=weights.keras_arg if weights.source in ("file", "nsfwjs") else None, seed=weights.seed,
+        backbone=backbone.name,
+        weights_source=weights.source,
+        weights_file=weights.keras_arg if weights.source in ("file", "nsfwjs") else None,
+        seed=weights.seed,
         input_size=cfg.input_size if cfg.input_size and not backbone.fixed_input_size else backbone.input_size,
-        pooling="flatten" if backbone.flatten else cfg.pooling, quantize=request.quantize,
-        calibration=_calibration_name(run, manifest) if request.quantize == "int8full" else None)
+        pooling="flatten" if backbone.flatten else cfg.pooling,
+        quantize=request.quantize,
+        calibration=_calibration_name(run, manifest) if request.quantize == "int8full" else None,
+    )
     return backbone, weights, config, layers
 
 
@@ -66,21 +71,30 @@ def compute_model(run: Any, request: Any, manifest: pd.DataFrame, labeled: bool)
     # The TF.js export holds every layer stored for the model: those of earlier runs, then this run's new ones.
     stored = [] if stale or entry is None else entry.layer_names()
     export_layers = stored + [name for name in layers if name not in stored]
-    in_child = cfg.model_processes and cfg.engine == "local"
+    isolated = cfg.model_processes and cfg.engine == "local"  # in a child process (precompute.forkserver)
     if todo:
         with run.clock.time("extraction"):
-            (extract_in_child if in_child else extract)(run, backbone, weights, config, todo, manifest, fresh=stale,
-                                                        export_layers=export_layers)
+            (extract_in_child if isolated else extract)(
+                run, backbone, weights, config, todo, manifest, fresh=stale, export_layers=export_layers
+            )
     elif cfg.tfjs and not tfjs_sound(run, key, export_layers):
-        (export_in_child if in_child else export_only)(run, key, config, backbone, export_layers)
+        (export_in_child if isolated else export_only)(run, key, config, backbone, export_layers)
     # New features make everything derived from them stale, whatever the disk holds.
     compute_layers(run, key, layers, todo, manifest, labeled)
     run.report_model(key, status="done")
     return art.read_index(root).datasets[ds].models[key]
 
 
-def extract(run: Any, backbone: Backbone, weights: ResolvedWeights, config: ModelConfig, layers: list[str],
-            manifest: pd.DataFrame, fresh: bool, export_layers: list[str] | None = None) -> ModelEntry:
+def extract(
+    run: Any,
+    backbone: Backbone,
+    weights: ResolvedWeights,
+    config: ModelConfig,
+    layers: list[str],
+    manifest: pd.DataFrame,
+    fresh: bool,
+    export_layers: list[str] | None = None,
+) -> ModelEntry:
     """Extract ``layers`` of the model in one pass, measure its cost, export it; record and return its entry."""
     import keras
 
@@ -89,34 +103,52 @@ def extract(run: Any, backbone: Backbone, weights: ResolvedWeights, config: Mode
     keras.backend.clear_session()
     # The one builder, as Dask workers and uploads use it. On LiteRT the model is converted once per (config,
     # layers, quantisation) into the cache; reruns and uploads reuse the file. The Keras base is kept for costs.
-    calibration = ((lambda: _calibration_images(run, manifest, input_size, backbone))
-                   if quantize == "int8full" else None)
+    calibration = (lambda: _calibration_images(run, manifest, input_size, backbone)) if quantize == "int8full" else None
     model = load_feature_model(config, layers, cfg.runtime, keep_keras=True, calibration=calibration)
     base, runner, runtime, tflite = model.base, model.runner, model.runtime, model.tflite
     paths = [art.features_path(root, ds, key, name) for name in layers]
     batch_size = bounded_batch_size(base, cfg.batch_size, cfg.activation_budget_mb)
     if batch_size < cfg.batch_size:
-        log.info("%s: batches of %d images (not %d) keep its activations within %d MB", key, batch_size,
-                 cfg.batch_size, cfg.activation_budget_mb)
+        log.info(
+            "%s: batches of %d images (not %d) keep its activations within %d MB",
+            key,
+            batch_size,
+            cfg.batch_size,
+            cfg.activation_budget_mb,
+        )
     if cfg.engine == "dask":
         timing = _extract_on_dask(run, model, manifest, paths, key, batch_size)
     else:
         batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
-        timing = extract_to_files(runner, batches, backbone.preprocess, len(manifest), paths,
-                                  progress=cfg.progress, desc=f"{key} ({len(layers)} layers)")
+        timing = extract_to_files(
+            runner,
+            batches,
+            backbone.preprocess,
+            len(manifest),
+            paths,
+            progress=cfg.progress,
+            desc=f"{key} ({len(layers)} layers)",
+        )
     n_params = int(base.count_params())
     weights_mb = round(n_params * 4 / 1e6, 2)
     cost = ModelCost(
-        n_params=n_params, weights_mb=weights_mb,
+        n_params=n_params,
+        weights_mb=weights_mb,
         # The size of what runs: the .tflite file on LiteRT (float16/int8 variants: 2x/4x smaller).
         model_mb=round(runner.size_mb, 2) if tflite else weights_mb,
-        runtime=runtime, quantize=quantize, conversion_seconds=round(model.conversion_seconds, 2),
+        runtime=runtime,
+        quantize=quantize,
+        conversion_seconds=round(model.conversion_seconds, 2),
         gflops_per_image=round(count_flops(base) / 1e9, 4),
         images_per_second=round(timing.images_per_second, 2),
-        ms_per_image=round(timing.ms_per_image, 3), batch_size=batch_size,
-        layers_in_pass=len(layers), wall_seconds=round(timing.wall_seconds, 2), engine=cfg.engine,
+        ms_per_image=round(timing.ms_per_image, 3),
+        batch_size=batch_size,
+        layers_in_pass=len(layers),
+        wall_seconds=round(timing.wall_seconds, 2),
+        engine=cfg.engine,
         device=device_name() if runtime == "keras" else f"CPU ({os.cpu_count()} cores), LiteRT XNNPACK",
-        measured=utc_now())
+        measured=utc_now(),
+    )
     layer_costs = {}
     for name in layers:
         sub = keras.Model(base.inputs, base.get_layer(name).output)
@@ -132,15 +164,24 @@ def extract(run: Any, backbone: Backbone, weights: ResolvedWeights, config: Mode
     def change(index: ArtifactIndex) -> None:
         models = index.datasets[ds].models
         old = None if fresh else models.get(key)
-        entry = ModelEntry(backbone=backbone.name, description=backbone.description,
-                           weights=WeightsInfo(source=weights.source, description=weights.description,
-                                               reason=weights.reason),
-                           config=config, cost=cost, layers=old.layers if old else {}, tfjs=tfjs)
+        entry = ModelEntry(
+            backbone=backbone.name,
+            description=backbone.description,
+            weights=WeightsInfo(source=weights.source, description=weights.description, reason=weights.reason),
+            config=config,
+            cost=cost,
+            layers=old.layers if old else {},
+            tfjs=tfjs,
+        )
         for name, path in zip(layers, paths, strict=True):
             n_params, gflops = layer_costs[name]
-            entry.layers[name] = LayerEntry(dim=int(np.load(path, mmap_mode="r").shape[1]),
-                                            features=art.relative(root, path), n_params=n_params, gflops=gflops,
-                                            metrics={})
+            entry.layers[name] = LayerEntry(
+                dim=int(np.load(path, mmap_mode="r").shape[1]),
+                features=art.relative(root, path),
+                n_params=n_params,
+                gflops=gflops,
+                metrics={},
+            )
         models[key] = entry
         stored.append(entry)
 
@@ -150,31 +191,70 @@ def extract(run: Any, backbone: Backbone, weights: ResolvedWeights, config: Mode
     return stored[-1]
 
 
-def extract_in_child(run: Any, backbone: Backbone, weights: ResolvedWeights, config: ModelConfig, layers: list[str],
-                     manifest: pd.DataFrame, fresh: bool, export_layers: list[str] | None = None) -> None:
+def extract_in_child(
+    run: Any,
+    backbone: Backbone,
+    weights: ResolvedWeights,
+    config: ModelConfig,
+    layers: list[str],
+    manifest: pd.DataFrame,
+    fresh: bool,
+    export_layers: list[str] | None = None,
+) -> None:
     """:func:`extract` in a child process of its own, forked from the fork server (``precompute.forkserver``), which
     exits when the model is done, and so returns its memory to the OS. The child writes the features and the
     model's index entry as :func:`extract` does, while this process waits; its exceptions are raised here."""
-    in_child(_extract_model, type(run), run.config, backbone, weights, config, layers, manifest, fresh,
-             logging.getLogger().getEffectiveLevel(), export_layers)
+    in_child(
+        _extract_model,
+        type(run),
+        run.config,
+        backbone,
+        weights,
+        config,
+        layers,
+        manifest,
+        fresh,
+        logging.getLogger().getEffectiveLevel(),
+        export_layers,
+    )
 
 
-def _extract_model(run_class: type, run_config: Any, backbone: Backbone, weights: ResolvedWeights,
-                   config: ModelConfig, layers: list[str], manifest: pd.DataFrame, fresh: bool, log_level: int,
-                   export_layers: list[str] | None = None) -> None:
+def _extract_model(
+    run_class: type,
+    run_config: Any,
+    backbone: Backbone,
+    weights: ResolvedWeights,
+    config: ModelConfig,
+    layers: list[str],
+    manifest: pd.DataFrame,
+    fresh: bool,
+    log_level: int,
+    export_layers: list[str] | None = None,
+) -> None:
     """The child's side of :func:`extract_in_child`: the run's context rebuilt from its configuration."""
     child_setup(log_level)
     extract(run_class(run_config), backbone, weights, config, layers, manifest, fresh, export_layers=export_layers)
 
 
-def _extract_on_dask(run: Any, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str,
-                     batch_size: int) -> Any:
+def _extract_on_dask(
+    run: Any, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str, batch_size: int
+) -> Any:
     from precompute.distributed import extract_on_dask
 
     cfg = run.config
-    return extract_on_dask(run.dask_client(), model.config, model.layers, cfg.dataset_dir, manifest["path"].tolist(),
-                           paths, runtime=model.runtime, tflite=model.tflite, batch_size=batch_size,
-                           progress=cfg.progress, desc=f"{key} ({len(model.layers)} layers, dask)")
+    return extract_on_dask(
+        run.dask_client(),
+        model.config,
+        model.layers,
+        cfg.dataset_dir,
+        manifest["path"].tolist(),
+        paths,
+        runtime=model.runtime,
+        tflite=model.tflite,
+        batch_size=batch_size,
+        progress=cfg.progress,
+        desc=f"{key} ({len(model.layers)} layers, dask)",
+    )
 
 
 def _features_sound(run: Any, key: str, layer: str, entry: ModelEntry) -> bool:
