@@ -167,7 +167,8 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     config = checked_config(config)
     backbone = get_backbone(config.backbone)
     numpy_model = backbone.numpy_model(layers) if backbone.numpy_model else None
-    if numpy_model is not None and config.pooling == "flatten" and not config.quantize:  # the model in NumPy
+    # The model in NumPy; a trained head on top (``<backbone>+head``) is in the Keras model only.
+    if numpy_model is not None and config.pooling == "flatten" and not config.quantize and not config.head_file:
 
         def extract_numpy(images: np.ndarray) -> list[np.ndarray]:
             return numpy_model(np.asarray(backbone.preprocess(np.asarray(images, dtype=np.float32)), np.float32))

@@ -73,3 +73,22 @@ def test_the_builder_gives_uploads_the_pipeline_model() -> None:
     assert [d.shape for d in direct] == [(3, 192), (3, 768)]
     for a, b in zip(direct, uploads, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow  # builds the Keras model of the head
+def test_an_upload_of_a_head_on_pixels_gets_the_heads_features(tmp_path) -> None:
+    """``pixels+head`` (what ``--train-head best`` picked on fashion-mnist-200): the head on top of the grid, not the
+    grid alone (the NumPy pixels model has no head)."""
+    from precompute.head import LinearHead, write_heads
+
+    rng = np.random.default_rng(0)
+    head = LinearHead(rng.normal(size=(192, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32))
+    sha = write_heads(tmp_path / "head.npz", {"pixels_8x8": head})
+    config = ModelConfig(backbone="pixels", weights_source="none", input_size=32, pooling="flatten",
+                         head_file=str(tmp_path / "head.npz"), head_sha256=sha)
+    images = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    base = ModelConfig(backbone="pixels", weights_source="none", input_size=32, pooling="flatten")
+    expected = head.transform(load_extractor(base, ["pixels_8x8"])(images)[0])
+    got = load_extractor(config, ["pixels_8x8"], runtime="keras")(images)[0]
+    assert got.shape == (2, 4) and np.allclose(got, expected, rtol=1e-4, atol=1e-4)
+
