@@ -20,13 +20,14 @@ from precompute.datasets import DatasetError, build_manifest, folder_fingerprint
 from precompute.run_summary import utc_now
 from precompute.schema import ArtifactIndex, Baseline, BaselineParams, DatasetDuplicates, DatasetEntry
 from precompute.scores import DEFAULT_KS
+from precompute.stages.context import RunContext
 from precompute.staleness import baseline_is_current, dataset_is_current
 
 log = logging.getLogger(__name__)
 
 
-def prepare_dataset(run: Any) -> tuple[DatasetEntry, pd.DataFrame]:
-    """The dataset's record and manifest, scanned again only when needed; ``run`` is a ``precompute.pipeline.Run``."""
+def prepare_dataset(run: RunContext) -> tuple[DatasetEntry, pd.DataFrame]:
+    """The dataset's record and manifest, scanned again only when needed;"""
     root, ds, cfg = run.root, run.dataset, run.config
     entry = art.read_index(root).datasets.get(ds)
     _check_identity(run, entry)
@@ -88,7 +89,7 @@ def prepare_dataset(run: Any) -> tuple[DatasetEntry, pd.DataFrame]:
     return art.read_index(root).datasets[ds], manifest
 
 
-def open_index(run: Any) -> None:
+def open_index(run: RunContext) -> None:
     """Check the index before any work; with --force, set a broken one aside; clear stale temporary files."""
     try:
         art.read_index(run.root)
@@ -129,7 +130,7 @@ def dropped_from_index(root: Path) -> list[str]:
     return dropped
 
 
-def check_folder_unchanged(run: Any) -> None:
+def check_folder_unchanged(run: RunContext) -> None:
     """Heads alone train on stored features: refuse when the folder changed since they were computed."""
     from precompute.head import HeadInputError
 
@@ -145,7 +146,7 @@ def check_folder_unchanged(run: Any) -> None:
         )
 
 
-def _check_identity(run: Any, entry: DatasetEntry | None) -> None:
+def _check_identity(run: RunContext, entry: DatasetEntry | None) -> None:
     """Refuse to replace a stored dataset of the same name that came from another folder (unless --force)."""
     if not entry or entry.source in (None, run.report["source"]) or run.config.force:
         return
@@ -156,7 +157,7 @@ def _check_identity(run: Any, entry: DatasetEntry | None) -> None:
     )
 
 
-def _valid_manifest(run: Any, entry: DatasetEntry) -> pd.DataFrame | None:
+def _valid_manifest(run: RunContext, entry: DatasetEntry) -> pd.DataFrame | None:
     """The stored manifest if it is readable and agrees with the index, else None (and why, in the log)."""
     path = art.manifest_path(run.root, run.dataset)
     manifest = readable_table(path)
@@ -173,7 +174,7 @@ def _valid_manifest(run: Any, entry: DatasetEntry) -> pd.DataFrame | None:
     return manifest
 
 
-def _repair_thumbnails(run: Any, manifest: pd.DataFrame) -> None:
+def _repair_thumbnails(run: RunContext, manifest: pd.DataFrame) -> None:
     """Write the thumbnails that are missing or empty (a deleted ``thumbs/``, a truncated file)."""
     from precompute.datasets import write_thumbnails
 
@@ -185,7 +186,7 @@ def _repair_thumbnails(run: Any, manifest: pd.DataFrame) -> None:
         write_thumbnails(run.config.dataset_dir, manifest, folder, missing)
 
 
-def write_duplicates(run: Any, manifest: pd.DataFrame, labeled: bool) -> DatasetDuplicates:
+def write_duplicates(run: RunContext, manifest: pd.DataFrame, labeled: bool) -> DatasetDuplicates:
     """Exact and perceptual-hash duplicate pairs of the dataset: a table, counts in the index, the report."""
     from precompute.duplicates import PHASH_MAX_DISTANCE, hash_pairs
 
@@ -225,7 +226,7 @@ def write_duplicates(run: Any, manifest: pd.DataFrame, labeled: bool) -> Dataset
     return summary
 
 
-def write_baseline(run: Any, manifest: pd.DataFrame) -> Baseline:
+def write_baseline(run: RunContext, manifest: pd.DataFrame) -> Baseline:
     """Scores of a random ranking of a labeled dataset, at the depth the rankings are stored to."""
     from precompute.scores import random_baseline
 

@@ -21,14 +21,15 @@ from precompute.backbones import Backbone
 from precompute.forkserver import child_setup, in_child
 from precompute.ports.tfjs_export import EXPORTER_VERSION, NotExportableError
 from precompute.schema import ArtifactIndex, ModelConfig, TfjsExport
+from precompute.stages.context import RunContext
 from precompute.staleness import tfjs_is_current
 
 log = logging.getLogger(__name__)
 
 
-def tfjs_sound(run: Any, key: str, layers: list[str]) -> bool:
+def tfjs_sound(run: RunContext, key: str, layers: list[str]) -> bool:
     """Whether the model's TF.js export is current (``staleness.tfjs_is_current``), over ``layers``, with every file
-    of every variant on disk at its recorded size. ``run``: a ``precompute.pipeline.Run``."""
+    of every variant on disk at its recorded size."""
     entry = art.read_index(run.root).datasets[run.dataset].models.get(key)
     if not tfjs_is_current(entry, tuple(run.config.tfjs), EXPORTER_VERSION):
         return False
@@ -62,7 +63,7 @@ def _export_files_sound(
     return True
 
 
-def tfjs_twin(run: Any, key: str, config: ModelConfig, layers: list[str]) -> Path | None:
+def tfjs_twin(run: RunContext, key: str, config: ModelConfig, layers: list[str]) -> Path | None:
     """The export folder of the same model (same config, layers, variants and exporter) under another dataset of
     this root, if one is sound: the export does not depend on the images, so it is linked."""
     index = art.read_index(run.root)
@@ -83,7 +84,7 @@ def tfjs_twin(run: Any, key: str, config: ModelConfig, layers: list[str]) -> Pat
 
 
 def export_tfjs(
-    run: Any, key: str, config: ModelConfig, backbone: Backbone, base: Any, layers: list[str]
+    run: RunContext, key: str, config: ModelConfig, backbone: Backbone, base: Any, layers: list[str]
 ) -> TfjsExport:
     """Write the TF.js export of the model over ``layers`` from its Keras ``base``; the record for the index.
 
@@ -131,7 +132,7 @@ def export_tfjs(
     )
 
 
-def export_only(run: Any, key: str, config: ModelConfig, backbone: Backbone, layers: list[str]) -> TfjsExport:
+def export_only(run: RunContext, key: str, config: ModelConfig, backbone: Backbone, layers: list[str]) -> TfjsExport:
     """The TF.js export of a model whose features are current: builds its Keras base, exports, records."""
     import keras
 
@@ -151,7 +152,7 @@ def export_only(run: Any, key: str, config: ModelConfig, backbone: Backbone, lay
     return record
 
 
-def export_in_child(run: Any, key: str, config: ModelConfig, backbone: Backbone, layers: list[str]) -> None:
+def export_in_child(run: RunContext, key: str, config: ModelConfig, backbone: Backbone, layers: list[str]) -> None:
     """:func:`export_only` in a child process of the fork server (``precompute.forkserver``)."""
     in_child(
         _export_model, type(run), run.config, key, config, backbone, layers, logging.getLogger().getEffectiveLevel()

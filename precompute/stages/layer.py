@@ -36,6 +36,7 @@ from precompute.feature_duplicates import FEATURE_DUPLICATE_RATIO, FEATURE_DUPLI
 from precompute.run_summary import StageClock
 from precompute.schema import ArtifactIndex, BootstrapParams, LayerDuplicates, LayerEntry, MetricEntry, UmapParams
 from precompute.similarity import rank_neighbors_exact
+from precompute.stages.context import RunContext
 from precompute.stages.dataset import score_ks, summary_row
 from precompute.staleness import (
     TIE_SCORING,
@@ -187,10 +188,10 @@ def _umap_here(features: np.ndarray, n_neighbors: int, min_dist: float, seed: in
 
 
 def compute_layers(
-    run: Any, key: str, layers: list[str], todo: list[str], manifest: pd.DataFrame, labeled: bool
+    run: RunContext, key: str, layers: list[str], todo: list[str], manifest: pd.DataFrame, labeled: bool
 ) -> dict[str, LayerEntry]:
     """The products of each of ``key``'s ``layers``, in order; ``todo`` are the layers whose features are new
-    (everything derived from them is redone, whatever the disk holds). ``run``: a ``precompute.pipeline.Run``."""
+    (everything derived from them is redone, whatever the disk holds)."""
     with layer_stage(run, key, layers, todo, len(manifest)) as stage:
         for order, name in enumerate(layers):
             layer_products(run, key, name, order, manifest, labeled, refresh=name in todo, stage=stage)
@@ -198,7 +199,7 @@ def compute_layers(
 
 
 @contextlib.contextmanager
-def layer_stage(run: Any, key: str, layers: list[str], todo: list[str], n_images: int) -> Iterator[LayerStage]:
+def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n_images: int) -> Iterator[LayerStage]:
     """The model's layer stage: progress bars, and its UMAP layouts queued in the run's worker process when they fit
     --memory-mb beside the rankings."""
     cfg, root, ds = run.config, run.root, run.dataset
@@ -221,7 +222,7 @@ def layer_stage(run: Any, key: str, layers: list[str], todo: list[str], n_images
         stage.close()
 
 
-def _write_umap(run: Any, key: str, layer: str, stage: LayerStage) -> None:
+def _write_umap(run: RunContext, key: str, layer: str, stage: LayerStage) -> None:
     """Write a layout the worker computed and record it in the index."""
     cfg, root, ds = run.config, run.root, run.dataset
     upath = art.umap_path(root, ds, key, layer)
@@ -235,7 +236,7 @@ def _write_umap(run: Any, key: str, layer: str, stage: LayerStage) -> None:
     art.update_index(root, change)
 
 
-def _umap_needed(run: Any, entry: LayerEntry, upath: Path, n_images: int, refresh: bool) -> bool:
+def _umap_needed(run: RunContext, entry: LayerEntry, upath: Path, n_images: int, refresh: bool) -> bool:
     return (
         run.config.force
         or refresh
@@ -250,7 +251,7 @@ def umap_params(cfg: Any) -> UmapParams:
 
 
 def layer_products(
-    run: Any,
+    run: RunContext,
     key: str,
     layer: str,
     order: int,
@@ -370,7 +371,7 @@ def layer_products(
 
 
 def _feature_duplicates(
-    run: Any,
+    run: RunContext,
     key: str,
     layer: str,
     manifest: pd.DataFrame,

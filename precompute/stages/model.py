@@ -28,6 +28,7 @@ from precompute.models import FeatureModel, load_feature_model
 from precompute.run_summary import utc_now
 from precompute.runtimes import device_name
 from precompute.schema import ArtifactIndex, LayerEntry, ModelConfig, ModelCost, ModelEntry, WeightsInfo
+from precompute.stages.context import RunContext
 from precompute.stages.export import export_in_child, export_only, export_tfjs, tfjs_sound
 from precompute.stages.layer import compute_layers
 from precompute.staleness import model_is_current
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 
 def resolve_model(
-    run: Any, request: Any, manifest: pd.DataFrame
+    run: RunContext, request: Any, manifest: pd.DataFrame
 ) -> tuple[Backbone, ResolvedWeights, ModelConfig, list[str]]:
     """``(backbone, weights, config, layers)`` of a ``precompute.pipeline.ModelRequest`` in ``run``'s settings."""
     cfg = run.config
@@ -56,7 +57,7 @@ def resolve_model(
     return backbone, weights, config, layers
 
 
-def compute_model(run: Any, request: Any, manifest: pd.DataFrame, labeled: bool) -> ModelEntry:
+def compute_model(run: RunContext, request: Any, manifest: pd.DataFrame, labeled: bool) -> ModelEntry:
     """A requested model's features, cost, export and layer products, each redone only when stale."""
     cfg, root, ds = run.config, run.root, run.dataset
     backbone, weights, config, layers = resolve_model(run, request, manifest)
@@ -86,7 +87,7 @@ def compute_model(run: Any, request: Any, manifest: pd.DataFrame, labeled: bool)
 
 
 def extract(
-    run: Any,
+    run: RunContext,
     backbone: Backbone,
     weights: ResolvedWeights,
     config: ModelConfig,
@@ -192,7 +193,7 @@ def extract(
 
 
 def extract_in_child(
-    run: Any,
+    run: RunContext,
     backbone: Backbone,
     weights: ResolvedWeights,
     config: ModelConfig,
@@ -237,7 +238,7 @@ def _extract_model(
 
 
 def _extract_on_dask(
-    run: Any, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str, batch_size: int
+    run: RunContext, model: FeatureModel, manifest: pd.DataFrame, paths: list[Path], key: str, batch_size: int
 ) -> Any:
     from precompute.distributed import extract_on_dask
 
@@ -257,7 +258,7 @@ def _extract_on_dask(
     )
 
 
-def _features_sound(run: Any, key: str, layer: str, entry: ModelEntry) -> bool:
+def _features_sound(run: RunContext, key: str, layer: str, entry: ModelEntry) -> bool:
     """Whether a layer's stored features can be reused: indexed, readable, the manifest's rows, finite."""
     layer_entry = entry.layers.get(layer)
     if layer_entry is None:
@@ -270,7 +271,7 @@ def _features_sound(run: Any, key: str, layer: str, entry: ModelEntry) -> bool:
     return problem is None
 
 
-def _calibration_rows(run: Any, manifest: pd.DataFrame) -> np.ndarray:
+def _calibration_rows(run: RunContext, manifest: pd.DataFrame) -> np.ndarray:
     """The manifest rows that calibrate an int8full conversion: a sample seeded by the run's seed."""
     from precompute.runtimes import CALIBRATION_IMAGES
 
@@ -278,12 +279,12 @@ def _calibration_rows(run: Any, manifest: pd.DataFrame) -> np.ndarray:
     return np.sort(np.random.default_rng(run.config.seed).choice(len(manifest), n, replace=False))
 
 
-def _calibration_name(run: Any, manifest: pd.DataFrame) -> str:
+def _calibration_name(run: RunContext, manifest: pd.DataFrame) -> str:
     """What calibrated an int8full model (stored in its config, so its cached .tflite is per dataset)."""
     return f"{run.dataset}: {len(_calibration_rows(run, manifest))} images, seed {run.config.seed}"
 
 
-def _calibration_images(run: Any, manifest: pd.DataFrame, input_size: int, backbone: Backbone) -> np.ndarray:
+def _calibration_images(run: RunContext, manifest: pd.DataFrame, input_size: int, backbone: Backbone) -> np.ndarray:
     """The calibration sample, loaded and preprocessed as extraction does (the model's float input)."""
     paths = manifest["path"].to_numpy()[_calibration_rows(run, manifest)].tolist()
     batch = np.concatenate(list(load_batches(Path(run.config.dataset_dir), paths, input_size, len(paths))))
