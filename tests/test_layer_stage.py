@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from precompute import artifacts as art
-from precompute import layer_stage
-from precompute.layer_stage import StageClock, format_stage_seconds, use_worker
+from precompute import run_summary
 from precompute.pipeline import ModelRequest, Run
+from precompute.run_summary import StageClock, format_stage_seconds
+from precompute.stages import layer as layer_stage
+from precompute.stages.layer import use_worker
 from tests.helpers import config, make_dataset
 
 
@@ -24,7 +26,7 @@ def test_clock_adds_stages_and_rankings_per_metric() -> None:
         pass
     seconds = clock.to_dict()
     assert seconds["scan"] == 1.3 and seconds["rankings"] == {"cosine": 5.0, "manhattan": 7.0}
-    assert set(seconds) == set(layer_stage.STAGES)
+    assert set(seconds) == set(run_summary.STAGES)
     line = format_stage_seconds(seconds)
     assert line.startswith("scan 1 s, extraction 0 s, rankings 12 s (cosine 5, manhattan 7), scores 0 s")
     with pytest.raises(ValueError, match="Unknown stage 'ranking'; stages: scan, extraction, rankings"):
