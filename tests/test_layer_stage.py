@@ -62,3 +62,32 @@ def test_layouts_from_the_worker_equal_those_computed_in_process(tmp_path: Path,
             assert all(np.array_equal(a[key], b[key]) for key in a.files), path
     seconds = art.read_json(art.report_path(tmp_path / "worker", "colours"))["stage_seconds"]
     assert set(seconds["rankings"]) == {"cosine", "euclidean"} and seconds["umap"] > 0
+
+
+def test_a_wait_for_the_workers_layout_redraws_the_umap_bar(monkeypatch) -> None:
+    """Issue #27: no stage silent for 10 s. While the worker's layout is not ready, the UMAP bar is redrawn every
+    WAIT_REFRESH_SECONDS with the layer it waits for and the seconds so far; then it counts the layout."""
+    import multiprocessing
+
+    class SlowJob:  # an AsyncResult that is ready on the third look
+        looks = 0
+
+        def get(self, timeout: float):
+            assert timeout == layer_stage.WAIT_REFRESH_SECONDS
+            self.looks += 1
+            if self.looks < 3:
+                raise multiprocessing.TimeoutError
+            return np.zeros((4, 2), np.float32), 12.0
+
+    class Worker:
+        def submit(self, *args):
+            return SlowJob()
+
+    stage = layer_stage.LayerStage("m", 4, 1, ["cosine"], StageClock(), progress=False, worker=Worker())
+    drawn: list[str] = []
+    monkeypatch.setattr(stage.bars["umap"], "set_postfix_str", lambda text, refresh=True: drawn.append(text))
+    stage.submit_umaps([("top", Path("features.npy"))], 15, 0.1, 0)
+    coords = stage.umap_for("top", None, 15, 0.1, 0)
+    assert coords.shape == (4, 2)
+    assert [text.split(":")[0] for text in drawn] == ["waiting for top", "waiting for top", ""]
+    assert stage.clock.to_dict()["umap"] == 12.0

@@ -15,7 +15,9 @@ in both cases.
 
 Progress: one bar per stage and model (``tqdm``, as extraction has): rankings count query rows (updated every
 1,024 rows, so a bar moves every few seconds even on 20,000 images), scores and duplicates count layers x
-metrics and layers, UMAP counts layouts. ``--no-progress`` hides them; elsewhere ``tqdm.auto`` decides how to
+metrics and layers, UMAP counts layouts; while the rankings wait for a layout from the worker, the UMAP bar is
+redrawn every :data:`WAIT_REFRESH_SECONDS` with the layer it waits for and the time so far, so that no wait goes
+silent. ``--no-progress`` hides them; elsewhere ``tqdm.auto`` decides how to
 draw them, as for extraction. Seconds per stage go to the run's clock (``precompute.run_summary.StageClock``).
 """
 
@@ -54,6 +56,8 @@ _WORKER_BYTES = 600 * 2**20
 # Below this many images a layout takes a second or two: less than starting the worker (importing UMAP and
 # compiling its numba functions there, about 10 s on the 2-core development machine).
 WORKER_MIN_IMAGES = 2000
+# While waiting for the worker's layout, the UMAP bar is redrawn this often (issue #27: no stage silent for 10 s).
+WAIT_REFRESH_SECONDS = 5.0
 
 
 def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int = 1024) -> bool:
@@ -155,14 +159,26 @@ class LayerStage:
         from the features file :meth:`submit_umaps` was given)."""
         job = self._jobs.pop(layer, None)
         if job is not None and self._params[layer][1:] == (n_neighbors, min_dist, seed):
-            coords, seconds = job.get()
+            coords, seconds = self._wait(layer, job)
         elif features is None:
             coords, seconds = compute_umap_file(str(self._params[layer][0]), n_neighbors, min_dist, seed)
         else:
             coords, seconds = _umap_here(features, n_neighbors, min_dist, seed)
         self.clock.add("umap", seconds)
+        self.bars["umap"].set_postfix_str("", refresh=False)
         self.bars["umap"].update()
         return coords
+
+    def _wait(self, layer: str, job: Any) -> tuple[np.ndarray, float]:
+        """The worker's result for ``layer``, redrawing the UMAP bar while it is not ready (elapsed time moves)."""
+        import multiprocessing
+
+        bar, start = self.bars["umap"], time.perf_counter()
+        while True:
+            try:
+                return job.get(timeout=WAIT_REFRESH_SECONDS)
+            except multiprocessing.TimeoutError:
+                bar.set_postfix_str(f"waiting for {layer}: {time.perf_counter() - start:.0f} s", refresh=True)
 
     def rank_progress(self, rows: int) -> None:
         self.bars["rankings"].update(rows)
