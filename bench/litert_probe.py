@@ -7,7 +7,7 @@ without its pooling (maps out, pooled in NumPy), then times each on the same ran
 ``--rounds`` alternating rounds, after one untimed call, for each threads x batch x interpreter setting. Also
 counts the ops of each ``.tflite`` (a pre-BatchNorm output keeps its BatchNorm unfolded: MUL/ADD ops). Prints a
 table and the load average; nothing is stored. Conversions read stored linear convolutions out in NumPy
-(``precompute.runtimes.plan_readouts``, which removes those MUL/ADD ops); ``--no-readout`` converts as before them.
+(``precompute.readouts.plan_readouts``, which removes those MUL/ADD ops); ``--no-readout`` converts as before them.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 
 For each backbone and layer count: builds the feature model (``bench.speed.pick_layers``), converts it twice,
 without (``readout=False``: the conversion of before, each stored pre-BatchNorm output blocks a fold) and with
-``precompute.runtimes.plan_readouts``, counts each file's ops, checks both runtimes' features against Keras'
+``precompute.readouts.plan_readouts``, counts each file's ops, checks both runtimes' features against Keras'
 (largest difference relative to each layer's largest value), then times Keras one pass (batch 16), LiteRT before
 and LiteRT after on the same 32 images, in ``--rounds`` alternating rounds after one untimed call each. Prints
 the best and the median round of each, their ratios to Keras, and the load average. Nothing is stored.
@@ -43,8 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     from precompute.backbones import ResolvedWeights, build_base, get_backbone
     from precompute.datasets import load_for_model
     from precompute.extract import build_feature_model, run_feature_model
-    from precompute.models import ModelConfig, resolve_config_weights
+    from precompute.models import resolve_config_weights
     from precompute.runtimes import LiteRTModel, convert_to_tflite
+    from precompute.schema import ModelConfig
 
     if args.images_from:
         paths = sorted(p for p in Path(args.images_from).rglob("*") if p.suffix.lower() in (".png", ".jpg"))[:32]
@@ -55,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.backbones.split(","):
         backbone = get_backbone(name)
         weights = (ResolvedWeights("random", None, "random", seed=0) if args.weights == "random"
-                   else resolve_config_weights(ModelConfig(name, args.weights, args.size)))
+                   else resolve_config_weights(
+                       ModelConfig(backbone=name, weights_source=args.weights, input_size=args.size), backbone))
         base = build_base(backbone, weights, args.size)
         batch = backbone.preprocess(images)
         for n_layers in (int(n) for n in args.layers.split(",")):

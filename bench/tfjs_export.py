@@ -49,13 +49,13 @@ def measure_model(root: Path, dataset: str, key: str, n_images: int, variants: t
     from precompute import artifacts
     from precompute.datasets import load_for_model
     from precompute.extract import run_feature_model
-    from precompute.models import ModelConfig, load_feature_model
+    from precompute.models import checked_config, load_feature_model
     from precompute.tfjs_export import NotExportableError, export_feature_model
     from tests.tfjs_node import predict_in_node
 
     index = artifacts.read_index(root)
     entry = index.datasets[dataset].models[key]
-    config = ModelConfig.from_dict(entry.config)
+    config = checked_config(entry.config)
     if config.quantize:
         return [{"model": key, "variant": "-", "note": "LiteRT quantised variant: not exported"}]
     layers = entry.layer_names()

@@ -49,7 +49,7 @@ rss_after, peak = memory_mib()
 imported = sorted({m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")})
 config = store.model(DATASET, MODEL).config
 image = uploads.prepare_image(data, int(config.input_size))
-extract = uploads.get_extractor(config.to_dict(), layers)
+extract = uploads.get_extractor(config, layers)
 for _ in range(3):
     extract(image[None])
 extract_ms = []

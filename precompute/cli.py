@@ -251,7 +251,7 @@ def _print_summary(run: object, summary: object) -> None:
             print(f"    {issue['path']}: {issue['label']} -> suggested {issue['suggested']} "
                   f"(confidence {issue['confidence']:.2f})")
     if report.get("stage_seconds"):
-        from precompute.layer_stage import format_stage_seconds
+        from precompute.run_summary import format_stage_seconds
 
         print(f"  time per stage: {format_stage_seconds(report['stage_seconds'])}")
     with pd.option_context("display.width", 160, "display.max_rows", 200):

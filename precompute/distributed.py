@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from precompute.extract import ExtractionTiming
-from precompute.models import ModelConfig
+from precompute.schema import ModelConfig
 
 ENGINES = ("local", "dask")
 CHUNK_SIZE = 256  # images per Dask task: large enough to amortise scheduling, small enough to balance load
@@ -94,7 +94,7 @@ def extract_on_dask(
 
     Parameters
     ----------
-    config, layers : the model to run (``precompute.models.ModelConfig``, picklable). Each worker builds it once
+    config, layers : the model to run (``precompute.schema.ModelConfig``, picklable). Each worker builds it once
         with ``precompute.models.load_feature_model``: random weights from their seed, a ``file`` source from its
         path (which must exist at the same path on the workers); ``imagenet`` and ``nsfwjs`` are resolved again on
         each worker, from its own installation (Keras' ImageNet files: its cache or a download).

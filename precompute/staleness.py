@@ -8,7 +8,7 @@ one whose stored scores lack a score of today's registry (``precompute.scores.SC
 rescores every stored run.
 
 The chain of invalidation: a changed dataset folder (``fingerprint``) rescans the images and drops every model;
-a changed ``StoredModelConfig`` re-extracts the model's features; new features redo every product of their layer (UMAP,
+a changed ``ModelConfig`` re-extracts the model's features; new features redo every product of their layer (UMAP,
 rankings, scores, feature duplicates) and the model's TF.js export; each product is also redone on its own when its
 parameters change.
 """
@@ -25,8 +25,8 @@ from precompute.schema import (
     LayerDuplicates,
     LayerEntry,
     MetricEntry,
+    ModelConfig,
     ModelEntry,
-    StoredModelConfig,
     UmapParams,
 )
 from precompute.scores import cutoffs_within, score_columns
@@ -52,7 +52,7 @@ def baseline_is_current(entry: DatasetEntry, params: BaselineParams) -> bool:
             and scores_are_complete(entry.baseline.summary, params.ks))
 
 
-def model_is_current(entry: ModelEntry | None, config: StoredModelConfig) -> bool:
+def model_is_current(entry: ModelEntry | None, config: ModelConfig) -> bool:
     """The model's features were extracted with the same backbone, weights, seed, input size, pooling, variant."""
     return entry is not None and entry.config == config
 

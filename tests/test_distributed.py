@@ -1,7 +1,7 @@
 """Feature extraction on Dask (``--engine dask``) in its single-machine mode: same artifacts as local extraction.
 
 One LocalCluster of 2 worker *processes* (1 thread each) serves the module, so every model really is rebuilt
-in other processes from its stored model config (``precompute.models.ModelConfig``: backbone, weight source with its
+in other processes from its stored model config (``precompute.schema.ModelConfig``: backbone, weight source with its
 seed, input size, pooling) and layers.
 """
 
@@ -76,9 +76,10 @@ def test_one_chunk_in_flight_writes_rows_at_offsets_and_a_failed_task_leaves_no_
         colours: Path, dask_address: str, tmp_path: Path) -> None:
     from distributed import Client
 
-    from precompute.models import ModelConfig
+    from precompute.schema import ModelConfig
 
-    config, layers = ModelConfig("pixels", "none", 32, "flatten"), ("pixels_8x8",)
+    config = ModelConfig(backbone="pixels", weights_source="none", input_size=32, pooling="flatten")
+    layers = ("pixels_8x8",)
     rel_paths = sorted(p.relative_to(colours).as_posix() for p in colours.rglob("*.png"))
     out = tmp_path / "features.npy"
     with Client(dask_address) as client:

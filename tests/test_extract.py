@@ -16,7 +16,6 @@ from precompute.backbones import (
     build_base,
     count_flops,
     get_backbone,
-    keras_weights_filename,
     resolve_weights,
 )
 from precompute.extract import (
@@ -106,7 +105,7 @@ def test_random_weights_are_reproducible_for_uploads() -> None:
 
 def test_offline_imagenet_names_the_file_and_the_option() -> None:
     backbone = get_backbone("vgg16")
-    cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / keras_weights_filename(backbone)
+    cached = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models" / backbone.keras_weights_file
     if cached.exists():
         pytest.skip(f"{cached} is cached here, so the offline failure path cannot be exercised")
     with pytest.raises(WeightsUnavailableError) as info:

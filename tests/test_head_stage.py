@@ -13,7 +13,7 @@ from PIL import Image
 from precompute import artifacts as art
 from precompute.cli import main
 from precompute.datasets import build_manifest, folder_fingerprint
-from precompute.schema import DatasetEntry, LayerEntry, ModelEntry, StoredModelConfig
+from precompute.schema import DatasetEntry, LayerEntry, ModelConfig, ModelEntry
 
 
 def _folder(root: Path, counts: dict[str, int] | None, n_flat: int = 0) -> Path:
@@ -40,7 +40,7 @@ def _stored(tmp_path: Path, counts: dict[str, int] | None = None, n_flat: int = 
     art.write_array(path, features)
     model = ModelEntry(
         backbone="pixels",
-        config=StoredModelConfig(backbone="pixels", weights_source="none", input_size=32, pooling="avg"),
+        config=ModelConfig(backbone="pixels", weights_source="none", input_size=32, pooling="avg"),
         layers={"pixels_8x8": LayerEntry(dim=8, features=art.relative(out, path))},
     )
     entry = DatasetEntry(

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 
 from precompute import artifacts as art
-from precompute import layer_stage
-from precompute.layer_stage import StageClock, format_stage_seconds, use_worker
+from precompute import run_summary
 from precompute.pipeline import ModelRequest, Run
+from precompute.run_summary import StageClock, format_stage_seconds
+from precompute.stages import layer as layer_stage
+from precompute.stages.layer import use_worker
 from tests.helpers import config, make_dataset
 
 
@@ -24,7 +26,7 @@ def test_clock_adds_stages_and_rankings_per_metric() -> None:
         pass
     seconds = clock.to_dict()
     assert seconds["scan"] == 1.3 and seconds["rankings"] == {"cosine": 5.0, "manhattan": 7.0}
-    assert set(seconds) == set(layer_stage.STAGES)
+    assert set(seconds) == set(run_summary.STAGES)
     line = format_stage_seconds(seconds)
     assert line.startswith("scan 1 s, extraction 0 s, rankings 12 s (cosine 5, manhattan 7), scores 0 s")
     with pytest.raises(ValueError, match="Unknown stage 'ranking'; stages: scan, extraction, rankings"):
@@ -60,3 +62,32 @@ def test_layouts_from_the_worker_equal_those_computed_in_process(tmp_path: Path,
             assert all(np.array_equal(a[key], b[key]) for key in a.files), path
     seconds = art.read_json(art.report_path(tmp_path / "worker", "colours"))["stage_seconds"]
     assert set(seconds["rankings"]) == {"cosine", "euclidean"} and seconds["umap"] > 0
+
+
+def test_a_wait_for_the_workers_layout_redraws_the_umap_bar(monkeypatch) -> None:
+    """Issue #27: no stage silent for 10 s. While the worker's layout is not ready, the UMAP bar is redrawn every
+    WAIT_REFRESH_SECONDS with the layer it waits for and the seconds so far; then it counts the layout."""
+    import multiprocessing
+
+    class SlowJob:  # an AsyncResult that is ready on the third look
+        looks = 0
+
+        def get(self, timeout: float):
+            assert timeout == layer_stage.WAIT_REFRESH_SECONDS
+            self.looks += 1
+            if self.looks < 3:
+                raise multiprocessing.TimeoutError
+            return np.zeros((4, 2), np.float32), 12.0
+
+    class Worker:
+        def submit(self, *args):
+            return SlowJob()
+
+    stage = layer_stage.LayerStage("m", 4, 1, ["cosine"], StageClock(), progress=False, worker=Worker())
+    drawn: list[str] = []
+    monkeypatch.setattr(stage.bars["umap"], "set_postfix_str", lambda text, refresh=True: drawn.append(text))
+    stage.submit_umaps([("top", Path("features.npy"))], 15, 0.1, 0)
+    coords = stage.umap_for("top", None, 15, 0.1, 0)
+    assert coords.shape == (4, 2)
+    assert [text.split(":")[0] for text in drawn] == ["waiting for top", "waiting for top", ""]
+    assert stage.clock.to_dict()["umap"] == 12.0

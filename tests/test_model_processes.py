@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import precompute.pipeline as pipeline
+from precompute.stages import model as model_stage
 from tests.playground_fixtures import make_shapes_dataset
 
 pytestmark = pytest.mark.slow  # forks a process per model and runs whole pipelines
@@ -22,11 +23,11 @@ LAYERS = {"efficientnet-lite0-random": ["stem_conv"]}
 
 
 def _recording_extract(*args: object) -> None:
-    """``pipeline._extract_model`` that first notes the process it runs in (the child imports this module)."""
-    config, key = args[0], args[3]
+    """``stages.model._extract_model`` that first notes the process it runs in (the child imports this module)."""
+    config, key = args[1], args[4].name
     with open(Path(config.out).parent / "pids.txt", "a") as log:  # beside the run's artifacts
         log.write(f"{os.getpid()} {key}\n")
-    pipeline._extract_model(*args)
+    model_stage._extract_model(*args)
 
 
 def _run(dataset: Path, out: Path, model_processes: bool) -> dict:
@@ -50,15 +51,15 @@ def test_each_model_is_extracted_in_a_process_of_its_own_with_the_same_artifacts
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=3)
     pid_log = tmp_path / "pids.txt"
-    monkeypatch.setattr(pipeline, "_extract_model", _recording_extract)
+    monkeypatch.setattr(model_stage, "_extract_model", _recording_extract)
     # UMAP, rankings and scores run in the run's own process either way: left out here to keep this test short.
-    monkeypatch.setattr(pipeline.Run, "_layer_products", lambda *args, **kwargs: None)
+    monkeypatch.setattr(model_stage, "compute_layers", lambda *args, **kwargs: None)
 
     def not_here(*args: object, **kwargs: object) -> None:
         raise AssertionError("a model was extracted in the run's own process")
 
     with monkeypatch.context() as patch:
-        patch.setattr(pipeline.Run, "_extract", not_here)
+        patch.setattr(model_stage, "extract", not_here)
         isolated = _run(dataset, tmp_path / "isolated", model_processes=True)
     together = _run(dataset, tmp_path / "together", model_processes=False)
 

@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from precompute import artifacts as art
-from precompute import pipeline
 from precompute.cli import main as cli_main
 from precompute.pipeline import ModelRequest, Run
+from precompute.stages import model as model_stage
 from tests.helpers import config, make_dataset
 
 
@@ -68,7 +68,7 @@ def test_rerun_resumes_and_force_recomputes(tmp_path: Path, monkeypatch: pytest.
     def no_extraction(*args, **kwargs):
         raise AssertionError("a finished model was extracted again")
 
-    monkeypatch.setattr(pipeline, "extract_to_files", no_extraction)
+    monkeypatch.setattr(model_stage, "extract_to_files", no_extraction)
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     assert features.stat().st_mtime_ns == before
     # A new metric on the same features computes only that metric.
@@ -104,8 +104,8 @@ def test_interrupted_run_keeps_finished_work_and_resumes(tmp_path: Path, monkeyp
 
     monkeypatch.setattr(embed, "compute_umap", real_umap)
     extracted = []
-    real_extract = pipeline.extract_to_files
-    monkeypatch.setattr(pipeline, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
+    real_extract = model_stage.extract_to_files
+    monkeypatch.setattr(model_stage, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
     Run(config(dataset, out, models=[ModelRequest("pixels")])).execute()
     assert not extracted, "the features were finished before the interruption; the rerun must reuse them"
     layers = art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]

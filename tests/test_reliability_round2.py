@@ -403,7 +403,9 @@ print(json.dumps({"tensorflow": "tensorflow" in sys.modules, "keras": "keras" in
 
 @pytest.mark.slow  # builds the Keras reference model
 def test_a_pixels_upload_imports_no_tensorflow_and_matches_keras() -> None:
-    from precompute.models import ModelConfig, build_keras_feature_model
+    from precompute.backbones import get_backbone
+    from precompute.models import build_keras_feature_model
+    from precompute.schema import ModelConfig
 
     env = dict(os.environ, PYTHONPATH=str(REPO))
     result = subprocess.run(
@@ -412,11 +414,9 @@ def test_a_pixels_upload_imports_no_tensorflow_and_matches_keras() -> None:
     answer = json.loads(result.stdout.strip().splitlines()[-1])
     assert not answer["tensorflow"] and not answer["keras"]
     # 40 px: the 32x32 grid pools 1x1 (40 cells), the 16x16 grid 2x2 with a row and column dropped, as Keras does.
-    config = ModelConfig("pixels", "none", 40, "flatten")
-    _, model = build_keras_feature_model(config, ["pixels_8x8", "pixels_16x16", "pixels_32x32"])
+    config = ModelConfig(backbone="pixels", weights_source="none", input_size=40, pooling="flatten")
+    _, model = build_keras_feature_model(config, ["pixels_8x8", "pixels_16x16", "pixels_32x32"], get_backbone("pixels"))
     images = np.random.default_rng(0).integers(0, 256, (2, 40, 40, 3)).astype(np.uint8)
-    from precompute.backbones import get_backbone
-
     expected = model(get_backbone("pixels").preprocess(images.astype(np.float32)))
     for got, want in zip(answer["features"], expected, strict=True):
         np.testing.assert_allclose(np.asarray(got, dtype=np.float32), np.asarray(want), rtol=1e-5, atol=1e-6)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from precompute import artifacts as art
-from precompute import runtimes, weights_cache
+from precompute import readouts, runtimes, weights_cache
+from precompute.backbones import get_backbone
 from precompute.pipeline import ModelRequest, Run
 from tests.helpers import config, make_dataset
 
@@ -67,7 +68,7 @@ def keras_and_litert(name: str, size: int, n_layers: int = 4, quantize: str | No
     pytest.param("vgg16", 64, marks=pytest.mark.slow),
     pytest.param("nasnetmobile", 224, marks=pytest.mark.slow),
     # Stems after a ZeroPadding2D with a bias (resnet50), 1x1 convolutions with a bias, an unpadded 3x3 stem:
-    # the NumPy readouts of runtimes.plan_readouts on every kind of convolution the registry stores.
+    # the NumPy readouts of readouts.plan_readouts on every kind of convolution the registry stores.
     pytest.param("resnet50", 64, marks=pytest.mark.slow),
     pytest.param("densenet121", 64, marks=pytest.mark.slow),
     pytest.param("xception", 96, marks=pytest.mark.slow),
@@ -121,7 +122,7 @@ def _small_model(case: str):
     ("relu (kept)", "output"), ("1x1 stride 2 inside (kept)", "output"),
 ])
 def test_linear_convolutions_are_read_out_in_numpy_with_the_same_features(cache: Path, case: str, kind: str) -> None:
-    """runtimes.plan_readouts: a stored linear convolution of the input (through ZeroPadding2D / Rescaling) or a
+    """readouts.plan_readouts: a stored linear convolution of the input (through ZeroPadding2D / Rescaling) or a
     1x1 one leaves the graph and is read out in NumPy; anything else stays a graph output; features as Keras'."""
     from precompute.extract import build_feature_model, extract_array
 
@@ -129,7 +130,7 @@ def test_linear_convolutions_are_read_out_in_numpy_with_the_same_features(cache:
     model = build_feature_model(base, ["stored", "deeper"], "avg")
     lite, _ = runtimes.load_litert_model(lambda: model, cache / "litert" / f"{case}.tflite")
     assert [r.kind for r in lite.readouts] == [kind, "pooled"]
-    assert runtimes.readout_path(lite.path).is_file()
+    assert readouts.readout_path(lite.path).is_file()
     images = np.random.default_rng(1).uniform(-1, 1, (5, 33, 30, 3)).astype(np.float32)
     expected = extract_array(model, images, lambda x: x, batch_size=2)
     got = extract_array(lite, images, lambda x: x, batch_size=2)
@@ -139,7 +140,7 @@ def test_linear_convolutions_are_read_out_in_numpy_with_the_same_features(cache:
     # Max pooling is not linear: the same layers stay graph outputs, and no readouts file is written.
     runtimes.convert_to_tflite(build_feature_model(base, ["stored"], "max"), cache / "max.tflite")
     maxed = runtimes.LiteRTModel(cache / "max.tflite")
-    assert maxed.readouts is None and not runtimes.readout_path(maxed.path).exists()
+    assert maxed.readouts is None and not readouts.readout_path(maxed.path).exists()
 
 
 # max pooling converts as avg does (the fast tier keeps avg; 5-9 s each).
@@ -267,15 +268,16 @@ def test_int8full_is_full_integer_with_float_input_and_output(cache: Path) -> No
 
 
 def test_runtime_choice(monkeypatch: pytest.MonkeyPatch, cache: Path) -> None:
-    assert runtimes.resolve_runtime("keras", "efficientnet-lite0") == "keras"
-    assert runtimes.resolve_runtime("litert", "vgg16") == "litert"
-    assert runtimes.resolve_runtime("keras", "vgg16", quantize="int8") == "litert"
-    assert runtimes.resolve_runtime("auto", "efficientnet-lite0") == "litert"  # no GPU here
-    assert runtimes.resolve_runtime("auto", "vgg16") == "keras"
+    lite0, vgg16 = get_backbone("efficientnet-lite0"), get_backbone("vgg16")
+    assert runtimes.resolve_runtime("keras", lite0) == "keras"
+    assert runtimes.resolve_runtime("litert", vgg16) == "litert"
+    assert runtimes.resolve_runtime("keras", vgg16, quantize="int8") == "litert"
+    assert runtimes.resolve_runtime("auto", lite0) == "litert"  # no GPU here: the registry's auto_runtime_cpu
+    assert runtimes.resolve_runtime("auto", vgg16) == "keras"
     runtimes.write_runtime_table({"vgg16": "litert"}, {})  # what the bench measured on this machine wins
-    assert runtimes.resolve_runtime("auto", "vgg16") == "litert"
+    assert runtimes.resolve_runtime("auto", vgg16) == "litert"
     monkeypatch.setattr(runtimes, "gpu_present", lambda: True)
-    assert runtimes.resolve_runtime("auto", "efficientnet-lite0") == "keras"
+    assert runtimes.resolve_runtime("auto", lite0) == "keras"
     with pytest.raises(ValueError, match="'tpu'.*auto, keras, litert"):
         runtimes.check_runtime("tpu")
     with pytest.raises(ValueError, match="'int4'.*float16, int8"):

@@ -12,7 +12,7 @@ import pytest
 
 from precompute import artifacts as art
 from precompute import schema
-from precompute.schema import ArtifactIndex, LayerEntry, MetricEntry, SchemaError, StoredModelConfig
+from precompute.schema import ArtifactIndex, LayerEntry, MetricEntry, ModelConfig, SchemaError
 
 REPO = Path(__file__).resolve().parents[1]
 # An index.json as main's pipeline wrote it (schema version 1), cut to one model, layer and metric: it must keep
@@ -173,7 +173,7 @@ def test_an_absent_index_is_empty_and_a_bad_record_is_never_written(tmp_path: Pa
     index = art.read_index(tmp_path)
     assert index == art.empty_index() and index.to_dict() == {"schema_version": art.SCHEMA_VERSION, "datasets": {}}
     index.datasets["x"] = schema.DatasetEntry(n_images=2)
-    index.datasets["x"].models["m"] = schema.ModelEntry(backbone="pixels", config=StoredModelConfig(backbone="pixels"),
+    index.datasets["x"].models["m"] = schema.ModelEntry(backbone="pixels", config=ModelConfig(backbone="pixels"),
                                                         layers={"l": LayerEntry(dim="wide")})  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="datasets/x/models/m/layers/l/dim: expected an integer"):
         art.write_index(tmp_path, index)
@@ -183,10 +183,10 @@ def test_an_absent_index_is_empty_and_a_bad_record_is_never_written(tmp_path: Pa
 def test_model_configs_compare_as_the_stored_dicts_did() -> None:
     stored = {"backbone": "vgg16", "weights_source": "random", "weights_file": None, "seed": 0, "input_size": 32,
               "pooling": "avg"}
-    config = StoredModelConfig(backbone="vgg16", weights_source="random", seed=0, input_size=32, pooling="avg")
-    assert StoredModelConfig.from_dict(stored) == config and config.to_dict() == stored  # float32: no quantize key
+    config = ModelConfig(backbone="vgg16", weights_source="random", seed=0, input_size=32, pooling="avg")
+    assert ModelConfig.from_dict(stored) == config and config.to_dict() == stored  # float32: no quantize key
     assert dataclasses.replace(config, quantize="int8").to_dict() == {**stored, "quantize": "int8"}
-    assert StoredModelConfig.from_dict({**stored, "seed": 1}) != config
+    assert ModelConfig.from_dict({**stored, "seed": 1}) != config
 
 
 # ------------------------------------------------------------------------ only the schema reads the index's dicts

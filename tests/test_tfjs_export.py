@@ -239,12 +239,13 @@ REGISTRY_CASES = [("efficientnet-lite0", "random", None), ("pixels", "none", Non
 @pytest.mark.parametrize("backbone, source, size", REGISTRY_CASES)
 def test_tfjs_computes_the_backbones_features(tmp_path, backbone, source, size):
     from precompute.backbones import get_backbone
-    from precompute.models import ModelConfig, load_feature_model
+    from precompute.models import load_feature_model
+    from precompute.schema import ModelConfig
 
     entry = get_backbone(backbone)
     size = size or entry.input_size
-    config = ModelConfig(backbone, source, size, "flatten" if entry.flatten else "avg",
-                         seed=0 if source == "random" else None)
+    config = ModelConfig(backbone=backbone, weights_source=source, input_size=size,
+                         pooling="flatten" if entry.flatten else "avg", seed=0 if source == "random" else None)
     keras.backend.clear_session()
     model = load_feature_model(config, entry.default_layers, "keras")
     _, results = _compare_in_tfjs(model.runner, list(entry.default_layers), model.preprocess, size,
@@ -274,8 +275,8 @@ def _pipeline_run(dataset, out, **options):
 
 @pytest.mark.slow
 def test_precompute_exports_every_model_and_redoes_only_what_is_stale(tmp_path, monkeypatch):
-    import precompute.pipeline as pipeline
     from precompute import artifacts
+    from precompute.stages import model as model_stage
     from tests.playground_fixtures import make_shapes_dataset
 
     dataset = make_shapes_dataset(tmp_path / "shapes", n_per_class=2)
@@ -292,9 +293,9 @@ def test_precompute_exports_every_model_and_redoes_only_what_is_stale(tmp_path, 
         assert record.export == f"shapes/{key}/tfjs/export.json"
 
     exported, extracted = [], []
-    real_export, real_extract = tfjs_export.export_feature_model, pipeline.extract_to_files
+    real_export, real_extract = tfjs_export.export_feature_model, model_stage.extract_to_files
     monkeypatch.setattr(tfjs_export, "export_feature_model", lambda *a, **k: exported.append(1) or real_export(*a, **k))
-    monkeypatch.setattr(pipeline, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
+    monkeypatch.setattr(model_stage, "extract_to_files", lambda *a, **k: extracted.append(1) or real_extract(*a, **k))
     _pipeline_run(dataset, out)
     assert exported == [] and extracted == []  # all current
     shard = artifacts.tfjs_variant_dir(out, "shapes", "efficientnet-lite0-random", "uint8") / "group1-shard1of1.bin"
@@ -376,7 +377,8 @@ def test_a_killed_exports_temporary_folder_is_removed_by_the_next_run(tmp_path):
 def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, size):
     """The default run's trained models (nsfwjs' bases start with a Rescaling: folded into the transform)."""
     from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
-    from precompute.models import ModelConfig, load_feature_model
+    from precompute.models import load_feature_model
+    from precompute.schema import ModelConfig
 
     entry = get_backbone(backbone)
     try:
@@ -384,7 +386,8 @@ def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, s
     except WeightsUnavailableError as exc:
         pytest.skip(f"{backbone} {source} weights are not available here: {exc}")
     layers = list(weights.default_layers or entry.default_layers)
-    config = ModelConfig(backbone, source, size, weights_file=weights.keras_arg if source == "nsfwjs" else None)
+    config = ModelConfig(backbone=backbone, weights_source=source, input_size=size,
+                         weights_file=weights.keras_arg if source == "nsfwjs" else None)
     keras.backend.clear_session()
     model = load_feature_model(config, layers, "keras")
     spec, results = _compare_in_tfjs(model.runner, layers, model.preprocess, size, tmp_path / "tfjs", VARIANTS, n=1)
@@ -396,14 +399,16 @@ def test_tfjs_computes_the_offline_models_features(tmp_path, backbone, source, s
 
 def test_a_litert_quantised_model_gets_no_export_and_says_why(tmp_path):
     import precompute.pipeline as pipeline
-    from precompute.models import ModelConfig
+    from precompute.backbones import get_backbone
+    from precompute.schema import ModelConfig
+    from precompute.stages.export import export_tfjs
 
     (tmp_path / "ds").mkdir()
     run = pipeline.Run(pipeline.RunConfig(tmp_path / "ds", tmp_path / "out", []))
     stale = tmp_path / "out" / "ds" / "efficientnet-lite0-int8" / "tfjs"
     stale.mkdir(parents=True)
-    record = run._export_tfjs("efficientnet-lite0-int8", ModelConfig("efficientnet-lite0", "imagenet", 224,
-                                                                     quantize="int8"), None, ["stem_conv"])
+    config = ModelConfig(backbone="efficientnet-lite0", weights_source="imagenet", input_size=224, quantize="int8")
+    record = export_tfjs(run, config.name, config, get_backbone("efficientnet-lite0"), None, ["stem_conv"])
     assert record.variant_bytes == {} and "LiteRT int8" in record.reason and not stale.exists()
 
 
@@ -419,7 +424,8 @@ def test_a_private_query_in_tfjs_ranks_as_the_server_does(tmp_path):
 
     from precompute.backbones import WeightsUnavailableError, get_backbone, resolve_weights
     from precompute.datasets import decode_image, load_for_model
-    from precompute.models import ModelConfig, load_feature_model
+    from precompute.models import load_feature_model
+    from precompute.schema import ModelConfig
     from tests.tfjs_node import REPO_ASSETS, tfjs_path
 
     search_js = REPO_ASSETS / "private_search.js"
@@ -430,7 +436,8 @@ def test_a_private_query_in_tfjs_ranks_as_the_server_does(tmp_path):
     except WeightsUnavailableError as exc:
         pytest.skip(f"efficientnet-lite0 ImageNet weights are not available here: {exc}")
     layers = list(get_backbone("efficientnet-lite0").default_layers)
-    model = load_feature_model(ModelConfig("efficientnet-lite0", "imagenet", 224), layers, "keras")
+    config = ModelConfig(backbone="efficientnet-lite0", weights_source="imagenet", input_size=224)
+    model = load_feature_model(config, layers, "keras")
     export_feature_model(model.runner, layers, model.preprocess, 224, tmp_path / "tfjs", ["float32"])
     photos = [Path(skimage.data.__file__).parent / name for name in ("astronaut.png", "coffee.png", "rocket.jpg")]
     for photo in photos:

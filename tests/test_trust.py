@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from precompute import artifacts as art
-from precompute.pipeline import FEATURE_DUPLICATE_RATIO, ModelRequest, Run, RunConfig
+from precompute.feature_duplicates import FEATURE_DUPLICATE_RATIO
+from precompute.pipeline import ModelRequest, Run, RunConfig
 from precompute.schema import ArtifactIndex
 from precompute.similarity import METRICS as SIMILARITY_METRICS
 from precompute.similarity import metric_name

@@ -22,7 +22,6 @@ from precompute.backbones import (
     ResolvedWeights,
     build_base,
     get_backbone,
-    keras_weights_filename,
     resolve_weights,
 )
 
@@ -101,7 +100,7 @@ def _assert_same_bits(loaded: keras.Model, source: keras.Model) -> None:
 def _write_source(name: str, folder: Path) -> tuple[str, keras.Model, Path]:
     """(backbone, seeded source model, its weights written under Keras' own file name in ``folder``)."""
     source = _seeded_source(name)
-    return name, source, write_keras_h5(source, folder / keras_weights_filename(get_backbone(name)))
+    return name, source, write_keras_h5(source, folder / get_backbone(name).keras_weights_file)
 
 
 @pytest.fixture(scope="module", params=sorted(SIZES))
@@ -202,7 +201,7 @@ def test_keras_file_names_are_the_ones_keras_downloads(monkeypatch: pytest.Monke
         size = backbone.input_size if backbone.fixed_imagenet_size else 75 if backbone.name != "xception" else 71
         with pytest.raises(_Requested):
             backbone.build((size, size, 3), "imagenet")
-        assert asked[-1] == keras_weights_filename(backbone), backbone.name
+        assert asked[-1] == backbone.keras_weights_file, backbone.name
         keras.backend.clear_session()
 
 

@@ -4,7 +4,7 @@
 
 Every file but the JSON index and reports must be byte-identical (features, rankings, scores, UMAP layouts,
 thumbnails, exports). JSON files are compared as data after dropping what differs between two runs of the same
-code: wall-clock timings, timestamps and the absolute source folder. Exit 0 when the roots match, 1 with one
+code: wall-clock timings, timestamps and the absolute source and output folders. Exit 0 when the roots match, 1 with one
 line per difference otherwise.
 """
 
@@ -23,6 +23,7 @@ VOLATILE_KEYS = frozenset(
         "created",
         "measured",
         "source",
+        "out",  # report.json config: the output folder
         "images_per_second",
         "ms_per_image",
         "wall_seconds",

@@ -9,7 +9,7 @@ the stage
    that fixes it;
 2. scores the head honestly (``precompute.head.cross_validate``, both protocols, and the learning curve) and
    trains the final head on every label;
-3. stores it as the model ``<model>+head`` (``precompute.models.HEAD_SUFFIX``), layer name kept: the head's weights
+3. stores it as the model ``<model>+head`` (``precompute.schema.HEAD_SUFFIX``), layer name kept: the head's weights
    (``head.npz``), its features (the base features through the head: no forward pass), rankings (cosine), UMAP
    and duplicates like any model, and its TF.js export (the backbone's with a Dense layer per head). Its stored
    scores are the cross-validated ones (headline protocol); its rankings have seen the labels.
@@ -45,8 +45,18 @@ from precompute.head import (
     summary_line,
     write_heads,
 )
-from precompute.models import HEAD_SUFFIX, ModelConfig
-from precompute.schema import ArtifactIndex, HeadLayer, LayerEntry, MetricEntry, ModelEntry, TfjsExport
+from precompute.models import checked_config
+from precompute.schema import (
+    HEAD_SUFFIX,
+    ArtifactIndex,
+    HeadLayer,
+    LayerEntry,
+    MetricEntry,
+    ModelConfig,
+    ModelEntry,
+    TfjsExport,
+)
+from precompute.stages.layer import layer_products
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +322,7 @@ class HeadStage:
     ) -> None:
         root, ds, run = self.root, self.dataset, self.run
         sha = write_heads(head_path, heads)
-        config = replace(ModelConfig.from_dict(base.config), head_file=art.relative(root, head_path), head_sha256=sha)
+        config = replace(checked_config(base.config), head_file=art.relative(root, head_path), head_sha256=sha)
         layers = [name for name in base.layer_names() if name in heads]
         for layer in trained:
             features = art.read_array(art.features_path(root, ds, model, layer))
@@ -329,7 +339,7 @@ class HeadStage:
                 backbone=base.backbone,
                 description=f"{base.description} + a head trained on this dataset's labels",
                 weights=base.weights,
-                config=config.to_stored(),
+                config=config,
                 cost=cost,
                 tfjs=tfjs,
                 trained_heads=records,
@@ -352,7 +362,7 @@ class HeadStage:
         products.dataset = ds
         labeled = True
         for order, layer in enumerate(layers):
-            products._layer_products(key, layer, order, manifest, labeled, refresh=layer in trained)
+            layer_products(products, key, layer, order, manifest, labeled, refresh=layer in trained)
             if layer in trained:
                 self._store_cv_scores(key, layer, self._cv_scores[(model, layer)])
 
@@ -401,7 +411,8 @@ class HeadStage:
         keras.backend.clear_session()
         absolute = replace(config, head_file=str(root / config.head_file))
         try:
-            _, feature_model = build_keras_feature_model(absolute, layers)
+            backbone = get_backbone(config.backbone)
+            _, feature_model = build_keras_feature_model(absolute, layers, backbone)
             heads = {
                 layer: {
                     "dense": head_layer_name(layer),
@@ -413,7 +424,7 @@ class HeadStage:
             spec = export_feature_model(
                 feature_model,
                 layers,
-                get_backbone(config.backbone).preprocess,
+                backbone.preprocess,
                 config.input_size,
                 folder,
                 self.run.config.tfjs,

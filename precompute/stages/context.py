@@ -1,0 +1,36 @@
+"""What the stages share of a run: :class:`RunContext`, the part of ``precompute.pipeline.Run`` they use.
+
+A Protocol rather than the ``Run`` class itself, so that a stage module never imports the pipeline that calls it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+from precompute.run_summary import StageClock
+
+
+class RunContext(Protocol):
+    """One run over one dataset, as its stages see it."""
+
+    config: Any  # the run's precompute.pipeline.RunConfig
+    root: Path  # the artifacts root
+    dataset: str  # the dataset's name in the index
+    report: dict[str, Any]  # report.json as it is being written
+    clock: StageClock  # seconds per stage
+
+    def report_model(self, key: str, **fields: Any) -> None:
+        """Record a model's outcome in the run's report."""
+
+    def broken(self, path: Path, problem: str | None) -> bool:
+        """Log a damaged artifact about to be recomputed; True when there is a problem."""
+
+    def dask_client(self) -> Any:
+        """The run's Dask client (``--engine dask``)."""
+
+    def umap_worker(self) -> Any:
+        """The layer stage's UMAP process (``precompute.stages.layer.UmapWorker``)."""
+
+
+__all__ = ["RunContext"]

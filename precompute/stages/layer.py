@@ -1,0 +1,442 @@
+"""The layer stage: UMAP, rankings, scores and feature duplicates of each layer of a model, and their scheduling.
+
+After a model's features are written, :func:`compute_layers` gives each layer a UMAP layout, a ranking and scores
+per metric, and a feature-duplicate table (``precompute.feature_duplicates``), each redone when its parameters
+changed, its file is missing or damaged (checked, and named in the log), or the features are new; it returns the
+model's layer records.
+
+Scheduling: the rankings use every CPU (BLAS, or the compiled scans of ``precompute.kernels``); a seeded UMAP runs
+on one thread. So :class:`LayerStage` runs the UMAP layouts of a model's layers, one after the other, in a worker
+process (:class:`UmapWorker`) while this process ranks: the two together keep both cores busy. It does so only
+when both fit the run's memory budget (``--memory-mb``) on a collection large enough to pay for the worker's start
+(:func:`use_worker`); otherwise each layout is computed here, in turn, as before. Results do not depend on the
+choice: the same function, inputs and seed give the same layout in either process, and rankings are computed here
+in both cases.
+
+Progress: one bar per stage and model (``tqdm``, as extraction has): rankings count query rows (updated every
+1,024 rows, so a bar moves every few seconds even on 20,000 images), scores and duplicates count layers x
+metrics and layers, UMAP counts layouts; while the rankings wait for a layout from the worker, the UMAP bar is
+redrawn every :data:`WAIT_REFRESH_SECONDS` with the layer it waits for and the time so far, so that no wait goes
+silent. ``--no-progress`` hides them; elsewhere ``tqdm.auto`` decides how to
+draw them, as for extraction. Seconds per stage go to the run's clock (``precompute.run_summary.StageClock``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from precompute import ann
+from precompute import artifacts as art
+from precompute.feature_duplicates import FEATURE_DUPLICATE_RATIO, FEATURE_DUPLICATE_SIGMAS, find_feature_duplicates
+from precompute.run_summary import StageClock
+from precompute.schema import ArtifactIndex, BootstrapParams, LayerDuplicates, LayerEntry, MetricEntry, UmapParams
+from precompute.similarity import rank_neighbors_exact
+from precompute.stages.context import RunContext
+from precompute.stages.dataset import score_ks, summary_row
+from precompute.staleness import (
+    TIE_SCORING,
+    feature_duplicates_are_current,
+    metric_is_current,
+    umap_is_current,
+)
+from precompute.stats import bootstrap_ci, bootstrap_params
+
+# Bytes a UMAP layout needs per image beyond its features: the 15-neighbour graph (indices, distances, and the
+# fuzzy simplicial set's COO arrays), NN-descent's heaps and the layout; measured at about 1.5 KB per image on
+# Fashion-MNIST (10,000 images) and rounded up. Plus the worker's own interpreter, numba and UMAP modules.
+_UMAP_BYTES_PER_IMAGE = 4096
+_WORKER_BYTES = 600 * 2**20
+# Below this many images a layout takes a second or two: less than starting the worker (importing UMAP and
+# compiling its numba functions there, about 10 s on the 2-core development machine).
+WORKER_MIN_IMAGES = 2000
+# While waiting for the worker's layout, the UMAP bar is redrawn this often (issue #27: no stage silent for 10 s).
+WAIT_REFRESH_SECONDS = 5.0
+
+
+def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int = 1024) -> bool:
+    """Whether to compute the layouts in a worker: two or more of them, at least ``WORKER_MIN_IMAGES`` images,
+    and the worker's layout and this process's rankings fit ``budget_mb`` together.
+
+    The worker holds one layer's features (float32) and UMAP's per-image arrays; a ranking holds one block of
+    ``chunk_rows x n_images`` distances (float64 at most: minkowski) and its candidates' twin block.
+    """
+    umap_bytes = _WORKER_BYTES + n_images * (4 * max(dims, default=0) + _UMAP_BYTES_PER_IMAGE)
+    rank_bytes = 2 * 8 * min(chunk_rows, n_images) * n_images
+    return len(dims) > 1 and n_images >= WORKER_MIN_IMAGES and umap_bytes + rank_bytes <= budget_mb * 2**20
+
+
+def compute_umap_file(features_path: str, n_neighbors: int, min_dist: float, seed: int) -> tuple[np.ndarray, float]:
+    """The UMAP layout of the features stored at ``features_path`` and its wall seconds (what the worker runs)."""
+    from precompute import artifacts as art
+    from precompute.embed import compute_umap
+
+    start = time.perf_counter()
+    features = art.read_array(Path(features_path), mmap=True)
+    coords = compute_umap(np.asarray(features), n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    return coords, time.perf_counter() - start
+
+
+class UmapWorker:
+    """One worker process computing UMAP layouts in the order they are submitted (``multiprocessing.Pool(1)``).
+
+    Started from the pipeline's fork server (``context``) so it does not import TensorFlow again; it dies with its
+    parent. :meth:`close` terminates a layout in flight (an interrupted run) rather than wait for it.
+    """
+
+    def __init__(self, context: Any, initializer: Callable[[], None] | None = None) -> None:
+        self._pool = context.Pool(1, initializer=initializer)
+        self._pending: list[Any] = []
+
+    def submit(self, features_path: Path, n_neighbors: int, min_dist: float, seed: int) -> Any:
+        result = self._pool.apply_async(compute_umap_file, (str(features_path), n_neighbors, min_dist, seed))
+        self._pending.append(result)
+        return result
+
+    def close(self) -> None:
+        if all(result.ready() for result in self._pending):
+            self._pool.close()
+        else:
+            self._pool.terminate()
+        self._pool.join()
+
+
+class LayerStage:
+    """Progress bars, clock and UMAP scheduling of one model's layer stage.
+
+    ``umap_for(layer)`` returns the layer's layout, from the worker when :meth:`submit_umaps` sent it there
+    (the pipeline collects those after all the model's rankings, so the rankings never wait for a layout), else
+    computed here; ``rank_progress`` is the callback the rankings call with each block of rows done.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        n_images: int,
+        n_layers: int,
+        metrics: list[str],
+        clock: StageClock,
+        progress: bool,
+        worker: UmapWorker | None = None,
+    ) -> None:
+        from tqdm.auto import tqdm
+
+        self.key, self.clock, self.worker = key, clock, worker
+        self._jobs: dict[str, Any] = {}
+        self._params: dict[str, tuple] = {}
+        self.umap_layers: set[str] = set()  # the layers whose layout is to be (re)computed
+        self.bars = {
+            "rankings": tqdm(
+                total=n_images * n_layers * len(metrics),
+                desc=f"{key} rankings",
+                unit="row",
+                disable=not progress,
+                unit_scale=True,
+            ),
+            "scores": tqdm(total=n_layers * len(metrics), desc=f"{key} scores", unit="ranking", disable=not progress),
+            "umap": tqdm(total=n_layers, desc=f"{key} UMAP", unit="layer", disable=not progress),
+            "duplicates": tqdm(total=n_layers, desc=f"{key} duplicates", unit="layer", disable=not progress),
+        }
+
+    def submit_umaps(self, layers: list[tuple[str, Path]], n_neighbors: int, min_dist: float, seed: int) -> None:
+        """Queue the layouts of ``(layer, features path)`` in the worker (in order); without one, remember them."""
+        for layer, path in layers:
+            self.umap_layers.add(layer)
+            self._params[layer] = (path, n_neighbors, min_dist, seed)
+            if self.worker is not None:
+                self._jobs[layer] = self.worker.submit(path, n_neighbors, min_dist, seed)
+
+    def umap_for(
+        self, layer: str, features: np.ndarray | None, n_neighbors: int, min_dist: float, seed: int
+    ) -> np.ndarray:
+        """The layer's layout: the worker's result (waited for), else computed here now (from ``features``, or
+        from the features file :meth:`submit_umaps` was given)."""
+        job = self._jobs.pop(layer, None)
+        if job is not None and self._params[layer][1:] == (n_neighbors, min_dist, seed):
+            coords, seconds = self._wait(layer, job)
+        elif features is None:
+            coords, seconds = compute_umap_file(str(self._params[layer][0]), n_neighbors, min_dist, seed)
+        else:
+            coords, seconds = _umap_here(features, n_neighbors, min_dist, seed)
+        self.clock.add("umap", seconds)
+        self.bars["umap"].set_postfix_str("", refresh=False)
+        self.bars["umap"].update()
+        return coords
+
+    def _wait(self, layer: str, job: Any) -> tuple[np.ndarray, float]:
+        """The worker's result for ``layer``, redrawing the UMAP bar while it is not ready (elapsed time moves)."""
+        import multiprocessing
+
+        bar, start = self.bars["umap"], time.perf_counter()
+        while True:
+            try:
+                return job.get(timeout=WAIT_REFRESH_SECONDS)
+            except multiprocessing.TimeoutError:
+                bar.set_postfix_str(f"waiting for {layer}: {time.perf_counter() - start:.0f} s", refresh=True)
+
+    def rank_progress(self, rows: int) -> None:
+        self.bars["rankings"].update(rows)
+
+    def skip(self, stage: str, count: int = 1) -> None:
+        """Count work found current (nothing to redo) as done, so that the bars end full."""
+        self.bars[stage].update(count)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+def _umap_here(features: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> tuple[np.ndarray, float]:
+    from precompute.embed import compute_umap
+
+    start = time.perf_counter()
+    coords = compute_umap(np.asarray(features), n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    return coords, time.perf_counter() - start
+
+
+# -------------------------------------------------------------------------------------------- the products
+
+
+def compute_layers(
+    run: RunContext, key: str, layers: list[str], todo: list[str], manifest: pd.DataFrame, labeled: bool
+) -> dict[str, LayerEntry]:
+    """The products of each of ``key``'s ``layers``, in order; ``todo`` are the layers whose features are new
+    (everything derived from them is redone, whatever the disk holds)."""
+    with layer_stage(run, key, layers, todo, len(manifest)) as stage:
+        for order, name in enumerate(layers):
+            layer_products(run, key, name, order, manifest, labeled, refresh=name in todo, stage=stage)
+    return art.read_index(run.root).datasets[run.dataset].models[key].layers
+
+
+@contextlib.contextmanager
+def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n_images: int) -> Iterator[LayerStage]:
+    """The model's layer stage: progress bars, and its UMAP layouts queued in the run's worker process when they fit
+    --memory-mb beside the rankings."""
+    cfg, root, ds = run.config, run.root, run.dataset
+    entry = art.read_index(root).datasets[ds].models[key]
+    umaps = [
+        (name, art.features_path(root, ds, key, name))
+        for name in layers
+        if _umap_needed(run, entry.layers[name], art.umap_path(root, ds, key, name), n_images, refresh=name in todo)
+    ]
+    dims = [entry.layers[name].dim for name, _ in umaps]
+    worker = run.umap_worker() if use_worker(n_images, dims, cfg.activation_budget_mb) else None
+    stage = LayerStage(key, n_images, len(layers), list(cfg.metrics), run.clock, cfg.progress, worker)
+    stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed)
+    try:
+        yield stage
+        if worker is not None:  # the rankings are done: collect the worker's layouts, in order
+            for name, _ in umaps:
+                _write_umap(run, key, name, stage)
+    finally:
+        stage.close()
+
+
+def _write_umap(run: RunContext, key: str, layer: str, stage: LayerStage) -> None:
+    """Write a layout the worker computed and record it in the index."""
+    cfg, root, ds = run.config, run.root, run.dataset
+    upath = art.umap_path(root, ds, key, layer)
+    art.write_array(upath, stage.umap_for(layer, None, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
+    params = umap_params(cfg)
+
+    def change(index: ArtifactIndex) -> None:
+        target = index.datasets[ds].models[key].layers[layer]
+        target.umap, target.umap_params = art.relative(root, upath), params
+
+    art.update_index(root, change)
+
+
+def _umap_needed(run: RunContext, entry: LayerEntry, upath: Path, n_images: int, refresh: bool) -> bool:
+    return (
+        run.config.force
+        or refresh
+        or not umap_is_current(entry, umap_params(run.config))
+        or run.broken(upath, art.check_matrix(upath, n_images, 2))
+    )
+
+
+def umap_params(cfg: Any) -> UmapParams:
+    """The UMAP parameters of a run's configuration (``precompute.pipeline.RunConfig``)."""
+    return UmapParams(n_neighbors=cfg.umap_neighbors, min_dist=cfg.umap_min_dist, metric="euclidean", seed=cfg.seed)
+
+
+def layer_products(
+    run: RunContext,
+    key: str,
+    layer: str,
+    order: int,
+    manifest: pd.DataFrame,
+    labeled: bool,
+    refresh: bool = False,
+    stage: LayerStage | None = None,
+) -> LayerEntry:
+    """UMAP, rankings, scores and feature duplicates of one layer: each redone when its parameters changed,
+    its file is missing or damaged (checked, and named in the log), or ``refresh`` (new features).
+    ``stage`` (see :func:`layer_stage`) knows which layouts to compute, and shows and times the work."""
+    from precompute.scores import compute_query_scores, summarize_scores
+
+    cfg, root, ds = run.config, run.root, run.dataset
+    redo = cfg.force or refresh
+    features = art.read_array(art.features_path(root, ds, key, layer), mmap=True)
+    n_images = len(features)
+    if stage is None:  # called on its own: the stage of this one layer
+        with layer_stage(run, key, [layer], [layer] if redo else [], n_images) as own:
+            return layer_products(run, key, layer, order, manifest, labeled, refresh, own)
+    entry = art.read_index(root).datasets[ds].models[key].layers[layer]
+    upath = art.umap_path(root, ds, key, layer)
+    new_umap = None
+    metrics = dict(entry.metrics)
+    labels = manifest["label"].to_numpy() if labeled else None
+    groups = pd.factorize(labels, sort=True)[0] if labeled else None
+    reranked: set[str] = set()
+    approximate = len(features) > cfg.exact_search_max
+    search = f"faiss-{cfg.ann_kind}" if approximate else "exact"
+    ann_params = ann.check_params(cfg.ann_kind, cfg.ann_params) if approximate else None
+    bootstrap = BootstrapParams.from_dict(bootstrap_params(seed=cfg.seed))
+    depth = min(cfg.top_n, n_images - 1)
+    for metric in cfg.metrics:
+        done = metrics.get(metric)
+        npath = art.neighbors_path(root, ds, key, layer, metric)
+        spath = art.scores_path(root, ds, key, layer, metric)
+        ipath = art.faiss_index_path(root, ds, key, layer, metric)
+        if (
+            not redo
+            and metric_is_current(
+                done, depth=depth, search=search, labeled=labeled, bootstrap=bootstrap, ann_params=ann_params
+            )
+            and (not approximate or ipath.exists())
+            and not run.broken(npath, art.check_neighbors(npath, n_images, depth))
+            and not (labeled and run.broken(spath, art.check_table(spath, n_images)))
+        ):
+            stage.skip("rankings", n_images)
+            stage.skip("scores")
+            continue
+        t0 = time.perf_counter()
+        index = None
+        if approximate:
+            index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
+            ann.write_index(ipath, index)
+            ranking = ann.rank_neighbors(
+                features, metric, cfg.top_n, index, groups=groups, progress=stage.rank_progress
+            )
+        else:
+            ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups, progress=stage.rank_progress)
+            ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
+        rank_seconds = time.perf_counter() - t0
+        run.clock.add("rankings", rank_seconds, metric)
+        t0 = time.perf_counter()
+        art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond, ranking.tied_beyond_same)
+        result = MetricEntry(
+            neighbors=art.relative(root, npath),
+            top_n=int(ranking.indices.shape[1]),
+            search=search,
+            rank_seconds=round(rank_seconds, 3),
+            ties=TIE_SCORING,
+            n_tied_at_cut=int((ranking.tied_beyond > 0).sum()),
+        )
+        if index is not None:
+            result.index, result.ann_params = art.relative(root, ipath), ann_params
+            result.index_params, result.build_seconds = dict(index.params), round(index.build_seconds, 3)
+        if labeled:
+            scores = compute_query_scores(
+                ranking.indices,
+                labels,
+                ks=score_ks(ranking.indices.shape[1]),
+                distances=ranking.distances,
+                tied_beyond=ranking.tied_beyond,
+                tied_beyond_same=ranking.tied_beyond_same,
+            )
+            art.write_table(spath, scores)
+            columns = [c for c in scores.columns if c != "label"]
+            intervals = bootstrap_ci(scores[columns].to_numpy(dtype=np.float64), seed=cfg.seed)
+            result.scores, result.summary = art.relative(root, spath), summary_row(summarize_scores(scores))
+            result.summary_ci = {c: _rounded_pair(intervals[:, i]) for i, c in enumerate(columns)}
+            result.bootstrap = bootstrap
+        metrics[metric] = result
+        reranked.add(metric)
+        run.clock.add("scores", time.perf_counter() - t0)  # and the rankings' file
+        stage.skip("scores")
+    if layer not in stage.umap_layers:
+        stage.skip("umap")
+    elif stage.worker is None:  # else the worker lays it out meanwhile, written by _write_umap after the rankings
+        art.write_array(upath, stage.umap_for(layer, features, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
+        new_umap = art.relative(root, upath)
+    with run.clock.time("duplicates"):
+        duplicates = _feature_duplicates(run, key, layer, manifest, labeled, metrics, reranked, entry.duplicates)
+    stage.skip("duplicates")
+    updated: list[LayerEntry] = []
+
+    def change(index: ArtifactIndex) -> None:
+        target = index.datasets[ds].models[key].layers[layer]
+        target.order = order
+        if new_umap is not None:
+            target.umap, target.umap_params = new_umap, umap_params(cfg)
+        target.metrics = metrics
+        if duplicates is not None:
+            target.duplicates = duplicates
+        updated.append(target)
+
+    art.update_index(root, change)
+    return updated[-1]
+
+
+def _feature_duplicates(
+    run: RunContext,
+    key: str,
+    layer: str,
+    manifest: pd.DataFrame,
+    labeled: bool,
+    metrics: dict[str, MetricEntry],
+    reranked: set[str],
+    done: LayerDuplicates | None,
+) -> LayerDuplicates | None:
+    """The layer's feature near-duplicates (``precompute.feature_duplicates``) under its cosine rankings (else its
+    first metric's); None when the stored ones are current."""
+    root, ds = run.root, run.dataset
+    metric = "cosine" if "cosine" in metrics else next(iter(metrics), None)
+    if metric is None:
+        return None
+    path = art.layer_duplicates_path(root, ds, key, layer)
+    fresh = feature_duplicates_are_current(
+        done, metric, FEATURE_DUPLICATE_RATIO, FEATURE_DUPLICATE_SIGMAS
+    ) and not run.broken(path, art.check_table(path))
+    if fresh and metric not in reranked and not run.config.force:
+        return None
+    indices, distances = art.read_neighbors(art.neighbors_path(root, ds, key, layer, metric))
+    labels = manifest["label"].astype(str).to_numpy() if labeled else None
+    found = find_feature_duplicates(indices, distances, labels)
+    pairs = found.pairs
+    art.write_table(path, pairs)
+    return LayerDuplicates(
+        metric=metric,
+        ratio=FEATURE_DUPLICATE_RATIO,
+        sigmas=FEATURE_DUPLICATE_SIGMAS,
+        path=art.relative(root, path),
+        threshold=found.threshold,
+        typical_distance=found.typical_distance,
+        outlier_bound=found.outlier_bound,
+        n_pairs=len(pairs),
+        n_cross_class=int(pairs["cross_class"].sum()),
+    )
+
+
+def _rounded_pair(values: np.ndarray) -> list[float | None]:
+    return [None if not np.isfinite(v) else round(float(v), 5) for v in values]
+
+
+__all__ = [
+    "LayerStage",
+    "UmapWorker",
+    "compute_layers",
+    "compute_umap_file",
+    "layer_products",
+    "layer_stage",
+    "umap_params",
+    "use_worker",
+]
