@@ -1,6 +1,6 @@
 /* Private mode of the Upload view (issue #16; the server side is playground/private.py).
 
-   dcc.Upload's contents go to one clientside callback, onUpload (callbacks/upload.py), and nowhere else. Where the
+   dcc.Upload's contents go to one clientside callback, onUpload (views/upload.py), and nowhere else. Where the
    selected model has a TensorFlow.js export and private mode is on, the image is embedded here: TensorFlow.js is
    loaded lazily (a script tag injected on the first private upload, from the app's own /private/tf.min.js), the
    export's model is downloaded once, window.sispPrivate (assets/private_search.js) decodes, resizes and
@@ -481,7 +481,7 @@
 
   window.dash_clientside = window.dash_clientside || {};
   window.dash_clientside.privateUpload = {
-    // The private-mode toggle: on until pressed, and after every second press (callbacks/upload.py).
+    // The private-mode toggle: on until pressed, and after every second press (views/upload.py).
     modePressed: function (clicks) {
       return (clicks || 0) % 2 === 0 ? "true" : "false";
     },

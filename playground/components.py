@@ -12,8 +12,9 @@ import pandas as pd
 from dash import dcc, html
 
 from playground import ids
+from playground.duplicate_tables import DUPLICATE_KINDS, LABELS_DIFFER, label_issue_text
 from playground.ranking import WEAK_MATCH_QUANTILE, DistanceReference, Result, closeness
-from playground.tables import DUPLICATE_KINDS, LABELS_DIFFER, interval_columns, label_issue_text
+from playground.tables import interval_columns
 
 THUMB_ROUTE = "/thumbs"
 IMAGE_ROUTE = "/images"  # full-size images (downscaled to at most playground.images.MAX_SIDE px)
@@ -135,7 +136,7 @@ def duplicate_badges(evidence: list[dict[str, Any]] | None, partner: str = "the 
 
     Parameters
     ----------
-    evidence : the pair's rows from ``tables.duplicates_of`` (strongest kind first); None or [] for no badge
+    evidence : the pair's rows from ``duplicate_tables.duplicates_of`` (strongest kind first); None or [] for no badge
     partner : who the pair is formed with, for the tooltip
     """
     if not evidence:
@@ -157,7 +158,8 @@ def duplicate_badges(evidence: list[dict[str, Any]] | None, partner: str = "the 
 
 
 def label_issue_badge(issue: dict[str, Any] | None) -> html.Span | None:
-    """The badge of an image whose label confident learning finds probably wrong (``tables.label_issues_by_id``)."""
+    """The badge of an image whose label confident learning finds probably wrong
+    (``duplicate_tables.label_issues_by_id``)."""
     if not issue:
         return None
     return html.Span(
@@ -267,7 +269,7 @@ def results_grid(
     reference: DistanceReference | None = None,
 ) -> html.Div:
     """Result cards in rank order; ``duplicates`` maps a result id to its duplicate pair with the query and
-    ``issues`` an image id to its label issue (``tables.label_issues_by_id``).
+    ``issues`` an image id to its label issue (``duplicate_tables.label_issues_by_id``).
 
     Each card's bar is its :func:`~playground.ranking.closeness` within these results.
     """

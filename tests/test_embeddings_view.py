@@ -21,16 +21,16 @@ def test_embeddings_figure_and_tooltip(store):
 
 
 def test_embeddings_figure_selection_and_thumbnails(store, monkeypatch):
-    from playground import figures
+    from playground import map_figure
 
     sel = resolve_selection(store, {"view": "embeddings", "dataset": "shapes", "query": 2, "k": 5})
     figure, _ = render_embeddings(store, sel)
     assert figure.layout.dragmode == "lasso" and not figure.layout.images
     assert all(trace.unselected.marker.opacity < 0.5 for trace in figure.data[:3])
-    assert [trace.marker.color for trace in figure.data[:3]] == list(figures.CLASS_COLOURS[:3])
+    assert [trace.marker.color for trace in figure.data[:3]] == list(map_figure.CLASS_COLOURS[:3])
     figure, _ = render_embeddings(store, sel, thumbnails=True)
     assert len(figure.layout.images) == 24 and figure.layout.images[5].source == "/thumbs/shapes/5.jpg"
-    monkeypatch.setattr(figures, "MAX_THUMBNAIL_POINTS", 10)
+    monkeypatch.setattr(map_figure, "MAX_THUMBNAIL_POINTS", 10)
     figure, info = render_embeddings(store, sel, thumbnails=True)
     assert not figure.layout.images and "up to 10 images" in text_of(info)
 

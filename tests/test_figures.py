@@ -22,7 +22,7 @@ def test_class_palette_is_distinct_for_colour_blind_eyes_and_20_classes():
 
     from skimage.color import deltaE_ciede2000
 
-    from playground.figures import CLASS_COLOURS, QUERY_COLOUR, class_style
+    from playground.map_figure import CLASS_COLOURS, QUERY_COLOUR, class_style
 
     visions = {  # Machado et al. (2009), severity 1
         "normal": np.eye(3),
@@ -45,7 +45,7 @@ def test_class_palette_is_distinct_for_colour_blind_eyes_and_20_classes():
             if not (i >= len(CLASS_COLOURS) and j >= len(CLASS_COLOURS))
         )
         # 30 CIEDE2000 for normal vision with 3:1 contrast on white (issue #24) leaves 6.9 under simulated
-        # colour-vision deficiencies (playground/figures.py, CLASS_COLOURS).
+        # colour-vision deficiencies (playground/map_figure.py, CLASS_COLOURS).
         assert smallest > (29 if name == "normal" else 6.5), name
     styles = [class_style(i) for i in range(20)]
     assert len(set(styles)) == 20 and len({colour for colour, _ in styles}) == 10

@@ -417,7 +417,7 @@ def _lasso(driver, element, points: list[tuple[float, float]]) -> None:
 def test_embeddings_selection_strip_neighbours_palette_thumbnails_and_fit(
     dash_duo, playground_artifacts, screenshot_dir, axe_script
 ):
-    from playground.figures import CLASS_COLOURS
+    from playground.map_figure import CLASS_COLOURS
 
     start(dash_duo, playground_artifacts,
           "/embeddings?dataset=shapes&model=pixels&layer=pixels_8x8&metric=cosine&query=2&k=5")

@@ -35,7 +35,7 @@ def test_class_breakdown_and_costs(store):
 
 
 def test_duplicate_pairs_put_pairs_whose_labels_differ_first(trust):
-    from playground.tables import duplicate_pairs, duplicates_of
+    from playground.duplicate_tables import duplicate_pairs, duplicates_of
 
     store, pair = trust
     pairs = duplicate_pairs(store, "shapes", PIXELS, "pixels_8x8")

@@ -112,8 +112,9 @@ def test_result_cards_say_where_the_distance_falls_and_a_far_best_result_is_call
             "features": features[4].tolist()}
     panel = render_private_results(store, near)
     cards = find_class(panel, "result-card")
-    assert text_of(find_class(cards[0], "closer-than")) == "closer than 100 % of pairs"
-    assert "in this collection" in cards[0].title if hasattr(cards[0], "title") else True
+    closer = find_class(cards[0], "closer-than")
+    assert text_of(closer) == "closer than 100 % of pairs"
+    assert "closer than 100 % of pairs in this collection" in closer[0].title  # the tooltip says of what
     assert not find_class(panel, "weak-match")
     far = dict(near, features=(features.max(axis=0) * 5).tolist())
     panel = render_private_results(store, far)
@@ -240,7 +241,7 @@ def test_a_label_does_not_sit_beside_another_models_marker():
 
 
 def test_the_map_legend_sits_under_it_and_a_note_says_umap_distorts_distances():
-    from playground.figures import umap_figure
+    from playground.map_figure import umap_figure
     from playground.views.embeddings import layout
     from tests.helpers import text_of
 
@@ -257,7 +258,7 @@ def test_class_colours_contrast_with_the_map_and_differ_by_30_ciede2000():
 
     from skimage.color import deltaE_ciede2000, rgb2lab
 
-    from playground.figures import CLASS_COLOURS
+    from playground.map_figure import CLASS_COLOURS
 
     def luminance(colour: str) -> float:
         rgb = np.array([int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)])

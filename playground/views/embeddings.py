@@ -9,7 +9,7 @@ from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from playground import components, figures, ids
+from playground import components, figures, ids, map_figure
 from playground.callbacks.guards import selection_in_view, selection_or_stop
 from playground.ranking import query_results
 from playground.state import Selection
@@ -50,7 +50,7 @@ def layout() -> html.Div:
                         n_clicks=0,
                         className="toggle",
                         title="Draw each image's thumbnail on the map (datasets up to "
-                        f"{figures.MAX_THUMBNAIL_POINTS} images)",
+                        f"{map_figure.MAX_THUMBNAIL_POINTS} images)",
                         **{"aria-pressed": "false"},
                     ),
                 ],
@@ -109,9 +109,9 @@ def render_embeddings(
     """(figure, info) for the selection: a UMAP scatter or an empty figure saying what is missing.
 
     ``thumbnails`` draws each image's thumbnail under its dot (datasets of at most
-    ``figures.MAX_THUMBNAIL_POINTS`` images; a note says so beyond); ``revision`` and ``selection_revision``
+    ``map_figure.MAX_THUMBNAIL_POINTS`` images; a note says so beyond); ``revision`` and ``selection_revision``
     keep zoom and selection while they stay the same, and ``selected`` image ids are drawn selected (see
-    ``figures.umap_figure``).
+    ``map_figure.umap_figure``).
     """
     if sel.dataset is None or sel.model is None:
         return figures.empty_figure("No model computed for this dataset."), None
@@ -128,16 +128,16 @@ def render_embeddings(
         results, info = [], components.message(f"Results not highlighted: {exc}", "warning")
     urls = None
     if thumbnails:
-        if len(coords) <= figures.MAX_THUMBNAIL_POINTS:
+        if len(coords) <= map_figure.MAX_THUMBNAIL_POINTS:
             urls = [components.thumb_url(sel.dataset, i) for i in range(len(coords))]
         else:
             info = components.message(
-                f"Thumbnails are drawn for up to {figures.MAX_THUMBNAIL_POINTS} images; this dataset has "
+                f"Thumbnails are drawn for up to {map_figure.MAX_THUMBNAIL_POINTS} images; this dataset has "
                 f"{len(coords):,}, so the map shows dots.",
                 "info",
             )
     title = f"{sel.model} / {sel.layer}"
-    figure = figures.umap_figure(
+    figure = map_figure.umap_figure(
         coords, store.labels(sel.dataset), sel.query, results, title, urls, revision, selection_revision, selected
     )
     return figure, info
@@ -244,7 +244,7 @@ def render_selection(store: Store, sel: Selection, image_ids: list[int] | None) 
         segments = [
             html.Div(
                 className="mix-segment",
-                style={"width": f"{100 * count / n:.2f}%", "background": figures.class_style(order[label])[0]},
+                style={"width": f"{100 * count / n:.2f}%", "background": map_figure.class_style(order[label])[0]},
                 title=f"{label}: {count} of {n}",
             )
             for label, count in mix

@@ -12,7 +12,7 @@ from typing import Any
 
 from dash import ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from playground import components, feedback, ids, tables
+from playground import components, duplicate_tables, feedback, ids
 from playground.adapted import SEEN_LABELS_NOTE, is_head_model
 from playground.callbacks.guards import selection_in_view, selection_with_dataset
 from playground.ranking import distance_reference, query_results, query_scores
@@ -98,7 +98,8 @@ def render_query_panel(store: Store, sel: Selection) -> Any:
                 html.Div(
                     [html.Strong(components.label_text(label) or "unlabeled"),
                      html.Div(f"image {sel.query}: {path}", className="muted path"),
-                     components.label_issue_badge(tables.label_issues_by_id(store, sel.dataset).get(sel.query))],
+                     components.label_issue_badge(
+                         duplicate_tables.label_issues_by_id(store, sel.dataset).get(sel.query))],
                     className="query-caption",
                 ),
             ],
@@ -162,7 +163,7 @@ def render_results(store: Store, sel: Selection) -> Any:
         )
     reference = distance_reference(store, sel.dataset, sel.model, sel.layer, sel.metric)
     grid = components.results_grid(sel.dataset, results, clickable=True, duplicates=duplicates, metric=sel.metric,
-                                   issues=tables.label_issues_by_id(store, sel.dataset), reference=reference)
+                                   issues=duplicate_tables.label_issues_by_id(store, sel.dataset), reference=reference)
     weak = components.match_strength_note(results, reference)
     marks = feedback.context(store, sel.dataset, sel.model, sel.layer, sel.metric, sel.query, sel.k, "search")
     return summary + ([weak] if weak else []) + [grid, components.scale_note(sel.metric), marks]
@@ -172,10 +173,10 @@ def _query_duplicates(store: Store, sel: Selection) -> dict[int, list[dict[str, 
     """The query's duplicate partners, for badges; none when duplicates were not computed or their file is gone
     (the duplicates panel says which)."""
     try:
-        pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer, involving=sel.query)
+        pairs = duplicate_tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer, involving=sel.query)
     except (MissingArtifact, art.ArtifactError):
         return {}
-    return tables.duplicates_of(pairs, sel.query)
+    return duplicate_tables.duplicates_of(pairs, sel.query)
 
 
 def render_duplicates(store: Store, sel: Selection) -> list[Any]:
@@ -236,12 +237,12 @@ def _duplicates_part(store: Store, sel: Selection) -> list[Any]:
             components.message("Run precompute again to find exact, near- and feature duplicates.", "info"),
         ]
     try:
-        pairs = tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer)
+        pairs = duplicate_tables.duplicate_pairs(store, sel.dataset, sel.model, sel.layer)
     except (MissingArtifact, art.ArtifactError) as exc:
         return [html.Summary("Duplicates: unreadable"), components.message(str(exc), "warning")]
-    groups = tables.group_pairs(pairs)
+    groups = duplicate_tables.group_pairs(pairs)
     n_cross = sum(group[0]["cross_class"] for group in groups)
-    counts = ", ".join(f"{(pairs['kind'] == kind).sum()} {kind}" for kind in tables.DUPLICATE_KINDS)
+    counts = ", ".join(f"{(pairs['kind'] == kind).sum()} {kind}" for kind in duplicate_tables.DUPLICATE_KINDS)
     summary = f"Duplicates: {len(groups)} pair{'s' if len(groups) != 1 else ''} ({counts})"
     if not groups:
         summary = "Duplicates: none found"
