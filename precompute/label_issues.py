@@ -316,7 +316,8 @@ def write_label_issues(
     record = LabelIssues(
         path=art.relative(root, path),
         method=f"cleanlab confident learning ({FILTER_BY}) over shrinkage LDA, temperature-calibrated",
-        evidence=[f"{model}/{layer}" for model, layer in layers],
+        # The layers the flags come from: those combine_probabilities kept of the evidence layers.
+        evidence=[f"{layers[i][0]}/{layers[i][1]}" for i in details.get("kept", range(len(layers)))],
         n_folds=N_FOLDS,
         max_quality=MAX_QUALITY,
         n_issues=len(issues),
