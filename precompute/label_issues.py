@@ -259,7 +259,7 @@ def inputs_key(
 ) -> str:
     """A sha256 hex digest of everything the flags depend on: the evidence layers' names and feature files (their
     bytes), the labels in row order, the folds' seed, this module's settings and the versions of cleanlab and
-    scikit-learn. Stored in the index (``LabelIssues.inputs``); the same key on a rerun means the stored flags are
+    scikit-learn. Stored in the index (``LabelIssues.inputs_hash``); the same key on a rerun means the stored flags are
     the ones this run would compute."""
     import cleanlab
     import sklearn
@@ -286,7 +286,7 @@ def inputs_key(
 
 def label_issues_are_current(record: LabelIssues | None, inputs: str, path: Path) -> bool:
     """The stored flags were computed from the same inputs (:func:`inputs_key`) and their file reads back."""
-    return record is not None and record.inputs == inputs and art.check_table(path, record.n_issues) is None
+    return record is not None and record.inputs_hash == inputs and art.check_table(path, record.n_issues) is None
 
 
 def write_label_issues(
@@ -321,7 +321,7 @@ def write_label_issues(
         n_folds=N_FOLDS,
         max_quality=MAX_QUALITY,
         n_issues=len(issues),
-        inputs=inputs,
+        inputs_hash=inputs,
     )
 
     def change(index: ArtifactIndex) -> None:

@@ -532,7 +532,7 @@ class LabelIssues(Record):
     max_quality: float | None = _spec(_float)
     n_issues: int = _spec(_int, default=0)
     # sha256 of the evidence layers' features, the labels and the settings (precompute.label_issues.inputs_key)
-    inputs: str | None = _spec(_str)
+    inputs_hash: str | None = _spec(_str)
     extra: dict[str, Any] = _extra()
 
 

@@ -121,7 +121,7 @@ def test_label_checks_are_reused_until_their_features_labels_or_settings_change(
 
     assert run() == (False, 1)
     stored = art.read_index(tmp_path).datasets["toy"].label_issues
-    assert stored.inputs and len(stored.inputs) == 64
+    assert stored.inputs_hash and len(stored.inputs_hash) == 64
     assert run() == (True, 1)  # nothing changed: no fit
     assert run(force=True) == (False, 2)
     relabelled = manifest.assign(label=np.where(np.arange(len(labels)) == 0, "1", labels))
