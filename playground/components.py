@@ -165,9 +165,10 @@ def label_issue_badge(issue: dict[str, Any] | None) -> html.Span | None:
     return html.Span(
         label_issue_text(issue),
         className="badge badge-issue",
-        title=f"Given label {issue['label']}. A logistic regression on trained deep layers' features, cross-validated "
-        "so that it never saw this image's label, gives that label little probability (cleanlab confident "
-        f"learning; label quality {float(issue['quality']):.3f}). Check the image and fix the label if it is wrong.",
+        title=f"Given label {issue['label']}. A linear classifier (shrinkage LDA) on a trained deep layer's "
+        "features, cross-validated so that it never saw this image's label, gives that label little probability "
+        f"(cleanlab confident learning; label quality {float(issue['quality']):.3f}). Check the image and fix the "
+        "label if it is wrong.",
     )
 
 

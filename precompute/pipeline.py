@@ -188,7 +188,8 @@ class Run:
         if labeled:  # confident learning over the trained models' deepest layers (precompute.label_issues)
             from precompute.label_issues import write_label_issues
 
-            self.report["label_issues"] = write_label_issues(self.root, self.dataset, manifest, seed=cfg.seed)
+            self.report["label_issues"] = write_label_issues(self.root, self.dataset, manifest, seed=cfg.seed,
+                                                              force=cfg.force)
             self._write_report(time.perf_counter() - start)
         if cfg.train_heads:
             from precompute.stages.head import HeadStage

@@ -328,6 +328,8 @@ class LabelIssues(Record):
     n_folds: int | None = _spec(_int)
     max_quality: float | None = _spec(_float)
     n_issues: int = _spec(_int, default=0)
+    # sha256 of the evidence layers' features, the labels and the settings (precompute.label_issues.inputs_key)
+    inputs_hash: str | None = _spec(_str)
     extra: dict[str, Any] = _extra()
 
 

@@ -208,8 +208,9 @@ def _label_issues_part(store: Store, sel: Selection) -> list[Any] | None:
     children: list[Any] = [
         html.H4(f"Labels probably wrong: {n}"),
         html.P(
-            f"Confident learning (cleanlab): a logistic regression on the features of {evidence}, cross-validated so "
-            "that no image's own label is used to judge it, gives each image's classes a probability; an image is "
+            f"Confident learning (cleanlab): a linear classifier (shrinkage LDA) on the features of {evidence}, "
+            "cross-validated so that no image's own label is used to judge it, gives each image's classes a "
+            "probability; an image is "
             "flagged when its given label gets little of it. Pairs of look-alikes with different labels (below) "
             "are weaker evidence and are not flagged.",
             className="hint",
