@@ -70,6 +70,7 @@ def _normal_request(port: int) -> tuple[int, float]:
     return status, time.perf_counter() - start
 
 
+@pytest.mark.slow  # seconds of real deadlines: the slow tier (the fast one stays under a minute)
 def test_trickling_connections_do_not_lock_out_a_normal_request(bounded_server: srv.BoundedServer) -> None:
     """250 connections that each send a header line every 0.5 s: a normal request is answered within 1 s, and the
     server closes the tricklers when their headers are overdue (3 s here, HEADER_TIMEOUT_S in the app)."""
@@ -111,6 +112,7 @@ def test_one_address_holds_at_most_the_client_connection_limit(bounded_server: s
             sock.close()
 
 
+@pytest.mark.slow  # seconds of real deadlines: the slow tier (the fast one stays under a minute)
 def test_a_trickled_bodyis_closed_at_the_request_deadline(bounded_server: srv.BoundedServer) -> None:
     port = bounded_server.effective_port
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
