@@ -6,7 +6,7 @@
      majority(ids, labels)           -> [label, count] or null                        ranking.majority_label
      formatDistance, closeness, labelText, closerPercent, fixed, repr, h: the pieces (format_distance, closeness,
        label_text, closer_text, Python's float formatting, a Dash component as JSON)
-   info holds the page's private info (callbacks/upload.py's private_panel): metric, ids (view_image, pick) and
+   info holds the page's private info (views/upload.py's private_panel): metric, ids (view_image, pick) and
    reference (ranking.DistanceReference.for_browser). tests/test_card_parity.py renders the same results through
    both sides and compares the trees. */
 (function () {

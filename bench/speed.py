@@ -318,14 +318,14 @@ def _load() -> list[float]:
 def run_bench(cfg: BenchConfig, log: Callable[[str], None] = print, argv: Sequence[str] | None = None
               ) -> dict[str, Any]:
     """Run the chosen sections; returns the JSON-able results (``meta``, ``extraction``, ``search``, ``umap``)."""
-    from precompute.pipeline import _versions
+    from precompute.run_summary import package_versions
 
     argv = sys.argv[1:] if argv is None else argv
     results: dict[str, Any] = {
         "meta": {"started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                  "command": " ".join(["python -m bench speed", *map(shlex.quote, argv)]),
                  **machine_info(), "cpu_peak_gflops": cpu_peak_gflops(), "load_before": _load(),
-                 "versions": _versions(),
+                 "versions": package_versions(),
                  "config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.__dict__.items()},
                  "notes": ["Extraction uses seeded random weights: speed does not depend on weight values.",
                            "Extraction timings leave out decoding/resizing (synthetic images at the input size) "

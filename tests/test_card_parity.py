@@ -30,7 +30,7 @@ from tests.test_private_js import NODE, needs_node
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASET = "shapes"
-# What callbacks/upload.py's private_panel gives the page; the script reads these ids from it.
+# What views/upload.py's private_panel gives the page; the script reads these ids from it.
 PAGE_IDS = {"view_image": ids.VIEW_IMAGE, "pick": ids.UPLOAD_PICK}
 
 NODE_RENDER = r"""
