@@ -21,7 +21,7 @@ import pandas as pd
 
 from precompute import artifacts as art
 
-STAGES = ("scan", "extraction", "rankings", "scores", "umap", "duplicates")
+STAGES = ("scan", "extraction", "rankings", "scores", "umap", "duplicates", "label checks")
 
 
 def package_versions() -> dict[str, str]:

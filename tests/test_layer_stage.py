@@ -91,3 +91,15 @@ def test_a_wait_for_the_workers_layout_redraws_the_umap_bar(monkeypatch) -> None
     assert coords.shape == (4, 2)
     assert [text.split(":")[0] for text in drawn] == ["waiting for top", "waiting for top", ""]
     assert stage.clock.to_dict()["umap"] == 12.0
+
+
+def test_the_label_checks_report_each_cross_validation_fit() -> None:
+    """Issue #27: the label checks (about 35 s on 10,000 images) move a bar after each fold's fit."""
+    from precompute.label_issues import N_FOLDS, N_REPEATS, out_of_sample_probabilities
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 12)
+    features = rng.normal(size=(36, 8)) + labels[:, None]
+    fits: list[int] = []
+    probabilities = out_of_sample_probabilities(features, labels, 3, on_fit=lambda: fits.append(1))
+    assert len(fits) == N_REPEATS * min(N_FOLDS, 12) and np.allclose(probabilities.sum(axis=1), 1)
