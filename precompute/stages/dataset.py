@@ -19,7 +19,7 @@ from precompute import artifacts as art
 from precompute.datasets import DatasetError, build_manifest, folder_fingerprint
 from precompute.run_summary import utc_now
 from precompute.schema import ArtifactIndex, Baseline, BaselineParams, DatasetDuplicates, DatasetEntry
-from precompute.scores import DEFAULT_KS
+from precompute.scores import cutoffs_within
 from precompute.stages.context import RunContext
 from precompute.staleness import baseline_is_current, dataset_is_current
 
@@ -235,7 +235,7 @@ def write_baseline(run: RunContext, manifest: pd.DataFrame) -> Baseline:
     # Exact expectations of a random ranking at the stored depth, so AP compares like for like; another
     # --top-n changes that depth, and the baseline with it.
     depth = min(run.config.top_n, len(manifest) - 1)
-    params = BaselineParams(depth=depth, ks=score_ks(depth), n_images=len(manifest))
+    params = BaselineParams(depth=depth, ks=cutoffs_within(depth), n_images=len(manifest))
     if baseline_is_current(entry, params) and not run.config.force and not run.broken(path, art.check_table(path)):
         return entry.baseline
     baseline = random_baseline(manifest["label"].to_numpy(), ks=params.ks, depth=depth)
@@ -247,11 +247,6 @@ def write_baseline(run: RunContext, manifest: pd.DataFrame) -> Baseline:
 
     art.update_index(run.root, change)
     return stored
-
-
-def score_ks(depth: int) -> list[int]:
-    """The cut-offs that fit in ``depth`` stored neighbours (all of ``scores.DEFAULT_KS`` unless --top-n is small)."""
-    return [k for k in DEFAULT_KS if k <= depth] or [depth]
 
 
 def summary_row(summary: pd.DataFrame) -> dict[str, float]:
@@ -294,7 +289,6 @@ __all__ = [
     "open_index",
     "prepare_dataset",
     "readable_table",
-    "score_ks",
     "summary_row",
     "write_baseline",
     "write_duplicates",

@@ -37,9 +37,10 @@ from precompute import artifacts as art
 from precompute.feature_duplicates import FEATURE_DUPLICATE_RATIO, FEATURE_DUPLICATE_SIGMAS, find_feature_duplicates
 from precompute.run_summary import StageClock
 from precompute.schema import ArtifactIndex, BootstrapParams, LayerDuplicates, LayerEntry, MetricEntry, UmapParams
+from precompute.scores import cutoffs_within
 from precompute.similarity import rank_neighbors_exact
 from precompute.stages.context import RunContext
-from precompute.stages.dataset import score_ks, summary_row
+from precompute.stages.dataset import summary_row
 from precompute.staleness import (
     TIE_SCORING,
     feature_duplicates_are_current,
@@ -347,7 +348,7 @@ def layer_products(
             scores = compute_query_scores(
                 ranking.indices,
                 labels,
-                ks=score_ks(ranking.indices.shape[1]),
+                ks=cutoffs_within(ranking.indices.shape[1]),
                 distances=ranking.distances,
                 tied_beyond=ranking.tied_beyond,
                 tied_beyond_same=ranking.tied_beyond_same,
