@@ -250,6 +250,21 @@ def _paired(a: np.ndarray, b: np.ndarray) -> dict:
     return paired_comparison(np.asarray(a, np.float64), np.asarray(b, np.float64))
 
 
+def _fit_against_rocchio(result: dict, rocchio_after: np.ndarray) -> dict:
+    """A head's (or a fine-tune's) round as the JSON stores it: its precision@15 after the round with its interval,
+    the residual, its paired difference to Rocchio's ranking of the same marks, and the median fit time."""
+    low, high = _ci(result["after"])
+    diff = _paired(result["after"], rocchio_after)
+    return {
+        "after": float(result["after"].mean()),
+        "after_ci": [low, high],
+        "residual_after": float(result["residual_after"].mean()),
+        "minus_rocchio": float(diff["mean_difference"]),
+        "minus_rocchio_ci": list(map(float, diff["ci"])),
+        "fit_ms_median_node_cpu": float(np.median(result["fit_ms"])),
+    }
+
+
 def server_refine_ms(features: np.ndarray, labels: np.ndarray, metric: str, repeats: int = 50) -> float:
     """Median time of ``precompute.feedback.refine`` (Rocchio + exact ranking) for a top-15 round of marks."""
     from precompute.feedback import refine
@@ -425,17 +440,8 @@ def main(argv: list[str] | None = None) -> int:
             )
         if not args.no_head:
             head = head_round(features, labels, args.metric, marks)
-            low, high = _ci(head["after"])
-            diff = _paired(head["after"], rocchio_after)
-            entry["head_top15_round1"] = {
-                "after": float(head["after"].mean()),
-                "after_ci": [low, high],
-                "residual_after": float(head["residual_after"].mean()),
-                "minus_rocchio": float(diff["mean_difference"]),
-                "minus_rocchio_ci": list(map(float, diff["ci"])),
-                "fit_ms_median_node_cpu": float(np.median(head["fit_ms"])),
-            }
-            h = entry["head_top15_round1"]
+            h = entry["head_top15_round1"] = _fit_against_rocchio(head, rocchio_after)
+            low, high = h["after_ci"]
             print(
                 f"    head    top15_round1  precision@15 {entry['runs']['top15_round1']['before']:.3f} -> "
                 f"{h['after']:.3f} [{low:.2f}, {high:.2f}], residual -> {h['residual_after']:.3f}; head - rocchio "
@@ -446,20 +452,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         if f"{model}+head" in store.models(dataset) or model in args.hybrid:
             hy = hybrid(features, labels)
-            low, high = _ci(hy["after"])
-            diff = _paired(hy["after"], hy["rocchio_after"])
-            entry["hybrid"] = {
+            h = entry["hybrid"] = {
                 "before": float(hy["before"].mean()),
-                "after": float(hy["after"].mean()),
-                "after_ci": [low, high],
                 "residual_before": float(hy["residual_before"].mean()),
-                "residual_after": float(hy["residual_after"].mean()),
                 "rocchio_in_head_space": float(hy["rocchio_after"].mean()),
-                "minus_rocchio": float(diff["mean_difference"]),
-                "minus_rocchio_ci": list(map(float, diff["ci"])),
-                "fit_ms_median_node_cpu": float(np.median(hy["fit_ms"])),
+                **_fit_against_rocchio(hy, hy["rocchio_after"]),
             }
-            h = entry["hybrid"]
+            low, high = h["after_ci"]
             print(
                 f"{dataset} {model}+head/{layer}/cosine: precision@15 {h['before']:.3f} -> {h['after']:.3f} "
                 f"[{low:.2f}, {high:.2f}], residual {h['residual_before']:.3f} -> {h['residual_after']:.3f}",
