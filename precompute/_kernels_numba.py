@@ -118,3 +118,29 @@ def minkowski(q, x, p, integer_power, out):
                     for k in range(dim):
                         acc += abs(np.float64(r[k]) - np.float64(v[k])) ** p
                 out[i, j] = acc**root
+
+
+@numba.njit(cache=True, nogil=True)
+def exact_rows(q, x, ids, counts, chebyshev, out):
+    """Exact float64 manhattan (or chebyshev) distances of each query row to its own candidate rows, rounded to
+    float32: ``out[r, t]`` for ``x[ids[r, t]]``, ``t < counts[r]``.
+
+    No ``fastmath``: the sum runs left to right in float64, term by term, as SciPy's ``cdist`` computes each pair
+    (``transform_reduce_2d_`` in scipy/spatial/src/distance_metrics.h), so each value is the one ``cdist`` gives,
+    bit for bit (tests/test_similarity.py checks it); a maximum is exact in any order.
+    """
+    dim = q.shape[1]
+    for r in range(q.shape[0]):
+        row = q[r]
+        for t in range(counts[r]):
+            v = x[ids[r, t]]
+            acc = 0.0
+            if chebyshev:
+                for k in range(dim):
+                    d = abs(np.float64(row[k]) - np.float64(v[k]))
+                    if d > acc:
+                        acc = d
+            else:
+                for k in range(dim):
+                    acc += abs(np.float64(row[k]) - np.float64(v[k]))
+            out[r, t] = np.float32(acc)

@@ -85,6 +85,46 @@ def scan_distances(
     return out if family == "minkowski" else out.view(np.float32)
 
 
+def exact_distances(
+    queries: np.ndarray,
+    features: np.ndarray,
+    ids: np.ndarray,
+    counts: np.ndarray,
+    family: str,
+    out: np.ndarray,
+    threads: int | None = None,
+) -> None:
+    """Exact manhattan or chebyshev distances of each query to its own candidates, into float32 ``out``.
+
+    ``out[r, t]`` gets the distance of ``queries[r]`` to ``features[ids[r, t]]`` for ``t < counts[r]``, computed
+    in float64 exactly as SciPy's ``cdist`` computes it and rounded to float32: what
+    :func:`precompute.similarity.pairwise_distances` gives, without a NumPy call per query. Rows are split
+    between ``threads`` (default: every CPU this process may use); the loop releases the GIL.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if family not in ("manhattan", "chebyshev"):
+        raise ValueError(f"No exact kernel for {family!r}: manhattan and chebyshev only.")
+    from precompute import _kernels_numba as compiled
+
+    q, x = np.ascontiguousarray(queries), np.asarray(features)
+    ids, counts = np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64)
+    threads = max(1, min(threads or default_threads(), len(q)))
+    bounds = np.linspace(0, len(q), threads + 1).astype(int)
+    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+    chebyshev = family == "chebyshev"
+
+    def work(part: tuple[int, int]) -> None:
+        lo, hi = part
+        compiled.exact_rows(q[lo:hi], x, ids[lo:hi], counts[lo:hi], chebyshev, out[lo:hi])
+
+    if len(parts) == 1:
+        work(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(work, parts))
+
+
 def default_threads() -> int:
     """The CPUs this process may run on (its affinity mask; ``os.cpu_count()`` where there is none)."""
     import os

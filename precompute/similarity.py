@@ -23,6 +23,7 @@ Najork, ECIR 2008) instead of by the index order.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -172,8 +173,9 @@ class Ranking:
         return iter((self.indices, self.distances))
 
 
-def top_k_from_distances(distances: np.ndarray, k: int, exclude: np.ndarray | None = None
-                         ) -> tuple[np.ndarray, np.ndarray]:
+def top_k_from_distances(
+    distances: np.ndarray, k: int, exclude: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Ranked top-k per row of a distance matrix, by float32 distance, ties broken by lower index.
 
     ``exclude[i]`` (a column index, or -1) is removed from row i's ranking (the query itself).
@@ -188,8 +190,14 @@ def top_k_from_distances(distances: np.ndarray, k: int, exclude: np.ndarray | No
     return ranking.indices, ranking.distances
 
 
-def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chunk_rows: int = 1024,
-                   groups: np.ndarray | None = None, progress: Callable[[int], None] | None = None) -> Ranking:
+def rank_neighbors_exact(
+    features: np.ndarray,
+    metric: str,
+    top_n: int = 50,
+    chunk_rows: int = 1024,
+    groups: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Ranking:
     """Exact top-N neighbours of every row among the other rows (the row itself excluded).
 
     Parameters
@@ -197,7 +205,8 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
     features : array (n, dim)
     metric : a name from ``METRICS`` or ``minkowski-p<P>``
     top_n : neighbours kept per row (at most n - 1)
-    chunk_rows : queries ranked at once; memory is bounded by ``chunk_rows x n`` distances
+    chunk_rows : queries ranked at once; memory is bounded by ``chunk_rows x n`` distances (and, from
+        ``ALL_PAIRS_MIN_ROWS`` rows, by the ``n x n`` float32 scan of :func:`rank_neighbors_exact_many`)
     groups : int array (n,), optional
         Class code of each row; with it, :attr:`Ranking.tied_beyond_same` counts the tied candidates
         beyond the cut that share the query's class (what tie-aware scores need).
@@ -209,6 +218,36 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
     Ranking
         indices int32 (n, min(top_n, n - 1)) best first, distances float32, and the ties at the cut.
     """
+    return rank_neighbors_exact_many(features, [metric], top_n, chunk_rows, groups, progress)[metric]
+
+
+# From this many rows, rank_neighbors_exact_many scans all pairs at once where the n x n float32 matrix fits
+# max_matrix_bytes: each pair's approximate distance is computed once and serves both rows (half the work), and
+# cosine and euclidean share one matrix of dot products (a quarter of the work for the pair of them).
+ALL_PAIRS_MIN_ROWS = 2048
+ALL_PAIRS_MAX_BYTES = 2**30
+
+
+def rank_neighbors_exact_many(
+    features: np.ndarray,
+    metrics: list[str],
+    top_n: int = 50,
+    chunk_rows: int = 1024,
+    groups: np.ndarray | None = None,
+    progress: Callable[[int], None] | None = None,
+    max_matrix_bytes: int = ALL_PAIRS_MAX_BYTES,
+    seconds: dict[str, float] | None = None,
+) -> dict[str, Ranking]:
+    """:func:`rank_neighbors_exact` under several metrics: ``{metric: Ranking}``, the same rankings.
+
+    From ``ALL_PAIRS_MIN_ROWS`` rows, where the ``n x n`` float32 matrix fits ``max_matrix_bytes``, the scan that
+    proposes candidates covers all pairs at once (:func:`_all_pairs`): one float32 BLAS product of the features
+    with themselves for cosine and euclidean together, and one compiled scan each for manhattan and chebyshev,
+    each pair computed once and mirrored. The candidates then go through the same bounded-error rule and the same
+    exact float64 re-rank as every other search, so the rankings are the ones :func:`rank` gives a block of
+    queries at a time (tests/test_similarity.py). ``progress`` is called with each metric's rows as they are
+    ranked; ``seconds`` (a dict) receives each metric's wall seconds, a shared scan split evenly.
+    """
     features = np.asarray(features) if not isinstance(features, np.memmap) else features
     if features.ndim != 2:
         raise ValueError(f"features must be 2-D (n, dim), got shape {features.shape}")
@@ -217,19 +256,115 @@ def rank_neighbors_exact(features: np.ndarray, metric: str, top_n: int = 50, chu
         raise ValueError(f"Need at least 2 images to rank neighbours, got {n}.")
     if top_n < 1:
         raise ValueError(f"top_n must be >= 1, got {top_n}")
-    parts = []
-    for start in range(0, n, chunk_rows):
-        stop = min(start + chunk_rows, n)
-        query_groups = None if groups is None else np.asarray(groups)[start:stop]
-        parts.append(rank(np.asarray(features[start:stop]), features, metric, top_n,
-                          exclude=np.arange(start, stop), groups=groups, query_groups=query_groups))
-        if progress is not None:
-            progress(stop - start)
-    return concat_rankings(parts)
+    names = list(dict.fromkeys(metrics))
+    families = {name: parse_metric(name) for name in names}
+    seconds = {} if seconds is None else seconds
+    rankings: dict[str, Ranking] = {}
+    passes: list[list[str]] = []
+    if n >= ALL_PAIRS_MIN_ROWS and 4 * n * n <= max_matrix_bytes:
+        matrix = _finite_rows(features, np.float32)
+        # Cosine and euclidean only where rank() would scan in float32 too: below FLOAT64_SCAN_MAX it computes every
+        # distance in float64 from one BLAS product per block, whose last bits a product per query can differ from.
+        wide = n * features.shape[1] > FLOAT64_SCAN_MAX
+        blas = [name for name in names if families[name][0] in _BLAS_FAMILIES and wide]
+        exact = matrix if features.dtype == np.float32 else np.asarray(features)
+        scans = [
+            name
+            for name in names
+            if families[name][0] in ("manhattan", "chebyshev")
+            and _scannable(exact, families[name][0], 1.0, features.shape[1])
+        ]
+        passes = ([blas] if blas else []) + [[name] for name in scans]
+        if passes:
+            for group in passes:
+                rankings.update(
+                    _all_pairs(matrix, exact, group, min(int(top_n), n - 1), chunk_rows, groups, progress, seconds)
+                )
+    for metric in names:
+        if metric in rankings:
+            continue
+        start, parts = time.perf_counter(), []
+        for lo in range(0, n, chunk_rows):
+            hi = min(lo + chunk_rows, n)
+            query_groups = None if groups is None else np.asarray(groups)[lo:hi]
+            parts.append(
+                rank(
+                    np.asarray(features[lo:hi]),
+                    features,
+                    metric,
+                    top_n,
+                    exclude=np.arange(lo, hi),
+                    groups=groups,
+                    query_groups=query_groups,
+                )
+            )
+            if progress is not None:
+                progress(hi - lo)
+        rankings[metric] = concat_rankings(parts)
+        seconds[metric] = seconds.get(metric, 0.0) + time.perf_counter() - start
+    return {metric: rankings[metric] for metric in names}
 
 
-def search_exact(query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15,
-           exclude: np.ndarray | None = None) -> Ranking:
+def _all_pairs(
+    matrix: np.ndarray,
+    exact: np.ndarray,
+    metrics: list[str],
+    k: int,
+    chunk_rows: int,
+    groups: np.ndarray | None,
+    progress: Callable[[int], None] | None,
+    seconds: dict[str, float],
+) -> dict[str, Ranking]:
+    """Rank every row under ``metrics`` (all cosine/euclidean, or one kernel metric) from one all-pairs scan.
+
+    ``matrix`` holds the float32 features the scan reads, ``exact`` the features the float64 re-rank reads. The
+    ``n x n`` scan is filled one block of rows at a time: the block's pairs with itself and every later row are
+    computed, and mirrored into the later rows' columns, so when a block is reached its rows are complete.
+    """
+    from precompute import kernels
+
+    n, dim = matrix.shape
+    family = parse_metric(metrics[0])[0]
+    full = np.empty((n, n), dtype=np.float32)
+    squares = np.einsum("ij,ij->i", matrix, matrix)
+    norms = np.sqrt(squares)
+    largest = float(squares.max(initial=0.0))
+    parts: dict[str, list[Ranking]] = {metric: [] for metric in metrics}
+    for lo in range(0, n, chunk_rows):
+        hi = min(lo + chunk_rows, n)
+        start = time.perf_counter()
+        if family in _BLAS_FAMILIES:
+            upper = matrix[lo:hi] @ matrix[lo:].T
+        else:
+            upper = kernels.scan_distances(matrix[lo:hi], matrix[lo:], family)
+        full[lo:hi, lo:] = upper
+        full[hi:, lo:hi] = upper[:, hi - lo :].T
+        shared = (time.perf_counter() - start) / len(metrics)
+        rows, queries, exclude = full[lo:hi], matrix[lo:hi], np.arange(lo, hi)
+        query_groups = None if groups is None else np.asarray(groups)[lo:hi]
+        for metric in metrics:
+            start = time.perf_counter()
+            name = parse_metric(metric)[0]
+            if name == "cosine":  # as _blas_candidates: the products divided by both norms
+                scale = np.where(norms[lo:hi] > 0, norms[lo:hi], 1.0)[:, None]
+                approx = 1.0 - np.divide(rows / scale, norms, out=np.zeros(rows.shape, np.float32), where=norms > 0)
+                candidates = _blas_keep(approx, queries, name, dim, largest, k, exclude)
+            elif name == "euclidean":
+                candidates = _blas_keep(squares - 2.0 * rows, queries, name, dim, largest, k, exclude)
+            else:
+                candidates = _kernel_keep(rows.copy(), name, 1.0, dim, k, exclude)
+            parts[metric].append(
+                rerank_candidates(exact[lo:hi], exact, candidates, metric, k, exclude, groups, query_groups)
+            )
+            seconds[metric] = seconds.get(metric, 0.0) + shared + time.perf_counter() - start
+            if progress is not None:
+                progress(hi - lo)
+    return {metric: concat_rankings(found) for metric, found in parts.items()}
+
+
+def search_exact(
+    query_features: np.ndarray, features: np.ndarray, metric: str, top_n: int = 15, exclude: np.ndarray | None = None
+) -> Ranking:
     """Exact top-N of new queries (n_queries, dim) or (dim,) against a dataset's features.
 
     ``exclude`` (int (n_queries,), -1 for none) leaves one row out of each query's results (the query itself
@@ -242,9 +377,16 @@ def search_exact(query_features: np.ndarray, features: np.ndarray, metric: str, 
     return rank(query_features, features, metric, top_n, exclude=exclude)
 
 
-def rank(queries: np.ndarray, features: np.ndarray, metric: str, top_n: int, exclude: np.ndarray | None = None,
-         groups: np.ndarray | None = None, query_groups: np.ndarray | None = None,
-         feature_chunk: int = 8192) -> Ranking:
+def rank(
+    queries: np.ndarray,
+    features: np.ndarray,
+    metric: str,
+    top_n: int,
+    exclude: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    query_groups: np.ndarray | None = None,
+    feature_chunk: int = 8192,
+) -> Ranking:
     """The exact engine: every feature row is a candidate; distances float64, rounded to float32, ranked.
 
     ``features`` may be a memory map: ``feature_chunk`` rows are converted at a time, while the
@@ -253,8 +395,9 @@ def rank(queries: np.ndarray, features: np.ndarray, metric: str, top_n: int, exc
     parse_metric(metric)
     queries = np.atleast_2d(np.asarray(queries))
     if queries.ndim != 2 or len(getattr(features, "shape", ())) != 2 or queries.shape[1] != features.shape[1]:
-        raise ValueError(f"Query shape {queries.shape} does not match the features' shape "
-                         f"{getattr(features, 'shape', None)}.")
+        raise ValueError(
+            f"Query shape {queries.shape} does not match the features' shape {getattr(features, 'shape', None)}."
+        )
     if not np.isfinite(queries).all():
         bad = int((~np.isfinite(queries)).any(axis=1).sum())
         raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
@@ -284,9 +427,16 @@ def rank(queries: np.ndarray, features: np.ndarray, metric: str, top_n: int, exc
     return _select(block, k, groups=groups, query_groups=query_groups)
 
 
-def rerank_candidates(queries: np.ndarray, features: np.ndarray, candidates: np.ndarray, metric: str, k: int,
-                      exclude: np.ndarray | None = None, groups: np.ndarray | None = None,
-                      query_groups: np.ndarray | None = None) -> Ranking:
+def rerank_candidates(
+    queries: np.ndarray,
+    features: np.ndarray,
+    candidates: np.ndarray,
+    metric: str,
+    k: int,
+    exclude: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    query_groups: np.ndarray | None = None,
+) -> Ranking:
     """Rank each query's own candidate rows (an approximate index's proposals) exactly, as :func:`rank` would.
 
     ``candidates`` int (n_queries, m), -1 for none. The distances come from the same formulas and the same
@@ -299,21 +449,42 @@ def rerank_candidates(queries: np.ndarray, features: np.ndarray, candidates: np.
     valid = candidates >= 0
     if exclude is not None:
         valid &= candidates != exclude[:, None]
-    distances = np.full(candidates.shape, np.inf, dtype=np.float32)
-    for row in range(len(queries)):
-        ids = candidates[row, valid[row]]
-        if ids.size:
-            order = np.argsort(ids)  # read rows in file order (memory maps), write back in place
-            vectors = np.asarray(features[ids[order]])
-            row_dist = np.empty(ids.size, dtype=np.float32)
-            row_dist[order] = pairwise_distances(queries[row : row + 1], vectors, metric)[0]
-            distances[row, valid[row]] = row_dist
     ids = np.where(valid, candidates, np.iinfo(np.int64).max)
-    return _select(distances, k, ids=ids, groups=groups, query_groups=query_groups)
+    return _select(
+        _candidate_distances(queries, features, ids, metric), k, ids=ids, groups=groups, query_groups=query_groups
+    )
 
 
-def _blas_candidates(queries: np.ndarray, features: np.ndarray, family: str, k: int, exclude: np.ndarray | None,
-                     feature_chunk: int) -> np.ndarray:
+def _candidate_distances(queries: np.ndarray, features: np.ndarray, ids: np.ndarray, metric: str) -> np.ndarray:
+    """The float32 distance of each query to each of its own candidates (``ids``: a huge id marks no candidate,
+    whose distance is inf), each value exactly what :func:`pairwise_distances` gives for one query against its
+    candidates read in row order.
+
+    manhattan and chebyshev: the compiled loop of :func:`precompute.kernels.exact_distances` (cdist's order of
+    operations, every CPU). The others one query at a time (the BLAS product of one query with its candidates: a
+    stacked product of many queries gives the same values but was slower above a few hundred dimensions).
+    """
+    family, _ = parse_metric(metric)
+    order = np.argsort(ids, axis=1, kind="stable")  # each query's candidates in row order (memory maps; BLAS)
+    sorted_ids = np.take_along_axis(ids, order, axis=1)
+    counts = (sorted_ids < np.iinfo(np.int64).max).sum(axis=1)
+    found = np.full(ids.shape, np.inf, dtype=np.float32)
+    if family in ("manhattan", "chebyshev"):
+        from precompute import kernels
+
+        kernels.exact_distances(queries, features, sorted_ids, counts, family, found)  # reads t < counts[r] only
+    else:
+        for row in np.flatnonzero(counts):
+            vectors = np.asarray(features[sorted_ids[row, : counts[row]]])
+            found[row, : counts[row]] = pairwise_distances(queries[row : row + 1], vectors, metric)[0]
+    distances = np.empty_like(found)
+    np.put_along_axis(distances, order, found, axis=1)
+    return distances
+
+
+def _blas_candidates(
+    queries: np.ndarray, features: np.ndarray, family: str, k: int, exclude: np.ndarray | None, feature_chunk: int
+) -> np.ndarray:
     """Every row that can be in a query's exact top k (ties at the cut included), from a float32 BLAS scan.
 
     The scan's error is bounded (float32 dot products of ``dim`` terms: at most ``dim`` units in the last place
@@ -328,31 +499,45 @@ def _blas_candidates(queries: np.ndarray, features: np.ndarray, family: str, k: 
     approx = np.empty((len(q), len(features)), dtype=np.float32)
     largest = 0.0
     for lo in range(0, len(features), feature_chunk):
-        chunk = np.ascontiguousarray(features[lo : lo + feature_chunk], dtype=np.float32)
-        if not np.isfinite(chunk).all():
-            bad = int((~np.isfinite(chunk)).any(axis=1).sum())
-            raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
+        chunk = _finite_rows(features[lo : lo + feature_chunk], np.float32)
         squares = np.einsum("ij,ij->i", chunk, chunk)
         if family == "cosine":  # divide the products, not the chunk: one pass over the features less
             norms = np.sqrt(squares)
-            approx[:, lo : lo + len(chunk)] = 1.0 - np.divide(q @ chunk.T, norms, out=np.zeros((len(q), len(chunk)),
-                                                                                               np.float32),
-                                                              where=norms > 0)
+            approx[:, lo : lo + len(chunk)] = 1.0 - np.divide(
+                q @ chunk.T, norms, out=np.zeros((len(q), len(chunk)), np.float32), where=norms > 0
+            )
         else:  # squared euclidean less the query's own |q|^2, which does not change the order
             approx[:, lo : lo + len(chunk)] = squares - 2.0 * (q @ chunk.T)
             largest = max(largest, float(squares.max(initial=0.0)))
+    return _blas_keep(approx, np.ascontiguousarray(queries, dtype=np.float32), family, dim, largest, k, exclude)
+
+
+def _blas_keep(
+    approx: np.ndarray, queries: np.ndarray, family: str, dim: int, largest: float, k: int, exclude: np.ndarray | None
+) -> np.ndarray:
+    """The candidates of :func:`_blas_candidates` from its float32 scan ``approx`` (cosine distances, or squared
+    euclidean ones less each query's own squared norm); ``largest`` is the features' largest squared norm."""
     if exclude is not None:
         rows = np.flatnonzero(exclude >= 0)
         approx[rows, exclude[rows]] = np.inf
     unit = float(np.finfo(np.float32).eps)
     if family == "cosine":
-        slack = np.full(len(q), _SCAN_SLACK * (dim + 2) * unit)
+        slack = np.full(len(queries), _SCAN_SLACK * (dim + 2) * unit)
     else:
-        scale = (np.sqrt(np.einsum("ij,ij->i", q, q)) + np.sqrt(largest)) ** 2
+        scale = (np.sqrt(np.einsum("ij,ij->i", queries, queries)) + np.sqrt(largest)) ** 2
         slack = _SCAN_SLACK * (dim + 2) * unit * scale
     kth = np.partition(approx, k - 1, axis=1)[:, k - 1]
     keep = approx <= (kth + slack)[:, None]
     return _padded_ids(keep)
+
+
+def _finite_rows(rows: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """``rows`` as a contiguous array (of ``dtype``), else a ValueError naming how many rows hold NaN or inf."""
+    rows = np.ascontiguousarray(rows, dtype=dtype)
+    if not np.isfinite(rows).all():
+        bad = int((~np.isfinite(rows)).any(axis=1).sum())
+        raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
+    return rows
 
 
 def _padded_ids(keep: np.ndarray) -> np.ndarray:
@@ -365,8 +550,15 @@ def _padded_ids(keep: np.ndarray) -> np.ndarray:
     return candidates
 
 
-def _kernel_candidates(queries: np.ndarray, features: np.ndarray, family: str, p: float, k: int,
-                       exclude: np.ndarray | None, feature_chunk: int) -> np.ndarray | None:
+def _kernel_candidates(
+    queries: np.ndarray,
+    features: np.ndarray,
+    family: str,
+    p: float,
+    k: int,
+    exclude: np.ndarray | None,
+    feature_chunk: int,
+) -> np.ndarray | None:
     """Every row that can be in a query's exact top k (ties at the cut included), from a compiled scan.
 
     The scan (:func:`precompute.kernels.scan_distances`) is within a relative error ``e``
@@ -386,16 +578,20 @@ def _kernel_candidates(queries: np.ndarray, features: np.ndarray, family: str, p
         return None
     approx = None
     for lo in range(0, len(features), feature_chunk):
-        chunk = np.asarray(features[lo : lo + feature_chunk])
-        if not np.isfinite(chunk).all():
-            bad = int((~np.isfinite(chunk)).any(axis=1).sum())
-            raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
+        chunk = _finite_rows(features[lo : lo + feature_chunk])
         if not _scannable(chunk, family, p, dim):
             return None
         block = kernels.scan_distances(q, chunk, family, p)
         if approx is None:
             approx = np.empty((len(q), len(features)), dtype=block.dtype)
         approx[:, lo : lo + len(chunk)] = block
+    return _kernel_keep(approx, family, p, dim, k, exclude)
+
+
+def _kernel_keep(approx: np.ndarray, family: str, p: float, dim: int, k: int, exclude: np.ndarray | None) -> np.ndarray:
+    """The candidates of :func:`_kernel_candidates` from its scan ``approx``."""
+    from precompute import kernels
+
     if exclude is not None:
         rows = np.flatnonzero(exclude >= 0)
         approx[rows, exclude[rows]] = np.inf
@@ -430,8 +626,13 @@ def _check_exclude(exclude: np.ndarray | None, n_queries: int) -> np.ndarray | N
     return exclude
 
 
-def _select(block: np.ndarray, k: int, ids: np.ndarray | None = None, groups: np.ndarray | None = None,
-            query_groups: np.ndarray | None = None) -> Ranking:
+def _select(
+    block: np.ndarray,
+    k: int,
+    ids: np.ndarray | None = None,
+    groups: np.ndarray | None = None,
+    query_groups: np.ndarray | None = None,
+) -> Ranking:
     """Top k of each row of a float32 distance block, by (distance, id); the ties at the cut counted.
 
     ``ids`` (b, m) gives each column's row id per query (candidate lists); None means column j is row j.
@@ -476,12 +677,17 @@ def _select(block: np.ndarray, k: int, ids: np.ndarray | None = None, groups: np
         top_same = groups[np.where(found, top_ids, 0)] == query_groups
         tied_same = np.where(found[:, -1], (at_cut & same).sum(axis=1) - (inside & top_same).sum(axis=1), 0)
         tied_same = tied_same.astype(np.int32)
-    return Ranking(np.where(found, top_ids, -1).astype(np.int32), top_dist.astype(np.float32),
-                   tied.astype(np.int32), tied_same)
+    return Ranking(
+        np.where(found, top_ids, -1).astype(np.int32), top_dist.astype(np.float32), tied.astype(np.int32), tied_same
+    )
 
 
 def concat_rankings(parts: list[Ranking]) -> Ranking:
     """The rankings of consecutive query blocks as one."""
     same = None if parts[0].tied_beyond_same is None else np.concatenate([p.tied_beyond_same for p in parts])
-    return Ranking(np.concatenate([p.indices for p in parts]), np.concatenate([p.distances for p in parts]),
-                   np.concatenate([p.tied_beyond for p in parts]), same)
+    return Ranking(
+        np.concatenate([p.indices for p in parts]),
+        np.concatenate([p.distances for p in parts]),
+        np.concatenate([p.tied_beyond for p in parts]),
+        same,
+    )

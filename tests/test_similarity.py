@@ -125,12 +125,15 @@ def test_blas_scan_of_large_sets_gives_the_float64_results_exactly(metric: str, 
 
 @pytest.mark.parametrize("metric", ["cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3", "minkowski-p1.5",
                                     "minkowski-p11"])
-@pytest.mark.parametrize("threads", [1, 3])
-def test_scanned_rankings_are_todays_rankings_bit_for_bit(metric: str, threads: int, monkeypatch) -> None:
+@pytest.mark.parametrize(("threads", "all_pairs"), [(1, False), (3, False), (2, True)])
+def test_scanned_rankings_are_todays_rankings_bit_for_bit(metric: str, threads: int, all_pairs: bool,
+                                                          monkeypatch) -> None:
     """Every metric above FLOAT64_SCAN_MAX (float32 scan, exact float64 re-rank of the candidates) against the same
     engine with every distance computed in float64 (today's path): the same ids, order, float32 distances and ties
     at the cut, on features full of ties (small integers, duplicate rows, near-duplicates, zero and subnormal
-    values), with a query count that is not a multiple of the kernels' four-query tiles."""
+    values), with a query count that is not a multiple of the kernels' four-query tiles. ``all_pairs``: the scan
+    of every pair at once (each pair computed once and mirrored) that rank_neighbors_exact_many uses from
+    ALL_PAIRS_MIN_ROWS rows, with blocks of rows that do not divide the set."""
     import precompute.kernels as kernels
     import precompute.similarity as sim
 
@@ -147,7 +150,13 @@ def test_scanned_rankings_are_todays_rankings_bit_for_bit(metric: str, threads: 
     monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 10**12)
     full = sim.rank_neighbors_exact(features, metric, top_n=9, groups=groups, chunk_rows=101)
     monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 0)
-    scanned = sim.rank_neighbors_exact(features, metric, top_n=9, groups=groups, chunk_rows=101)
+    if all_pairs:
+        monkeypatch.setattr(sim, "ALL_PAIRS_MIN_ROWS", 2)
+        seconds: dict[str, float] = {}
+        scanned = sim.rank_neighbors_exact_many(features, [metric], 9, 101, groups, seconds=seconds)[metric]
+        assert set(seconds) == {metric}
+    else:
+        scanned = sim.rank_neighbors_exact(features, metric, top_n=9, groups=groups, chunk_rows=101)
     np.testing.assert_array_equal(scanned.indices, full.indices)
     np.testing.assert_array_equal(scanned.distances.view(np.int32), full.distances.view(np.int32))
     np.testing.assert_array_equal(scanned.tied_beyond, full.tied_beyond)
@@ -173,3 +182,47 @@ def test_scan_kernels_stay_within_their_error_bound() -> None:
         assert relative.max() <= relative_error(family, 300, p), family
     with pytest.raises(ValueError, match="kernels exist for manhattan, chebyshev, minkowski"):
         scan_distances(queries, features, "cosine")
+
+
+def test_all_pairs_serve_every_metric_at_once_and_fall_back_where_they_cannot(monkeypatch) -> None:
+    """rank_neighbors_exact_many: the rankings of each metric alone, cosine and euclidean from one shared scan,
+    progress counted per metric, and the block-by-block path where the n x n scan exceeds its memory."""
+    import precompute.similarity as sim
+
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(260, 24)).astype(np.float32)
+    features[5] = features[9]
+    metrics = ["cosine", "euclidean", "manhattan", "chebyshev", "minkowski-p3"]
+    monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 0)  # the float32 scans, block by block and all pairs at once
+    alone = {metric: sim.rank_neighbors_exact(features, metric, top_n=7) for metric in metrics}
+    monkeypatch.setattr(sim, "ALL_PAIRS_MIN_ROWS", 2)
+    for budget in (4 * 260 * 260, 4 * 260 * 260 - 1):  # the n x n scan fits; it does not
+        rows: list[int] = []
+        together = sim.rank_neighbors_exact_many(features, metrics, 7, 100, progress=rows.append,
+                                                 max_matrix_bytes=budget)
+        assert list(together) == metrics and sum(rows) == 260 * len(metrics)
+        for metric in metrics:
+            np.testing.assert_array_equal(together[metric].indices, alone[metric].indices)
+            np.testing.assert_array_equal(together[metric].distances.view(np.int32),
+                                          alone[metric].distances.view(np.int32))
+
+
+def test_exact_candidate_distances_are_cdists_bit_for_bit() -> None:
+    """The compiled re-rank of manhattan and chebyshev candidates gives SciPy cdist's float64 value of every pair
+    (rounded to float32), on odd dimensions, large and tiny values."""
+    from precompute.kernels import exact_distances
+
+    rng = np.random.default_rng(8)
+    for dim in (1, 7, 33, 1280):
+        features = (rng.standard_normal((90, dim)) * rng.uniform(1e-3, 1e3, size=(90, 1))).astype(np.float32)
+        queries = features[:11]
+        ids = np.stack([rng.choice(90, 40, replace=False) for _ in range(11)])
+        counts = rng.integers(0, 41, size=11)
+        for family, scipy_name in [("manhattan", "cityblock"), ("chebyshev", "chebyshev")]:
+            out = np.full(ids.shape, np.inf, dtype=np.float32)
+            exact_distances(queries, features, ids, counts, family, out, threads=2)
+            for row in range(11):
+                want = cdist(queries[row : row + 1].astype(np.float64), features[ids[row, : counts[row]]].astype(
+                    np.float64), scipy_name)[0].astype(np.float32)
+                np.testing.assert_array_equal(out[row, : counts[row]].view(np.int32), want.view(np.int32))
+                assert np.isinf(out[row, counts[row] :]).all()

@@ -38,7 +38,7 @@ from precompute.feature_duplicates import FEATURE_DUPLICATE_RATIO, FEATURE_DUPLI
 from precompute.run_summary import StageClock
 from precompute.schema import ArtifactIndex, BootstrapParams, LayerDuplicates, LayerEntry, MetricEntry, UmapParams
 from precompute.scores import cutoffs_within
-from precompute.similarity import rank_neighbors_exact
+from precompute.similarity import ALL_PAIRS_MIN_ROWS, rank_neighbors_exact_many
 from precompute.stages.context import RunContext
 from precompute.stages.dataset import summary_row
 from precompute.staleness import (
@@ -66,11 +66,19 @@ def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int =
     and the worker's layout and this process's rankings fit ``budget_mb`` together.
 
     The worker holds one layer's features (float32) and UMAP's per-image arrays; a ranking holds one block of
-    ``chunk_rows x n_images`` distances (float64 at most: minkowski) and its candidates' twin block.
+    ``chunk_rows x n_images`` distances (float64 at most: minkowski) and its candidates' twin block, plus the
+    ``n x n`` float32 all-pairs scan where :func:`all_pairs_bytes` allows one.
     """
     umap_bytes = _WORKER_BYTES + n_images * (4 * max(dims, default=0) + _UMAP_BYTES_PER_IMAGE)
     rank_bytes = 2 * 8 * min(chunk_rows, n_images) * n_images
+    if n_images >= ALL_PAIRS_MIN_ROWS and 4 * n_images**2 <= all_pairs_bytes(budget_mb):
+        rank_bytes += 4 * n_images**2  # the all-pairs scan (rank_neighbors_exact_many)
     return len(dims) > 1 and n_images >= WORKER_MIN_IMAGES and umap_bytes + rank_bytes <= budget_mb * 2**20
+
+
+def all_pairs_bytes(budget_mb: int) -> int:
+    """The largest all-pairs scan the rankings may hold (``n x n`` float32): half the run's memory budget."""
+    return budget_mb * 2**20 // 2
 
 
 def compute_umap_file(features_path: str, n_neighbors: int, min_dist: float, seed: int) -> tuple[np.ndarray, float]:
@@ -301,23 +309,45 @@ def layer_products(
     ann_params = ann.check_params(cfg.ann_kind, cfg.ann_params) if approximate else None
     bootstrap = BootstrapParams.from_dict(bootstrap_params(seed=cfg.seed))
     depth = min(cfg.top_n, n_images - 1)
+    todo = []
     for metric in cfg.metrics:
-        done = metrics.get(metric)
         npath = art.neighbors_path(root, ds, key, layer, metric)
         spath = art.scores_path(root, ds, key, layer, metric)
-        ipath = art.faiss_index_path(root, ds, key, layer, metric)
         if (
             not redo
             and metric_is_current(
-                done, depth=depth, search=search, labeled=labeled, bootstrap=bootstrap, ann_params=ann_params
+                metrics.get(metric),
+                depth=depth,
+                search=search,
+                labeled=labeled,
+                bootstrap=bootstrap,
+                ann_params=ann_params,
             )
-            and (not approximate or ipath.exists())
+            and (not approximate or art.faiss_index_path(root, ds, key, layer, metric).exists())
             and not run.broken(npath, art.check_neighbors(npath, n_images, depth))
             and not (labeled and run.broken(spath, art.check_table(spath, n_images)))
         ):
             stage.skip("rankings", n_images)
             stage.skip("scores")
-            continue
+        else:
+            todo.append(metric)
+    # The exact rankings of every metric to redo at once: cosine and euclidean share their scan, and each pair of
+    # rows is scanned once (similarity.rank_neighbors_exact_many); each metric's seconds, a shared scan split evenly.
+    exact, exact_seconds = {}, {}
+    if todo and not approximate:
+        exact = rank_neighbors_exact_many(
+            features,
+            todo,
+            cfg.top_n,
+            groups=groups,
+            progress=stage.rank_progress,
+            max_matrix_bytes=all_pairs_bytes(cfg.activation_budget_mb),
+            seconds=exact_seconds,
+        )
+    for metric in todo:
+        npath = art.neighbors_path(root, ds, key, layer, metric)
+        spath = art.scores_path(root, ds, key, layer, metric)
+        ipath = art.faiss_index_path(root, ds, key, layer, metric)
         t0 = time.perf_counter()
         index = None
         if approximate:
@@ -326,10 +356,10 @@ def layer_products(
             ranking = ann.rank_neighbors(
                 features, metric, cfg.top_n, index, groups=groups, progress=stage.rank_progress
             )
+            rank_seconds = time.perf_counter() - t0
         else:
-            ranking = rank_neighbors_exact(features, metric, cfg.top_n, groups=groups, progress=stage.rank_progress)
+            ranking, rank_seconds = exact[metric], exact_seconds[metric]
             ipath.unlink(missing_ok=True)  # a stale index from a bigger run must not be mistaken for this one
-        rank_seconds = time.perf_counter() - t0
         run.clock.add("rankings", rank_seconds, metric)
         t0 = time.perf_counter()
         art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond, ranking.tied_beyond_same)
