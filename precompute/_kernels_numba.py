@@ -92,6 +92,48 @@ def chebyshev(q, x, out):
 
 
 @numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
+def manhattan_chebyshev(q, x, out_sum, out_max):
+    """``manhattan`` and ``chebyshev`` in one pass: each difference is read and taken once for both."""
+    b, dim = q.shape
+    n = x.shape[0]
+    stop4 = b - b % 4
+    for lo in range(0, n, _FEATURE_BLOCK):
+        hi = min(lo + _FEATURE_BLOCK, n)
+        for i in range(0, stop4, 4):
+            r0, r1, r2, r3 = q[i], q[i + 1], q[i + 2], q[i + 3]
+            for j in range(lo, hi):
+                v = x[j]
+                a0 = a1 = a2 = a3 = np.float32(0.0)
+                m0 = m1 = m2 = m3 = np.int32(0)
+                for k in range(dim):
+                    w = v[k]
+                    d0, d1, d2, d3 = abs(r0[k] - w), abs(r1[k] - w), abs(r2[k] - w), abs(r3[k] - w)
+                    a0 += d0
+                    a1 += d1
+                    a2 += d2
+                    a3 += d3
+                    m0 = max(m0, float_bits(d0))
+                    m1 = max(m1, float_bits(d1))
+                    m2 = max(m2, float_bits(d2))
+                    m3 = max(m3, float_bits(d3))
+                out_sum[i, j], out_max[i, j] = float_bits(a0), m0
+                out_sum[i + 1, j], out_max[i + 1, j] = float_bits(a1), m1
+                out_sum[i + 2, j], out_max[i + 2, j] = float_bits(a2), m2
+                out_sum[i + 3, j], out_max[i + 3, j] = float_bits(a3), m3
+        for i in range(stop4, b):
+            r0 = q[i]
+            for j in range(lo, hi):
+                v = x[j]
+                a0 = np.float32(0.0)
+                m0 = np.int32(0)
+                for k in range(dim):
+                    d0 = abs(r0[k] - v[k])
+                    a0 += d0
+                    m0 = max(m0, float_bits(d0))
+                out_sum[i, j], out_max[i, j] = float_bits(a0), m0
+
+
+@numba.njit(fastmath=_FASTMATH, cache=True, nogil=True)
 def minkowski(q, x, p, integer_power, out):
     b, dim = q.shape
     n = x.shape[0]

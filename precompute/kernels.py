@@ -85,6 +85,36 @@ def scan_distances(
     return out if family == "minkowski" else out.view(np.float32)
 
 
+def scan_manhattan_chebyshev(
+    queries: np.ndarray, features: np.ndarray, threads: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`scan_distances` for manhattan and chebyshev at once (float32 each, the same values and bounds): one
+    pass over the features, each difference taken once for both."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from precompute import _kernels_numba as compiled
+
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    x = np.ascontiguousarray(features, dtype=np.float32)
+    out_sum = np.empty((len(q), len(x)), dtype=np.int32)
+    out_max = np.empty((len(q), len(x)), dtype=np.int32)
+    threads = max(1, min(threads or default_threads(), (len(q) + 3) // 4))
+    bounds = np.linspace(0, len(q), threads + 1).astype(int) // 4 * 4
+    bounds[-1] = len(q)
+    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
+
+    def work(part: tuple[int, int]) -> None:
+        lo, hi = part
+        compiled.manhattan_chebyshev(q[lo:hi], x, out_sum[lo:hi], out_max[lo:hi])
+
+    if len(parts) == 1:
+        work(parts[0])
+    else:
+        with ThreadPoolExecutor(len(parts)) as pool:
+            list(pool.map(work, parts))
+    return out_sum.view(np.float32), out_max.view(np.float32)
+
+
 def exact_distances(
     queries: np.ndarray,
     features: np.ndarray,

@@ -274,7 +274,8 @@ def rank_neighbors_exact_many(
             if families[name][0] in ("manhattan", "chebyshev")
             and _scannable(exact, families[name][0], 1.0, features.shape[1])
         ]
-        passes = ([blas] if blas else []) + [[name] for name in scans]
+        fused = len(scans) == 2 and 2 * 4 * n * n <= max_matrix_bytes  # manhattan and chebyshev in one scan
+        passes = ([blas] if blas else []) + ([scans] if fused else [[name] for name in scans])
         if passes:
             for group in passes:
                 rankings.update(
@@ -315,17 +316,19 @@ def _all_pairs(
     progress: Callable[[int], None] | None,
     seconds: dict[str, float],
 ) -> dict[str, Ranking]:
-    """Rank every row under ``metrics`` (all cosine/euclidean, or one kernel metric) from one all-pairs scan.
+    """Rank every row under ``metrics`` from one all-pairs scan: cosine and/or euclidean (one matrix of dot
+    products), or manhattan and/or chebyshev (a matrix each, both from one compiled pass when both are asked).
 
-    ``matrix`` holds the float32 features the scan reads, ``exact`` the features the float64 re-rank reads. The
+    ``matrix`` holds the float32 features the scan reads, ``exact`` the features the float64 re-rank reads. Each
     ``n x n`` scan is filled one block of rows at a time: the block's pairs with itself and every later row are
     computed, and mirrored into the later rows' columns, so when a block is reached its rows are complete.
     """
     from precompute import kernels
 
     n, dim = matrix.shape
-    family = parse_metric(metrics[0])[0]
-    full = np.empty((n, n), dtype=np.float32)
+    names = [parse_metric(metric)[0] for metric in metrics]
+    blas = names[0] in _BLAS_FAMILIES
+    full = {key: np.empty((n, n), dtype=np.float32) for key in (["dots"] if blas else names)}
     squares = np.einsum("ij,ij->i", matrix, matrix)
     norms = np.sqrt(squares)
     largest = float(squares.max(initial=0.0))
@@ -333,18 +336,27 @@ def _all_pairs(
     for lo in range(0, n, chunk_rows):
         hi = min(lo + chunk_rows, n)
         start = time.perf_counter()
-        if family in _BLAS_FAMILIES:
-            upper = matrix[lo:hi] @ matrix[lo:].T
+        if blas:
+            uppers = {"dots": matrix[lo:hi] @ matrix[lo:].T}
+        elif len(names) == 2:
+            uppers = dict(
+                zip(
+                    ("manhattan", "chebyshev"),
+                    kernels.scan_manhattan_chebyshev(matrix[lo:hi], matrix[lo:]),
+                    strict=True,
+                )
+            )
         else:
-            upper = kernels.scan_distances(matrix[lo:hi], matrix[lo:], family)
-        full[lo:hi, lo:] = upper
-        full[hi:, lo:hi] = upper[:, hi - lo :].T
+            uppers = {names[0]: kernels.scan_distances(matrix[lo:hi], matrix[lo:], names[0])}
+        for key, upper in uppers.items():
+            full[key][lo:hi, lo:] = upper
+            full[key][hi:, lo:hi] = upper[:, hi - lo :].T
         shared = (time.perf_counter() - start) / len(metrics)
-        rows, queries, exclude = full[lo:hi], matrix[lo:hi], np.arange(lo, hi)
+        queries, exclude = matrix[lo:hi], np.arange(lo, hi)
         query_groups = None if groups is None else np.asarray(groups)[lo:hi]
-        for metric in metrics:
+        for metric, name in zip(metrics, names, strict=True):
             start = time.perf_counter()
-            name = parse_metric(metric)[0]
+            rows = full["dots" if blas else name][lo:hi]
             if name == "cosine":  # as _blas_candidates: the products divided by both norms
                 scale = np.where(norms[lo:hi] > 0, norms[lo:hi], 1.0)[:, None]
                 approx = 1.0 - np.divide(rows / scale, norms, out=np.zeros(rows.shape, np.float32), where=norms > 0)

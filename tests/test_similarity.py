@@ -153,8 +153,9 @@ def test_scanned_rankings_are_todays_rankings_bit_for_bit(metric: str, threads: 
     if all_pairs:
         monkeypatch.setattr(sim, "ALL_PAIRS_MIN_ROWS", 2)
         seconds: dict[str, float] = {}
-        scanned = sim.rank_neighbors_exact_many(features, [metric], 9, 101, groups, seconds=seconds)[metric]
-        assert set(seconds) == {metric}
+        partner = {"manhattan": ["chebyshev"], "chebyshev": ["manhattan"], "cosine": ["euclidean"]}.get(metric, [])
+        scanned = sim.rank_neighbors_exact_many(features, [metric, *partner], 9, 101, groups, seconds=seconds)[metric]
+        assert set(seconds) == {metric, *partner}  # the shared scans: one product, or one pass for both kernels
     else:
         scanned = sim.rank_neighbors_exact(features, metric, top_n=9, groups=groups, chunk_rows=101)
     np.testing.assert_array_equal(scanned.indices, full.indices)
@@ -196,7 +197,7 @@ def test_all_pairs_serve_every_metric_at_once_and_fall_back_where_they_cannot(mo
     monkeypatch.setattr(sim, "FLOAT64_SCAN_MAX", 0)  # the float32 scans, block by block and all pairs at once
     alone = {metric: sim.rank_neighbors_exact(features, metric, top_n=7) for metric in metrics}
     monkeypatch.setattr(sim, "ALL_PAIRS_MIN_ROWS", 2)
-    for budget in (4 * 260 * 260, 4 * 260 * 260 - 1):  # the n x n scan fits; it does not
+    for budget in (8 * 260 * 260, 4 * 260 * 260, 4 * 260 * 260 - 1):  # two n x n scans fit, one, none
         rows: list[int] = []
         together = sim.rank_neighbors_exact_many(features, metrics, 7, 100, progress=rows.append,
                                                  max_matrix_bytes=budget)
