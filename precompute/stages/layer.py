@@ -222,7 +222,9 @@ class LayerStage:
             coords, seconds, source = self._wait(layer, job)
         elif features is None:
             path = str(self._params[layer][0])
-            coords, seconds, source = compute_umap_file(path, n_neighbors, min_dist, seed, knn and str(knn))
+            coords, seconds, source = compute_umap_file(
+                path, n_neighbors, min_dist, seed, None if knn is None else str(knn)
+            )
         else:
             coords, seconds, source = _umap_here(features, n_neighbors, min_dist, seed, knn)
         self.neighbors[layer] = source
