@@ -6,6 +6,7 @@ TensorFlow (for ParametricUMAP) and takes seconds, which callers that never embe
 
 from __future__ import annotations
 
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -16,6 +17,10 @@ UMAP_METRICS = ("euclidean", "cosine", "correlation", "manhattan", "chebyshev", 
 # UMAP's spectral initialisation fails on 2 or 3 points (scipy's eigh needs k < N); below this many
 # images the layout is a PCA projection instead.
 MIN_UMAP_IMAGES = 4
+# Below this many points UMAP computes all pairwise distances itself (exact, and quick); from it on it searches
+# the neighbours with an RP forest and NN-descent (pynndescent), unless given them (``knn``). The threshold is
+# umap-learn's own (``X.shape[0] < 4096`` in umap_.py, 0.5.12), not a parameter of it.
+UMAP_ALL_PAIRS_MAX = 4096
 
 
 def compute_umap(
@@ -25,6 +30,7 @@ def compute_umap(
     min_dist: float = 0.1,
     metric: str = "euclidean",
     seed: int = 0,
+    knn: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> np.ndarray:
     """Lay out feature vectors in 2-D with UMAP, reproducibly.
 
@@ -41,6 +47,13 @@ def compute_umap(
     seed : int, default 0 (the pipeline's `--seed` default)
         Random seed, 0 <= seed < 2**32. The same features and parameters with the same seed give the same
         layout on the same machine and library versions. A seeded UMAP runs on one thread.
+    knn : (indices, distances), optional
+        The exact ``metric`` neighbours of every image in UMAP's convention (:func:`knn_from_ranking` builds them
+        from a stored ranking): shape (n_images, k) with k the clipped ``n_neighbors``, each row the image itself
+        at distance 0 and then its k - 1 nearest, best first. From ``UMAP_ALL_PAIRS_MAX`` (4096) images on, UMAP
+        uses them instead of its own approximate search (an RP forest and NN-descent, half a minute of numba
+        compiling in a fresh process); below, UMAP compares all pairs itself and ``knn`` is not used, so small
+        layouts are the same with or without it.
 
     Returns
     -------
@@ -54,7 +67,8 @@ def compute_umap(
     ------
     ValueError
         If ``features`` is not a 2-D numeric array with at least one column, if rows hold NaN or infinite
-        values (the message gives how many), or if a parameter is out of range or ``metric`` is unknown.
+        values (the message gives how many), if a parameter is out of range or ``metric`` is unknown, or if
+        ``knn`` does not have the shape (n_images, k).
 
     Examples
     --------
@@ -75,19 +89,68 @@ def compute_umap(
     if len(features) < MIN_UMAP_IMAGES:
         return _pca_2d(features)
 
+    k = min(int(n_neighbors), len(features) - 1)
+    extra = {}
+    if knn is not None and len(features) >= UMAP_ALL_PAIRS_MAX:
+        indices, distances = (np.ascontiguousarray(a) for a in knn)
+        if indices.shape != (len(features), k) or distances.shape != indices.shape:
+            raise ValueError(
+                f"knn must be two arrays of shape ({len(features)}, {k}) (every image and its {k} neighbours, "
+                f"itself first), got {indices.shape} and {distances.shape}."
+            )
+        # No NNDescent index (the third item): UMAP then cannot transform new points, which the layouts never do.
+        extra["precomputed_knn"] = (indices.astype(np.int32, copy=True), distances.astype(np.float32, copy=True), None)
+
     import umap
 
     reducer = umap.UMAP(
         n_components=2,
-        n_neighbors=min(int(n_neighbors), len(features) - 1),
+        n_neighbors=k,
         min_dist=float(min_dist),
         metric=metric,
         random_state=int(seed),
         # A seeded UMAP runs on one thread whatever n_jobs says; asking for one up front is what keeps
         # umap from warning, on every call, that it overrode n_jobs because of random_state.
         n_jobs=1,
+        **extra,
     )
-    return reducer.fit_transform(features).astype(np.float32, copy=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent")
+        return reducer.fit_transform(features).astype(np.float32, copy=False)
+
+
+def knn_from_ranking(
+    indices: np.ndarray, distances: np.ndarray, n_neighbors: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """UMAP's precomputed neighbours (``compute_umap(knn=...)``) from a stored ranking, or None if it cannot give them.
+
+    Parameters
+    ----------
+    indices, distances : arrays (n_images, depth)
+        A ranking as ``precompute.artifacts.read_neighbors`` returns it: every image's results best first,
+        the image itself left out, -1 (at distance inf) in a slot an approximate search left empty.
+    n_neighbors : int
+        UMAP's ``n_neighbors``, clipped to ``n_images - 1`` as :func:`compute_umap` does.
+
+    Returns
+    -------
+    (int32 array, float32 array), shape (n_images, k), or None
+        Each row the image itself at distance 0, then its first k - 1 results. None when the ranking holds
+        fewer than k - 1 results per image, or has an empty slot among them: UMAP then searches on its own.
+    """
+    indices, distances = np.asarray(indices), np.asarray(distances)
+    n_images = len(indices)
+    k = min(int(n_neighbors), n_images - 1)
+    if k < 1 or indices.ndim != 2 or distances.shape != indices.shape or indices.shape[1] < k - 1:
+        return None
+    top_ids, top_dist = indices[:, : k - 1], distances[:, : k - 1]
+    if (top_ids < 0).any() or not np.isfinite(top_dist).all():
+        return None
+    knn_indices = np.empty((n_images, k), dtype=np.int32)
+    knn_dists = np.empty((n_images, k), dtype=np.float32)
+    knn_indices[:, 0], knn_dists[:, 0] = np.arange(n_images, dtype=np.int32), 0.0
+    knn_indices[:, 1:], knn_dists[:, 1:] = top_ids, top_dist
+    return knn_indices, knn_dists
 
 
 def _is_int(value: object) -> bool:

@@ -69,6 +69,9 @@ class UmapParams(Record):
     min_dist: float = _spec(_float, required=True)
     metric: str = _spec(_str, required=True)
     seed: int | None = _spec(_int, keep_none=True)
+    # Where the layout's neighbours came from: "euclidean ranking" (the layer's stored one,
+    # precompute.stages.layer); absent: UMAP's own search. A record, not a parameter: it never makes a layout stale.
+    neighbors: str | None = _spec(_str)
     extra: dict[str, Any] = _extra()
 
 

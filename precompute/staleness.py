@@ -15,6 +15,7 @@ parameters change.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -69,8 +70,10 @@ def tfjs_is_current(entry: ModelEntry | None, variants: tuple[str, ...], version
 
 
 def umap_is_current(entry: LayerEntry, params: UmapParams) -> bool:
-    """The layer's 2-D layout was computed with the same UMAP parameters and seed."""
-    return entry.umap_params == params
+    """The layer's 2-D layout was computed with the same UMAP parameters and seed (however its neighbours were
+    found: ``UmapParams.neighbors`` is a record, not a parameter)."""
+    done = entry.umap_params
+    return done is not None and dataclasses.replace(done, neighbors=None) == dataclasses.replace(params, neighbors=None)
 
 
 def metric_is_current(done: MetricEntry | None, *, depth: int, search: str, labeled: bool,

@@ -77,7 +77,7 @@ def test_a_wait_for_the_workers_layout_redraws_the_umap_bar(monkeypatch) -> None
             self.looks += 1
             if self.looks < 3:
                 raise multiprocessing.TimeoutError
-            return np.zeros((4, 2), np.float32), 12.0
+            return np.zeros((4, 2), np.float32), 12.0, None
 
     class Worker:
         def submit(self, *args):

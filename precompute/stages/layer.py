@@ -13,6 +13,14 @@ when both fit the run's memory budget (``--memory-mb``) on a collection large en
 choice: the same function, inputs and seed give the same layout in either process, and rankings are computed here
 in both cases.
 
+Neighbours of a layout: from ``UMAP_ALL_PAIRS_MAX`` (4096) images on, UMAP would search each point's neighbours
+itself (an RP forest and NN-descent: about 35 s of numba compiling in a fresh process, 1-2 s a layout after). When
+the run ranks euclidean, each layer's layout takes them from the layer's stored euclidean ranking instead (exact, or
+FAISS' re-ranked one above ``--exact-max``; ``precompute.embed.knn_from_ranking``), so it is queued only once that
+ranking is on disk (:meth:`LayerStage.neighbors_ready`): the worker lays out one layer while this process ranks the
+next. Below the threshold, or without euclidean among the metrics, the layouts are queued up front as before and
+UMAP finds the neighbours itself. The index records the stored-ranking ones (``UmapParams.neighbors``).
+
 Progress: one bar per stage and model (``tqdm``, as extraction has): rankings count query rows (updated every
 1,024 rows, so a bar moves every few seconds even on 20,000 images), scores and duplicates count layers x
 metrics and layers, UMAP counts layouts; while the rankings wait for a layout from the worker, the UMAP bar is
@@ -81,15 +89,37 @@ def all_pairs_bytes(budget_mb: int) -> int:
     return budget_mb * 2**20 // 2
 
 
-def compute_umap_file(features_path: str, n_neighbors: int, min_dist: float, seed: int) -> tuple[np.ndarray, float]:
-    """The UMAP layout of the features stored at ``features_path`` and its wall seconds (what the worker runs)."""
+# UmapParams.neighbors of a layout whose neighbours came from the layer's stored euclidean ranking
+NEIGHBORS_FROM_RANKING = "euclidean ranking"
+
+
+def compute_umap_file(
+    features_path: str, n_neighbors: int, min_dist: float, seed: int, neighbors_path: str | None = None
+) -> tuple[np.ndarray, float, str | None]:
+    """The UMAP layout of the features stored at ``features_path``, its wall seconds and where its neighbours came
+    from (what the worker runs; see :func:`_layout`)."""
     from precompute import artifacts as art
-    from precompute.embed import compute_umap
 
     start = time.perf_counter()
     features = art.read_array(Path(features_path), mmap=True)
-    coords = compute_umap(np.asarray(features), n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
-    return coords, time.perf_counter() - start
+    coords, source = _layout(np.asarray(features), n_neighbors, min_dist, seed, neighbors_path)
+    return coords, time.perf_counter() - start, source
+
+
+def _layout(
+    features: np.ndarray, n_neighbors: int, min_dist: float, seed: int, neighbors_path: str | Path | None
+) -> tuple[np.ndarray, str | None]:
+    """The layout of ``features``, its neighbours taken from the euclidean ranking at ``neighbors_path`` where UMAP
+    would otherwise search them itself (``UMAP_ALL_PAIRS_MAX`` images or more) and the ranking holds enough of them;
+    with ``NEIGHBORS_FROM_RANKING`` then, else None (UMAP's own search)."""
+    from precompute import artifacts as art
+    from precompute.embed import UMAP_ALL_PAIRS_MAX, compute_umap, knn_from_ranking
+
+    knn = None
+    if neighbors_path is not None and len(features) >= UMAP_ALL_PAIRS_MAX:
+        knn = knn_from_ranking(*art.read_neighbors(Path(neighbors_path)), n_neighbors)
+    coords = compute_umap(features, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, knn=knn)
+    return coords, None if knn is None else NEIGHBORS_FROM_RANKING
 
 
 class UmapWorker:
@@ -103,8 +133,11 @@ class UmapWorker:
         self._pool = context.Pool(1, initializer=initializer)
         self._pending: list[Any] = []
 
-    def submit(self, features_path: Path, n_neighbors: int, min_dist: float, seed: int) -> Any:
-        result = self._pool.apply_async(compute_umap_file, (str(features_path), n_neighbors, min_dist, seed))
+    def submit(
+        self, features_path: Path, n_neighbors: int, min_dist: float, seed: int, neighbors_path: Path | None = None
+    ) -> Any:
+        knn = None if neighbors_path is None else str(neighbors_path)
+        result = self._pool.apply_async(compute_umap_file, (str(features_path), n_neighbors, min_dist, seed, knn))
         self._pending.append(result)
         return result
 
@@ -119,9 +152,11 @@ class UmapWorker:
 class LayerStage:
     """Progress bars, clock and UMAP scheduling of one model's layer stage.
 
-    ``umap_for(layer)`` returns the layer's layout, from the worker when :meth:`submit_umaps` sent it there
-    (the pipeline collects those after all the model's rankings, so the rankings never wait for a layout), else
-    computed here; ``rank_progress`` is the callback the rankings call with each block of rows done.
+    ``umap_for(layer)`` returns the layer's layout, from the worker when :meth:`submit_umaps` (or, for layouts
+    waiting for their neighbours, :meth:`neighbors_ready`) sent it there (the pipeline collects those after all the
+    model's rankings, so the rankings never wait for a layout), else computed here; ``rank_progress`` is the
+    callback the rankings call with each block of rows done. ``neighbors[layer]`` says where the neighbours of a
+    layout umap_for returned came from (``NEIGHBORS_FROM_RANKING``, or None: UMAP's own search).
     """
 
     def __init__(
@@ -139,7 +174,10 @@ class LayerStage:
         self.key, self.clock, self.worker = key, clock, worker
         self._jobs: dict[str, Any] = {}
         self._params: dict[str, tuple] = {}
+        self._knn: dict[str, Path] = {}  # the euclidean ranking of a layout waiting for it, once on disk
+        self._waiting: set[str] = set()  # layouts queued only once their layer's euclidean ranking is on disk
         self.umap_layers: set[str] = set()  # the layers whose layout is to be (re)computed
+        self.neighbors: dict[str, str | None] = {}
         self.bars = {
             "rankings": tqdm(
                 total=n_images * n_layers * len(metrics),
@@ -153,13 +191,33 @@ class LayerStage:
             "duplicates": tqdm(total=n_layers, desc=f"{key} duplicates", unit="layer", disable=not progress),
         }
 
-    def submit_umaps(self, layers: list[tuple[str, Path]], n_neighbors: int, min_dist: float, seed: int) -> None:
-        """Queue the layouts of ``(layer, features path)`` in the worker (in order); without one, remember them."""
+    def submit_umaps(
+        self,
+        layers: list[tuple[str, Path]],
+        n_neighbors: int,
+        min_dist: float,
+        seed: int,
+        wait_for_neighbors: bool = False,
+    ) -> None:
+        """Queue the layouts of ``(layer, features path)`` in the worker (in order); without one, remember them.
+        ``wait_for_neighbors``: queue each only when :meth:`neighbors_ready` gives its layer's euclidean ranking."""
         for layer, path in layers:
             self.umap_layers.add(layer)
             self._params[layer] = (path, n_neighbors, min_dist, seed)
-            if self.worker is not None:
+            if wait_for_neighbors:
+                self._waiting.add(layer)
+            elif self.worker is not None:
                 self._jobs[layer] = self.worker.submit(path, n_neighbors, min_dist, seed)
+
+    def neighbors_ready(self, layer: str, neighbors_path: Path) -> None:
+        """The layer's euclidean ranking is on disk at ``neighbors_path``: its layout, if waiting, takes its
+        neighbours from there (queued in the worker now, or computed here by :meth:`umap_for`)."""
+        if layer not in self._waiting:
+            return
+        self._waiting.discard(layer)
+        self._knn[layer] = neighbors_path
+        if self.worker is not None:
+            self._jobs[layer] = self.worker.submit(*self._params[layer], neighbors_path)
 
     def umap_for(
         self, layer: str, features: np.ndarray | None, n_neighbors: int, min_dist: float, seed: int
@@ -167,18 +225,23 @@ class LayerStage:
         """The layer's layout: the worker's result (waited for), else computed here now (from ``features``, or
         from the features file :meth:`submit_umaps` was given)."""
         job = self._jobs.pop(layer, None)
+        knn = self._knn.get(layer)
         if job is not None and self._params[layer][1:] == (n_neighbors, min_dist, seed):
-            coords, seconds = self._wait(layer, job)
+            coords, seconds, source = self._wait(layer, job)
         elif features is None:
-            coords, seconds = compute_umap_file(str(self._params[layer][0]), n_neighbors, min_dist, seed)
+            path = str(self._params[layer][0])
+            coords, seconds, source = compute_umap_file(
+                path, n_neighbors, min_dist, seed, None if knn is None else str(knn)
+            )
         else:
-            coords, seconds = _umap_here(features, n_neighbors, min_dist, seed)
+            coords, seconds, source = _umap_here(features, n_neighbors, min_dist, seed, knn)
+        self.neighbors[layer] = source
         self.clock.add("umap", seconds)
         self.bars["umap"].set_postfix_str("", refresh=False)
         self.bars["umap"].update()
         return coords
 
-    def _wait(self, layer: str, job: Any) -> tuple[np.ndarray, float]:
+    def _wait(self, layer: str, job: Any) -> tuple[np.ndarray, float, str | None]:
         """The worker's result for ``layer``, redrawing the UMAP bar while it is not ready (elapsed time moves)."""
         import multiprocessing
 
@@ -201,12 +264,12 @@ class LayerStage:
             bar.close()
 
 
-def _umap_here(features: np.ndarray, n_neighbors: int, min_dist: float, seed: int) -> tuple[np.ndarray, float]:
-    from precompute.embed import compute_umap
-
+def _umap_here(
+    features: np.ndarray, n_neighbors: int, min_dist: float, seed: int, neighbors_path: Path | None = None
+) -> tuple[np.ndarray, float, str | None]:
     start = time.perf_counter()
-    coords = compute_umap(np.asarray(features), n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
-    return coords, time.perf_counter() - start
+    coords, source = _layout(np.asarray(features), n_neighbors, min_dist, seed, neighbors_path)
+    return coords, time.perf_counter() - start, source
 
 
 # -------------------------------------------------------------------------------------------- the products
@@ -237,7 +300,7 @@ def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n
     dims = [entry.layers[name].dim for name, _ in umaps]
     worker = run.umap_worker() if use_worker(n_images, dims, cfg.activation_budget_mb) else None
     stage = LayerStage(key, n_images, len(layers), list(cfg.metrics), run.clock, cfg.progress, worker)
-    stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed)
+    stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed, _neighbors_from_ranking(cfg, n_images))
     try:
         yield stage
         if worker is not None:  # the rankings are done: collect the worker's layouts, in order
@@ -247,12 +310,21 @@ def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n
         stage.close()
 
 
+def _neighbors_from_ranking(cfg: Any, n_images: int) -> bool:
+    """Whether the layouts wait for their layer's euclidean ranking and take their neighbours from it: UMAP would
+    search them itself (``UMAP_ALL_PAIRS_MAX`` images or more), the run ranks euclidean, deep enough."""
+    from precompute.embed import UMAP_ALL_PAIRS_MAX
+
+    k = min(cfg.umap_neighbors, n_images - 1)
+    return n_images >= UMAP_ALL_PAIRS_MAX and "euclidean" in cfg.metrics and min(cfg.top_n, n_images - 1) >= k - 1
+
+
 def _write_umap(run: RunContext, key: str, layer: str, stage: LayerStage) -> None:
     """Write a layout the worker computed and record it in the index."""
     cfg, root, ds = run.config, run.root, run.dataset
     upath = art.umap_path(root, ds, key, layer)
     art.write_array(upath, stage.umap_for(layer, None, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed))
-    params = umap_params(cfg)
+    params = umap_params(cfg, stage.neighbors.get(layer))
 
     def change(index: ArtifactIndex) -> None:
         target = index.datasets[ds].models[key].layers[layer]
@@ -270,9 +342,16 @@ def _umap_needed(run: RunContext, entry: LayerEntry, upath: Path, n_images: int,
     )
 
 
-def umap_params(cfg: Any) -> UmapParams:
-    """The UMAP parameters of a run's configuration (``precompute.pipeline.RunConfig``)."""
-    return UmapParams(n_neighbors=cfg.umap_neighbors, min_dist=cfg.umap_min_dist, metric="euclidean", seed=cfg.seed)
+def umap_params(cfg: Any, neighbors: str | None = None) -> UmapParams:
+    """The UMAP parameters of a run's configuration (``precompute.pipeline.RunConfig``); ``neighbors``: where a
+    layout's neighbours came from, None for UMAP's own search (not a parameter: ``umap_is_current`` ignores it)."""
+    return UmapParams(
+        n_neighbors=cfg.umap_neighbors,
+        min_dist=cfg.umap_min_dist,
+        metric="euclidean",
+        seed=cfg.seed,
+        neighbors=neighbors,
+    )
 
 
 def layer_products(
@@ -329,6 +408,8 @@ def layer_products(
         ):
             stage.skip("rankings", n_images)
             stage.skip("scores")
+            if metric == "euclidean":
+                stage.neighbors_ready(layer, npath)
         else:
             todo.append(metric)
     # The exact rankings of every metric to redo at once: cosine and euclidean share their scan, and each pair of
@@ -363,6 +444,8 @@ def layer_products(
         run.clock.add("rankings", rank_seconds, metric)
         t0 = time.perf_counter()
         art.write_neighbors(npath, ranking.indices, ranking.distances, ranking.tied_beyond, ranking.tied_beyond_same)
+        if metric == "euclidean":
+            stage.neighbors_ready(layer, npath)
         result = MetricEntry(
             neighbors=art.relative(root, npath),
             top_n=int(ranking.indices.shape[1]),
@@ -407,7 +490,7 @@ def layer_products(
         target = index.datasets[ds].models[key].layers[layer]
         target.order = order
         if new_umap is not None:
-            target.umap, target.umap_params = new_umap, umap_params(cfg)
+            target.umap, target.umap_params = new_umap, umap_params(cfg, stage.neighbors.get(layer))
         target.metrics = metrics
         if duplicates is not None:
             target.duplicates = duplicates
