@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -143,6 +143,7 @@ class Run:
         self._resources = ExitStack()  # the Dask client (and LocalCluster) of --engine dask, closed by execute()
         self._client: Any = None
         self._umap_worker: UmapWorker | None = None  # the layer stage's UMAP process (precompute.stages.layer)
+        self._deferred: list[Callable[[], None]] = []  # layouts to collect from it once the models are done
         self.clock = StageClock()  # seconds per stage, for report.json and the summary
 
     def execute(self) -> pd.DataFrame:
@@ -192,6 +193,8 @@ class Run:
                 self.report["label_issues"] = write_label_issues(self.root, self.dataset, manifest, cfg.seed,
                                                                   cfg.force, cfg.progress)
             self._write_report(time.perf_counter() - start)
+        self._finish_deferred()  # the layouts the worker computed beside the later models and the label checks
+        self._write_report(time.perf_counter() - start)
         if cfg.train_heads:
             from precompute.stages.head import HeadStage
 
@@ -200,6 +203,7 @@ class Run:
                 pairs = heads.plan()
             try:
                 self.report["heads"] = heads.execute(pairs, manifest)
+                self._finish_deferred()
             finally:
                 self._write_report(time.perf_counter() - start)
         return summarize_run(self.root, self.dataset)
@@ -223,12 +227,21 @@ class Run:
             self._client = self._resources.enter_context(dask_client(self.config.dask_address))
         return self._client
 
-    def umap_worker(self) -> UmapWorker:
-        """The layer stage's UMAP process, started from the fork server on first use, closed by :meth:`execute`."""
+    def umap_worker(self, processes: int = 1) -> UmapWorker:
+        """The layer stage's UMAP processes, started from the fork server on first use (as many as that call asks),
+        closed by :meth:`execute`."""
         if self._umap_worker is None:
-            self._umap_worker = UmapWorker(model_process_context(), die_with_parent)
+            self._umap_worker = UmapWorker(model_process_context(), die_with_parent, processes)
             self._resources.callback(self._umap_worker.close)
         return self._umap_worker
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Queue ``work`` (a model's layouts to collect from the worker) until :meth:`_finish_deferred`."""
+        self._deferred.append(work)
+
+    def _finish_deferred(self) -> None:
+        while self._deferred:
+            self._deferred.pop(0)()
 
     def _write_report(self, seconds: float) -> None:
         if "dropped_from_index" in self.report:  # --force over an unreadable index: say exactly what it left out

@@ -34,7 +34,8 @@ def test_clock_adds_stages_and_rankings_per_metric() -> None:
 
 
 def test_the_worker_is_used_for_several_layouts_of_a_large_enough_set_within_the_budget() -> None:
-    assert use_worker(10_000, [1280, 3072], 3072)
+    assert use_worker(10_000, [1280, 3072], 3072) == 2  # two layouts at once fit beside the rankings
+    assert use_worker(20_000, [1280, 3072], 3072) == 1  # one: the 20,000 x 20,000 all-pairs scan takes 1.5 GB
     assert not use_worker(10_000, [1280], 3072)  # one layout: nothing to overlap with the next layers
     assert not use_worker(500, [1280, 3072], 3072)  # small: starting the worker costs more than it saves
     assert not use_worker(10_000, [1280, 3072], 500)  # over --memory-mb

@@ -5,6 +5,7 @@ A Protocol rather than the ``Run`` class itself, so that a stage module never im
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,8 +30,12 @@ class RunContext(Protocol):
     def dask_client(self) -> Any:
         """The run's Dask client (``--engine dask``)."""
 
-    def umap_worker(self) -> Any:
-        """The layer stage's UMAP process (``precompute.stages.layer.UmapWorker``)."""
+    def umap_worker(self, processes: int = 1) -> Any:
+        """The layer stage's UMAP processes (``precompute.stages.layer.UmapWorker``; how many: the first call's)."""
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run ``work`` later in the run, after its models and label checks (the layouts the worker computes
+        meanwhile are collected so)."""
 
 
 __all__ = ["RunContext"]

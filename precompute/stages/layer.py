@@ -69,19 +69,29 @@ WORKER_MIN_IMAGES = 2000
 WAIT_REFRESH_SECONDS = 5.0
 
 
-def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int = 1024) -> bool:
-    """Whether to compute the layouts in a worker: two or more of them, at least ``WORKER_MIN_IMAGES`` images,
-    and the worker's layout and this process's rankings fit ``budget_mb`` together.
+def use_worker(n_images: int, dims: list[int], budget_mb: int, chunk_rows: int = 1024) -> int:
+    """How many worker processes lay out the model's layers: none (each layout here, in turn) unless there are two
+    or more layouts, at least ``WORKER_MIN_IMAGES`` images, and a worker's layout fits ``budget_mb`` beside this
+    process's rankings; two where two layouts fit beside them and this process may use two CPUs (a layout runs on
+    one thread: with two workers the layouts use both cores whenever the rankings leave one free, and at the end of
+    the run, when only layouts are left); else one.
 
-    The worker holds one layer's features (float32) and UMAP's per-image arrays; a ranking holds one block of
+    A worker holds one layer's features (float32) and UMAP's per-image arrays; a ranking holds one block of
     ``chunk_rows x n_images`` distances (float64 at most: minkowski) and its candidates' twin block, plus the
     ``n x n`` float32 all-pairs scan where :func:`all_pairs_bytes` allows one.
     """
+    from precompute.kernels import default_threads
+
     umap_bytes = _WORKER_BYTES + n_images * (4 * max(dims, default=0) + _UMAP_BYTES_PER_IMAGE)
     rank_bytes = 2 * 8 * min(chunk_rows, n_images) * n_images
     if n_images >= ALL_PAIRS_MIN_ROWS and 4 * n_images**2 <= all_pairs_bytes(budget_mb):
         rank_bytes += 4 * n_images**2  # the all-pairs scan (rank_neighbors_exact_many)
-    return len(dims) > 1 and n_images >= WORKER_MIN_IMAGES and umap_bytes + rank_bytes <= budget_mb * 2**20
+    if len(dims) < 2 or n_images < WORKER_MIN_IMAGES:
+        return 0
+    for processes in (2, 1):
+        if processes <= default_threads() and processes * umap_bytes + rank_bytes <= budget_mb * 2**20:
+            return processes
+    return 0
 
 
 def all_pairs_bytes(budget_mb: int) -> int:
@@ -123,14 +133,15 @@ def _layout(
 
 
 class UmapWorker:
-    """One worker process computing UMAP layouts in the order they are submitted (``multiprocessing.Pool(1)``).
+    """Worker processes computing UMAP layouts, started in the order they are submitted (``multiprocessing.Pool``;
+    one or two processes: :func:`use_worker`).
 
     Started from the pipeline's fork server (``context``) so it does not import TensorFlow again; it dies with its
     parent. :meth:`close` terminates a layout in flight (an interrupted run) rather than wait for it.
     """
 
-    def __init__(self, context: Any, initializer: Callable[[], None] | None = None) -> None:
-        self._pool = context.Pool(1, initializer=initializer)
+    def __init__(self, context: Any, initializer: Callable[[], None] | None = None, processes: int = 1) -> None:
+        self._pool = context.Pool(processes, initializer=initializer)
         self._pending: list[Any] = []
 
     def submit(
@@ -259,9 +270,11 @@ class LayerStage:
         """Count work found current (nothing to redo) as done, so that the bars end full."""
         self.bars[stage].update(count)
 
-    def close(self) -> None:
-        for bar in self.bars.values():
-            bar.close()
+    def close(self, keep: str | None = None) -> None:
+        """Close the progress bars (all but ``keep``'s, whose work goes on)."""
+        for name, bar in self.bars.items():
+            if name != keep:
+                bar.close()
 
 
 def _umap_here(
@@ -298,16 +311,29 @@ def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n
         if _umap_needed(run, entry.layers[name], art.umap_path(root, ds, key, name), n_images, refresh=name in todo)
     ]
     dims = [entry.layers[name].dim for name, _ in umaps]
-    worker = run.umap_worker() if use_worker(n_images, dims, cfg.activation_budget_mb) else None
+    processes = use_worker(n_images, dims, cfg.activation_budget_mb)
+    worker = run.umap_worker(processes) if processes else None
     stage = LayerStage(key, n_images, len(layers), list(cfg.metrics), run.clock, cfg.progress, worker)
     stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed, _neighbors_from_ranking(cfg, n_images))
+    deferred = False
     try:
         yield stage
-        if worker is not None:  # the rankings are done: collect the worker's layouts, in order
-            for name, _ in umaps:
-                _write_umap(run, key, name, stage)
+        if worker is not None:
+            # The rankings are done. The worker's layouts are collected (in order) when the run asks, after its
+            # other models and the label checks (RunContext.defer): those run while the worker lays out these.
+            def collect() -> None:
+                try:
+                    for name, _ in umaps:
+                        _write_umap(run, key, name, stage)
+                finally:
+                    stage.close()
+
+            stage.close(keep="umap")
+            run.defer(collect)
+            deferred = True
     finally:
-        stage.close()
+        if not deferred:
+            stage.close()
 
 
 def _neighbors_from_ranking(cfg: Any, n_images: int) -> bool:
