@@ -103,6 +103,7 @@ def compute_umap(
 
     import umap
 
+    cache_umap_kernels()
     reducer = umap.UMAP(
         n_components=2,
         n_neighbors=k,
@@ -151,6 +152,42 @@ def knn_from_ranking(
     knn_indices[:, 0], knn_dists[:, 0] = np.arange(n_images, dtype=np.int32), 0.0
     knn_indices[:, 1:], knn_dists[:, 1:] = top_ids, top_dist
     return knn_indices, knn_dists
+
+
+# umap-learn's numba functions that a 2-D euclidean layout compiles and that umap-learn does not ask numba to cache
+# (0.5.12): about 12 s of compiling in every process that lays out (the main command, each UMAP worker, each test
+# process). Asking numba to cache them (Dispatcher.enable_caching, what ``njit(cache=True)`` does) lets later
+# processes load the same machine code from numba's on-disk cache: a first layout of 200 points in a new process
+# took 11.96 s before and 0.29 s after (docs/benchmarks.md section 19). Same code, same layouts.
+_UNCACHED_UMAP_JIT = {
+    "umap.umap_": ("fast_knn_indices", "smooth_knn_dist", "compute_membership_strengths"),
+    "umap.utils": ("fast_knn_indices", "tau_rand_int", "tau_rand"),
+    "umap.layouts": ("_nb_optimize_layout_euclidean_single_epoch", "clip", "tau_rand_int"),
+    "umap.distances": ("euclidean",),
+}
+
+
+_CACHED: set[str] = set()
+
+
+def cache_umap_kernels() -> list[str]:
+    """Turn on numba's on-disk cache for :data:`_UNCACHED_UMAP_JIT` (each function once per process); the names done
+    so far. A name umap-learn no longer has, a function that is not a numba dispatcher, or a module that does not
+    import (a stand-in ``umap`` in tests) is left alone."""
+    import importlib
+
+    for module_name, names in _UNCACHED_UMAP_JIT.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for name in names:
+            function = getattr(module, name, None)
+            key = f"{module_name}.{name}"
+            if key not in _CACHED and callable(getattr(function, "enable_caching", None)):
+                function.enable_caching()
+                _CACHED.add(key)
+    return sorted(_CACHED)
 
 
 def _is_int(value: object) -> bool:

@@ -185,3 +185,20 @@ def test_the_index_records_the_neighbours_without_making_older_layouts_stale() -
         LayerEntry(dim=8, umap_params=today), UmapParams(n_neighbors=10, min_dist=0.1, metric="euclidean", seed=0)
     )
     assert not umap_is_current(LayerEntry(dim=8), today)
+
+
+@pytest.mark.slow  # imports umap (and TensorFlow with it): about 9 s in a process that has not
+def test_umaps_uncached_numba_functions_are_cached_on_disk() -> None:
+    """Every function named in _UNCACHED_UMAP_JIT exists in the installed umap-learn and gets numba's disk cache
+    (a renamed function would silently cost every new process its compile again)."""
+    from numba.core.caching import NullCache
+
+    from precompute.embed import _UNCACHED_UMAP_JIT, cache_umap_kernels
+
+    done = cache_umap_kernels()
+    assert len(done) == sum(len(names) for names in _UNCACHED_UMAP_JIT.values())
+    import importlib
+
+    for name in done:
+        module, attr = name.rsplit(".", 1)
+        assert not isinstance(getattr(importlib.import_module(module), attr)._cache, NullCache), name
