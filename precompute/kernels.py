@@ -19,6 +19,8 @@ split between threads (one per CPU; the compiled loops release the GIL).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 KERNEL_FAMILIES = ("manhattan", "chebyshev", "minkowski")
@@ -53,8 +55,6 @@ def scan_distances(
     :func:`relative_error` of the exact distance, relative to it. ``threads`` (default: the CPUs this process
     may use) split the queries; the kernels release the GIL.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     if family not in KERNEL_FAMILIES:
         relative_error(family, 1)  # raises, naming the families
     q = np.ascontiguousarray(queries, dtype=np.float32)
@@ -63,23 +63,14 @@ def scan_distances(
     kernel = _kernels()[family]
     power = float(p)
     integer_power = int(power) if power == int(power) and power <= _MAX_INTEGER_POWER else 0
-    threads = max(1, min(threads or default_threads(), (len(q) + 3) // 4))
-    bounds = np.linspace(0, len(q), threads + 1).astype(int) // 4 * 4
-    bounds[-1] = len(q)
-    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
 
-    def work(part: tuple[int, int]) -> None:
-        lo, hi = part
+    def work(lo: int, hi: int) -> None:
         if family == "minkowski":
             kernel(q[lo:hi], x, power, integer_power, out[lo:hi])
         else:
             kernel(q[lo:hi], x, out[lo:hi])
 
-    if len(parts) == 1:
-        work(parts[0])
-    else:
-        with ThreadPoolExecutor(len(parts)) as pool:
-            list(pool.map(work, parts))
+    _in_threads(work, len(q), threads, tile=4)
     # Non-negative float32 values order like their bit patterns read as integers: the chebyshev and manhattan
     # kernels keep their float32 results in int32 storage (the chebyshev maximum is taken on the bits).
     return out if family == "minkowski" else out.view(np.float32)
@@ -90,28 +81,18 @@ def scan_manhattan_chebyshev(
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`scan_distances` for manhattan and chebyshev at once (float32 each, the same values and bounds): one
     pass over the features, each difference taken once for both."""
-    from concurrent.futures import ThreadPoolExecutor
-
     from precompute import _kernels_numba as compiled
 
     q = np.ascontiguousarray(queries, dtype=np.float32)
     x = np.ascontiguousarray(features, dtype=np.float32)
     out_sum = np.empty((len(q), len(x)), dtype=np.int32)
     out_max = np.empty((len(q), len(x)), dtype=np.int32)
-    threads = max(1, min(threads or default_threads(), (len(q) + 3) // 4))
-    bounds = np.linspace(0, len(q), threads + 1).astype(int) // 4 * 4
-    bounds[-1] = len(q)
-    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
-
-    def work(part: tuple[int, int]) -> None:
-        lo, hi = part
-        compiled.manhattan_chebyshev(q[lo:hi], x, out_sum[lo:hi], out_max[lo:hi])
-
-    if len(parts) == 1:
-        work(parts[0])
-    else:
-        with ThreadPoolExecutor(len(parts)) as pool:
-            list(pool.map(work, parts))
+    _in_threads(
+        lambda lo, hi: compiled.manhattan_chebyshev(q[lo:hi], x, out_sum[lo:hi], out_max[lo:hi]),
+        len(q),
+        threads,
+        tile=4,
+    )
     return out_sum.view(np.float32), out_max.view(np.float32)
 
 
@@ -131,28 +112,34 @@ def exact_distances(
     :func:`precompute.similarity.pairwise_distances` gives, without a NumPy call per query. Rows are split
     between ``threads`` (default: every CPU this process may use); the loop releases the GIL.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     if family not in ("manhattan", "chebyshev"):
         raise ValueError(f"No exact kernel for {family!r}: manhattan and chebyshev only.")
     from precompute import _kernels_numba as compiled
 
     q, x = np.ascontiguousarray(queries), np.asarray(features)
     ids, counts = np.ascontiguousarray(ids, dtype=np.int64), np.ascontiguousarray(counts, dtype=np.int64)
-    threads = max(1, min(threads or default_threads(), len(q)))
-    bounds = np.linspace(0, len(q), threads + 1).astype(int)
-    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
     chebyshev = family == "chebyshev"
+    _in_threads(
+        lambda lo, hi: compiled.exact_rows(q[lo:hi], x, ids[lo:hi], counts[lo:hi], chebyshev, out[lo:hi]),
+        len(q),
+        threads,
+    )
 
-    def work(part: tuple[int, int]) -> None:
-        lo, hi = part
-        compiled.exact_rows(q[lo:hi], x, ids[lo:hi], counts[lo:hi], chebyshev, out[lo:hi])
 
+def _in_threads(work: Callable[[int, int], None], rows: int, threads: int | None, tile: int = 1) -> None:
+    """Call ``work(lo, hi)`` on consecutive row ranges covering ``rows``, one per thread (default: every CPU this
+    process may use), each range a multiple of ``tile`` rows but the last; the compiled loops release the GIL."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = max(1, min(threads or default_threads(), (rows + tile - 1) // tile))
+    bounds = np.linspace(0, rows, threads + 1).astype(int) // tile * tile
+    bounds[-1] = rows
+    parts = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:], strict=True) if hi > lo]
     if len(parts) == 1:
-        work(parts[0])
+        work(*parts[0])
     else:
         with ThreadPoolExecutor(len(parts)) as pool:
-            list(pool.map(work, parts))
+            list(pool.map(lambda part: work(*part), parts))
 
 
 def default_threads() -> int:
