@@ -6,12 +6,13 @@ changed, its file is missing or damaged (checked, and named in the log), or the 
 model's layer records.
 
 Scheduling: the rankings use every CPU (BLAS, or the compiled scans of ``precompute.kernels``); a seeded UMAP runs
-on one thread. So :class:`LayerStage` runs the UMAP layouts of a model's layers, one after the other, in a worker
-process (:class:`UmapWorker`) while this process ranks: the two together keep both cores busy. It does so only
-when both fit the run's memory budget (``--memory-mb``) on a collection large enough to pay for the worker's start
-(:func:`use_worker`); otherwise each layout is computed here, in turn, as before. Results do not depend on the
-choice: the same function, inputs and seed give the same layout in either process, and rankings are computed here
-in both cases.
+on one thread. So :class:`LayerStage` runs the UMAP layouts of a model's layers in one or two worker processes
+(:class:`UmapWorker`; two where both fit the run's memory budget, ``--memory-mb``, beside the rankings) while this
+process ranks, on a collection large enough to pay for the workers' start (:func:`use_worker`); otherwise each
+layout is computed here, in turn, as before. The workers' layouts are collected when the run asks
+(``RunContext.defer``): after its other models and its label checks, which run meanwhile. Results do not depend on
+the choice: the same function, inputs and seed give the same layout in either process, and rankings are computed
+here in both cases.
 
 Neighbours of a layout: from ``UMAP_ALL_PAIRS_MAX`` (4096) images on, UMAP would search each point's neighbours
 itself (an RP forest and NN-descent: about 35 s of numba compiling in a fresh process, 1-2 s a layout after). When
@@ -164,8 +165,8 @@ class LayerStage:
     """Progress bars, clock and UMAP scheduling of one model's layer stage.
 
     ``umap_for(layer)`` returns the layer's layout, from the worker when :meth:`submit_umaps` (or, for layouts
-    waiting for their neighbours, :meth:`neighbors_ready`) sent it there (the pipeline collects those after all the
-    model's rankings, so the rankings never wait for a layout), else computed here; ``rank_progress`` is the
+    waiting for their neighbours, :meth:`neighbors_ready`) sent it there (collected at the end of the run, so the
+    rankings never wait for a layout: :func:`layer_stage`), else computed here; ``rank_progress`` is the
     callback the rankings call with each block of rows done. ``neighbors[layer]`` says where the neighbours of a
     layout umap_for returned came from (``NEIGHBORS_FROM_RANKING``, or None: UMAP's own search).
     """
