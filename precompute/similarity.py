@@ -181,10 +181,7 @@ def top_k_from_distances(
     ``exclude[i]`` (a column index, or -1) is removed from row i's ranking (the query itself).
     """
     block = np.array(distances, dtype=np.float32, copy=True)
-    if exclude is not None:
-        exclude = np.asarray(exclude)
-        rows = np.flatnonzero(exclude >= 0)
-        block[rows, exclude[rows]] = np.inf
+    _mask_excluded(block, exclude)
     k = min(k, block.shape[1] - (1 if exclude is not None else 0))
     ranking = _select(block, k)
     return ranking.indices, ranking.distances
@@ -433,9 +430,7 @@ def rank(
             bad = int((~np.isfinite(chunk)).any(axis=1).sum())
             raise ValueError(f"{bad} feature rows contain NaN or inf; the model produced invalid features.")
         block[:, lo : lo + len(chunk)] = pairwise_distances(queries, chunk, metric)
-    if exclude is not None:
-        rows = np.flatnonzero(exclude >= 0)
-        block[rows, exclude[rows]] = np.inf
+    _mask_excluded(block, exclude)
     return _select(block, k, groups=groups, query_groups=query_groups)
 
 
@@ -529,9 +524,7 @@ def _blas_keep(
 ) -> np.ndarray:
     """The candidates of :func:`_blas_candidates` from its float32 scan ``approx`` (cosine distances, or squared
     euclidean ones less each query's own squared norm); ``largest`` is the features' largest squared norm."""
-    if exclude is not None:
-        rows = np.flatnonzero(exclude >= 0)
-        approx[rows, exclude[rows]] = np.inf
+    _mask_excluded(approx, exclude)
     unit = float(np.finfo(np.float32).eps)
     if family == "cosine":
         slack = np.full(len(queries), _SCAN_SLACK * (dim + 2) * unit)
@@ -604,9 +597,7 @@ def _kernel_keep(approx: np.ndarray, family: str, p: float, dim: int, k: int, ex
     """The candidates of :func:`_kernel_candidates` from its scan ``approx``."""
     from precompute import kernels
 
-    if exclude is not None:
-        rows = np.flatnonzero(exclude >= 0)
-        approx[rows, exclude[rows]] = np.inf
+    _mask_excluded(approx, exclude)
     error = _SCAN_SLACK * kernels.relative_error(family, dim, p)
     tiny = float(np.finfo(np.float32).tiny)
     exponent = {"manhattan": 1.0, "chebyshev": np.inf, "minkowski": p}[family]
@@ -627,6 +618,14 @@ def _scannable(values: np.ndarray, family: str, p: float, dim: int) -> bool:
     if family == "minkowski":  # float64 powers: (2 max)^p dim must stay far below 1e308
         return largest == 0 or p * np.log10(largest) + np.log10(dim) < 300
     return largest * dim < 1e37  # float32 sums (and maxima) far below 3.4e38
+
+
+def _mask_excluded(block: np.ndarray, exclude: np.ndarray | None) -> None:
+    """Set ``block[i, exclude[i]]`` to inf in place where ``exclude[i] >= 0`` (each query's own row left out)."""
+    if exclude is not None:
+        exclude = np.asarray(exclude)
+        rows = np.flatnonzero(exclude >= 0)
+        block[rows, exclude[rows]] = np.inf
 
 
 def _check_exclude(exclude: np.ndarray | None, n_queries: int) -> np.ndarray | None:
