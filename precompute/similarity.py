@@ -265,12 +265,9 @@ def rank_neighbors_exact_many(
         wide = n * features.shape[1] > FLOAT64_SCAN_MAX
         blas = [name for name in names if families[name][0] in _BLAS_FAMILIES and wide]
         exact = matrix if features.dtype == np.float32 else np.asarray(features)
-        scans = [
-            name
-            for name in names
-            if families[name][0] in ("manhattan", "chebyshev")
-            and _scannable(exact, families[name][0], 1.0, features.shape[1])
-        ]
+        scans = [name for name in names if families[name][0] in ("manhattan", "chebyshev")]
+        if scans and not _scannable(exact, "manhattan", 1.0, features.shape[1]):  # chebyshev's rule is the same
+            scans = []
         fused = len(scans) == 2 and 2 * 4 * n * n <= max_matrix_bytes  # manhattan and chebyshev in one scan
         passes = ([blas] if blas else []) + ([scans] if fused else [[name] for name in scans])
         if passes:
