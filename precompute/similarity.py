@@ -465,8 +465,7 @@ def _candidate_distances(queries: np.ndarray, features: np.ndarray, ids: np.ndar
     candidates read in row order.
 
     manhattan and chebyshev: the compiled loop of :func:`precompute.kernels.exact_distances` (cdist's order of
-    operations, every CPU). The others one query at a time (the BLAS product of one query with its candidates: a
-    stacked product of many queries gives the same values but was slower above a few hundred dimensions).
+    operations, every CPU). cosine and euclidean: :func:`_blas_candidate_distances`. minkowski one query at a time.
     """
     family, _ = parse_metric(metric)
     order = np.argsort(ids, axis=1, kind="stable")  # each query's candidates in row order (memory maps; BLAS)
@@ -477,6 +476,8 @@ def _candidate_distances(queries: np.ndarray, features: np.ndarray, ids: np.ndar
         from precompute import kernels
 
         kernels.exact_distances(queries, features, sorted_ids, counts, family, found)  # reads t < counts[r] only
+    elif family in _BLAS_FAMILIES:
+        _blas_candidate_distances(queries, features, sorted_ids, counts, family, found)
     else:
         for row in np.flatnonzero(counts):
             vectors = np.asarray(features[sorted_ids[row, : counts[row]]])
@@ -484,6 +485,39 @@ def _candidate_distances(queries: np.ndarray, features: np.ndarray, ids: np.ndar
     distances = np.empty_like(found)
     np.put_along_axis(distances, order, found, axis=1)
     return distances
+
+
+def _blas_candidate_distances(
+    queries: np.ndarray, features: np.ndarray, sorted_ids: np.ndarray, counts: np.ndarray, family: str, out: np.ndarray
+) -> None:
+    """cosine or euclidean distances of each query to its first ``counts[r]`` candidates ``sorted_ids[r]`` (row
+    order), into float32 ``out``: bit for bit what :func:`pairwise_distances` gives one query against its candidates.
+
+    Only the dot products need a call per query (the same BLAS matrix-vector product, same shapes: its last bits
+    depend on them). The squared norms are each row's own float64 sum, the same in any array (computed once per
+    distinct candidate), and the rest of the formula is element by element, so it runs over the whole block.
+    """
+    width = sorted_ids.shape[1]
+    valid = np.arange(width)[None, :] < counts[:, None]
+    distinct, where = np.unique(sorted_ids[valid], return_inverse=True)
+    squares = np.empty(len(distinct))
+    for lo in range(0, len(distinct), 4096):
+        rows = np.asarray(features[distinct[lo : lo + 4096]], dtype=np.float64)
+        squares[lo : lo + 4096] = np.einsum("ij,ij->i", rows, rows)
+    x_sq = np.zeros(sorted_ids.shape)
+    x_sq[valid] = squares[where]
+    q = np.asarray(queries, dtype=np.float64)
+    q_sq = np.einsum("ij,ij->i", q, q)[:, None]
+    dots = np.zeros(sorted_ids.shape)
+    for row in np.flatnonzero(counts):
+        vectors = np.asarray(features[sorted_ids[row, : counts[row]]], dtype=np.float64)
+        dots[row, : counts[row]] = (q[row : row + 1] @ vectors.T)[0]
+    if family == "euclidean":
+        values = np.sqrt(np.maximum(q_sq + x_sq - 2.0 * dots, 0.0))
+    else:
+        norms = np.sqrt(q_sq) * np.sqrt(x_sq)
+        values = np.clip(1.0 - np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0), 0.0, 2.0)
+    out[valid] = values[valid]
 
 
 def _blas_candidates(
