@@ -46,7 +46,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,8 @@ TRAINED_SOURCES = ("imagenet", "nsfwjs", "file")
 # flipped labels worse on the tuning seeds: best precision at recall 0.5 0.64 against 0.78 with PCA + LDA).
 N_FOLDS = 10
 N_REPEATS = 1
+# Seconds between redraws of the bar while a run waits for label checks running in a worker.
+WAIT_REFRESH_SECONDS = 5.0
 # Evidence layers kept: those at least this share of the best one's out-of-sample accuracy (combine_probabilities).
 # On openclipart-200's tuning seeds (100..104) 0.9 kept the three EfficientNet-Lite top_conv layers, whose average
 # ranked the flipped labels worse than EfficientNet-Lite2's alone (best precision at recall >= 0.5: 0.63-0.76
@@ -300,8 +304,52 @@ def label_issues_are_current(record: LabelIssues | None, inputs: str, path: Path
     return record is not None and record.inputs_hash == inputs and art.check_table(path, record.n_issues) is None
 
 
+@dataclass
+class LabelCheckJob:
+    """Label checks started early in a worker process (:func:`start_label_checks`): the inputs they were computed
+    from (:func:`inputs_key`) and the pending result of :func:`detect_from_files`."""
+
+    inputs: str
+    result: Any  # multiprocessing AsyncResult of (issues, details, seconds)
+
+
+def start_label_checks(
+    root: Path, dataset: str, manifest: pd.DataFrame, seed: int, force: bool, submit: Callable[..., Any]
+) -> LabelCheckJob | None:
+    """Start the label checks from the evidence layers stored now, through ``submit(function, *args)`` (a worker
+    process's ``apply_async``); None when there is nothing to compute (no evidence layer, or flags current).
+
+    For a run whose remaining models cannot add evidence (no learned weights): the checks then run beside them.
+    :func:`write_label_issues` uses the result only if the inputs are still the same when it is called."""
+    entry = art.read_index(root).datasets[dataset]
+    layers = evidence_layers(entry)
+    if not layers:
+        return None
+    feature_paths = [art.features_path(root, dataset, model, layer) for model, layer in layers]
+    labels = manifest["label"].astype(str).tolist()
+    inputs = inputs_key(layers, feature_paths, labels, seed)
+    if not force and label_issues_are_current(entry.label_issues, inputs, art.label_issues_path(root, dataset)):
+        return None
+    return LabelCheckJob(inputs, submit(detect_from_files, [str(p) for p in feature_paths], labels, seed))
+
+
+def detect_from_files(feature_paths: list[str], labels: list[str], seed: int) -> tuple[pd.DataFrame, dict, float]:
+    """:func:`detect_label_issues` over stored feature files: ``(issues, details, seconds)`` (a worker's job)."""
+    start = time.perf_counter()
+    details: dict[str, Any] = {}
+    issues = detect_label_issues([art.read_array(Path(p)) for p in feature_paths], labels, seed=seed, details=details)
+    return issues, details, time.perf_counter() - start
+
+
 def write_label_issues(
-    root: Path, dataset: str, manifest: pd.DataFrame, seed: int = 0, force: bool = False, progress: bool = False
+    root: Path,
+    dataset: str,
+    manifest: pd.DataFrame,
+    seed: int = 0,
+    force: bool = False,
+    progress: bool = False,
+    job: LabelCheckJob | None = None,
+    timing: dict[str, float] | None = None,
 ) -> dict[str, Any] | None:
     """The pipeline's stage: label issues of a labeled dataset from its evidence layers, written to
     ``<dataset>/label_issues.parquet`` and the index; returns the report's entry (None when no trained layer was
@@ -310,7 +358,8 @@ def write_label_issues(
     Resumable like the other stages: when the stored entry was computed from the same features, labels and settings
     (:func:`label_issues_are_current`) and ``force`` is off, the stored flags are reported and nothing is fitted.
     ``progress`` draws a bar of the cross-validation fits (about 35 s for 10,000 images on 2 cores: issue #27 wants
-    no stage silent for 10 s)."""
+    no stage silent for 10 s), or, for a ``job`` started early from the same inputs, of the wait for it.
+    ``timing`` (a dict) receives ``seconds``, the fits' time in the worker, when the ``job``'s result is used."""
     entry = art.read_index(root).datasets[dataset]
     layers = evidence_layers(entry)
     path = art.label_issues_path(root, dataset)
@@ -327,11 +376,16 @@ def write_label_issues(
 
     details: dict[str, Any] = {}
     fits = len(layers) * N_REPEATS * N_FOLDS  # at most: folds are fewer when a class has fewer images
-    with tqdm(total=fits, desc="label checks", unit="fit", disable=not progress) as bar:
-        issues = detect_label_issues(
-            [art.read_array(p) for p in feature_paths], labels, seed=seed, details=details, on_fit=bar.update
-        )
-        bar.update(bar.total - bar.n)
+    if job is not None and job.inputs == inputs:
+        issues, details, seconds = _wait(job, tqdm(total=1, desc="label checks", unit="job", disable=not progress))
+        if timing is not None:
+            timing["seconds"] = seconds
+    else:
+        with tqdm(total=fits, desc="label checks", unit="fit", disable=not progress) as bar:
+            issues = detect_label_issues(
+                [art.read_array(p) for p in feature_paths], labels, seed=seed, details=details, on_fit=bar.update
+            )
+            bar.update(bar.total - bar.n)
     art.write_table(path, issues)
     record = LabelIssues(
         path=art.relative(root, path),
@@ -349,6 +403,22 @@ def write_label_issues(
 
     art.update_index(root, change)
     return _report_entry(issues, record, manifest, reused=False)
+
+
+def _wait(job: LabelCheckJob, bar: Any) -> tuple[pd.DataFrame, dict, float]:
+    """The worker's result, the bar redrawn with the seconds waited while it is not ready."""
+    import multiprocessing
+
+    start = time.perf_counter()
+    with bar:
+        while True:
+            try:
+                found = job.result.get(timeout=WAIT_REFRESH_SECONDS)
+            except multiprocessing.TimeoutError:
+                bar.set_postfix_str(f"in a worker, waited {time.perf_counter() - start:.0f} s", refresh=True)
+                continue
+            bar.update(1)
+            return found
 
 
 def _report_entry(issues: pd.DataFrame, record: LabelIssues, manifest: pd.DataFrame, reused: bool) -> dict[str, Any]:

@@ -331,3 +331,53 @@ def test_class_colours_contrast_with_the_map_and_differ_by_30_ciede2000():
     lab = rgb2lab(np.array([[[int(c[i : i + 2], 16) / 255 for i in (1, 3, 5)] for c in CLASS_COLOURS[:10]]]))[0]
     smallest = min(deltaE_ciede2000(lab[i], lab[j]) for i, j in combinations(range(10), 2))
     assert smallest >= 30, round(float(smallest), 1)
+
+
+def test_label_checks_started_early_are_used_only_for_the_same_inputs(tmp_path):
+    """Issue #27: a run whose remaining models cannot add evidence starts the label checks in a worker
+    (start_label_checks); write_label_issues takes that result only when the evidence and labels are still the
+    same, and its flags equal those computed in place; otherwise it fits again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from precompute import artifacts as art
+    from precompute import label_issues as li
+    from precompute.pipeline import ModelRequest, _may_add_evidence
+    from precompute.schema import ArtifactIndex
+
+    features, labels = _clusters(n_per_class=20, n_classes=3, dim=8)
+    manifest = pd.DataFrame({"path": [f"{label}/{i}.png" for i, label in enumerate(labels)], "label": labels})
+    model = {"backbone": "x", "weights": {"source": "imagenet"},
+             "config": {"backbone": "x", "weights_source": "imagenet"}, "layers": {"top_conv": {"dim": 8, "order": 0}}}
+    art.write_index(tmp_path, ArtifactIndex.from_dict({"schema_version": art.SCHEMA_VERSION, "datasets": {
+        "toy": {"n_images": len(labels), "labeled": True, "models": {"lite0": model}}}}))
+    features_file = art.features_path(tmp_path, "toy", "lite0", "top_conv")
+    features_file.parent.mkdir(parents=True)
+    art.write_array(features_file, features.astype(np.float32))
+
+    class Result:  # a multiprocessing AsyncResult's get(timeout)
+        def __init__(self, future):
+            self.future, self.waits = future, 0
+
+        def get(self, timeout):
+            self.waits += 1
+            return self.future.result()
+
+    with ThreadPoolExecutor(1) as pool:
+        job = li.start_label_checks(tmp_path, "toy", manifest, 0, False, lambda f, *a: Result(pool.submit(f, *a)))
+        timing = {}
+        early = li.write_label_issues(tmp_path, "toy", manifest, seed=0, job=job, timing=timing)
+    assert job.result.waits == 1 and timing["seconds"] > 0 and not early["reused"]
+    flags = art.read_table(art.label_issues_path(tmp_path, "toy"))
+    in_place = li.write_label_issues(tmp_path, "toy", manifest, seed=0, force=True)
+    assert in_place["found"] == early["found"] and in_place["issues"] == early["issues"]
+    pd.testing.assert_frame_equal(art.read_table(art.label_issues_path(tmp_path, "toy")), flags)
+    assert li.start_label_checks(tmp_path, "toy", manifest, 0, False, None) is None  # current: nothing to start
+
+    stale = li.LabelCheckJob("another run's inputs", None)  # features re-extracted since: fitted again, here
+    art.write_array(features_file, (features + 0.5).astype(np.float32))
+    assert not li.write_label_issues(tmp_path, "toy", manifest, seed=0, job=stale)["reused"]
+
+    assert _may_add_evidence(ModelRequest("efficientnet-lite0")) and _may_add_evidence(ModelRequest("vgg16", "file"))
+    assert not _may_add_evidence(ModelRequest("pixels"))
+    assert not _may_add_evidence(ModelRequest("efficientnet-lite0", "random"))
+    assert not _may_add_evidence(ModelRequest("efficientnet-lite0", quantize="int8"))

@@ -153,6 +153,12 @@ class UmapWorker:
         self._pending.append(result)
         return result
 
+    def submit_call(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Queue any other picklable job behind the layouts submitted so far (the run's early label checks)."""
+        result = self._pool.apply_async(function, args)
+        self._pending.append(result)
+        return result
+
     def close(self) -> None:
         if all(result.ready() for result in self._pending):
             self._pool.close()
