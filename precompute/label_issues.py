@@ -195,11 +195,12 @@ def combine_probabilities(probability_sets: Sequence[np.ndarray], labels: np.nda
     return np.mean([probability_sets[i] for i in kept], axis=0), kept
 
 
-def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataFrame:
+def find_label_issues(probabilities: np.ndarray, labels: np.ndarray, n_jobs: int | None = None) -> pd.DataFrame:
     """The images whose given label confident learning finds off, worst first.
 
     cleanlab's flags (:data:`FILTER_BY`), kept where the label quality (self-confidence: the given
-    label's probability) is at most :data:`MAX_QUALITY` and another class is suggested.
+    label's probability) is at most :data:`MAX_QUALITY` and another class is suggested. ``n_jobs``: cleanlab's
+    processes (None: one per CPU; 1 in a worker process, which may not start its own); the same flags either way.
 
     Returns
     -------
@@ -209,7 +210,7 @@ def find_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> pd.DataF
     import cleanlab.filter
     import cleanlab.rank
 
-    flagged = cleanlab.filter.find_label_issues(labels, probabilities, filter_by=FILTER_BY)
+    flagged = cleanlab.filter.find_label_issues(labels, probabilities, filter_by=FILTER_BY, n_jobs=n_jobs)
     quality = cleanlab.rank.get_label_quality_scores(labels, probabilities)
     suggested = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
@@ -234,6 +235,7 @@ def detect_label_issues(
     seed: int = 0,
     details: dict | None = None,
     on_fit: Callable[[], None] | None = None,
+    n_jobs: int | None = None,
 ) -> pd.DataFrame:
     """Confident learning over the combined out-of-sample probabilities of several feature sets.
 
@@ -244,6 +246,7 @@ def detect_label_issues(
     seed : the cross-validation splits' seed
     details : a dict to receive ``kept`` (indices of the feature sets used, :func:`combine_probabilities`)
     on_fit : called after each cross-validation fit (``N_REPEATS`` x at most ``N_FOLDS`` per feature set)
+    n_jobs : cleanlab's processes (:func:`find_label_issues`)
 
     Returns
     -------
@@ -263,7 +266,7 @@ def detect_label_issues(
     )
     if details is not None:
         details["kept"] = kept
-    issues = find_label_issues(probabilities, codes)
+    issues = find_label_issues(probabilities, codes, n_jobs)
     issues["label"] = classes[issues["label"].to_numpy()].astype(str)
     issues["suggested"] = classes[issues["suggested"].to_numpy()].astype(str)
     return issues
@@ -337,7 +340,9 @@ def detect_from_files(feature_paths: list[str], labels: list[str], seed: int) ->
     """:func:`detect_label_issues` over stored feature files: ``(issues, details, seconds)`` (a worker's job)."""
     start = time.perf_counter()
     details: dict[str, Any] = {}
-    issues = detect_label_issues([art.read_array(Path(p)) for p in feature_paths], labels, seed=seed, details=details)
+    issues = detect_label_issues(
+        [art.read_array(Path(p)) for p in feature_paths], labels, seed=seed, details=details, n_jobs=1
+    )
     return issues, details, time.perf_counter() - start
 
 

@@ -337,7 +337,7 @@ def test_label_checks_started_early_are_used_only_for_the_same_inputs(tmp_path):
     """Issue #27: a run whose remaining models cannot add evidence starts the label checks in a worker
     (start_label_checks); write_label_issues takes that result only when the evidence and labels are still the
     same, and its flags equal those computed in place; otherwise it fits again."""
-    from concurrent.futures import ThreadPoolExecutor
+    import multiprocessing
 
     from precompute import artifacts as art
     from precompute import label_issues as li
@@ -354,19 +354,12 @@ def test_label_checks_started_early_are_used_only_for_the_same_inputs(tmp_path):
     features_file.parent.mkdir(parents=True)
     art.write_array(features_file, features.astype(np.float32))
 
-    class Result:  # a multiprocessing AsyncResult's get(timeout)
-        def __init__(self, future):
-            self.future, self.waits = future, 0
-
-        def get(self, timeout):
-            self.waits += 1
-            return self.future.result()
-
-    with ThreadPoolExecutor(1) as pool:
-        job = li.start_label_checks(tmp_path, "toy", manifest, 0, False, lambda f, *a: Result(pool.submit(f, *a)))
+    # A daemonic worker process, as the run's UMAP pool: cleanlab may not start processes of its own there.
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        job = li.start_label_checks(tmp_path, "toy", manifest, 0, False, lambda f, *a: pool.apply_async(f, a))
         timing = {}
         early = li.write_label_issues(tmp_path, "toy", manifest, seed=0, job=job, timing=timing)
-    assert job.result.waits == 1 and timing["seconds"] > 0 and not early["reused"]
+    assert job.result.ready() and timing["seconds"] > 0 and not early["reused"]
     flags = art.read_table(art.label_issues_path(tmp_path, "toy"))
     in_place = li.write_label_issues(tmp_path, "toy", manifest, seed=0, force=True)
     assert in_place["found"] == early["found"] and in_place["issues"] == early["issues"]
