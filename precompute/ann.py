@@ -54,6 +54,30 @@ DEFAULT_KIND = "hnsw"
 METRIC_PLANS: dict[str, tuple[str, int]] = {name: (metric.faiss, metric.pool) for name, metric in METRICS.items()}
 
 
+# Chebyshev above --exact-max: FAISS' METRIC_Linf has no fast distance code, and its HNSW builds and searches slowly
+# (70,000 Fashion-MNIST images: 168 s for a 240-d layer, growing with the dimension), where the compiled exact scan
+# (precompute.kernels) ranked the same layer in 69 s. So a chebyshev ranking stays exact above --exact-max up to
+# CHEBYSHEV_EXACT_FACTOR times it, for layers of CHEBYSHEV_EXACT_MIN_DIM dimensions or more (at 32-d, 22 s against
+# 34 s, HNSW is the faster; the exact scan grows as n^2, HNSW about as n log n).
+CHEBYSHEV_EXACT_FACTOR = 5
+CHEBYSHEV_EXACT_MIN_DIM = 96
+
+
+def uses_index(metric: str, n_images: int, dim: int, exact_max: int) -> bool:
+    """Whether a layer's ranking under ``metric`` comes from a FAISS index (above ``exact_max`` images), or is exact.
+
+    >>> uses_index("cosine", 70_000, 1280, 20_000), uses_index("chebyshev", 70_000, 1280, 20_000)
+    (True, False)
+    >>> uses_index("chebyshev", 70_000, 32, 20_000), uses_index("chebyshev", 150_000, 1280, 20_000)
+    (True, True)
+    """
+    if n_images <= exact_max:
+        return False
+    if parse_metric(metric)[0] == "chebyshev":
+        return dim < CHEBYSHEV_EXACT_MIN_DIM or n_images > CHEBYSHEV_EXACT_FACTOR * exact_max
+    return True
+
+
 @dataclass
 class AnnIndex:
     """A FAISS index over a feature matrix, with the metric it serves and how it was built."""

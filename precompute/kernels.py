@@ -47,19 +47,30 @@ def relative_error(family: str, dim: int, p: float | None = None) -> float:
 
 
 def scan_distances(
-    queries: np.ndarray, features: np.ndarray, family: str, p: float = 1.0, threads: int | None = None
+    queries: np.ndarray,
+    features: np.ndarray,
+    family: str,
+    p: float = 1.0,
+    threads: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Approximate distances (n_queries, n) of float32 ``queries`` (b, dim) to float32 ``features`` (n, dim).
 
     Returns float32 for manhattan and chebyshev, float64 for minkowski, each value within
     :func:`relative_error` of the exact distance, relative to it. ``threads`` (default: the CPUs this process
-    may use) split the queries; the kernels release the GIL.
+    may use) split the queries; the kernels release the GIL. ``out`` (that dtype and shape; a block of columns of
+    a wider array, say) receives them instead of a new array.
     """
     if family not in KERNEL_FAMILIES:
         relative_error(family, 1)  # raises, naming the families
     q = np.ascontiguousarray(queries, dtype=np.float32)
     x = np.ascontiguousarray(features, dtype=np.float32)
-    out = np.empty((len(q), len(x)), dtype=np.float64 if family == "minkowski" else np.int32)
+    dtype = np.float64 if family == "minkowski" else np.float32
+    if out is None:
+        out = np.empty((len(q), len(x)), dtype=dtype)
+    elif out.shape != (len(q), len(x)) or out.dtype != dtype:
+        raise ValueError(f"out must be {np.dtype(dtype).name} of shape {(len(q), len(x))}, got {out.dtype} {out.shape}")
+    result, out = out, (out if family == "minkowski" else out.view(np.int32))
     kernel = _kernels()[family]
     power = float(p)
     integer_power = int(power) if power == int(power) and power <= _MAX_INTEGER_POWER else 0
@@ -73,7 +84,7 @@ def scan_distances(
     _in_threads(work, len(q), threads, tile=4)
     # Non-negative float32 values order like their bit patterns read as integers: the chebyshev and manhattan
     # kernels keep their float32 results in int32 storage (the chebyshev maximum is taken on the bits).
-    return out if family == "minkowski" else out.view(np.float32)
+    return result
 
 
 def scan_manhattan_chebyshev(

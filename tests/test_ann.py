@@ -128,8 +128,8 @@ def test_bad_arguments_are_clear_errors(clustered: np.ndarray) -> None:
         ann.read_index("/nonexistent/index-cosine.faiss", "cosine")
 
 
-def _run(dataset: Path, out: Path, exact_max: int):
-    config = RunConfig(dataset, out, [ModelRequest("pixels", "auto", ("pixels_8x8",))], metrics=("cosine", "euclidean"),
+def _run(dataset: Path, out: Path, exact_max: int, metrics: tuple[str, ...] = ("cosine", "euclidean")):
+    config = RunConfig(dataset, out, [ModelRequest("pixels", "auto", ("pixels_8x8",))], metrics=metrics,
                        top_n=10, progress=False, umap_neighbors=5, exact_search_max=exact_max)
     Run(config).execute()
     return art.read_index(out).to_dict()["datasets"]["colours"]["models"]["pixels"]["layers"]["pixels_8x8"]
@@ -160,6 +160,27 @@ def test_pipeline_uses_an_index_above_exact_max(tmp_path: Path) -> None:
     again = _run(dataset, tmp_path / "ann", exact_max=1000)
     assert again["metrics"]["cosine"]["search"] == "exact"
     assert not list((tmp_path / "ann").rglob("*.faiss")), "a stale index is removed when search becomes exact"
+    # chebyshev stays exact above --exact-max (up to 5x it, 96 dimensions or more: faster than FAISS' L-inf HNSW),
+    # its ranking the exact run's, with no index; the others go through theirs.
+    n = len(art.read_array(tmp_path / "ann" / ann_layer["features"], mmap=True))
+    mixed = _run(dataset, tmp_path / "mixed", exact_max=n - 1, metrics=("cosine", "chebyshev"))["metrics"]
+    assert mixed["cosine"]["search"] == "faiss-hnsw" and mixed["chebyshev"]["search"] == "exact"
+    assert "index" not in mixed["chebyshev"] and "ann_params" not in mixed["chebyshev"]
+    assert [path.name for path in (tmp_path / "mixed").rglob("*.faiss")] == ["index-cosine.faiss"]
+    exact_cheb = _run(dataset, tmp_path / "exact", exact_max=1000, metrics=("chebyshev",))["metrics"]["chebyshev"]
+    for name in ("indices", "distances"):
+        assert np.array_equal(np.load(tmp_path / "mixed" / mixed["chebyshev"]["neighbors"])[name],
+                              np.load(tmp_path / "exact" / exact_cheb["neighbors"])[name])
+    assert _run(dataset, tmp_path / "mixed", exact_max=1, metrics=("chebyshev",))["metrics"]["chebyshev"][
+        "search"] == "faiss-hnsw"  # over 5x --exact-max: an index again
+
+
+def test_chebyshev_stays_exact_above_exact_max_where_its_scan_beats_faiss() -> None:
+    assert ann.uses_index("cosine", 70_000, 1280, 20_000) and not ann.uses_index("cosine", 20_000, 1280, 20_000)
+    assert not ann.uses_index("chebyshev", 70_000, 1280, 20_000)  # 96+ dims, up to 5x --exact-max
+    assert ann.uses_index("chebyshev", 70_000, 32, 20_000)  # few dims: HNSW is faster
+    assert ann.uses_index("chebyshev", 100_001, 1280, 20_000)
+    assert ann.uses_index("manhattan", 70_000, 1280, 20_000) and ann.uses_index("minkowski-p3", 70_000, 1280, 20_000)
 
 
 @pytest.mark.slow

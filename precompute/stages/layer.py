@@ -416,9 +416,10 @@ def layer_products(
     labels = manifest["label"].to_numpy() if labeled else None
     groups = pd.factorize(labels, sort=True)[0] if labeled else None
     reranked: set[str] = set()
-    approximate = len(features) > cfg.exact_search_max
-    search = f"faiss-{cfg.ann_kind}" if approximate else "exact"
-    ann_params = ann.check_params(cfg.ann_kind, cfg.ann_params) if approximate else None
+    # Above --exact-max a metric's ranking comes from a FAISS index, but for chebyshev where exact is faster.
+    indexed = {m for m in cfg.metrics if ann.uses_index(m, n_images, features.shape[1], cfg.exact_search_max)}
+    searches = {m: f"faiss-{cfg.ann_kind}" if m in indexed else "exact" for m in cfg.metrics}
+    ann_params = ann.check_params(cfg.ann_kind, cfg.ann_params) if indexed else None
     bootstrap = BootstrapParams.from_dict(bootstrap_params(seed=cfg.seed))
     depth = min(cfg.top_n, n_images - 1)
     todo = []
@@ -430,12 +431,12 @@ def layer_products(
             and metric_is_current(
                 metrics.get(metric),
                 depth=depth,
-                search=search,
+                search=searches[metric],
                 labeled=labeled,
                 bootstrap=bootstrap,
-                ann_params=ann_params,
+                ann_params=ann_params if metric in indexed else None,
             )
-            and (not approximate or art.faiss_index_path(root, ds, key, layer, metric).exists())
+            and (metric not in indexed or art.faiss_index_path(root, ds, key, layer, metric).exists())
             and not run.broken(npath, art.check_neighbors(npath, n_images, depth))
             and not (labeled and run.broken(spath, art.check_table(spath, n_images)))
         ):
@@ -448,10 +449,10 @@ def layer_products(
     # The exact rankings of every metric to redo at once: cosine and euclidean share their scan, and each pair of
     # rows is scanned once (similarity.rank_neighbors_exact_many); each metric's seconds, a shared scan split evenly.
     exact, exact_seconds = {}, {}
-    if todo and not approximate:
+    if any(metric not in indexed for metric in todo):
         exact = rank_neighbors_exact_many(
             features,
-            todo,
+            [metric for metric in todo if metric not in indexed],
             cfg.top_n,
             groups=groups,
             progress=stage.rank_progress,
@@ -464,7 +465,7 @@ def layer_products(
         ipath = art.faiss_index_path(root, ds, key, layer, metric)
         t0 = time.perf_counter()
         index = None
-        if approximate:
+        if metric in indexed:
             index = ann.build_index(features, metric, cfg.ann_kind, cfg.ann_params, seed=cfg.seed)
             ann.write_index(ipath, index)
             ranking = ann.rank_neighbors(
@@ -482,7 +483,7 @@ def layer_products(
         result = MetricEntry(
             neighbors=art.relative(root, npath),
             top_n=int(ranking.indices.shape[1]),
-            search=search,
+            search=searches[metric],
             rank_seconds=round(rank_seconds, 3),
             ties=TIE_SCORING,
             n_tied_at_cut=int((ranking.tied_beyond > 0).sum()),
