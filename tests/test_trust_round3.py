@@ -94,23 +94,32 @@ def test_the_pipeline_writes_no_label_flags_without_a_trained_model(playground_a
     assert not art.label_issues_path(playground_artifacts, "shapes").exists()
 
 
-def test_label_checks_are_reused_until_their_features_labels_or_settings_change(tmp_path, monkeypatch):
-    """A rerun skips confident learning when the stored flags were computed from the same inputs (a hash of the
-    evidence layers' features, the labels and the settings), and redoes it when any of them changes, with
-    ``force``, or when the stored file is damaged."""
+def _toy_dataset(root):
+    """An index with one trained model's deepest layer over three labelled clusters: (features, manifest, features
+    file), the dataset named "toy"."""
     from precompute import artifacts as art
-    from precompute import label_issues as li
     from precompute.schema import ArtifactIndex
 
     features, labels = _clusters(n_per_class=20, n_classes=3, dim=8)
     manifest = pd.DataFrame({"path": [f"{label}/{i}.png" for i, label in enumerate(labels)], "label": labels})
     model = {"backbone": "x", "weights": {"source": "imagenet"},
              "config": {"backbone": "x", "weights_source": "imagenet"}, "layers": {"top_conv": {"dim": 8, "order": 0}}}
-    art.write_index(tmp_path, ArtifactIndex.from_dict({"schema_version": art.SCHEMA_VERSION, "datasets": {
+    art.write_index(root, ArtifactIndex.from_dict({"schema_version": art.SCHEMA_VERSION, "datasets": {
         "toy": {"n_images": len(labels), "labeled": True, "models": {"lite0": model}}}}))
-    features_file = art.features_path(tmp_path, "toy", "lite0", "top_conv")
+    features_file = art.features_path(root, "toy", "lite0", "top_conv")
     features_file.parent.mkdir(parents=True)
     art.write_array(features_file, features.astype(np.float32))
+    return features, manifest, features_file
+
+
+def test_label_checks_are_reused_until_their_features_labels_or_settings_change(tmp_path, monkeypatch):
+    """A rerun skips confident learning when the stored flags were computed from the same inputs (a hash of the
+    evidence layers' features, the labels and the settings), and redoes it when any of them changes, with
+    ``force``, or when the stored file is damaged."""
+    from precompute import artifacts as art
+    from precompute import label_issues as li
+
+    features, manifest, features_file = _toy_dataset(tmp_path)
     fits = []
     detect = li.detect_label_issues
     monkeypatch.setattr(li, "detect_label_issues", lambda *a, **k: fits.append(1) or detect(*a, **k))
@@ -124,6 +133,7 @@ def test_label_checks_are_reused_until_their_features_labels_or_settings_change(
     assert stored.inputs_hash and len(stored.inputs_hash) == 64
     assert run() == (True, 1)  # nothing changed: no fit
     assert run(force=True) == (False, 2)
+    labels = manifest["label"].to_numpy()
     relabelled = manifest.assign(label=np.where(np.arange(len(labels)) == 0, "1", labels))
     assert run(relabelled) == (False, 3)
     assert run(relabelled) == (True, 3)
@@ -342,17 +352,8 @@ def test_label_checks_started_early_are_used_only_for_the_same_inputs(tmp_path):
     from precompute import artifacts as art
     from precompute import label_issues as li
     from precompute.pipeline import ModelRequest, _may_add_evidence
-    from precompute.schema import ArtifactIndex
 
-    features, labels = _clusters(n_per_class=20, n_classes=3, dim=8)
-    manifest = pd.DataFrame({"path": [f"{label}/{i}.png" for i, label in enumerate(labels)], "label": labels})
-    model = {"backbone": "x", "weights": {"source": "imagenet"},
-             "config": {"backbone": "x", "weights_source": "imagenet"}, "layers": {"top_conv": {"dim": 8, "order": 0}}}
-    art.write_index(tmp_path, ArtifactIndex.from_dict({"schema_version": art.SCHEMA_VERSION, "datasets": {
-        "toy": {"n_images": len(labels), "labeled": True, "models": {"lite0": model}}}}))
-    features_file = art.features_path(tmp_path, "toy", "lite0", "top_conv")
-    features_file.parent.mkdir(parents=True)
-    art.write_array(features_file, features.astype(np.float32))
+    features, manifest, features_file = _toy_dataset(tmp_path)
 
     # A daemonic worker process, as the run's UMAP pool: cleanlab may not start processes of its own there.
     with multiprocessing.get_context("fork").Pool(1) as pool:
