@@ -295,15 +295,21 @@ def _interpreter_class() -> Any:
 INVOKE_PIXELS = 224 * 224
 
 
+# Lanes only for models up to this size: each interpreter holds its own copy of the packed weights (the Lite family,
+# mobilenetv2 and efficientnetb0 are 10-25 MB; vgg16 on LiteRT would hold 550 MB more per lane).
+LANES_MAX_BYTES = 100 * 2**20
+
+
 class LiteRTModel:
     """A converted feature model: ``model(batch (n, h, w, 3) float32) -> list of (n, dim) float32``.
 
     One interpreter, run on chunks of ``invoke_batch`` images (default: ``INVOKE_PIXELS`` input pixels' worth,
     at least 1; resized only when a chunk's shape changes); XNNPACK with ``num_threads`` threads (default: every
-    core). A batch of several chunks instead runs on ``num_threads`` interpreters of one thread each, the chunks
-    shared between them in threads (the invocations release the GIL): two such lanes ran efficientnet-lite0 at
-    144-161 img/s where one interpreter on two threads ran 123-153 (2 cores, 224 px), the same features bit for
-    bit (XNNPACK splits a layer's output, never a sum, between its threads). Not thread-safe: callers serialise
+    core). A batch of several chunks of a model up to ``LANES_MAX_BYTES`` instead runs on ``num_threads``
+    interpreters of one thread each, the chunks shared between them in threads (the invocations release the GIL):
+    two such lanes ran efficientnet-lite0 at 144-161 img/s where one interpreter on two threads ran 123-153 (2
+    cores, 224 px), the same features bit for bit (XNNPACK splits a layer's output, never a sum, between its
+    threads). Not thread-safe: callers serialise
     calls (the app's uploads hold a lock).
     """
 
@@ -339,7 +345,8 @@ class LiteRTModel:
             outputs = self._main(batch)
         else:
             chunks = [batch[i : i + step] for i in range(0, len(batch), step)]
-            parts = self._in_lanes(chunks) if self.num_threads > 1 else [self._main(chunk) for chunk in chunks]
+            lanes = self.num_threads > 1 and self.path.stat().st_size <= LANES_MAX_BYTES
+            parts = self._in_lanes(chunks) if lanes else [self._main(chunk) for chunk in chunks]
             outputs = [np.concatenate(part) for part in zip(*parts, strict=True)]
         if self.readouts is None:
             return outputs

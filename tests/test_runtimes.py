@@ -196,7 +196,7 @@ def test_efficientnet_lite0_folds_every_batchnorm_on_litert(cache: Path) -> None
 
 
 @pytest.mark.slow  # a MobileNetV2 conversion: 20-45 s
-def test_chunked_invocations_give_the_batch_features(cache: Path) -> None:
+def test_chunked_invocations_give_the_batch_features(cache: Path, monkeypatch) -> None:
     """LiteRTModel runs a batch in chunks of invoke_batch images (default: 224 x 224 pixels' worth, so 49 images
     at 32 px, 1 at 224 px): the same features for any chunking."""
     expected, got, lite, _ = keras_and_litert("mobilenetv2", 32, n_layers=2)
@@ -215,6 +215,12 @@ def test_chunked_invocations_give_the_batch_features(cache: Path) -> None:
         for _ in range(2):  # the lanes are made on the first call and reused
             for a, b in zip(alone, shared(images), strict=True):
                 np.testing.assert_array_equal(a, b)
+        assert len(shared._lanes) == lanes
+    monkeypatch.setattr(runtimes, "LANES_MAX_BYTES", 0)  # a model too big to hold once per lane: one interpreter
+    big = runtimes.LiteRTModel(lite.path, num_threads=2, invoke_batch=1)
+    for a, b in zip(alone, big(images), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not big._lanes
 
 
 @pytest.mark.slow
