@@ -70,6 +70,21 @@ def _status(driver) -> str:
     return driver.execute_script("return document.querySelector('#search-results .feedback-status').textContent")
 
 
+def _settle(browser: BrowserSession, quiet: float = 1.0, timeout: float = 60.0) -> None:
+    """Wait until the page's own callbacks are done (no component loading, no request for ``quiet`` seconds) and
+    empty the network log: what a test then reads is what its own clicks sent. Under load a figure's callback from
+    the page load could otherwise still be on its way when the log is emptied (seen once in a full run)."""
+    end, last = time.time() + timeout, time.time()
+    while time.time() < end:
+        busy = browser.driver.execute_script("return !!document.querySelector('[data-dash-is-loading=\"true\"]')")
+        if busy or browser.network():
+            last = time.time()
+        elif time.time() - last >= quiet:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the page still sent requests after {timeout:.0f} s")
+
+
 def _network(browser: BrowserSession) -> list[dict]:
     """The network log since the last call, less the page's own object URLs (thumbnails already downloaded,
     shown from memory: ``blob:``), which never leave the browser."""
@@ -109,7 +124,7 @@ def test_marks_refine_undo_reset_deep_link_and_nothing_sent(playground_artifacts
         assert _bar(driver, "data-ready") == "true"
 
         # Everything below happens after the once-per-layer download: the network log must stay empty.
-        browser.network()
+        _settle(browser)
         served = len(browser.requests)
         _button(driver, same[0], "clear").click()  # the deep link's marks cleared by mouse
         assert _button(driver, same[0], "relevant").get_attribute("aria-pressed") == "false"
@@ -197,7 +212,7 @@ def test_a_dataset_too_big_for_the_browser_sends_only_the_refined_vector(playgro
             "return Array.from(document.querySelectorAll('#search-results .feedback-method option')).map(o => o.value)"
         )
         assert options == ["rocchio"], "the head needs every image's features: not offered here"
-        browser.network()
+        _settle(browser)
         rel = [i for i in first if labels[i] == labels[QUERY]][:2]
         nrel = [i for i in first if labels[i] != labels[QUERY]][:2]
         for i in rel:
@@ -259,7 +274,7 @@ def test_the_hybrid_flow_loads_the_server_head_fine_tunes_it_and_sends_nothing(a
         method = driver.execute_script("return document.querySelector('#search-results .feedback-method').value")
         assert "hybrid" in options and method == "hybrid", f"the server head is offered, and the default: {options}"
 
-        browser.network()
+        _settle(browser)
         served = len(browser.requests)
         for i in rel:
             _button(driver, i, "relevant").click()
