@@ -123,15 +123,19 @@ def pairwise_distances(queries: np.ndarray, features: np.ndarray, metric: str) -
     q = np.asarray(queries, dtype=np.float64)
     x = np.asarray(features, dtype=np.float64)
     if METRICS[family].scipy is None:  # cosine, euclidean
-        dots = q @ x.T
         q_sq = np.einsum("ij,ij->i", q, q)[:, None]
-        x_sq = np.einsum("ij,ij->i", x, x)[None, :]
-        if family == "euclidean":
-            return np.sqrt(np.maximum(q_sq + x_sq - 2.0 * dots, 0.0))
-        norms = np.sqrt(q_sq) * np.sqrt(x_sq)
-        similarity = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-        return np.clip(1.0 - similarity, 0.0, 2.0)
+        return _blas_formula(family, q @ x.T, q_sq, np.einsum("ij,ij->i", x, x)[None, :])
     return cdist(q, x, metric=METRICS[family].scipy, **kwargs)
+
+
+def _blas_formula(family: str, dots: np.ndarray, q_sq: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    """cosine or euclidean distances from float64 dot products and squared norms (arrays broadcasting to the dots'
+    shape), element by element: the same value for a pair in any block."""
+    if family == "euclidean":
+        return np.sqrt(np.maximum(q_sq + x_sq - 2.0 * dots, 0.0))
+    norms = np.sqrt(q_sq) * np.sqrt(x_sq)
+    similarity = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
+    return np.clip(1.0 - similarity, 0.0, 2.0)
 
 
 # Above this many feature values (n x dim), cosine and euclidean searches first scan in float32 BLAS and compute
@@ -512,12 +516,7 @@ def _blas_candidate_distances(
     for row in np.flatnonzero(counts):
         vectors = np.asarray(features[sorted_ids[row, : counts[row]]], dtype=np.float64)
         dots[row, : counts[row]] = (q[row : row + 1] @ vectors.T)[0]
-    if family == "euclidean":
-        values = np.sqrt(np.maximum(q_sq + x_sq - 2.0 * dots, 0.0))
-    else:
-        norms = np.sqrt(q_sq) * np.sqrt(x_sq)
-        values = np.clip(1.0 - np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0), 0.0, 2.0)
-    out[valid] = values[valid]
+    out[valid] = _blas_formula(family, dots, q_sq, x_sq)[valid]
 
 
 def _blas_candidates(
