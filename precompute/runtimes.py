@@ -309,8 +309,7 @@ class LiteRTModel:
     interpreters of one thread each, the chunks shared between them in threads (the invocations release the GIL):
     two such lanes ran efficientnet-lite0 at 144-161 img/s where one interpreter on two threads ran 123-153 (2
     cores, 224 px), the same features bit for bit (XNNPACK splits a layer's output, never a sum, between its
-    threads). Not thread-safe: callers serialise
-    calls (the app's uploads hold a lock).
+    threads). Not thread-safe: callers serialise calls (the app's uploads hold a lock).
     """
 
     def __init__(self, path: Path, num_threads: int | None = None, invoke_batch: int | None = None) -> None:
@@ -319,6 +318,7 @@ class LiteRTModel:
         self._main = _Interpreter(self.path, self.num_threads)
         self._lanes: list[_Interpreter] = []
         self._pool: Any = None
+        self._use_lanes = self.num_threads > 1 and self.path.stat().st_size <= LANES_MAX_BYTES
         self.dims = list(self._main.dims)
         height, width = self._main.input_size
         pixels = height * width if height > 0 and width > 0 else INVOKE_PIXELS  # a free size: 1 image
@@ -345,8 +345,7 @@ class LiteRTModel:
             outputs = self._main(batch)
         else:
             chunks = [batch[i : i + step] for i in range(0, len(batch), step)]
-            lanes = self.num_threads > 1 and self.path.stat().st_size <= LANES_MAX_BYTES
-            parts = self._in_lanes(chunks) if lanes else [self._main(chunk) for chunk in chunks]
+            parts = self._in_lanes(chunks) if self._use_lanes else [self._main(chunk) for chunk in chunks]
             outputs = [np.concatenate(part) for part in zip(*parts, strict=True)]
         if self.readouts is None:
             return outputs
