@@ -21,6 +21,8 @@ True
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,6 +32,12 @@ LEVEL = 0.95
 SEED = 0
 # Rows of resampling indices drawn at once: 2000 x n_queries int32 for 70,000 queries is 560 MB, so chunk.
 _CHUNK_ELEMENTS = 4_000_000
+# Resample counts kept between calls (``_resample_weights``): at most this many bytes of uint8 each (64 MB: 2,000
+# resamples of up to 32,000 queries), the last two kinds (a run's queries, and a paired comparison's).
+_WEIGHTS_MAX_BYTES = 64_000_000
+_WEIGHTS_KEPT = 2
+_WEIGHTS: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}
+_WEIGHTS_LOCK = threading.Lock()
 
 
 def bootstrap_params(n_resamples: int = N_RESAMPLES, level: float = LEVEL, seed: int = SEED) -> dict[str, Any]:
@@ -130,18 +138,50 @@ def _check(array: np.ndarray, n_resamples: int, level: float) -> None:
 def _resampled_means(array: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
     """Means (n_resamples, n_scores) of the columns over resampled rows, NaN skipped."""
     n = array.shape[0]
-    rng = np.random.default_rng(seed)
     finite = np.isfinite(array)
     filled = np.where(finite, array, 0.0)
     counts = finite.astype(np.float64)
     means = np.empty((n_resamples, array.shape[1]))
+    lo = 0
+    for chunk in _resample_weights(n, n_resamples, seed):
+        weights = chunk.astype(np.float64)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means[lo : lo + len(chunk)] = (weights @ filled) / (weights @ counts)
+        lo += len(chunk)
+    return means
+
+
+def _resample_weights(n: int, n_resamples: int, seed: int) -> tuple[np.ndarray, ...] | Iterator[np.ndarray]:
+    """How often each of ``n`` queries is drawn in each resample: chunks of rows (resamples) of counts.
+
+    The draws depend on ``(n, n_resamples, seed)`` only, not on the scores: a run scores every (layer, metric) of a
+    dataset over the same queries with the same seed, so the counts are drawn once and kept (:data:`_WEIGHTS`, the
+    last ``_WEIGHTS_KEPT`` kinds, as uint8 where every count fits: 20 MB for 2,000 resamples of 10,000 queries) up to
+    ``_WEIGHTS_MAX_BYTES``; larger ones are drawn chunk by chunk each time, as before. Same draws either way.
+    """
+    key = (int(n), int(n_resamples), int(seed))
+    kept = _WEIGHTS.get(key)
+    if kept is not None:
+        return kept
+    chunks = _draw_weights(*key)
+    if n * n_resamples > _WEIGHTS_MAX_BYTES:
+        return chunks
+    kept = tuple(chunk.astype(np.uint8) if chunk.max(initial=0) <= 255 else chunk for chunk in chunks)
+    for chunk in kept:
+        chunk.flags.writeable = False
+    with _WEIGHTS_LOCK:
+        _WEIGHTS[key] = kept
+        while len(_WEIGHTS) > _WEIGHTS_KEPT:
+            _WEIGHTS.pop(next(iter(_WEIGHTS)))
+    return kept
+
+
+def _draw_weights(n: int, n_resamples: int, seed: int) -> Iterator[np.ndarray]:
+    rng = np.random.default_rng(seed)
     step = max(1, _CHUNK_ELEMENTS // max(n, 1))
     for lo in range(0, n_resamples, step):
         rows = min(step, n_resamples - lo)
         # How often each query is drawn in each resample: n uniform draws per resample, counted by one bincount
         # (13x faster than numpy's multinomial over 70,000 categories).
         draws = rng.integers(0, n, size=(rows, n)) + (np.arange(rows) * n)[:, None]
-        weights = np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n).astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            means[lo : lo + rows] = (weights @ filled) / (weights @ counts)
-    return means
+        yield np.bincount(draws.ravel(), minlength=rows * n).reshape(rows, n)

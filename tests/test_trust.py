@@ -104,6 +104,29 @@ def test_intervals_are_stored_seeded_and_bracket_the_mean(playground_artifacts: 
 
 
 @pytest.mark.slow
+def test_kept_resample_counts_give_the_intervals_of_fresh_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bootstrap's counts are drawn once per (queries, resamples, seed) and kept: the intervals are those of
+    draws made afresh (kept as uint8, or too large to keep), with NaN scores and one, two and many queries."""
+    from precompute import stats
+
+    rng = np.random.default_rng(7)
+    for n in (1, 2, 31, 2500):
+        values = rng.random((n, 3))
+        values[rng.random((n, 3)) < 0.2] = np.nan
+        stats._WEIGHTS.clear()
+        monkeypatch.setattr(stats, "_WEIGHTS_MAX_BYTES", 0)  # drawn afresh on each call, as before
+        fresh = [stats.bootstrap_ci(values, n_resamples=300, seed=seed) for seed in (0, 1)]
+        assert not stats._WEIGHTS
+        monkeypatch.setattr(stats, "_WEIGHTS_MAX_BYTES", 10**9)
+        for _ in range(2):  # the first call draws and keeps, the second reuses
+            kept = [stats.bootstrap_ci(values, n_resamples=300, seed=seed) for seed in (0, 1)]
+            for a, b in zip(fresh, kept, strict=True):
+                np.testing.assert_array_equal(a, b)
+        assert len(stats._WEIGHTS) == stats._WEIGHTS_KEPT
+        assert all(chunk.dtype == np.uint8 for chunks in stats._WEIGHTS.values() for chunk in chunks)
+    stats._WEIGHTS.clear()
+
+
 def test_the_random_baseline_follows_the_stored_depth(tmp_path: Path) -> None:
     dataset = make_dataset(tmp_path / "colours")
     out = tmp_path / "artifacts"
