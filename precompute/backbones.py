@@ -78,10 +78,11 @@ class Backbone:
         """Pickled as its name, and read back from the registry (a child process, a Dask worker)."""
         return get_backbone, (self.name,)
 
-    def preprocess(self, x: np.ndarray) -> np.ndarray:
+    def preprocess(self, x: np.ndarray, *, in_place: bool = False) -> np.ndarray:
         """The model input of RGB images 0..255 ``(..., 3)``: :func:`apply_pixel_affine` of ``pixel_affine``,
-        float32, in NumPy (imports no TensorFlow)."""
-        return apply_pixel_affine(x, self.pixel_affine)
+        float32, in NumPy (imports no TensorFlow); ``in_place``: a float32 batch of the caller's own is mapped in
+        place."""
+        return apply_pixel_affine(x, self.pixel_affine, in_place=in_place)
 
 
 # Keras' EfficientNetB0-B7 add a layer to their graph only when `weights == "imagenet"`: a Rescaling by

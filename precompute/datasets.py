@@ -290,15 +290,19 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def load_for_model(path: str | Path | bytes, size: int) -> np.ndarray:
+def load_for_model(path: str | Path | bytes, size: int, out: np.ndarray | None = None) -> np.ndarray:
     """Decode an image and resize it to ``size`` x ``size``: float32 RGB in 0..255, shape (size, size, 3).
 
-    The whole image is resized (no crop), as ``keras.utils.load_img(target_size=...)`` does.
+    The whole image is resized (no crop), as ``keras.utils.load_img(target_size=...)`` does. ``out``: a float32
+    array of that shape to write the pixels into (a row of a batch) and return, instead of a new one.
     """
     with large_decode_slot(path):
         image = decode_image(path, draft_size=size * 2)
         image = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
-    return np.asarray(image, dtype=np.float32)
+    if out is None:
+        return np.asarray(image, dtype=np.float32)
+    out[...] = np.asarray(image)  # 0..255 integers: exact in float32
+    return out
 
 
 def large_decode_slot(source: str | Path | bytes) -> threading.BoundedSemaphore | nullcontext:
@@ -443,12 +447,24 @@ def dataset_name(dataset_root: str | Path) -> str:
 
 
 def load_batches(
-    root: Path, paths: list[str], size: int, batch_size: int, workers: int = 2
+    root: Path,
+    paths: list[str],
+    size: int,
+    batch_size: int,
+    workers: int = 2,
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> Iterator[np.ndarray]:
-    """Yield float32 batches (b, size, size, 3) in order, decoding the next batches while the caller works."""
+    """Yield float32 batches (b, size, size, 3) in order, decoding the next batches while the caller works.
+
+    ``transform`` (a model's ``preprocess``) is applied to each batch in the same threads, so the caller's forward
+    passes do not wait for it; the batch it gets is its own to change in place.
+    """
 
     def load_chunk(chunk: list[str]) -> np.ndarray:
-        return np.stack([load_for_model(root / rel, size) for rel in chunk])
+        batch = np.empty((len(chunk), size, size, 3), dtype=np.float32)
+        for row, rel in zip(batch, chunk, strict=True):  # decoded straight into the batch: no stack, no copy
+            load_for_model(root / rel, size, out=row)
+        return batch if transform is None else transform(batch)
 
     chunks = [paths[start : start + batch_size] for start in range(0, len(paths), batch_size)]
     yield from _ordered_map(load_chunk, chunks, workers)

@@ -197,9 +197,9 @@ def _extract_chunk(model: tuple[ModelConfig, tuple[str, ...], str, str | None], 
     entry = _worker_model(model)
     parts: list[list[np.ndarray]] = []
     seconds, warmup = 0.0, (0, 0.0)
-    for batch in load_batches(Path(root), rel_paths, model[0].input_size, batch_size):
+    for batch in load_batches(Path(root), rel_paths, model[0].input_size, batch_size, transform=entry["preprocess"]):
         t0 = time.perf_counter()
-        parts.append(run_feature_model(entry["model"], entry["preprocess"](batch)))
+        parts.append(run_feature_model(entry["model"], batch))
         elapsed = time.perf_counter() - t0
         seconds += elapsed
         if not entry["warm"]:  # this worker's first forward pass pays the graph tracing

@@ -200,7 +200,7 @@ def run_feature_model(feature_model: Any, batch: np.ndarray) -> list[np.ndarray]
 def extract_to_files(
     feature_model: Any,
     batches: Iterable[np.ndarray],
-    preprocess: Any,
+    preprocess: Any | None,
     n_images: int,
     paths: Sequence[Path],
     progress: bool = True,
@@ -208,7 +208,9 @@ def extract_to_files(
 ) -> ExtractionTiming:
     """Run every batch once and write each layer's vectors to its ``.npy`` file, chunk by chunk.
 
-    Files appear under their names only when every image is done (memory stays bounded: one batch).
+    ``preprocess`` maps a batch to the model's input; None when the batches already are (``load_batches(transform=
+    ...)`` prepares them in its decoding threads, beside the forward passes). Files appear under their names only
+    when every image is done (memory stays bounded: one batch).
     """
     from tqdm.auto import tqdm
 
@@ -222,7 +224,7 @@ def extract_to_files(
         writers = [stack.enter_context(open_array_writer(p, (n_images, d))) for p, d in zip(paths, dims, strict=True)]
         for batch in batches:
             t0 = time.perf_counter()
-            outputs = run_feature_model(feature_model, preprocess(batch))
+            outputs = run_feature_model(feature_model, batch if preprocess is None else preprocess(batch))
             compute_seconds += time.perf_counter() - t0
             if row == 0:
                 warmup = (len(batch), compute_seconds)

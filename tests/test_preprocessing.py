@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,32 @@ def test_the_input_is_not_modified_and_bgr_reverses_the_channels() -> None:
     out = apply_pixel_affine(x, PixelAffine("bgr", (1.0, 2.0, 3.0), (0.0, 0.0, 1.0)))
     np.testing.assert_array_equal(x, before)
     np.testing.assert_array_equal(out, np.stack([x[..., 2], 2 * x[..., 1], 3 * x[..., 0] + 1], axis=-1))
+
+
+def test_batches_preprocessed_in_place_in_the_decoding_threads_are_the_same_bits(tmp_path: Path) -> None:
+    """``load_batches(transform=preprocess in place)`` (what extraction runs) gives, bit for bit, the batches of
+    decoding, stacking and then ``x * scale + offset``: every affine, a last batch shorter than the others."""
+    from PIL import Image
+
+    from precompute.datasets import load_batches, load_for_model
+
+    rng = np.random.default_rng(3)
+    paths = []
+    for i in range(7):
+        name = f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (9 + i, 13, 3), dtype=np.uint8)).save(tmp_path / name)
+        paths.append(name)
+    for name in ("efficientnet-lite0", "vgg16", "densenet121", "nasnetmobile", "efficientnetb0", "pixels"):
+        backbone = get_backbone(name)
+        affine = backbone.pixel_affine
+        transform = partial(backbone.preprocess, in_place=True)
+        got = list(load_batches(tmp_path, paths, 16, 3, transform=transform))
+        for start, batch in zip(range(0, 7, 3), got, strict=True):
+            raw = np.stack([load_for_model(tmp_path / p, 16) for p in paths[start : start + 3]])
+            pixels = raw[..., ::-1] if affine.channel_order == "bgr" else raw
+            expected = pixels * np.asarray(affine.scale, np.float32) + np.asarray(affine.offset, np.float32)
+            assert batch.flags.c_contiguous and batch.dtype == np.float32
+            np.testing.assert_array_equal(batch.view(np.uint32), expected.view(np.uint32), err_msg=name)
 
 
 def test_bad_affines_and_shapes_are_refused() -> None:

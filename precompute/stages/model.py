@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +121,17 @@ def extract(
     if cfg.engine == "dask":
         timing = _extract_on_dask(run, model, manifest, paths, key, batch_size)
     else:
-        batches = load_batches(Path(cfg.dataset_dir), manifest["path"].tolist(), input_size, batch_size)
+        batches = load_batches(
+            Path(cfg.dataset_dir),
+            manifest["path"].tolist(),
+            input_size,
+            batch_size,
+            transform=partial(backbone.preprocess, in_place=True),
+        )
         timing = extract_to_files(
             runner,
             batches,
-            backbone.preprocess,
+            None,  # preprocessed in the decoding threads
             len(manifest),
             paths,
             progress=cfg.progress,
