@@ -21,6 +21,7 @@ from precompute.backbones import BACKBONES, WEIGHT_SOURCES, WeightsUnavailableEr
 from precompute.datasets import DatasetError  # noqa: E402
 from precompute.distributed import ENGINES  # noqa: E402
 from precompute.extract import ACTIVATION_BUDGET_MB  # noqa: E402
+from precompute.forkserver import keep_freed_memory  # noqa: E402
 from precompute.locations import default_artifacts_root, describe_default_artifacts, package_version  # noqa: E402
 from precompute.runtimes import QUANTIZATIONS, RUNTIMES, parse_quantizations  # noqa: E402
 from precompute.similarity import DEFAULT_METRICS, DEFAULT_MINKOWSKI_P, METRICS, metric_name  # noqa: E402
@@ -159,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if argv is None:  # the command itself, not a call from Python: Ctrl-C prints one line and exits 130
         interrupt.install("precompute")
+        keep_freed_memory()  # its processes reuse the memory they free (precompute.forkserver)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.list_backbones:

@@ -324,9 +324,11 @@ def build_manifest(
     workers: int = 4,
     progress: bool = True,
     exclude: Sequence[str | Path] = (),
+    on_listed: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, str]], bool]:
     """Decode every candidate image once: keep the good ones, report the bad, write thumbnails.
 
+    ``on_listed(n)`` is called with the number of candidate files once they are listed, before any is decoded.
     Returns ``(manifest, skipped, labeled)``. The manifest has one row per usable image with columns
     id (0..n-1, the row of every feature matrix), path (relative), label (None if unlabeled), width, height,
     and the decoded image's ``content_hash`` and ``phash`` (:mod:`precompute.duplicates`).
@@ -336,6 +338,8 @@ def build_manifest(
 
     root = Path(dataset_root)
     scan = scan_folder(root, exclude)
+    if on_listed is not None:
+        on_listed(len(scan.files))
     if not scan.files:
         raise DatasetError(
             f"No image files in {root} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, any case). "

@@ -46,7 +46,7 @@ def compute_umap(
         Distance between feature vectors, one of ``UMAP_METRICS``. Passed to UMAP as is.
     seed : int, default 0 (the pipeline's `--seed` default)
         Random seed, 0 <= seed < 2**32. The same features and parameters with the same seed give the same
-        layout on the same machine and library versions. A seeded UMAP runs on one thread.
+        layout on the same machine and library versions. A seeded UMAP runs on one thread, its BLAS calls too.
     knn : (indices, distances), optional
         The exact ``metric`` neighbours of every image in UMAP's convention (:func:`knn_from_ranking` builds them
         from a stored ranking): shape (n_images, k) with k the clipped ``n_neighbors``, each row the image itself
@@ -115,7 +115,12 @@ def compute_umap(
         n_jobs=1,
         **extra,
     )
-    with warnings.catch_warnings():
+    from threadpoolctl import threadpool_limits
+
+    # BLAS on one thread as well (the spectral initialisation's eigensolver): its result then does not depend on how
+    # many cores the machine has, and a layout beside other work does not spin BLAS threads against it (stem_conv of
+    # 10,000 images beside two busy cores: 58 s on two BLAS threads, 18 s on one; 16 s alone).
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.filterwarnings("ignore", message=r"precomputed_knn\[2\] \(knn_search_index\) is not an NNDescent")
         return reducer.fit_transform(features).astype(np.float32, copy=False)
 

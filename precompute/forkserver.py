@@ -18,8 +18,15 @@ import logging
 import os
 from typing import Any
 
-# What the server imports once, before it forks any child.
-PRELOAD = ["precompute.pipeline", "tensorflow", "keras"]
+# What the server imports once, before it forks any child (umap: 4 s with TensorFlow loaded, once rather than in
+# each UMAP worker).
+PRELOAD = ["precompute.pipeline", "tensorflow", "keras", "umap"]
+
+# glibc malloc settings of a run's processes (:func:`keep_freed_memory`): blocks below 256 MiB come from the heap,
+# and up to 512 MiB freed at its top stays mapped.
+MMAP_THRESHOLD_BYTES = 256 * 1024 * 1024
+TRIM_THRESHOLD_BYTES = 512 * 1024 * 1024
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 
 
 def model_process_context() -> Any:
@@ -29,6 +36,38 @@ def model_process_context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, its imports running beside this process's work, rather than on first use."""
+    from multiprocessing import forkserver
+
+    model_process_context()  # the preload list
+    forkserver.ensure_running()
+
+
+def keep_freed_memory() -> bool:
+    """Let the run's processes reuse the memory they free instead of handing it back to the kernel (glibc, Linux).
+
+    By default glibc maps every block above its mmap threshold (at most 32 MiB) afresh and unmaps it when freed, so
+    the rankings' blocks of distances, their float64 copies and the decoded batches fault their pages in again on
+    every use: 637,000 page faults and 17 s of system time for the 44 rankings of 10,000 images, against 46,000
+    and 3.5 s with these settings (docs/benchmarks.md section 19, round 4). The settings go to this process
+    (``mallopt``) and, through ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``, to the processes it
+    starts (the fork server, the UMAP workers, model children). The precompute command calls it; a library caller
+    keeps its own allocator settings. Returns whether ``mallopt`` took them (False off glibc).
+    """
+    import ctypes
+
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD_BYTES))
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(TRIM_THRESHOLD_BYTES))
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
+            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+        )
+    except (OSError, AttributeError):
+        return False
 
 
 def die_with_parent() -> None:
@@ -61,4 +100,5 @@ def child_setup(log_level: int) -> None:
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["PRELOAD", "child_setup", "die_with_parent", "in_child", "model_process_context"]
+__all__ = ["PRELOAD", "child_setup", "die_with_parent", "in_child", "keep_freed_memory", "model_process_context",
+           "start_fork_server"]

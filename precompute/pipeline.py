@@ -27,12 +27,12 @@ from precompute.backbones import BACKBONES, WeightsUnavailableError, get_backbon
 from precompute.datasets import dataset_name
 from precompute.distributed import check_engine
 from precompute.extract import ACTIVATION_BUDGET_MB, POOLINGS
-from precompute.forkserver import die_with_parent, model_process_context
+from precompute.forkserver import die_with_parent, model_process_context, start_fork_server
 from precompute.run_summary import StageClock, jsonable, package_versions, summarize_run, utc_now
 from precompute.runtimes import check_runtime, parse_quantizations
 from precompute.similarity import DEFAULT_METRICS, parse_metric
 from precompute.stages import dataset as dataset_stage
-from precompute.stages.layer import UmapWorker
+from precompute.stages.layer import WORKER_MIN_IMAGES, UmapWorker
 from precompute.stages.model import compute_model
 from precompute.tfjs_export import VARIANTS, parse_variants
 
@@ -237,6 +237,13 @@ class Run:
         if self._client is None:
             self._client = self._resources.enter_context(dask_client(self.config.dask_address))
         return self._client
+
+    def expect_images(self, n_images: int) -> None:
+        """Start the fork server of the UMAP workers while the scan decodes, for a dataset large enough to have
+        workers (``WORKER_MIN_IMAGES``): its imports (TensorFlow, Keras, umap: about 10 s of one core) then fill the
+        core the scan leaves idle, instead of delaying the first layouts after the extraction."""
+        if n_images >= WORKER_MIN_IMAGES:
+            start_fork_server()
 
     def umap_worker(self, processes: int = 1) -> UmapWorker:
         """The layer stage's UMAP processes, started from the fork server on first use (as many as that call asks),

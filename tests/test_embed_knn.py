@@ -91,6 +91,23 @@ def test_the_stored_neighbours_go_to_umap_only_where_it_would_search_them(monkey
         compute_umap(features, seed=0, knn=(knn[0][:, :10], knn[1][:, :10]))
 
 
+def test_a_layout_runs_blas_on_one_thread(monkeypatch) -> None:
+    """The spectral initialisation's eigensolver calls BLAS: on one thread its result does not depend on the cores,
+    and a layout beside other work does not spin BLAS threads (section 19, round 4)."""
+    from threadpoolctl import threadpool_info
+
+    seen: list[list[int]] = []
+
+    class _Recording(_FakeUMAP):
+        def fit_transform(self, features: np.ndarray) -> np.ndarray:
+            seen.append([pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"])
+            return super().fit_transform(features)
+
+    monkeypatch.setitem(sys.modules, "umap", types.SimpleNamespace(UMAP=_Recording))
+    compute_umap(_blobs(), seed=0)
+    assert seen and seen[0] and set(seen[0]) == {1}
+
+
 def test_the_stage_queues_a_layout_once_its_euclidean_ranking_is_on_disk() -> None:
     """With neighbours from the rankings, a layout goes to the worker only when neighbors_ready gives its ranking;
     without, all go up front as before. Which runs wait: 4096 images or more, euclidean ranked, deep enough."""

@@ -120,3 +120,26 @@ def test_the_precompute_command_extracts_the_default_models_each_in_its_own_proc
     assert cli_main([str(dataset), "--out", out, "--no-progress"]) == 2
     assert cli_main([str(dataset), "--out", out, "--backbones", "pixels", "--no-progress"]) == 2
     assert [config.model_processes for config in configs] == [True, False]
+
+
+def test_a_large_scan_starts_the_fork_server_and_the_command_keeps_freed_memory(monkeypatch) -> None:
+    """From ``WORKER_MIN_IMAGES`` listed images on, the run starts the workers' fork server while the scan decodes;
+    the precompute command's processes keep the memory they free (glibc's thresholds, given to its children too)."""
+    import subprocess
+    import sys
+
+    from precompute.stages.layer import WORKER_MIN_IMAGES
+
+    started: list[int] = []
+    monkeypatch.setattr(pipeline, "start_fork_server", lambda: started.append(1))
+    run = pipeline.Run.__new__(pipeline.Run)
+    run.expect_images(WORKER_MIN_IMAGES - 1)
+    assert not started
+    run.expect_images(WORKER_MIN_IMAGES)
+    assert started == [1]
+
+    code = ("import os; from precompute.forkserver import keep_freed_memory as k; ok = k(); "
+            "print(ok, os.environ['MALLOC_MMAP_THRESHOLD_'], os.environ['MALLOC_TRIM_THRESHOLD_'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", str(256 * 2**20), str(512 * 2**20)]
+

@@ -33,6 +33,9 @@ class RunContext(Protocol):
     def umap_worker(self, processes: int = 1) -> Any:
         """The layer stage's UMAP processes (``precompute.stages.layer.UmapWorker``; how many: the first call's)."""
 
+    def expect_images(self, n_images: int) -> None:
+        """Told how many images the scan is about to decode (the run may start its worker processes' server)."""
+
     def defer(self, work: Callable[[], None]) -> None:
         """Run ``work`` later in the run, after its models and label checks (the layouts the worker computes
         meanwhile are collected so)."""

@@ -59,7 +59,7 @@ def prepare_dataset(run: RunContext) -> tuple[DatasetEntry, pd.DataFrame]:
     for key in entry.models if entry else {}:
         shutil.rmtree(art.dataset_dir(root, ds) / art.check_name(key, "model name"), ignore_errors=True)
     manifest, skipped, labeled = build_manifest(
-        cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress, exclude=[root]
+        cfg.dataset_dir, art.thumbs_dir(root, ds), progress=cfg.progress, exclude=[root], on_listed=run.expect_images
     )
     art.write_table(path, manifest)
     run.report["skipped_files"] = skipped
