@@ -25,6 +25,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -304,6 +305,39 @@ def rank_neighbors_exact_many(
     return {metric: rankings[metric] for metric in names}
 
 
+# n x n float32 matrices of all-pairs scans, kept between calls inside ``reused_scans()`` (else None).
+_SCAN_MATRICES: list[np.ndarray] | None = None
+
+
+@contextmanager
+def reused_scans() -> Iterator[None]:
+    """Within it, each all-pairs scan (:func:`rank_neighbors_exact_many`) takes its ``n x n`` matrices from the
+    previous scan's instead of new ones, and hands them back for the next; released at the end. A new matrix is
+    mapped, faulted in and zeroed page by page by the kernel on its first write: 400 MB at 10,000 images, up to three
+    per layer, 12 s of the 44 rankings of a 10,000-image run (docs/benchmarks.md section 19, round 4). No more are
+    held than one scan uses at once (two at most: manhattan's and chebyshev's), so the run's peak does not grow. The
+    layer stage holds it over one model's layers (one thread)."""
+    global _SCAN_MATRICES
+    if _SCAN_MATRICES is not None:  # nested: the outer one keeps and releases them
+        yield
+        return
+    _SCAN_MATRICES = []
+    try:
+        yield
+    finally:
+        _SCAN_MATRICES = None
+
+
+def _scan_matrix(n: int) -> np.ndarray:
+    """An ``n x n`` float32 matrix: one kept by ``reused_scans()`` if it has one of that size, else a new one."""
+    if _SCAN_MATRICES:
+        kept = [i for i, m in enumerate(_SCAN_MATRICES) if m.shape == (n, n)]
+        if kept:
+            return _SCAN_MATRICES.pop(kept[0])
+        _SCAN_MATRICES.clear()  # another size: let the old ones go before the new one is mapped
+    return np.empty((n, n), dtype=np.float32)
+
+
 def _all_pairs(
     matrix: np.ndarray,
     exact: np.ndarray,
@@ -321,12 +355,33 @@ def _all_pairs(
     ``n x n`` scan is filled one block of rows at a time: the block's pairs with itself and every later row are
     computed, and mirrored into the later rows' columns, so when a block is reached its rows are complete.
     """
+    n = matrix.shape[0]
+    names = [parse_metric(metric)[0] for metric in metrics]
+    blas = names[0] in _BLAS_FAMILIES
+    full = {key: _scan_matrix(n) for key in (["dots"] if blas else names)}
+    try:
+        return _all_pairs_into(full, matrix, exact, metrics, names, blas, k, chunk_rows, groups, progress, seconds)
+    finally:
+        if _SCAN_MATRICES is not None:  # inside reused_scans(): kept for the next call
+            _SCAN_MATRICES.extend(full.values())
+
+
+def _all_pairs_into(
+    full: dict[str, np.ndarray],
+    matrix: np.ndarray,
+    exact: np.ndarray,
+    metrics: list[str],
+    names: list[str],
+    blas: bool,
+    k: int,
+    chunk_rows: int,
+    groups: np.ndarray | None,
+    progress: Callable[[int], None] | None,
+    seconds: dict[str, float],
+) -> dict[str, Ranking]:
     from precompute import kernels
 
     n, dim = matrix.shape
-    names = [parse_metric(metric)[0] for metric in metrics]
-    blas = names[0] in _BLAS_FAMILIES
-    full = {key: np.empty((n, n), dtype=np.float32) for key in (["dots"] if blas else names)}
     squares = np.einsum("ij,ij->i", matrix, matrix)
     norms = np.sqrt(squares)
     largest = float(squares.max(initial=0.0))

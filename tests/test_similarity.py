@@ -207,6 +207,22 @@ def test_all_pairs_serve_every_metric_at_once_and_fall_back_where_they_cannot(mo
             np.testing.assert_array_equal(together[metric].indices, alone[metric].indices)
             np.testing.assert_array_equal(together[metric].distances.view(np.int32),
                                           alone[metric].distances.view(np.int32))
+    # Inside reused_scans() the scans of later calls write into the first call's matrices (full of its values), at
+    # most two kept (manhattan's and chebyshev's), another size lets them go, and the end releases them.
+    with sim.reused_scans():
+        first: set[int] = set()
+        for _ in range(2):
+            again = sim.rank_neighbors_exact_many(features, metrics, 7, 100, max_matrix_bytes=8 * 260 * 260)
+            kept = {id(m) for m in sim._SCAN_MATRICES}
+            assert len(kept) == 2 and kept == (first or kept)
+            first = kept
+            for metric in metrics:
+                np.testing.assert_array_equal(again[metric].indices, alone[metric].indices)
+                np.testing.assert_array_equal(again[metric].distances.view(np.int32),
+                                              alone[metric].distances.view(np.int32))
+        sim.rank_neighbors_exact_many(features[:200], ["cosine"], 7, 100)
+        assert [m.shape for m in sim._SCAN_MATRICES] == [(200, 200)]
+    assert sim._SCAN_MATRICES is None
 
 
 def test_blas_candidate_distances_are_pairwise_distances_bit_for_bit() -> None:

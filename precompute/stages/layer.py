@@ -47,7 +47,7 @@ from precompute.feature_duplicates import FEATURE_DUPLICATE_RATIO, FEATURE_DUPLI
 from precompute.run_summary import StageClock
 from precompute.schema import ArtifactIndex, BootstrapParams, LayerDuplicates, LayerEntry, MetricEntry, UmapParams
 from precompute.scores import cutoffs_within
-from precompute.similarity import ALL_PAIRS_MIN_ROWS, rank_neighbors_exact_many
+from precompute.similarity import ALL_PAIRS_MIN_ROWS, rank_neighbors_exact_many, reused_scans
 from precompute.stages.context import RunContext
 from precompute.stages.dataset import summary_row
 from precompute.staleness import (
@@ -324,7 +324,8 @@ def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n
     stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed, _neighbors_from_ranking(cfg, n_images))
     deferred = False
     try:
-        yield stage
+        with reused_scans():  # the layers' all-pairs scans share their n x n matrices
+            yield stage
         if worker is not None:
             # The rankings are done. The worker's layouts are collected (in order) when the run asks, after its
             # other models and the label checks (RunContext.defer): those run while the worker lays out these.
