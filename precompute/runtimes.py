@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -353,20 +354,26 @@ class LiteRTModel:
 
     def _in_lanes(self, chunks: list[np.ndarray]) -> list[list[np.ndarray]]:
         """Each chunk's outputs, in order, from ``num_threads`` one-thread interpreters (made on first use), each
-        running every ``num_threads``-th chunk."""
+        taking the next chunk not yet taken when it is done with one: a lane slowed by the decoding threads then
+        runs fewer chunks instead of keeping the other waiting at the end of the batch."""
         from concurrent.futures import ThreadPoolExecutor
 
         if not self._lanes:
             self._lanes = [_Interpreter(self.path, 1) for _ in range(self.num_threads)]
             self._pool = ThreadPoolExecutor(len(self._lanes), thread_name_prefix="litert")
             weakref.finalize(self, self._pool.shutdown, wait=False)
-        count = len(self._lanes)
+        done: list[list[np.ndarray] | None] = [None] * len(chunks)
+        taken = itertools.count()  # next() on it is atomic: each chunk goes to exactly one lane
 
-        def lane(index: int) -> list[list[np.ndarray]]:
-            return [self._lanes[index](chunk) for chunk in chunks[index::count]]
+        def lane(index: int) -> None:
+            interpreter = self._lanes[index]
+            for i in iter(lambda: next(taken), None):
+                if i >= len(chunks):
+                    return
+                done[i] = interpreter(chunks[i])
 
-        done = list(self._pool.map(lane, range(min(count, len(chunks)))))
-        return [done[i % count][i // count] for i in range(len(chunks))]
+        list(self._pool.map(lane, range(min(len(self._lanes), len(chunks)))))
+        return done  # type: ignore[return-value]
 
 
 class _Interpreter:

@@ -207,7 +207,7 @@ def test_chunked_invocations_give_the_batch_features(cache: Path, monkeypatch) -
         chunked = runtimes.LiteRTModel(lite.path, invoke_batch=step)(images)
         for a, b in zip(by_one, chunked, strict=True):
             assert a.shape == b.shape and relative_difference(a, b) < 1e-5
-    # Chunks shared between one-thread interpreters (lanes): each image's features bit for bit those of one
+    # Chunks taken in turn by one-thread interpreters (lanes): each image's features bit for bit those of one
     # interpreter running them in turn, whatever the number of lanes and chunks.
     alone = runtimes.LiteRTModel(lite.path, num_threads=1, invoke_batch=1)(images)
     for lanes in (2, 3, 8):
