@@ -176,8 +176,9 @@ class Run:
             raise ValueError(f"{cfg.dataset_dir} has {len(manifest)} usable image; at least 2 are needed to search.")
         variants = [replace(spec, quantize=q) for spec in cfg.models for q in (None, *cfg.quantize)
                     if q is None or get_backbone(spec.backbone).has_weights]
-        label_job = None
+        self._label_checks = LabelChecksPlan(manifest, labeled)
         for done, spec in enumerate(variants, start=1):
+            self._label_checks.later = variants[done:]
             try:
                 compute_model(self, spec, manifest, labeled)
             except WeightsUnavailableError as exc:
@@ -187,20 +188,15 @@ class Run:
                 log.warning("skipped %s: %s", spec.backbone, exc)
             finally:
                 self._write_report(time.perf_counter() - start)
-            if labeled and label_job is None and self._umap_worker is not None and done < len(variants) and not any(
-                _may_add_evidence(later) for later in variants[done:]
-            ):  # the evidence is final: the label checks run in a worker beside the models left
-                from precompute.label_issues import start_label_checks
-
-                label_job = start_label_checks(self.root, self.dataset, manifest, cfg.seed, cfg.force,
-                                               self._umap_worker.submit_call)
+            if done < len(variants):
+                self.workers_ready()
         if labeled:  # confident learning over the trained models' deepest layers (precompute.label_issues)
             from precompute.label_issues import write_label_issues
 
             timing: dict[str, float] = {}
             begun = time.perf_counter()
             self.report["label_issues"] = write_label_issues(self.root, self.dataset, manifest, cfg.seed, cfg.force,
-                                                              cfg.progress, label_job, timing)
+                                                              cfg.progress, self._label_checks.job, timing)
             # About 35 s for 10,000 images; for a job run early, its seconds in the worker.
             self.clock.add("label checks", timing.get("seconds", time.perf_counter() - begun))
             self._write_report(time.perf_counter() - start)
@@ -238,6 +234,21 @@ class Run:
             self._client = self._resources.enter_context(dask_client(self.config.dask_address))
         return self._client
 
+    def workers_ready(self) -> None:
+        """Start the label checks in the UMAP workers once the evidence is final: when the model being computed (its
+        features just extracted, its layer stage about to queue layouts) or the last one done is the last that can
+        add evidence. Queued then, ahead of the layer's layouts, they keep a worker busy while the first layer is
+        ranked, and run beside the models left (pixels, random weights, quantised variants)."""
+        plan = getattr(self, "_label_checks", None)
+        if (plan is None or not plan.labeled or plan.started or self._umap_worker is None
+                or any(_may_add_evidence(later) for later in plan.later)):
+            return
+        from precompute.label_issues import start_label_checks
+
+        plan.started = True
+        plan.job = start_label_checks(self.root, self.dataset, plan.manifest, self.config.seed, self.config.force,
+                                      self._umap_worker.submit_call)
+
     def expect_images(self, n_images: int) -> None:
         """Start the fork server of the UMAP workers while the scan decodes, for a dataset large enough to have
         workers (``WORKER_MIN_IMAGES``): its imports (TensorFlow, Keras, umap: about 10 s of one core) then fill the
@@ -267,6 +278,17 @@ class Run:
         self.report.update(finished=utc_now(), seconds=round(seconds, 1), stage_seconds=self.clock.to_dict(),
                            config=jsonable(asdict(self.config)))
         art.write_json(art.report_path(self.root, self.dataset), self.report)
+
+
+@dataclass
+class LabelChecksPlan:
+    """When a run's label checks may start early (:meth:`Run.workers_ready`): the models after the current one."""
+
+    manifest: pd.DataFrame
+    labeled: bool
+    later: list[ModelRequest] = field(default_factory=list)
+    started: bool = False
+    job: Any = None  # the precompute.label_issues.LabelCheckJob started, if any
 
 
 def _may_add_evidence(spec: ModelRequest) -> bool:

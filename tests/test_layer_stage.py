@@ -49,9 +49,20 @@ def test_layouts_from_the_worker_equal_those_computed_in_process(tmp_path: Path,
     dataset = make_dataset(tmp_path / "colours")
     Run(config(dataset, tmp_path / "here", models=[ModelRequest("pixels")])).execute()
     monkeypatch.setattr(layer_stage, "WORKER_MIN_IMAGES", 0)
+    from threadpoolctl import threadpool_info
+
+    blas_threads: set[int] = set()
+    rank = layer_stage.rank_neighbors_exact_many
+
+    def recording(*args, **kwargs):
+        blas_threads.update(pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas")
+        return rank(*args, **kwargs)
+
+    monkeypatch.setattr(layer_stage, "rank_neighbors_exact_many", recording)
     run = Run(config(dataset, tmp_path / "worker", models=[ModelRequest("pixels")]))
     run.execute()
     assert run._umap_worker is not None  # the layouts did come from the worker
+    assert blas_threads == {1}  # beside the workers, the rankings' BLAS on one thread
     here = sorted((tmp_path / "here").rglob("*.np[yz]"))
     assert len(here) == 3 * 4  # features, layout and two rankings of three layers
     for path in here:

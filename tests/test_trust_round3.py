@@ -375,3 +375,35 @@ def test_label_checks_started_early_are_used_only_for_the_same_inputs(tmp_path):
     assert not _may_add_evidence(ModelRequest("pixels"))
     assert not _may_add_evidence(ModelRequest("efficientnet-lite0", "random"))
     assert not _may_add_evidence(ModelRequest("efficientnet-lite0", quantize="int8"))
+
+
+def test_label_checks_start_in_the_workers_once_no_later_model_can_add_evidence(monkeypatch):
+    """Run.workers_ready (the layer stage calls it when its workers run, before queueing a layout): the label checks
+    are queued once, as soon as the model being computed is the last one that can add evidence; not while a later
+    model may (a trained backbone), not without workers, not for an unlabeled dataset."""
+    import precompute.label_issues as li
+    import precompute.pipeline as pipeline
+
+    started: list[object] = []
+    monkeypatch.setattr(li, "start_label_checks", lambda *args: started.append(args[-1]) or "job")
+    run = pipeline.Run.__new__(pipeline.Run)
+    run.root, run.dataset = None, "toy"
+    run.config = pipeline.RunConfig.__new__(pipeline.RunConfig)
+    run.config.seed, run.config.force = 0, False
+    run._umap_worker = None
+    run._label_checks = pipeline.LabelChecksPlan(pd.DataFrame({"label": ["a", "b"]}), labeled=True)
+    run._label_checks.later = [pipeline.ModelRequest("pixels")]
+    run.workers_ready()
+    assert not started  # no workers
+    run._umap_worker = type("Worker", (), {"submit_call": "submit"})()
+    run._label_checks.later = [pipeline.ModelRequest("efficientnet-lite0")]
+    run.workers_ready()
+    assert not started  # a later trained model may add evidence
+    quantised = pipeline.ModelRequest("efficientnet-lite0", quantize="int8")
+    run._label_checks.later = [pipeline.ModelRequest("pixels"), quantised]
+    run.workers_ready()
+    run.workers_ready()
+    assert started == ["submit"] and run._label_checks.job == "job"
+    run._label_checks = pipeline.LabelChecksPlan(pd.DataFrame({"label": [None]}), labeled=False)
+    run.workers_ready()
+    assert started == ["submit"]

@@ -33,6 +33,9 @@ class RunContext(Protocol):
     def umap_worker(self, processes: int = 1) -> Any:
         """The layer stage's UMAP processes (``precompute.stages.layer.UmapWorker``; how many: the first call's)."""
 
+    def workers_ready(self) -> None:
+        """Told that the layer stage's worker processes run, before it queues a layout there."""
+
     def expect_images(self, n_images: int) -> None:
         """Told how many images the scan is about to decode (the run may start its worker processes' server)."""
 
