@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -59,10 +60,13 @@ def test_layouts_from_the_worker_equal_those_computed_in_process(tmp_path: Path,
         return rank(*args, **kwargs)
 
     monkeypatch.setattr(layer_stage, "rank_neighbors_exact_many", recording)
+    monkeypatch.setattr(layer_stage.UmapWorker, "busy", lambda self: True)  # its layouts outlast each ranking
     run = Run(config(dataset, tmp_path / "worker", models=[ModelRequest("pixels")]))
     run.execute()
     assert run._umap_worker is not None  # the layouts did come from the worker
-    assert blas_threads == {1}  # beside the workers, the rankings' BLAS on one thread
+    assert blas_threads == {1}  # beside busy workers, the rankings' BLAS on one thread
+    idle = layer_stage.LayerStage("m", 10, 1, ["cosine"], StageClock(), False, None)
+    assert isinstance(idle.blas_beside_workers(), contextlib.nullcontext)  # no worker: BLAS as configured
     here = sorted((tmp_path / "here").rglob("*.np[yz]"))
     assert len(here) == 3 * 4  # features, layout and two rankings of three layers
     for path in here:

@@ -160,6 +160,10 @@ class UmapWorker:
         self._pending.append(result)
         return result
 
+    def busy(self) -> bool:
+        """Whether a job submitted is still waiting or running."""
+        return not all(result.ready() for result in self._pending)
+
     def close(self) -> None:
         if all(result.ready() for result in self._pending):
             self._pool.close()
@@ -278,6 +282,14 @@ class LayerStage:
         """Count work found current (nothing to redo) as done, so that the bars end full."""
         self.bars[stage].update(count)
 
+    def blas_beside_workers(self) -> Any:
+        """A context for a layer's rankings: BLAS on one thread while the workers have layouts (or label checks) to
+        run, since they then hold the other core and BLAS threads waiting for a core spin (10,000 images: 32
+        core-seconds, 16 s of the run; the same results: section 19, round 4); else BLAS as configured."""
+        if self.worker is not None and self.worker.busy():
+            return threadpool_limits(limits=1, user_api="blas")
+        return contextlib.nullcontext()
+
     def close(self, keep: str | None = None) -> None:
         """Close the progress bars (all but ``keep``'s, whose work goes on)."""
         for name, bar in self.bars.items():
@@ -327,11 +339,7 @@ def layer_stage(run: RunContext, key: str, layers: list[str], todo: list[str], n
     stage.submit_umaps(umaps, cfg.umap_neighbors, cfg.umap_min_dist, cfg.seed, _neighbors_from_ranking(cfg, n_images))
     deferred = False
     try:
-        # The layers' all-pairs scans share their n x n matrices. Beside the workers, BLAS on one thread here: the
-        # workers hold the other core, and BLAS threads waiting for a core spin (10,000 images: 32 core-seconds, 16 s
-        # of the run; the same results, section 19 round 4).
-        blas = threadpool_limits(limits=1, user_api="blas") if worker is not None else contextlib.nullcontext()
-        with reused_scans(), blas:
+        with reused_scans():  # the layers' all-pairs scans share their n x n matrices
             yield stage
         if worker is not None:
             # The rankings are done. The worker's layouts are collected (in order) when the run asks, after its
@@ -458,15 +466,16 @@ def layer_products(
     # rows is scanned once (similarity.rank_neighbors_exact_many); each metric's seconds, a shared scan split evenly.
     exact, exact_seconds = {}, {}
     if any(metric not in indexed for metric in todo):
-        exact = rank_neighbors_exact_many(
-            features,
-            [metric for metric in todo if metric not in indexed],
-            cfg.top_n,
-            groups=groups,
-            progress=stage.rank_progress,
-            max_matrix_bytes=all_pairs_bytes(cfg.activation_budget_mb),
-            seconds=exact_seconds,
-        )
+        with stage.blas_beside_workers():
+            exact = rank_neighbors_exact_many(
+                features,
+                [metric for metric in todo if metric not in indexed],
+                cfg.top_n,
+                groups=groups,
+                progress=stage.rank_progress,
+                max_matrix_bytes=all_pairs_bytes(cfg.activation_budget_mb),
+                seconds=exact_seconds,
+            )
     for metric in todo:
         npath = art.neighbors_path(root, ds, key, layer, metric)
         spath = art.scores_path(root, ds, key, layer, metric)
