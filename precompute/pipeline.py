@@ -143,6 +143,7 @@ class Run:
         self._resources = ExitStack()  # the Dask client (and LocalCluster) of --engine dask, closed by execute()
         self._client: Any = None
         self._umap_worker: UmapWorker | None = None  # the layer stage's UMAP process (precompute.stages.layer)
+        self._label_checks: LabelChecksPlan | None = None  # when the label checks may start (workers_ready)
         self._deferred: list[Callable[[], None]] = []  # layouts to collect from it once the models are done
         self.clock = StageClock()  # seconds per stage, for report.json and the summary
 
@@ -239,7 +240,7 @@ class Run:
         features just extracted, its layer stage about to queue layouts) or the last one done is the last that can
         add evidence. Queued then, ahead of the layer's layouts, they keep a worker busy while the first layer is
         ranked, and run beside the models left (pixels, random weights, quantised variants)."""
-        plan = getattr(self, "_label_checks", None)
+        plan = self._label_checks
         if (plan is None or not plan.labeled or plan.started or self._umap_worker is None
                 or any(_may_add_evidence(later) for later in plan.later)):
             return

@@ -165,7 +165,7 @@ class UmapWorker:
         return not all(result.ready() for result in self._pending)
 
     def close(self) -> None:
-        if all(result.ready() for result in self._pending):
+        if not self.busy():
             self._pool.close()
         else:
             self._pool.terminate()
