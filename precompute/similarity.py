@@ -338,6 +338,18 @@ def _scan_matrix(n: int) -> np.ndarray:
     return np.empty((n, n), dtype=np.float32)
 
 
+@contextmanager
+def _scan_matrices(n: int, keys: list[str]) -> Iterator[dict[str, np.ndarray]]:
+    """An ``n x n`` float32 matrix per key (:func:`_scan_matrix`), kept for the next scan at the end inside
+    ``reused_scans()``."""
+    full = {key: _scan_matrix(n) for key in keys}
+    try:
+        yield full
+    finally:
+        if _SCAN_MATRICES is not None:
+            _SCAN_MATRICES.extend(full.values())
+
+
 def _all_pairs(
     matrix: np.ndarray,
     exact: np.ndarray,
@@ -355,76 +367,55 @@ def _all_pairs(
     ``n x n`` scan is filled one block of rows at a time: the block's pairs with itself and every later row are
     computed, and mirrored into the later rows' columns, so when a block is reached its rows are complete.
     """
-    n = matrix.shape[0]
-    names = [parse_metric(metric)[0] for metric in metrics]
-    blas = names[0] in _BLAS_FAMILIES
-    full = {key: _scan_matrix(n) for key in (["dots"] if blas else names)}
-    try:
-        return _all_pairs_into(full, matrix, exact, metrics, names, blas, k, chunk_rows, groups, progress, seconds)
-    finally:
-        if _SCAN_MATRICES is not None:  # inside reused_scans(): kept for the next call
-            _SCAN_MATRICES.extend(full.values())
-
-
-def _all_pairs_into(
-    full: dict[str, np.ndarray],
-    matrix: np.ndarray,
-    exact: np.ndarray,
-    metrics: list[str],
-    names: list[str],
-    blas: bool,
-    k: int,
-    chunk_rows: int,
-    groups: np.ndarray | None,
-    progress: Callable[[int], None] | None,
-    seconds: dict[str, float],
-) -> dict[str, Ranking]:
     from precompute import kernels
 
     n, dim = matrix.shape
-    squares = np.einsum("ij,ij->i", matrix, matrix)
-    norms = np.sqrt(squares)
-    largest = float(squares.max(initial=0.0))
-    parts: dict[str, list[Ranking]] = {metric: [] for metric in metrics}
-    for lo in range(0, n, chunk_rows):
-        hi = min(lo + chunk_rows, n)
-        start = time.perf_counter()
-        if blas:
-            uppers = {"dots": matrix[lo:hi] @ matrix[lo:].T}
-        elif len(names) == 2:
-            uppers = dict(
-                zip(
-                    ("manhattan", "chebyshev"),
-                    kernels.scan_manhattan_chebyshev(matrix[lo:hi], matrix[lo:]),
-                    strict=True,
-                )
-            )
-        else:
-            uppers = {names[0]: kernels.scan_distances(matrix[lo:hi], matrix[lo:], names[0])}
-        for key, upper in uppers.items():
-            full[key][lo:hi, lo:] = upper
-            full[key][hi:, lo:hi] = upper[:, hi - lo :].T
-        shared = (time.perf_counter() - start) / len(metrics)
-        queries, exclude = matrix[lo:hi], np.arange(lo, hi)
-        query_groups = None if groups is None else np.asarray(groups)[lo:hi]
-        for metric, name in zip(metrics, names, strict=True):
+    names = [parse_metric(metric)[0] for metric in metrics]
+    blas = names[0] in _BLAS_FAMILIES
+    with _scan_matrices(n, ["dots"] if blas else names) as full:
+        squares = np.einsum("ij,ij->i", matrix, matrix)
+        norms = np.sqrt(squares)
+        largest = float(squares.max(initial=0.0))
+        parts: dict[str, list[Ranking]] = {metric: [] for metric in metrics}
+        for lo in range(0, n, chunk_rows):
+            hi = min(lo + chunk_rows, n)
             start = time.perf_counter()
-            rows = full["dots" if blas else name][lo:hi]
-            if name == "cosine":  # as _blas_candidates: the products divided by both norms
-                scale = np.where(norms[lo:hi] > 0, norms[lo:hi], 1.0)[:, None]
-                approx = 1.0 - np.divide(rows / scale, norms, out=np.zeros(rows.shape, np.float32), where=norms > 0)
-                candidates = _blas_keep(approx, queries, name, dim, largest, k, exclude)
-            elif name == "euclidean":
-                candidates = _blas_keep(squares - 2.0 * rows, queries, name, dim, largest, k, exclude)
+            if blas:
+                uppers = {"dots": matrix[lo:hi] @ matrix[lo:].T}
+            elif len(names) == 2:
+                uppers = dict(
+                    zip(
+                        ("manhattan", "chebyshev"),
+                        kernels.scan_manhattan_chebyshev(matrix[lo:hi], matrix[lo:]),
+                        strict=True,
+                    )
+                )
             else:
-                candidates = _kernel_keep(rows.copy(), name, 1.0, dim, k, exclude)
-            parts[metric].append(
-                rerank_candidates(exact[lo:hi], exact, candidates, metric, k, exclude, groups, query_groups)
-            )
-            seconds[metric] = seconds.get(metric, 0.0) + shared + time.perf_counter() - start
-            if progress is not None:
-                progress(hi - lo)
-    return {metric: concat_rankings(found) for metric, found in parts.items()}
+                uppers = {names[0]: kernels.scan_distances(matrix[lo:hi], matrix[lo:], names[0])}
+            for key, upper in uppers.items():
+                full[key][lo:hi, lo:] = upper
+                full[key][hi:, lo:hi] = upper[:, hi - lo :].T
+            shared = (time.perf_counter() - start) / len(metrics)
+            queries, exclude = matrix[lo:hi], np.arange(lo, hi)
+            query_groups = None if groups is None else np.asarray(groups)[lo:hi]
+            for metric, name in zip(metrics, names, strict=True):
+                start = time.perf_counter()
+                rows = full["dots" if blas else name][lo:hi]
+                if name == "cosine":  # as _blas_candidates: the products divided by both norms
+                    scale = np.where(norms[lo:hi] > 0, norms[lo:hi], 1.0)[:, None]
+                    approx = 1.0 - np.divide(rows / scale, norms, out=np.zeros(rows.shape, np.float32), where=norms > 0)
+                    candidates = _blas_keep(approx, queries, name, dim, largest, k, exclude)
+                elif name == "euclidean":
+                    candidates = _blas_keep(squares - 2.0 * rows, queries, name, dim, largest, k, exclude)
+                else:
+                    candidates = _kernel_keep(rows.copy(), name, 1.0, dim, k, exclude)
+                parts[metric].append(
+                    rerank_candidates(exact[lo:hi], exact, candidates, metric, k, exclude, groups, query_groups)
+                )
+                seconds[metric] = seconds.get(metric, 0.0) + shared + time.perf_counter() - start
+                if progress is not None:
+                    progress(hi - lo)
+        return {metric: concat_rankings(found) for metric, found in parts.items()}
 
 
 def search_exact(
