@@ -26,7 +26,7 @@ PRELOAD = ["precompute.pipeline", "tensorflow", "keras", "umap"]
 # and up to 512 MiB freed at its top stays mapped.
 MMAP_THRESHOLD_BYTES = 256 * 1024 * 1024
 TRIM_THRESHOLD_BYTES = 512 * 1024 * 1024
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 
 
 def model_process_context() -> Any:
@@ -57,15 +57,17 @@ def keep_freed_memory() -> bool:
     starts (the fork server, the UMAP workers, model children). The precompute command calls it; a library caller
     keeps its own allocator settings. Returns whether ``mallopt`` took them (False off glibc).
     """
-    import ctypes
-
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD_BYTES))
     os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(TRIM_THRESHOLD_BYTES))
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+
+
+def mallopt(parameter: int, value: int) -> bool:
+    """glibc's ``mallopt(parameter, value)`` for this process; whether it took it (False off glibc)."""
+    import ctypes
+
     try:
-        libc = ctypes.CDLL("libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
-        )
+        return bool(ctypes.CDLL("libc.so.6").mallopt(parameter, value))
     except (OSError, AttributeError):
         return False
 
@@ -100,5 +102,5 @@ def child_setup(log_level: int) -> None:
         logging.basicConfig(level=log_level, format="%(levelname)s %(name)s: %(message)s")
 
 
-__all__ = ["PRELOAD", "child_setup", "die_with_parent", "in_child", "keep_freed_memory", "model_process_context",
-           "start_fork_server"]
+__all__ = ["M_MMAP_THRESHOLD", "M_TRIM_THRESHOLD", "PRELOAD", "child_setup", "die_with_parent", "in_child",
+           "keep_freed_memory", "mallopt", "model_process_context", "start_fork_server"]
