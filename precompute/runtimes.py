@@ -367,7 +367,7 @@ class LiteRTModel:
 
         def lane(index: int) -> None:
             interpreter = self._lanes[index]
-            for i in iter(lambda: next(taken), None):
+            for i in taken:
                 if i >= len(chunks):
                     return
                 done[i] = interpreter(chunks[i])
