@@ -55,11 +55,17 @@ def keep_freed_memory() -> bool:
     and 3.5 s with these settings (docs/benchmarks.md section 19, round 4). The settings go to this process
     (``mallopt``) and, through ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_``, to the processes it
     starts (the fork server, the UMAP workers, model children). The precompute command calls it; a library caller
-    keeps its own allocator settings. Returns whether ``mallopt`` took them (False off glibc).
+    keeps its own allocator settings. A threshold the environment already sets is the user's (glibc read it at
+    start-up) and stays, here and in the children. Returns whether ``mallopt`` took the settings it was given
+    (False off glibc).
     """
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD_BYTES))
-    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(TRIM_THRESHOLD_BYTES))
-    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)
+    took = True
+    for name, parameter, value in (("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES),
+                                   ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)):
+        if name not in os.environ:
+            os.environ[name] = str(value)
+            took = mallopt(parameter, value) and took
+    return took
 
 
 def mallopt(parameter: int, value: int) -> bool:
